@@ -22,6 +22,17 @@ func registerSniffer(format string, match func(head []byte) bool) {
 	sniffers = append(sniffers, sniffer{format, match})
 }
 
+// fallbackSniffers are tried after every sniffer in sniffers, whatever
+// the order of registration (init order follows file names).
+var fallbackSniffers []sniffer
+
+// registerFallbackSniffer registers the sniffer of a catch-all format,
+// such as syslog, whose loose shape would otherwise claim inputs of more
+// specific formats.
+func registerFallbackSniffer(format string, match func(head []byte) bool) {
+	fallbackSniffers = append(fallbackSniffers, sniffer{format, match})
+}
+
 // Detect names the format of an input from its first bytes (decompressed),
 // or returns "" when it recognizes none. JSON inputs are classified by the
 // keys of their first record; every later record is checked again as it
@@ -40,6 +51,11 @@ func Detect(head []byte) string {
 		return "" // binary
 	}
 	for _, s := range sniffers {
+		if s.match(head) {
+			return s.format
+		}
+	}
+	for _, s := range fallbackSniffers {
 		if s.match(head) {
 			return s.format
 		}

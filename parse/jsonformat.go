@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vigilsec/vigil/event"
 )
@@ -106,7 +107,7 @@ func classifyKeys(top map[string]json.RawMessage) string {
 		if dt == "AWS API Call via CloudTrail" || dt == "AWS Console Sign In via CloudTrail" || bytes.Contains(top["detail"], []byte(`"eventSource"`)) {
 			return "aws.cloudtrail"
 		}
-	case has("protoPayload"):
+	case has("protoPayload"), has("protopayload"): // Panther lowercases some keys
 		return "gcp.audit"
 	case has("srcaddr", "dstaddr"), has("srcAddr", "dstAddr"):
 		if _, ok := jsonParsers["aws.vpcflow"]; ok {
@@ -120,33 +121,48 @@ func classifyKeys(top map[string]json.RawMessage) string {
 }
 
 // classifyAzure tells Azure activity records from Entra ID sign-in and
-// audit records. Both carry operationName; the category and properties
-// tell them apart.
+// audit records, in the shapes they are exported in: diagnostic settings
+// (operationName, category, resourceId); the Activity Log REST API and its
+// SDKs (operationName as {"value": …}, snake_case from Python); Datadog's
+// (an ARM resourceId, the rest moved under evt); and the Graph API's
+// directory audits and sign-ins, whose fields are top-level. Keys match
+// case-insensitively, as in encoding/json: Panther lowercases some.
 func classifyAzure(top map[string]json.RawMessage) string {
-	_, op := top["operationName"]
-	_, rid := top["resourceId"]
-	_, cat := top["category"]
-	_, auth := top["authorization"]
-	_, caller := top["caller"]
-	if !op || !(rid || cat || auth || caller) {
+	get := func(names ...string) json.RawMessage {
+		for _, name := range names {
+			if v, ok := top[name]; ok {
+				return v
+			}
+		}
+		for k, v := range top {
+			for _, name := range names {
+				if strings.EqualFold(k, name) {
+					return v
+				}
+			}
+		}
+		return nil
+	}
+	op, rid := get("operationName", "operation_name"), get("resourceId", "resource_id")
+	entra := false
+	switch {
+	case op != nil && (rid != nil || op[0] == '{' || get("category") != nil || get("authorization") != nil || get("caller") != nil):
+	case len(rid) > 15 && bytes.EqualFold(rid[:15], []byte(`"/subscriptions/`)):
+	case get("activityDisplayName") != nil && (get("initiatedBy") != nil || get("targetResources") != nil),
+		get("userPrincipalName") != nil && get("appDisplayName") != nil && get("createdDateTime") != nil:
+		entra = true
+	default:
 		return ""
 	}
 	var category string
-	json.Unmarshal(top["category"], &category)
-	switch category {
-	case "SignInLogs", "NonInteractiveUserSignInLogs", "ServicePrincipalSignInLogs",
-		"ManagedIdentitySignInLogs", "ADFSSignInLogs", "AuditLogs":
-		if _, ok := jsonParsers["azure.signin"]; ok {
-			return "azure.signin"
-		}
+	json.Unmarshal(get("category"), &category)
+	entra = entra || isEntra(category, string(rid))
+	f := "azure.activity"
+	if entra {
+		f = "azure.signin"
 	}
-	if bytes.Contains(top["resourceId"], []byte("Microsoft.aadiam")) {
-		if _, ok := jsonParsers["azure.signin"]; ok {
-			return "azure.signin"
-		}
-	}
-	if _, ok := jsonParsers["azure.activity"]; ok {
-		return "azure.activity"
+	if _, ok := jsonParsers[f]; ok {
+		return f
 	}
 	return ""
 }

@@ -48,6 +48,9 @@ type Options struct {
 	// Zero means the year of Received, stepping back a year for dates
 	// that would lie in the future.
 	Year int
+	// Location is the time zone of timestamps written without one (RFC
+	// 3164 syslog, zone-less ISO times in syslog files). Nil means UTC.
+	Location *time.Location
 }
 
 // DefaultMaxLine is the default bound on one line or JSON document. A

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigilsec/vigil/parse"
+)
+
+// The files of a data directory.
+const (
+	storeFile  = "events.duckdb"
+	tokenFile  = "admin.token" // the local administrator's API token
+	addrFile   = "serve.addr"  // where a running server listens
+	configFile = "vigil.yaml"
+)
+
+// dataFlags are the flags every command that touches the data directory
+// shares.
+type dataFlags struct {
+	dir    string
+	config string
+}
+
+func (d *dataFlags) register(fs *flag.FlagSet) {
+	def := os.Getenv("VIGIL_DATA")
+	if def == "" {
+		def = "vigil-data"
+	}
+	fs.StringVar(&d.dir, "data", def, "data directory (default $VIGIL_DATA, else ./vigil-data)")
+	fs.StringVar(&d.config, "config", "", "config file (default DATA/"+configFile+" when present)")
+}
+
+func (d *dataFlags) path(name string) string { return filepath.Join(d.dir, name) }
+
+// config is the user's configuration file.
+type config struct {
+	// Tenant is the tenant events are imported into when none is named.
+	Tenant string `yaml:"tenant"`
+	// Environments maps accounts, projects and subscriptions to the
+	// environment they belong to (prod, staging, …).
+	Environments map[string]string `yaml:"environments"`
+	// MaxSkew is the clock-skew bound: events whose time is further than
+	// this from their receipt are flagged.
+	MaxSkew string `yaml:"max_skew"`
+	// JSONTimeField names the time field of generic JSON logs.
+	JSONTimeField string `yaml:"json_time_field"`
+
+	maxSkew time.Duration
+}
+
+// loadConfig reads the config file: the one named, or DATA/vigil.yaml if
+// it exists, or defaults.
+func (d *dataFlags) loadConfig() (*config, error) {
+	c := &config{Tenant: "default"}
+	path := d.config
+	if path == "" {
+		path = d.path(configFile)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return c, nil
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if c.Tenant == "" {
+		c.Tenant = "default"
+	}
+	if c.MaxSkew != "" {
+		if c.maxSkew, err = time.ParseDuration(c.MaxSkew); err != nil {
+			return nil, fmt.Errorf("config %s: max_skew: %w", path, err)
+		}
+	}
+	return c, nil
+}
+
+// parseOptions are the parse options the config implies.
+func (c *config) parseOptions(tenant string) parse.Options {
+	if tenant == "" {
+		tenant = c.Tenant
+	}
+	return parse.Options{
+		Tenant:       tenant,
+		Environments: c.Environments,
+		MaxSkew:      c.maxSkew,
+		TimeField:    c.JSONTimeField,
+	}
+}
+
+// adminToken returns the local administrator's API token, creating it on
+// first use. It lives in the data directory, readable by its owner only:
+// whoever can read the data directory can read the data anyway.
+func (d *dataFlags) adminToken() (string, error) {
+	path := d.path(tokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading admin token: %w", err)
+	}
+	buf := make([]byte, 32)
+	rand.Read(buf)
+	tok := "vgl_" + hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing admin token: %w", err)
+	}
+	return tok, nil
+}
+
+// server returns the base URL and token of a vigil server running on this
+// data directory, or "" when none answers.
+func (d *dataFlags) server(ctx context.Context) (base, token string) {
+	addr, err := os.ReadFile(d.path(addrFile))
+	if err != nil {
+		return "", ""
+	}
+	base = "http://" + strings.TrimSpace(string(addr))
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return "", ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", ""
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", ""
+	}
+	token, err = d.adminToken()
+	if err != nil {
+		return "", ""
+	}
+	return base, token
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vigilsec/vigil/demo"
+	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/store/duckdb"
+	"github.com/vigilsec/vigil/web"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	var d dataFlags
+	d.register(fs)
+	listen := fs.String("listen", "127.0.0.1:8080", "address the HTTP API listens on")
+	loadDemo := fs.Bool("demo", false, "load the bundled demo dataset (Stratus Red Team CloudTrail logs) into an empty data directory")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil serve [--data DIR] [--listen ADDR] [--demo]\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments %q", rest)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	token, err := d.adminToken()
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile), Logger: logger, Registerer: reg})
+	if err != nil {
+		if errors.Is(err, duckdb.ErrLocked) {
+			return fmt.Errorf("%w: is another 'vigil serve' or 'vigil import' running on %s?", err, d.dir)
+		}
+		return err
+	}
+	defer db.Close()
+
+	if *loadDemo {
+		if err := loadDemoData(ctx, db, cfg, logger); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	// Tell local commands (vigil search) where to find us.
+	if err := os.WriteFile(d.path(addrFile), []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", addrFile, err)
+	}
+	defer os.Remove(d.path(addrFile))
+
+	po := cfg.parseOptions("")
+	handler := web.Handler(web.Options{
+		Store:      db,
+		AdminToken: token,
+		Gatherer:   reg,
+		Logger:     logger,
+		Ingest: ingest.HTTPHandler(db, ingest.HTTPOptions{
+			Parse:  po,
+			Logger: logger,
+			Tenant: func(r *http.Request) (string, error) {
+				// The administrator may ingest into any tenant.
+				if t := r.URL.Query().Get("tenant"); t != "" {
+					return t, nil
+				}
+				return po.Tenant, nil
+			},
+		}),
+	})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("vigil serving", "addr", "http://"+ln.Addr().String(), "data", d.dir, "token_file", d.path(tokenFile))
+	fmt.Fprintf(stdout, "vigil %s listening on http://%s\n", version, ln.Addr())
+	fmt.Fprintf(stdout, "API token: %s (send it as 'Authorization: Bearer …')\n", d.path(tokenFile))
+	fmt.Fprintf(stdout, "try: vigil search --data %s 'eventName:StopLogging'\n", d.dir)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	logger.Info("shutting down")
+	return srv.Shutdown(shutdown)
+}
+
+// loadDemoData imports the demo dataset unless the store holds events.
+func loadDemoData(ctx context.Context, db *duckdb.DB, cfg *config, logger *slog.Logger) error {
+	st, err := db.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Events > 0 {
+		logger.Info("demo: the store already holds events; not loading the demo dataset", "events", st.Events)
+		return nil
+	}
+	opts := cfg.parseOptions("")
+	opts.Received = time.Now()
+	opts.Backfill = true
+	sum, err := ingest.NewImporter(db, ingest.ImportOptions{Format: parse.Auto, Parse: opts, Logger: logger}).
+		ImportFS(ctx, demo.Files(), "demo")
+	if err != nil {
+		return fmt.Errorf("loading the demo dataset: %w", err)
+	}
+	logger.Info("demo dataset loaded", "events", sum.Events, "quarantined", sum.Quarantined, "files", sum.Files)
+	return nil
+}

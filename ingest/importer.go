@@ -1,0 +1,368 @@
+// Package ingest brings logs into vigil: file and directory imports now,
+// and (later) the HTTP and syslog listeners and pull sources. It parses,
+// batches and hands events to the store; records that cannot be parsed go
+// to quarantine with their reason, and never stop the flow.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/store"
+)
+
+// A Sink receives parsed events and quarantined records.
+type Sink interface {
+	Append(ctx context.Context, evs []*event.Event) error
+	Quarantine(ctx context.Context, qs []store.Quarantined) error
+}
+
+// ImportOptions configure an Importer.
+type ImportOptions struct {
+	Format  string        // a parse format name, or parse.Auto
+	Parse   parse.Options // Origin is set per file
+	Workers int           // files parsed at once; 0 means GOMAXPROCS
+	Batch   int           // events per append; 0 means 20000
+	// Progress, if set, is called from time to time and once at the end.
+	Progress func(Progress)
+	Logger   *slog.Logger
+}
+
+// Progress reports how far an import has got.
+type Progress struct {
+	Files, FilesDone int
+	Bytes, BytesDone int64 // on disk, so compressed for .gz files
+	Events           int64
+	Quarantined      int64
+}
+
+// Summary is the outcome of an import.
+type Summary struct {
+	Files       int // files read
+	Skipped     []Skipped
+	Events      int64
+	Quarantined int64
+	Elapsed     time.Duration
+}
+
+// Skipped is a file that was not imported, and why.
+type Skipped struct {
+	Path   string
+	Reason string
+}
+
+// An Importer imports files and directories.
+type Importer struct {
+	sink Sink
+	opts ImportOptions
+}
+
+// NewImporter returns an importer writing to sink.
+func NewImporter(sink Sink, opts ImportOptions) *Importer {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 20000
+	}
+	if opts.Format == "" {
+		opts.Format = parse.Auto
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Importer{sink: sink, opts: opts}
+}
+
+type file struct {
+	path string // as shown in Origin
+	size int64
+	open func() (io.ReadCloser, error)
+}
+
+func osFile(path string, size int64) file {
+	return file{path, size, func() (io.ReadCloser, error) { return os.Open(path) }}
+}
+
+// Import reads every file under paths (directories recursively). It
+// returns an error only when the store fails, the context ends, or a path
+// cannot be read at all; unparseable records are quarantined and
+// unrecognized files are reported in the summary.
+func (im *Importer) Import(ctx context.Context, paths []string) (Summary, error) {
+	files, err := collect(paths)
+	if err != nil {
+		return Summary{}, err
+	}
+	return im.run(ctx, files)
+}
+
+// ImportFS imports every file of fsys, naming them prefix/path in Origin.
+func (im *Importer) ImportFS(ctx context.Context, fsys fs.FS, prefix string) (Summary, error) {
+	var files []file
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files = append(files, file{prefix + "/" + path, info.Size(), func() (io.ReadCloser, error) { return fsys.Open(path) }})
+		return nil
+	})
+	if err != nil {
+		return Summary{}, fmt.Errorf("import: %w", err)
+	}
+	return im.run(ctx, files)
+}
+
+func (im *Importer) run(ctx context.Context, files []file) (Summary, error) {
+	start := time.Now()
+	var (
+		sum      Summary
+		mu       sync.Mutex
+		progress = Progress{Files: len(files)}
+		events   atomic.Int64
+		quar     atomic.Int64
+		bytes    atomic.Int64
+		done     atomic.Int64
+	)
+	for _, f := range files {
+		progress.Bytes += f.size
+	}
+	report := func() {
+		if im.opts.Progress == nil {
+			return
+		}
+		p := progress
+		p.FilesDone, p.BytesDone = int(done.Load()), bytes.Load()
+		p.Events, p.Quarantined = events.Load(), quar.Load()
+		im.opts.Progress(p)
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	// Parsers run in parallel; one writer appends, in batches, so that the
+	// store sees few large appends.
+	batches := make(chan batch, im.opts.Workers)
+	var writeErr error
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for b := range batches {
+			if writeErr != nil {
+				continue // drain, so that parsers do not block
+			}
+			if err := im.write(ctx, b); err != nil {
+				writeErr = err
+				cancel(err)
+				continue
+			}
+			events.Add(int64(len(b.events)))
+			quar.Add(int64(len(b.quarantined)))
+		}
+	}()
+
+	work := make(chan file)
+	var wg sync.WaitGroup
+	for range im.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				ok, reason := im.importFile(ctx, f, batches, &bytes)
+				done.Add(1)
+				mu.Lock()
+				if ok {
+					sum.Files++
+				} else {
+					sum.Skipped = append(sum.Skipped, Skipped{f.path, reason})
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+
+	ticker := time.NewTicker(200 * time.Millisecond)
+	defer ticker.Stop()
+	tick := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ticker.C:
+				report()
+			case <-tick:
+				return
+			}
+		}
+	}()
+
+feed:
+	for _, f := range files {
+		select {
+		case work <- f:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(batches)
+	<-writerDone
+	close(tick)
+
+	sum.Events, sum.Quarantined = events.Load(), quar.Load()
+	sum.Elapsed = time.Since(start)
+	sort.Slice(sum.Skipped, func(i, j int) bool { return sum.Skipped[i].Path < sum.Skipped[j].Path })
+	report()
+	if writeErr != nil {
+		return sum, writeErr
+	}
+	if err := context.Cause(ctx); err != nil {
+		return sum, err
+	}
+	return sum, nil
+}
+
+type batch struct {
+	events      []*event.Event
+	quarantined []store.Quarantined
+}
+
+func (im *Importer) write(ctx context.Context, b batch) error {
+	if err := im.sink.Append(ctx, b.events); err != nil {
+		return fmt.Errorf("storing events: %w", err)
+	}
+	if err := im.sink.Quarantine(ctx, b.quarantined); err != nil {
+		return fmt.Errorf("storing quarantined records: %w", err)
+	}
+	return nil
+}
+
+// importFile parses one file into batches. It reports whether the file was
+// read, or why not.
+func (im *Importer) importFile(ctx context.Context, f file, out chan<- batch, read *atomic.Int64) (bool, string) {
+	fh, err := f.open()
+	if err != nil {
+		im.opts.Logger.Warn("cannot open file", "path", f.path, "err", err)
+		return false, err.Error()
+	}
+	defer fh.Close()
+	opts := im.opts.Parse
+	opts.Origin = f.path
+	var b batch
+	flush := func() error {
+		if len(b.events) == 0 && len(b.quarantined) == 0 {
+			return nil
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		b = batch{}
+		return nil
+	}
+	cr := &countingReader{r: fh, n: read}
+	format, err := parse.Parse(cr, im.opts.Format, opts, func(r parse.Result) error {
+		if r.Err != nil {
+			b.quarantined = append(b.quarantined, store.Quarantined{
+				Received: opts.Received, Tenant: opts.Tenant, Format: r.Format, Origin: f.path,
+				Line: r.Line, Offset: r.Offset, Reason: r.Err.Error(), Raw: r.Raw,
+			})
+		} else {
+			b.events = append(b.events, r.Event)
+		}
+		if len(b.events)+len(b.quarantined) >= im.opts.Batch {
+			return flush()
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, parse.ErrUnknownFormat):
+		im.opts.Logger.Warn("skipping file: format not recognized; name one with --format", "path", f.path)
+		return false, "format not recognized (name one with --format)"
+	case err != nil && ctx.Err() != nil:
+		return true, ""
+	case err != nil:
+		// The input broke part-way (a truncated gzip stream, an I/O
+		// error): what was read is kept, and the loss is recorded where
+		// an analyst will see it, in quarantine.
+		im.opts.Logger.Warn("file read only in part", "path", f.path, "format", format, "err", err)
+		b.quarantined = append(b.quarantined, store.Quarantined{
+			Received: opts.Received, Tenant: opts.Tenant, Format: format, Origin: f.path,
+			Reason: fmt.Sprintf("%v (after %d bytes of the file)", err, cr.off),
+		})
+	}
+	if err := flush(); err != nil {
+		return true, ""
+	}
+	return true, ""
+}
+
+// collect lists the regular files under paths, in a stable order.
+func collect(paths []string) ([]file, error) {
+	var files []file
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("import: %w", err)
+		}
+		if !info.IsDir() {
+			files = append(files, osFile(p, info.Size()))
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+			if d.IsDir() {
+				if path != p && len(d.Name()) > 1 && d.Name()[0] == '.' {
+					return filepath.SkipDir // .git and the like
+				}
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+			files = append(files, osFile(path, info.Size()))
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// countingReader counts the bytes read from a file, for progress.
+type countingReader struct {
+	r   io.Reader
+	n   *atomic.Int64
+	off int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	c.off += int64(n)
+	return n, err
+}

@@ -1,0 +1,599 @@
+package query
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Scope is the set of tenants whose events a query may read. It comes
+// from the caller's identity, never from the query. The zero Scope reads
+// nothing, so that a caller that forgets to set it fails closed.
+type Scope struct {
+	All     bool     // every tenant (operators of the whole installation)
+	Tenants []string // otherwise, these tenants only
+}
+
+// A Request is a query and the context it runs in.
+type Request struct {
+	Query    *Query // nil matches every event
+	Scope    Scope
+	From, To time.Time // event time range [From, To); a zero bound is open
+	// Limit bounds the rows of the result when the query does not end
+	// with its own head; 0 is no bound. A final head N replaces it.
+	Limit int
+}
+
+// Kind says what the rows of a compiled query are.
+type Kind int
+
+const (
+	// Events rows are whole events: the columns of EventColumns, newest
+	// first unless the query sorts them.
+	Events Kind = iota
+	// Table rows are the columns named by SQL.Columns.
+	Table
+)
+
+func (k Kind) String() string {
+	if k == Events {
+		return "events"
+	}
+	return "table"
+}
+
+// SQL is a compiled query: text with '?' placeholders, and their
+// arguments in order.
+type SQL struct {
+	Text string
+	Args []any
+	Kind Kind
+	// Columns names the result columns of a Table, in order: field
+	// names, aggregate names (count, dc(actor)) or their 'as' names, and
+	// _time for timechart buckets. Nil for Events, whose columns are
+	// EventColumns. The SQL itself names its columns _c0, _c1, … so that
+	// no user text reaches it.
+	Columns []string
+}
+
+// Compile compiles req for the engine d. Compile never runs anything;
+// the store does.
+func Compile(req Request, d *Dialect) (*SQL, error) {
+	q := req.Query
+	if q == nil {
+		q = &Query{}
+	}
+	c := &compiler{d: d, src: q.text}
+	s, err := c.compile(req, q)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+type compiler struct {
+	d     *Dialect
+	src   string
+	nextC int // numbers the column aliases _cN, unique in the whole statement
+	nextT int // numbers the subquery aliases _tN
+}
+
+// An operand is a typed SQL expression.
+type operand struct {
+	f   frag
+	typ Type
+	bin frag // IP fields: the 16-byte column
+}
+
+// An outCol is a column of a stage's result.
+type outCol struct {
+	name  string // as the user names it
+	alias string // as SQL names it: _cN
+	op    operand
+}
+
+// A stage is one SELECT. Pipes are applied to the current stage while
+// they fit in one SELECT; one that does not (head before stats, stats
+// after stats) makes the current stage a subquery of a new one.
+type stage struct {
+	from  frag
+	where []frag
+
+	// The names the stage's input has.
+	events bool            // the events table, or a SELECT * of it
+	allow  map[string]bool // events after fields: the names kept; nil for all
+	// Otherwise the input is a subquery, whose columns are in cols.
+
+	cols    []outCol // nil: EventColumns
+	grouped bool     // cols are by-fields and aggregates
+	groupBy []string // aliases
+	order   []orderKey
+	limit   int
+	hasHead bool
+}
+
+func (c *compiler) errorf(pos int, format string, args ...any) *Error {
+	return errorf(c.src, pos, format, args...)
+}
+
+func (c *compiler) alias() string {
+	a := "_c" + strconv.Itoa(c.nextC)
+	c.nextC++
+	return a
+}
+
+func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
+	st := &stage{from: sqlf("events"), events: true}
+	st.order = []orderKey{{sqlf("time"), true}, {sqlf("seq"), true}}
+
+	// Tenant scope first: it is the one condition that must never be lost.
+	switch {
+	case req.Scope.All:
+	case len(req.Scope.Tenants) == 0:
+		st.where = append(st.where, sqlf(c.d.falseLit))
+	default:
+		ps := make([]frag, len(req.Scope.Tenants))
+		for i, t := range req.Scope.Tenants {
+			ps[i] = sqlf(param{t})
+		}
+		st.where = append(st.where, sqlf("tenant IN (", join(ps, ", "), ")"))
+	}
+	if !req.From.IsZero() {
+		st.where = append(st.where, sqlf("time >= ", c.d.timeValue(req.From)))
+	}
+	if !req.To.IsZero() {
+		st.where = append(st.where, sqlf("time < ", c.d.timeValue(req.To)))
+	}
+	if q.Filter != nil {
+		f, err := c.expr(q.Filter)
+		if err != nil {
+			return nil, err
+		}
+		st.where = append(st.where, f)
+	}
+
+	var err error
+	for _, p := range q.Pipes {
+		switch p := p.(type) {
+		case *Stats:
+			st, err = c.stats(st, p.At, p.Aggs, p.By, 0)
+		case *Timechart:
+			st, err = c.stats(st, p.At, p.Aggs, p.By, p.Span)
+		case *Sort:
+			st, err = c.sort(st, p)
+		case *Head:
+			if st.limit == 0 || p.N < st.limit {
+				st.limit = p.N
+			}
+			st.hasHead = true
+		case *Project:
+			st, err = c.fields(st, p)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !st.hasHead && req.Limit > 0 {
+		st.limit = req.Limit
+	}
+	f := c.render(st)
+	out := &SQL{Text: f.sql, Args: f.args}
+	if st.cols != nil {
+		out.Kind = Table
+		for _, col := range st.cols {
+			out.Columns = append(out.Columns, col.name)
+		}
+	}
+	return out, nil
+}
+
+// render writes the SELECT of st.
+func (c *compiler) render(st *stage) frag {
+	var sel frag
+	if st.cols == nil {
+		sel = sqlf(strings.Join(eventColumns, ", "))
+	} else {
+		parts := make([]frag, len(st.cols))
+		for i, col := range st.cols {
+			if col.op.f.sql == col.alias {
+				parts[i] = col.op.f
+			} else {
+				parts[i] = sqlf(col.op.f, " AS "+col.alias)
+			}
+		}
+		sel = join(parts, ", ")
+	}
+	f := sqlf("SELECT ", sel, " FROM ", st.from)
+	if len(st.where) > 0 {
+		f = sqlf(f, " WHERE ", join(st.where, " AND "))
+	}
+	if len(st.groupBy) > 0 {
+		f = sqlf(f, " GROUP BY "+strings.Join(st.groupBy, ", "))
+	}
+	if len(st.order) > 0 {
+		keys := make([]frag, len(st.order))
+		for i, k := range st.order {
+			if k.desc {
+				keys[i] = sqlf(k.x, " DESC")
+			} else {
+				keys[i] = sqlf(k.x, " ASC")
+			}
+		}
+		f = sqlf(f, " ORDER BY ", join(keys, ", "))
+	}
+	if st.limit > 0 {
+		f = sqlf(f, " LIMIT ", param{int64(st.limit)})
+	}
+	return f
+}
+
+// nest makes st a subquery of a new stage that selects what st selects.
+func (c *compiler) nest(st *stage) *stage {
+	inner := st
+	if st.events {
+		// Select every column, so that the new stage can name any field;
+		// its own projection, if any, carries over.
+		cp := *st
+		cp.cols = nil
+		inner = &cp
+	}
+	t := "_t" + strconv.Itoa(c.nextT)
+	c.nextT++
+	ns := &stage{from: sqlf("(", c.render(inner), ") AS "+t), events: st.events, allow: st.allow}
+	if st.events {
+		ns.cols = st.cols
+		ns.order = st.order
+		return ns
+	}
+	ns.cols = make([]outCol, len(st.cols))
+	for i, col := range st.cols {
+		ns.cols[i] = outCol{name: col.name, alias: col.alias, op: operand{f: sqlf(col.alias), typ: col.op.typ}}
+	}
+	// The keys of a table stage are its own columns, which the new stage
+	// reads by the same names.
+	ns.order = st.order
+	return ns
+}
+
+// resolve returns the expression for the name ref in st: a field of the
+// events, or a column of st's result.
+func (c *compiler) resolve(st *stage, ref FieldRef) (operand, error) {
+	if !st.events {
+		col, err := c.column(st, ref)
+		if err != nil {
+			return operand{}, err
+		}
+		if st.grouped {
+			// Only ORDER BY may name an aggregate, and by its alias.
+			return operand{f: sqlf(col.alias), typ: col.op.typ}, nil
+		}
+		return col.op, nil
+	}
+	if st.allow != nil && !st.allow[ref.Name] {
+		return operand{}, c.errorf(ref.At, "%s was dropped by an earlier fields command", ref.Name)
+	}
+	return c.field(ref.Name), nil
+}
+
+// column returns the column of st's result called ref.
+func (c *compiler) column(st *stage, ref FieldRef) (outCol, error) {
+	for _, col := range st.cols {
+		if col.name == ref.Name {
+			return col, nil
+		}
+	}
+	names := make([]string, len(st.cols))
+	for i, col := range st.cols {
+		names[i] = col.name
+	}
+	return outCol{}, c.errorf(ref.At, "unknown column %q (the columns here are %s)", ref.Name, strings.Join(names, ", "))
+}
+
+// field returns the expression for a field of the events table.
+func (c *compiler) field(name string) operand {
+	if f, ok := fieldsByName[name]; ok {
+		op := operand{f: sqlf(f.Column), typ: f.Type}
+		if f.BinColumn != "" {
+			op.bin = sqlf(f.BinColumn)
+		}
+		return op
+	}
+	return operand{f: c.d.docText(strings.Split(name, ".")), typ: typeDoc}
+}
+
+func (c *compiler) fields(st *stage, p *Project) (*stage, error) {
+	if !st.events {
+		// A projection of a table is a new SELECT, so that ORDER BY and
+		// GROUP BY of st keep their columns.
+		st = c.nest(st)
+		var cols []outCol
+		for _, ref := range p.Fields {
+			col, err := c.column(st, ref)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.ContainsFunc(cols, func(o outCol) bool { return o.name == col.name }) {
+				cols = append(cols, col)
+			}
+		}
+		st.cols = cols
+		return st, nil
+	}
+	var cols []outCol
+	allow := make(map[string]bool)
+	add := func(ref FieldRef) error {
+		if allow[ref.Name] {
+			return nil
+		}
+		op, err := c.resolve(st, ref)
+		if err != nil {
+			return err
+		}
+		allow[ref.Name] = true
+		cols = append(cols, outCol{name: ref.Name, alias: c.alias(), op: op})
+		return nil
+	}
+	// Events keep their time: a list of events without one is no use.
+	if !slices.ContainsFunc(p.Fields, func(r FieldRef) bool { return r.Name == "time" }) {
+		if err := add(FieldRef{At: p.At, Name: "time"}); err != nil {
+			return nil, err
+		}
+	}
+	for _, ref := range p.Fields {
+		if err := add(ref); err != nil {
+			return nil, err
+		}
+	}
+	st.cols, st.allow = cols, allow
+	return st, nil
+}
+
+func (c *compiler) sort(st *stage, p *Sort) (*stage, error) {
+	if st.limit > 0 {
+		// head, then sort: sort the rows head kept.
+		st = c.nest(st)
+	}
+	var keys []orderKey
+	for _, k := range p.Keys {
+		var x frag
+		if st.events {
+			op, err := c.resolve(st, k.FieldRef)
+			if err != nil {
+				return nil, err
+			}
+			x = op.f
+		} else {
+			col, err := c.column(st, k.FieldRef)
+			if err != nil {
+				return nil, err
+			}
+			x = sqlf(col.alias)
+		}
+		keys = append(keys, orderKey{x, k.Desc})
+	}
+	// The order before the sort breaks ties, as a stable sort would. A
+	// key that comes again adds nothing.
+	st.order = dedupKeys(append(keys, st.order...))
+	return st, nil
+}
+
+// An orderKey is one key of ORDER BY.
+type orderKey struct {
+	x    frag
+	desc bool
+}
+
+// dedupKeys drops keys on an expression an earlier key already orders by.
+func dedupKeys(keys []orderKey) []orderKey {
+	var out []orderKey
+	for _, k := range keys {
+		if !slices.ContainsFunc(out, func(o orderKey) bool { return sameFrag(o.x, k.x) }) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func sameFrag(a, b frag) bool {
+	return a.sql == b.sql && slices.EqualFunc(a.args, b.args, func(x, y any) bool {
+		s1, ok1 := x.(string)
+		s2, ok2 := y.(string)
+		return ok1 && ok2 && s1 == s2
+	})
+}
+
+// stats applies stats, or timechart when span is not zero; at is the
+// position of the command.
+func (c *compiler) stats(st *stage, at int, aggs []Agg, by []FieldRef, span time.Duration) (*stage, error) {
+	if st.grouped || st.limit > 0 {
+		// Aggregate the rows st returns, not those it reads.
+		st = c.nest(st)
+	}
+	var cols []outCol
+	var groupBy []string
+	if span > 0 {
+		t, err := c.resolve(st, FieldRef{At: at, Name: "time"})
+		if err != nil || t.typ != Time {
+			return nil, c.errorf(at, "timechart needs the time of events, which an earlier command dropped")
+		}
+		col := outCol{name: "_time", alias: c.alias(), op: operand{f: c.d.bucket(t.f, span), typ: Time}}
+		cols = append(cols, col)
+		groupBy = append(groupBy, col.alias)
+	}
+	for _, ref := range by {
+		op, err := c.resolve(st, ref)
+		if err != nil {
+			return nil, err
+		}
+		col := outCol{name: ref.Name, alias: c.alias(), op: operand{f: op.f, typ: op.typ}}
+		cols = append(cols, col)
+		groupBy = append(groupBy, col.alias)
+	}
+	for _, a := range aggs {
+		op, err := c.agg(st, a)
+		if err != nil {
+			return nil, err
+		}
+		cols = append(cols, outCol{name: a.Name(), alias: c.alias(), op: op})
+	}
+	ns := &stage{from: st.from, where: st.where, cols: cols, grouped: true, groupBy: groupBy}
+	// Rows come out in the order of their groups, as a user reading a
+	// table or a chart expects.
+	for _, g := range groupBy {
+		ns.order = append(ns.order, orderKey{x: sqlf(g)})
+	}
+	return ns, nil
+}
+
+func (c *compiler) agg(st *stage, a Agg) (operand, error) {
+	if a.Field == nil {
+		return operand{f: sqlf("count(*)"), typ: Int}, nil
+	}
+	x, err := c.resolve(st, *a.Field)
+	if err != nil {
+		return operand{}, err
+	}
+	d := c.d
+	switch a.Func {
+	case "count":
+		return operand{f: sqlf("count(", x.f, ")"), typ: Int}, nil
+	case "dc":
+		return operand{f: d.countDistinct(x.f), typ: Int}, nil
+	case "values":
+		return operand{f: d.values(x.f, x.typ == List), typ: List}, nil
+	case "min", "max":
+		switch x.typ {
+		case List:
+			return operand{}, c.errorf(a.Field.At, "%s needs a single-valued field; %s is a list", a.Func, a.Field.Name)
+		case typeDoc:
+			// Numerically when some values are numbers (bytes,
+			// durations), as text otherwise (names, ISO times).
+			num := d.toText(sqlf(a.Func+"(", d.toDouble(x.f), ")"))
+			return operand{f: sqlf("coalesce(", num, ", "+a.Func+"(", x.f, "))"), typ: typeDoc}, nil
+		}
+		return operand{f: sqlf(a.Func+"(", x.f, ")"), typ: x.typ}, nil
+	case "sum", "avg":
+		switch x.typ {
+		case Int, typeFloat, typeDoc:
+		default:
+			return operand{}, c.errorf(a.Field.At, "%s needs a number; %s is %s", a.Func, a.Field.Name, typeArticle(x.typ))
+		}
+		// Sums as doubles: an integer sum would come back as a 128-bit
+		// integer from some engines.
+		return operand{f: sqlf(a.Func+"(", d.toDouble(x.f), ")"), typ: typeFloat}, nil
+	}
+	return operand{}, c.errorf(a.At, "unknown function %q", a.Func)
+}
+
+// expr compiles a filter expression to a condition.
+func (c *compiler) expr(e Expr) (frag, error) {
+	switch e := e.(type) {
+	case *And:
+		return c.exprs(e.Args, " AND ")
+	case *Or:
+		return c.exprs(e.Args, " OR ")
+	case *Not:
+		x, err := c.expr(e.X)
+		if err != nil {
+			return frag{}, err
+		}
+		// A condition on a missing field is NULL, and NOT NULL is NULL:
+		// without isTrue, NOT action:x would skip events with no action.
+		return sqlf("NOT ", c.d.isTrue(x)), nil
+	case *Text:
+		if e.Value.matchesAll() {
+			return sqlf("TRUE"), nil
+		}
+		if e.Value.HasWildcard() {
+			return c.d.iLike(sqlf("raw"), "%"+likePattern(e.Value.Pattern)+"%"), nil
+		}
+		return c.d.containsFold(sqlf("raw"), e.Value.Text()), nil
+	case *Compare:
+		return c.compare(e)
+	}
+	return frag{}, c.errorf(e.Pos(), "unknown expression")
+}
+
+func (c *compiler) exprs(args []Expr, sep string) (frag, error) {
+	fs := make([]frag, len(args))
+	for i, a := range args {
+		f, err := c.expr(a)
+		if err != nil {
+			return frag{}, err
+		}
+		fs[i] = f
+	}
+	return sqlf("(", join(fs, sep), ")"), nil
+}
+
+var sqlOps = [...]string{Eq: " = ", Ne: " <> ", Lt: " < ", Le: " <= ", Gt: " > ", Ge: " >= "}
+
+func (c *compiler) compare(e *Compare) (frag, error) {
+	p, perr := resolveCompare(c.src, e)
+	if perr != nil {
+		return frag{}, perr
+	}
+	d := c.d
+	x := c.field(e.Field)
+	op := sqlOps[p.op]
+	neg := func(f frag) frag {
+		if p.op == Ne {
+			return sqlf("NOT (", f, ")")
+		}
+		return f
+	}
+	if p.wild {
+		pat := likePattern(p.val.Pattern)
+		switch p.typ {
+		case List:
+			return neg(d.listAnyILike(x.f, pat)), nil
+		case String, IP, typeDoc:
+			return neg(d.iLike(x.f, pat)), nil
+		}
+		return neg(d.iLike(d.toText(x.f), pat)), nil
+	}
+	switch p.typ {
+	case String:
+		return sqlf(x.f, op, param{p.text}), nil
+	case typeDoc:
+		if p.op == Eq || p.op == Ne {
+			return sqlf(x.f, op, param{p.text}), nil
+		}
+		return sqlf(d.toDouble(x.f), op, param{p.float}), nil
+	case List:
+		return neg(d.listHas(x.f, p.text)), nil
+	case Int:
+		return sqlf(x.f, op, param{p.num}), nil
+	case Bool:
+		return sqlf(x.f, op, param{p.b}), nil
+	case IP:
+		if p.isPfx {
+			lo, hi := ipRange(p.prefix)
+			return neg(sqlf(x.bin, " BETWEEN ", param{lo}, " AND ", param{hi})), nil
+		}
+		return sqlf(x.f, op, param{p.addr.String()}), nil
+	case Time:
+		t0 := d.timeValue(p.t0)
+		if !p.day {
+			return sqlf(x.f, op, t0), nil
+		}
+		// A date is the whole day [t0, t1).
+		t1 := d.timeValue(p.t1)
+		switch p.op {
+		case Eq:
+			return sqlf("(", x.f, " >= ", t0, " AND ", x.f, " < ", t1, ")"), nil
+		case Ne:
+			return sqlf("(", x.f, " < ", t0, " OR ", x.f, " >= ", t1, ")"), nil
+		case Lt:
+			return sqlf(x.f, " < ", t0), nil
+		case Le:
+			return sqlf(x.f, " < ", t1), nil
+		case Gt:
+			return sqlf(x.f, " >= ", t1), nil
+		case Ge:
+			return sqlf(x.f, " >= ", t0), nil
+		}
+	}
+	return frag{}, c.errorf(e.At, "cannot compare %s", e.Field)
+}

@@ -1,0 +1,451 @@
+// Package duckdb is the embedded store: events in a DuckDB database file
+// in the data directory, appended in batches and searched with the SQL
+// the query compiler writes for DuckDB's dialect.
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
+)
+
+//go:embed schema.sql
+var schema string
+
+// ErrLocked is returned when another process holds the database for
+// writing; DuckDB allows one writer per file.
+var ErrLocked = errors.New("database is locked by another vigil process")
+
+// Options configure a DB.
+type Options struct {
+	Path       string // the database file; "" for an in-memory database
+	ReadOnly   bool
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// DB is a store in one DuckDB database file.
+type DB struct {
+	opts      Options
+	connector *duckdb.Connector
+	db        *sql.DB
+	logger    *slog.Logger
+	metrics   *metrics
+
+	mu      sync.Mutex // serializes appends
+	nextSeq uint64
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens or creates the database.
+func Open(opts Options) (*DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	dsn := opts.Path
+	if opts.ReadOnly {
+		if _, err := os.Stat(opts.Path); err != nil {
+			return nil, fmt.Errorf("opening store: %w", err)
+		}
+		dsn += "?access_mode=read_only"
+	}
+	c, err := duckdb.NewConnector(dsn, nil)
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			return nil, fmt.Errorf("opening %s: %w", opts.Path, ErrLocked)
+		}
+		return nil, fmt.Errorf("opening %s: %w", opts.Path, err)
+	}
+	s := &DB{opts: opts, connector: c, db: sql.OpenDB(c), logger: opts.Logger, metrics: newMetrics(opts.Registerer)}
+	if !opts.ReadOnly {
+		if _, err := s.db.Exec(schema); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("creating schema in %s: %w", opts.Path, err)
+		}
+	}
+	var max sql.NullInt64
+	if err := s.db.QueryRow("SELECT max(seq) FROM events").Scan(&max); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("reading %s: %w", opts.Path, err)
+	}
+	s.nextSeq = uint64(max.Int64) + 1
+	return s, nil
+}
+
+// Close closes the database.
+func (s *DB) Close() error {
+	err := s.db.Close()
+	if cerr := s.connector.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// SQL gives tests and tools the database itself.
+func (s *DB) SQL() *sql.DB { return s.db }
+
+// Append stores events, sorted by time so that each row group covers a
+// narrow time range and time-bounded queries skip the rest.
+func (s *DB) Append(ctx context.Context, evs []*event.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(evs)
+	slices.SortStableFunc(sorted, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range sorted {
+		if e.Seq == 0 {
+			e.Seq = s.nextSeq
+			s.nextSeq++
+		} else if e.Seq >= s.nextSeq {
+			s.nextSeq = e.Seq + 1
+		}
+	}
+	err := s.withAppender(ctx, "events", func(a *duckdb.Appender) error {
+		for _, e := range sorted {
+			if err := a.AppendRow(eventRow(e)...); err != nil {
+				return fmt.Errorf("appending event %d: %w", e.Seq, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.metrics.appended.Add(float64(len(evs)))
+	return nil
+}
+
+// Quarantine stores records that could not be parsed.
+func (s *DB) Quarantine(ctx context.Context, qs []store.Quarantined) error {
+	if len(qs) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.withAppender(ctx, "quarantine", func(a *duckdb.Appender) error {
+		for _, q := range qs {
+			raw, rawBin := text(q.Raw)
+			if err := a.AppendRow(q.Received.UTC(), q.Tenant, q.Format, q.Origin, nullUint(q.Line), nullUint(q.Offset), q.Reason, raw, rawBin); err != nil {
+				return fmt.Errorf("appending quarantined record from %s: %w", q.Origin, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.metrics.quarantined.Add(float64(len(qs)))
+	return nil
+}
+
+func (s *DB) withAppender(ctx context.Context, table string, fn func(*duckdb.Appender) error) error {
+	conn, err := s.connector.Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to store: %w", err)
+	}
+	defer conn.Close()
+	a, err := duckdb.NewAppenderFromConn(conn, "", table)
+	if err != nil {
+		return fmt.Errorf("appending to %s: %w", table, err)
+	}
+	if err := fn(a); err != nil {
+		a.Close()
+		return err
+	}
+	if err := a.Close(); err != nil {
+		return fmt.Errorf("flushing %s: %w", table, err)
+	}
+	return nil
+}
+
+// eventRow lists an event's values in the column order of schema.sql.
+func eventRow(e *event.Event) []driver.Value {
+	raw, rawBin := text(e.Raw)
+	var doc any
+	if e.Doc != nil {
+		d, _ := text(e.Doc)
+		doc = d
+	}
+	var resources any
+	if len(e.Resources) > 0 {
+		resources = e.Resources
+	}
+	return []driver.Value{
+		e.Seq, e.Time.UTC(), e.Received.UTC(), e.Skewed,
+		e.Tenant, e.Source, e.Class, null(e.ID),
+		null(e.Cloud.Provider), null(e.Cloud.Account), null(e.Cloud.Region), null(e.Environment),
+		null(e.Actor.Name), null(e.Actor.ID), null(e.Actor.Type),
+		null(e.Session.ID), null(e.Session.Origin),
+		ipText(e.SrcIP), ipBin(e.SrcIP), ipText(e.DstIP), ipBin(e.DstIP),
+		nullPort(e.SrcPort), nullPort(e.DstPort),
+		null(e.Host), null(e.UserAgent), null(e.Service), null(e.Action),
+		resources, null(e.Outcome.Result), null(e.Outcome.Code), null(e.Message), null(e.Origin),
+		raw, rawBin, doc,
+	}
+}
+
+// text returns b as a string for a VARCHAR column, and b itself for the
+// BLOB beside it when b is not valid UTF-8: DuckDB stores only valid
+// UTF-8 in VARCHAR, and the exact bytes must survive.
+func text(b []byte) (string, any) {
+	if utf8.Valid(b) {
+		return string(b), nil
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD"), b
+}
+
+func null(s string) any {
+	if s == "" {
+		return nil
+	}
+	if !utf8.ValidString(s) {
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}
+
+func nullPort(p uint16) any {
+	if p == 0 {
+		return nil
+	}
+	return p
+}
+
+func nullUint(n int64) any {
+	if n <= 0 {
+		return nil
+	}
+	return uint64(n)
+}
+
+func ipText(a netip.Addr) any {
+	if !a.IsValid() {
+		return nil
+	}
+	return a.String()
+}
+
+// ipBin is the 16-byte form CIDR ranges are compared against.
+func ipBin(a netip.Addr) any {
+	if !a.IsValid() {
+		return nil
+	}
+	b := a.As16()
+	return b[:]
+}
+
+// Search compiles the query for DuckDB and runs it.
+func (s *DB) Search(ctx context.Context, req query.Request) (*store.Result, error) {
+	start := time.Now()
+	q, err := query.Compile(req, query.DuckDB)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, q.Text, q.Args...)
+	if err != nil {
+		return nil, fmt.Errorf("running search: %w", err)
+	}
+	defer rows.Close()
+	cols := q.Columns
+	if q.Kind == query.Events {
+		cols = query.EventColumns()
+	}
+	res := &store.Result{Columns: cols, Events: q.Kind == query.Events}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("reading search results: %w", err)
+		}
+		for i, v := range vals {
+			vals[i] = plain(v)
+		}
+		res.Rows = append(res.Rows, vals)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading search results: %w", err)
+	}
+	s.metrics.searchSeconds.Observe(time.Since(start).Seconds())
+	return res, nil
+}
+
+// plain converts a value scanned from DuckDB to one of the types
+// store.Result promises.
+func plain(v any) any {
+	switch x := v.(type) {
+	case nil, string, bool, int64, uint64, float64:
+		return x
+	case time.Time:
+		return x.UTC()
+	case int32:
+		return int64(x)
+	case int16:
+		return int64(x)
+	case int8:
+		return int64(x)
+	case uint32:
+		return uint64(x)
+	case uint16:
+		return uint64(x)
+	case uint8:
+		return uint64(x)
+	case float32:
+		return float64(x)
+	case *big.Int:
+		if x.IsInt64() {
+			return x.Int64()
+		}
+		return x.String()
+	case []byte:
+		return string(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = plain(e)
+		}
+		return out
+	case duckdb.Interval:
+		return time.Duration(x.Micros)*time.Microsecond + time.Duration(x.Days)*24*time.Hour
+	}
+	return fmt.Sprint(v)
+}
+
+// Stats summarizes what the store holds, for the import summary and the
+// console.
+type Stats struct {
+	Events      int64
+	Quarantined int64
+	First, Last time.Time
+}
+
+// Stats counts events and quarantined records.
+func (s *DB) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	var first, last sql.NullTime
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*), min(time), max(time) FROM events").Scan(&st.Events, &first, &last); err != nil {
+		return st, fmt.Errorf("counting events: %w", err)
+	}
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM quarantine").Scan(&st.Quarantined); err != nil {
+		return st, fmt.Errorf("counting quarantine: %w", err)
+	}
+	st.First, st.Last = first.Time, last.Time
+	return st, nil
+}
+
+type metrics struct {
+	appended      prometheus.Counter
+	quarantined   prometheus.Counter
+	searchSeconds prometheus.Histogram
+}
+
+func newMetrics(r prometheus.Registerer) *metrics {
+	m := &metrics{
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_store_events_appended_total", Help: "Events appended to the store.",
+		}),
+		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_store_quarantined_total", Help: "Records stored in quarantine.",
+		}),
+		searchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "vigil_store_search_seconds", Help: "Time to run a search.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
+	}
+	if r != nil {
+		r.MustRegister(m.appended, m.quarantined, m.searchSeconds)
+	}
+	return m
+}
+
+
+// quarantineColumns are the columns a quarantine search returns.
+var quarantineColumns = []string{"received", "tenant", "source", "origin", "line", "offset", "reason", "raw"}
+
+// SearchQuarantine lists quarantined records received in [from, to) whose
+// reason, origin or raw bytes contain every word of text (case
+// insensitive); "" or "*" lists them all. Records of tenants outside
+// scope are never returned.
+func (s *DB) SearchQuarantine(ctx context.Context, text string, scope query.Scope, from, to time.Time, limit int) (*store.Result, error) {
+	var where []string
+	var args []any
+	switch {
+	case scope.All:
+	case len(scope.Tenants) == 0:
+		where = append(where, "FALSE")
+	default:
+		where = append(where, "tenant IN (?"+strings.Repeat(", ?", len(scope.Tenants)-1)+")")
+		for _, t := range scope.Tenants {
+			args = append(args, t)
+		}
+	}
+	if !from.IsZero() {
+		where = append(where, "received >= ?")
+		args = append(args, from.UTC())
+	}
+	if !to.IsZero() {
+		where = append(where, "received < ?")
+		args = append(args, to.UTC())
+	}
+	for _, w := range strings.Fields(text) {
+		if w == "*" {
+			continue
+		}
+		where = append(where, `(contains(lower(reason), ?) OR contains(lower(origin), ?) OR contains(lower(raw), ?))`)
+		w = strings.ToLower(w)
+		args = append(args, w, w, w)
+	}
+	q := `SELECT received, tenant, source, origin, line, "offset", reason, raw FROM quarantine`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY received DESC, origin, line"
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("searching quarantine: %w", err)
+	}
+	defer rows.Close()
+	res := &store.Result{Columns: quarantineColumns}
+	for rows.Next() {
+		vals := make([]any, len(quarantineColumns))
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("reading quarantine: %w", err)
+		}
+		for i, v := range vals {
+			vals[i] = plain(v)
+		}
+		res.Rows = append(res.Rows, vals)
+	}
+	return res, rows.Err()
+}
