@@ -314,6 +314,17 @@ func (im *Importer) importFile(ctx context.Context, f file, out chan<- batch, re
 	return true, ""
 }
 
+// Files lists the regular files under paths (directories recursively,
+// skipping hidden ones), in a stable order, with their sizes.
+func Files(paths []string) (names []string, sizes []int64, err error) {
+	files, err := collect(paths)
+	for _, f := range files {
+		names = append(names, f.path)
+		sizes = append(sizes, f.size)
+	}
+	return names, sizes, err
+}
+
 // collect lists the regular files under paths, in a stable order.
 func collect(paths []string) ([]file, error) {
 	var files []file

@@ -41,10 +41,11 @@ type azureActivityRecord struct {
 	StatusCode jsonText `json:"statusCode"`
 	StatusText string   `json:"statusText"`
 	Properties struct {
-		Entity          string   `json:"entity"`
-		ObjectKey       string   `json:"objectKey"`
-		UserAgentHeader string   `json:"userAgentHeader"`
-		StatusCode      jsonText `json:"statusCode"`
+		Entity             string   `json:"entity"`
+		ObjectKey          string   `json:"objectKey"`
+		UserAgentHeader    string   `json:"userAgentHeader"`
+		MetricResponseType string   `json:"metricResponseType"`
+		StatusCode         jsonText `json:"statusCode"`
 	} `json:"properties"`
 
 	// The Activity Log REST API, and the Azure CLI that prints it.
@@ -78,11 +79,12 @@ type azureActivityRecord struct {
 	} `json:"http_request"`
 
 	// Datadog's log pipeline moves operationName, category and resultType
-	// under evt.
+	// under evt, and time to @timestamp.
 	Evt struct {
 		Name    string `json:"name"`
 		Outcome string `json:"outcome"`
 	} `json:"evt"`
+	Timestamp   json.RawMessage `json:"@timestamp"`
 	PantherTime json.RawMessage `json:"p_event_time"`
 }
 
@@ -157,10 +159,11 @@ func parseAzureActivity(rec []byte, ev *event.Event) error {
 		return notThis("Azure activity", "no operationName, and no resourceId in a subscription")
 	}
 	t, err := firstTime(
-		timeSource{"time", r.Time},
-		timeSource{"eventTimestamp", r.EventTimestamp},
-		timeSource{"event_timestamp", r.EventTimestampSnake},
-		timeSource{"p_event_time", r.PantherTime})
+		timeSource{name: "time", raw: r.Time},
+		timeSource{name: "eventTimestamp", raw: r.EventTimestamp},
+		timeSource{name: "event_timestamp", raw: r.EventTimestampSnake},
+		timeSource{name: "@timestamp", raw: r.Timestamp, approx: true},
+		timeSource{name: "p_event_time", raw: r.PantherTime, approx: true})
 	if err != nil {
 		return fmt.Errorf("Azure activity record: %w", err)
 	}
@@ -185,7 +188,8 @@ func parseAzureActivity(rec []byte, ev *event.Event) error {
 	ev.Session.ID = firstNonEmpty(r.Identity.Claims.UTI, r.Claims.UTI)
 	ev.SrcIP, ev.SrcPort = parseCallerIP(firstNonEmpty(r.CallerIPAddress, r.HTTPRequest.ClientIPAddress, r.HTTPRequestSnake.ClientIPAddress, r.Identity.Claims.IPAddr, r.Claims.IPAddr))
 	ev.UserAgent = r.Properties.UserAgentHeader
-	ev.Service = azureProvider(firstNonEmpty(r.ResourceProviderName.Value, r.ResourceProviderNameSnake.Value), ev.Action, resource)
+	ev.Service = azureProvider(firstNonEmpty(r.ResourceProviderName.Value, r.ResourceProviderNameSnake.Value), ev.Action,
+		resourceID, r.Properties.Entity, r.Authorization.Scope)
 	if resource != "" {
 		ev.Resources = append(ev.Resources, resource)
 	}
@@ -206,12 +210,14 @@ func (r *azureActivityRecord) actor() event.Actor {
 		Name: firstNonEmpty(r.Caller, c.UPN, c.UPNShort, c.Name, c.Email, c.NameShort),
 		ID:   firstNonEmpty(c.ObjectID, c.OID, ev.PrincipalID),
 	}
+	// Tokens say what they were issued to in idtyp, when they are recent
+	// enough; before that, only user tokens name a person.
 	switch {
 	case ev.PrincipalType != "":
 		a.Type = azurePrincipalType(ev.PrincipalType)
 	case c.IDType != "":
 		a.Type = azurePrincipalType(c.IDType)
-	case c.UPN != "" || c.UPNShort != "":
+	case c.UPN != "" || c.UPNShort != "" || c.Name != "" || c.Email != "" || c.NameShort != "":
 		a.Type = "user"
 	case c.AppID != "":
 		a.Type = "servicePrincipal"
@@ -250,11 +256,17 @@ func (r *azureActivityRecord) outcome() event.Outcome {
 	case "failure", "failed":
 		o.Result = event.OutcomeFailure
 	case "":
-		if n := len(code); n == 3 && code[0] >= '1' && code[0] <= '5' {
+		switch mrt := r.Properties.MetricResponseType; {
+		case len(code) == 3 && code[0] >= '1' && code[0] <= '5':
 			o.Result = event.OutcomeSuccess
 			if code[0] >= '4' {
 				o.Result = event.OutcomeFailure
 			}
+		case mrt == "Success":
+			o.Result = event.OutcomeSuccess
+		case mrt != "": // ClientOtherError, AuthorizationError, ServerTimeoutError, …
+			o.Result = event.OutcomeFailure
+			code = mrt
 		}
 	}
 	o.Code = firstNonEmpty(string(r.ResultSignature), r.SubStatus.Value, r.SubStatusSnake.Value, r.StatusText, code)
@@ -285,20 +297,21 @@ func azureActivityClass(op string) string {
 }
 
 // azureProvider names the resource provider (Microsoft.Compute) from,
-// in order, the record's own field, the operation and the resource id.
-// Some exports upper- or lowercase it; one of the sources that spells it
-// in mixed case, as Azure documents it, is preferred.
-func azureProvider(named, op, resource string) string {
-	var cands [3]string
-	cands[0] = named
+// in order, the record's own field, the operation and the resource ids.
+// Some exports upper- or lowercase it; a source that spells it in mixed
+// case, as Azure documents it, is preferred.
+func azureProvider(named, op string, resources ...string) string {
+	cands := []string{named}
 	if p, _, ok := strings.Cut(op, "/"); ok && strings.Contains(p, ".") {
-		cands[1] = p
+		cands = append(cands, p)
 	}
-	lres := strings.ToLower(resource)
-	if i := strings.LastIndex(lres, "/providers/"); i >= 0 {
-		cands[2], _, _ = strings.Cut(resource[i+len("/providers/"):], "/")
+	for _, id := range resources {
+		if i := strings.LastIndex(strings.ToLower(id), "/providers/"); i >= 0 {
+			p, _, _ := strings.Cut(id[i+len("/providers/"):], "/")
+			cands = append(cands, p)
+		}
 	}
-	p := firstNonEmpty(cands[:]...)
+	p := firstNonEmpty(cands...)
 	if p == strings.ToUpper(p) || p == strings.ToLower(p) {
 		for _, c := range cands {
 			if strings.EqualFold(c, p) && c != strings.ToUpper(c) && c != strings.ToLower(c) {
@@ -456,14 +469,14 @@ func parseEntra(rec []byte, ev *event.Event) error {
 		return notThis("Entra ID", fmt.Sprintf("neither a sign-in nor a directory audit (category %q, resourceId %q)", truncate(category, 64), truncate(r.ResourceID, 128)))
 	}
 
-	pt := timeSource{"properties.createdDateTime", p.CreatedDateTime}
+	pt := timeSource{name: "properties.createdDateTime", raw: p.CreatedDateTime}
 	if !signIn {
-		pt = timeSource{"properties.activityDateTime", p.ActivityDateTime}
+		pt = timeSource{name: "properties.activityDateTime", raw: p.ActivityDateTime}
 	}
 	t, err := firstTime(
-		timeSource{"time", r.Time},
+		timeSource{name: "time", raw: r.Time},
 		pt,
-		timeSource{"p_event_time", r.PantherTime})
+		timeSource{name: "p_event_time", raw: r.PantherTime, approx: true})
 	if err != nil {
 		return fmt.Errorf("Entra ID record %s: %w", p.ID, err)
 	}
@@ -561,7 +574,7 @@ func (r *entraRecord) audit(p *entraProperties, category, op string, ev *event.E
 	switch result := firstNonEmpty(p.Result, r.Result); strings.ToLower(result) {
 	case "success":
 		ev.Outcome.Result = event.OutcomeSuccess
-	case "failure", "timeout":
+	case "failure", "failed", "timeout":
 		ev.Outcome = event.Outcome{Result: event.OutcomeFailure, Code: firstNonEmpty(p.ResultReason, result)}
 	default:
 		ev.Outcome.Result = event.OutcomeUnknown

@@ -100,10 +100,10 @@ func parseGCPAudit(rec []byte, ev *event.Event) error {
 	}
 
 	t, err := firstTime(
-		timeSource{"timestamp", e.Timestamp},
-		timeSource{"receiveTimestamp", e.ReceiveTimestamp},
-		timeSource{"p_event_time", e.PantherTime},
-		timeSource{"protoPayload.requestMetadata.requestAttributes.time", p.RequestMetadata.RequestAttributes.Time})
+		timeSource{name: "timestamp", raw: e.Timestamp},
+		timeSource{name: "receiveTimestamp", raw: e.ReceiveTimestamp, approx: true},
+		timeSource{name: "p_event_time", raw: e.PantherTime, approx: true},
+		timeSource{name: "protoPayload.requestMetadata.requestAttributes.time", raw: p.RequestMetadata.RequestAttributes.Time, approx: true})
 	if err != nil {
 		return fmt.Errorf("GCP audit record %s: %w", e.InsertID, err)
 	}
@@ -333,15 +333,23 @@ func (s *jsonText) UnmarshalJSON(b []byte) error {
 type timeSource struct {
 	name string
 	raw  json.RawMessage
+	// approx marks a field that only stands in for the event time (when
+	// the log received the record, a copy some pipeline made). A value
+	// there that is not a time is passed over: it does not make the
+	// record itself malformed.
+	approx bool
 }
 
-// firstTime reads the first present of the time fields. A field that is
-// present but not a time is an error, not a reason to look further: the
-// record is malformed. No time at all is not an error; the event is then
-// stamped with its receipt time.
+// firstTime reads the first present of the time fields. A field holding
+// the event time that is present but not a time is an error, not a
+// reason to look further: the record is malformed. No time at all is not
+// an error; the event is then stamped with its receipt time.
 func firstTime(srcs ...timeSource) (time.Time, error) {
 	for _, src := range srcs {
 		t, ok, err := readTimeField(src.name, src.raw)
+		if err != nil && src.approx {
+			continue
+		}
 		if err != nil || ok {
 			return t, err
 		}

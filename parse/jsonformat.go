@@ -128,6 +128,7 @@ func classifyKeys(top map[string]json.RawMessage) string {
 // directory audits and sign-ins, whose fields are top-level. Keys match
 // case-insensitively, as in encoding/json: Panther lowercases some.
 func classifyAzure(top map[string]json.RawMessage) string {
+	const armPrefix = `"/subscriptions/`
 	get := func(names ...string) json.RawMessage {
 		for _, name := range names {
 			if v, ok := top[name]; ok {
@@ -147,7 +148,7 @@ func classifyAzure(top map[string]json.RawMessage) string {
 	entra := false
 	switch {
 	case op != nil && (rid != nil || op[0] == '{' || get("category") != nil || get("authorization") != nil || get("caller") != nil):
-	case len(rid) > 15 && bytes.EqualFold(rid[:15], []byte(`"/subscriptions/`)):
+	case len(rid) > len(armPrefix) && bytes.EqualFold(rid[:len(armPrefix)], []byte(armPrefix)):
 	case get("activityDisplayName") != nil && (get("initiatedBy") != nil || get("targetResources") != nil),
 		get("userPrincipalName") != nil && get("appDisplayName") != nil && get("createdDateTime") != nil:
 		entra = true

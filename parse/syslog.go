@@ -564,7 +564,7 @@ func parseSyslogHeader(b []byte, opts *Options) (h syslogHeader, msgAt int, err 
 		// RFC 3164 4.3.3: a PRI with no timestamp. The rest is the
 		// message; it must at least be text to count as a record.
 		if why := binaryReason(rest); why != "" {
-			return h, 0, fmt.Errorf("not syslog: %s after the priority", why)
+			return h, 0, fmt.Errorf("not syslog: after the priority, %s", why)
 		}
 		return h, i + countSpaces(rest, 0), nil
 	default:
@@ -589,13 +589,13 @@ func parseTraditional(b []byte, h syslogHeader, i int) (syslogHeader, int, error
 		// "Mar 11 09:39:39: --- last message repeated 5 times ---"
 		return h, countSpaces(b, i+1), nil
 	}
-	if i >= len(b) || (b[i] != ' ' && b[i] != '\t') {
+	if countSpaces(b, i) >= len(b) {
+		return h, 0, errors.New("syslog record ends after its timestamp")
+	}
+	if b[i] != ' ' && b[i] != '\t' {
 		return h, 0, fmt.Errorf("syslog timestamp %q is not followed by a space", h.timestamp)
 	}
 	i = countSpaces(b, i)
-	if i >= len(b) {
-		return h, 0, errors.New("syslog record ends after its timestamp")
-	}
 	t1, after1 := token(b, i)
 	switch {
 	case severityWords[string(t1)] != "" && h.pri < 0 && tagWithColon(b, after1):

@@ -242,10 +242,9 @@ func joinExprs(args []Expr, sep string) string {
 	parts := make([]string, len(args))
 	for i, a := range args {
 		parts[i] = a.String()
-		if _, ok := a.(*Compare); !ok {
-			if _, ok := a.(*Text); !ok {
-				parts[i] = "(" + parts[i] + ")"
-			}
+		switch a.(type) {
+		case *And, *Or:
+			parts[i] = "(" + parts[i] + ")"
 		}
 	}
 	return strings.Join(parts, sep)

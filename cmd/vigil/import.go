@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -43,19 +46,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile)})
-	if errors.Is(err, duckdb.ErrLocked) {
-		return fmt.Errorf("%w: stop 'vigil serve' on %s, or send the files to its ingest API", err, d.dir)
+	var sum ingest.Summary
+	if base, token := d.server(ctx); base != "" {
+		// A server holds the database: send it the files.
+		sum, err = remoteImport(ctx, base, token, paths, *format, *tenant, stderr)
+	} else {
+		sum, err = localImport(ctx, &d, cfg, paths, *format, *tenant, stderr, !*quiet && isTerminal(stderr))
 	}
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-
-	opts := cfg.parseOptions(*tenant)
-	opts.Received = time.Now()
-	opts.Backfill = true
-	sum, err := importPaths(ctx, db, paths, *format, opts, stderr, !*quiet && isTerminal(stderr))
 	if err != nil {
 		return err
 	}
@@ -71,6 +68,76 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{1, errors.New("no file could be read")}
 	}
 	return nil
+}
+
+func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string, format, tenant string, stderr io.Writer, bar bool) (ingest.Summary, error) {
+	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile)})
+	if errors.Is(err, duckdb.ErrLocked) {
+		return ingest.Summary{}, fmt.Errorf("%w; if 'vigil serve' runs on %s, it is not answering", err, d.dir)
+	}
+	if err != nil {
+		return ingest.Summary{}, err
+	}
+	defer db.Close()
+	opts := cfg.parseOptions(tenant)
+	opts.Received = time.Now()
+	opts.Backfill = true
+	return importPaths(ctx, db, paths, format, opts, stderr, bar)
+}
+
+// remoteImport posts each file to a running server's ingest API.
+func remoteImport(ctx context.Context, base, token string, paths []string, format, tenant string, stderr io.Writer) (ingest.Summary, error) {
+	start := time.Now()
+	var sum ingest.Summary
+	names, _, err := ingest.Files(paths)
+	if err != nil {
+		return sum, err
+	}
+	for _, name := range names {
+		resp, err := postFile(ctx, base, token, name, format, tenant)
+		sum.Events += int64(resp.Accepted)
+		sum.Quarantined += int64(resp.Quarantined)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return sum, ctx.Err()
+		case err != nil:
+			sum.Skipped = append(sum.Skipped, ingest.Skipped{Path: name, Reason: err.Error()})
+		default:
+			sum.Files++
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, nil
+}
+
+func postFile(ctx context.Context, base, token, path, format, tenant string) (ingest.IngestResponse, error) {
+	var ir ingest.IngestResponse
+	f, err := os.Open(path)
+	if err != nil {
+		return ir, err
+	}
+	defer f.Close()
+	v := url.Values{"format": {format}, "origin": {path}}
+	if tenant != "" {
+		v.Set("tenant", tenant)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/ingest?"+v.Encode(), f)
+	if err != nil {
+		return ir, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ir, fmt.Errorf("sending to the server: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ir); err != nil {
+		return ir, fmt.Errorf("reading the server's answer: %s", resp.Status)
+	}
+	if ir.Error != "" {
+		return ir, errors.New(ir.Error)
+	}
+	return ir, nil
 }
 
 // importPaths imports into db, drawing a progress bar when asked to.

@@ -382,7 +382,6 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	return m
 }
 
-
 // quarantineColumns are the columns a quarantine search returns.
 var quarantineColumns = []string{"received", "tenant", "source", "origin", "line", "offset", "reason", "raw"}
 
