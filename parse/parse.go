@@ -120,10 +120,9 @@ func Parse(r io.Reader, format string, opts Options, emit EmitFunc) (string, err
 	}
 	auto := format == "" || format == Auto
 	if auto {
-		head, err := br.Peek(sniffSize)
-		if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-			return format, fmt.Errorf("reading input: %w", err)
-		}
+		// A read error here (a truncated gzip stream) is met again by the
+		// format's parser, after it has emitted what could be read.
+		head, _ := br.Peek(sniffSize)
 		format = Detect(head)
 		if format == "" {
 			return "", ErrUnknownFormat

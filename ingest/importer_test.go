@@ -1,0 +1,114 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/store"
+)
+
+// memSink keeps what it is given.
+type memSink struct {
+	mu          sync.Mutex
+	events      []*event.Event
+	quarantined []store.Quarantined
+}
+
+func (s *memSink) Append(_ context.Context, evs []*event.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, evs...)
+	return nil
+}
+
+func (s *memSink) Quarantine(_ context.Context, qs []store.Quarantined) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.quarantined = append(s.quarantined, qs...)
+	return nil
+}
+
+const record = `{"eventTime":"2024-07-31T13:06:24Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","recipientAccountId":"111122223333"}`
+
+func gz(t *testing.T, s string) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(s))
+	zw.Close()
+	return buf.Bytes()
+}
+
+func TestImport(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) {
+		path := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Repeat(record+"\n", 100)
+	write("a/plain.json", []byte(lines))
+	// Varied records, so that half the compressed stream holds many.
+	var varied strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&varied, `{"eventTime":"2024-07-31T13:%02d:%02dZ","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"%d"}`+"\n", i/60%60, i%60, i*7919)
+	}
+	write("a/b/delivered.json.gz", gz(t, `{"Records":[`+record+`,`+record+`]}`))
+	full := gz(t, varied.String())
+	write("truncated.json.gz", full[:len(full)/2])
+	write("README.md", []byte("# notes\n"))
+	write(".git/config", []byte(record))
+
+	sink := &memSink{}
+	var last Progress
+	im := NewImporter(sink, ImportOptions{Parse: parse.Options{Tenant: "t", Received: time.Now()}, Batch: 7,
+		Progress: func(p Progress) { last = p }})
+	sum, err := im.Import(context.Background(), []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Files != 3 || len(sum.Skipped) != 1 || !strings.HasSuffix(sum.Skipped[0].Path, "README.md") {
+		t.Errorf("files %d, skipped %v; want 3 read and README.md skipped (.git not walked)", sum.Files, sum.Skipped)
+	}
+	// The truncated file yields what could be read, and a quarantined
+	// record saying the rest was lost.
+	var truncated int
+	for _, e := range sink.events {
+		if strings.Contains(e.Origin, "truncated") {
+			truncated++
+		}
+		if e.Tenant != "t" || e.Source != "aws.cloudtrail" {
+			t.Fatalf("event %+v", e)
+		}
+	}
+	if truncated == 0 || truncated >= 2000 {
+		t.Errorf("%d events from the truncated file, want some but not all", truncated)
+	}
+	if len(sink.quarantined) != 1 || !strings.Contains(sink.quarantined[0].Reason, "unexpected EOF") {
+		t.Fatalf("quarantined = %+v, want one record about the truncated gzip", sink.quarantined)
+	}
+	if want := int64(102 + truncated); sum.Events != want || int64(len(sink.events)) != want || sum.Quarantined != 1 {
+		t.Errorf("summary %d events / %d quarantined, sink %d; want %d / 1", sum.Events, sum.Quarantined, len(sink.events), want)
+	}
+	if last.FilesDone != 4 || last.Events != sum.Events || last.BytesDone != last.Bytes {
+		t.Errorf("final progress %+v", last)
+	}
+}
+
+func TestImportMissingPath(t *testing.T) {
+	_, err := NewImporter(&memSink{}, ImportOptions{}).Import(context.Background(), []string{"/nonexistent/x"})
+	if err == nil {
+		t.Fatal("no error for a missing path")
+	}
+}
