@@ -17,6 +17,7 @@ const (
 	ClassAPIActivity     = "api_activity"
 	ClassAuthentication  = "authentication"
 	ClassNetworkActivity = "network_activity"
+	ClassHTTPActivity    = "http_activity"
 	ClassAccountChange   = "account_change"
 	ClassSystemLog       = "system_log"
 	ClassOther           = "other"
