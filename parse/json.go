@@ -18,13 +18,27 @@ func init() {
 	})
 }
 
-// timeFields are the fields tried, in order, for the time of a generic
-// JSON record when no time field is configured.
-var timeFields = []string{
-	"@timestamp", "timestamp", "time", "eventTime", "EventTime", "event_time",
-	"ts", "date", "datetime", "created_at", "createdAt", "CreationTime",
-	"p_event_time", "published", "updatedAt",
+// timeKeys are the keys, loosely matched (see looseKey), tried in order
+// for the time of a generic record when no time field is configured.
+var timeKeys = []string{
+	"timestamp", "time", "eventtime", "ts", "datetime", "eventdatetime", "date",
+	"createdat", "creationtime", "pieventtime", "published", "updatedat",
 }
+
+// The keys, loosely matched, that generic records name normalized fields
+// with, most specific first.
+var (
+	actionKeys    = []string{"action", "eventname", "event", "operation", "operationname", "method"}
+	serviceKeys   = []string{"service", "eventsource", "app", "application", "workload"}
+	actorKeys     = []string{"user", "username", "userid", "actor", "principal", "useridentity"}
+	hostKeys      = []string{"host", "hostname"}
+	messageKeys   = []string{"message", "msg"}
+	userAgentKeys = []string{"useragent", "requestuseragent"}
+	srcIPKeys     = []string{"srcip", "sourceip", "sourceipaddress", "clientip", "ip", "srcaddr", "remoteaddr", "callerip", "calleripaddress"}
+	dstIPKeys     = []string{"dstip", "destip", "destinationip", "dstaddr"}
+	accountKeys   = []string{"account", "accountid", "recipientaccountid", "organizationid", "projectid", "subscriptionid"}
+	idKeys        = []string{"eventid", "id", "uuid", "requestid"}
+)
 
 // parseGenericJSON fills what it can recognize from any JSON object. The
 // time comes from field (a dotted path) when given — a record without it
@@ -40,8 +54,20 @@ func parseGenericJSON(rec []byte, ev *event.Event, field string) error {
 	if err := d.Decode(&doc); err != nil {
 		return jsonError(rec)
 	}
+	return fillGeneric(doc, ev, field)
+}
+
+// fillGeneric fills ev from a decoded record of unknown shape.
+func fillGeneric(doc map[string]any, ev *event.Event, field string) error {
 	ev.Source = "json"
 	ev.Class = event.ClassOther
+	keys := make(map[string]any, len(doc))
+	for k, v := range doc {
+		lk := looseKey(k)
+		if _, dup := keys[lk]; !dup {
+			keys[lk] = v
+		}
+	}
 	if field != "" {
 		v, ok := lookupPath(doc, field)
 		if !ok {
@@ -53,8 +79,8 @@ func parseGenericJSON(rec []byte, ev *event.Event, field string) error {
 		}
 		ev.Time = t
 	} else {
-		for _, f := range timeFields {
-			if v, ok := doc[f]; ok {
+		for _, k := range timeKeys {
+			if v, ok := keys[k]; ok {
 				if t, err := anyTime(v); err == nil {
 					ev.Time = t
 					break
@@ -62,21 +88,40 @@ func parseGenericJSON(rec []byte, ev *event.Event, field string) error {
 			}
 		}
 	}
-	ev.Action = firstString(doc, "action", "eventName", "event", "operation", "Operation", "method")
-	ev.Service = firstString(doc, "service", "eventSource", "app", "application", "Workload")
-	ev.Actor.Name = firstString(doc, "user", "userName", "username", "actor", "UserId", "principal")
-	ev.Host = firstString(doc, "host", "hostname", "Host")
-	ev.Message = firstString(doc, "message", "msg", "Message")
-	ev.UserAgent = firstString(doc, "user_agent", "userAgent", "UserAgent")
-	if ip, err := netip.ParseAddr(firstString(doc, "src_ip", "source_ip", "sourceIPAddress", "ClientIP", "client_ip", "ip", "srcaddr", "remote_addr")); err == nil {
+	ev.Action = firstString(keys, actionKeys)
+	ev.Service = firstString(keys, serviceKeys)
+	ev.Actor.Name = firstString(keys, actorKeys)
+	ev.Host = firstString(keys, hostKeys)
+	ev.Message = firstString(keys, messageKeys)
+	ev.UserAgent = firstString(keys, userAgentKeys)
+	if ip, err := netip.ParseAddr(firstString(keys, srcIPKeys)); err == nil {
 		ev.SrcIP = ip.Unmap()
 	}
-	if ip, err := netip.ParseAddr(firstString(doc, "dst_ip", "dest_ip", "destination_ip", "dstaddr")); err == nil {
+	if ip, err := netip.ParseAddr(firstString(keys, dstIPKeys)); err == nil {
 		ev.DstIP = ip.Unmap()
 	}
-	ev.Cloud.Account = firstString(doc, "account", "account_id", "accountId", "recipientAccountId", "OrganizationId")
-	ev.ID = firstString(doc, "id", "event_id", "eventID", "Id", "uuid")
+	ev.Cloud.Account = firstString(keys, accountKeys)
+	ev.ID = firstString(keys, idKeys)
 	return nil
+}
+
+// looseKey folds the spellings of one name together: "Source IP",
+// "source_ip", "sourceIp" and "source-ip" are all "sourceip".
+func looseKey(k string) string {
+	var b strings.Builder
+	b.Grow(len(k))
+	for _, r := range k {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r >= 'A' && r <= 'Z':
+			b.WriteRune(r + 'a' - 'A')
+		case r == ' ' || r == '_' || r == '-' || r == '.' || r == '@':
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // lookupPath resolves a dotted path in a decoded document. A key that
@@ -119,8 +164,9 @@ func anyTime(v any) (t time.Time, err error) {
 	return t, fmt.Errorf("not a time: %T", v)
 }
 
-// firstString returns the first of keys holding a non-empty scalar.
-func firstString(doc map[string]any, keys ...string) string {
+// firstString returns the value of the first of keys holding a non-empty
+// scalar.
+func firstString(doc map[string]any, keys []string) string {
 	for _, k := range keys {
 		switch x := doc[k].(type) {
 		case string:
