@@ -107,3 +107,25 @@ func FuzzGzip(f *testing.F) {
 		checkResults(t, rs)
 	})
 }
+
+// FuzzText runs the text formats of this file's authors (aws.elb, csv)
+// and auto-detection over arbitrary text.
+func FuzzText(f *testing.F) {
+	fuzzSeeds(f, shared+"plaso-log-format-fixtures/test_data/aws_elb_access.log", 3, "aws.elb")
+	fuzzSeeds(f, shared+"otrf-security-datasets-aws/AWS_S3_HoneyBucketLogs.csv", 4, "csv")
+	f.Add([]byte("a,b,c\n\"x\ny\",2,3\n"), "csv")
+	f.Fuzz(func(t *testing.T, in []byte, format string) {
+		if _, ok := Lookup(format); !ok {
+			format = Auto
+		}
+		var rs []Result
+		_, err := Parse(bytes.NewReader(in), format, Options{Received: testReceived, MaxLine: 1 << 12}, func(r Result) error {
+			rs = append(rs, r)
+			return nil
+		})
+		if err != nil && err != ErrUnknownFormat {
+			t.Fatalf("Parse(%s): %v", format, err)
+		}
+		checkResults(t, rs)
+	})
+}
