@@ -96,7 +96,7 @@ func (p *parser) jsonDocument(r io.Reader, line, offset int64, fn recordFunc) er
 		return err
 	}
 	if len(buf) > p.opts.MaxLine {
-		return p.reject(fmt.Errorf("JSON document longer than %d bytes", p.opts.MaxLine), buf[:previewSize], line, offset)
+		return p.reject(fmt.Errorf("JSON document longer than %d bytes", p.opts.MaxLine), buf[:min(len(buf), previewSize)], line, offset)
 	}
 	lines := newLineCounter(buf, line)
 	dec := json.NewDecoder(bytes.NewReader(buf))

@@ -194,11 +194,6 @@ func (p *parser) event(ev *event.Event, raw []byte, line, offset int64) error {
 		// export) happened no later than it arrived.
 		ev.Time = ev.Received
 	}
-	if ev.Time.IsZero() {
-		// The record carries no time of its own (a VPC flow log custom
-		// format without start): the receipt time is the best there is.
-		ev.Time = p.opts.Received
-	}
 	ev.Time = ev.Time.UTC()
 	if p.opts.MaxSkew > 0 {
 		d := ev.Time.Sub(ev.Received)

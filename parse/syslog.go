@@ -533,8 +533,8 @@ func parseSyslogHeader(b []byte, opts *Options) (h syslogHeader, msgAt int, err 
 	h.pri = -1
 	i := 0
 	if b[0] == '<' {
-		j := bytes.IndexByte(b, '>')
-		if j < 2 || j > 4 || bytes.IndexFunc(b[1:j], func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		j := bytes.IndexByte(b[:min(len(b), 5)], '>')
+		if j < 2 || bytes.IndexFunc(b[1:j], func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
 			return h, 0, fmt.Errorf("invalid syslog priority %q", truncate(string(b[:min(len(b), 8)]), 8))
 		}
 		pri, err := strconv.Atoi(string(b[1:j]))
@@ -542,6 +542,8 @@ func parseSyslogHeader(b []byte, opts *Options) (h syslogHeader, msgAt int, err 
 			return h, 0, fmt.Errorf("invalid syslog priority <%s>: want 0 to 191", b[1:j])
 		}
 		h.pri, i = pri, j+1
+		// RFC 5424 follows the PRI with VERSION (1 to 99; 1 so far) and
+		// a space, which no traditional header starts with.
 		if v := i; v < len(b) && b[v] >= '1' && b[v] <= '9' {
 			for v < len(b) && v-i < 2 && isDigit(b[v]) {
 				v++
@@ -677,8 +679,8 @@ func macLevel(b []byte, i int) (string, int) {
 	if i+1 >= len(b) || b[i] != ' ' || b[i+1] != '<' {
 		return "", 0
 	}
-	j := bytes.Index(b[i:], []byte(">:"))
-	if j < 0 || j > 12 {
+	j := bytes.Index(b[i:min(len(b), i+16)], []byte(">:"))
+	if j < 0 {
 		return "", 0
 	}
 	sev := severityWords[strings.ToUpper(string(b[i+2:i+j]))]
@@ -806,10 +808,18 @@ func syslogYear(mon time.Month, day, hour int, opts *Options) (int, error) {
 	return y, nil
 }
 
+// maxISOTimestamp bounds the search for the end of an RFC 3339
+// timestamp ("2006-01-02T15:04:05.999999999-07:00:" is 36 bytes), so that
+// a line of many "<1>2021-01-01T…" candidates costs linear time.
+const maxISOTimestamp = 40
+
 // isoTimestamp reads an RFC 3339 timestamp up to the next space; one
 // without a zone is read in loc.
 func isoTimestamp(b []byte, loc *time.Location) (time.Time, int, error) {
-	tok, n := token(b, 0)
+	tok, n := token(b[:min(len(b), maxISOTimestamp+1)], 0)
+	if n > maxISOTimestamp {
+		return time.Time{}, 0, fmt.Errorf("invalid syslog timestamp %q", truncate(string(tok), 40))
+	}
 	s := string(tok)
 	if strings.HasSuffix(s, ":") {
 		// "2020-05-31T00:00:45Z: msg", with no host or tag.

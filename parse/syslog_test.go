@@ -437,6 +437,9 @@ func TestSyslogBadInput(t *testing.T) {
 		{"over-long line", good + "\n" + "Mar 11 22:55:33 host app: " + strings.Repeat("A", 300) + "\n" + good + "\n", Options{MaxLine: 200}, "line longer than 200 bytes", 1, 2},
 		{"continuation of an over-long line", "Mar 11 22:55:33 host app: " + strings.Repeat("A", 300) + "\n  more of it\n" + good + "\n", Options{MaxLine: 200}, "line longer than 200 bytes", 2, 1},
 		{"too many continuation lines", good + "\n" + strings.Repeat("continued "+strings.Repeat("x", 40)+"\n", 5) + good + "\n", Options{MaxLine: 200}, "continuation line would make its record longer than 200 bytes", 3, 2},
+		// Each "<1>" might start a record; finding none must cost linear
+		// time, not a scan of the rest of the line per candidate.
+		{"many false record starts", strings.Repeat("<1>2021-01-01T", 2000) + "\n" + good, Options{}, "invalid syslog timestamp", 1, 1},
 		{"forward line after junk", "junk<14>2021-03-06T04:07:33.196352+00:00 hostname log_tag this is info\n", Options{}, "no record precedes it", 1, 1},
 	}
 	for _, tt := range tests {

@@ -20,8 +20,9 @@ type Request struct {
 	Query    *Query // nil matches every event
 	Scope    Scope
 	From, To time.Time // event time range [From, To); a zero bound is open
-	// Limit bounds the rows of the result when the query does not end
-	// with its own head; 0 is no bound. A final head N replaces it.
+	// Limit bounds the rows of the result when the query has no head;
+	// 0 is no bound. A head anywhere replaces it: no command makes more
+	// rows than it reads, so the query's own head bounds the result.
 	Limit int
 }
 
@@ -65,11 +66,7 @@ func Compile(req Request, d *Dialect) (*SQL, error) {
 		q = &Query{}
 	}
 	c := &compiler{d: d, src: q.text}
-	s, err := c.compile(req, q)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return c.compile(req, q)
 }
 
 type compiler struct {
@@ -110,7 +107,6 @@ type stage struct {
 	groupBy []string // aliases
 	order   []orderKey
 	limit   int
-	hasHead bool
 }
 
 func (c *compiler) errorf(pos int, format string, args ...any) *Error {
@@ -154,6 +150,7 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 	}
 
 	var err error
+	hasHead := false
 	for _, p := range q.Pipes {
 		switch p := p.(type) {
 		case *Stats:
@@ -166,7 +163,7 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 			if st.limit == 0 || p.N < st.limit {
 				st.limit = p.N
 			}
-			st.hasHead = true
+			hasHead = true
 		case *Project:
 			st, err = c.fields(st, p)
 		}
@@ -174,7 +171,7 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 			return nil, err
 		}
 	}
-	if !st.hasHead && req.Limit > 0 {
+	if !hasHead && req.Limit > 0 {
 		st.limit = req.Limit
 	}
 	f := c.render(st)
@@ -250,9 +247,14 @@ func (c *compiler) nest(st *stage) *stage {
 	for i, col := range st.cols {
 		ns.cols[i] = outCol{name: col.name, alias: col.alias, op: operand{f: sqlf(col.alias), typ: col.op.typ}}
 	}
-	// The keys of a table stage are its own columns, which the new stage
-	// reads by the same names.
-	ns.order = st.order
+	// The keys of a table stage name its columns by alias; the new stage
+	// reads the columns st selects by the same names, and can keep the
+	// order on those.
+	for _, k := range st.order {
+		if slices.ContainsFunc(st.cols, func(col outCol) bool { return col.alias == k.x.sql }) {
+			ns.order = append(ns.order, k)
+		}
+	}
 	return ns
 }
 
@@ -414,10 +416,10 @@ func (c *compiler) stats(st *stage, at int, aggs []Agg, by []FieldRef, span time
 	var groupBy []string
 	if span > 0 {
 		t, err := c.resolve(st, FieldRef{At: at, Name: "time"})
-		if err != nil || t.typ != Time {
+		if err != nil || t.typ != TypeTime {
 			return nil, c.errorf(at, "timechart needs the time of events, which an earlier command dropped")
 		}
-		col := outCol{name: "_time", alias: c.alias(), op: operand{f: c.d.bucket(t.f, span), typ: Time}}
+		col := outCol{name: "_time", alias: c.alias(), op: operand{f: c.d.bucket(t.f, span), typ: TypeTime}}
 		cols = append(cols, col)
 		groupBy = append(groupBy, col.alias)
 	}
@@ -448,7 +450,7 @@ func (c *compiler) stats(st *stage, at int, aggs []Agg, by []FieldRef, span time
 
 func (c *compiler) agg(st *stage, a Agg) (operand, error) {
 	if a.Field == nil {
-		return operand{f: sqlf("count(*)"), typ: Int}, nil
+		return operand{f: sqlf("count(*)"), typ: TypeInt}, nil
 	}
 	x, err := c.resolve(st, *a.Field)
 	if err != nil {
@@ -457,14 +459,14 @@ func (c *compiler) agg(st *stage, a Agg) (operand, error) {
 	d := c.d
 	switch a.Func {
 	case "count":
-		return operand{f: sqlf("count(", x.f, ")"), typ: Int}, nil
+		return operand{f: sqlf("count(", x.f, ")"), typ: TypeInt}, nil
 	case "dc":
-		return operand{f: d.countDistinct(x.f), typ: Int}, nil
+		return operand{f: d.countDistinct(x.f), typ: TypeInt}, nil
 	case "values":
-		return operand{f: d.values(x.f, x.typ == List), typ: List}, nil
+		return operand{f: d.values(x.f, x.typ == TypeList), typ: TypeList}, nil
 	case "min", "max":
 		switch x.typ {
-		case List:
+		case TypeList:
 			return operand{}, c.errorf(a.Field.At, "%s needs a single-valued field; %s is a list", a.Func, a.Field.Name)
 		case typeDoc:
 			// Numerically when some values are numbers (bytes,
@@ -475,7 +477,7 @@ func (c *compiler) agg(st *stage, a Agg) (operand, error) {
 		return operand{f: sqlf(a.Func+"(", x.f, ")"), typ: x.typ}, nil
 	case "sum", "avg":
 		switch x.typ {
-		case Int, typeFloat, typeDoc:
+		case TypeInt, typeFloat, typeDoc:
 		default:
 			return operand{}, c.errorf(a.Field.At, "%s needs a number; %s is %s", a.Func, a.Field.Name, typeArticle(x.typ))
 		}
@@ -503,7 +505,7 @@ func (c *compiler) expr(e Expr) (frag, error) {
 		return sqlf("NOT ", c.d.isTrue(x)), nil
 	case *Text:
 		if e.Value.matchesAll() {
-			return sqlf("TRUE"), nil
+			return sqlf(c.d.trueLit), nil
 		}
 		if e.Value.HasWildcard() {
 			return c.d.iLike(sqlf("raw"), "%"+likePattern(e.Value.Pattern)+"%"), nil
@@ -546,34 +548,34 @@ func (c *compiler) compare(e *Compare) (frag, error) {
 	if p.wild {
 		pat := likePattern(p.val.Pattern)
 		switch p.typ {
-		case List:
+		case TypeList:
 			return neg(d.listAnyILike(x.f, pat)), nil
-		case String, IP, typeDoc:
+		case TypeString, TypeIP, typeDoc:
 			return neg(d.iLike(x.f, pat)), nil
 		}
 		return neg(d.iLike(d.toText(x.f), pat)), nil
 	}
 	switch p.typ {
-	case String:
+	case TypeString:
 		return sqlf(x.f, op, param{p.text}), nil
 	case typeDoc:
 		if p.op == Eq || p.op == Ne {
 			return sqlf(x.f, op, param{p.text}), nil
 		}
 		return sqlf(d.toDouble(x.f), op, param{p.float}), nil
-	case List:
+	case TypeList:
 		return neg(d.listHas(x.f, p.text)), nil
-	case Int:
+	case TypeInt:
 		return sqlf(x.f, op, param{p.num}), nil
-	case Bool:
+	case TypeBool:
 		return sqlf(x.f, op, param{p.b}), nil
-	case IP:
+	case TypeIP:
 		if p.isPfx {
 			lo, hi := ipRange(p.prefix)
 			return neg(sqlf(x.bin, " BETWEEN ", param{lo}, " AND ", param{hi})), nil
 		}
 		return sqlf(x.f, op, param{p.addr.String()}), nil
-	case Time:
+	case TypeTime:
 		t0 := d.timeValue(p.t0)
 		if !p.day {
 			return sqlf(x.f, op, t0), nil

@@ -96,8 +96,8 @@ func TestCompile(t *testing.T) {
 			`SELECT time AS _c0, action AS _c1, try(json_extract_string(coalesce(doc, raw), ?)) AS _c2 FROM events WHERE tenant IN (?) ORDER BY time DESC, seq DESC LIMIT ?`,
 			[]any{`$."eventName"`, "t1", int64(50)}, []string{"time", "action", "eventName"}},
 		{`| head 100 | stats count()`,
-			`SELECT count(*) AS _c0 FROM (SELECT <events> FROM events WHERE tenant IN (?) ORDER BY time DESC, seq DESC LIMIT ?) AS _t0 LIMIT ?`,
-			[]any{"t1", int64(100), int64(50)}, []string{"count"}},
+			`SELECT count(*) AS _c0 FROM (SELECT <events> FROM events WHERE tenant IN (?) ORDER BY time DESC, seq DESC LIMIT ?) AS _t0`,
+			[]any{"t1", int64(100)}, []string{"count"}},
 		{`| stats count() by action | fields action`,
 			`SELECT _c0 FROM (SELECT action AS _c0, count(*) AS _c1 FROM events WHERE tenant IN (?) GROUP BY _c0 ORDER BY _c0 ASC) AS _t0 ORDER BY _c0 ASC LIMIT ?`,
 			[]any{"t1", int64(50)}, []string{"action"}},
@@ -224,7 +224,7 @@ func TestFieldsTable(t *testing.T) {
 				t.Errorf("LookupField(%q) = %+v, %v", name, got, ok)
 			}
 		}
-		if (f.Type == IP) != (f.BinColumn != "") {
+		if (f.Type == TypeIP) != (f.BinColumn != "") {
 			t.Errorf("%s: type %v, bin column %q", f.Name, f.Type, f.BinColumn)
 		}
 		if !strings.Contains(strings.Join(eventColumns, " "), f.Column) {

@@ -8,8 +8,8 @@ import (
 // A Dialect is what the compiler needs to know about one SQL engine: the
 // spelling of the expressions that differ between engines. The compiler
 // builds everything else (SELECT, WHERE, GROUP BY, ORDER BY, LIMIT, AND,
-// OR, comparisons, '?' parameters), which every supported engine spells
-// the same way.
+// OR, comparisons, '?' parameters), which the engines spell alike. The
+// package has a variable for each engine it supports: DuckDB.
 //
 // Each function returns SQL text in which values appear only as '?'
 // parameters carried beside it; its arguments are the compiler's own
@@ -45,8 +45,8 @@ type Dialect struct {
 	values func(x frag, list bool) frag
 	// isTrue is x when x is true, false when it is false or NULL.
 	isTrue func(x frag) frag
-	// falseLit is the constant false.
-	falseLit string
+	// trueLit and falseLit are the constants true and false.
+	trueLit, falseLit string
 }
 
 func (d *Dialect) String() string { return d.name }
@@ -92,6 +92,7 @@ var DuckDB = &Dialect{
 		return sqlf("list_sort(list(DISTINCT ", x, ") FILTER (WHERE ", x, " IS NOT NULL))")
 	},
 	isTrue:   func(x frag) frag { return sqlf("coalesce(", x, ", FALSE)") },
+	trueLit:  "TRUE",
 	falseLit: "FALSE",
 }
 

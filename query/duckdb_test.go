@@ -436,6 +436,10 @@ func TestDuckDBTables(t *testing.T) {
 			[]string{"CreateUser", "SetIamPolicy"}},
 		{`| stats count() as n by action | head 2 | sort -action`, []string{"action", "n"},
 			[]string{"SetIamPolicy|1", "CreateUser|2"}},
+		// The order of a table whose sort column was dropped does not
+		// reach the next subquery (found by TestRandomQueries).
+		{`| timechart span=1d count() as n by source | fields source | fields source`, []string{"source"},
+			[]string{"aws.cloudtrail", "gcp.audit", "syslog"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.q, func(t *testing.T) {
@@ -493,7 +497,8 @@ func TestDuckDBScopeRangeLimit(t *testing.T) {
 		{"limit", Request{Query: must(``), Scope: t1, Limit: 2}, []string{"4", "6"}},
 		{"head replaces limit", Request{Query: must(`| head 3`), Scope: t1, Limit: 2}, []string{"4", "6", "3"}},
 		{"head under limit", Request{Query: must(`| head 1`), Scope: t1, Limit: 2}, []string{"4"}},
-		{"limit after inner head", Request{Query: must(`| head 4 | sort seq`), Scope: t1, Limit: 2}, []string{"2", "3"}},
+		{"any head replaces limit", Request{Query: must(`| head 4 | sort seq`), Scope: t1, Limit: 2}, []string{"2", "3", "4", "6"}},
+		{"limit after stats", Request{Query: must(`| stats count() by seq | sort -seq`), Scope: t1, Limit: 2}, []string{"6|1", "4|1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -542,6 +547,24 @@ func TestDuckDBJSONPathQuoting(t *testing.T) {
 		}
 		if got.String != tt.want {
 			t.Errorf("%q (%s): got %q, want %q", tt.path, jsonPath(tt.path), got.String, tt.want)
+		}
+	}
+}
+
+// The deepest query Parse accepts still runs.
+func TestDuckDBDeepNesting(t *testing.T) {
+	db := openTestDB(t)
+	for _, s := range []string{
+		strings.Repeat("(", maxDepth-1) + "action:CreateUser" + strings.Repeat(")", maxDepth-1),
+		strings.Repeat("NOT ", maxDepth-2) + "action:CreateUser",
+		strings.Repeat("-(", maxDepth/2-1) + "christophe" + strings.Repeat(")", maxDepth/2-1),
+	} {
+		q, err := Parse(s)
+		if err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+		if got := run(t, db, Request{Query: q, Scope: t1}); len(got) == 0 {
+			t.Errorf("%.20s…: no rows", s)
 		}
 	}
 }

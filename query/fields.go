@@ -8,12 +8,12 @@ type Type int
 
 // Types of normalized fields.
 const (
-	String Type = iota + 1 // text; ':' is exact and case-sensitive, wildcards case-insensitive
-	IP                     // an address, matched by address or CIDR prefix
-	Int                    // an integer; <, <=, >, >= compare numerically
-	Time                   // a timestamp; values are RFC 3339 times or dates
-	Bool                   // true or false
-	List                   // a list of text; matches when any element does
+	TypeString Type = iota + 1 // text; ':' is exact and case-sensitive, wildcards ignore case
+	TypeIP                     // an address, matched by address or CIDR prefix
+	TypeInt                    // an integer; <, <=, >, >= compare numerically
+	TypeTime                   // a timestamp; values are RFC 3339 times or dates
+	TypeBool                   // true or false
+	TypeList                   // a list of text; matches when any element does
 
 	// Types of expressions that are not fields of the events table.
 	typeFloat // sum, avg
@@ -21,7 +21,7 @@ const (
 )
 
 var typeNames = map[Type]string{
-	String: "string", IP: "ip", Int: "int", Time: "time", Bool: "bool", List: "list",
+	TypeString: "string", TypeIP: "ip", TypeInt: "int", TypeTime: "time", TypeBool: "bool", TypeList: "list",
 	typeFloat: "float", typeDoc: "document",
 }
 
@@ -45,36 +45,36 @@ type Field struct {
 // fields is the fixed table of normalized names. Column names reach SQL
 // only from here, never from the query text.
 var fields = []Field{
-	{Name: "time", Column: "time", Type: Time, Doc: "when the event happened (UTC)"},
-	{Name: "received", Column: "received", Type: Time, Doc: "when vigil received the event (UTC)"},
-	{Name: "tenant", Column: "tenant", Type: String, Doc: "the tenant that owns the event"},
-	{Name: "source", Column: "source", Type: String, Doc: "log format, e.g. aws.cloudtrail"},
-	{Name: "class", Column: "class", Type: String, Doc: "event class, e.g. api_activity, authentication"},
-	{Name: "event_id", Aliases: []string{"id"}, Column: "event_id", Type: String, Doc: "the source's own event id"},
-	{Name: "provider", Aliases: []string{"cloud"}, Column: "provider", Type: String, Doc: "aws, gcp, azure"},
-	{Name: "account", Column: "account", Type: String, Doc: "AWS account, GCP project, Azure subscription"},
-	{Name: "region", Column: "region", Type: String, Doc: "cloud region"},
-	{Name: "environment", Aliases: []string{"env"}, Column: "environment", Type: String, Doc: "environment from the account map"},
-	{Name: "actor", Column: "actor", Type: String, Doc: "the principal's name: user name, email, UPN"},
-	{Name: "actor_id", Column: "actor_id", Type: String, Doc: "the principal's id or ARN"},
-	{Name: "actor_type", Column: "actor_type", Type: String, Doc: "IAMUser, AssumedRole, Root, ServiceAccount, …"},
-	{Name: "session", Aliases: []string{"session_id"}, Column: "session_id", Type: String, Doc: "access key or session id"},
-	{Name: "session_origin", Column: "session_origin", Type: String, Doc: "the principal that started the session chain"},
-	{Name: "src_ip", Column: "src_ip", BinColumn: "src_ip_bin", Type: IP, Doc: "source address"},
-	{Name: "dst_ip", Column: "dst_ip", BinColumn: "dst_ip_bin", Type: IP, Doc: "destination address"},
-	{Name: "src_port", Column: "src_port", Type: Int, Doc: "source port"},
-	{Name: "dst_port", Column: "dst_port", Type: Int, Doc: "destination port"},
-	{Name: "host", Column: "host", Type: String, Doc: "the host that logged the event"},
-	{Name: "user_agent", Column: "user_agent", Type: String, Doc: "client user agent"},
-	{Name: "service", Column: "service", Type: String, Doc: "e.g. iam.amazonaws.com, sshd"},
-	{Name: "action", Column: "action", Type: String, Doc: "e.g. CreateUser, SetIamPolicy, login"},
-	{Name: "resources", Column: "resources", Type: List, Doc: "resources acted on (ARNs, names)"},
-	{Name: "outcome", Column: "outcome", Type: String, Doc: "success, failure or unknown"},
-	{Name: "error_code", Column: "error_code", Type: String, Doc: "provider error or status code"},
-	{Name: "message", Column: "message", Type: String, Doc: "free text (syslog)"},
-	{Name: "origin", Column: "origin", Type: String, Doc: "file:line or listener the event came from"},
-	{Name: "seq", Column: "seq", Type: Int, Doc: "ledger index"},
-	{Name: "skewed", Column: "skewed", Type: Bool, Doc: "event time is far from receipt time"},
+	{Name: "time", Column: "time", Type: TypeTime, Doc: "when the event happened (UTC)"},
+	{Name: "received", Column: "received", Type: TypeTime, Doc: "when vigil received the event (UTC)"},
+	{Name: "tenant", Column: "tenant", Type: TypeString, Doc: "the tenant that owns the event"},
+	{Name: "source", Column: "source", Type: TypeString, Doc: "log format, e.g. aws.cloudtrail"},
+	{Name: "class", Column: "class", Type: TypeString, Doc: "event class, e.g. api_activity, authentication"},
+	{Name: "event_id", Aliases: []string{"id"}, Column: "event_id", Type: TypeString, Doc: "the source's own event id"},
+	{Name: "provider", Aliases: []string{"cloud"}, Column: "provider", Type: TypeString, Doc: "aws, gcp, azure"},
+	{Name: "account", Column: "account", Type: TypeString, Doc: "AWS account, GCP project, Azure subscription"},
+	{Name: "region", Column: "region", Type: TypeString, Doc: "cloud region"},
+	{Name: "environment", Aliases: []string{"env"}, Column: "environment", Type: TypeString, Doc: "environment from the account map"},
+	{Name: "actor", Column: "actor", Type: TypeString, Doc: "the principal's name: user name, email, UPN"},
+	{Name: "actor_id", Column: "actor_id", Type: TypeString, Doc: "the principal's id or ARN"},
+	{Name: "actor_type", Column: "actor_type", Type: TypeString, Doc: "IAMUser, AssumedRole, Root, ServiceAccount, …"},
+	{Name: "session", Aliases: []string{"session_id"}, Column: "session_id", Type: TypeString, Doc: "access key or session id"},
+	{Name: "session_origin", Column: "session_origin", Type: TypeString, Doc: "the principal that started the session chain"},
+	{Name: "src_ip", Column: "src_ip", BinColumn: "src_ip_bin", Type: TypeIP, Doc: "source address"},
+	{Name: "dst_ip", Column: "dst_ip", BinColumn: "dst_ip_bin", Type: TypeIP, Doc: "destination address"},
+	{Name: "src_port", Column: "src_port", Type: TypeInt, Doc: "source port"},
+	{Name: "dst_port", Column: "dst_port", Type: TypeInt, Doc: "destination port"},
+	{Name: "host", Column: "host", Type: TypeString, Doc: "the host that logged the event"},
+	{Name: "user_agent", Column: "user_agent", Type: TypeString, Doc: "client user agent"},
+	{Name: "service", Column: "service", Type: TypeString, Doc: "e.g. iam.amazonaws.com, sshd"},
+	{Name: "action", Column: "action", Type: TypeString, Doc: "e.g. CreateUser, SetIamPolicy, login"},
+	{Name: "resources", Column: "resources", Type: TypeList, Doc: "resources acted on (ARNs, names)"},
+	{Name: "outcome", Column: "outcome", Type: TypeString, Doc: "success, failure or unknown"},
+	{Name: "error_code", Column: "error_code", Type: TypeString, Doc: "provider error or status code"},
+	{Name: "message", Column: "message", Type: TypeString, Doc: "free text (syslog)"},
+	{Name: "origin", Column: "origin", Type: TypeString, Doc: "file:line or listener the event came from"},
+	{Name: "seq", Column: "seq", Type: TypeInt, Doc: "ledger index"},
+	{Name: "skewed", Column: "skewed", Type: TypeBool, Doc: "event time is far from receipt time"},
 }
 
 var fieldsByName = func() map[string]*Field {

@@ -1,6 +1,9 @@
 package query
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // The lexer turns query text into tokens on demand. It has two modes
 // because the filter and the pipeline have different words: in the filter
@@ -105,7 +108,19 @@ func validFieldName(name string) bool {
 	return true
 }
 
-func isKeyword(s string) bool { return s == "AND" || s == "OR" || s == "NOT" }
+// keywords are upper case only, as in Lucene and Splunk: "and" is a word.
+var keywords = map[string]tokKind{"AND": tAnd, "OR": tOr, "NOT": tNot}
+
+func isKeyword(s string) bool {
+	_, ok := keywords[s]
+	return ok
+}
+
+// runeAt returns the character at byte offset i, for error messages.
+func (l *lexer) runeAt(i int) rune {
+	r, _ := utf8.DecodeRuneInString(l.src[i:])
+	return r
+}
 
 func (l *lexer) skipSpace() {
 	for l.pos < len(l.src) && isSpace(l.src[l.pos]) {
@@ -196,8 +211,8 @@ func (l *lexer) filterToken() (token, error) {
 	}
 
 	v, stop := l.unquoted()
-	if raw := l.src[start:l.pos]; isKeyword(raw) {
-		return token{kind: map[string]tokKind{"AND": tAnd, "OR": tOr, "NOT": tNot}[raw], pos: start}, nil
+	if k, ok := keywords[l.src[start:l.pos]]; ok {
+		return token{kind: k, pos: start}, nil
 	}
 	if stop != 0 {
 		return token{}, l.errorf(l.pos, "unexpected %q in a word: put the word in double quotes", stop)
@@ -232,7 +247,7 @@ func (l *lexer) value(op Op) (Value, error) {
 func (l *lexer) endOfValue() error {
 	if l.pos < len(l.src) {
 		if c := l.src[l.pos]; !isSpace(c) && c != ')' && c != '|' {
-			return l.errorf(l.pos, "unexpected %q after a quoted value", c)
+			return l.errorf(l.pos, "unexpected %q after a quoted value", l.runeAt(l.pos))
 		}
 	}
 	return nil
@@ -324,7 +339,7 @@ func (l *lexer) pipeToken() (token, error) {
 		}
 		return token{kind: tIdent, pos: start, text: l.src[start:l.pos]}, nil
 	}
-	return token{}, l.errorf(start, "unexpected %q", c)
+	return token{}, l.errorf(start, "unexpected %q", l.runeAt(start))
 }
 
 var pipePunct = map[byte]tokKind{

@@ -236,6 +236,8 @@ func TestParseErrors(t *testing.T) {
 		{`| head 5 6`, 10, "unexpected '6' after head"},
 		{`| fields`, 9, "expected a field name after fields"},
 		{`| fields a ; drop`, 12, `unexpected ';'`},
+		{`| fields ü`, 10, `unexpected 'ü'`},
+		{`"a"ü`, 4, `unexpected 'ü' after a quoted value`},
 		{`src_ip:10.0.0.0/33`, 8, `bad CIDR prefix "10.0.0.0/33"`},
 		{`src_ip:10.0.0/8`, 8, `bad CIDR prefix`},
 		{`src_ip:010.0.0.1`, 8, `bad IP address "010.0.0.1"`},

@@ -241,8 +241,7 @@ func (p *parser) pipe() Pipe {
 		}
 		cmd = h
 	case "fields":
-		f := &Project{At: t.pos, Fields: p.refs("fields")}
-		cmd = f
+		cmd = &Project{At: t.pos, Fields: p.refs("fields")}
 	default:
 		p.fail(t.pos, "unknown command %q (want stats, timechart, sort, head or fields)", t.text)
 	}

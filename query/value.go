@@ -48,7 +48,7 @@ func resolveCompare(src string, c *Compare) (*predicate, *Error) {
 		return p, nil
 	}
 	switch p.typ {
-	case String, List:
+	case TypeString, TypeList:
 		if ordering {
 			return nil, errorf(src, c.At, "%s is %s: compare it with ':' or '!='", c.Field, typeArticle(p.typ))
 		}
@@ -60,13 +60,13 @@ func resolveCompare(src string, c *Compare) (*predicate, *Error) {
 			}
 			p.float = f
 		}
-	case Int:
+	case TypeInt:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return nil, errorf(src, at, "bad number %q: %s is an integer", s, c.Field)
 		}
 		p.num = n
-	case Time:
+	case TypeTime:
 		t, day, ok := parseTime(s)
 		if !ok {
 			return nil, errorf(src, at, "bad time %q (want RFC 3339, e.g. 2024-07-31T12:00:00Z, or a date, 2024-07-31)", s)
@@ -78,7 +78,7 @@ func resolveCompare(src string, c *Compare) (*predicate, *Error) {
 		if day {
 			p.t1 = t.AddDate(0, 0, 1)
 		}
-	case Bool:
+	case TypeBool:
 		if ordering {
 			return nil, errorf(src, c.At, "%s is true or false: compare it with ':' or '!='", c.Field)
 		}
@@ -89,7 +89,7 @@ func resolveCompare(src string, c *Compare) (*predicate, *Error) {
 		default:
 			return nil, errorf(src, at, "bad value %q: %s is true or false", s, c.Field)
 		}
-	case IP:
+	case TypeIP:
 		if ordering {
 			return nil, errorf(src, c.At, "%s is an IP address: compare it with ':' or '!='", c.Field)
 		}
@@ -113,9 +113,9 @@ func resolveCompare(src string, c *Compare) (*predicate, *Error) {
 
 func typeArticle(t Type) string {
 	switch t {
-	case String:
+	case TypeString:
 		return "text"
-	case List:
+	case TypeList:
 		return "a list"
 	}
 	return t.String()

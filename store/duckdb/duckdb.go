@@ -245,7 +245,7 @@ func ipText(a netip.Addr) any {
 	if !a.IsValid() {
 		return nil
 	}
-	return a.String()
+	return a.Unmap().String()
 }
 
 // ipBin is the 16-byte form CIDR ranges are compared against.
@@ -253,7 +253,7 @@ func ipBin(a netip.Addr) any {
 	if !a.IsValid() {
 		return nil
 	}
-	b := a.As16()
+	b := a.Unmap().As16()
 	return b[:]
 }
 
