@@ -180,3 +180,39 @@ func TestSearchWhileServing(t *testing.T) {
 		t.Errorf("after serve: count = %v, want 311 (310 demo events + 1 ingested)", rows[0]["count"])
 	}
 }
+
+// The config maps accounts to environments, names the default tenant and
+// the generic JSON time field; searches see the result.
+func TestConfig(t *testing.T) {
+	data := t.TempDir()
+	os.WriteFile(filepath.Join(data, configFile), []byte(`
+tenant: team-a
+environments:
+  "143434273843": prod
+json_time_field: meta.when
+`), 0o644)
+	logs := filepath.Join(t.TempDir(), "app.json")
+	os.WriteFile(logs, []byte(`{"meta":{"when":"2025-03-04T05:06:07Z"},"msg":"hello"}`+"\n"), 0o644)
+	mustVigil(t, "import", "--data", data, stratus+"/aws.defense-evasion.cloudtrail-stop.json", logs)
+
+	rows := ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", "environment:prod | stats count() by tenant"))
+	if len(rows) != 1 || rows[0]["tenant"] != "team-a" {
+		t.Errorf("prod events by tenant: %v", rows)
+	}
+	rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", "source:json"))
+	if len(rows) != 1 || rows[0]["time"] != "2025-03-04T05:06:07Z" {
+		t.Errorf("json event time: %v", rows)
+	}
+	if n := len(ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", "--tenant", "other", "*"))); n != 0 {
+		t.Errorf("--tenant other sees %d events", n)
+	}
+
+	os.WriteFile(filepath.Join(data, configFile), []byte("tenant: [\n"), 0o644)
+	if code, _, errOut := vigil(t, "import", "--data", data, logs); code == 0 || !strings.Contains(errOut, "config") {
+		t.Errorf("broken config: exit %d, %q", code, errOut)
+	}
+	os.WriteFile(filepath.Join(data, configFile), []byte("tenatn: x\n"), 0o644)
+	if code, _, errOut := vigil(t, "import", "--data", data, logs); code == 0 || !strings.Contains(errOut, "tenatn") {
+		t.Errorf("misspelled config key: exit %d, %q", code, errOut)
+	}
+}
