@@ -85,8 +85,8 @@ func parseELB(p *parser, r *bufio.Reader) error {
 			continue
 		}
 		ev := &event.Event{}
-		if err := parseELBLine(string(raw), ev); err != nil {
-			err = p.reject(err, raw, l.num, l.offset)
+		if perr := parseELBLine(string(raw), ev); perr != nil {
+			err = p.reject(perr, raw, l.num, l.offset)
 		} else {
 			err = p.event(ev, raw, l.num, l.offset)
 		}
