@@ -38,6 +38,7 @@ var (
 	dstIPKeys     = []string{"dstip", "destip", "destinationip", "dstaddr"}
 	accountKeys   = []string{"account", "accountid", "recipientaccountid", "organizationid", "projectid", "subscriptionid"}
 	idKeys        = []string{"eventid", "id", "uuid", "requestid"}
+	regionKeys    = []string{"region", "awsregion"}
 )
 
 // parseGenericJSON fills what it can recognize from any JSON object. The
@@ -62,11 +63,20 @@ func fillGeneric(doc map[string]any, ev *event.Event, field string) error {
 	ev.Source = "json"
 	ev.Class = event.ClassOther
 	keys := make(map[string]any, len(doc))
-	for k, v := range doc {
-		lk := looseKey(k)
-		if _, dup := keys[lk]; !dup {
-			keys[lk] = v
+	addKeys := func(m map[string]any) {
+		for k, v := range m {
+			lk := looseKey(k)
+			if _, dup := keys[lk]; !dup {
+				keys[lk] = v
+			}
 		}
+	}
+	addKeys(doc)
+	// An envelope (Splunk HEC, test fixtures) carries the event under
+	// "event": what the envelope does not say, the event may.
+	if inner, ok := doc["event"].(map[string]any); ok {
+		delete(keys, "event")
+		addKeys(inner)
 	}
 	if field != "" {
 		v, ok := lookupPath(doc, field)
@@ -101,6 +111,7 @@ func fillGeneric(doc map[string]any, ev *event.Event, field string) error {
 		ev.DstIP = ip.Unmap()
 	}
 	ev.Cloud.Account = firstString(keys, accountKeys)
+	ev.Cloud.Region = firstString(keys, regionKeys)
 	ev.ID = firstString(keys, idKeys)
 	return nil
 }
