@@ -142,7 +142,7 @@ func (v azureValue) or(w azureValue) azureValue {
 
 func parseAzureActivity(rec []byte, ev *event.Event) error {
 	if !isJSONObject(rec) {
-		return notThis("Azure activity", "not a JSON object")
+		return notThis("Microsoft Azure activity", "not a JSON object")
 	}
 	var r azureActivityRecord
 	if err := decodeLenient(rec, &r); err != nil {
@@ -154,9 +154,9 @@ func parseAzureActivity(rec []byte, ev *event.Event) error {
 	case op.bad != "":
 		return fmt.Errorf("Azure activity record: operationName is %s, not a string or {\"value\": …}", op.bad)
 	case isEntra(r.Category.Value, resourceID):
-		return notThis("Azure activity", "an Entra ID record (category "+r.Category.Value+")")
+		return notThis("Microsoft Azure activity", fmt.Sprintf("an Entra ID record (category %q)", truncate(r.Category.Value, 64)))
 	case op.Value == "" && r.Evt.Name == "" && subscriptionIn(resourceID) == "":
-		return notThis("Azure activity", "no operationName, and no resourceId in a subscription")
+		return notThis("Microsoft Azure activity", "no operationName, and no resourceId in a subscription")
 	}
 	t, err := firstTime(
 		timeSource{name: "time", raw: r.Time},
@@ -165,7 +165,7 @@ func parseAzureActivity(rec []byte, ev *event.Event) error {
 		timeSource{name: "@timestamp", raw: r.Timestamp, approx: true},
 		timeSource{name: "p_event_time", raw: r.PantherTime, approx: true})
 	if err != nil {
-		return fmt.Errorf("Azure activity record: %w", err)
+		return fmt.Errorf("%s: %w", recordName("Azure activity record", firstNonEmpty(r.EventDataID, r.EventDataIDSnake)), err)
 	}
 	ev.Time = t
 	ev.ID = firstNonEmpty(r.EventDataID, r.EventDataIDSnake)
@@ -205,16 +205,21 @@ func (r *azureActivityRecord) actor() event.Actor {
 	if *c == (azureClaims{}) {
 		c = &r.Claims
 	}
-	ev := &r.Identity.Authorization.Evidence
+	// The evidence is the role assignment that let the call through: its
+	// principal is the caller, unless the role was granted to a group.
+	evd := r.Identity.Authorization.Evidence
+	if strings.EqualFold(evd.PrincipalType, "Group") {
+		evd.PrincipalID, evd.PrincipalType = "", ""
+	}
 	a := event.Actor{
 		Name: firstNonEmpty(r.Caller, c.UPN, c.UPNShort, c.Name, c.Email, c.NameShort),
-		ID:   firstNonEmpty(c.ObjectID, c.OID, ev.PrincipalID),
+		ID:   firstNonEmpty(c.ObjectID, c.OID, evd.PrincipalID),
 	}
 	// Tokens say what they were issued to in idtyp, when they are recent
 	// enough; before that, only user tokens name a person.
 	switch {
-	case ev.PrincipalType != "":
-		a.Type = azurePrincipalType(ev.PrincipalType)
+	case evd.PrincipalType != "":
+		a.Type = azurePrincipalType(evd.PrincipalType)
 	case c.IDType != "":
 		a.Type = azurePrincipalType(c.IDType)
 	case c.UPN != "" || c.UPNShort != "" || c.Name != "" || c.Email != "" || c.NameShort != "":
@@ -239,8 +244,6 @@ func azurePrincipalType(t string) string {
 		return "user"
 	case "app", "serviceprincipal":
 		return "servicePrincipal"
-	case "group":
-		return "group"
 	}
 	return t
 }
@@ -306,7 +309,7 @@ func azureProvider(named, op string, resources ...string) string {
 		cands = append(cands, p)
 	}
 	for _, id := range resources {
-		if i := strings.LastIndex(strings.ToLower(id), "/providers/"); i >= 0 {
+		if i := lastIndexFold(id, "/providers/"); i >= 0 {
 			p, _, _ := strings.Cut(id[i+len("/providers/"):], "/")
 			cands = append(cands, p)
 		}
@@ -322,12 +325,27 @@ func azureProvider(named, op string, resources ...string) string {
 	return p
 }
 
+// lastIndexFold is strings.LastIndex ignoring case. Unlike an index into
+// strings.ToLower(s), which may differ from s in length, it indexes s.
+func lastIndexFold(s, sub string) int {
+	for i := len(s) - len(sub); i >= 0; i-- {
+		if hasPrefixFold(s[i:], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
 // subscriptionIn returns the subscription id of an ARM resource id
 // (/subscriptions/<id>/…), lowercased: Azure writes resource ids in
 // either case, and an account must compare equal to itself.
 func subscriptionIn(id string) string {
 	const prefix = "/subscriptions/"
-	if len(id) <= len(prefix) || !strings.EqualFold(id[:len(prefix)], prefix) {
+	if !hasPrefixFold(id, prefix) {
 		return ""
 	}
 	sub, _, _ := strings.Cut(id[len(prefix):], "/")
@@ -337,7 +355,7 @@ func subscriptionIn(id string) string {
 // tenantIn returns the tenant id of a resource id /tenants/<id>/….
 func tenantIn(id string) string {
 	const prefix = "/tenants/"
-	if len(id) <= len(prefix) || !strings.EqualFold(id[:len(prefix)], prefix) {
+	if !hasPrefixFold(id, prefix) {
 		return ""
 	}
 	t, _, _ := strings.Cut(id[len(prefix):], "/")
@@ -434,7 +452,7 @@ type entraProperties struct {
 
 func parseEntra(rec []byte, ev *event.Event) error {
 	if !isJSONObject(rec) {
-		return notThis("Entra ID", "not a JSON object")
+		return notThis("Microsoft Entra ID", "not a JSON object")
 	}
 	var r entraRecord
 	if err := decodeLenient(rec, &r); err != nil {
@@ -450,10 +468,11 @@ func parseEntra(rec []byte, ev *event.Event) error {
 			return fmt.Errorf("Entra ID record properties: %w", err)
 		}
 	case len(r.Properties) > 0 && r.Properties[0] != 'n':
-		return notThis("Entra ID", "properties is "+jsonKind(r.Properties)+", not an object")
+		return notThis("Microsoft Entra ID", "properties is "+jsonKind(r.Properties)+", not an object")
 	default:
 		// The Graph API's records have at the top level what
-		// diagnostic settings put under properties.
+		// diagnostic settings put under properties. (rec has been
+		// decoded once, so this cannot fail.)
 		decodeLenient(rec, &p)
 	}
 	category := firstNonEmpty(r.Category.Value, p.Category)
@@ -464,9 +483,9 @@ func parseEntra(rec []byte, ev *event.Event) error {
 		p.InitiatedBy.User.UserPrincipalName != "" || p.InitiatedBy.App.AppID != "" || p.InitiatedBy.App.DisplayName != "")
 	if !signIn && !audit {
 		if category == "" && op == "" && len(r.Properties) == 0 {
-			return notThis("Entra ID", "no category, operationName or properties")
+			return notThis("Microsoft Entra ID", "no category, operationName or properties")
 		}
-		return notThis("Entra ID", fmt.Sprintf("neither a sign-in nor a directory audit (category %q, resourceId %q)", truncate(category, 64), truncate(r.ResourceID, 128)))
+		return notThis("Microsoft Entra ID", fmt.Sprintf("neither a sign-in nor a directory audit (category %q, resourceId %q)", truncate(category, 64), truncate(r.ResourceID, 128)))
 	}
 
 	pt := timeSource{name: "properties.createdDateTime", raw: p.CreatedDateTime}
@@ -478,7 +497,7 @@ func parseEntra(rec []byte, ev *event.Event) error {
 		pt,
 		timeSource{name: "p_event_time", raw: r.PantherTime, approx: true})
 	if err != nil {
-		return fmt.Errorf("Entra ID record %s: %w", p.ID, err)
+		return fmt.Errorf("%s: %w", recordName("Entra ID record", p.ID), err)
 	}
 	ev.Time = t
 	ev.ID = p.ID
@@ -505,8 +524,9 @@ func (r *entraRecord) signIn(p *entraProperties, category, op string, ev *event.
 	} else {
 		ev.Actor = event.Actor{ID: p.UserID, Type: "user", Name: firstNonEmpty(p.UserPrincipalName, string(r.Identity))}
 	}
-	// The token issued is named by the uti claim of every call made
-	// with it, so that activity can be traced back to this sign-in.
+	// Every call made with the token this sign-in issued carries its
+	// uniqueTokenIdentifier as the uti claim: activity logs lead back
+	// here through the session id.
 	ev.Session.ID = firstNonEmpty(p.UniqueTokenIdentifier, p.SessionID, p.CorrelationID, r.CorrelationID)
 	ev.SrcIP, ev.SrcPort = parseCallerIP(firstNonEmpty(p.IPAddress, r.CallerIPAddress))
 	ev.UserAgent = p.UserAgent

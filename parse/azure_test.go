@@ -295,7 +295,7 @@ func TestAzureQuarantine(t *testing.T) {
 		{"GCP record as activity", "azure.activity", `{"protoPayload":{"methodName":"SetIamPolicy"},"timestamp":"2024-01-01T00:00:00Z"}`, "no operationName"},
 		{"GCP record as sign-in", "azure.signin", `{"protoPayload":{"methodName":"SetIamPolicy"},"timestamp":"2024-01-01T00:00:00Z"}`, "no category, operationName or properties"},
 		{"activity record as sign-in", "azure.signin", `{"time":"2024-01-01T00:00:00Z","operationName":"Microsoft.Compute/virtualMachines/write","category":"Administrative","resourceId":"/subscriptions/s/resourceGroups/r","properties":{}}`, "neither a sign-in nor a directory audit"},
-		{"sign-in as activity", "azure.activity", `{"time":"2024-01-01T00:00:00Z","operationName":"Sign-in activity","category":"SignInLogs","properties":{}}`, "an Entra ID record (category SignInLogs)"},
+		{"sign-in as activity", "azure.activity", `{"time":"2024-01-01T00:00:00Z","operationName":"Sign-in activity","category":"SignInLogs","properties":{}}`, `an Entra ID record (category "SignInLogs")`},
 		{"not an object", "azure.activity", `"operationName"`, "not a JSON object"},
 		{"time a boolean", "azure.activity", `{"time":true,"operationName":"Microsoft.Compute/virtualMachines/write","category":"Administrative"}`, "time is a boolean"},
 		{"time a boolean, detected", Auto, `{"time":true,"operationName":"Microsoft.Compute/virtualMachines/write","category":"Administrative"}`, "time is a boolean"},

@@ -82,7 +82,7 @@ const gcpAuditLogType = "type.googleapis.com/google.cloud.audit.AuditLog"
 
 func parseGCPAudit(rec []byte, ev *event.Event) error {
 	if !isJSONObject(rec) {
-		return notThis("GCP audit", "not a JSON object")
+		return notThis("GCP audit log", "not a JSON object")
 	}
 	var e gcpLogEntry
 	if err := decodeLenient(rec, &e); err != nil {
@@ -90,9 +90,9 @@ func parseGCPAudit(rec []byte, ev *event.Event) error {
 	}
 	switch {
 	case len(e.ProtoPayload) == 0 || e.ProtoPayload[0] == 'n':
-		return notThis("GCP audit", "no protoPayload")
+		return notThis("GCP audit log", "no protoPayload")
 	case e.ProtoPayload[0] != '{':
-		return notThis("GCP audit", "protoPayload is "+jsonKind(e.ProtoPayload)+", not an object")
+		return notThis("GCP audit log", "protoPayload is "+jsonKind(e.ProtoPayload)+", not an object")
 	}
 	var p gcpAuditLog
 	if err := decodeLenient(e.ProtoPayload, &p); err != nil {
@@ -105,7 +105,7 @@ func parseGCPAudit(rec []byte, ev *event.Event) error {
 		timeSource{name: "p_event_time", raw: e.PantherTime, approx: true},
 		timeSource{name: "protoPayload.requestMetadata.requestAttributes.time", raw: p.RequestMetadata.RequestAttributes.Time, approx: true})
 	if err != nil {
-		return fmt.Errorf("GCP audit record %s: %w", e.InsertID, err)
+		return fmt.Errorf("%s: %w", recordName("GCP audit record", e.InsertID), err)
 	}
 	ev.Time = t
 	ev.ID = e.InsertID
@@ -269,6 +269,15 @@ func gcpOutcome(code jsonText) event.Outcome {
 // leniently; the fields a format is recognized by and its time are
 // decoded as json.RawMessage or a type of their own and checked, so that
 // a record malformed where it matters is quarantined with the reason.
+
+// recordName names a record in an error: what it is, and its id when it
+// has one.
+func recordName(what, id string) string {
+	if id == "" {
+		return what
+	}
+	return fmt.Sprintf("%s %q", what, truncate(id, 64))
+}
 
 // decodeLenient decodes the JSON object rec into v, leaving fields of an
 // unexpected JSON type zero: encoding/json fills every other field before

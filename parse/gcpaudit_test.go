@@ -199,6 +199,15 @@ func parseOne(t *testing.T, rec, format string) *event.Event {
 	return rs[0].Event
 }
 
+// delegatedCall is a call made by a service account impersonated by a
+// chain of principals.
+const delegatedCall = `{"protoPayload":{"@type":"type.googleapis.com/google.cloud.audit.AuditLog",
+	"authenticationInfo":{"principalEmail":"deployer@p1.iam.gserviceaccount.com",
+		"serviceAccountDelegationInfo":[{"firstPartyPrincipal":{"principalEmail":"alice@example.com"}},{"firstPartyPrincipal":{"principalEmail":"mid@p1.iam.gserviceaccount.com"}}]},
+	"requestMetadata":{"callerIp":"gce-internal-ip"},"serviceName":"compute.googleapis.com","methodName":"v1.compute.instances.delete",
+	"resourceName":"projects/p1/zones/europe-west1-b/instances/vm1","status":{"code":"5"}},
+	"resource":{"labels":{"zone":"europe-west1-b"}},"receiveTimestamp":"2024-05-06T07:08:09.123Z"}`
+
 func TestGCPAuditFields(t *testing.T) {
 	tests := []struct {
 		name string
@@ -260,12 +269,7 @@ func TestGCPAuditFields(t *testing.T) {
 		},
 		{
 			name: "delegated call, project from the resource name, zone, receiveTimestamp only",
-			rec: `{"protoPayload":{"@type":"type.googleapis.com/google.cloud.audit.AuditLog",
-				"authenticationInfo":{"principalEmail":"deployer@p1.iam.gserviceaccount.com",
-					"serviceAccountDelegationInfo":[{"firstPartyPrincipal":{"principalEmail":"alice@example.com"}},{"firstPartyPrincipal":{"principalEmail":"mid@p1.iam.gserviceaccount.com"}}]},
-				"requestMetadata":{"callerIp":"gce-internal-ip"},"serviceName":"compute.googleapis.com","methodName":"v1.compute.instances.delete",
-				"resourceName":"projects/p1/zones/europe-west1-b/instances/vm1","status":{"code":"5"}},
-				"resource":{"labels":{"zone":"europe-west1-b"}},"receiveTimestamp":"2024-05-06T07:08:09.123Z"}`,
+			rec:  delegatedCall,
 			want: goldenEvent{
 				Time: "2024-05-06T07:08:09.123Z", Source: "gcp.audit", Class: "api_activity", Provider: "gcp", Account: "p1", Region: "europe-west1-b",
 				ActorType: "serviceAccount", ActorName: "deployer@p1.iam.gserviceaccount.com",
@@ -301,7 +305,7 @@ func TestGCPAuditFields(t *testing.T) {
 		})
 	}
 	t.Run("delegation origin", func(t *testing.T) {
-		e := parseOne(t, tests[4].rec, "gcp.audit")
+		e := parseOne(t, delegatedCall, "gcp.audit")
 		if e.Session.Origin != "alice@example.com" {
 			t.Errorf("Session.Origin = %q, want the first delegating principal", e.Session.Origin)
 		}
@@ -371,5 +375,11 @@ func TestGCPAuditLenient(t *testing.T) {
 		"resource":"...","insertId":{"a":1},"timestamp":1700000000}`, "gcp.audit")
 	if e.Action != "m" || e.Outcome.Result != event.OutcomeSuccess || e.Time.Unix() != 1700000000 || e.ID != "" {
 		t.Errorf("got %+v", e)
+	}
+	// A field that only stands in for the event time is passed over
+	// when it holds no time; with nothing else, the receipt time is used.
+	e = parseOne(t, `{"protoPayload":{"methodName":"m"},"receiveTimestamp":"...","p_event_time":true}`, "gcp.audit")
+	if !e.Time.Equal(testReceived) || e.Skewed {
+		t.Errorf("time %v (skewed %v), want the receipt time %v", e.Time, e.Skewed, testReceived)
 	}
 }

@@ -22,6 +22,11 @@ type recordFunc func(rec []byte, line, offset int64) error
 // document rejects what remains of it.
 func (p *parser) jsonRecords(r *bufio.Reader, fn recordFunc) error {
 	lr := newLineReader(r, p.opts.MaxLine)
+	// A CloudTrail file is one line of megabytes: growing a new buffer to
+	// that size for every file costs more than parsing the file, so line
+	// buffers are reused, and records are copied out of them (jsonValue).
+	lr.buf = getLineBuffer()
+	defer func() { putLineBuffer(lr.buf) }()
 	first := true
 	for {
 		l, err := lr.next()
@@ -41,10 +46,12 @@ func (p *parser) jsonRecords(r *bufio.Reader, fn recordFunc) error {
 		if len(b) == 0 {
 			continue
 		}
-		rec := bytes.Clone(b)
+		rec := b // valid until the next line is read
+		valid := json.Valid(rec)
 		if first {
 			first = false
-			if !json.Valid(rec) {
+			if !valid {
+				rec = bytes.Clone(rec)
 				// Either a pretty-printed document spans lines, or the
 				// first line of JSON lines is broken. The line after
 				// tells: alone, a line of a pretty-printed document is
@@ -65,11 +72,11 @@ func (p *parser) jsonRecords(r *bufio.Reader, fn recordFunc) error {
 				if err := p.reject(jsonError(rec), rec, l.num, l.offset); err != nil {
 					return err
 				}
-				l, rec = l2, bytes.Clone(trimSpace(l2.b))
+				l, rec, valid = l2, trimSpace(l2.b), true
 			}
 		}
-		if !json.Valid(rec) {
-			if err := p.reject(jsonError(rec), rec, l.num, l.offset); err != nil {
+		if !valid {
+			if err := p.reject(jsonError(rec), bytes.Clone(rec), l.num, l.offset); err != nil {
 				return err
 			}
 			continue
@@ -77,6 +84,35 @@ func (p *parser) jsonRecords(r *bufio.Reader, fn recordFunc) error {
 		if err := p.jsonValue(rec, l.num, l.offset, fn); err != nil {
 			return err
 		}
+	}
+}
+
+// lineBuffers holds the line buffers of jsonRecords between inputs. It is
+// a channel rather than a sync.Pool because a pool is emptied by every
+// other garbage collection, which a large import runs several times per
+// file.
+var lineBuffers = make(chan []byte, 8)
+
+// maxPooledLine bounds the buffers kept in lineBuffers, so that one huge
+// input does not pin its buffer.
+const maxPooledLine = 64 << 20
+
+func getLineBuffer() []byte {
+	select {
+	case b := <-lineBuffers:
+		return b
+	default:
+		return nil
+	}
+}
+
+func putLineBuffer(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledLine {
+		return
+	}
+	select {
+	case lineBuffers <- b[:0]:
+	default:
 	}
 }
 
@@ -116,7 +152,9 @@ func (p *parser) jsonDocument(r io.Reader, line, offset int64, fn recordFunc) er
 	}
 }
 
-// jsonValue passes a record, or the records of an array or wrapper, to fn.
+// jsonValue passes a record, or the records of an array or wrapper, to fn,
+// each a copy that fn may keep. v is valid JSON: every caller has checked
+// it, so that jsonArray can split it without checking it again.
 func (p *parser) jsonValue(v []byte, line, offset int64, fn recordFunc) error {
 	switch {
 	case len(v) > 0 && v[0] == '[':
@@ -125,27 +163,84 @@ func (p *parser) jsonValue(v []byte, line, offset int64, fn recordFunc) error {
 		at := bytes.IndexByte(v, '[') // isWrapper saw only space, the key and ':' before it
 		return p.jsonArray(v, at, line, offset, fn)
 	}
-	return fn(v, line, offset)
+	return fn(bytes.Clone(v), line, offset)
 }
 
-// jsonArray calls fn for each element of the array starting at v[at:].
+// jsonArray calls fn for a copy of each element of the valid JSON array
+// starting at v[at:].
 func (p *parser) jsonArray(v []byte, at int, line, offset int64, fn recordFunc) error {
 	lines := newLineCounter(v, line)
-	dec := json.NewDecoder(bytes.NewReader(v[at:]))
-	if _, err := dec.Token(); err != nil { // [
-		return p.reject(jsonError(v), v, line, offset)
-	}
-	for dec.More() {
-		start := at + skipSpaceComma(v[at:], int(dec.InputOffset()))
-		var el json.RawMessage
-		if err := dec.Decode(&el); err != nil {
-			return p.reject(jsonError(v[start:]), v[start:], lines.at(start), offset+int64(start))
+	i := skipSpace(v, at+1) // past '['
+	for i < len(v) && v[i] != ']' {
+		end := skipValue(v, i)
+		if end < 0 { // only if v was not valid after all
+			return p.reject(jsonError(v[i:]), v[i:], lines.at(i), offset+int64(i))
 		}
-		if err := fn(el, lines.at(start), offset+int64(start)); err != nil {
+		if err := fn(bytes.Clone(v[i:end]), lines.at(i), offset+int64(i)); err != nil {
 			return err
 		}
+		i = skipSpaceComma(v, end)
 	}
 	return nil
+}
+
+// skipValue returns the end of the JSON value starting at b[i], or -1 if
+// b ends first. It does not check the value, which the caller knows to be
+// valid, and so it runs at the speed of a byte search.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			j := skipString(b, i)
+			if j < 0 {
+				return -1
+			}
+			i = j
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			depth--
+			i++
+		case ',', ' ', '\t', '\n', '\r', ':':
+			if depth == 0 {
+				return i // the end of a number or literal
+			}
+			i++
+		default:
+			i++
+		}
+		if depth == 0 && (i >= len(b) || b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
+			return i
+		}
+	}
+	if depth == 0 {
+		return i // a number or literal that ends the input
+	}
+	return -1
+}
+
+// skipString returns the index after the closing quote of the string
+// starting at b[i].
+func skipString(b []byte, i int) int {
+	i++
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		// The quote is escaped if an odd number of backslashes precede it.
+		k := i - 1
+		for b[k] == '\\' {
+			k--
+		}
+		i++
+		if (i-2-k)%2 == 0 {
+			return i
+		}
+	}
 }
 
 // isWrapper reports whether v is an object whose first key is "Records"
