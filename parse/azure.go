@@ -152,7 +152,7 @@ func parseAzureActivity(rec []byte, ev *event.Event) error {
 	resourceID := firstNonEmpty(r.ResourceID, r.ResourceIDSnake)
 	switch {
 	case op.bad != "":
-		return fmt.Errorf("Azure activity record: operationName is %s, not a string or {\"value\": …}", op.bad)
+		return fmt.Errorf("operationName of an Azure activity record is %s, not a string or {\"value\": …}", op.bad)
 	case isEntra(r.Category.Value, resourceID):
 		return notThis("Microsoft Azure activity", fmt.Sprintf("an Entra ID record (category %q)", truncate(r.Category.Value, 64)))
 	case op.Value == "" && r.Evt.Name == "" && subscriptionIn(resourceID) == "":
@@ -459,13 +459,13 @@ func parseEntra(rec []byte, ev *event.Event) error {
 		return err
 	}
 	if r.OperationName.bad != "" {
-		return fmt.Errorf("Entra ID record: operationName is %s, not a string", r.OperationName.bad)
+		return fmt.Errorf("operationName of an Entra ID record is %s, not a string", r.OperationName.bad)
 	}
 	var p entraProperties
 	switch {
 	case len(r.Properties) > 0 && r.Properties[0] == '{':
 		if err := decodeLenient(r.Properties, &p); err != nil {
-			return fmt.Errorf("Entra ID record properties: %w", err)
+			return fmt.Errorf("properties of an Entra ID record: %w", err)
 		}
 	case len(r.Properties) > 0 && r.Properties[0] != 'n':
 		return notThis("Microsoft Entra ID", "properties is "+jsonKind(r.Properties)+", not an object")

@@ -779,7 +779,7 @@ func syslogYear(mon time.Month, day, hour int, opts *Options) (int, error) {
 	leap := func(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
 	if opts.Year != 0 {
 		if mon == time.February && day == 29 && !leap(opts.Year) {
-			return 0, fmt.Errorf("February 29 in %d, which is not a leap year", opts.Year)
+			return 0, fmt.Errorf("date is February 29 in %d, which is not a leap year", opts.Year)
 		}
 		return opts.Year, nil
 	}
