@@ -156,35 +156,44 @@ func (im *Importer) run(ctx context.Context, files []file) (Summary, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	// Parsers run in parallel; one writer appends, in batches, so that the
-	// store sees few large appends.
-	batches := make(chan batch, im.opts.Workers)
-	var writeErr error
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for b := range batches {
-			if writeErr != nil {
-				continue // drain, so that parsers do not block
-			}
-			if err := im.write(ctx, b); err != nil {
-				writeErr = err
-				cancel(err)
-				continue
-			}
-			events.Add(int64(len(b.events)))
-			quar.Add(int64(len(b.quarantined)))
+	// Workers parse files in parallel, and each writes what it parses, in
+	// batches, so that the store sees few large appends, and a store that
+	// takes appends in parallel (through loaders, on connections of their
+	// own) compresses and writes on every core.
+	var (
+		writeMu  sync.Mutex
+		writeErr error
+	)
+	fail := func(err error) {
+		writeMu.Lock()
+		if writeErr == nil {
+			writeErr = err
 		}
-	}()
-
+		writeMu.Unlock()
+		cancel(err)
+	}
 	work := make(chan file)
 	var wg sync.WaitGroup
 	for range im.opts.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			w, err := im.newWriter(ctx)
+			if err != nil {
+				fail(err)
+				return
+			}
+			write := func(b batch) error {
+				if err := w.write(ctx, b); err != nil {
+					fail(err)
+					return err
+				}
+				events.Add(int64(len(b.events)))
+				quar.Add(int64(len(b.quarantined)))
+				return nil
+			}
 			for f := range work {
-				ok, reason := im.importFile(ctx, f, batches, &bytes)
+				ok, reason := im.importFile(ctx, f, write, &bytes)
 				done.Add(1)
 				mu.Lock()
 				if ok {
@@ -193,6 +202,11 @@ func (im *Importer) run(ctx context.Context, files []file) (Summary, error) {
 					sum.Skipped = append(sum.Skipped, Skipped{f.path, reason})
 				}
 				mu.Unlock()
+			}
+			// What was read is kept, even when the import is
+			// interrupted: commit it whatever the context says.
+			if err := w.close(context.WithoutCancel(ctx)); err != nil {
+				fail(err)
 			}
 		}()
 	}
@@ -221,8 +235,6 @@ feed:
 	}
 	close(work)
 	wg.Wait()
-	close(batches)
-	<-writerDone
 	close(tick)
 
 	sum.Events, sum.Quarantined = events.Load(), quar.Load()
@@ -243,19 +255,56 @@ type batch struct {
 	quarantined []store.Quarantined
 }
 
-func (im *Importer) write(ctx context.Context, b batch) error {
-	if err := im.sink.Append(ctx, b.events); err != nil {
+// A writer stores the batches of an import: the events through a
+// store.Loader when the sink has one, so that a store that commits every
+// Append is not made to commit for every file.
+type writer struct {
+	sink   Sink
+	loader store.Loader // nil: the sink's Append
+}
+
+func (im *Importer) newWriter(ctx context.Context) (*writer, error) {
+	w := &writer{sink: im.sink}
+	if bl, ok := im.sink.(store.BulkLoader); ok {
+		l, err := bl.NewLoader(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("storing events: %w", err)
+		}
+		w.loader = l
+	}
+	return w, nil
+}
+
+func (w *writer) write(ctx context.Context, b batch) error {
+	var err error
+	if w.loader != nil {
+		err = w.loader.Append(ctx, b.events)
+	} else {
+		err = w.sink.Append(ctx, b.events)
+	}
+	if err != nil {
 		return fmt.Errorf("storing events: %w", err)
 	}
-	if err := im.sink.Quarantine(ctx, b.quarantined); err != nil {
+	if err := w.sink.Quarantine(ctx, b.quarantined); err != nil {
 		return fmt.Errorf("storing quarantined records: %w", err)
 	}
 	return nil
 }
 
-// importFile parses one file into batches. It reports whether the file was
-// read, or why not.
-func (im *Importer) importFile(ctx context.Context, f file, out chan<- batch, read *atomic.Int64) (bool, string) {
+// close commits what the loader holds.
+func (w *writer) close(ctx context.Context) error {
+	if w.loader == nil {
+		return nil
+	}
+	if err := w.loader.Close(ctx); err != nil {
+		return fmt.Errorf("storing events: %w", err)
+	}
+	return nil
+}
+
+// importFile parses one file into batches, which it passes to write. It
+// reports whether the file was read, or why not.
+func (im *Importer) importFile(ctx context.Context, f file, write func(batch) error, read *atomic.Int64) (bool, string) {
 	fh, err := f.open()
 	if err != nil {
 		im.opts.Logger.Warn("cannot open file", "path", f.path, "err", err)
@@ -269,10 +318,11 @@ func (im *Importer) importFile(ctx context.Context, f file, out chan<- batch, re
 		if len(b.events) == 0 && len(b.quarantined) == 0 {
 			return nil
 		}
-		select {
-		case out <- b:
-		case <-ctx.Done():
+		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
+		}
+		if err := write(b); err != nil {
+			return err
 		}
 		b = batch{}
 		return nil

@@ -112,3 +112,75 @@ func TestImportMissingPath(t *testing.T) {
 		t.Fatal("no error for a missing path")
 	}
 }
+
+// bulkSink is a memSink with a store.Loader, which keeps what it is given
+// until it is closed.
+type bulkSink struct {
+	memSink
+	mu              sync.Mutex
+	loaders, closed int
+	onAppend        func() // called after each append
+}
+
+func (s *bulkSink) NewLoader(context.Context) (store.Loader, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loaders++
+	return &memLoader{sink: s}, nil
+}
+
+type memLoader struct {
+	sink    *bulkSink
+	pending []*event.Event
+}
+
+func (l *memLoader) Append(_ context.Context, evs []*event.Event) error {
+	l.pending = append(l.pending, evs...)
+	if l.sink.onAppend != nil {
+		l.sink.onAppend()
+	}
+	return nil
+}
+
+func (l *memLoader) Close(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	l.sink.mu.Lock()
+	l.sink.closed++
+	l.sink.mu.Unlock()
+	return l.sink.memSink.Append(ctx, l.pending)
+}
+
+// TestImportBulk checks that a store with loaders gets the events of an
+// import through them, one per worker, committed at the end even when the
+// import is interrupted.
+func TestImportBulk(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 5 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.json", i)), []byte(strings.Repeat(record+"\n", 10)), 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.json"), []byte(record+"\n{\n"), 0o644)
+
+	sink := &bulkSink{}
+	sum, err := NewImporter(sink, ImportOptions{Parse: parse.Options{Received: time.Now()}, Workers: 3}).Import(context.Background(), []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sink.loaders != 3 || sink.closed != 3 {
+		t.Errorf("%d loaders, %d closed; want one per worker", sink.loaders, sink.closed)
+	}
+	if sum.Events != 51 || len(sink.events) != 51 || sum.Quarantined != 1 || len(sink.quarantined) != 1 {
+		t.Errorf("summary %d events / %d quarantined, sink %d / %d; want 51 / 1", sum.Events, sum.Quarantined, len(sink.events), len(sink.quarantined))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	sink = &bulkSink{onAppend: cancel} // interrupted after the first file
+	sum, err = NewImporter(sink, ImportOptions{Parse: parse.Options{Received: time.Now()}, Workers: 1}).Import(ctx, []string{dir})
+	if err == nil {
+		t.Error("interrupted import: no error")
+	}
+	if sink.closed != 1 || sum.Events == 0 || int64(len(sink.events)) != sum.Events {
+		t.Errorf("interrupted import: loader closed %d times, %d events stored, %d reported; want what was read kept", sink.closed, len(sink.events), sum.Events)
+	}
+}

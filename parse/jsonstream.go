@@ -47,7 +47,7 @@ func (p *parser) jsonRecords(r *bufio.Reader, fn recordFunc) error {
 			continue
 		}
 		rec := b // valid until the next line is read
-		valid := json.Valid(rec)
+		valid := jsonValid(rec)
 		if first {
 			first = false
 			if !valid {
@@ -61,7 +61,7 @@ func (p *parser) jsonRecords(r *bufio.Reader, fn recordFunc) error {
 				if err != nil && err != io.EOF {
 					return err
 				}
-				if rec[0] == '[' || err == io.EOF || l2.tooLong || !json.Valid(trimSpace(l2.b)) {
+				if rec[0] == '[' || err == io.EOF || l2.tooLong || !jsonValid(trimSpace(l2.b)) {
 					var head []byte
 					head = append(append(head, first...), '\n')
 					if err == nil {

@@ -44,8 +44,9 @@ type Compare struct {
 	Value Value
 }
 
-// Text is a bare word or quoted phrase: a case-insensitive substring
-// search over the raw event.
+// Text is a bare word or quoted phrase: a case-insensitive search for
+// whole words in the raw event (see IsWordRune), or for a substring
+// pattern when the value has wildcards.
 type Text struct {
 	Value Value
 }

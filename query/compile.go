@@ -1,6 +1,8 @@
 package query
 
 import (
+	"cmp"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +26,12 @@ type Request struct {
 	// 0 is no bound. A head anywhere replaces it: no command makes more
 	// rows than it reads, so the query's own head bounds the result.
 	Limit int
+	// SeqRanges, when not nil, restricts the query to the events whose
+	// seq lies in one of the closed ranges [lo, hi]; an empty, non-nil
+	// list matches no event. A store with a word index sets it to the
+	// ranges that may hold the query's RequiredText. The ranges need not
+	// be sorted or disjoint.
+	SeqRanges [][2]uint64
 }
 
 // Kind says what the rows of a compiled query are.
@@ -140,6 +148,9 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 	}
 	if !req.To.IsZero() {
 		st.where = append(st.where, sqlf("time < ", c.d.timeValue(req.To)))
+	}
+	if req.SeqRanges != nil {
+		st.where = append(st.where, c.seqRanges(req.SeqRanges))
 	}
 	if q.Filter != nil {
 		f, err := c.expr(q.Filter)
@@ -510,7 +521,8 @@ func (c *compiler) expr(e Expr) (frag, error) {
 		if e.Value.HasWildcard() {
 			return c.d.iLike(sqlf("raw"), "%"+likePattern(e.Value.Pattern)+"%"), nil
 		}
-		return c.d.containsFold(sqlf("raw"), e.Value.Text()), nil
+		s := e.Value.Text()
+		return c.d.words(sqlf("raw"), s, textPattern(s)), nil
 	case *Compare:
 		return c.compare(e)
 	}
@@ -527,6 +539,58 @@ func (c *compiler) exprs(args []Expr, sep string) (frag, error) {
 		fs[i] = f
 	}
 	return sqlf("(", join(fs, sep), ")"), nil
+}
+
+// seqRanges is the condition that seq lies in one of rs.
+func (c *compiler) seqRanges(rs [][2]uint64) frag {
+	rs = mergeRanges(rs)
+	if len(rs) == 0 {
+		return sqlf(c.d.falseLit)
+	}
+	parts := make([]frag, len(rs))
+	for i, r := range rs {
+		lo, hi := c.seqValue(r[0]), c.seqValue(r[1])
+		if r[0] == r[1] {
+			parts[i] = sqlf("seq = ", lo)
+		} else {
+			parts[i] = sqlf("seq BETWEEN ", lo, " AND ", hi)
+		}
+	}
+	return sqlf("(", join(parts, " OR "), ")")
+}
+
+// seqValue is a parameter holding v, comparable with seq. database/sql
+// refuses a uint64 with the high bit set, so those go as text.
+func (c *compiler) seqValue(v uint64) frag {
+	if v <= math.MaxInt64 {
+		return sqlf(param{int64(v)})
+	}
+	return c.d.uint64Text(strconv.FormatUint(v, 10))
+}
+
+// mergeRanges returns the closed ranges rs sorted, without empty ones
+// (lo > hi), and with those that overlap or touch merged: the fewest
+// ranges that hold the same numbers. rs is not modified.
+func mergeRanges(rs [][2]uint64) [][2]uint64 {
+	out := make([][2]uint64, 0, len(rs))
+	for _, r := range rs {
+		if r[0] <= r[1] {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	n := 0
+	for _, r := range out {
+		// r touches the last range when it starts at most one past its
+		// end; hi+1 would overflow at the top of the range.
+		if n > 0 && (out[n-1][1] == math.MaxUint64 || r[0] <= out[n-1][1]+1) {
+			out[n-1][1] = max(out[n-1][1], r[1])
+			continue
+		}
+		out[n] = r
+		n++
+	}
+	return out[:n]
 }
 
 var sqlOps = [...]string{Eq: " = ", Ne: " <> ", Lt: " < ", Le: " <= ", Gt: " > ", Ge: " >= "}

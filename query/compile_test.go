@@ -51,8 +51,8 @@ func TestCompile(t *testing.T) {
 			`SELECT <events> FROM events WHERE tenant IN (?) AND (src_ip = ? OR src_ip = ?) ORDER BY time DESC, seq DESC LIMIT ?`,
 			[]any{"t1", "10.0.0.1", "2001:db8::1", int64(50)}, nil},
 		{`action:*user* -christophe "Stop Logging"`,
-			`SELECT <events> FROM events WHERE tenant IN (?) AND (action ILIKE ? ESCAPE '\' AND NOT coalesce(contains(lower(raw), lower(?)), FALSE) AND contains(lower(raw), lower(?))) ORDER BY time DESC, seq DESC LIMIT ?`,
-			[]any{"t1", "%user%", "christophe", "Stop Logging", int64(50)}, nil},
+			`SELECT <events> FROM events WHERE tenant IN (?) AND (action ILIKE ? ESCAPE '\' AND NOT coalesce((contains(lower(raw), lower(?)) AND regexp_matches(raw, ?, 'i')), FALSE) AND (contains(lower(raw), lower(?)) AND regexp_matches(raw, ?, 'i'))) ORDER BY time DESC, seq DESC LIMIT ?`,
+			[]any{"t1", "%user%", "christophe", `(?:^|[^\pL\pN\pM_])christophe(?:[^\pL\pN\pM_]|$)`, "Stop Logging", `(?:^|[^\pL\pN\pM_])Stop\x{20}Logging(?:[^\pL\pN\pM_]|$)`, int64(50)}, nil},
 		{`action:a%b_c\*d?`,
 			`SELECT <events> FROM events WHERE tenant IN (?) AND action ILIKE ? ESCAPE '\' ORDER BY time DESC, seq DESC LIMIT ?`,
 			[]any{"t1", `a\%b\_c*d_`, int64(50)}, nil},
@@ -60,8 +60,8 @@ func TestCompile(t *testing.T) {
 			`SELECT <events> FROM events WHERE tenant IN (?) AND raw ILIKE ? ESCAPE '\' ORDER BY time DESC, seq DESC LIMIT ?`,
 			[]any{"t1", `%C:\\Windows\\%%`, int64(50)}, nil},
 		{`"C:\Windows\*"`,
-			`SELECT <events> FROM events WHERE tenant IN (?) AND contains(lower(raw), lower(?)) ORDER BY time DESC, seq DESC LIMIT ?`,
-			[]any{"t1", `C:\Windows*`, int64(50)}, nil},
+			`SELECT <events> FROM events WHERE tenant IN (?) AND (contains(lower(raw), lower(?)) AND regexp_matches(raw, ?, 'i')) ORDER BY time DESC, seq DESC LIMIT ?`,
+			[]any{"t1", `C:\Windows*`, `(?:^|[^\pL\pN\pM_])C\x{3a}\x{5c}Windows\x{2a}`, int64(50)}, nil},
 		{`src_port>=1024 seq<5 skewed:true`,
 			`SELECT <events> FROM events WHERE tenant IN (?) AND (src_port >= ? AND seq < ? AND skewed = ?) ORDER BY time DESC, seq DESC LIMIT ?`,
 			[]any{"t1", int64(1024), int64(5), true, int64(50)}, nil},
@@ -128,16 +128,17 @@ func TestCompile(t *testing.T) {
 
 func TestCompileScope(t *testing.T) {
 	q := mustParse(t, "a")
+	pat := textPattern("a")
 	for _, tt := range []struct {
 		scope Scope
 		where string
 		args  []any
 	}{
-		{Scope{}, "WHERE FALSE AND ", []any{"a"}},
-		{Scope{Tenants: []string{}}, "WHERE FALSE AND ", []any{"a"}},
-		{Scope{All: true}, "WHERE contains", []any{"a"}},
-		{Scope{All: true, Tenants: []string{"x"}}, "WHERE contains", []any{"a"}},
-		{Scope{Tenants: []string{"x", "y'"}}, "WHERE tenant IN (?, ?) AND ", []any{"x", "y'", "a"}},
+		{Scope{}, "WHERE FALSE AND ", []any{"a", pat}},
+		{Scope{Tenants: []string{}}, "WHERE FALSE AND ", []any{"a", pat}},
+		{Scope{All: true}, "WHERE (contains", []any{"a", pat}},
+		{Scope{All: true, Tenants: []string{"x"}}, "WHERE (contains", []any{"a", pat}},
+		{Scope{Tenants: []string{"x", "y'"}}, "WHERE tenant IN (?, ?) AND ", []any{"x", "y'", "a", pat}},
 	} {
 		out, err := Compile(Request{Query: q, Scope: tt.scope}, DuckDB)
 		if err != nil {

@@ -26,6 +26,21 @@ type Store interface {
 	Close() error
 }
 
+// A BulkLoader is a Store with a faster way in for imports: a Loader,
+// which commits in few large transactions instead of one per Append.
+type BulkLoader interface {
+	NewLoader(ctx context.Context) (Loader, error)
+}
+
+// A Loader appends the events of an import. What it appends is stored,
+// and visible, once committed: from time to time, and at Close.
+type Loader interface {
+	Append(ctx context.Context, evs []*event.Event) error
+	// Close commits what was appended and releases the Loader; after a
+	// failed Append, it discards what was not yet committed.
+	Close(ctx context.Context) error
+}
+
 // Quarantined is an input record that could not be parsed, kept with the
 // reason so that it can be found, fixed and replayed.
 type Quarantined struct {

@@ -53,6 +53,8 @@ type DB struct {
 
 	mu      sync.Mutex // serializes appends
 	nextSeq uint64
+
+	words *wordIndex // index.go
 }
 
 var _ store.Store = (*DB)(nil)
@@ -77,6 +79,7 @@ func Open(opts Options) (*DB, error) {
 		return nil, fmt.Errorf("opening %s: %w", opts.Path, err)
 	}
 	s := &DB{opts: opts, connector: c, db: sql.OpenDB(c), logger: opts.Logger, metrics: newMetrics(opts.Registerer)}
+	s.words = newWordIndex(s.db, s.withAppender, s.logger)
 	if !opts.ReadOnly {
 		if _, err := s.db.Exec(schema); err != nil {
 			s.Close()
@@ -123,6 +126,7 @@ func (s *DB) Append(ctx context.Context, evs []*event.Event) error {
 			s.nextSeq = e.Seq + 1
 		}
 	}
+	words := s.words.start(sorted) // built while DuckDB appends
 	err := s.withAppender(ctx, "events", func(a *duckdb.Appender) error {
 		for _, e := range sorted {
 			if err := a.AppendRow(eventRow(e)...); err != nil {
@@ -132,8 +136,10 @@ func (s *DB) Append(ctx context.Context, evs []*event.Event) error {
 		return nil
 	})
 	if err != nil {
+		words.cancel()
 		return err
 	}
+	s.words.finish(ctx, words)
 	s.metrics.appended.Add(float64(len(evs)))
 	return nil
 }
@@ -207,12 +213,15 @@ func eventRow(e *event.Event) []driver.Value {
 	}
 }
 
-// text returns b as a string for a VARCHAR column, and b itself for the
+// text returns the value of b for a VARCHAR column, and b itself for the
 // BLOB beside it when b is not valid UTF-8: DuckDB stores only valid
-// UTF-8 in VARCHAR, and the exact bytes must survive.
-func text(b []byte) (string, any) {
+// UTF-8 in VARCHAR, and the exact bytes must survive. Valid text is
+// passed as the []byte it is, which the appender copies, rather than
+// copied into a string first: raw documents are most of what an import
+// writes.
+func text(b []byte) (txt, bin any) {
 	if utf8.Valid(b) {
-		return string(b), nil
+		return b, nil
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD"), b
 }
@@ -260,6 +269,7 @@ func ipBin(a netip.Addr) any {
 // Search compiles the query for DuckDB and runs it.
 func (s *DB) Search(ctx context.Context, req query.Request) (*store.Result, error) {
 	start := time.Now()
+	req = s.words.restrict(ctx, req)
 	q, err := query.Compile(req, query.DuckDB)
 	if err != nil {
 		return nil, err

@@ -50,3 +50,16 @@ CREATE TABLE IF NOT EXISTS quarantine (
     raw          VARCHAR NOT NULL,
     raw_bin      BLOB
 );
+
+-- The word index (index.go): a bloom filter of the words of each block of
+-- events, checked before a search for words reads their raw text. Derived
+-- from the events like the rest of the store; a seq range without a
+-- filter here is searched in full.
+CREATE TABLE IF NOT EXISTS token_blooms (
+    seq_lo       UBIGINT NOT NULL,    -- the block's events have seq in [seq_lo, seq_hi]
+    seq_hi       UBIGINT NOT NULL,
+    row_count    UINTEGER NOT NULL,   -- events in the block
+    algo         USMALLINT NOT NULL,  -- version of the word split, hashes and filter layout
+    hashes       UTINYINT NOT NULL,   -- bits set per item
+    bits         BLOB NOT NULL        -- the filter: 64-byte lines of little-endian words
+);

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" database/sql driver, for the peer
+
+	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/store/duckdb"
+)
+
+// received is the receipt time stamped on imported events: fixed, so that
+// runs are alike.
+var received = time.Date(2024, 9, 1, 0, 0, 0, 0, time.UTC)
+
+// runImport times vigil's importer and DuckDB's read_json on the same
+// files, alternating which goes first so that neither always meets a
+// warmer machine.
+func runImport(ctx context.Context, c *config) error {
+	m, err := c.corpus()
+	if err != nil {
+		return err
+	}
+	files := filepath.Join(c.corpusDir(), "AWSLogs")
+	if err := warm(files); err != nil {
+		return err
+	}
+	var vigil, peer []measure
+	for i := range c.runs {
+		sides := []func() (measure, error){
+			func() (measure, error) { return c.importVigil(ctx, files, i == 0) },
+			func() (measure, error) { return c.importPeer(ctx, files) },
+		}
+		if i%2 == 1 {
+			sides[0], sides[1] = sides[1], sides[0]
+		}
+		for _, side := range sides {
+			r, err := side()
+			if err != nil {
+				return err
+			}
+			if r.events != int64(m.Events) {
+				return fmt.Errorf("%s loaded %d events, want %d", r.name, r.events, m.Events)
+			}
+			c.logf("run %d: %-15s %s", i+1, r.name, r)
+			if r.name == peerName {
+				peer = append(peer, r)
+			} else {
+				vigil = append(vigil, r)
+			}
+		}
+	}
+	report(c.out, fmt.Sprintf("import of %d CloudTrail events (%d gzip files, %.0f MB)", m.Events, m.Files, mb(m.Bytes)), vigil, peer)
+	return nil
+}
+
+// A measure is one timed run of one side.
+type measure struct {
+	name    string
+	events  int64
+	elapsed time.Duration
+	cpu     time.Duration // user+system CPU of the whole process
+}
+
+func (r measure) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
+
+func (r measure) String() string {
+	return fmt.Sprintf("%8.2fs %9.0f events/s  cpu %6.1fs", r.elapsed.Seconds(), r.rate(), r.cpu.Seconds())
+}
+
+const (
+	vigilName = "vigil import"
+	peerName  = "duckdb read_json"
+)
+
+// importVigil runs the real import path: the importer parsing with format
+// detection and full normalization, appending to a fresh store, closed (so
+// checkpointed) before the clock stops.
+func (c *config) importVigil(ctx context.Context, files string, profile bool) (measure, error) {
+	path := filepath.Join(c.dir, "import-vigil.duckdb")
+	removeDB(path)
+	defer removeDB(path)
+	var sum ingest.Summary
+	start, cpu0 := time.Now(), cpuTime()
+	fn := func() error {
+		db, err := duckdb.Open(duckdb.Options{Path: path})
+		if err != nil {
+			return err
+		}
+		im := ingest.NewImporter(db, ingest.ImportOptions{
+			Format: parse.Auto,
+			Parse:  parse.Options{Tenant: "bench", Received: received, Backfill: true},
+		})
+		sum, err = im.Import(ctx, []string{files})
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	var err error
+	if profile {
+		err = c.profile(fn)
+	} else {
+		err = fn()
+	}
+	r := measure{name: vigilName, events: sum.Events, elapsed: time.Since(start), cpu: cpuTime() - cpu0}
+	if err != nil {
+		return r, fmt.Errorf("vigil import: %w", err)
+	}
+	if sum.Quarantined > 0 || len(sum.Skipped) > 0 {
+		return r, fmt.Errorf("vigil import quarantined %d records and skipped %d files", sum.Quarantined, len(sum.Skipped))
+	}
+	return r, nil
+}
+
+// importPeer loads the same files with DuckDB's read_json, each record
+// unnested into typed columns: DuckDB's own fastest way to get these
+// files into a table, so the ceiling for an importer built on it.
+func (c *config) importPeer(ctx context.Context, files string) (measure, error) {
+	path := filepath.Join(c.dir, "import-peer.duckdb")
+	removeDB(path)
+	defer removeDB(path)
+	r := measure{name: peerName}
+	start, cpu0 := time.Now(), cpuTime()
+	db, err := sql.Open("duckdb", path)
+	if err != nil {
+		return r, fmt.Errorf("opening peer database: %w", err)
+	}
+	defer db.Close()
+	glob := sqlString(filepath.Join(files, "**", "*.json.gz"))
+	if _, err := db.ExecContext(ctx, "CREATE TABLE records AS SELECT unnest(Records, recursive := true) FROM read_json("+glob+", format = 'auto')"); err != nil {
+		return r, fmt.Errorf("peer read_json: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM records").Scan(&r.events); err != nil {
+		return r, fmt.Errorf("counting peer rows: %w", err)
+	}
+	if err := db.Close(); err != nil {
+		return r, fmt.Errorf("closing peer database: %w", err)
+	}
+	r.elapsed, r.cpu = time.Since(start), cpuTime()-cpu0
+	return r, nil
+}
+
+// sqlString quotes s as an SQL string literal.
+func sqlString(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+func removeDB(path string) {
+	os.Remove(path)
+	os.Remove(path + ".wal")
+}
+
+// warm reads every file once so that the first run does not pay for the
+// disk and later runs read from the page cache.
+func warm(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(io.Discard, f)
+		return err
+	})
+}

@@ -1,0 +1,170 @@
+// Command bench measures vigil against a peer in the same run, so that the
+// figures in BENCHMARKS.md are ratios that hold on a noisy, shared machine.
+//
+//	go run ./bench import [-events 1000000] [-dir /tmp/vigil-bench]
+//	go run ./bench search [-events 10000000] [-dir /tmp/vigil-bench]
+//	go run ./bench corpus [-events N]
+//
+// import times vigil's file importer (parse, normalize, append to a fresh
+// DuckDB store) against DuckDB's own read_json loading the same files into
+// a table. search times store.Search against the same query written by
+// hand in SQL on the same table. Corpora and stores are built under -dir
+// on first use and reused, keyed by size and seed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/vigilsec/vigil/bench/corpus"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `Usage: go run ./bench COMMAND [flags]
+
+Commands:
+  import   vigil's importer against DuckDB's read_json on the same files
+  search   vigil's search against hand-written SQL on the same store
+  corpus   build (or find) a corpus and print its manifest
+
+Run 'go run ./bench COMMAND -h' for the flags.`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return flag.ErrHelp
+	}
+	var cmd func(context.Context, *config) error
+	defEvents, defRuns := 1_000_000, 3
+	switch args[0] {
+	case "import":
+		cmd = runImport
+	case "search":
+		cmd, defEvents, defRuns = runSearch, 10_000_000, 5
+	case "corpus":
+		cmd = runCorpus
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	c := &config{out: stdout, log: stderr}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&c.events, "events", defEvents, "events in the corpus")
+	fs.Uint64Var(&c.seed, "seed", 1, "corpus seed")
+	fs.StringVar(&c.dir, "dir", filepath.Join(os.TempDir(), "vigil-bench"), "directory for corpora and stores (never the repository)")
+	fs.StringVar(&c.fixtures, "fixtures", "../shared/testdata/stratus-red-team-detonation-logs/detonation-logs", "directory of CloudTrail fixtures the corpus is built from")
+	fs.IntVar(&c.runs, "runs", defRuns, "measured runs of each side")
+	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of vigil's side to this file")
+	fs.BoolVar(&c.quiet, "q", false, "print only the results")
+	if args[0] == "search" {
+		fs.BoolVar(&c.keepCorpus, "keep-corpus", false, "keep the corpus files after the store is built")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.events <= 0 || c.runs <= 0 {
+		return errors.New("-events and -runs must be positive")
+	}
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return fmt.Errorf("creating bench directory: %w", err)
+	}
+	c.logf("%s: %d events, seed %d, GOMAXPROCS %d, %s", args[0], c.events, c.seed, runtime.GOMAXPROCS(0), runtime.Version())
+	return cmd(ctx, c)
+}
+
+// config is what every command is given.
+type config struct {
+	events     int
+	seed       uint64
+	dir        string
+	fixtures   string
+	runs       int
+	cpuprofile string
+	quiet      bool
+	keepCorpus bool
+	out, log   io.Writer
+}
+
+// logf reports progress on stderr.
+func (c *config) logf(format string, args ...any) {
+	if !c.quiet {
+		fmt.Fprintf(c.log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+}
+
+func (c *config) corpusDir() string {
+	return filepath.Join(c.dir, fmt.Sprintf("corpus-n%d-s%d", c.events, c.seed))
+}
+
+// corpus returns the corpus, building it when it is not there yet.
+func (c *config) corpus() (*corpus.Manifest, error) {
+	dir := c.corpusDir()
+	start := time.Now()
+	m, built, err := corpus.Ensure(dir, corpus.Options{Fixtures: c.fixtures, Events: c.events, Seed: c.seed})
+	if err != nil {
+		return nil, err
+	}
+	if built {
+		c.logf("built corpus %s: %d files, %.0f MB gzip, %.0f MB JSON, in %s", dir, m.Files, mb(m.Bytes), mb(m.JSONBytes), time.Since(start).Round(time.Millisecond))
+	} else {
+		c.logf("using corpus %s: %d files, %.0f MB gzip", dir, m.Files, mb(m.Bytes))
+	}
+	return m, nil
+}
+
+func runCorpus(ctx context.Context, c *config) error {
+	m, err := c.corpus()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "%s\n%d events in %d files, %.0f MB gzip, %.0f MB JSON, %s to %s\nneedles: %v\n",
+		c.corpusDir(), m.Events, m.Files, mb(m.Bytes), mb(m.JSONBytes), m.Start.Format(time.DateOnly), m.End.Format(time.DateOnly), m.Needles)
+	return nil
+}
+
+func mb(n int64) float64 { return float64(n) / 1e6 }
+
+// profile runs fn under the CPU profiler when one was asked for.
+func (c *config) profile(fn func() error) error {
+	if c.cpuprofile == "" {
+		return fn()
+	}
+	f, err := os.Create(c.cpuprofile)
+	if err != nil {
+		return fmt.Errorf("creating CPU profile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return fmt.Errorf("starting CPU profile: %w", err)
+	}
+	err = fn()
+	pprof.StopCPUProfile()
+	return err
+}

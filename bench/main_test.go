@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestSmoke runs every command on a corpus small enough for go test. The
+// figures mean nothing at this size; the runs check that the benchmarks
+// work, and that both sides of each load and answer the same.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds corpora and stores")
+	}
+	dir := t.TempDir()
+	fixtures := "../../shared/testdata/stratus-red-team-detonation-logs/detonation-logs"
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"corpus", "-events", "5000"}, "5000 events in"},
+		{[]string{"import", "-events", "5000", "-runs", "2"}, "vigil/peer rate: median"},
+		{[]string{"search", "-events", "5000", "-runs", "1"}, "| `action:StopLogging` |"},
+		{[]string{"search", "-events", "5000", "-runs", "1"}, "| `action:StopLogging` |"}, // reuses the store
+	} {
+		var out, log bytes.Buffer
+		args := append(tt.args, "-dir", dir, "-fixtures", fixtures)
+		if err := run(context.Background(), args, &out, &log); err != nil {
+			t.Fatalf("%v: %v\n%s", tt.args, err, log.String())
+		}
+		if !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%v: output lacks %q:\n%s", tt.args, tt.want, out.String())
+		}
+	}
+}

@@ -1,0 +1,571 @@
+package duckdb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/query"
+)
+
+func TestCandidates(t *testing.T) {
+	bl := func(lo, hi uint64, words string, trusted bool) *block {
+		hs := items(words)
+		b := newBloom(len(hs))
+		for _, h := range hs {
+			b.add(h)
+		}
+		return &block{lo: lo, hi: hi, rows: int(hi - lo + 1), trusted: trusted, bloom: b}
+	}
+	top := uint64(math.MaxUint64)
+	blocks := []*block{
+		bl(1, 10, "x y", true),
+		bl(11, 20, "y", true),
+		bl(31, 40, "z", false), // untrusted: always searched
+		bl(41, 50, "y", true),
+	}
+	tests := []struct {
+		needle string
+		want   [][2]uint64
+	}{
+		// The gap below the first block, the one between 20 and 31, and
+		// the seqs above the last are always searched.
+		{"x", [][2]uint64{{0, 10}, {21, 40}, {51, top}}},
+		{"absent", [][2]uint64{{0, 0}, {21, 40}, {51, top}}},
+		{"y", nil}, // every block: no restriction
+		{"x y", [][2]uint64{{0, 10}, {21, 40}, {51, top}}},
+	}
+	for _, tt := range tests {
+		if got := candidates(blocks, items(tt.needle)); !slices.Equal(got, tt.want) {
+			t.Errorf("candidates(%q) = %v, want %v", tt.needle, got, tt.want)
+		}
+	}
+	if got := candidates(nil, items("x")); got != nil {
+		t.Errorf("no blocks: %v, want nil", got)
+	}
+	// Blocks that overlap, as two appends of one seq make.
+	overlap := []*block{bl(1, 10, "x", true), bl(5, 8, "y", true), bl(11, 11, "y", true)}
+	if got, want := candidates(overlap, items("y")), [][2]uint64{{0, 0}, {5, 8}, {11, top}}; !slices.Equal(got, want) {
+		t.Errorf("overlapping blocks: %v, want %v", got, want)
+	}
+	// The last block reaches the top of the seqs.
+	if got, want := candidates([]*block{bl(1, top, "x", true)}, items("y")), [][2]uint64{{0, 0}}; !slices.Equal(got, want) {
+		t.Errorf("block up to the top: %v, want %v", got, want)
+	}
+}
+
+func TestCoarsen(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 500 {
+		var rs [][2]uint64
+		next := uint64(r.IntN(5))
+		for range 1 + r.IntN(60) {
+			lo := next + uint64(r.IntN(4)) // gaps of 0 to 3, many equal
+			hi := lo + uint64(r.IntN(3))
+			rs = append(rs, [2]uint64{lo, hi})
+			next = hi + 2
+		}
+		n := 1 + r.IntN(40)
+		got := coarsen(slices.Clone(rs), n)
+		if len(got) > n || (len(rs) >= n && len(got) != n) {
+			t.Fatalf("coarsen(%v, %d) = %d ranges", rs, n, len(got))
+		}
+		// Every number in rs is in got, and the gaps kept are the
+		// largest.
+		for _, x := range rs {
+			if !slices.ContainsFunc(got, func(g [2]uint64) bool { return g[0] <= x[0] && x[1] <= g[1] }) {
+				t.Fatalf("coarsen(%v, %d) = %v lost %v", rs, n, got, x)
+			}
+		}
+		var gaps, kept []uint64
+		for i := 1; i < len(rs); i++ {
+			gaps = append(gaps, rs[i][0]-rs[i-1][1])
+		}
+		for i := 1; i < len(got); i++ {
+			kept = append(kept, got[i][0]-got[i-1][1])
+		}
+		slices.Sort(gaps)
+		slices.Sort(kept)
+		if !slices.Equal(kept, gaps[len(gaps)-len(kept):]) {
+			t.Fatalf("coarsen(%v, %d) keeps gaps %v of %v", rs, n, kept, gaps)
+		}
+	}
+}
+
+func TestIntersect(t *testing.T) {
+	got := intersect([][2]uint64{{1, 5}, {20, 30}, {8, 8}}, [][2]uint64{{0, 2}, {4, 9}, {25, 100}})
+	want := [][2]uint64{{1, 2}, {4, 5}, {25, 30}, {8, 8}}
+	if !slices.Equal(got, want) {
+		t.Errorf("intersect = %v, want %v", got, want)
+	}
+	if got := intersect([][2]uint64{{1, 5}}, [][2]uint64{{6, 9}}); got == nil || len(got) != 0 {
+		t.Errorf("disjoint: %v, want an empty, non-nil list", got)
+	}
+}
+
+// textGen makes events whose raw text mixes common words, addresses and,
+// in chosen batches, rare ones.
+type textGen struct {
+	r    *rand.Rand
+	t    time.Time
+	rare map[int][]string // batch → texts planted in one event each
+}
+
+var commonWords = []string{
+	"the", "user", "logged", "in", "from", "for", "trail", "main", "CreateUser", "AssumeRole",
+	"alice", "bob", "eventName", "us-east-1", "arn:aws:iam::111111111111:user/alice", "ok", "a",
+	"stop", "logging", "StopLogging", "x1", "Élan", "GET", "/index.html", "200", "_id",
+}
+
+func newTextGen() *textGen {
+	return &textGen{
+		r: rand.New(rand.NewPCG(11, 12)),
+		t: time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC),
+		rare: map[int][]string{
+			0: {"Stop Logging now", "stop  logging twice"},
+			1: {"by Christophe", "zebra"},
+			2: {"zanzibar", "élodie", `{"ip":"86.245.153.234"}`},
+			3: {"CHRISTOPHE!", "bad \xff\xfe utf8 zebra", "zebra"},
+			4: {"86.245.153.2345", "from 186.245.153.234"},
+			5: {"christopher", "stop logging"},
+			6: {"ÉLODIE", "zanzibar"},
+			7: {"ip 86.245.153.234 port 22", "Zanzibar."},
+		},
+	}
+}
+
+func (g *textGen) ip() string {
+	return fmt.Sprintf("%d.%d.%d.%d", 10+g.r.IntN(3), g.r.IntN(256), g.r.IntN(256), g.r.IntN(256))
+}
+
+// batch returns n events of batch k, out of time order.
+func (g *textGen) batch(k, n int) []*event.Event {
+	evs := make([]*event.Event, n)
+	for i := range evs {
+		var b strings.Builder
+		for j := range 3 + g.r.IntN(10) {
+			if j > 0 {
+				b.WriteString(" ")
+			}
+			if g.r.IntN(5) == 0 {
+				b.WriteString(g.ip())
+			} else {
+				b.WriteString(commonWords[g.r.IntN(len(commonWords))])
+			}
+		}
+		evs[i] = &event.Event{
+			Time: g.t.Add(time.Duration(g.r.IntN(1000000)) * time.Second), Received: g.t,
+			Tenant: "t", Source: "json", Class: "other", Raw: []byte(b.String()),
+		}
+	}
+	for i, s := range g.rare[k] {
+		e := evs[(i*7919+k)%n]
+		e.Raw = append(e.Raw, " "+s+" "...)
+	}
+	return evs
+}
+
+// wordStore is a store under test and what the test put in it.
+type wordStore struct {
+	t    *testing.T
+	path string
+	db   *DB
+	raws map[uint64]string // by seq: raw as stored
+}
+
+func newWordStore(t *testing.T) *wordStore {
+	ws := &wordStore{t: t, path: filepath.Join(t.TempDir(), "events.duckdb"), raws: map[uint64]string{}}
+	ws.reopen()
+	t.Cleanup(func() { ws.db.Close() })
+	return ws
+}
+
+func (ws *wordStore) reopen() {
+	ws.t.Helper()
+	if ws.db != nil {
+		if err := ws.db.Close(); err != nil {
+			ws.t.Fatal(err)
+		}
+	}
+	db, err := Open(Options{Path: ws.path})
+	if err != nil {
+		ws.t.Fatal(err)
+	}
+	ws.db = db
+}
+
+func (ws *wordStore) appended(evs []*event.Event) {
+	for _, e := range evs {
+		ws.raws[e.Seq] = strings.ToValidUTF8(string(e.Raw), "\ufffd")
+	}
+}
+
+func (ws *wordStore) append(evs []*event.Event) {
+	ws.t.Helper()
+	if err := ws.db.Append(context.Background(), evs); err != nil {
+		ws.t.Fatal(err)
+	}
+	ws.appended(evs)
+}
+
+// insert adds a row other than by Append.
+func (ws *wordStore) insert(seq uint64, raw string) {
+	ws.t.Helper()
+	_, err := ws.db.SQL().Exec(`INSERT INTO events (seq, time, received, skewed, tenant, source, class, raw)
+		VALUES (?, TIMESTAMP_NS '2024-01-01 00:00:00', TIMESTAMP_NS '2024-01-01 00:00:00', false, 't', 'json', 'other', ?)`, seq, raw)
+	if err != nil {
+		ws.t.Fatal(err)
+	}
+	ws.raws[seq] = raw
+}
+
+// seqs runs q and returns the seqs of the events found, sorted.
+func (ws *wordStore) seqs(q string) []uint64 {
+	ws.t.Helper()
+	res := search(ws.t, ws.db, q, query.Scope{All: true})
+	c := col(res, "seq")
+	var out []uint64
+	for _, row := range res.Rows {
+		out = append(out, row[c].(uint64))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rows runs q and returns its rows, rendered.
+func (ws *wordStore) rows(q string) string {
+	ws.t.Helper()
+	return fmt.Sprint(search(ws.t, ws.db, q, query.Scope{All: true}).Rows)
+}
+
+// scan finds the events holding needle as words by reading every raw
+// text in Go, as the SQL does: a substring test, then the pattern.
+func (ws *wordStore) scan(needle string) []uint64 {
+	re := wordRegexp(needle)
+	var out []uint64
+	for seq, raw := range ws.raws {
+		if strings.Contains(strings.ToLower(raw), strings.ToLower(needle)) && re.MatchString(raw) {
+			out = append(out, seq)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var needles = []string{
+	"zanzibar", "ZANZIBAR", "zebra", "nowhere", "the", "alice", "arn:aws:iam::111111111111:user/alice",
+	"86.245.153.234", "86.245.153", "245.153.234", "6.245.153.234", "86.245.153.2345",
+	"christophe", "Christophe", "christopher", "christ", "stop logging", "Stop Logging now", "stop  logging",
+	"élodie", "ÉLODIE", "Élan", "utf8", "\ufffd", "/index.html", "_id", "a", "x1 a",
+}
+
+// check compares the store's answers with a scan, and with the answers
+// of the store without its index.
+func (ws *wordStore) check(stage string) {
+	ws.checkWith(stage, true)
+}
+
+// checkWith is check, and when pruned, that the index rules out most
+// events for a rare word.
+func (ws *wordStore) checkWith(stage string, pruned bool) {
+	ws.t.Helper()
+	quote := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+	for _, n := range needles {
+		got, want := ws.seqs(quote(n)), ws.scan(n)
+		if !slices.Equal(got, want) {
+			ws.t.Errorf("%s: %q finds %v, want %v", stage, n, got, want)
+		}
+	}
+	for _, q := range []string{
+		`zanzibar the`, `zanzibar OR christophe`, `-zanzibar`, `christ*`, `zanzibar | stats count()`,
+		`christophe | stats count() by source`, `86.245.153.234 zanzibar`, `"" zanzibar`, `"-" stop`, `*`,
+	} {
+		ws.db.words.searchOff = true
+		want := ws.rows(q)
+		ws.db.words.searchOff = false
+		if got := ws.rows(q); got != want {
+			ws.t.Errorf("%s: %s finds %v with the index, %v without", stage, q, got, want)
+		}
+	}
+	if !pruned {
+		return
+	}
+	req := ws.db.words.restrict(context.Background(), query.Request{Query: mustParse(ws.t, "zanzibar")})
+	if req.SeqRanges == nil {
+		ws.t.Errorf("%s: the index rules out nothing for a rare word", stage)
+	}
+	read := 0
+	for seq := range ws.raws {
+		if slices.ContainsFunc(req.SeqRanges, func(r [2]uint64) bool { return r[0] <= seq && seq <= r[1] }) {
+			read++
+		}
+	}
+	if read > len(ws.raws)/3 {
+		ws.t.Errorf("%s: zanzibar reads %d events of %d (ranges %v)", stage, read, len(ws.raws), req.SeqRanges)
+	}
+}
+
+func mustParse(t *testing.T, s string) *query.Query {
+	t.Helper()
+	q, err := query.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func TestWordSearch(t *testing.T) {
+	ws := newWordStore(t)
+	g := newTextGen()
+	// One block, several, a remainder, tiny appends.
+	for k, n := range []int{3000, 5000, 9000, 100, 1, 4096} {
+		ws.append(g.batch(k, n))
+	}
+	ws.check("fresh")
+	ws.reopen()
+	ws.check("reopened")
+	ws.append(g.batch(6, 2000))
+	ws.append(g.batch(7, 5000))
+	ws.check("appended after reopening")
+	ws.reopen()
+	ws.check("reopened again")
+}
+
+func TestWordSearchLoader(t *testing.T) {
+	ws := newWordStore(t)
+	g := newTextGen()
+	ctx := context.Background()
+	l, err := ws.db.NewLoader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range []int{3000, 5000, 9000, 100, 1} {
+		evs := g.batch(k, n)
+		if err := l.Append(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		ws.appended(evs)
+	}
+	// The index is loaded before the loader commits: it learns of the
+	// loader's blocks when they commit.
+	ws.db.words.load(ctx)
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ws.check("loaded")
+	ws.append(g.batch(5, 3000))
+	ws.reopen()
+	ws.check("loaded and reopened")
+}
+
+// Rows that no filter covers, or that a filter may not have seen, are
+// always searched.
+func TestWordSearchUncovered(t *testing.T) {
+	ws := newWordStore(t)
+	g := newTextGen()
+	for k, n := range []int{3000, 5000, 9000} {
+		ws.append(g.batch(k, n))
+	}
+	// Filters lost, or written by another version of the index.
+	if _, err := ws.db.SQL().Exec("DELETE FROM token_blooms WHERE seq_lo = (SELECT min(seq_lo) FROM token_blooms)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.db.SQL().Exec("UPDATE token_blooms SET algo = 99 WHERE seq_lo = (SELECT max(seq_lo) FROM token_blooms)"); err != nil {
+		t.Fatal(err)
+	}
+	// A row above every filter.
+	ws.insert(20000, "nowhere")
+	ws.reopen()
+	ws.checkWith("filters missing", false)
+
+	// Rows added other than by Append inside the range of a filter, with
+	// a seq already taken and with a new one: the filter did not see
+	// them.
+	ws.insert(3500, "zanzibar nowhere")
+	ws.insert(20, "zanzibar")
+	ws.reopen()
+	ws.checkWith("rows outside append", false)
+	if got := ws.seqs("nowhere"); !slices.Equal(got, []uint64{3500, 20000}) {
+		t.Errorf("nowhere finds %v", got)
+	}
+}
+
+// A store that predates the index, opened read-only, has no filters to
+// load and searches everything.
+func TestWordSearchWithoutTable(t *testing.T) {
+	ws := newWordStore(t)
+	ws.append(newTextGen().batch(2, 1000))
+	if _, err := ws.db.SQL().Exec("DROP TABLE token_blooms"); err != nil {
+		t.Fatal(err)
+	}
+	ws.db.Close()
+	db, err := Open(Options{Path: ws.path, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.db = db
+	if got, want := ws.seqs("zanzibar"), ws.scan("zanzibar"); len(want) != 1 || !slices.Equal(got, want) {
+		t.Errorf("zanzibar finds %v, want %v", got, want)
+	}
+}
+
+// fixtureRecords returns the CloudTrail records of the Stratus Red Team
+// detonation logs.
+func fixtureRecords(tb testing.TB) [][]byte {
+	tb.Helper()
+	files, err := filepath.Glob("../../../shared/testdata/stratus-red-team-detonation-logs/detonation-logs/*.json")
+	if err != nil || len(files) == 0 {
+		tb.Skipf("no CloudTrail fixtures: %v", err)
+	}
+	var out [][]byte
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var recs []json.RawMessage
+		if err := json.Unmarshal(data, &recs); err != nil {
+			tb.Fatalf("%s: %v", f, err)
+		}
+		for _, r := range recs {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// cloudTrailEvents returns n events made from the fixture records, each
+// with its own event and request ids, source address and time, as in a
+// real log, and with the normalized fields the store keeps set.
+func cloudTrailEvents(tb testing.TB, n int) []*event.Event {
+	recs := fixtureRecords(tb)
+	r := rand.New(rand.NewPCG(13, 14))
+	t0 := time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)
+	uuid := func() string {
+		return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", r.Uint32(), r.Uint32()&0xffff, r.Uint32()&0xffff, r.Uint32()&0xffff, r.Uint64()&0xffffffffffff)
+	}
+	evs := make([]*event.Event, n)
+	for i := range evs {
+		var m map[string]any
+		if err := json.Unmarshal(recs[i%len(recs)], &m); err != nil {
+			tb.Fatal(err)
+		}
+		ts := t0.Add(time.Duration(r.IntN(30*24*3600)) * time.Second)
+		ip := fmt.Sprintf("%d.%d.%d.%d", 1+r.IntN(223), r.IntN(256), r.IntN(256), 1+r.IntN(254))
+		m["eventID"], m["requestID"], m["sourceIPAddress"], m["eventTime"] = uuid(), uuid(), ip, ts.Format(time.RFC3339)
+		raw, err := json.Marshal(m)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		str := func(k string) string { s, _ := m[k].(string); return s }
+		id, _ := m["userIdentity"].(map[string]any)
+		arn, _ := id["arn"].(string)
+		typ, _ := id["type"].(string)
+		outcome := "success"
+		if str("errorCode") != "" {
+			outcome = "failure"
+		}
+		evs[i] = &event.Event{
+			Time: ts, Received: ts.Add(5 * time.Minute), Tenant: "bench", Source: "aws.cloudtrail", Class: "api_activity",
+			ID: str("eventID"), Cloud: event.Cloud{Provider: "aws", Account: str("recipientAccountId"), Region: str("awsRegion")},
+			Actor: event.Actor{ID: arn, Type: typ}, SrcIP: netip.MustParseAddr(ip), UserAgent: str("userAgent"),
+			Service: str("eventSource"), Action: str("eventName"), Outcome: event.Outcome{Result: outcome, Code: str("errorCode")},
+			Origin: "bench.json:" + strconv.Itoa(i), Raw: raw,
+		}
+	}
+	return evs
+}
+
+// BenchmarkIndexBatch measures the cost of the word index on an import
+// batch (the importer's 20000 events): building the filters alone, on
+// all CPUs and on one, and storing the batch with and without them, by
+// DB.Append and through a loader. The index's share of storing is
+// (append - append-unindexed) / append; ns/event is per event of the
+// batch.
+func BenchmarkIndexBatch(b *testing.B) {
+	const n = 20000
+	evs := cloudTrailEvents(b, n)
+	var size int
+	for i, e := range evs {
+		e.Seq = uint64(i + 1)
+		size += len(e.Raw)
+	}
+	ix := &wordIndex{}
+	b.Run("build", func(b *testing.B) {
+		b.SetBytes(int64(size))
+		for b.Loop() {
+			ix.start(evs).wait()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+	})
+	b.Run("build-1cpu", func(b *testing.B) {
+		bb := new(blockBuilder)
+		rows := make([]indexRow, n)
+		for i, e := range evs {
+			rows[i] = indexRow{e.Seq, e.Raw}
+		}
+		b.SetBytes(int64(size))
+		for b.Loop() {
+			for i := 0; i < n; i += blockRows {
+				bb.build(rows[i:min(n, i+blockRows)])
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+	})
+	// Live ingest appends with DB.Append, imports through a loader.
+	for _, path := range []string{"append", "load"} {
+		for _, indexed := range []bool{true, false} {
+			name := path
+			if !indexed {
+				name += "-unindexed"
+			}
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				db, err := Open(Options{Path: filepath.Join(b.TempDir(), "events.duckdb")})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				db.words.buildOff = !indexed
+				for b.Loop() {
+					for _, e := range evs {
+						e.Seq = 0
+					}
+					if path == "append" {
+						err = db.Append(ctx, evs)
+					} else {
+						err = loadAll(ctx, db, evs)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+			})
+		}
+	}
+}
+
+// loadAll appends evs through a loader and commits.
+func loadAll(ctx context.Context, db *DB, evs []*event.Event) error {
+	l, err := db.NewLoader(ctx)
+	if err != nil {
+		return err
+	}
+	if err := l.Append(ctx, evs); err != nil {
+		l.Close(ctx)
+		return err
+	}
+	return l.Close(ctx)
+}

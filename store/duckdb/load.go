@@ -1,0 +1,211 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"slices"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/store"
+)
+
+// A loader appends the events of an import in few transactions.
+//
+// DB.Append commits every call: right for live ingest, which must not
+// acknowledge what is not stored, but slow for an import of thousands of
+// files. Each small commit goes through the write-ahead log, and the
+// checkpoints that follow rewrite the table's last, partial row group
+// again and again, so that an import slows down as the table grows. A
+// loader keeps one transaction open across appends, and DuckDB writes
+// the rows of a large transaction straight to the database file as whole
+// row groups, once.
+type loader struct {
+	db        *DB
+	conn      driver.Conn
+	app       *duckdb.Appender
+	inTx      bool
+	failed    error // the first failure; the transaction is rolled back
+	pending   int   // events appended since the last commit
+	unflushed int   // events appended since the last flush
+	sorted    []*event.Event
+	words     wordTx // the word index of the transaction's events (index.go)
+	// The run of sequence numbers the loader draws from: [next, end).
+	next, end uint64
+}
+
+// Tuning of loaders, variables so that tests can make them small.
+var (
+	// seqRun is how many sequence numbers a loader takes at a time:
+	// DuckDB's row group size. Loaders append in parallel, but each
+	// transaction fills row groups of its own, so every row group holds
+	// one run, and seq still follows the physical order of rows closely
+	// enough for zonemaps to prune by seq (the word index relies on it).
+	seqRun uint64 = 122_880
+	// commitEvery bounds what a crash during an import loses. A whole
+	// number of runs, so that runs and row groups stay aligned.
+	commitEvery = 8 * int(seqRun)
+	// flushEvery is how many rows the appender gathers before it hands
+	// them to the transaction. Each flush has a fixed cost of tens of
+	// milliseconds, so flushes must be large, but the appender's own
+	// threshold, 204,800 rows, holds too much in memory.
+	flushEvery = 20_000
+)
+
+var _ store.BulkLoader = (*DB)(nil)
+
+// NewLoader returns a Loader for an import. Events appended through it
+// become visible, and durable, when it commits: every million events and
+// at Close.
+func (s *DB) NewLoader(ctx context.Context) (store.Loader, error) {
+	conn, err := s.connector.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to store: %w", err)
+	}
+	return &loader{db: s, conn: conn, words: wordTx{ix: s.words}}, nil
+}
+
+func (l *loader) exec(ctx context.Context, query string) error {
+	_, err := l.conn.(driver.ExecerContext).ExecContext(ctx, query, nil)
+	return err
+}
+
+// begin opens the transaction and its appender.
+func (l *loader) begin(ctx context.Context) error {
+	if err := l.exec(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("starting a load: %w", err)
+	}
+	l.inTx = true
+	l.next = l.end // a transaction starts a row group, so a run
+	a, err := duckdb.NewAppenderFromConn(l.conn, "", "events")
+	if err != nil {
+		return fmt.Errorf("appending to events: %w", err)
+	}
+	l.app = a
+	return nil
+}
+
+// Append appends events, sorted by time, giving those with Seq 0 the next
+// sequence numbers.
+func (l *loader) Append(ctx context.Context, evs []*event.Event) error {
+	if l.failed != nil {
+		return l.failed
+	}
+	if err := l.append(ctx, evs); err != nil {
+		l.failed = err
+		l.rollback()
+		return err
+	}
+	return nil
+}
+
+func (l *loader) append(ctx context.Context, evs []*event.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if !l.inTx {
+		if err := l.begin(ctx); err != nil {
+			return err
+		}
+	}
+	l.sorted = append(l.sorted[:0], evs...)
+	slices.SortStableFunc(l.sorted, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
+
+	// Loaders append in parallel, each on its own connection: only the
+	// sequence numbers are shared, handed out in runs (seqRun).
+	s := l.db
+	s.mu.Lock()
+	for _, e := range l.sorted {
+		if e.Seq != 0 {
+			s.nextSeq = max(s.nextSeq, e.Seq+1)
+			continue
+		}
+		if l.next == l.end {
+			l.next, l.end = s.nextSeq, s.nextSeq+seqRun
+			s.nextSeq = l.end
+		}
+		e.Seq = l.next
+		l.next++
+	}
+	s.mu.Unlock()
+	words := s.words.start(l.sorted) // built while DuckDB appends
+	for _, e := range l.sorted {
+		if err := l.app.AppendRow(eventRow(e)...); err != nil {
+			words.cancel()
+			return fmt.Errorf("appending event %d: %w", e.Seq, err)
+		}
+	}
+	l.words.add(l.conn, words)
+	clear(l.sorted) // let the events go once stored
+	s.metrics.appended.Add(float64(len(evs)))
+	l.pending += len(evs)
+	l.unflushed += len(evs)
+	if l.pending >= commitEvery {
+		return l.commit(ctx)
+	}
+	if l.unflushed >= flushEvery {
+		l.unflushed = 0
+		if err := l.app.FlushWithCancel(ctx); err != nil {
+			return fmt.Errorf("appending events: %w", err)
+		}
+	}
+	return nil
+}
+
+// commit closes the appender and commits what it appended.
+func (l *loader) commit(ctx context.Context) error {
+	if !l.inTx {
+		return nil
+	}
+	l.pending, l.unflushed = 0, 0
+	err := l.app.CloseWithCancel(ctx)
+	l.app = nil
+	if err != nil {
+		return fmt.Errorf("flushing events: %w", err)
+	}
+	l.words.flush()
+	if err := l.exec(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("committing events: %w", err)
+	}
+	l.words.committed()
+	l.inTx = false
+	return nil
+}
+
+// rollback discards what was not committed.
+func (l *loader) rollback() {
+	l.words.rolledBack()
+	if l.app != nil {
+		l.app.Clear()
+		l.app.Close()
+		l.app = nil
+	}
+	if l.inTx {
+		l.exec(context.Background(), "ROLLBACK")
+		l.inTx = false
+	}
+}
+
+// Close commits what was appended, unless an Append failed, and releases
+// the loader.
+func (l *loader) Close(ctx context.Context) error {
+	err := l.failed
+	if err == nil {
+		if err = l.commit(ctx); err != nil {
+			l.rollback()
+		}
+	}
+	// Give back what is left of the loader's run, if no run came after.
+	l.db.mu.Lock()
+	if l.db.nextSeq == l.end {
+		l.db.nextSeq = l.next
+	}
+	l.db.mu.Unlock()
+	if cerr := l.conn.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing store connection: %w", cerr))
+	}
+	return err
+}
