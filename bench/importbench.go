@@ -97,8 +97,9 @@ func (c *config) importVigil(ctx context.Context, files string, profile bool) (m
 			return err
 		}
 		im := ingest.NewImporter(db, ingest.ImportOptions{
-			Format: parse.Auto,
-			Parse:  parse.Options{Tenant: "bench", Received: received, Backfill: true},
+			Format:  parse.Auto,
+			Parse:   parse.Options{Tenant: "bench", Received: received, Backfill: true},
+			Workers: c.workers,
 		})
 		sum, err = im.Import(ctx, []string{files})
 		if cerr := db.Close(); err == nil {

@@ -79,6 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.fixtures, "fixtures", "../shared/testdata/stratus-red-team-detonation-logs/detonation-logs", "directory of CloudTrail fixtures the corpus is built from")
 	fs.IntVar(&c.runs, "runs", defRuns, "measured runs of each side")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of vigil's side to this file")
+	fs.IntVar(&c.workers, "workers", 0, "vigil's import workers (0: the importer's default, GOMAXPROCS)")
 	fs.BoolVar(&c.quiet, "q", false, "print only the results")
 	if args[0] == "search" {
 		fs.BoolVar(&c.keepCorpus, "keep-corpus", false, "keep the corpus files after the store is built")
@@ -107,6 +108,7 @@ type config struct {
 	fixtures   string
 	runs       int
 	cpuprofile string
+	workers    int
 	quiet      bool
 	keepCorpus bool
 	out, log   io.Writer

@@ -24,7 +24,9 @@ import (
 	"github.com/vigilsec/vigil/store"
 )
 
-// A Sink receives parsed events and quarantined records.
+// A Sink receives parsed events and quarantined records, from several
+// import workers at once. A Sink that is also a store.BulkLoader gets an
+// import's events through loaders instead, one per worker.
 type Sink interface {
 	Append(ctx context.Context, evs []*event.Event) error
 	Quarantine(ctx context.Context, qs []store.Quarantined) error
@@ -34,7 +36,7 @@ type Sink interface {
 type ImportOptions struct {
 	Format  string        // a parse format name, or parse.Auto
 	Parse   parse.Options // Origin is set per file
-	Workers int           // files parsed at once; 0 means GOMAXPROCS
+	Workers int           // files parsed and written at once; 0 means GOMAXPROCS
 	Batch   int           // events per append; 0 means 20000
 	// Progress, if set, is called from time to time and once at the end.
 	Progress func(Progress)

@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -179,6 +180,56 @@ func FuzzJSONValid(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if got, want := jsonValid(in), json.Valid(in); got != want {
 			t.Errorf("jsonValid(%q) = %v, json.Valid says %v", in, got, want)
+		}
+	})
+}
+
+func TestSkipValue(t *testing.T) {
+	for _, v := range []string{
+		`1`, `-0.5e3`, `true`, `null`, `"a\"b\\"`, `"\\\\"`, `{}`, `[]`, `{"a":[1,{"b":"]}"}],"c":null}`, `[1,2,[3]]`, `"x"`,
+	} {
+		for _, after := range []string{"", ",", "]", "}", " ", "\n"} {
+			in := []byte(v + after)
+			if got := skipValue(in, 0); got != len(v) {
+				t.Errorf("skipValue(%q) = %d, want %d", in, got, len(v))
+			}
+		}
+	}
+	for _, v := range []string{`{"a":1`, `"abc`, `[1,2`} {
+		if got := skipValue([]byte(v), 0); got != -1 {
+			t.Errorf("skipValue(%q) = %d, want -1", v, got)
+		}
+	}
+	// Arrays of every kind of element split as encoding/json splits them.
+	rs := parseString(t, `[1, true, "x", {"eventName":"A"}, [2], null]`+"\n", Auto, Options{})
+	if len(rs) != 6 || string(rs[0].Raw) != "1" || string(rs[5].Raw) != "null" || string(rs[4].Raw) != "[2]" {
+		t.Errorf("array split into %d records: %q", len(rs), raws(rs))
+	}
+}
+
+func raws(rs []Result) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, string(r.Raw))
+	}
+	return out
+}
+
+// FuzzSkipValue checks that skipValue finds the end of every valid value.
+func FuzzSkipValue(f *testing.F) {
+	for _, rec := range cloudTrailRecords(f)[:50] {
+		f.Add(rec)
+	}
+	f.Add([]byte(`[1,"a",null,{"b":[true]}]`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if !json.Valid(in) {
+			return
+		}
+		v := bytes.TrimSpace(in)
+		for _, after := range []string{"", "]", ",1"} {
+			if got := skipValue(append(v[:len(v):len(v)], after...), 0); got != len(v) {
+				t.Errorf("skipValue(%q) = %d, want %d", string(v)+after, got, len(v))
+			}
 		}
 	})
 }

@@ -200,12 +200,12 @@ func skipValue(b []byte, i int) int {
 		case '{', '[':
 			depth++
 			i++
-		case '}', ']':
-			depth--
-			i++
-		case ',', ' ', '\t', '\n', '\r', ':':
+		case '}', ']', ',', ' ', '\t', '\n', '\r', ':':
 			if depth == 0 {
 				return i // the end of a number or literal
+			}
+			if c == '}' || c == ']' {
+				depth--
 			}
 			i++
 		default:

@@ -129,7 +129,7 @@ func TestWordRunesRE2(t *testing.T) {
 }
 
 func TestCompileSeqRanges(t *testing.T) {
-	max := uint64(math.MaxUint64)
+	top := uint64(math.MaxUint64)
 	tests := []struct {
 		ranges [][2]uint64
 		where  string
@@ -141,10 +141,10 @@ func TestCompileSeqRanges(t *testing.T) {
 		{[][2]uint64{{1, 10}}, "WHERE tenant IN (?) AND (seq BETWEEN ? AND ?) ORDER BY", []any{"t1", int64(1), int64(10)}},
 		{[][2]uint64{{7, 7}}, "WHERE tenant IN (?) AND (seq = ?) ORDER BY", []any{"t1", int64(7)}},
 		// Sorted, and merged when they overlap or touch.
-		{[][2]uint64{{30, 40}, {1, 10}, {11, 12}, {35, 50}, {60, max}, {70, 80}},
+		{[][2]uint64{{30, 40}, {1, 10}, {11, 12}, {35, 50}, {60, top}, {70, 80}},
 			"WHERE tenant IN (?) AND (seq BETWEEN ? AND ? OR seq BETWEEN ? AND ? OR seq BETWEEN ? AND CAST(? AS UBIGINT)) ORDER BY",
 			[]any{"t1", int64(1), int64(12), int64(30), int64(50), int64(60), "18446744073709551615"}},
-		{[][2]uint64{{0, max}, {max, max}}, "WHERE tenant IN (?) AND (seq BETWEEN ? AND CAST(? AS UBIGINT)) ORDER BY", []any{"t1", int64(0), "18446744073709551615"}},
+		{[][2]uint64{{0, top}, {top, top}}, "WHERE tenant IN (?) AND (seq BETWEEN ? AND CAST(? AS UBIGINT)) ORDER BY", []any{"t1", int64(0), "18446744073709551615"}},
 	}
 	for _, tt := range tests {
 		out, err := Compile(Request{Scope: t1, SeqRanges: tt.ranges}, DuckDB)
@@ -165,7 +165,7 @@ func TestCompileSeqRanges(t *testing.T) {
 		want   []string
 	}{
 		{`*`, [][2]uint64{{2, 3}, {6, 6}}, []string{"6", "3", "2"}},
-		{`christophe`, [][2]uint64{{3, max}}, []string{"4"}},
+		{`christophe`, [][2]uint64{{3, top}}, []string{"4"}},
 		{`christophe`, [][2]uint64{}, nil},
 		{`| stats count()`, [][2]uint64{}, []string{"0"}},
 		{`| stats count()`, [][2]uint64{{1, 2}, {4, 4}}, []string{"3"}},

@@ -55,6 +55,11 @@ type DB struct {
 	nextSeq uint64
 
 	words *wordIndex // index.go
+
+	// Open loaders, and DuckDB's threads setting before the first
+	// (load.go); guarded by mu.
+	loaders     int
+	loadThreads int64
 }
 
 var _ store.Store = (*DB)(nil)
@@ -266,7 +271,9 @@ func ipBin(a netip.Addr) any {
 	return b[:]
 }
 
-// Search compiles the query for DuckDB and runs it.
+// Search compiles the query for DuckDB and runs it. A search for words
+// reads only the blocks of events the word index (index.go) says may
+// hold them.
 func (s *DB) Search(ctx context.Context, req query.Request) (*store.Result, error) {
 	start := time.Now()
 	req = s.words.restrict(ctx, req)

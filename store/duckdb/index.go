@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"database/sql/driver"
-	"fmt"
 	"log/slog"
 	"math"
 	"runtime"
@@ -23,7 +21,7 @@ import (
 // engine full-text index (DuckDB's fts extension cannot be installed
 // offline): the design of VictoriaLogs. Each block of appended events
 // gets a bloom filter of the items of their raw text (words.go), kept in
-// the token_blooms table and in memory. A search for words first asks
+// the token_blooms tables (indexstore.go) and in memory. A search for words first asks
 // every filter whether its block may hold them, then restricts the SQL to
 // the seq ranges of the blocks that may (query.Request.SeqRanges), so
 // DuckDB skips the raw text of the rest: seq follows the physical order
@@ -41,9 +39,10 @@ import (
 // ranges where they are not.
 //
 // Filters are loaded into memory by the first search for words, not at
-// Open, so that an import does not pay for them: on CloudTrail records
-// they take about 16 bytes per event, and loading them about 60 ms per
-// million events once the database file is in the page cache.
+// Open, so that an import does not pay for them. On CloudTrail records
+// they take about 16 bytes per event; loading them takes about 0.4 s per
+// million events in a fresh process, most of it DuckDB's first read of
+// the BLOBs, and 30 to 60 ms once DuckDB has them cached.
 
 // indexAlgo identifies the word split, the hashes and the bloom layout.
 // Blooms stored with another value are ignored, which makes their blocks
@@ -87,6 +86,10 @@ type wordIndex struct {
 	mu     sync.RWMutex
 	loaded bool     // blocks holds every stored filter; until then, Append only stores them
 	blocks []*block // by lo
+
+	segMu   sync.Mutex
+	segNum  int // the newest segment (indexstore.go); 0 until known
+	segSize int // bytes of filters in it
 }
 
 func newWordIndex(db *sql.DB, append func(context.Context, string, func(*duckdb.Appender) error) error, logger *slog.Logger) *wordIndex {
@@ -162,233 +165,6 @@ func (p *pendingBlocks) cancel() {
 func (p *pendingBlocks) wait() []*block {
 	p.wg.Wait()
 	return p.blocks
-}
-
-// appendBlocks appends the rows of blocks to the token_blooms table.
-func appendBlocks(a *duckdb.Appender, blocks []*block) error {
-	for _, b := range blocks {
-		if err := a.AppendRow(b.lo, b.hi, uint32(b.rows), uint16(indexAlgo), uint8(b.bloom.k), b.bloom.marshal()); err != nil {
-			return fmt.Errorf("appending the word filter of events %d to %d: %w", b.lo, b.hi, err)
-		}
-	}
-	return nil
-}
-
-// finish stores the filters of p once their events are committed, in a
-// transaction of their own, and adds them to the index. It logs rather
-// than returns an error: the events are stored, and a block without a
-// filter is only searched in full.
-func (ix *wordIndex) finish(ctx context.Context, p *pendingBlocks) {
-	blocks := p.wait()
-	if len(blocks) == 0 {
-		return
-	}
-	err := ix.append(ctx, "token_blooms", func(a *duckdb.Appender) error { return appendBlocks(a, blocks) })
-	if err != nil {
-		ix.warnUnstored(blocks, err)
-	}
-	ix.added(blocks)
-}
-
-func (ix *wordIndex) warnUnstored(blocks []*block, err error) {
-	ix.logger.Warn("storing the word index of appended events failed; after a restart, searches read them in full",
-		"first", blocks[0].lo, "last", blocks[len(blocks)-1].hi, "err", err)
-}
-
-// added adds the filters of committed events to the index in memory.
-// Until the index is loaded, the stored filters are all there is, and
-// loading may already have read these.
-func (ix *wordIndex) added(blocks []*block) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if !ix.loaded {
-		return
-	}
-	for _, b := range blocks {
-		i, found := slices.BinarySearchFunc(ix.blocks, b, byLo)
-		if found && ix.blocks[i].hi == b.hi && ix.blocks[i].rows == b.rows {
-			continue // loaded from the table after the commit
-		}
-		ix.blocks = slices.Insert(ix.blocks, i, b)
-	}
-}
-
-// A wordTx stores the filters of the events of a loader's transaction
-// in that transaction, so that they commit, or roll back, with the
-// events, and hands them to the index once committed.
-type wordTx struct {
-	ix     *wordIndex
-	app    *duckdb.Appender // on the transaction's connection, opened on first use
-	blocks []*block         // appended, not yet committed
-}
-
-// add appends the filters of p through conn, once they are built. A
-// failure is logged, not returned: the events can still be committed,
-// and are then searched in full.
-func (t *wordTx) add(conn driver.Conn, p *pendingBlocks) {
-	blocks := p.wait()
-	if len(blocks) == 0 {
-		return
-	}
-	err := func() error {
-		if t.app == nil {
-			a, err := duckdb.NewAppenderFromConn(conn, "", "token_blooms")
-			if err != nil {
-				return fmt.Errorf("appending to token_blooms: %w", err)
-			}
-			t.app = a
-		}
-		return appendBlocks(t.app, blocks)
-	}()
-	if err != nil {
-		t.ix.warnUnstored(blocks, err)
-		return
-	}
-	t.blocks = append(t.blocks, blocks...)
-}
-
-// flush hands the appended filters to the transaction; call it before
-// COMMIT. A failure is logged, as in add.
-func (t *wordTx) flush() {
-	if t.app == nil {
-		return
-	}
-	err := t.app.Close()
-	t.app = nil
-	if err != nil && len(t.blocks) > 0 {
-		t.ix.warnUnstored(t.blocks, fmt.Errorf("flushing token_blooms: %w", err))
-		t.blocks = nil
-	}
-}
-
-// committed adds the filters of the committed transaction to the index.
-func (t *wordTx) committed() {
-	t.ix.added(t.blocks)
-	t.blocks = nil
-}
-
-// rolledBack forgets the filters of a transaction rolled back.
-func (t *wordTx) rolledBack() {
-	if t.app != nil {
-		t.app.Clear()
-		t.app.Close()
-		t.app = nil
-	}
-	t.blocks = nil
-}
-
-func byLo(a, b *block) int { return cmp.Compare(a.lo, b.lo) }
-
-// load reads the stored filters, once. It reports whether the index is
-// loaded: after a failure, which it logs, searches read every row until
-// a later search loads it.
-func (ix *wordIndex) load(ctx context.Context) bool {
-	ix.mu.RLock()
-	loaded := ix.loaded
-	ix.mu.RUnlock()
-	if loaded {
-		return true
-	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.loaded {
-		return true
-	}
-	// The index is loaded for every search to come, not only for the one
-	// that asked: its cancellation must not fail the load.
-	blocks, err := ix.read(context.WithoutCancel(ctx))
-	if err != nil {
-		ix.logger.Warn("loading the word index failed; this search reads every event", "err", err)
-		return false
-	}
-	ix.blocks, ix.loaded = blocks, true
-	return true
-}
-
-func (ix *wordIndex) read(ctx context.Context) ([]*block, error) {
-	// A store opened read-only may predate the table.
-	var exists bool
-	if err := ix.db.QueryRowContext(ctx, "SELECT count(*) > 0 FROM duckdb_tables() WHERE table_name = 'token_blooms' AND schema_name = 'main'").Scan(&exists); err != nil {
-		return nil, fmt.Errorf("looking for the word index: %w", err)
-	}
-	if !exists {
-		return nil, nil
-	}
-	rows, err := ix.db.QueryContext(ctx, "SELECT seq_lo, seq_hi, row_count, hashes, bits FROM token_blooms WHERE algo = ? ORDER BY seq_lo", indexAlgo)
-	if err != nil {
-		return nil, fmt.Errorf("reading the word index: %w", err)
-	}
-	defer rows.Close()
-	var blocks []*block
-	indexed := int64(0)
-	for rows.Next() {
-		b := &block{trusted: true}
-		var k uint8
-		var data []byte
-		if err := rows.Scan(&b.lo, &b.hi, &b.rows, &k, &data); err != nil {
-			return nil, fmt.Errorf("reading the word index: %w", err)
-		}
-		if b.bloom, err = unmarshalBloom(int(k), data); err != nil {
-			return nil, fmt.Errorf("reading the word filter of events %d to %d: %w", b.lo, b.hi, err)
-		}
-		blocks = append(blocks, b)
-		indexed += int64(b.rows)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the word index: %w", err)
-	}
-
-	// Every filter saw every row of its range unless rows were added
-	// another way (or the table was changed by hand). Counting all rows
-	// is cheap; only when the counts differ, count each range.
-	var events int64
-	if err := ix.db.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&events); err != nil {
-		return nil, fmt.Errorf("counting events: %w", err)
-	}
-	if events != indexed && len(blocks) > 0 {
-		if err := ix.verify(ctx, blocks); err != nil {
-			return nil, err
-		}
-	}
-	return blocks, nil
-}
-
-// verify marks untrusted the blocks whose range holds another number of
-// rows than they indexed.
-func (ix *wordIndex) verify(ctx context.Context, blocks []*block) error {
-	rows, err := ix.db.QueryContext(ctx, `SELECT b.seq_lo, b.seq_hi, count(e.seq)
-		FROM token_blooms b LEFT JOIN events e ON e.seq BETWEEN b.seq_lo AND b.seq_hi
-		WHERE b.algo = ? GROUP BY b.seq_lo, b.seq_hi`, indexAlgo)
-	if err != nil {
-		return fmt.Errorf("checking the word index against the events: %w", err)
-	}
-	defer rows.Close()
-	type span struct{ lo, hi uint64 }
-	counts := make(map[span]int)
-	for rows.Next() {
-		var s span
-		var n int
-		if err := rows.Scan(&s.lo, &s.hi, &n); err != nil {
-			return fmt.Errorf("checking the word index against the events: %w", err)
-		}
-		counts[s] = n
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("checking the word index against the events: %w", err)
-	}
-	untrusted := 0
-	for _, b := range blocks {
-		// Two filters of one range (a range appended twice) are counted
-		// together: neither saw all its rows.
-		if counts[span{b.lo, b.hi}] != b.rows {
-			b.trusted = false
-			untrusted++
-		}
-	}
-	if untrusted > 0 {
-		ix.logger.Info("some events were not indexed for word search; searches read them in full", "blocks", untrusted)
-	}
-	return nil
 }
 
 // restrict sets req.SeqRanges to the ranges that may hold the words and

@@ -378,10 +378,10 @@ func TestWordSearchUncovered(t *testing.T) {
 		ws.append(g.batch(k, n))
 	}
 	// Filters lost, or written by another version of the index.
-	if _, err := ws.db.SQL().Exec("DELETE FROM token_blooms WHERE seq_lo = (SELECT min(seq_lo) FROM token_blooms)"); err != nil {
+	if _, err := ws.db.SQL().Exec("DELETE FROM token_blooms_1 WHERE seq_lo = (SELECT min(seq_lo) FROM token_blooms_1)"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ws.db.SQL().Exec("UPDATE token_blooms SET algo = 99 WHERE seq_lo = (SELECT max(seq_lo) FROM token_blooms)"); err != nil {
+	if _, err := ws.db.SQL().Exec("UPDATE token_blooms_1 SET algo = 99 WHERE seq_lo = (SELECT max(seq_lo) FROM token_blooms_1)"); err != nil {
 		t.Fatal(err)
 	}
 	// A row above every filter.
@@ -406,7 +406,7 @@ func TestWordSearchUncovered(t *testing.T) {
 func TestWordSearchWithoutTable(t *testing.T) {
 	ws := newWordStore(t)
 	ws.append(newTextGen().batch(2, 1000))
-	if _, err := ws.db.SQL().Exec("DROP TABLE token_blooms"); err != nil {
+	if _, err := ws.db.SQL().Exec("DROP TABLE token_blooms_1"); err != nil {
 		t.Fatal(err)
 	}
 	ws.db.Close()
@@ -418,6 +418,61 @@ func TestWordSearchWithoutTable(t *testing.T) {
 	if got, want := ws.seqs("zanzibar"), ws.scan("zanzibar"); len(want) != 1 || !slices.Equal(got, want) {
 		t.Errorf("zanzibar finds %v, want %v", got, want)
 	}
+}
+
+// Filters go to segment tables of bounded size, from appends and from
+// loaders; a loader whose transaction began before a segment was started
+// appends to the one it sees.
+func TestWordIndexSegments(t *testing.T) {
+	defer func(n int) { segmentBytes = n }(segmentBytes)
+	segmentBytes = 20 << 10
+
+	ws := newWordStore(t)
+	g := newTextGen()
+	ctx := context.Background()
+	l, err := ws.db.NewLoader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := g.batch(0, 3000)
+	if err := l.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	ws.appended(evs)
+	for k, n := range []int{5000, 9000, 100, 1} {
+		ws.append(g.batch(k+1, n))
+	}
+	evs = g.batch(5, 4096)
+	if err := l.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	ws.appended(evs)
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ws.append(g.batch(6, 2000))
+
+	segs, err := ws.db.words.segments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) < 3 {
+		t.Errorf("segments %v, want several", segs)
+	}
+	var stored, rows int
+	for _, n := range segs {
+		var c, r int
+		if err := ws.db.SQL().QueryRow("SELECT count(*), coalesce(sum(row_count), 0) FROM "+segmentName(n)).Scan(&c, &r); err != nil {
+			t.Fatal(err)
+		}
+		stored, rows = stored+c, rows+r
+	}
+	if rows != len(ws.raws) {
+		t.Errorf("filters of %d events stored in %d blocks, want %d events", rows, stored, len(ws.raws))
+	}
+	ws.check("segments")
+	ws.reopen()
+	ws.check("segments reopened")
 }
 
 // fixtureRecords returns the CloudTrail records of the Stratus Red Team

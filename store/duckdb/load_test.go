@@ -29,6 +29,14 @@ func TestLoader(t *testing.T) {
 
 	ctx := context.Background()
 	db := open(t)
+	threads := func() (n int64) {
+		t.Helper()
+		if err := db.SQL().QueryRow("SELECT current_setting('threads')").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := threads()
 	t0 := time.Date(2024, 7, 31, 0, 0, 0, 0, time.UTC)
 	// Two loaders, as two import workers use them, appending in turn.
 	var loaders []store.Loader
@@ -50,10 +58,16 @@ func TestLoader(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if n := threads(); n != 1 {
+		t.Errorf("DuckDB runs %d threads during a load, want 1", n)
+	}
 	for _, l := range loaders {
 		if err := l.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if n := threads(); n != before {
+		t.Errorf("DuckDB runs %d threads after a load, want %d as before", n, before)
 	}
 	q := func(query string) (n int64) {
 		t.Helper()

@@ -54,8 +54,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
 -- The word index (index.go): a bloom filter of the words of each block of
 -- events, checked before a search for words reads their raw text. Derived
 -- from the events like the rest of the store; a seq range without a
--- filter here is searched in full.
-CREATE TABLE IF NOT EXISTS token_blooms (
+-- filter is searched in full. This is its first segment; the next ones,
+-- token_blooms_2 and on, are made like it (indexstore.go says why).
+CREATE TABLE IF NOT EXISTS token_blooms_1 (
     seq_lo       UBIGINT NOT NULL,    -- the block's events have seq in [seq_lo, seq_hi]
     seq_hi       UBIGINT NOT NULL,
     row_count    UINTEGER NOT NULL,   -- events in the block
