@@ -18,7 +18,7 @@ var hostile = []string{
 	`pwn/* comment */`,
 	"pwn\x00after NUL",
 	"pwn\n\tnewline and tab",
-	`pwn ünïcödé 😀 ‮ right-to-left`,
+	"pwn ünïcödé 😀 \u202e right-to-left",
 	`pwn$."x"[0]`,
 	`pwn%_\`,
 	`pwn\\\\`,
