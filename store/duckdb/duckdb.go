@@ -291,25 +291,32 @@ func (s *DB) Search(ctx context.Context, req query.Request) (*store.Result, erro
 		cols = query.EventColumns()
 	}
 	res := &store.Result{Columns: cols, Events: q.Kind == query.Events}
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, fmt.Errorf("reading search results: %w", err)
-		}
-		for i, v := range vals {
-			vals[i] = plain(v)
-		}
-		res.Rows = append(res.Rows, vals)
-	}
-	if err := rows.Err(); err != nil {
+	if res.Rows, err = scanRows(rows, len(cols)); err != nil {
 		return nil, fmt.Errorf("reading search results: %w", err)
 	}
 	s.metrics.searchSeconds.Observe(time.Since(start).Seconds())
 	return res, nil
+}
+
+// scanRows reads every row of n columns, converting each value to one of
+// the types store.Result promises.
+func scanRows(rows *sql.Rows, n int) ([][]any, error) {
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, n)
+		ptrs := make([]any, n)
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			vals[i] = plain(v)
+		}
+		out = append(out, vals)
+	}
+	return out, rows.Err()
 }
 
 // plain converts a value scanned from DuckDB to one of the types
@@ -449,19 +456,8 @@ func (s *DB) SearchQuarantine(ctx context.Context, text string, scope query.Scop
 	}
 	defer rows.Close()
 	res := &store.Result{Columns: quarantineColumns}
-	for rows.Next() {
-		vals := make([]any, len(quarantineColumns))
-		ptrs := make([]any, len(vals))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, fmt.Errorf("reading quarantine: %w", err)
-		}
-		for i, v := range vals {
-			vals[i] = plain(v)
-		}
-		res.Rows = append(res.Rows, vals)
+	if res.Rows, err = scanRows(rows, len(quarantineColumns)); err != nil {
+		return nil, fmt.Errorf("reading quarantine: %w", err)
 	}
-	return res, rows.Err()
+	return res, nil
 }
