@@ -99,8 +99,7 @@ func HTTPHandler(sink Sink, opts HTTPOptions) http.Handler {
 		var storeErr error
 		format, err = parse.Parse(body, format, po, func(res parse.Result) error {
 			if res.Err != nil {
-				qs = append(qs, store.Quarantined{Received: po.Received, Tenant: tenant, Format: res.Format,
-					Origin: po.Origin, Line: res.Line, Offset: res.Offset, Reason: res.Err.Error(), Raw: res.Raw})
+				qs = append(qs, quarantined(res, po))
 			} else {
 				evs = append(evs, res.Event)
 			}

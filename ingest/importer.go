@@ -332,10 +332,7 @@ func (im *Importer) importFile(ctx context.Context, f file, write func(batch) er
 	cr := &countingReader{r: fh, n: read}
 	format, err := parse.Parse(cr, im.opts.Format, opts, func(r parse.Result) error {
 		if r.Err != nil {
-			b.quarantined = append(b.quarantined, store.Quarantined{
-				Received: opts.Received, Tenant: opts.Tenant, Format: r.Format, Origin: f.path,
-				Line: r.Line, Offset: r.Offset, Reason: r.Err.Error(), Raw: r.Raw,
-			})
+			b.quarantined = append(b.quarantined, quarantined(r, opts))
 		} else {
 			b.events = append(b.events, r.Event)
 		}
@@ -428,4 +425,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	c.off += int64(n)
 	return n, err
+}
+
+// quarantined is the quarantine record of a result that failed to parse
+// under opts.
+func quarantined(r parse.Result, opts parse.Options) store.Quarantined {
+	return store.Quarantined{
+		Received: opts.Received, Tenant: opts.Tenant, Format: r.Format, Origin: opts.Origin,
+		Line: r.Line, Offset: r.Offset, Reason: r.Err.Error(), Raw: r.Raw,
+	}
 }
