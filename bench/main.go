@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.quiet, "q", false, "print only the results")
 	if args[0] == "search" {
 		fs.BoolVar(&c.keepCorpus, "keep-corpus", false, "keep the corpus files after the store is built")
+		fs.StringVar(&c.only, "only", "", "run only the search cases whose query contains this text")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -111,6 +112,7 @@ type config struct {
 	workers    int
 	quiet      bool
 	keepCorpus bool
+	only       string
 	out, log   io.Writer
 }
 

@@ -89,6 +89,9 @@ func runSearch(ctx context.Context, c *config) error {
 
 	var results []searchResult
 	for _, sc := range searchCases {
+		if !strings.Contains(sc.query, c.only) {
+			continue
+		}
 		q, err := query.Parse(sc.query)
 		if err != nil {
 			return fmt.Errorf("parsing %q: %w", sc.query, err)

@@ -600,8 +600,39 @@ func (c *compiler) compare(e *Compare) (frag, error) {
 	if perr != nil {
 		return frag{}, perr
 	}
-	d := c.d
 	x := c.field(e.Field)
+	doc, err := c.match(x, p, e.At)
+	if err != nil || x.typ != typeDoc {
+		return doc, err
+	}
+	// A document field that a parser copies verbatim into a column is
+	// read from the column for that source's events: a filter on the
+	// column is many times cheaper than extracting the field from each
+	// document. Other sources' events still read the document.
+	cols := docColumns[e.Field]
+	if len(cols) == 0 || !matchesText(p) {
+		return doc, nil
+	}
+	var f, in frag
+	for i, dc := range cols {
+		col, err := c.match(operand{f: sqlf(dc.column), typ: TypeString}, p, e.At)
+		if err != nil {
+			return frag{}, err
+		}
+		sep := ""
+		if i > 0 {
+			sep = ", "
+		}
+		in = sqlf(in, sep, param{dc.source})
+		f = sqlf(f, "(source = ", param{dc.source}, " AND ", col, ") OR ")
+	}
+	return sqlf("(", f, "(source NOT IN (", in, ") AND ", doc, "))"), nil
+}
+
+// match compares the operand x, of the type p resolved, with p's value;
+// at is the position of the comparison in the query, for errors.
+func (c *compiler) match(x operand, p *predicate, at int) (frag, error) {
+	d := c.d
 	op := sqlOps[p.op]
 	neg := func(f frag) frag {
 		if p.op == Ne {
@@ -661,5 +692,5 @@ func (c *compiler) compare(e *Compare) (frag, error) {
 			return sqlf(x.f, " >= ", t0), nil
 		}
 	}
-	return frag{}, c.errorf(e.At, "cannot compare %s", e.Field)
+	return frag{}, c.errorf(at, "cannot compare a value of type %s", p.typ)
 }

@@ -1,6 +1,9 @@
 package query
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // A Type is the type of a normalized field, which decides how values are
 // compared with it.
@@ -126,4 +129,41 @@ var eventColumns = []string{
 // of such a result straight into events.
 func EventColumns() []string {
 	return append([]string(nil), eventColumns...)
+}
+
+// A docColumn is a column that a source's parser fills with one field of
+// the original document, copied verbatim.
+type docColumn struct {
+	source string
+	column string
+}
+
+// docColumns lists, by document path, the columns that hold the field for
+// some sources. Only verbatim copies belong here: a filter on the column
+// must match the events a filter on the document would, for every value
+// except the empty text (an empty field is a NULL column). One difference
+// is deliberate: the CloudTrail parser, like encoding/json, also reads a
+// key spelled in another case ("EventName"), and so does the filter, so
+// that such a spelling cannot hide an event from a search or a rule.
+// GCP's fields are not here: Panther's exports of GCP audit logs lower-case
+// every key (methodname), which the parser reads and a document path does
+// not, so there the column would match more than the document.
+var docColumns = map[string][]docColumn{
+	"eventName":   {{"aws.cloudtrail", "action"}},
+	"eventSource": {{"aws.cloudtrail", "service"}},
+	"eventID":     {{"aws.cloudtrail", "event_id"}},
+	"awsRegion":   {{"aws.cloudtrail", "region"}},
+	"userAgent":   {{"aws.cloudtrail", "user_agent"}},
+}
+
+// matchesText reports whether p matches only non-empty text, the values
+// for which a document field and the column it was copied to agree.
+func matchesText(p *predicate) bool {
+	switch {
+	case p.wild:
+		return strings.Trim(p.val.Pattern, "*") != ""
+	case p.op == Eq || p.op == Ne:
+		return p.text != ""
+	}
+	return false
 }
