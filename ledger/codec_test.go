@@ -115,17 +115,17 @@ func TestCodecCoversEvent(t *testing.T) {
 func TestDecodeEventRejects(t *testing.T) {
 	good := EncodeEvent(codecEvents()["full"])
 	cases := map[string][]byte{
-		"empty":          nil,
-		"version":        append([]byte{9}, good[1:]...),
-		"trailing":       append(append([]byte{}, good...), 0),
-		"bad bool":       func() []byte { b := EncodeEvent(&event.Event{}); b[3] = 2; return b }(),
-		"long varint":    {codecVersion, 0, 0, 0, 0x80, 0x00},
-		"huge length":    {codecVersion, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"bad time tag":   {codecVersion, 7},
-		"wide in range":  append([]byte{codecVersion, timeWide}, make([]byte, 12)...),
-		"nano overflow":  {codecVersion, timeNano, 0x80, 0, 0, 0, 0, 0, 0, 0},
-		"bad addr":       func() []byte { b := EncodeEvent(&event.Event{}); b = b[:17]; return append(b, 3, 1, 2, 3) }(),
-		"max resources":  {codecVersion, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"empty":         nil,
+		"version":       append([]byte{9}, good[1:]...),
+		"trailing":      append(append([]byte{}, good...), 0),
+		"bad bool":      func() []byte { b := EncodeEvent(&event.Event{}); b[3] = 2; return b }(),
+		"long varint":   {codecVersion, 0, 0, 0, 0x80, 0x00},
+		"huge length":   {codecVersion, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"bad time tag":  {codecVersion, 7},
+		"wide in range": append([]byte{codecVersion, timeWide}, make([]byte, 12)...),
+		"nano overflow": {codecVersion, timeNano, 0x80, 0, 0, 0, 0, 0, 0, 0},
+		"bad addr":      func() []byte { b := EncodeEvent(&event.Event{}); b = b[:17]; return append(b, 3, 1, 2, 3) }(),
+		"max resources": {codecVersion, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	}
 	for i := range good {
 		cases[fmt.Sprint("truncated at ", i)] = good[:i]

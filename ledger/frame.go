@@ -50,8 +50,8 @@ func (k Kind) valid() bool { return k >= KindEvent && k <= KindMeta }
 // that is moved, dropped or duplicated is named by index rather than
 // noticed only as a different root hash.
 const (
-	frameHeader  = 2 + 1 + 8 + sha256.Size + 4
-	frameTrailer = 4
+	frameHeader   = 2 + 1 + 8 + sha256.Size + 4
+	frameTrailer  = 4
 	frameOverhead = frameHeader + frameTrailer
 
 	// MaxContent bounds a record's content. It keeps a corrupted length

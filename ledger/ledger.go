@@ -78,10 +78,10 @@ type Ledger struct {
 	closed     bool
 	writerDone chan struct{}
 
-	ckMu        sync.Mutex
-	ckSize      int64 // size of the last checkpoint written; -1 if none
-	stopLoop    chan struct{}
-	loopDone    chan struct{}
+	ckMu     sync.Mutex
+	ckSize   int64 // size of the last checkpoint written; -1 if none
+	stopLoop chan struct{}
+	loopDone chan struct{}
 }
 
 // ErrClosed is returned by methods of a closed Ledger.

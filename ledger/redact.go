@@ -111,7 +111,7 @@ func (l *Ledger) redactSegment(seg *segment, indexes []int64, content []byte) er
 	w := bufio.NewWriterSize(out, 1<<20)
 	r := newSegReader(in, seg.size)
 	var (
-		marks    []int64
+		marks      []int64
 		off, pos   int64
 		frame, red []byte
 	)

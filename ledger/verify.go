@@ -600,13 +600,24 @@ func (v *verifier) merge(s *segScan, hi int64) {
 			v.problem(Inserted, after, after, "%d bytes at offset %d of %s are not a frame", b.end-b.off, b.off, name)
 		}
 	}
-	for i := lo; i < hi; {
+	// Records missing at the end of a segment are missing between
+	// segments: a segment deleted, by retention or not.
+	tail := hi
+	if !s.last {
+		for tail > lo && chosen[tail-1-lo] < 0 && !damaged[tail-1-lo] {
+			tail--
+		}
+		if tail < hi {
+			v.gaps = append(v.gaps, Range{tail, hi - 1})
+		}
+	}
+	for i := lo; i < tail; {
 		if chosen[i-lo] >= 0 {
 			i++
 			continue
 		}
 		j := i
-		for j+1 < hi && chosen[j+1-lo] < 0 && damaged[j+1-lo] == damaged[i-lo] {
+		for j+1 < tail && chosen[j+1-lo] < 0 && damaged[j+1-lo] == damaged[i-lo] {
 			j++
 		}
 		if damaged[i-lo] {

@@ -77,4 +77,3 @@ func (w HTTPWitness) Witness(ctx context.Context, signed []byte) error {
 	}
 	return nil
 }
-
