@@ -550,21 +550,24 @@ func (c *compiler) seqRanges(rs [][2]uint64) frag {
 	parts := make([]frag, len(rs))
 	for i, r := range rs {
 		lo, hi := c.seqValue(r[0]), c.seqValue(r[1])
-		if r[0] == r[1] {
+		switch {
+		case r[0] == r[1]:
 			parts[i] = sqlf("seq = ", lo)
-		} else {
+		case r[1] == math.MaxUint64:
+			parts[i] = sqlf("seq >= ", lo)
+		default:
 			parts[i] = sqlf("seq BETWEEN ", lo, " AND ", hi)
 		}
 	}
 	return sqlf("(", join(parts, " OR "), ")")
 }
 
-// seqValue is a parameter holding v, comparable with seq. database/sql
-// refuses a uint64 with the high bit set, so those go as text.
+// seqValue is a parameter holding v, of the type of seq. A parameter of
+// another integer type would make the engine compare both as a wider type
+// (DuckDB: HUGEINT), and a cast column defeats the zonemaps that let a
+// scan skip the row groups outside the seq ranges of the word index.
+// database/sql refuses a uint64 with the high bit set, so it goes as text.
 func (c *compiler) seqValue(v uint64) frag {
-	if v <= math.MaxInt64 {
-		return sqlf(param{int64(v)})
-	}
 	return c.d.uint64Text(strconv.FormatUint(v, 10))
 }
 
