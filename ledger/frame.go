@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -122,20 +123,38 @@ func (e *frameError) Error() string {
 	return fmt.Sprintf("bad frame at offset %d (claims index %d): %s", e.Offset, e.Index, e.Reason)
 }
 
-// segReader reads frames from a file through a large window, so scanning
-// costs one read system call per few megabytes, and it can move back to
-// any offset, which resynchronising after damage needs.
+// segReader reads frames from a file through a window of up to a few
+// megabytes, so scanning costs one read system call per window, and it
+// can move back to any offset, which resynchronising after damage needs.
 type segReader struct {
-	r    io.ReaderAt
-	size int64 // bytes of the file to read; frames past it are torn
-	win  []byte
-	off  int64 // file offset of win[0]
+	r      io.ReaderAt
+	size   int64 // bytes of the file to read; frames past it are torn
+	window int   // bytes to read at once
+	win    []byte
+	off    int64 // file offset of win[0]
 }
 
-const readWindow = 4 << 20
+const (
+	readWindow = 4 << 20
+	// pointWindow serves Read, which reads at most markEvery frames.
+	pointWindow = 64 << 10
+)
+
+// windows recycles scan windows: allocating (and zeroing) 4 MiB per
+// segment costs more than the scan itself.
+var windows = sync.Pool{New: func() any { return new([readWindow]byte) }}
 
 func newSegReader(r io.ReaderAt, size int64) *segReader {
-	return &segReader{r: r, size: size}
+	return &segReader{r: r, size: size, window: readWindow}
+}
+
+// release returns the reader's window to the pool; the reader must not
+// be used again.
+func (s *segReader) release() {
+	if cap(s.win) == readWindow {
+		windows.Put((*[readWindow]byte)(s.win[:readWindow]))
+	}
+	s.win = nil
 }
 
 // view returns n bytes at off, or errFrameTorn if the file ends first.
@@ -147,12 +166,17 @@ func (s *segReader) view(off int64, n int) ([]byte, error) {
 	if off >= s.off && off+int64(n) <= s.off+int64(len(s.win)) {
 		return s.win[off-s.off : off-s.off+int64(n)], nil
 	}
-	want := max(n, readWindow)
+	want := max(n, s.window)
 	if rest := s.size - off; int64(want) > rest {
 		want = int(rest)
 	}
 	if cap(s.win) < want {
-		s.win = make([]byte, want)
+		s.release()
+		if want <= readWindow && s.window == readWindow {
+			s.win = windows.Get().(*[readWindow]byte)[:]
+		} else {
+			s.win = make([]byte, want)
+		}
 	}
 	s.win = s.win[:want]
 	m, err := s.r.ReadAt(s.win, off)

@@ -223,6 +223,7 @@ func (l *Ledger) recoverLast(seg *segment, minSize int64) ([]tlog.Hash, error) {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	r := newSegReader(f, st.Size())
+	defer r.release()
 	var (
 		leaves []tlog.Hash
 		marks  []int64

@@ -99,7 +99,7 @@ func TestAppendReadScan(t *testing.T) {
 			t.Errorf("event %d: Seq = %d", i, e.Seq)
 		}
 	}
-	fill(t, l, 497, 7)
+	fill(t, l, 497, 29)
 	if l.Size() != 500 {
 		t.Fatalf("Size = %d, want 500", l.Size())
 	}

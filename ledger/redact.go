@@ -110,6 +110,7 @@ func (l *Ledger) redactSegment(seg *segment, indexes []int64, content []byte) er
 
 	w := bufio.NewWriterSize(out, 1<<20)
 	r := newSegReader(in, seg.size)
+	defer r.release()
 	var (
 		marks      []int64
 		off, pos   int64

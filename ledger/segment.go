@@ -91,6 +91,7 @@ func (s *segment) index() error {
 		return err
 	}
 	r := newSegReader(f, st.Size())
+	defer r.release()
 	var marks []int64
 	off, next := int64(0), s.first
 	for off < st.Size() {

@@ -45,7 +45,7 @@ func ledgerFixture(t testing.TB) (dir string, v note.Verifier) {
 		t.Fatal(err)
 	}
 	for _, n := range []int{100, 250, 400} {
-		fill(t, l, n-int(l.Size()), 10)
+		fill(t, l, n-int(l.Size()), 50)
 		if _, err := l.Checkpoint(context.Background()); err != nil {
 			t.Fatal(err)
 		}
