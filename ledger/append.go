@@ -84,6 +84,9 @@ func (l *Ledger) exclusive(ctx context.Context, op func() error) error {
 }
 
 func (l *Ledger) submit(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()

@@ -182,6 +182,17 @@ func TestRetention(t *testing.T) {
 			if !slices.Equal(got, rm.Removed) {
 				t.Errorf("Verify reports removed %v, RemoveBefore removed %v", got, rm.Removed)
 			}
+			l = openTest(t, dir, opts)
+			if l.Size() != 211 {
+				t.Fatalf("Size after reopen = %d, want 211", l.Size())
+			}
+			if rec, err := l.Read(150); err != nil {
+				t.Fatal(err)
+			} else {
+				checkRecord(t, rec, 150)
+			}
+			l.Close()
+
 			// A segment deleted without a retention record is tampering.
 			firsts, _ = listSegments(dir)
 			os.Remove(filepath.Join(dir, segName(firsts[len(firsts)-2])))

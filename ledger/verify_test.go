@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // frames returns the offsets and lengths of the frames of a segment.
@@ -293,6 +294,20 @@ func TestVerifyTampering(t *testing.T) {
 				return [][]byte{trusted}
 			},
 			want: []Problem{{Kind: RolledBack, First: 250, Last: 399}},
+		},
+		{
+			name: "alter the hashes file",
+			tamper: func(t *testing.T, dir string) [][]byte {
+				f, err := os.OpenFile(filepath.Join(dir, hashesName), os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteAt([]byte{1, 2, 3}, tlog.StoredHashIndex(0, 42)*tlog.HashSize)
+				f.Close()
+				return nil
+			},
+			want:    []Problem{{Kind: HashesMismatch, First: 42, Last: 42}},
+			noOther: true,
 		},
 		{
 			name: "forge a checkpoint",
