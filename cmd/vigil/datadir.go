@@ -22,6 +22,8 @@ import (
 // The files of a data directory.
 const (
 	storeFile  = "events.duckdb"
+	ledgerDir  = "ledger"      // the ledger's segments, hashes and checkpoints
+	keyFile    = "ledger.key"  // the key that signs the ledger's checkpoints
 	tokenFile  = "admin.token" // the local administrator's API token
 	addrFile   = "serve.addr"  // where a running server listens
 	configFile = "vigil.yaml"
@@ -57,14 +59,29 @@ type config struct {
 	MaxSkew string `yaml:"max_skew"`
 	// JSONTimeField names the time field of generic JSON logs.
 	JSONTimeField string `yaml:"json_time_field"`
+	// Ledger configures the ledger's checkpoints and their witnesses.
+	Ledger ledgerConfig `yaml:"ledger"`
 
 	maxSkew time.Duration
+}
+
+// ledgerConfig is the ledger section of the config file.
+type ledgerConfig struct {
+	// CheckpointEvery is how often a checkpoint is signed while events
+	// arrive (default 1m).
+	CheckpointEvery string `yaml:"checkpoint_every"`
+	// Witnesses receive every checkpoint, so that a copy lives where
+	// whoever controls this server cannot rewrite it: a file path
+	// (another disk, a mounted share) or an http(s) URL to POST to.
+	Witnesses []string `yaml:"witnesses"`
+
+	checkpointEvery time.Duration
 }
 
 // loadConfig reads the config file: the one named, or DATA/vigil.yaml if
 // it exists, or defaults.
 func (d *dataFlags) loadConfig() (*config, error) {
-	c := &config{Tenant: "default"}
+	c := &config{Tenant: "default", Ledger: ledgerConfig{checkpointEvery: time.Minute}}
 	path := d.config
 	if path == "" {
 		path = d.path(configFile)
@@ -83,6 +100,12 @@ func (d *dataFlags) loadConfig() (*config, error) {
 	}
 	if c.Tenant == "" {
 		c.Tenant = "default"
+	}
+	c.Ledger.checkpointEvery = time.Minute
+	if e := c.Ledger.CheckpointEvery; e != "" {
+		if c.Ledger.checkpointEvery, err = time.ParseDuration(e); err != nil || c.Ledger.checkpointEvery <= 0 {
+			return nil, fmt.Errorf("config %s: ledger.checkpoint_every: %q is not a positive duration", path, e)
+		}
 	}
 	if c.MaxSkew != "" {
 		if c.maxSkew, err = time.ParseDuration(c.MaxSkew); err != nil {

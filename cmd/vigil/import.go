@@ -14,7 +14,6 @@ import (
 
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/parse"
-	"github.com/vigilsec/vigil/store/duckdb"
 )
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -71,18 +70,19 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string, format, tenant string, stderr io.Writer, bar bool) (ingest.Summary, error) {
-	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile)})
-	if errors.Is(err, duckdb.ErrLocked) {
-		return ingest.Summary{}, fmt.Errorf("%w; if 'vigil serve' runs on %s, it is not answering", err, d.dir)
-	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dd, err := openData(ctx, d, cfg, logger, nil)
 	if err != nil {
 		return ingest.Summary{}, err
 	}
-	defer db.Close()
 	opts := cfg.parseOptions(tenant)
 	opts.Received = time.Now()
 	opts.Backfill = true
-	return importPaths(ctx, db, paths, format, opts, stderr, bar)
+	sum, err := importPaths(ctx, dd.pipeline, paths, format, opts, stderr, bar)
+	if cerr := dd.Close(); err == nil {
+		err = cerr
+	}
+	return sum, err
 }
 
 // remoteImport posts each file to a running server's ingest API.
@@ -141,7 +141,7 @@ func postFile(ctx context.Context, base, token, path, format, tenant string) (in
 }
 
 // importPaths imports into db, drawing a progress bar when asked to.
-func importPaths(ctx context.Context, db *duckdb.DB, paths []string, format string, opts parse.Options, stderr io.Writer, bar bool) (ingest.Summary, error) {
+func importPaths(ctx context.Context, sink ingest.Sink, paths []string, format string, opts parse.Options, stderr io.Writer, bar bool) (ingest.Summary, error) {
 	io := ingest.ImportOptions{
 		Format: format,
 		Parse:  opts,
@@ -152,7 +152,7 @@ func importPaths(ctx context.Context, db *duckdb.DB, paths []string, format stri
 		pb = newProgressBar(stderr)
 		io.Progress = pb.update
 	}
-	sum, err := ingest.NewImporter(db, io).Import(ctx, paths)
+	sum, err := ingest.NewImporter(sink, io).Import(ctx, paths)
 	if pb != nil {
 		pb.done()
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"github.com/vigilsec/vigil/demo"
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/parse"
-	"github.com/vigilsec/vigil/store/duckdb"
 	"github.com/vigilsec/vigil/web"
 )
 
@@ -50,17 +48,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile), Logger: logger, Registerer: reg})
+	dd, err := openData(ctx, &d, cfg, logger, reg)
 	if err != nil {
-		if errors.Is(err, duckdb.ErrLocked) {
-			return fmt.Errorf("%w: is another 'vigil serve' or 'vigil import' running on %s?", err, d.dir)
-		}
 		return err
 	}
-	defer db.Close()
+	defer dd.Close()
+	db := dd.db
 
 	if *loadDemo {
-		if err := loadDemoData(ctx, db, cfg, logger); err != nil {
+		if err := loadDemoData(ctx, dd, cfg, logger); err != nil {
 			return err
 		}
 	}
@@ -83,7 +79,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AdminToken: token,
 		Gatherer:   reg,
 		Logger:     logger,
-		Ingest: ingest.HTTPHandler(db, ingest.HTTPOptions{
+		Ingest: ingest.HTTPHandler(dd.pipeline, ingest.HTTPOptions{
 			Parse:  po,
 			Logger: logger,
 			Tenant: func(r *http.Request) (string, error) {
@@ -115,8 +111,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // loadDemoData imports the demo dataset unless the store holds events.
-func loadDemoData(ctx context.Context, db *duckdb.DB, cfg *config, logger *slog.Logger) error {
-	st, err := db.Stats(ctx)
+func loadDemoData(ctx context.Context, dd *data, cfg *config, logger *slog.Logger) error {
+	st, err := dd.db.Stats(ctx)
 	if err != nil {
 		return err
 	}
@@ -127,7 +123,7 @@ func loadDemoData(ctx context.Context, db *duckdb.DB, cfg *config, logger *slog.
 	opts := cfg.parseOptions("")
 	opts.Received = time.Now()
 	opts.Backfill = true
-	sum, err := ingest.NewImporter(db, ingest.ImportOptions{Format: parse.Auto, Parse: opts, Logger: logger}).
+	sum, err := ingest.NewImporter(dd.pipeline, ingest.ImportOptions{Format: parse.Auto, Parse: opts, Logger: logger}).
 		ImportFS(ctx, demo.Files(), "demo")
 	if err != nil {
 		return fmt.Errorf("loading the demo dataset: %w", err)

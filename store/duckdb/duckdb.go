@@ -4,6 +4,7 @@
 package duckdb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -51,8 +52,7 @@ type DB struct {
 	logger    *slog.Logger
 	metrics   *metrics
 
-	mu      sync.Mutex // serializes appends
-	nextSeq uint64
+	mu sync.Mutex // serializes appends
 
 	words *wordIndex // index.go
 
@@ -91,12 +91,6 @@ func Open(opts Options) (*DB, error) {
 			return nil, fmt.Errorf("creating schema in %s: %w", opts.Path, err)
 		}
 	}
-	var max sql.NullInt64
-	if err := s.db.QueryRow("SELECT max(seq) FROM events").Scan(&max); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("reading %s: %w", opts.Path, err)
-	}
-	s.nextSeq = uint64(max.Int64) + 1
 	return s, nil
 }
 
@@ -109,28 +103,33 @@ func (s *DB) Close() error {
 	return err
 }
 
+// bySeq returns evs in seq order: evs itself when it is already.
+func bySeq(evs []*event.Event) []*event.Event {
+	cmpSeq := func(a, b *event.Event) int { return cmp.Compare(a.Seq, b.Seq) }
+	if slices.IsSortedFunc(evs, cmpSeq) {
+		return evs
+	}
+	sorted := slices.Clone(evs)
+	slices.SortFunc(sorted, cmpSeq)
+	return sorted
+}
+
 // SQL gives tests and tools the database itself.
 func (s *DB) SQL() *sql.DB { return s.db }
 
-// Append stores events, sorted by time so that each row group covers a
-// narrow time range and time-bounded queries skip the rest.
+// Append stores events, which must be numbered: their Seq is their index
+// in the ledger, which the store is derived from. They are stored in seq
+// order, which the ledger's numbering makes time order within a batch
+// (ingest sorts a batch by time before it appends it to the ledger), so
+// that each row group covers a narrow time range and time-bounded queries
+// skip the rest.
 func (s *DB) Append(ctx context.Context, evs []*event.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	sorted := slices.Clone(evs)
-	slices.SortStableFunc(sorted, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
-
+	sorted := bySeq(evs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range sorted {
-		if e.Seq == 0 {
-			e.Seq = s.nextSeq
-			s.nextSeq++
-		} else if e.Seq >= s.nextSeq {
-			s.nextSeq = e.Seq + 1
-		}
-	}
 	words := s.words.start(sorted) // built while DuckDB appends
 	err := s.withAppender(ctx, "events", func(a *duckdb.Appender) error {
 		for _, e := range sorted {

@@ -120,6 +120,7 @@ type textGen struct {
 	r    *rand.Rand
 	t    time.Time
 	rare map[int][]string // batch → texts planted in one event each
+	next uint64           // the seq of the next event
 }
 
 var commonWords = []string{
@@ -130,8 +131,9 @@ var commonWords = []string{
 
 func newTextGen() *textGen {
 	return &textGen{
-		r: rand.New(rand.NewPCG(11, 12)),
-		t: time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC),
+		next: 1,
+		r:    rand.New(rand.NewPCG(11, 12)),
+		t:    time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC),
 		rare: map[int][]string{
 			0: {"Stop Logging now", "stop  logging twice"},
 			1: {"by Christophe", "zebra"},
@@ -173,6 +175,7 @@ func (g *textGen) batch(k, n int) []*event.Event {
 		e := evs[(i*7919+k)%n]
 		e.Raw = append(e.Raw, " "+s+" "...)
 	}
+	g.next = number(evs, g.next)
 	return evs
 }
 
@@ -593,10 +596,9 @@ func BenchmarkIndexBatch(b *testing.B) {
 				}
 				defer db.Close()
 				db.words.buildOff = !indexed
+				next := uint64(0)
 				for b.Loop() {
-					for _, e := range evs {
-						e.Seq = 0
-					}
+					next = number(evs, next)
 					if path == "append" {
 						err = db.Append(ctx, evs)
 					} else {

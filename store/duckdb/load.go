@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"slices"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
@@ -33,21 +32,14 @@ type loader struct {
 	unflushed int   // events appended since the last flush
 	sorted    []*event.Event
 	words     wordTx // the word index of the transaction's events (index.go)
-	// The run of sequence numbers the loader draws from: [next, end).
-	next, end uint64
 }
 
 // Tuning of loaders, variables so that tests can make them small.
 var (
-	// seqRun is how many sequence numbers a loader takes at a time:
-	// DuckDB's row group size. Loaders append in parallel, but each
-	// transaction fills row groups of its own, so every row group holds
-	// one run, and seq still follows the physical order of rows closely
-	// enough for zonemaps to prune by seq (the word index relies on it).
-	seqRun uint64 = 122_880
-	// commitEvery bounds what a crash during an import loses. A whole
-	// number of runs, so that runs and row groups stay aligned.
-	commitEvery = 8 * int(seqRun)
+	// commitEvery bounds the events a loader holds uncommitted: what a
+	// crash makes the store catch up from the ledger when it reopens.
+	// Eight of DuckDB's row groups.
+	commitEvery = 8 * 122_880
 	// flushEvery is how many rows the appender gathers before it hands
 	// them to the transaction. Each flush has a fixed cost of tens of
 	// milliseconds, so flushes must be large, but the appender's own
@@ -143,7 +135,6 @@ func (l *loader) begin(ctx context.Context) error {
 		return fmt.Errorf("starting a load: %w", err)
 	}
 	l.inTx = true
-	l.next = l.end // a transaction starts a row group, so a run
 	a, err := duckdb.NewAppenderFromConn(l.conn, "", "events")
 	if err != nil {
 		return fmt.Errorf("appending to events: %w", err)
@@ -152,8 +143,8 @@ func (l *loader) begin(ctx context.Context) error {
 	return nil
 }
 
-// Append appends events, sorted by time, giving those with Seq 0 the next
-// sequence numbers.
+// Append appends events, which must be numbered (DB.Append says why), in
+// seq order.
 func (l *loader) Append(ctx context.Context, evs []*event.Event) error {
 	if l.failed != nil {
 		return l.failed
@@ -175,26 +166,10 @@ func (l *loader) append(ctx context.Context, evs []*event.Event) error {
 			return err
 		}
 	}
-	l.sorted = append(l.sorted[:0], evs...)
-	slices.SortStableFunc(l.sorted, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
-
-	// Loaders append in parallel, each on its own connection: only the
-	// sequence numbers are shared, handed out in runs (seqRun).
+	// Loaders append in parallel, each on its own connection, and each
+	// transaction fills row groups of its own.
 	s := l.db
-	s.mu.Lock()
-	for _, e := range l.sorted {
-		if e.Seq != 0 {
-			s.nextSeq = max(s.nextSeq, e.Seq+1)
-			continue
-		}
-		if l.next == l.end {
-			l.next, l.end = s.nextSeq, s.nextSeq+seqRun
-			s.nextSeq = l.end
-		}
-		e.Seq = l.next
-		l.next++
-	}
-	s.mu.Unlock()
+	l.sorted = append(l.sorted[:0], bySeq(evs)...)
 	words := s.words.start(l.sorted) // built while DuckDB appends
 	for _, e := range l.sorted {
 		if err := l.app.AppendRow(eventRow(e)...); err != nil {
@@ -262,12 +237,6 @@ func (l *loader) Close(ctx context.Context) error {
 			l.rollback()
 		}
 	}
-	// Give back what is left of the loader's run, if no run came after.
-	l.db.mu.Lock()
-	if l.db.nextSeq == l.end {
-		l.db.nextSeq = l.next
-	}
-	l.db.mu.Unlock()
 	if cerr := l.close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

@@ -1,0 +1,206 @@
+package duckdb
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/ledger"
+)
+
+// A Mismatch is a range of seqs where the store disagrees with the
+// ledger.
+type Mismatch struct {
+	First, Last uint64
+	Kind        string // MismatchMissing, MismatchChanged, …
+	Detail      string
+}
+
+// Kinds of Mismatch.
+const (
+	MismatchMissing  = "missing"  // the ledger has the event, the store does not
+	MismatchChanged  = "changed"  // the store's event differs from the ledger's
+	MismatchAdded    = "added"    // the store has an event the ledger does not
+	MismatchRedacted = "redacted" // the ledger erased the event, the store still has it
+)
+
+func (m Mismatch) String() string {
+	r := fmt.Sprintf("seq %d", m.First)
+	if m.Last != m.First {
+		r = fmt.Sprintf("seq %d-%d", m.First, m.Last)
+	}
+	return fmt.Sprintf("store %s: %s: %s", r, m.Kind, m.Detail)
+}
+
+// A Comparison checks the store against the ledger, one record at a
+// time, so that it can ride along the ledger's own verification (the
+// Record hook of ledger.VerifyOptions), which reads every record anyway.
+type Comparison struct {
+	db  *DB
+	ctx context.Context
+
+	// The store's events with seq in [lo, hi), by seq, and which of
+	// them a record has matched.
+	lo, hi  uint64
+	rows    map[uint64]*event.Event
+	matched map[uint64]bool
+
+	out []Mismatch
+}
+
+// comparisonWindow is how many seqs a Comparison reads from the store at
+// a time.
+const comparisonWindow = 20_000
+
+// Compare starts a comparison of the store with the ledger.
+func (s *DB) Compare(ctx context.Context) *Comparison {
+	return &Comparison{db: s, ctx: ctx}
+}
+
+// Record compares one ledger record with the store. Records should come
+// in index order; others cost a read of the store each.
+func (c *Comparison) Record(rec ledger.Record) error {
+	seq := uint64(rec.Index)
+	if seq < c.lo || seq >= c.hi || c.rows == nil {
+		if err := c.load(seq); err != nil {
+			return err
+		}
+	}
+	row := c.rows[seq]
+	if row != nil {
+		c.matched[seq] = true
+	}
+	switch rec.Kind {
+	case ledger.KindEvent:
+		if row == nil {
+			c.add(seq, MismatchMissing, "the ledger has this event, the store does not")
+			return nil
+		}
+		want, err := ledger.DecodeEvent(rec.Content)
+		if err != nil {
+			return fmt.Errorf("ledger record %d: %w", rec.Index, err)
+		}
+		want.Seq = seq
+		if diff := diffEvents(StoredForm(want), row); len(diff) > 0 {
+			c.add(seq, MismatchChanged, "differs from the ledger in "+strings.Join(diff, ", "))
+		}
+	case ledger.KindRedacted:
+		if row != nil {
+			c.add(seq, MismatchRedacted, "the ledger erased this event, the store still has it")
+		}
+	default:
+		if row != nil {
+			c.add(seq, MismatchAdded, "the ledger has a "+rec.Kind.String()+" record here, not an event")
+		}
+	}
+	return nil
+}
+
+// Finish reports what the comparison found, including the store's events
+// that no record matched: those beyond the ledger's size (the ledger
+// has size records), and those a record was never given for.
+func (c *Comparison) Finish(size uint64) ([]Mismatch, error) {
+	c.flush()
+	c.rows = nil
+	// Events past the end of the ledger.
+	rows, err := c.db.db.QueryContext(c.ctx, "SELECT seq FROM events WHERE seq >= CAST(? AS UBIGINT) ORDER BY seq", size)
+	if err != nil {
+		return nil, fmt.Errorf("reading the store past the ledger: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq uint64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		c.add(seq, MismatchAdded, "the store has an event past the end of the ledger")
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the store past the ledger: %w", err)
+	}
+	slices.SortStableFunc(c.out, func(a, b Mismatch) int { return cmp.Compare(a.First, b.First) })
+	return c.out, nil
+}
+
+// load reads the window of the store holding seq, after reporting the
+// events of the previous window that no record matched.
+func (c *Comparison) load(seq uint64) error {
+	c.flush()
+	c.lo = seq - seq%comparisonWindow
+	c.hi = c.lo + comparisonWindow
+	c.rows = make(map[uint64]*event.Event, comparisonWindow)
+	c.matched = make(map[uint64]bool, comparisonWindow)
+	return c.db.Events(c.ctx, c.lo, c.hi, func(e *event.Event) error {
+		if c.rows[e.Seq] != nil {
+			c.add(e.Seq, MismatchAdded, "the store has this seq twice")
+		}
+		c.rows[e.Seq] = e
+		return nil
+	})
+}
+
+// flush reports the unmatched events of the current window.
+func (c *Comparison) flush() {
+	var unmatched []uint64
+	for seq := range c.rows {
+		if !c.matched[seq] {
+			unmatched = append(unmatched, seq)
+		}
+	}
+	slices.Sort(unmatched)
+	for _, seq := range unmatched {
+		c.add(seq, MismatchAdded, "the store has an event the ledger has no record for")
+	}
+}
+
+// add records a finding, merged with the last one when it continues it.
+func (c *Comparison) add(seq uint64, kind, detail string) {
+	if n := len(c.out); n > 0 {
+		last := &c.out[n-1]
+		if last.Kind == kind && last.Detail == detail && last.Last+1 == seq {
+			last.Last = seq
+			return
+		}
+	}
+	c.out = append(c.out, Mismatch{First: seq, Last: seq, Kind: kind, Detail: detail})
+}
+
+// diffEvents names the fields in which a and b differ.
+func diffEvents(a, b *event.Event) []string {
+	var d []string
+	check := func(name string, same bool) {
+		if !same {
+			d = append(d, name)
+		}
+	}
+	check("time", a.Time.Equal(b.Time))
+	check("received", a.Received.Equal(b.Received))
+	check("skewed", a.Skewed == b.Skewed)
+	check("tenant", a.Tenant == b.Tenant)
+	check("source", a.Source == b.Source)
+	check("class", a.Class == b.Class)
+	check("event_id", a.ID == b.ID)
+	check("cloud", a.Cloud == b.Cloud)
+	check("environment", a.Environment == b.Environment)
+	check("actor", a.Actor == b.Actor)
+	check("session", a.Session == b.Session)
+	check("src_ip", a.SrcIP == b.SrcIP)
+	check("dst_ip", a.DstIP == b.DstIP)
+	check("src_port", a.SrcPort == b.SrcPort)
+	check("dst_port", a.DstPort == b.DstPort)
+	check("host", a.Host == b.Host)
+	check("user_agent", a.UserAgent == b.UserAgent)
+	check("service", a.Service == b.Service)
+	check("action", a.Action == b.Action)
+	check("resources", slices.Equal(a.Resources, b.Resources))
+	check("outcome", a.Outcome == b.Outcome)
+	check("message", a.Message == b.Message)
+	check("origin", a.Origin == b.Origin)
+	check("raw", bytes.Equal(a.Raw, b.Raw))
+	check("doc", bytes.Equal(a.Doc, b.Doc) && (a.Doc == nil) == (b.Doc == nil))
+	return d
+}

@@ -1,0 +1,210 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/query"
+)
+
+// The store is derived from the ledger: an event's seq is its ledger
+// index. What is here lets the owner of both keep them in step: find the
+// seqs the store lacks after a crash (Missing), read events back in seq
+// order (Events), and drop the rows of redacted events (Delete).
+
+// Missing returns the seq ranges below size, inclusive and in order, that
+// the store has no event for. After a crash these are the events the
+// ledger acknowledged but the store did not commit; the ledger's own
+// records and redacted events are missing too, by design.
+func (s *DB) Missing(ctx context.Context, size uint64) ([][2]uint64, error) {
+	if size == 0 {
+		return nil, nil
+	}
+	var n, lo, hi sql.NullInt64
+	err := s.db.QueryRowContext(ctx, "SELECT count(DISTINCT seq), min(seq), max(seq) FROM events WHERE seq < CAST(? AS UBIGINT)", size).Scan(&n, &lo, &hi)
+	if err != nil {
+		return nil, fmt.Errorf("reading the seqs in %s: %w", s.opts.Path, err)
+	}
+	if n.Int64 == 0 {
+		return [][2]uint64{{0, size - 1}}, nil
+	}
+	if uint64(n.Int64) == size {
+		return nil, nil
+	}
+	var out [][2]uint64
+	if lo.Int64 > 0 {
+		out = append(out, [2]uint64{0, uint64(lo.Int64) - 1})
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT seq + 1, next - 1 FROM (
+		SELECT seq, lead(seq) OVER (ORDER BY seq) AS next FROM events WHERE seq < CAST(? AS UBIGINT)
+	) WHERE next > seq + 1 ORDER BY seq`, size)
+	if err != nil {
+		return nil, fmt.Errorf("finding gaps in the seqs of %s: %w", s.opts.Path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r [2]uint64
+		if err := rows.Scan(&r[0], &r[1]); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("finding gaps in the seqs of %s: %w", s.opts.Path, err)
+	}
+	if uint64(hi.Int64) < size-1 {
+		out = append(out, [2]uint64{uint64(hi.Int64) + 1, size - 1})
+	}
+	return out, nil
+}
+
+// Delete removes the events with the given seqs, for a redaction: the
+// ledger keeps only their hashes, and the store must not keep more.
+func (s *DB) Delete(ctx context.Context, seqs []uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(seqs) > 0 {
+		n := min(len(seqs), 1000)
+		args := make([]any, n)
+		for i, q := range seqs[:n] {
+			args[i] = q
+		}
+		in := strings.TrimSuffix(strings.Repeat("CAST(? AS UBIGINT),", n), ",")
+		if _, err := s.db.ExecContext(ctx, "DELETE FROM events WHERE seq IN ("+in+")", args...); err != nil {
+			return fmt.Errorf("deleting events from %s: %w", s.opts.Path, err)
+		}
+		seqs = seqs[n:]
+	}
+	return nil
+}
+
+// Events calls fn with each event whose seq is in [from, to), in seq
+// order, as the store holds it. It reads in chunks, so that a scan of the
+// whole store holds little in memory.
+func (s *DB) Events(ctx context.Context, from, to uint64, fn func(*event.Event) error) error {
+	const chunk = 50_000
+	cols := strings.Join(query.EventColumns(), ", ")
+	for lo := from; lo < to; {
+		hi := min(to, lo+chunk)
+		if hi < lo { // overflow near the top of the range
+			hi = to
+		}
+		rows, err := s.db.QueryContext(ctx, "SELECT "+cols+" FROM events WHERE seq >= CAST(? AS UBIGINT) AND seq < CAST(? AS UBIGINT) ORDER BY seq", lo, hi)
+		if err != nil {
+			return fmt.Errorf("reading events %d to %d of %s: %w", lo, hi, s.opts.Path, err)
+		}
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err == nil {
+				err = fn(e)
+			}
+			if err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading events %d to %d of %s: %w", lo, hi, s.opts.Path, err)
+		}
+		rows.Close()
+		lo = hi
+	}
+	return nil
+}
+
+// scanEvent reads a row of query.EventColumns into an event.
+func scanEvent(rows *sql.Rows) (*event.Event, error) {
+	var (
+		e                                               event.Event
+		id, provider, account, region, env              sql.NullString
+		actor, actorID, actorType, session, sessionOrig sql.NullString
+		srcIP, dstIP                                    sql.NullString
+		srcPort, dstPort                                sql.NullInt32
+		host, ua, service, action                       sql.NullString
+		resources                                       any
+		outcome, code, message, origin                  sql.NullString
+		raw                                             string
+		rawBin                                          []byte
+		doc                                             sql.NullString
+	)
+	err := rows.Scan(&e.Seq, &e.Time, &e.Received, &e.Skewed, &e.Tenant, &e.Source, &e.Class, &id,
+		&provider, &account, &region, &env, &actor, &actorID, &actorType,
+		&session, &sessionOrig, &srcIP, &dstIP, &srcPort, &dstPort, &host,
+		&ua, &service, &action, &resources, &outcome, &code, &message,
+		&origin, &raw, &rawBin, &doc)
+	if err != nil {
+		return nil, fmt.Errorf("reading an event: %w", err)
+	}
+	e.Time, e.Received = e.Time.UTC(), e.Received.UTC()
+	e.ID = id.String
+	e.Cloud = event.Cloud{Provider: provider.String, Account: account.String, Region: region.String}
+	e.Environment = env.String
+	e.Actor = event.Actor{ID: actorID.String, Type: actorType.String, Name: actor.String}
+	e.Session = event.Session{ID: session.String, Origin: sessionOrig.String}
+	if srcIP.Valid {
+		e.SrcIP, _ = netip.ParseAddr(srcIP.String)
+	}
+	if dstIP.Valid {
+		e.DstIP, _ = netip.ParseAddr(dstIP.String)
+	}
+	e.SrcPort, e.DstPort = uint16(srcPort.Int32), uint16(dstPort.Int32)
+	e.Host, e.UserAgent, e.Service, e.Action = host.String, ua.String, service.String, action.String
+	if list, ok := resources.([]any); ok {
+		for _, r := range list {
+			if s, ok := r.(string); ok {
+				e.Resources = append(e.Resources, s)
+			}
+		}
+	}
+	e.Outcome = event.Outcome{Result: outcome.String, Code: code.String}
+	e.Message, e.Origin = message.String, origin.String
+	if rawBin != nil {
+		e.Raw = rawBin
+	} else {
+		e.Raw = []byte(raw)
+	}
+	if doc.Valid {
+		e.Doc = []byte(doc.String)
+	}
+	return &e, nil
+}
+
+// StoredForm returns e as the store keeps it, which Events gives back:
+// text that is not UTF-8 made valid (except raw, kept exactly), addresses
+// without their IPv4-in-IPv6 form, times in UTC. The store agrees with
+// the ledger about an event when the event it holds equals the stored
+// form of the ledger's.
+func StoredForm(e *event.Event) *event.Event {
+	c := *e
+	valid := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+	c.Time, c.Received = e.Time.UTC(), e.Received.UTC()
+	c.Tenant, c.Source, c.Class, c.ID = valid(e.Tenant), valid(e.Source), valid(e.Class), valid(e.ID)
+	c.Cloud = event.Cloud{Provider: valid(e.Cloud.Provider), Account: valid(e.Cloud.Account), Region: valid(e.Cloud.Region)}
+	c.Environment = valid(e.Environment)
+	c.Actor = event.Actor{ID: valid(e.Actor.ID), Type: valid(e.Actor.Type), Name: valid(e.Actor.Name)}
+	c.Session = event.Session{ID: valid(e.Session.ID), Origin: valid(e.Session.Origin)}
+	if e.SrcIP.IsValid() {
+		c.SrcIP = e.SrcIP.Unmap()
+	}
+	if e.DstIP.IsValid() {
+		c.DstIP = e.DstIP.Unmap()
+	}
+	c.Host, c.UserAgent, c.Service, c.Action = valid(e.Host), valid(e.UserAgent), valid(e.Service), valid(e.Action)
+	c.Resources = nil
+	for _, r := range e.Resources {
+		c.Resources = append(c.Resources, valid(r))
+	}
+	c.Outcome = event.Outcome{Result: valid(e.Outcome.Result), Code: valid(e.Outcome.Code)}
+	c.Message, c.Origin = valid(e.Message), valid(e.Origin)
+	if e.Raw == nil {
+		c.Raw = []byte{}
+	}
+	if e.Doc != nil {
+		c.Doc = []byte(valid(string(e.Doc)))
+	}
+	return &c
+}
