@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/ledger"
@@ -27,14 +26,37 @@ type data struct {
 	ledger   *ledger.Ledger
 	db       *duckdb.DB
 	pipeline *ingest.Pipeline
-	verifier note.Verifier
 }
 
 // openData opens the ledger and the store of d, and catches the store up
 // with the ledger: after a crash, the events the ledger acknowledged that
 // the store had not committed.
 func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logger, reg prometheus.Registerer) (*data, error) {
-	signer, verifier, _, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
+	l, err := openLedger(d, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile), Logger: logger, Registerer: reg})
+	if err != nil {
+		l.Close()
+		if errors.Is(err, duckdb.ErrLocked) {
+			return nil, fmt.Errorf("%w: is another 'vigil serve' or 'vigil import' running on %s?", err, d.dir)
+		}
+		return nil, err
+	}
+	p := pipelineFor(l, db, logger)
+	if _, err := p.CatchUp(ctx); err != nil {
+		db.Close()
+		l.Close()
+		return nil, err
+	}
+	return &data{ledger: l, db: db, pipeline: p}, nil
+}
+
+// openLedger opens the ledger of d, with its signing key (created on
+// first use) and the witnesses of the config.
+func openLedger(d *dataFlags, cfg *config, logger *slog.Logger) (*ledger.Ledger, error) {
+	signer, _, _, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +73,7 @@ func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logge
 		Name:            ledgerName,
 		Witnesses:       witnesses,
 		CheckpointEvery: cfg.Ledger.checkpointEvery,
+		SegmentBytes:    cfg.Ledger.SegmentBytes,
 		Logger:          logger,
 	})
 	if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -61,23 +84,13 @@ func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logge
 	}
 	if r := l.Recovery(); r.BytesTruncated > 0 {
 		logger.Warn("the ledger's last segment ended in a torn record, left by a crash; it was cut off",
-			"bytes", r.BytesTruncated, "records", r.RecordsDropped)
+			"segment", r.Segment, "bytes", r.BytesTruncated, "records", r.RecordsDropped)
 	}
-	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile), Logger: logger, Registerer: reg})
-	if err != nil {
-		l.Close()
-		if errors.Is(err, duckdb.ErrLocked) {
-			return nil, fmt.Errorf("%w: is another 'vigil serve' or 'vigil import' running on %s?", err, d.dir)
-		}
-		return nil, err
-	}
-	p := &ingest.Pipeline{Ledger: l, Store: db, Logger: logger}
-	if _, err := p.CatchUp(ctx); err != nil {
-		db.Close()
-		l.Close()
-		return nil, err
-	}
-	return &data{ledger: l, db: db, pipeline: p, verifier: verifier}, nil
+	return l, nil
+}
+
+func pipelineFor(l *ledger.Ledger, db *duckdb.DB, logger *slog.Logger) *ingest.Pipeline {
+	return &ingest.Pipeline{Ledger: l, Store: db, Logger: logger}
 }
 
 // Close closes the store, then the ledger, which signs a last checkpoint.

@@ -74,6 +74,9 @@ type ledgerConfig struct {
 	// whoever controls this server cannot rewrite it: a file path
 	// (another disk, a mounted share) or an http(s) URL to POST to.
 	Witnesses []string `yaml:"witnesses"`
+	// SegmentBytes is the size of the ledger's segment files (default
+	// 128 MiB); retention removes whole segments.
+	SegmentBytes int64 `yaml:"segment_bytes"`
 
 	checkpointEvery time.Duration
 }

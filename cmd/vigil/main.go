@@ -27,6 +27,10 @@ var commands = []command{
 	{"import", "import log files and directories", runImport},
 	{"search", "search the events", runSearch},
 	{"serve", "run the server: HTTP API, ingest, search", runServe},
+	{"verify", "check the ledger and the store for tampering", runVerify},
+	{"key", "print the public key of the ledger's checkpoints", runKey},
+	{"rebuild", "rebuild the store from the ledger", runRebuild},
+	{"redact", "erase events' content, keeping the ledger's proofs", runRedact},
 	{"formats", "list the log formats vigil parses", runFormats},
 	{"version", "print the version", runVersion},
 }

@@ -34,19 +34,23 @@ func newProgressBar(w io.Writer) *progressBar {
 }
 
 func (b *progressBar) update(p ingest.Progress) {
+	b.draw(p.BytesDone, p.Bytes, fmt.Sprintf("%d/%d files  %s  %d events  %d quarantined",
+		p.FilesDone, p.Files, humanBytes(p.BytesDone), p.Events, p.Quarantined))
+}
+
+// draw draws the bar at done of total, followed by what.
+func (b *progressBar) draw(done, total int64, what string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	frac := 0.0
-	if p.Bytes > 0 {
-		frac = float64(p.BytesDone) / float64(p.Bytes)
+	if total > 0 {
+		frac = float64(done) / float64(total)
 	}
 	frac = min(max(frac, 0), 1)
 	const width = 30
 	n := int(frac * width)
 	bar := strings.Repeat("=", n) + strings.Repeat(" ", width-n)
-	fmt.Fprintf(b.w, "\r[%s] %3.0f%%  %d/%d files  %s  %d events  %d quarantined  %s ",
-		bar, frac*100, p.FilesDone, p.Files, humanBytes(p.BytesDone), p.Events, p.Quarantined,
-		time.Since(b.start).Round(time.Second))
+	fmt.Fprintf(b.w, "\r[%s] %3.0f%%  %s  %s ", bar, frac*100, what, time.Since(b.start).Round(time.Second))
 	b.drawn = true
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vigilsec/vigil/event"
@@ -207,4 +208,56 @@ func StoredForm(e *event.Event) *event.Event {
 		c.Doc = []byte(valid(string(e.Doc)))
 	}
 	return &c
+}
+
+// Seqs returns the seqs of the events req's query matches, all of them up
+// to req.Limit, for commands that act on a search's events (redaction,
+// export). The query must not end in a command that makes a table.
+func (s *DB) Seqs(ctx context.Context, req query.Request) ([]uint64, error) {
+	res, err := s.Search(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Events {
+		return nil, fmt.Errorf("the query must select events, not make a table")
+	}
+	col := slices.Index(res.Columns, "seq")
+	seqs := make([]uint64, 0, len(res.Rows))
+	for _, r := range res.Rows {
+		seq, ok := r[col].(uint64)
+		if !ok {
+			return nil, fmt.Errorf("reading seq: got %T", r[col])
+		}
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// CopyQuarantine copies the quarantined records of the store file at
+// path, which must not be open, into s: when the store is rebuilt from
+// the ledger, which does not hold them.
+func (s *DB) CopyQuarantine(ctx context.Context, path string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "ATTACH "+quoteLiteral(path)+" AS old_store (READ_ONLY)"); err != nil {
+		return 0, fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DETACH old_store")
+	res, err := conn.ExecContext(ctx, "INSERT INTO quarantine SELECT * FROM old_store.quarantine")
+	if err != nil {
+		return 0, fmt.Errorf("copying the quarantine of %s: %w", path, err)
+	}
+	return res.RowsAffected()
+}
+
+// quoteLiteral quotes s as an SQL string literal, for the statements that
+// take no parameters (ATTACH).
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/vigilsec/vigil/ledger"
+	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store/duckdb"
+)
+
+func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("key", stderr)
+	var d dataFlags
+	d.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil key [--data DIR]\n\nPrints the public key that verifies the ledger's checkpoints, creating the\nsigning key on first use. Keep a copy outside the server: vigil verify --key\nand vigil verify-bundle --key check against it.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments %q", rest)
+	}
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	_, _, vkey, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, vkey)
+	return nil
+}
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("verify", stderr)
+	var d dataFlags
+	d.register(fs)
+	var trusted stringList
+	fs.Var(&trusted, "from-checkpoint", "a checkpoint kept outside the server (a witness file, or a note); the ledger must still hold its tree (repeatable)")
+	key := fs.String("key", "", "the public key the checkpoints must be signed with, as 'vigil key' printed it (default: the data directory's own key)")
+	quiet := fs.Bool("q", false, "no progress bar")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil verify [--data DIR] [--from-checkpoint FILE] [--key KEY]\n\nRecomputes the ledger's hash tree from its segments, checks every checkpoint's\nsignature and the consistency between them, and checks that the store holds\nexactly the ledger's events. Exit status 0 when everything is intact.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments %q", rest)
+	}
+	if _, err := os.Stat(d.path(ledgerDir)); err != nil {
+		return fmt.Errorf("no ledger in %s: %w", d.dir, err)
+	}
+	if base, _ := d.server(ctx); base != "" {
+		return fmt.Errorf("'vigil serve' is running on %s (%s); stop it to verify the store against the ledger", d.dir, base)
+	}
+	v, keyNote, err := verifier(&d, *key)
+	if err != nil {
+		return err
+	}
+	var checkpoints [][]byte
+	for _, path := range trusted {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("reading trusted checkpoint: %w", err)
+		}
+		notes := ledger.SplitCheckpoints(b)
+		if len(notes) == 0 {
+			return fmt.Errorf("%s holds no checkpoint", path)
+		}
+		checkpoints = append(checkpoints, notes...)
+	}
+
+	// The store is compared with the ledger in the same pass, record by
+	// record, when there is one.
+	var cmp *duckdb.Comparison
+	if _, err := os.Stat(d.path(storeFile)); err == nil {
+		db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile), ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("opening the store: %w", err)
+		}
+		defer db.Close()
+		cmp = db.Compare(ctx)
+	}
+	opts := ledger.VerifyOptions{Verifier: v, Trusted: checkpoints}
+	if cmp != nil {
+		opts.Record = cmp.Record
+	}
+	var pb *progressBar
+	if !*quiet && isTerminal(stderr) {
+		pb = newProgressBar(stderr)
+		opts.Progress = func(done, total int64) {
+			pb.draw(done, total, humanBytes(done)+" of "+humanBytes(total))
+		}
+	}
+	rep, err := ledger.Verify(ctx, d.path(ledgerDir), opts)
+	if pb != nil {
+		pb.done()
+	}
+	if err != nil {
+		return err
+	}
+	var mismatches []duckdb.Mismatch
+	if cmp != nil {
+		if mismatches, err = cmp.Finish(uint64(rep.Size)); err != nil {
+			return err
+		}
+	}
+
+	for _, p := range rep.Problems {
+		fmt.Fprintf(stdout, "ledger: %s\n", p)
+	}
+	for _, c := range rep.Checkpoints {
+		if !c.OK {
+			fmt.Fprintf(stdout, "checkpoint %s (size %d): %s\n", c.Source, c.Size, c.Detail)
+		}
+	}
+	for _, m := range mismatches {
+		fmt.Fprintln(stdout, m)
+	}
+	for _, r := range rep.Redacted {
+		fmt.Fprintf(stdout, "redacted %s: %q on %s (not tampering: the hashes are kept)\n", seqRange(r.First, r.Last), r.Reason, r.Time.Format("2006-01-02T15:04:05Z"))
+	}
+	for _, r := range rep.Removed {
+		signed := "recorded in a signed checkpoint"
+		if !r.Signed {
+			signed = "NOT covered by a signed checkpoint yet"
+		}
+		fmt.Fprintf(stdout, "removed by retention %s: %q on %s (record %d, %s)\n", seqRange(r.First, r.Last), r.Reason, r.Time.Format("2006-01-02T15:04:05Z"), r.Record, signed)
+	}
+	bad := len(rep.Problems) + len(mismatches)
+	for _, c := range rep.Checkpoints {
+		if !c.OK {
+			bad++
+		}
+	}
+	store := "no store"
+	if cmp != nil {
+		store = "store in sync"
+		if len(mismatches) > 0 {
+			store = fmt.Sprintf("store out of sync in %d ranges", len(mismatches))
+		}
+	}
+	sigs := fmt.Sprintf("signatures checked against %s", keyNote)
+	if !rep.SignaturesChecked {
+		sigs = "signatures NOT checked (no key)"
+	}
+	summary := fmt.Sprintf("%d records in %d segments, root %s, %d checkpoints (%s), %d trusted; %s",
+		rep.Size, rep.Segments, rep.Root, len(rep.Checkpoints), sigs, len(checkpoints), store)
+	if bad > 0 {
+		fmt.Fprintf(stdout, "NOT INTACT: %d problems; %s\n", bad, summary)
+		return &exitError{1, fmt.Errorf("%d problems found", bad)}
+	}
+	fmt.Fprintf(stdout, "intact: %s\n", summary)
+	return nil
+}
+
+// verifier returns the verifier of the ledger's checkpoints: for key, or
+// else for the data directory's own key, and says which.
+func verifier(d *dataFlags, key string) (note.Verifier, string, error) {
+	if key != "" {
+		v, err := note.NewVerifier(strings.TrimSpace(key))
+		if err != nil {
+			return nil, "", fmt.Errorf("--key: %w", err)
+		}
+		return v, "the given key", nil
+	}
+	if _, err := os.Stat(d.path(keyFile)); err != nil {
+		return nil, "", nil
+	}
+	_, v, _, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
+	if err != nil {
+		return nil, "", err
+	}
+	return v, "the data directory's key (pass --key to check against a copy kept elsewhere)", nil
+}
+
+func seqRange(first, last int64) string {
+	if first == last {
+		return fmt.Sprintf("seq %d", first)
+	}
+	return fmt.Sprintf("seq %d-%d", first, last)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("rebuild", stderr)
+	var d dataFlags
+	d.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil rebuild [--data DIR]\n\nDrops the store and rebuilds it from the ledger. Quarantined records, which\nare not in the ledger, are carried over when the old store can be read.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments %q", rest)
+	}
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
+	}
+	if base, _ := d.server(ctx); base != "" {
+		return fmt.Errorf("'vigil serve' is running on %s (%s); stop it first", d.dir, base)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The new store is built beside the old one and replaces it only
+	// when complete, so that a failed rebuild loses nothing.
+	old, fresh := d.path(storeFile), d.path(storeFile+".rebuild")
+	for _, p := range []string{fresh, fresh + ".wal"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	db, err := duckdb.Open(duckdb.Options{Path: fresh, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(old); err == nil {
+		if n, err := db.CopyQuarantine(ctx, old); err != nil {
+			logger.Warn("the old store's quarantined records could not be read; they are not carried over", "err", err)
+		} else if n > 0 {
+			fmt.Fprintf(stdout, "carried over %d quarantined records\n", n)
+		}
+	}
+	l, err := openLedger(&d, cfg, logger)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	p := pipelineFor(l, db, logger)
+	n, err := p.CatchUp(ctx)
+	err = errors.Join(err, db.Close(), l.Close())
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{old + ".wal", old} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.Rename(fresh, old); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rebuilt the store from the ledger: %d events\n", n)
+	return nil
+}
+
+func runRedact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("redact", stderr)
+	var d dataFlags
+	d.register(fs)
+	q := fs.String("query", "", "the events to erase, as a search (required)")
+	reason := fs.String("reason", "", "why, recorded in the ledger with each erased event (required)")
+	dryRun := fs.Bool("n", false, "show how many events match, erase nothing")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil redact [--data DIR] --query Q --reason R [-n]\n\nErases the content of the matching events from the ledger and the store,\nkeeping each one's hash, so that the ledger's tree, its checkpoints and every\nother event's proof still verify. For a data-protection request, or a secret\nlogged by mistake. It cannot be undone.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments %q", rest)
+	}
+	if *q == "" || strings.TrimSpace(*reason) == "" {
+		fs.Usage()
+		return errUsage
+	}
+	parsed, err := query.Parse(*q)
+	if err != nil {
+		return err
+	}
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
+	}
+	if base, _ := d.server(ctx); base != "" {
+		return fmt.Errorf("'vigil serve' is running on %s (%s); stop it first", d.dir, base)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dd, err := openData(ctx, &d, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer dd.Close()
+	seqs, err := dd.db.Seqs(ctx, query.Request{Query: parsed, Scope: query.Scope{All: true}, Limit: math.MaxInt32})
+	if err != nil {
+		return err
+	}
+	if *dryRun || len(seqs) == 0 {
+		fmt.Fprintf(stdout, "%d events match; nothing erased\n", len(seqs))
+		return nil
+	}
+	indexes := make([]int64, len(seqs))
+	for i, s := range seqs {
+		indexes[i] = int64(s)
+	}
+	if err := dd.ledger.Redact(ctx, indexes, *reason); err != nil {
+		return err
+	}
+	if err := dd.db.Delete(ctx, seqs); err != nil {
+		return err
+	}
+	if _, err := dd.ledger.Checkpoint(ctx); err != nil {
+		logger.Warn("signing a checkpoint after the redaction", "err", err)
+	}
+	fmt.Fprintf(stdout, "erased %d events (%s); their hashes stay in the ledger\n", len(seqs), seqRange(indexes[0], indexes[len(indexes)-1]))
+	return nil
+}
