@@ -30,6 +30,10 @@ type Searcher interface {
 type Options struct {
 	Store  Searcher
 	Ingest http.Handler // mounted at /api/v1/ingest
+	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
+	// LedgerKey is the public key of its checkpoints.
+	Ledger    Prover
+	LedgerKey string
 	// AdminToken is the token of the local administrator, who sees every
 	// tenant. (Per-tenant tokens come with the access model.)
 	AdminToken string
@@ -59,6 +63,9 @@ func Handler(opts Options) http.Handler {
 	})
 	mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
 	mux.Handle("GET /api/v1/search", a.auth(http.HandlerFunc(a.search)))
+	if opts.Ledger != nil {
+		mux.Handle("GET /api/v1/events/{seq}/proof", a.auth(http.HandlerFunc(a.proof)))
+	}
 	if opts.Ingest != nil {
 		mux.Handle("/api/v1/ingest", a.auth(opts.Ingest))
 	}

@@ -26,6 +26,7 @@ type data struct {
 	ledger   *ledger.Ledger
 	db       *duckdb.DB
 	pipeline *ingest.Pipeline
+	vkey     string // the public key of the ledger's checkpoints
 }
 
 // openData opens the ledger and the store of d, and catches the store up
@@ -34,6 +35,11 @@ type data struct {
 func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logger, reg prometheus.Registerer) (*data, error) {
 	l, err := openLedger(d, cfg, logger)
 	if err != nil {
+		return nil, err
+	}
+	_, _, vkey, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
+	if err != nil {
+		l.Close()
 		return nil, err
 	}
 	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile), Logger: logger, Registerer: reg})
@@ -50,7 +56,7 @@ func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logge
 		l.Close()
 		return nil, err
 	}
-	return &data{ledger: l, db: db, pipeline: p}, nil
+	return &data{ledger: l, db: db, pipeline: p, vkey: vkey}, nil
 }
 
 // openLedger opens the ledger of d, with its signing key (created on

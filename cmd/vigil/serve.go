@@ -76,6 +76,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	po := cfg.parseOptions("")
 	handler := web.Handler(web.Options{
 		Store:      db,
+		Ledger:     dd.ledger,
+		LedgerKey:  dd.vkey,
 		AdminToken: token,
 		Gatherer:   reg,
 		Logger:     logger,
