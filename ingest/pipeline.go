@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ledger"
@@ -19,6 +20,10 @@ type Store interface {
 	// Missing returns the seq ranges below size the store has no event
 	// for.
 	Missing(ctx context.Context, size uint64) ([][2]uint64, error)
+	// Tenants, Expired and Delete serve retention (retention.go).
+	Tenants(ctx context.Context) ([]string, error)
+	Expired(ctx context.Context, tenant string, before time.Time, keep [][2]time.Time) ([]uint64, error)
+	Delete(ctx context.Context, seqs []uint64) error
 }
 
 // A Pipeline is where accepted events go: first the ledger, which makes

@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/parse"
 )
 
@@ -61,8 +63,101 @@ type config struct {
 	JSONTimeField string `yaml:"json_time_field"`
 	// Ledger configures the ledger's checkpoints and their witnesses.
 	Ledger ledgerConfig `yaml:"ledger"`
+	// Retention says how long events are kept.
+	Retention retentionConfig `yaml:"retention"`
 
 	maxSkew time.Duration
+}
+
+// retentionConfig is the retention section of the config file. Durations
+// are Go durations or days ("90d"); none, or 0, keeps events forever.
+type retentionConfig struct {
+	Default    string            `yaml:"default"`
+	Tenants    map[string]string `yaml:"tenants"`
+	LegalHolds []struct {
+		Tenant string `yaml:"tenant"` // empty: every tenant
+		From   string `yaml:"from"`   // RFC 3339 time or date; empty: open
+		To     string `yaml:"to"`
+		Reason string `yaml:"reason"`
+	} `yaml:"legal_holds"`
+
+	policy ingest.Retention
+}
+
+// parse checks the section and builds its policy.
+func (r *retentionConfig) parse() error {
+	var err error
+	if r.policy.Default, err = parseDays(r.Default); err != nil {
+		return fmt.Errorf("retention.default: %w", err)
+	}
+	r.policy.Tenants = make(map[string]time.Duration)
+	for t, d := range r.Tenants {
+		if r.policy.Tenants[t], err = parseDays(d); err != nil {
+			return fmt.Errorf("retention.tenants.%s: %w", t, err)
+		}
+	}
+	for i, h := range r.LegalHolds {
+		hold := ingest.Hold{Tenant: h.Tenant, Reason: h.Reason}
+		if strings.TrimSpace(h.Reason) == "" {
+			return fmt.Errorf("retention.legal_holds[%d]: a hold needs a reason", i)
+		}
+		for _, b := range []struct {
+			s string
+			t *time.Time
+		}{{h.From, &hold.From}, {h.To, &hold.To}} {
+			if b.s == "" {
+				continue
+			}
+			if *b.t, err = parseTimeOrDate(b.s); err != nil {
+				return fmt.Errorf("retention.legal_holds[%d]: %w", i, err)
+			}
+		}
+		r.policy.Holds = append(r.policy.Holds, hold)
+	}
+	return nil
+}
+
+// configured reports whether any events expire.
+func (r *retentionConfig) configured() bool {
+	if r.policy.Default > 0 {
+		return true
+	}
+	for _, d := range r.policy.Tenants {
+		if d > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// parseDays parses "90d" or a Go duration; "" is 0, forever.
+func parseDays(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration (90d, 720h)", s)
+	}
+	return d, nil
+}
+
+func parseTimeOrDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time or a date", s)
+	}
+	return t, nil
 }
 
 // ledgerConfig is the ledger section of the config file.
@@ -109,6 +204,9 @@ func (d *dataFlags) loadConfig() (*config, error) {
 		if c.Ledger.checkpointEvery, err = time.ParseDuration(e); err != nil || c.Ledger.checkpointEvery <= 0 {
 			return nil, fmt.Errorf("config %s: ledger.checkpoint_every: %q is not a positive duration", path, e)
 		}
+	}
+	if err := c.Retention.parse(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	if c.MaxSkew != "" {
 		if c.maxSkew, err = time.ParseDuration(c.MaxSkew); err != nil {

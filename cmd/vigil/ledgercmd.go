@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -320,5 +321,44 @@ func runRedact(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		logger.Warn("signing a checkpoint after the redaction", "err", err)
 	}
 	fmt.Fprintf(stdout, "erased %d events (%s); their hashes stay in the ledger\n", len(seqs), seqRange(indexes[0], indexes[len(indexes)-1]))
+	return nil
+}
+
+func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("retention", stderr)
+	var d dataFlags
+	d.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil retention [--data DIR]\n\nApplies the retention of the config file now (vigil serve does it daily):\nerases the events past their tenant's retention, except those under a legal\nhold, and removes the ledger segments that hold nothing else, recording each\nremoval in the ledger.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments %q", rest)
+	}
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
+	}
+	if !cfg.Retention.configured() {
+		fmt.Fprintln(stdout, "no retention configured: events are kept forever")
+		return nil
+	}
+	if base, _ := d.server(ctx); base != "" {
+		return fmt.Errorf("'vigil serve' is running on %s (%s) and applies retention daily; stop it to apply it now", d.dir, base)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dd, err := openData(ctx, &d, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer dd.Close()
+	res, err := dd.pipeline.ApplyRetention(ctx, cfg.Retention.policy, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "erased %d expired events; removed %d ledger segments (%d kept by a legal hold)\n",
+		res.Erased, len(res.Removal.Removed), len(res.Removal.Held))
 	return nil
 }

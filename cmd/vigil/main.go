@@ -31,6 +31,7 @@ var commands = []command{
 	{"key", "print the public key of the ledger's checkpoints", runKey},
 	{"rebuild", "rebuild the store from the ledger", runRebuild},
 	{"redact", "erase events' content, keeping the ledger's proofs", runRedact},
+	{"retention", "apply the retention policy now", runRetention},
 	{"formats", "list the log formats vigil parses", runFormats},
 	{"version", "print the version", runVersion},
 }

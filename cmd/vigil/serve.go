@@ -62,6 +62,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	go db.LoadWordIndex(ctx)
+	if cfg.Retention.configured() {
+		go retentionLoop(ctx, dd, cfg, logger)
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -132,4 +135,24 @@ func loadDemoData(ctx context.Context, dd *data, cfg *config, logger *slog.Logge
 	}
 	logger.Info("demo dataset loaded", "events", sum.Events, "quarantined", sum.Quarantined, "files", sum.Files)
 	return nil
+}
+
+// retentionLoop applies the retention policy a minute after start and then
+// daily.
+func retentionLoop(ctx context.Context, dd *data, cfg *config, logger *slog.Logger) {
+	wait := time.Minute
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = 24 * time.Hour
+		res, err := dd.pipeline.ApplyRetention(ctx, cfg.Retention.policy, time.Now())
+		if err != nil {
+			logger.Error("retention", "err", err)
+			continue
+		}
+		logger.Info("retention applied", "erased", res.Erased, "segments_removed", len(res.Removal.Removed), "segments_held", len(res.Removal.Held))
+	}
 }

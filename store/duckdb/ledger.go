@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/query"
@@ -260,4 +262,55 @@ func (s *DB) CopyQuarantine(ctx context.Context, path string) (int64, error) {
 // take no parameters (ATTACH).
 func quoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// Tenants returns the tenants that have events.
+func (s *DB) Tenants(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT tenant FROM events ORDER BY tenant")
+	if err != nil {
+		return nil, fmt.Errorf("listing tenants in %s: %w", s.opts.Path, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Expired returns the seqs of tenant's events that happened before
+// before, except those in any of the time ranges of keep ([from, to);
+// a zero bound is open): what retention erases, legal holds excepted.
+func (s *DB) Expired(ctx context.Context, tenant string, before time.Time, keep [][2]time.Time) ([]uint64, error) {
+	q := "SELECT seq FROM events WHERE tenant = ? AND time < make_timestamp_ns(?)"
+	args := []any{tenant, before.UnixNano()}
+	for _, k := range keep {
+		lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+		if !k[0].IsZero() {
+			lo = k[0].UnixNano()
+		}
+		if !k[1].IsZero() {
+			hi = k[1].UnixNano()
+		}
+		q += " AND NOT (epoch_ns(time) >= ? AND epoch_ns(time) < ?)"
+		args = append(args, lo, hi)
+	}
+	rows, err := s.db.QueryContext(ctx, q+" ORDER BY seq", args...)
+	if err != nil {
+		return nil, fmt.Errorf("finding expired events in %s: %w", s.opts.Path, err)
+	}
+	defer rows.Close()
+	var seqs []uint64
+	for rows.Next() {
+		var seq uint64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs, rows.Err()
 }

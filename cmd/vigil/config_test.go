@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigRetention(t *testing.T) {
+	tests := []struct {
+		yaml    string
+		wantErr string
+		check   func(*config) bool
+	}{
+		{"", "", func(c *config) bool { return !c.Retention.configured() && c.Ledger.checkpointEvery == time.Minute }},
+		{"retention: {default: 90d, tenants: {acme: 720h, keep: 0}}", "", func(c *config) bool {
+			p := c.Retention.policy
+			return c.Retention.configured() && p.Default == 90*24*time.Hour && p.Tenants["acme"] == 30*24*time.Hour && p.Tenants["keep"] == 0
+		}},
+		{"retention: {legal_holds: [{tenant: acme, from: 2024-07-01, to: '2024-08-01T12:00:00Z', reason: case 42}]}", "", func(c *config) bool {
+			h := c.Retention.policy.Holds
+			return len(h) == 1 && h[0].Tenant == "acme" && h[0].From.Equal(time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)) &&
+				h[0].To.Equal(time.Date(2024, 8, 1, 12, 0, 0, 0, time.UTC)) && !c.Retention.configured()
+		}},
+		{"ledger: {checkpoint_every: 10s, segment_bytes: 1000000, witnesses: [/mnt/witness/vigil.notes]}", "", func(c *config) bool {
+			return c.Ledger.checkpointEvery == 10*time.Second && c.Ledger.SegmentBytes == 1000000 && len(c.Ledger.Witnesses) == 1
+		}},
+		{"retention: {default: ninety}", `retention.default: "ninety" is not a duration`, nil},
+		{"retention: {default: -5d}", `is not a number of days`, nil},
+		{"retention: {tenants: {acme: 1y}}", `retention.tenants.acme`, nil},
+		{"retention: {legal_holds: [{tenant: acme}]}", `a hold needs a reason`, nil},
+		{"retention: {legal_holds: [{from: yesterday, reason: r}]}", `"yesterday" is not an RFC 3339 time or a date`, nil},
+		{"ledger: {checkpoint_every: 0s}", `ledger.checkpoint_every: "0s" is not a positive duration`, nil},
+		{"retention: {days: 3}", `field days not found`, nil},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(tt.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := &dataFlags{dir: dir}
+		c, err := d.loadConfig()
+		switch {
+		case tt.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error %v, want one containing %q", tt.yaml, err, tt.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tt.yaml, err)
+		case !tt.check(c):
+			t.Errorf("%s: config %+v", tt.yaml, c)
+		}
+	}
+}

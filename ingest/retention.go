@@ -1,0 +1,119 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigilsec/vigil/ledger"
+)
+
+// A Retention says how long events are kept, per tenant, and what legal
+// holds keep longer.
+type Retention struct {
+	Default time.Duration            // for tenants not in Tenants; 0 keeps events forever
+	Tenants map[string]time.Duration // 0 keeps the tenant's events forever
+	Holds   []Hold
+}
+
+// A Hold keeps events past their retention: a legal hold, for an
+// investigation or litigation.
+type Hold struct {
+	Tenant   string    // empty: every tenant
+	From, To time.Time // the events' time range, [From, To); a zero bound is open
+	Reason   string
+}
+
+// RetentionResult says what ApplyRetention did.
+type RetentionResult struct {
+	Erased  int64          // events whose content was erased
+	Removal ledger.Removal // the segments removed, once wholly erased
+}
+
+// ApplyRetention erases the events that have outlived their tenant's
+// retention, except those under a legal hold, from the ledger and the
+// store, and then removes the ledger segments that hold nothing else.
+//
+// Segments hold the events of every tenant in arrival order, so a
+// tenant's retention cannot be a matter of deleting files: expired events
+// are first redacted (their content erased, their hashes kept, with the
+// reason recorded in the ledger), and a segment is deleted only when all
+// it holds is erased. The ledger records each removal (range, root hash
+// before and after) and signs a checkpoint over it, so verify tells the
+// retention job's deletions from anyone else's.
+func (p *Pipeline) ApplyRetention(ctx context.Context, r Retention, now time.Time) (RetentionResult, error) {
+	var res RetentionResult
+	tenants, err := p.Store.Tenants(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, t := range tenants {
+		keepFor, ok := r.Tenants[t]
+		if !ok {
+			keepFor = r.Default
+		}
+		if keepFor <= 0 {
+			continue
+		}
+		var holds [][2]time.Time
+		for _, h := range r.Holds {
+			if h.Tenant == "" || h.Tenant == t {
+				holds = append(holds, [2]time.Time{h.From, h.To})
+			}
+		}
+		seqs, err := p.Store.Expired(ctx, t, now.Add(-keepFor), holds)
+		if err != nil {
+			return res, err
+		}
+		if len(seqs) == 0 {
+			continue
+		}
+		indexes := make([]int64, len(seqs))
+		for i, s := range seqs {
+			indexes[i] = int64(s)
+		}
+		reason := fmt.Sprintf("retention: tenant %s keeps events %s", t, keepFor)
+		if err := p.Ledger.Redact(ctx, indexes, reason); err != nil {
+			return res, fmt.Errorf("erasing tenant %s's expired events: %w", t, err)
+		}
+		if err := p.Store.Delete(ctx, seqs); err != nil {
+			return res, fmt.Errorf("erasing tenant %s's expired events: %w", t, err)
+		}
+		res.Erased += int64(len(seqs))
+		p.logger().Info("retention erased expired events", "tenant", t, "events", len(seqs), "older_than", now.Add(-keepFor))
+	}
+
+	// The segments before the first event still held can go.
+	first, err := p.firstLiveRecord()
+	if err != nil {
+		return res, err
+	}
+	if first > 0 {
+		res.Removal, err = p.Ledger.RemoveBefore(ctx, first, "retention: every record before was erased")
+		if err != nil {
+			return res, fmt.Errorf("removing erased ledger segments: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// errFound stops a Scan.
+var errFound = errors.New("found")
+
+// firstLiveRecord returns the index of the first event record whose
+// content the ledger still holds, or its size when there is none.
+func (p *Pipeline) firstLiveRecord() (int64, error) {
+	first := p.Ledger.Size()
+	err := p.Ledger.Scan(0, first, func(rec ledger.Record) error {
+		if rec.Kind == ledger.KindEvent {
+			first = rec.Index
+			return errFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return 0, fmt.Errorf("reading the ledger: %w", err)
+	}
+	return first, nil
+}
