@@ -9,12 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" database/sql driver, for the peer
 
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/store"
 	"github.com/vigilsec/vigil/store/duckdb"
 )
 
@@ -37,7 +41,7 @@ func runImport(ctx context.Context, c *config) error {
 	var vigil, peer []measure
 	for i := range c.runs {
 		sides := []func() (measure, error){
-			func() (measure, error) { return c.importVigil(ctx, files, i == 0) },
+			func() (measure, error) { return c.importVigil(ctx, files, i == 0, true) },
 			func() (measure, error) { return c.importPeer(ctx, files) },
 		}
 		if i%2 == 1 {
@@ -78,25 +82,50 @@ func (r measure) String() string {
 }
 
 const (
-	vigilName = "vigil import"
-	peerName  = "duckdb read_json"
+	vigilName    = "vigil import"
+	noLedgerName = "vigil import without ledger"
+	peerName     = "duckdb read_json"
 )
 
 // importVigil runs the real import path: the importer parsing with format
-// detection and full normalization, appending to a fresh store, closed (so
-// checkpointed) before the clock stops.
-func (c *config) importVigil(ctx context.Context, files string, profile bool) (measure, error) {
-	path := filepath.Join(c.dir, "import-vigil.duckdb")
-	removeDB(path)
-	defer removeDB(path)
+// detection and full normalization, appending to the ledger (fsynced, group
+// commit) and to a fresh store, both closed (so checkpointed and signed)
+// before the clock stops. Without withLedger, the events go to the store
+// alone, numbered as the ledger would number them: the peer of the ledger
+// benchmark.
+func (c *config) importVigil(ctx context.Context, files string, profile, withLedger bool) (measure, error) {
+	dir := filepath.Join(c.dir, "import-vigil")
+	os.RemoveAll(dir)
+	defer os.RemoveAll(dir)
+	name := vigilName
+	if !withLedger {
+		name = noLedgerName
+	}
 	var sum ingest.Summary
 	start, cpu0 := time.Now(), cpuTime()
 	fn := func() error {
-		db, err := duckdb.Open(duckdb.Options{Path: path})
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(dir, "events.duckdb")})
 		if err != nil {
 			return err
 		}
-		im := ingest.NewImporter(db, ingest.ImportOptions{
+		var (
+			sink ingest.Sink = &numbered{db: db}
+			l    *ledger.Ledger
+		)
+		if withLedger {
+			signer, _, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, "ledger.key"), "bench")
+			if err != nil {
+				return err
+			}
+			if l, err = ledger.Open(filepath.Join(dir, "ledger"), ledger.Options{Signer: signer, CheckpointEvery: time.Minute}); err != nil {
+				return err
+			}
+			sink = &ingest.Pipeline{Ledger: l, Store: db}
+		}
+		im := ingest.NewImporter(sink, ingest.ImportOptions{
 			Format:  parse.Auto,
 			Parse:   parse.Options{Tenant: "bench", Received: received, Backfill: true},
 			Workers: c.workers,
@@ -104,6 +133,11 @@ func (c *config) importVigil(ctx context.Context, files string, profile bool) (m
 		sum, err = im.Import(ctx, []string{files})
 		if cerr := db.Close(); err == nil {
 			err = cerr
+		}
+		if l != nil {
+			if cerr := l.Close(); err == nil {
+				err = cerr
+			}
 		}
 		return err
 	}
@@ -113,7 +147,7 @@ func (c *config) importVigil(ctx context.Context, files string, profile bool) (m
 	} else {
 		err = fn()
 	}
-	r := measure{name: vigilName, events: sum.Events, elapsed: time.Since(start), cpu: cpuTime() - cpu0}
+	r := measure{name: name, events: sum.Events, elapsed: time.Since(start), cpu: cpuTime() - cpu0}
 	if err != nil {
 		return r, fmt.Errorf("vigil import: %w", err)
 	}
@@ -121,6 +155,47 @@ func (c *config) importVigil(ctx context.Context, files string, profile bool) (m
 		return r, fmt.Errorf("vigil import quarantined %d records and skipped %d files", sum.Quarantined, len(sum.Skipped))
 	}
 	return r, nil
+}
+
+// numbered gives events the seqs the ledger would, for imports without
+// it: consecutive per append.
+type numbered struct {
+	db   *duckdb.DB
+	next atomic.Uint64
+}
+
+func (n *numbered) number(evs []*event.Event) {
+	first := n.next.Add(uint64(len(evs))) - uint64(len(evs))
+	for i, e := range evs {
+		e.Seq = first + uint64(i)
+	}
+}
+
+func (n *numbered) Append(ctx context.Context, evs []*event.Event) error {
+	n.number(evs)
+	return n.db.Append(ctx, evs)
+}
+
+func (n *numbered) Quarantine(ctx context.Context, qs []store.Quarantined) error {
+	return n.db.Quarantine(ctx, qs)
+}
+
+func (n *numbered) NewLoader(ctx context.Context) (store.Loader, error) {
+	l, err := n.db.NewLoader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return numberedLoader{n, l}, nil
+}
+
+type numberedLoader struct {
+	n *numbered
+	store.Loader
+}
+
+func (l numberedLoader) Append(ctx context.Context, evs []*event.Event) error {
+	l.n.number(evs)
+	return l.Loader.Append(ctx, evs)
 }
 
 // importPeer loads the same files with DuckDB's read_json, each record

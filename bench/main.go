@@ -45,6 +45,7 @@ const usage = `Usage: go run ./bench COMMAND [flags]
 Commands:
   import   vigil's importer against DuckDB's read_json on the same files
   search   vigil's search against hand-written SQL on the same store
+  ledger   the import with the ledger against without it; vigil verify against sha256
   corpus   build (or find) a corpus and print its manifest
 
 Run 'go run ./bench COMMAND -h' for the flags.`
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = runImport
 	case "search":
 		cmd, defEvents, defRuns = runSearch, 10_000_000, 5
+	case "ledger":
+		cmd = runLedger
 	case "corpus":
 		cmd = runCorpus
 	case "help", "-h", "-help", "--help":

@@ -24,6 +24,7 @@ func TestSmoke(t *testing.T) {
 		{[]string{"import", "-events", "5000", "-runs", "2"}, "vigil/peer rate: median"},
 		{[]string{"search", "-events", "5000", "-runs", "1"}, "| `action:StopLogging` |"},
 		{[]string{"search", "-events", "5000", "-runs", "1"}, "| `action:StopLogging` |"}, // reuses the store
+		{[]string{"ledger", "-events", "5000", "-runs", "2"}, "| vigil verify (ledger and store) |"},
 	} {
 		var out, log bytes.Buffer
 		args := append(tt.args, "-dir", dir, "-fixtures", fixtures)
