@@ -54,3 +54,31 @@ func TestConfigRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeConfig checks that the configuration the README and
+// docs/integrity.md show is one vigil accepts.
+func TestReadmeConfig(t *testing.T) {
+	for _, doc := range []string{"../../README.md", "../../docs/integrity.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(string(b), "```yaml\n")
+		block, _, ok2 := strings.Cut(rest, "```")
+		if !ok || !ok2 {
+			t.Fatalf("%s: no yaml block", doc)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := (&dataFlags{dir: dir}).loadConfig()
+		if err != nil {
+			t.Errorf("%s: %v", doc, err)
+			continue
+		}
+		if !c.Retention.configured() || len(c.Ledger.Witnesses) == 0 {
+			t.Errorf("%s: the example configures no retention or witness: %+v", doc, c)
+		}
+	}
+}
