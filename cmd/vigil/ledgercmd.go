@@ -362,3 +362,184 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		res.Erased, len(res.Removal.Removed), len(res.Removal.Held))
 	return nil
 }
+
+func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("export", stderr)
+	var d dataFlags
+	d.register(fs)
+	fromArg := fs.String("from", "", "events from this time: RFC 3339, a date, or relative (-30d) (required)")
+	toArg := fs.String("to", "now", "events before this time")
+	q := fs.String("query", "*", "the events to export, as a search")
+	tenant := fs.String("tenant", "", "only this tenant's events")
+	out := fs.String("out", "", "the bundle to write, a .zip (required)")
+	reason := fs.String("reason", "", "why: a case or ticket number, recorded in the chain of custody")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil export [--data DIR] --from T [--to T] [--query Q] [--tenant T] [--reason R] --out FILE.zip\n\nWrites an evidence bundle: the matching events (raw and normalized), an\ninclusion proof for each against a checkpoint the ledger signs now, the\ncheckpoint and public key, a signed manifest and a chain-of-custody record.\n'vigil verify-bundle' checks it offline.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments %q", rest)
+	}
+	if *fromArg == "" || *out == "" {
+		fs.Usage()
+		return errUsage
+	}
+	now := time.Now()
+	from, err := query.ParseTimeArg(*fromArg, now)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	to, err := query.ParseTimeArg(*toArg, now)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	parsed, err := query.Parse(*q)
+	if err != nil {
+		return err
+	}
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
+	}
+	if base, _ := d.server(ctx); base != "" {
+		return fmt.Errorf("'vigil serve' is running on %s (%s); stop it to export", d.dir, base)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dd, err := openData(ctx, &d, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer dd.Close()
+	scope := query.Scope{All: true}
+	if *tenant != "" {
+		scope = scope.Narrow(*tenant)
+	}
+	seqs, err := dd.db.Seqs(ctx, query.Request{Query: parsed, Scope: scope, From: from, To: to, Limit: math.MaxInt32})
+	if err != nil {
+		return err
+	}
+	if len(seqs) == 0 {
+		return &exitError{1, errors.New("no event matches; nothing written")}
+	}
+	indexes := make([]int64, len(seqs))
+	for i, s := range seqs {
+		indexes[i] = int64(s)
+	}
+	signer, _, vkey, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	custody := ledger.Custody{
+		ExportedBy: exporter(),
+		ExportedAt: now.UTC(),
+		Query:      *q,
+		From:       from,
+		To:         to,
+		Tool:       "vigil " + version,
+		Host:       host,
+		Reason:     *reason,
+	}
+	// The bundle is written beside its name and renamed when complete,
+	// so that a failed export leaves no half bundle to be mistaken for one.
+	tmp := *out + ".part"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	sum, err := ledger.WriteBundle(ctx, f, dd.ledger, indexes, custody, signer, vkey)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, *out)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if sum.WitnessErr != nil {
+		logger.Warn("a witness did not take the bundle's checkpoint", "err", sum.WitnessErr)
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d events (%d redacted), checkpoint of %d records, sha256 %x\nverify it with: vigil verify-bundle --key %s %s\n",
+		*out, sum.Events, sum.Redacted, sum.Checkpoint.Size, sum.SHA256, vkey, *out)
+	return nil
+}
+
+// exporter names who runs an export, for the chain of custody: the local
+// user, since the command runs with access to the data directory.
+func exporter() string {
+	for _, v := range []string{"SUDO_USER", "USER", "LOGNAME"} {
+		if u := os.Getenv(v); u != "" {
+			return "local user " + u
+		}
+	}
+	return fmt.Sprintf("local uid %d", os.Getuid())
+}
+
+func runVerifyBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("verify-bundle", stderr)
+	key := fs.String("key", "", "the public key the bundle must be signed with, as 'vigil key' printed it on the server")
+	var trusted stringList
+	fs.Var(&trusted, "from-checkpoint", "a checkpoint from a witness the bundle's must be consistent with (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil verify-bundle [--key KEY] [--from-checkpoint FILE] BUNDLE.zip\n\nChecks an evidence bundle offline: its signed manifest, the checkpoint's\nsignature, and each event's inclusion proof. Exit status 0 when it verifies.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	var checkpoints [][]byte
+	for _, path := range trusted {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("reading trusted checkpoint: %w", err)
+		}
+		checkpoints = append(checkpoints, ledger.SplitCheckpoints(b)...)
+	}
+	f, err := os.Open(rest[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	rep, err := ledger.VerifyBundle(f, fi.Size(), ledger.BundleVerifyOptions{Key: strings.TrimSpace(*key), Trusted: checkpoints})
+	if err != nil {
+		return &exitError{1, fmt.Errorf("%s: %w", rest[0], err)}
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(stdout, p)
+	}
+	c := rep.Custody
+	fmt.Fprintf(stdout, "exported by %s on %s from %s (%s); query %q, %s to %s",
+		c.ExportedBy, c.ExportedAt.Format(time.RFC3339), c.Host, c.Tool, c.Query, c.From.Format(time.RFC3339), c.To.Format(time.RFC3339))
+	if c.Reason != "" {
+		fmt.Fprintf(stdout, "; reason %q", c.Reason)
+	}
+	fmt.Fprintln(stdout)
+	keyNote := "the given key"
+	if !rep.TrustedKey {
+		keyNote = "the key inside the bundle, " + rep.Key + " (pass --key: a bundle proves nothing about which ledger it came from without it)"
+	}
+	summary := fmt.Sprintf("%d events, %d redacted, against a checkpoint of %d records signed %s with %s",
+		rep.Events, rep.Redacted, rep.Checkpoint.Size, rep.Checkpoint.Time.Format(time.RFC3339), keyNote)
+	if !rep.OK() {
+		fmt.Fprintf(stdout, "NOT VERIFIED: %d problems; %s\n", len(rep.Problems), summary)
+		return &exitError{1, fmt.Errorf("%d problems found", len(rep.Problems))}
+	}
+	fmt.Fprintf(stdout, "verified: %s\n", summary)
+	return nil
+}

@@ -29,6 +29,8 @@ var commands = []command{
 	{"serve", "run the server: HTTP API, ingest, search", runServe},
 	{"verify", "check the ledger and the store for tampering", runVerify},
 	{"key", "print the public key of the ledger's checkpoints", runKey},
+	{"export", "write an evidence bundle of events with their proofs", runExport},
+	{"verify-bundle", "check an evidence bundle offline", runVerifyBundle},
 	{"rebuild", "rebuild the store from the ledger", runRebuild},
 	{"redact", "erase events' content, keeping the ledger's proofs", runRedact},
 	{"retention", "apply the retention policy now", runRetention},
