@@ -92,6 +92,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer db.Close()
 		cmp = db.Compare(ctx)
+		defer cmp.Close()
 	}
 	opts := ledger.VerifyOptions{Verifier: v, Trusted: checkpoints}
 	if cmp != nil {

@@ -48,6 +48,10 @@ type Comparison struct {
 	lo, hi  uint64
 	rows    map[uint64]*event.Event
 	matched map[uint64]bool
+	// The next window, read while this one is compared: reading from
+	// DuckDB takes as long as decoding and comparing, and each can have
+	// a core.
+	ahead *window
 
 	out []Mismatch
 }
@@ -106,6 +110,7 @@ func (c *Comparison) Record(rec ledger.Record) error {
 func (c *Comparison) Finish(size uint64) ([]Mismatch, error) {
 	c.flush()
 	c.rows = nil
+	c.Close()
 	// Events past the end of the ledger.
 	rows, err := c.db.db.QueryContext(c.ctx, "SELECT seq FROM events WHERE seq >= CAST(? AS UBIGINT) ORDER BY seq", size)
 	if err != nil {
@@ -126,21 +131,64 @@ func (c *Comparison) Finish(size uint64) ([]Mismatch, error) {
 	return c.out, nil
 }
 
+// Close waits for the comparison's background read, if any: a caller
+// that stops before Finish must call it before closing the store.
+func (c *Comparison) Close() {
+	if c.ahead != nil {
+		<-c.ahead.done
+		c.ahead = nil
+	}
+}
+
+// A window is the store's events in [lo, lo+comparisonWindow), read in
+// the background.
+type window struct {
+	lo   uint64
+	done chan struct{}
+	evs  []*event.Event
+	err  error
+}
+
+func (c *Comparison) read(lo uint64) *window {
+	w := &window{lo: lo, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		w.err = c.db.Events(c.ctx, lo, lo+comparisonWindow, func(e *event.Event) error {
+			w.evs = append(w.evs, e)
+			return nil
+		})
+	}()
+	return w
+}
+
 // load reads the window of the store holding seq, after reporting the
-// events of the previous window that no record matched.
+// events of the previous window that no record matched, and starts
+// reading the next.
 func (c *Comparison) load(seq uint64) error {
 	c.flush()
 	c.lo = seq - seq%comparisonWindow
 	c.hi = c.lo + comparisonWindow
-	c.rows = make(map[uint64]*event.Event, comparisonWindow)
-	c.matched = make(map[uint64]bool, comparisonWindow)
-	return c.db.Events(c.ctx, c.lo, c.hi, func(e *event.Event) error {
+	w := c.ahead
+	if w == nil || w.lo != c.lo {
+		if w != nil {
+			<-w.done // abandoned: let it finish before reading again
+		}
+		w = c.read(c.lo)
+	}
+	<-w.done
+	c.ahead = c.read(c.hi)
+	if w.err != nil {
+		return w.err
+	}
+	c.rows = make(map[uint64]*event.Event, len(w.evs))
+	c.matched = make(map[uint64]bool, len(w.evs))
+	for _, e := range w.evs {
 		if c.rows[e.Seq] != nil {
 			c.add(e.Seq, MismatchAdded, "the store has this seq twice")
 		}
 		c.rows[e.Seq] = e
-		return nil
-	})
+	}
+	return nil
 }
 
 // flush reports the unmatched events of the current window.
