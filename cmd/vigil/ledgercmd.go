@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,10 +27,8 @@ func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "Usage: vigil key [--data DIR]\n\nPrints the public key that verifies the ledger's checkpoints, creating the\nsigning key on first use. Keep a copy outside the server: vigil verify --key\nand vigil verify-bundle --key check against it.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if rest, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("unexpected arguments %q", rest)
 	}
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
@@ -54,16 +53,14 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "Usage: vigil verify [--data DIR] [--from-checkpoint FILE] [--key KEY]\n\nRecomputes the ledger's hash tree from its segments, checks every checkpoint's\nsignature and the consistency between them, and checks that the store holds\nexactly the ledger's events. Exit status 0 when everything is intact.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if rest, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("unexpected arguments %q", rest)
 	}
 	if _, err := os.Stat(d.path(ledgerDir)); err != nil {
 		return fmt.Errorf("no ledger in %s: %w", d.dir, err)
 	}
-	if base, _ := d.server(ctx); base != "" {
-		return fmt.Errorf("'vigil serve' is running on %s (%s); stop it to verify the store against the ledger", d.dir, base)
+	if err := d.noServer(ctx); err != nil {
+		return err
 	}
 	v, keyNote, err := verifier(&d, *key)
 	if err != nil {
@@ -208,17 +205,15 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "Usage: vigil rebuild [--data DIR]\n\nDrops the store and rebuilds it from the ledger. Quarantined records, which\nare not in the ledger, are carried over when the old store can be read.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if rest, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("unexpected arguments %q", rest)
 	}
 	cfg, err := d.loadConfig()
 	if err != nil {
 		return err
 	}
-	if base, _ := d.server(ctx); base != "" {
-		return fmt.Errorf("'vigil serve' is running on %s (%s); stop it first", d.dir, base)
+	if err := d.noServer(ctx); err != nil {
+		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// The new store is built beside the old one and replaces it only
@@ -274,10 +269,8 @@ func runRedact(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "Usage: vigil redact [--data DIR] --query Q --reason R [-n]\n\nErases the content of the matching events from the ledger and the store,\nkeeping each one's hash, so that the ledger's tree, its checkpoints and every\nother event's proof still verify. For a data-protection request, or a secret\nlogged by mistake. It cannot be undone.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if rest, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("unexpected arguments %q", rest)
 	}
 	if *q == "" || strings.TrimSpace(*reason) == "" {
 		fs.Usage()
@@ -291,11 +284,7 @@ func runRedact(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if base, _ := d.server(ctx); base != "" {
-		return fmt.Errorf("'vigil serve' is running on %s (%s); stop it first", d.dir, base)
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dd, err := openData(ctx, &d, cfg, logger, nil)
+	dd, logger, err := d.offline(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -333,10 +322,8 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "Usage: vigil retention [--data DIR]\n\nApplies the retention of the config file now (vigil serve does it daily):\nerases the events past their tenant's retention, except those under a legal\nhold, and removes the ledger segments that hold nothing else, recording each\nremoval in the ledger.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if rest, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("unexpected arguments %q", rest)
 	}
 	cfg, err := d.loadConfig()
 	if err != nil {
@@ -346,11 +333,7 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stdout, "no retention configured: events are kept forever")
 		return nil
 	}
-	if base, _ := d.server(ctx); base != "" {
-		return fmt.Errorf("'vigil serve' is running on %s (%s) and applies retention daily; stop it to apply it now", d.dir, base)
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dd, err := openData(ctx, &d, cfg, logger, nil)
+	dd, _, err := d.offline(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -378,10 +361,8 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "Usage: vigil export [--data DIR] --from T [--to T] [--query Q] [--tenant T] [--reason R] --out FILE.zip\n\nWrites an evidence bundle: the matching events (raw and normalized), an\ninclusion proof for each against a checkpoint the ledger signs now, the\ncheckpoint and public key, a signed manifest and a chain-of-custody record.\n'vigil verify-bundle' checks it offline.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if rest, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("unexpected arguments %q", rest)
 	}
 	if *fromArg == "" || *out == "" {
 		fs.Usage()
@@ -404,11 +385,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if base, _ := d.server(ctx); base != "" {
-		return fmt.Errorf("'vigil serve' is running on %s (%s); stop it to export", d.dir, base)
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dd, err := openData(ctx, &d, cfg, logger, nil)
+	dd, logger, err := d.offline(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -543,4 +520,33 @@ func runVerifyBundle(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	fmt.Fprintf(stdout, "verified: %s\n", summary)
 	return nil
+}
+
+// noServer fails when 'vigil serve' runs on the data directory: it holds
+// the ledger and the store, which the command needs to itself.
+func (d *dataFlags) noServer(ctx context.Context) error {
+	if base, _ := d.server(ctx); base != "" {
+		return fmt.Errorf("'vigil serve' is running on %s (%s); stop it first", d.dir, base)
+	}
+	return nil
+}
+
+// offline opens the data directory for a command that needs it to itself,
+// with a logger for warnings on stderr.
+func (d *dataFlags) offline(ctx context.Context, cfg *config, stderr io.Writer) (*data, *slog.Logger, error) {
+	if err := d.noServer(ctx); err != nil {
+		return nil, nil, err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dd, err := openData(ctx, d, cfg, logger, nil)
+	return dd, logger, err
+}
+
+// parseNoArgs parses flags for a command that takes no other arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	rest, err := parseFlags(fs, args)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("unexpected arguments %q", rest)
+	}
+	return err
 }
