@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+)
+
+// childEnv, when set, makes the test binary run as vigil itself, with its
+// arguments as vigil's: the crash tests need a process they can kill, and
+// re-executing the test binary costs far less than building vigil.
+const childEnv = "VIGIL_TEST_RUN_AS_VIGIL"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		// As main does: SIGTERM shuts a server down gracefully.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// vigilProcess returns a command that runs vigil with args in a child
+// process.
+func vigilProcess(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	return cmd
+}
+
+// needFixtures skips the test when the shared fixtures are missing,
+// unless VIGIL_REQUIRE_ALL says that nothing may be skipped.
+func needFixtures(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(stratus); err != nil {
+		if os.Getenv("VIGIL_REQUIRE_ALL") != "" {
+			t.Fatalf("fixtures missing: %v", err)
+		}
+		t.Skipf("fixtures missing (set VIGIL_REQUIRE_ALL=1 to fail instead): %v", err)
+	}
+}
