@@ -27,6 +27,7 @@ type data struct {
 	db       *duckdb.DB
 	pipeline *ingest.Pipeline
 	vkey     string // the public key of the ledger's checkpoints
+	closed   bool
 }
 
 // openData opens the ledger and the store of d, and catches the store up
@@ -100,6 +101,11 @@ func pipelineFor(l *ledger.Ledger, db *duckdb.DB, logger *slog.Logger) *ingest.P
 }
 
 // Close closes the store, then the ledger, which signs a last checkpoint.
+// Closing again does nothing.
 func (d *data) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
 	return errors.Join(d.db.Close(), d.ledger.Close())
 }

@@ -120,8 +120,13 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "ledger: %s\n", p)
 	}
 	for _, c := range rep.Checkpoints {
-		if !c.OK {
+		if c.OK {
+			continue
+		}
+		if c.Size > 0 {
 			fmt.Fprintf(stdout, "checkpoint %s (size %d): %s\n", c.Source, c.Size, c.Detail)
+		} else { // one that could not be read or whose signature failed
+			fmt.Fprintf(stdout, "checkpoint %s: %s\n", c.Source, c.Detail)
 		}
 	}
 	for _, m := range mismatches {
@@ -137,12 +142,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stdout, "removed by retention %s: %q on %s (record %d, %s)\n", seqRange(r.First, r.Last), r.Reason, r.Time.Format("2006-01-02T15:04:05Z"), r.Record, signed)
 	}
+	// Every failed checkpoint is also a problem of the report; the lines
+	// above only detail them.
 	bad := len(rep.Problems) + len(mismatches)
-	for _, c := range rep.Checkpoints {
-		if !c.OK {
-			bad++
-		}
-	}
 	store := "no store"
 	if cmp != nil {
 		store = "store in sync"
@@ -309,6 +311,14 @@ func runRedact(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if _, err := dd.ledger.Checkpoint(ctx); err != nil {
 		logger.Warn("signing a checkpoint after the redaction", "err", err)
+	}
+	// The store file still holds the deleted rows' bytes until it is
+	// rewritten.
+	if err := dd.Close(); err != nil {
+		return err
+	}
+	if err := duckdb.Compact(ctx, d.path(storeFile), logger); err != nil {
+		return fmt.Errorf("the events are erased from the ledger and no longer searchable, but their bytes may remain in the store file until 'vigil rebuild': %w", err)
 	}
 	fmt.Fprintf(stdout, "erased %d events (%s); their hashes stay in the ledger\n", len(seqs), seqRange(indexes[0], indexes[len(indexes)-1]))
 	return nil

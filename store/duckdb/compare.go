@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -108,7 +109,7 @@ func (c *Comparison) Record(rec ledger.Record) error {
 // that no record matched: those beyond the ledger's size (the ledger
 // has size records), and those a record was never given for.
 func (c *Comparison) Finish(size uint64) ([]Mismatch, error) {
-	c.flush()
+	c.flush(size)
 	c.rows = nil
 	c.Close()
 	// Events past the end of the ledger.
@@ -165,7 +166,7 @@ func (c *Comparison) read(lo uint64) *window {
 // events of the previous window that no record matched, and starts
 // reading the next.
 func (c *Comparison) load(seq uint64) error {
-	c.flush()
+	c.flush(math.MaxUint64)
 	c.lo = seq - seq%comparisonWindow
 	c.hi = c.lo + comparisonWindow
 	w := c.ahead
@@ -191,17 +192,18 @@ func (c *Comparison) load(seq uint64) error {
 	return nil
 }
 
-// flush reports the unmatched events of the current window.
-func (c *Comparison) flush() {
+// flush reports the unmatched events of the current window below limit;
+// Finish reports those past the end of the ledger itself.
+func (c *Comparison) flush(limit uint64) {
 	var unmatched []uint64
 	for seq := range c.rows {
-		if !c.matched[seq] {
+		if !c.matched[seq] && seq < limit {
 			unmatched = append(unmatched, seq)
 		}
 	}
 	slices.Sort(unmatched)
 	for _, seq := range unmatched {
-		c.add(seq, MismatchAdded, "the store has an event the ledger has no record for")
+		c.add(seq, MismatchAdded, "the store has an event for which the ledger has no intact record")
 	}
 }
 

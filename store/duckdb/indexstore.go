@@ -400,3 +400,46 @@ func (ix *wordIndex) verify(ctx context.Context, segs []int, blocks []*block) er
 	}
 	return nil
 }
+
+// forget drops the filters of the blocks that hold any of seqs, from the
+// tables and from memory: after a redaction, the filter of an erased
+// event's block still holds its words, which would tell whoever reads
+// the store that the event contained them. The blocks are then searched
+// in full, as any range without a filter is.
+func (ix *wordIndex) forget(ctx context.Context, seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	segs, err := ix.segments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range segs {
+		for _, seq := range seqs {
+			// The filters of a segment are few (a few thousand rows), so
+			// a statement per seq is cheap next to a redaction's rewrite
+			// of the ledger.
+			if _, err := ix.db.ExecContext(ctx, "DELETE FROM "+segmentName(n)+" WHERE seq_lo <= ? AND seq_hi >= ?", seq, seq); err != nil {
+				return fmt.Errorf("dropping the word filters of erased events: %w", err)
+			}
+		}
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	kept := ix.blocks[:0]
+	for _, b := range ix.blocks {
+		holds := false
+		for _, seq := range seqs {
+			if b.lo <= seq && seq <= b.hi {
+				holds = true
+				break
+			}
+		}
+		if !holds {
+			kept = append(kept, b)
+		}
+	}
+	clear(ix.blocks[len(kept):])
+	ix.blocks = kept
+	return nil
+}

@@ -3,7 +3,10 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"math"
 	"net/netip"
 	"slices"
@@ -66,23 +69,77 @@ func (s *DB) Missing(ctx context.Context, size uint64) ([][2]uint64, error) {
 }
 
 // Delete removes the events with the given seqs, for a redaction: the
-// ledger keeps only their hashes, and the store must not keep more.
+// ledger keeps only their hashes, and the store must not keep more. The
+// word filters of their blocks go too. DuckDB only marks deleted rows, and
+// keeps their bytes in the file until it rewrites it: Compact does.
 func (s *DB) Delete(ctx context.Context, seqs []uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(seqs) > 0 {
-		n := min(len(seqs), 1000)
+	for rest := seqs; len(rest) > 0; {
+		n := min(len(rest), 1000)
 		args := make([]any, n)
-		for i, q := range seqs[:n] {
+		for i, q := range rest[:n] {
 			args[i] = q
 		}
 		in := strings.TrimSuffix(strings.Repeat("CAST(? AS UBIGINT),", n), ",")
 		if _, err := s.db.ExecContext(ctx, "DELETE FROM events WHERE seq IN ("+in+")", args...); err != nil {
 			return fmt.Errorf("deleting events from %s: %w", s.opts.Path, err)
 		}
-		seqs = seqs[n:]
+		rest = rest[n:]
+	}
+	return s.words.forget(ctx, seqs)
+}
+
+// Compact rewrites the store file at path into a new one that replaces
+// it, so that the bytes of deleted events are gone from the file: DuckDB
+// keeps them in row groups with deleted rows and in freed blocks until
+// they happen to be reused. The file must not be open. The old file is
+// unlinked, not overwritten, like the ledger's redacted segments.
+func Compact(ctx context.Context, path string, logger *slog.Logger) error {
+	tmp := path + ".compact"
+	for _, p := range []string{tmp, tmp + ".wal"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	s, err := Open(Options{Path: path, Logger: logger})
+	if err != nil {
+		return err
+	}
+	err = func() error {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		var name string
+		if err := conn.QueryRowContext(ctx, "SELECT current_database()").Scan(&name); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, "ATTACH "+quoteLiteral(tmp)+" AS compact_target"); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, "COPY FROM DATABASE "+quoteIdent(name)+" TO compact_target"); err != nil {
+			return err
+		}
+		_, err = conn.ExecContext(ctx, "DETACH compact_target")
+		return err
+	}()
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("compacting %s: %w", path, err)
 	}
 	return nil
+}
+
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
 // Events calls fn with each event whose seq is in [from, to), in seq
