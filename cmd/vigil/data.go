@@ -34,13 +34,8 @@ type data struct {
 // with the ledger: after a crash, the events the ledger acknowledged that
 // the store had not committed.
 func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logger, reg prometheus.Registerer) (*data, error) {
-	l, err := openLedger(d, cfg, logger)
+	l, vkey, err := openLedger(d, cfg, logger)
 	if err != nil {
-		return nil, err
-	}
-	_, _, vkey, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
-	if err != nil {
-		l.Close()
 		return nil, err
 	}
 	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile), Logger: logger, Registerer: reg})
@@ -50,6 +45,18 @@ func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logge
 			return nil, fmt.Errorf("%w: is another 'vigil serve' or 'vigil import' running on %s?", err, d.dir)
 		}
 		return nil, err
+	}
+	// A store written before the ledger existed numbers its events on
+	// its own, and new events would take seqs it already holds.
+	if l.Size() == 0 {
+		if st, err := db.Stats(ctx); err != nil || st.Events > 0 {
+			db.Close()
+			l.Close()
+			if err == nil {
+				err = fmt.Errorf("%s holds %d events but no ledger: it was written by a vigil without one; move it away and import the logs again", d.path(storeFile), st.Events)
+			}
+			return nil, err
+		}
 	}
 	p := pipelineFor(l, db, logger)
 	if _, err := p.CatchUp(ctx); err != nil {
@@ -61,11 +68,12 @@ func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logge
 }
 
 // openLedger opens the ledger of d, with its signing key (created on
-// first use) and the witnesses of the config.
-func openLedger(d *dataFlags, cfg *config, logger *slog.Logger) (*ledger.Ledger, error) {
-	signer, _, _, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
+// first use) and the witnesses of the config. It returns the key's public
+// half too.
+func openLedger(d *dataFlags, cfg *config, logger *slog.Logger) (*ledger.Ledger, string, error) {
+	signer, _, vkey, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var witnesses []ledger.Witness
 	for _, w := range cfg.Ledger.Witnesses {
@@ -84,16 +92,16 @@ func openLedger(d *dataFlags, cfg *config, logger *slog.Logger) (*ledger.Ledger,
 		Logger:          logger,
 	})
 	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return nil, fmt.Errorf("%w: is another 'vigil serve' or 'vigil import' running on %s?", err, d.dir)
+		return nil, "", fmt.Errorf("%w: is another 'vigil serve' or 'vigil import' running on %s?", err, d.dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening the ledger: %w", err)
+		return nil, "", fmt.Errorf("opening the ledger: %w", err)
 	}
 	if r := l.Recovery(); r.BytesTruncated > 0 {
 		logger.Warn("the ledger's last segment ended in a torn record, left by a crash; it was cut off",
 			"segment", r.Segment, "bytes", r.BytesTruncated, "records", r.RecordsDropped)
 	}
-	return l, nil
+	return l, vkey, nil
 }
 
 func pipelineFor(l *ledger.Ledger, db *duckdb.DB, logger *slog.Logger) *ingest.Pipeline {

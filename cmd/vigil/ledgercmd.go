@@ -237,7 +237,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintf(stdout, "carried over %d quarantined records\n", n)
 		}
 	}
-	l, err := openLedger(&d, cfg, logger)
+	l, _, err := openLedger(&d, cfg, logger)
 	if err != nil {
 		db.Close()
 		return err
