@@ -29,7 +29,11 @@ const (
 // content. The encoding is deterministic: equal events give equal bytes,
 // so equal events give equal leaf hashes.
 func EncodeEvent(e *event.Event) []byte {
-	b := make([]byte, 0, 128+len(e.Raw)+len(e.Doc)+len(e.Message))
+	return appendEvent(make([]byte, 0, 128+len(e.Raw)+len(e.Doc)+len(e.Message)), e)
+}
+
+// appendEvent appends the encoding of e to b.
+func appendEvent(b []byte, e *event.Event) []byte {
 	b = append(b, codecVersion)
 	b = appendTime(b, e.Time)
 	b = appendTime(b, e.Received)
