@@ -185,14 +185,32 @@ func (im *Importer) run(ctx context.Context, files []file) (Summary, error) {
 				fail(err)
 				return
 			}
-			write := func(b batch) error {
-				if err := w.write(ctx, b); err != nil {
-					fail(err)
-					return err
+			// A write waits for the ledger's fsync: the worker parses
+			// its next batch meanwhile, so that the cores are not idle
+			// while the disk works.
+			batches := make(chan batch, 1)
+			written := make(chan struct{})
+			go func() {
+				defer close(written)
+				for b := range batches {
+					if ctx.Err() != nil {
+						continue // failed or interrupted: drain
+					}
+					if err := w.write(ctx, b); err != nil {
+						fail(err)
+						continue
+					}
+					events.Add(int64(len(b.events)))
+					quar.Add(int64(len(b.quarantined)))
 				}
-				events.Add(int64(len(b.events)))
-				quar.Add(int64(len(b.quarantined)))
-				return nil
+			}()
+			write := func(b batch) error {
+				select {
+				case batches <- b:
+					return nil
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				}
 			}
 			for f := range work {
 				ok, reason := im.importFile(ctx, f, write, &bytes)
@@ -205,6 +223,8 @@ func (im *Importer) run(ctx context.Context, files []file) (Summary, error) {
 				}
 				mu.Unlock()
 			}
+			close(batches)
+			<-written
 			// What was read is kept, even when the import is
 			// interrupted: commit it whatever the context says.
 			if err := w.close(context.WithoutCancel(ctx)); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/vigilsec/vigil/event"
 )
@@ -23,12 +22,6 @@ type request struct {
 	err   error
 	done  chan struct{}
 }
-
-// encodeBuffers hold the encoded events of an Append.
-var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
-
-// maxPooledBuffer is the largest encoding buffer kept for reuse.
-const maxPooledBuffer = 64 << 20
 
 // maxBatchBytes bounds how much one group commit writes, so that a burst
 // of appends is acknowledged in steps rather than after one huge write.
@@ -48,29 +41,21 @@ const maxBatchBytes = 32 << 20
 // whatever ctx does: returning early would leave the caller unsure
 // whether they were stored.
 func (l *Ledger) Append(ctx context.Context, events []*event.Event) (int64, error) {
-	// The events are encoded into one buffer, reused from append to
-	// append: an import appends gigabytes, and an allocation per event
-	// showed up as a tenth of the ledger's cost, in the allocator and
-	// the garbage collector.
-	bp := encodeBuffers.Get().(*[]byte)
-	buf := (*bp)[:0]
-	ends := make([]int, len(events))
-	for i, e := range events {
-		buf = appendEvent(buf, e)
-		ends[i] = len(buf)
+	// The events are encoded into one buffer, allocated once at its
+	// final size: an import appends gigabytes, and an allocation per
+	// event, or a buffer grown by doubling, cost as much as the hashing.
+	size := 0
+	for _, e := range events {
+		size += encodedSize(e)
 	}
+	buf := make([]byte, 0, size)
 	contents := make([][]byte, len(events))
-	start := 0
-	for i, end := range ends {
-		contents[i] = buf[start:end:end]
-		start = end
+	for i, e := range events {
+		start := len(buf)
+		buf = appendEvent(buf, e)
+		contents[i] = buf[start:len(buf):len(buf)]
 	}
 	first, err := l.append(ctx, KindEvent, contents)
-	// append has returned, so the writer is done with the contents.
-	if cap(buf) <= maxPooledBuffer {
-		*bp = buf[:0]
-		encodeBuffers.Put(bp)
-	}
 	if err != nil {
 		return 0, err
 	}

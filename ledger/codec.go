@@ -29,7 +29,24 @@ const (
 // content. The encoding is deterministic: equal events give equal bytes,
 // so equal events give equal leaf hashes.
 func EncodeEvent(e *event.Event) []byte {
-	return appendEvent(make([]byte, 0, 128+len(e.Raw)+len(e.Doc)+len(e.Message)), e)
+	return appendEvent(make([]byte, 0, encodedSize(e)), e)
+}
+
+// encodedSize is at least the length of e's encoding.
+func encodedSize(e *event.Event) int {
+	// Fixed fields, with room for every length prefix.
+	n := 128 + 10*(len(e.Resources)+25)
+	for _, s := range []string{
+		e.Tenant, e.Source, e.Class, e.ID, e.Cloud.Provider, e.Cloud.Account, e.Cloud.Region, e.Environment,
+		e.Actor.ID, e.Actor.Type, e.Actor.Name, e.Session.ID, e.Session.Origin,
+		e.Host, e.UserAgent, e.Service, e.Action, e.Outcome.Result, e.Outcome.Code, e.Message, e.Origin,
+	} {
+		n += len(s)
+	}
+	for _, r := range e.Resources {
+		n += len(r)
+	}
+	return n + len(e.SrcIP.Zone()) + len(e.DstIP.Zone()) + len(e.Raw) + len(e.Doc)
 }
 
 // appendEvent appends the encoding of e to b.

@@ -55,6 +55,10 @@ func TestCodecRoundTrip(t *testing.T) {
 			if b[0] != codecVersion {
 				t.Fatalf("version byte = %d", b[0])
 			}
+			// Append sizes its buffer with encodedSize, once.
+			if n := encodedSize(e); n < len(b) {
+				t.Errorf("encodedSize = %d, less than the %d bytes of the encoding", n, len(b))
+			}
 			got, err := DecodeEvent(b)
 			if err != nil {
 				t.Fatal(err)
