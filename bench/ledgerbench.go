@@ -27,6 +27,9 @@ func runLedger(ctx context.Context, c *config) error {
 		return err
 	}
 	files := filepath.Join(c.corpusDir(), "AWSLogs")
+	if c.verifyOnly {
+		return c.verifyBench(ctx, files, m.Events)
+	}
 	if err := warm(files); err != nil {
 		return err
 	}

@@ -88,6 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.BoolVar(&c.keepCorpus, "keep-corpus", false, "keep the corpus files after the store is built")
 		fs.StringVar(&c.only, "only", "", "run only the search cases whose query contains this text")
 	}
+	if args[0] == "ledger" {
+		fs.BoolVar(&c.verifyOnly, "verify-only", false, "time only vigil verify (the import with the ledger builds its data directory once)")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -116,6 +119,7 @@ type config struct {
 	quiet      bool
 	keepCorpus bool
 	only       string
+	verifyOnly bool
 	out, log   io.Writer
 }
 
