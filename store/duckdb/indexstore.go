@@ -410,16 +410,39 @@ func (ix *wordIndex) forget(ctx context.Context, seqs []uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
+	seqs = slices.Sorted(slices.Values(seqs))
+	holds := func(lo, hi uint64) bool {
+		i, _ := slices.BinarySearch(seqs, lo)
+		return i < len(seqs) && seqs[i] <= hi
+	}
 	segs, err := ix.segments(ctx)
 	if err != nil {
 		return err
 	}
 	for _, n := range segs {
-		for _, seq := range seqs {
-			// The filters of a segment are few (a few thousand rows), so
-			// a statement per seq is cheap next to a redaction's rewrite
-			// of the ledger.
-			if _, err := ix.db.ExecContext(ctx, "DELETE FROM "+segmentName(n)+" WHERE seq_lo <= ? AND seq_hi >= ?", seq, seq); err != nil {
+		// A segment has a few thousand filters: read their ranges and
+		// delete those that hold an erased event, one by one.
+		rows, err := ix.db.QueryContext(ctx, "SELECT seq_lo, seq_hi FROM "+segmentName(n))
+		if err != nil {
+			return fmt.Errorf("reading word filters: %w", err)
+		}
+		var drop [][2]uint64
+		for rows.Next() {
+			var r [2]uint64
+			if err := rows.Scan(&r[0], &r[1]); err != nil {
+				rows.Close()
+				return err
+			}
+			if holds(r[0], r[1]) {
+				drop = append(drop, r)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading word filters: %w", err)
+		}
+		for _, r := range drop {
+			if _, err := ix.db.ExecContext(ctx, "DELETE FROM "+segmentName(n)+" WHERE seq_lo = ? AND seq_hi = ?", r[0], r[1]); err != nil {
 				return fmt.Errorf("dropping the word filters of erased events: %w", err)
 			}
 		}
@@ -428,14 +451,7 @@ func (ix *wordIndex) forget(ctx context.Context, seqs []uint64) error {
 	defer ix.mu.Unlock()
 	kept := ix.blocks[:0]
 	for _, b := range ix.blocks {
-		holds := false
-		for _, seq := range seqs {
-			if b.lo <= seq && seq <= b.hi {
-				holds = true
-				break
-			}
-		}
-		if !holds {
+		if !holds(b.lo, b.hi) {
 			kept = append(kept, b)
 		}
 	}

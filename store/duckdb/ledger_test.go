@@ -1,0 +1,64 @@
+package duckdb
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/query"
+)
+
+// Deleting events (a redaction) drops the word filters of their blocks,
+// which still hold their words, and the other events of those blocks are
+// still found.
+func TestDeleteForgetsFilters(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	t0 := time.Date(2024, 7, 31, 0, 0, 0, 0, time.UTC)
+	next := uint64(0)
+	for b := range 3 {
+		var evs []*event.Event
+		for i := range 100 {
+			evs = append(evs, &event.Event{Time: t0, Received: t0, Tenant: "t", Source: "json", Class: "other",
+				Raw: fmt.Appendf(nil, `{"batch":"b%d","n":"word%d"}`, b, b*100+i)})
+		}
+		next = number(evs, next)
+		if err := db.Append(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filters := func() (n int) {
+		t.Helper()
+		if err := db.SQL().QueryRow("SELECT count(*) FROM token_blooms_1").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := filters()
+	db.LoadWordIndex(ctx)
+	if err := db.Delete(ctx, []uint64{150}); err != nil { // word150, in the second batch
+		t.Fatal(err)
+	}
+	if after := filters(); after != before-1 {
+		t.Errorf("%d filters after deleting an event, want %d: the filter of its block dropped", after, before-1)
+	}
+	for q, want := range map[string][]uint64{"word150": nil, "word151": {151}, "word250": {250}, "b1": nil} {
+		res := search(t, db, q, query.Scope{All: true})
+		var got []uint64
+		for _, r := range res.Rows {
+			got = append(got, r[col(res, "seq")].(uint64))
+		}
+		if q == "b1" {
+			if len(got) != 99 {
+				t.Errorf("%s: %d events, want the 99 left", q, len(got))
+			}
+			continue
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", q, got, want)
+		}
+	}
+}
