@@ -46,7 +46,7 @@ var _ store.BulkLoader = (*Pipeline)(nil)
 // repaired by the next CatchUp.
 func (p *Pipeline) Append(ctx context.Context, evs []*event.Event) error {
 	sorted, err := p.ledgerAppend(ctx, evs)
-	if err != nil {
+	if err != nil || len(sorted) == 0 {
 		return err
 	}
 	if err := p.Store.Append(ctx, sorted); err != nil {

@@ -234,3 +234,10 @@ func TestRetention(t *testing.T) {
 		t.Errorf("store against ledger: %v, %v", ms, err)
 	}
 }
+
+func TestPipelineAppendNothing(t *testing.T) {
+	p := openPipeline(t, t.TempDir())
+	if err := p.Append(context.Background(), nil); err != nil || p.Ledger.Size() != 0 {
+		t.Errorf("appending nothing: %v, ledger size %d", err, p.Ledger.Size())
+	}
+}
