@@ -273,12 +273,24 @@ func StoredForm(e *event.Event) *event.Event {
 // to req.Limit, for commands that act on a search's events (redaction,
 // export). The query must not end in a command that makes a table.
 func (s *DB) Seqs(ctx context.Context, req query.Request) ([]uint64, error) {
-	res, err := s.Search(ctx, req)
+	compiled, err := query.Compile(req, query.DuckDB)
 	if err != nil {
 		return nil, err
 	}
-	if !res.Events {
+	if compiled.Kind != query.Events {
 		return nil, fmt.Errorf("the query must select events, not make a table")
+	}
+	// Only seq is read, not the events' raw text, which is most of a
+	// row and slow to bring out of DuckDB.
+	q := query.Query{}
+	if req.Query != nil {
+		q = *req.Query
+	}
+	q.Pipes = append(slices.Clip(q.Pipes), &query.Project{Fields: []query.FieldRef{{Name: "seq"}}})
+	req.Query = &q
+	res, err := s.Search(ctx, req)
+	if err != nil {
+		return nil, err
 	}
 	col := slices.Index(res.Columns, "seq")
 	seqs := make([]uint64, 0, len(res.Rows))

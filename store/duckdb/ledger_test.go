@@ -62,3 +62,36 @@ func TestDeleteForgetsFilters(t *testing.T) {
 		}
 	}
 }
+
+func TestSeqs(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	t0 := time.Date(2024, 7, 31, 0, 0, 0, 0, time.UTC)
+	var evs []*event.Event
+	for i := range 10 {
+		evs = append(evs, &event.Event{Time: t0.Add(time.Duration(i) * time.Second), Received: t0, Tenant: "t", Source: "json", Class: "other",
+			Action: []string{"a", "b"}[i%2], Raw: []byte(`{}`)})
+	}
+	number(evs, 100)
+	if err := db.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(q string) *query.Query {
+		p, err := query.Parse(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	got, err := db.Seqs(ctx, query.Request{Query: parse("action:b"), Scope: query.Scope{All: true}, Limit: 1000})
+	if want := []uint64{101, 103, 105, 107, 109}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Seqs(action:b) = %v, %v; want %v", got, err, want)
+	}
+	got, err = db.Seqs(ctx, query.Request{Query: parse("action:b | head 2"), Scope: query.Scope{All: true}, Limit: 1000})
+	if want := []uint64{107, 109}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Seqs(action:b | head 2) = %v, %v; want the newest two, %v", got, err, want)
+	}
+	if _, err := db.Seqs(ctx, query.Request{Query: parse("| stats count() by action"), Scope: query.Scope{All: true}}); err == nil {
+		t.Error("Seqs of a table: no error")
+	}
+}
