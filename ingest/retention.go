@@ -69,15 +69,8 @@ func (p *Pipeline) ApplyRetention(ctx context.Context, r Retention, now time.Tim
 		if len(seqs) == 0 {
 			continue
 		}
-		indexes := make([]int64, len(seqs))
-		for i, s := range seqs {
-			indexes[i] = int64(s)
-		}
 		reason := fmt.Sprintf("retention: tenant %s keeps events %s", t, keepFor)
-		if err := p.Ledger.Redact(ctx, indexes, reason); err != nil {
-			return res, fmt.Errorf("erasing tenant %s's expired events: %w", t, err)
-		}
-		if err := p.Store.Delete(ctx, seqs); err != nil {
+		if err := p.Erase(ctx, seqs, reason); err != nil {
 			return res, fmt.Errorf("erasing tenant %s's expired events: %w", t, err)
 		}
 		res.Erased += int64(len(seqs))
@@ -96,6 +89,20 @@ func (p *Pipeline) ApplyRetention(ctx context.Context, r Retention, now time.Tim
 		}
 	}
 	return res, nil
+}
+
+// Erase erases the content of the events with the given seqs from the
+// ledger, keeping their hashes and recording reason, and deletes them
+// from the store: for a redaction or for retention.
+func (p *Pipeline) Erase(ctx context.Context, seqs []uint64, reason string) error {
+	indexes := make([]int64, len(seqs))
+	for i, s := range seqs {
+		indexes[i] = int64(s)
+	}
+	if err := p.Ledger.Redact(ctx, indexes, reason); err != nil {
+		return err
+	}
+	return p.Store.Delete(ctx, seqs)
 }
 
 // errFound stops a Scan.

@@ -48,6 +48,16 @@ func TestExportBundle(t *testing.T) {
 		}
 	}
 
+	// A trusted-checkpoint file that holds none is an error, not a
+	// check that checks nothing.
+	empty := filepath.Join(t.TempDir(), "witness")
+	if err := os.WriteFile(empty, []byte("not a note\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := vigil(t, "verify-bundle", "--key", key, "--from-checkpoint", empty, bundle); code != 1 || !strings.Contains(errOut, "holds no checkpoint") {
+		t.Errorf("verify-bundle with an empty witness file: exit %d: %s", code, errOut)
+	}
+
 	// Nothing to export is an error, and writes nothing.
 	none := filepath.Join(t.TempDir(), "none.zip")
 	if code, _, errOut := vigil(t, "export", "--data", data, "--from", "2020-01-01", "--query", "nosuchwordanywhere", "--out", none); code != 1 || !strings.Contains(errOut, "no event matches") {

@@ -66,17 +66,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	var checkpoints [][]byte
-	for _, path := range trusted {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("reading trusted checkpoint: %w", err)
-		}
-		notes := ledger.SplitCheckpoints(b)
-		if len(notes) == 0 {
-			return fmt.Errorf("%s holds no checkpoint", path)
-		}
-		checkpoints = append(checkpoints, notes...)
+	checkpoints, err := readCheckpoints(trusted)
+	if err != nil {
+		return err
 	}
 
 	// The store is compared with the ledger in the same pass, record by
@@ -193,6 +185,25 @@ func seqRange(first, last int64) string {
 	return fmt.Sprintf("seq %d-%d", first, last)
 }
 
+// readCheckpoints reads the checkpoints of --from-checkpoint files:
+// witness files or single notes. A file without one is an error, not a
+// check that silently checks nothing.
+func readCheckpoints(paths []string) ([][]byte, error) {
+	var checkpoints [][]byte
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading trusted checkpoint: %w", err)
+		}
+		notes := ledger.SplitCheckpoints(b)
+		if len(notes) == 0 {
+			return nil, fmt.Errorf("%s holds no checkpoint", path)
+		}
+		checkpoints = append(checkpoints, notes...)
+	}
+	return checkpoints, nil
+}
+
 // stringList is a repeatable string flag.
 type stringList []string
 
@@ -299,14 +310,7 @@ func runRedact(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "%d events match; nothing erased\n", len(seqs))
 		return nil
 	}
-	indexes := make([]int64, len(seqs))
-	for i, s := range seqs {
-		indexes[i] = int64(s)
-	}
-	if err := dd.ledger.Redact(ctx, indexes, *reason); err != nil {
-		return err
-	}
-	if err := dd.db.Delete(ctx, seqs); err != nil {
+	if err := dd.pipeline.Erase(ctx, seqs, *reason); err != nil {
 		return err
 	}
 	if _, err := dd.ledger.Checkpoint(ctx); err != nil {
@@ -320,7 +324,7 @@ func runRedact(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := duckdb.Compact(ctx, d.path(storeFile), logger); err != nil {
 		return fmt.Errorf("the events are erased from the ledger and no longer searchable, but their bytes may remain in the store file until 'vigil rebuild': %w", err)
 	}
-	fmt.Fprintf(stdout, "erased %d events (%s); their hashes stay in the ledger\n", len(seqs), seqRange(indexes[0], indexes[len(indexes)-1]))
+	fmt.Fprintf(stdout, "erased %d events (%s); their hashes stay in the ledger\n", len(seqs), seqRange(int64(seqs[0]), int64(seqs[len(seqs)-1])))
 	return nil
 }
 
@@ -487,13 +491,9 @@ func runVerifyBundle(ctx context.Context, args []string, stdout, stderr io.Write
 		fs.Usage()
 		return errUsage
 	}
-	var checkpoints [][]byte
-	for _, path := range trusted {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("reading trusted checkpoint: %w", err)
-		}
-		checkpoints = append(checkpoints, ledger.SplitCheckpoints(b)...)
+	checkpoints, err := readCheckpoints(trusted)
+	if err != nil {
+		return err
 	}
 	f, err := os.Open(rest[0])
 	if err != nil {
