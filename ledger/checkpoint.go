@@ -305,20 +305,20 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
 
-// readLatest returns the latest checkpoint in dir, unverified: Open uses
-// it only to refuse to cut records it covers, and to check the tree
-// against it.
-func readLatest(dir string) (Checkpoint, bool, error) {
+// readLatest returns the latest checkpoint in dir, signed and parsed but
+// unverified, or nil when there is none: Open uses it only to refuse to
+// cut records it covers, and to check the tree against it.
+func readLatest(dir string) ([]byte, Checkpoint, error) {
 	b, err := os.ReadFile(filepath.Join(dir, checkpointDir, latestName))
 	if errors.Is(err, os.ErrNotExist) {
-		return Checkpoint{}, false, nil
+		return nil, Checkpoint{}, nil
 	}
 	if err != nil {
-		return Checkpoint{}, false, fmt.Errorf("ledger: %w", err)
+		return nil, Checkpoint{}, fmt.Errorf("ledger: %w", err)
 	}
 	c, err := parseUnverified(b)
 	if err != nil {
-		return Checkpoint{}, false, fmt.Errorf("ledger: %s: %w (%w)", filepath.Join(checkpointDir, latestName), err, ErrCorrupt)
+		return nil, Checkpoint{}, fmt.Errorf("ledger: %s: %w (%w)", filepath.Join(checkpointDir, latestName), err, ErrCorrupt)
 	}
-	return c, true, nil
+	return b, c, nil
 }

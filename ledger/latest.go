@@ -3,8 +3,6 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 )
 
 // CheckpointCovering returns a signed checkpoint whose tree holds the
@@ -15,10 +13,8 @@ func (l *Ledger) CheckpointCovering(ctx context.Context, index int64) ([]byte, C
 	if index < 0 || index >= l.Size() {
 		return nil, Checkpoint{}, fmt.Errorf("ledger: no record %d (the ledger has %d)", index, l.Size())
 	}
-	if signed, err := os.ReadFile(filepath.Join(l.dir, checkpointDir, latestName)); err == nil {
-		if c, err := parseUnverified(signed); err == nil && c.Size > index {
-			return signed, c, nil
-		}
+	if signed, c, err := readLatest(l.dir); err == nil && signed != nil && c.Size > index {
+		return signed, c, nil
 	}
 	signed, err := l.Checkpoint(ctx)
 	if signed == nil {

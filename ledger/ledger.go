@@ -152,10 +152,11 @@ func (l *Ledger) open() error {
 	if err := removeTemps(l.dir); err != nil {
 		return err
 	}
-	latest, haveLatest, err := readLatest(l.dir)
+	signed, latest, err := readLatest(l.dir)
 	if err != nil {
 		return err
 	}
+	haveLatest := signed != nil
 	firsts, err := listSegments(l.dir)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
