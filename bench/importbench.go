@@ -38,33 +38,41 @@ func runImport(ctx context.Context, c *config) error {
 	if err := warm(files); err != nil {
 		return err
 	}
-	var vigil, peer []measure
-	for i := range c.runs {
-		sides := []func() (measure, error){
-			func() (measure, error) { return c.importVigil(ctx, files, i == 0, true) },
-			func() (measure, error) { return c.importPeer(ctx, files) },
-		}
-		if i%2 == 1 {
-			sides[0], sides[1] = sides[1], sides[0]
-		}
-		for _, side := range sides {
-			r, err := side()
-			if err != nil {
-				return err
-			}
-			if r.events != int64(m.Events) {
-				return fmt.Errorf("%s loaded %d events, want %d", r.name, r.events, m.Events)
-			}
-			c.logf("run %d: %-15s %s", i+1, r.name, r)
-			if r.name == peerName {
-				peer = append(peer, r)
-			} else {
-				vigil = append(vigil, r)
-			}
-		}
+	runs, err := c.alternate(m.Events,
+		func(run int) (measure, error) { return c.importVigil(ctx, files, run == 0, true) },
+		func(int) (measure, error) { return c.importPeer(ctx, files) })
+	if err != nil {
+		return err
 	}
+	vigil, peer := runs[0], runs[1]
 	report(c.out, fmt.Sprintf("import of %d CloudTrail events (%d gzip files, %.0f MB)", m.Events, m.Files, mb(m.Bytes)), vigil, peer)
 	return nil
+}
+
+// alternate runs each of two sides c.runs times, taking turns going
+// first so that neither always meets a warmer machine, checks that each
+// run loaded the corpus's events, and returns each side's measures.
+func (c *config) alternate(events int, a, b func(run int) (measure, error)) ([2][]measure, error) {
+	sides := [2]func(int) (measure, error){a, b}
+	var out [2][]measure
+	for i := range c.runs {
+		order := []int{0, 1}
+		if i%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, side := range order {
+			r, err := sides[side](i)
+			if err != nil {
+				return out, err
+			}
+			if r.events != int64(events) {
+				return out, fmt.Errorf("%s loaded %d events, want %d", r.name, r.events, events)
+			}
+			c.logf("run %d: %-28s %s", i+1, r.name, r)
+			out[side] = append(out[side], r)
+		}
+	}
+	return out, nil
 }
 
 // A measure is one timed run of one side.

@@ -33,28 +33,13 @@ func runLedger(ctx context.Context, c *config) error {
 	if err := warm(files); err != nil {
 		return err
 	}
-	var with, without []measure
-	for i := range c.runs {
-		sides := []bool{true, false}
-		if i%2 == 1 {
-			slices.Reverse(sides)
-		}
-		for _, withLedger := range sides {
-			r, err := c.importVigil(ctx, files, false, withLedger)
-			if err != nil {
-				return err
-			}
-			if r.events != int64(m.Events) {
-				return fmt.Errorf("%s loaded %d events, want %d", r.name, r.events, m.Events)
-			}
-			c.logf("run %d: %-28s %s", i+1, r.name, r)
-			if withLedger {
-				with = append(with, r)
-			} else {
-				without = append(without, r)
-			}
-		}
+	runs, err := c.alternate(m.Events,
+		func(int) (measure, error) { return c.importVigil(ctx, files, false, true) },
+		func(int) (measure, error) { return c.importVigil(ctx, files, false, false) })
+	if err != nil {
+		return err
 	}
+	with, without := runs[0], runs[1]
 	report(c.out, fmt.Sprintf("import of %d CloudTrail events with and without the ledger", m.Events), with, without)
 	var costs []float64
 	for i := range with {
