@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +20,9 @@ import (
 // the counts of a filter on each value, exact and with a wildcard.
 func TestDocFieldsMatchColumns(t *testing.T) {
 	shared := "../../shared/testdata/"
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.duckdb")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	im := NewImporter(db, ImportOptions{Parse: parse.Options{Tenant: "t", Received: time.Now()}})
+	p := openPipeline(t, t.TempDir())
+	db := p.Store.(*duckdb.DB)
+	im := NewImporter(p, ImportOptions{Parse: parse.Options{Tenant: "t", Received: time.Now()}})
 	for _, dir := range []string{"stratus-red-team-detonation-logs", "aws-docs-examples", "otrf-security-datasets-aws", "panther-analysis-rule-tests"} {
 		if _, err := im.Import(context.Background(), []string{shared + dir}); err != nil {
 			t.Fatal(err)
