@@ -34,7 +34,7 @@ func runLedger(ctx context.Context, c *config) error {
 		return err
 	}
 	runs, err := c.alternate(m.Events,
-		func(int) (measure, error) { return c.importVigil(ctx, files, false, true) },
+		func(int) (measure, error) { return c.importVigil(ctx, files, true, true) },
 		func(int) (measure, error) { return c.importVigil(ctx, files, false, false) })
 	if err != nil {
 		return err

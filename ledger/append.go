@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,10 +14,12 @@ import (
 // A request is an append waiting for the writer, or an operation that
 // must run with no append under way (redaction, retention).
 type request struct {
-	kind     Kind
-	contents [][]byte
-	hashes   [][32]byte
-	op       func() error
+	// frames holds the records' frames back to back, built by the caller
+	// except for each frame's index and CRC, which the writer fills in
+	// once it knows where the records go.
+	frames []byte
+	ends   []int // ends[i] is the offset in frames just past frame i
+	op     func() error
 
 	first int64
 	err   error
@@ -41,47 +44,91 @@ const maxBatchBytes = 32 << 20
 // whatever ctx does: returning early would leave the caller unsure
 // whether they were stored.
 func (l *Ledger) Append(ctx context.Context, events []*event.Event) (int64, error) {
-	// The events are encoded into one buffer, allocated once at its
-	// final size: an import appends gigabytes, and an allocation per
-	// event, or a buffer grown by doubling, cost as much as the hashing.
-	size := 0
-	for _, e := range events {
-		size += encodedSize(e)
-	}
-	buf := make([]byte, 0, size)
-	contents := make([][]byte, len(events))
-	for i, e := range events {
-		start := len(buf)
-		buf = appendEvent(buf, e)
-		contents[i] = buf[start:len(buf):len(buf)]
-	}
-	first, err := l.append(ctx, KindEvent, contents)
-	if err != nil {
-		return 0, err
-	}
-	for i, e := range events {
-		e.Seq = uint64(first) + uint64(i)
-	}
-	return first, nil
-}
-
-func (l *Ledger) append(ctx context.Context, kind Kind, contents [][]byte) (int64, error) {
-	if len(contents) == 0 {
+	if len(events) == 0 {
 		return l.Size(), nil
 	}
-	r := &request{kind: kind, contents: contents, hashes: make([][32]byte, len(contents)), done: make(chan struct{})}
-	for i, c := range contents {
-		if len(c) > MaxContent {
-			return 0, fmt.Errorf("ledger: record %d of the batch has %d bytes, more than the maximum of %d", i, len(c), MaxContent)
+	size := 0
+	for _, e := range events {
+		size += frameOverhead + encodedSize(e)
+	}
+	r := l.newRequest(size, len(events))
+	defer l.recycle(r)
+	for i, e := range events {
+		start := r.startFrame()
+		r.frames = appendEvent(r.frames, e)
+		if n := len(r.frames) - start - frameHeader; n > MaxContent {
+			return 0, fmt.Errorf("ledger: event %d of the batch encodes to %d bytes, more than the maximum of %d", i, n, MaxContent)
 		}
-		// Hashing here, not in the writer, spreads it over the callers'
-		// goroutines.
-		r.hashes[i] = sha256.Sum256(c)
+		r.endFrame(KindEvent, start)
 	}
 	if err := l.submit(ctx, r); err != nil {
 		return 0, err
 	}
-	return r.first, r.err
+	if r.err != nil {
+		return 0, r.err
+	}
+	for i, e := range events {
+		e.Seq = uint64(r.first) + uint64(i)
+	}
+	return r.first, nil
+}
+
+// newRequest returns an append request with room for frames of size
+// bytes in all, reusing a buffer of an earlier request when one is free:
+// an import appends gigabytes, and a fresh buffer per batch cost as much
+// to allocate and clear as the hashing.
+func (l *Ledger) newRequest(size, records int) *request {
+	var buf []byte
+	select {
+	case buf = <-l.free:
+	default:
+	}
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	return &request{frames: buf[:0], ends: make([]int, 0, records), done: make(chan struct{})}
+}
+
+// recycle keeps r's buffer for a later request. The writer is done with
+// it once r is answered.
+func (l *Ledger) recycle(r *request) {
+	if cap(r.frames) > maxBatchBytes+MaxContent {
+		return
+	}
+	select {
+	case l.free <- r.frames[:0]:
+	default:
+	}
+	r.frames = nil
+}
+
+// startFrame reserves room for a frame's header; the content is appended
+// after it, then endFrame completes the frame.
+func (r *request) startFrame() int {
+	start := len(r.frames)
+	r.frames = append(r.frames, make([]byte, frameHeader)...)
+	return start
+}
+
+// endFrame fills in the header of the frame that starts at start and
+// reserves its trailer. Hashing here, not in the writer, spreads it over
+// the callers' goroutines.
+func (r *request) endFrame(kind Kind, start int) {
+	f := r.frames[start:]
+	content := f[frameHeader:]
+	f[0], f[1], f[2] = frameMagic[0], frameMagic[1], byte(kind)
+	sum := sha256.Sum256(content)
+	copy(f[11:11+sha256.Size], sum[:])
+	binary.BigEndian.PutUint32(f[11+sha256.Size:frameHeader], uint32(len(content)))
+	r.frames = append(r.frames, 0, 0, 0, 0)
+	r.ends = append(r.ends, len(r.frames))
+}
+
+// appendRecord adds a record with the given content to r.
+func (r *request) appendRecord(kind Kind, content []byte) {
+	start := r.startFrame()
+	r.frames = append(r.frames, content...)
+	r.endFrame(kind, start)
 }
 
 // exclusive runs op in the writer, between two commits.
@@ -156,13 +203,7 @@ func (l *Ledger) writeLoop() {
 	}
 }
 
-func (r *request) bytes() int {
-	n := 0
-	for _, c := range r.contents {
-		n += frameOverhead + len(c)
-	}
-	return n
-}
+func (r *request) bytes() int { return len(r.frames) }
 
 // commit writes the records of reqs, fsyncs them, and answers reqs.
 func (l *Ledger) commit(reqs []*request) {
@@ -186,18 +227,28 @@ func (l *Ledger) commit(reqs []*request) {
 
 func (l *Ledger) write(reqs []*request) error {
 	next := l.Size()
-	buf := l.wbuf[:0]
 	seg := l.activeSegment()
-	var marks []int64
+	var (
+		pending [][]byte // pieces of the requests' frames, to write in order
+		n       int64    // bytes in pending
+		marks   []int64
+	)
 	for _, r := range reqs {
 		r.first = next
-		for i, c := range r.contents {
-			pos := l.activeSize + int64(len(buf))
-			if pos > 0 && pos+int64(frameOverhead+len(c)) > l.opts.SegmentBytes {
-				if err := l.flush(seg, buf, marks, next); err != nil {
+		from := 0 // start of r's frames not yet in pending
+		for i, end := range r.ends {
+			start := 0
+			if i > 0 {
+				start = r.ends[i-1]
+			}
+			f := r.frames[start:end]
+			pos := l.activeSize + n + int64(start-from)
+			if pos > 0 && pos+int64(len(f)) > l.opts.SegmentBytes {
+				pending = append(pending, r.frames[from:start])
+				if err := l.flush(seg, pending, marks, next); err != nil {
 					return err
 				}
-				buf, marks = buf[:0], nil
+				pending, n, marks, from = pending[:0], 0, nil, start
 				var err error
 				if seg, err = l.rotate(next); err != nil {
 					return err
@@ -207,29 +258,31 @@ func (l *Ledger) write(reqs []*request) error {
 			if (next-seg.first)%markEvery == 0 {
 				marks = append(marks, pos)
 			}
-			buf = appendFrame(buf, r.kind, next, r.hashes[i], c)
-			if err := l.hashes.add(next, LeafHashOf(r.hashes[i])); err != nil {
+			sealFrame(f, next)
+			if err := l.hashes.add(next, LeafHashOf([32]byte(f[11:11+sha256.Size]))); err != nil {
 				return err
 			}
 			next++
 		}
+		pending = append(pending, r.frames[from:])
+		n += int64(len(r.frames) - from)
 	}
-	err := l.flush(seg, buf, marks, next)
-	if cap(buf) <= maxBatchBytes+MaxContent {
-		l.wbuf = buf[:0]
-	}
-	return err
+	return l.flush(seg, pending, marks, next)
 }
 
-// flush writes buf to the active segment, fsyncs it and publishes the
-// records before next.
-func (l *Ledger) flush(seg *segment, buf []byte, marks []int64, next int64) error {
-	if len(buf) == 0 {
-		return nil
+// flush writes pieces to the active segment, one after the other, fsyncs
+// it and publishes the records before next.
+func (l *Ledger) flush(seg *segment, pieces [][]byte, marks []int64, next int64) error {
+	size := l.activeSize
+	for _, p := range pieces {
+		if _, err := l.active.WriteAt(p, size); err != nil {
+			l.undo()
+			return fmt.Errorf("ledger: write %s: %w", seg.path, err)
+		}
+		size += int64(len(p))
 	}
-	if _, err := l.active.WriteAt(buf, l.activeSize); err != nil {
-		l.undo()
-		return fmt.Errorf("ledger: write %s: %w", seg.path, err)
+	if size == l.activeSize {
+		return nil
 	}
 	if err := l.active.Sync(); err != nil {
 		l.undo()
@@ -240,7 +293,7 @@ func (l *Ledger) flush(seg *segment, buf []byte, marks []int64, next int64) erro
 	if err := l.hashes.flush(); err != nil {
 		return err
 	}
-	l.activeSize += int64(len(buf))
+	l.activeSize = size
 	seg.mu.Lock()
 	seg.count = next - seg.first
 	seg.size = l.activeSize

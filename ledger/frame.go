@@ -94,6 +94,14 @@ func LeafHashOf(contentHash [32]byte) tlog.Hash {
 	return tlog.RecordHash(contentHash[:])
 }
 
+// sealFrame writes the index of the frame f, whose other fields are set,
+// and its CRC.
+func sealFrame(f []byte, index int64) {
+	binary.BigEndian.PutUint64(f[3:11], uint64(index))
+	body := f[:len(f)-frameTrailer]
+	binary.BigEndian.PutUint32(f[len(body):], crc32.Checksum(body, castagnoli))
+}
+
 // appendFrame appends the frame of one record to b.
 func appendFrame(b []byte, kind Kind, index int64, contentHash [32]byte, content []byte) []byte {
 	start := len(b)

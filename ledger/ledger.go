@@ -70,8 +70,9 @@ type Ledger struct {
 	hashes     *hashFile
 	active     *os.File
 	activeSize int64
-	wbuf       []byte
 	failed     error
+
+	free chan []byte // frame buffers of answered requests, for reuse
 
 	reqs       chan *request
 	closeMu    sync.RWMutex
@@ -125,6 +126,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		lock:       lock,
 		ckSize:     -1,
 		reqs:       make(chan *request, 1024),
+		free:       make(chan []byte, 4),
 		writerDone: make(chan struct{}),
 		stopLoop:   make(chan struct{}),
 		loopDone:   make(chan struct{}),

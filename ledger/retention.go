@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,7 +138,8 @@ func (l *Ledger) RemoveBefore(ctx context.Context, index int64, reason string) (
 		if err != nil {
 			return fmt.Errorf("ledger: remove: %w", err)
 		}
-		req := &request{kind: KindMeta, contents: [][]byte{content}, hashes: [][32]byte{sha256.Sum256(content)}}
+		req := &request{}
+		req.appendRecord(KindMeta, content)
 		// Inside the writer already: commit directly. The meta record is
 		// durable before any segment goes, so a crash in between leaves
 		// a removal announced but not done, never the reverse.
