@@ -1,8 +1,11 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -44,14 +47,62 @@ const maxBatchBytes = 32 << 20
 // whatever ctx does: returning early would leave the caller unsure
 // whether they were stored.
 func (l *Ledger) Append(ctx context.Context, events []*event.Event) (int64, error) {
-	if len(events) == 0 {
+	return l.appendEvents(ctx, events, nil)
+}
+
+// AppendBatch is Append for a batch that carries an idempotency key (a
+// client's batch id, an object's name): a KindMeta record of the key
+// follows the events in the same append, so after any crash the ledger
+// holds the events and their key, or neither. BatchKeys reads the keys
+// back.
+func (l *Ledger) AppendBatch(ctx context.Context, events []*event.Event, key string) (int64, error) {
+	if key == "" {
+		return 0, errors.New("ledger: a batch needs a key")
+	}
+	b, err := json.Marshal(batchRecord{Type: metaBatch, Key: key, Events: len(events)})
+	if err != nil {
+		return 0, fmt.Errorf("ledger: batch key: %w", err)
+	}
+	return l.appendEvents(ctx, events, b)
+}
+
+// batchRecord is the content of the KindMeta record AppendBatch writes.
+type batchRecord struct {
+	Type   string `json:"type"`
+	Key    string `json:"key"`
+	Events int    `json:"events"` // the events before it that the batch holds
+}
+
+const metaBatch = "batch"
+
+// BatchKeys calls fn with the key of each batch AppendBatch recorded at
+// index from or later, with the index of the batch's first event and the
+// number of its events.
+func (l *Ledger) BatchKeys(from int64, fn func(key string, first int64, events int) error) error {
+	return l.Scan(max(from, 0), l.Size(), func(rec Record) error {
+		if rec.Kind != KindMeta || !bytes.Contains(rec.Content, []byte(`"type":"batch"`)) {
+			return nil
+		}
+		var b batchRecord
+		if err := json.Unmarshal(rec.Content, &b); err != nil {
+			return fmt.Errorf("ledger: record %d: %w", rec.Index, err)
+		}
+		return fn(b.Key, rec.Index-int64(b.Events), b.Events)
+	})
+}
+
+func (l *Ledger) appendEvents(ctx context.Context, events []*event.Event, batch []byte) (int64, error) {
+	if len(events) == 0 && batch == nil {
 		return l.Size(), nil
 	}
 	size := 0
 	for _, e := range events {
 		size += frameOverhead + encodedSize(e)
 	}
-	r := l.newRequest(size, len(events))
+	if batch != nil {
+		size += frameOverhead + len(batch)
+	}
+	r := l.newRequest(size, len(events)+1)
 	defer l.recycle(r)
 	for i, e := range events {
 		start := r.startFrame()
@@ -61,6 +112,10 @@ func (l *Ledger) Append(ctx context.Context, events []*event.Event) (int64, erro
 		}
 		r.endFrame(KindEvent, start)
 	}
+	if batch != nil {
+		r.appendRecord(KindMeta, batch)
+	}
+	r.finish()
 	if err := l.submit(ctx, r); err != nil {
 		return 0, err
 	}
@@ -122,6 +177,15 @@ func (r *request) endFrame(kind Kind, start int) {
 	binary.BigEndian.PutUint32(f[11+sha256.Size:frameHeader], uint32(len(content)))
 	r.frames = append(r.frames, 0, 0, 0, 0)
 	r.ends = append(r.ends, len(r.frames))
+}
+
+// finish marks r's last frame as the end of its append.
+func (r *request) finish() {
+	start := 0
+	if n := len(r.ends); n > 1 {
+		start = r.ends[n-2]
+	}
+	r.frames[start+2] |= lastFlag
 }
 
 // appendRecord adds a record with the given content to r.
@@ -229,43 +293,40 @@ func (l *Ledger) write(reqs []*request) error {
 	next := l.Size()
 	seg := l.activeSegment()
 	var (
-		pending [][]byte // pieces of the requests' frames, to write in order
+		pending [][]byte // the requests' frames, to write in order
 		n       int64    // bytes in pending
 		marks   []int64
 	)
 	for _, r := range reqs {
+		// An append never spans two segments, so that recovery, which
+		// looks at the last segment only, can keep it whole or drop it
+		// whole. A segment may grow past SegmentBytes by one append.
+		if pos := l.activeSize + n; pos > 0 && pos+int64(len(r.frames)) > l.opts.SegmentBytes {
+			if err := l.flush(seg, pending, marks, next); err != nil {
+				return err
+			}
+			pending, n, marks = pending[:0], 0, nil
+			var err error
+			if seg, err = l.rotate(next); err != nil {
+				return err
+			}
+		}
 		r.first = next
-		from := 0 // start of r's frames not yet in pending
-		for i, end := range r.ends {
-			start := 0
-			if i > 0 {
-				start = r.ends[i-1]
-			}
+		start := 0
+		for _, end := range r.ends {
 			f := r.frames[start:end]
-			pos := l.activeSize + n + int64(start-from)
-			if pos > 0 && pos+int64(len(f)) > l.opts.SegmentBytes {
-				pending = append(pending, r.frames[from:start])
-				if err := l.flush(seg, pending, marks, next); err != nil {
-					return err
-				}
-				pending, n, marks, from = pending[:0], 0, nil, start
-				var err error
-				if seg, err = l.rotate(next); err != nil {
-					return err
-				}
-				pos = 0
-			}
 			if (next-seg.first)%markEvery == 0 {
-				marks = append(marks, pos)
+				marks = append(marks, l.activeSize+n+int64(start))
 			}
 			sealFrame(f, next)
 			if err := l.hashes.add(next, LeafHashOf([32]byte(f[11:11+sha256.Size]))); err != nil {
 				return err
 			}
+			start = end
 			next++
 		}
-		pending = append(pending, r.frames[from:])
-		n += int64(len(r.frames) - from)
+		pending = append(pending, r.frames)
+		n += int64(len(r.frames))
 	}
 	return l.flush(seg, pending, marks, next)
 }

@@ -122,7 +122,7 @@ func TestCrash(t *testing.T) {
 		if it%2 == 1 {
 			firsts, _ := listSegments(dir)
 			content := EncodeEvent(testEvent(it))
-			frame := appendFrame(nil, KindEvent, 1<<40, sha256.Sum256(content), content)
+			frame := appendFrame(nil, KindEvent, true, 1<<40, sha256.Sum256(content), content)
 			torn = 1 + rand.Int64N(int64(len(frame)-1))
 			f, err := os.OpenFile(filepath.Join(dir, segName(firsts[len(firsts)-1])), os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {

@@ -47,6 +47,8 @@ func (k Kind) valid() bool { return k >= KindEvent && k <= KindMeta }
 //	magic(2) | kind(1) | index(8) | contentHash(32) | length(4) | content | crc32c(4)
 //
 // with integers big-endian and the CRC over everything before it. The
+// kind byte's high bit (lastFlag) marks the last frame of an append:
+// recovery after a crash keeps an append whole or not at all. The
 // index and content hash make every frame self-describing, so a frame
 // that is moved, dropped or duplicated is named by index rather than
 // noticed only as a different root hash.
@@ -59,6 +61,9 @@ const (
 	// field from asking for gigabytes and keeps records sane to handle.
 	MaxContent = 64 << 20
 )
+
+// lastFlag is set in the kind byte of the last frame of each append.
+const lastFlag = 0x80
 
 // frameMagic starts every frame. Its first byte is not ASCII, so it is
 // rare in event content and resynchronising after damage seldom stops at
@@ -73,6 +78,8 @@ type Record struct {
 	Kind        Kind
 	ContentHash [32]byte // SHA-256 of the original content; kept by redaction
 	Content     []byte
+
+	last bool // the last record of its append
 }
 
 // LeafHash returns the record's Merkle leaf hash.
@@ -102,10 +109,15 @@ func sealFrame(f []byte, index int64) {
 	binary.BigEndian.PutUint32(f[len(body):], crc32.Checksum(body, castagnoli))
 }
 
-// appendFrame appends the frame of one record to b.
-func appendFrame(b []byte, kind Kind, index int64, contentHash [32]byte, content []byte) []byte {
+// appendFrame appends the frame of one record to b; last marks the last
+// record of an append.
+func appendFrame(b []byte, kind Kind, last bool, index int64, contentHash [32]byte, content []byte) []byte {
 	start := len(b)
-	b = append(b, frameMagic[0], frameMagic[1], byte(kind))
+	k := byte(kind)
+	if last {
+		k |= lastFlag
+	}
+	b = append(b, frameMagic[0], frameMagic[1], k)
 	b = binary.BigEndian.AppendUint64(b, uint64(index))
 	b = append(b, contentHash[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(content)))
@@ -211,7 +223,7 @@ func (s *segReader) frame(off int64, checkHash bool) (Record, int64, error) {
 	if h[0] != frameMagic[0] || h[1] != frameMagic[1] {
 		return Record{}, off, &frameError{off, -1, "bad magic"}
 	}
-	rec := Record{Kind: Kind(h[2]), Index: int64(binary.BigEndian.Uint64(h[3:]))}
+	rec := Record{Kind: Kind(h[2] &^ lastFlag), Index: int64(binary.BigEndian.Uint64(h[3:])), last: h[2]&lastFlag != 0}
 	copy(rec.ContentHash[:], h[11:])
 	n := binary.BigEndian.Uint32(h[43:])
 	if n > MaxContent {

@@ -17,7 +17,7 @@ func FuzzSegment(f *testing.F) {
 	var seed []byte
 	for i := range 4 {
 		c := EncodeEvent(testEvent(i))
-		seed = appendFrame(seed, KindEvent, int64(i), sha256.Sum256(c), c)
+		seed = appendFrame(seed, KindEvent, true, int64(i), sha256.Sum256(c), c)
 	}
 	f.Add(seed)
 	f.Add(seed[:len(seed)-7])

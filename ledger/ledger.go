@@ -49,7 +49,10 @@ type Recovery struct {
 	Segment        string // file name; empty if nothing was cut
 	Offset         int64  // where the file was cut
 	BytesTruncated int64
-	RecordsDropped int // frames that had begun in the cut bytes (0 or 1)
+	// RecordsDropped counts the frames that had begun in the cut bytes:
+	// the complete records of an append whose last record did not reach
+	// the disk, and a torn one. None of them was acknowledged.
+	RecordsDropped int
 }
 
 // A Ledger is an open ledger directory. Its methods are safe for
@@ -232,6 +235,11 @@ func (l *Ledger) recoverLast(seg *segment, minSize int64) ([]tlog.Hash, error) {
 		marks  []int64
 		off    int64
 		next   = seg.first
+		// The end of the last whole append: frames after it belong to an
+		// append that was never acknowledged, since an append is
+		// acknowledged only once all its frames are on disk.
+		whole     int64
+		wholeNext = seg.first
 	)
 	for off < st.Size() {
 		rec, end, err := r.frame(off, false)
@@ -252,15 +260,22 @@ func (l *Ledger) recoverLast(seg *segment, minSize int64) ([]tlog.Hash, error) {
 		}
 		leaves = append(leaves, rec.LeafHash())
 		off, next = end, next+1
-	}
-	if off < st.Size() {
-		if next < minSize {
-			return nil, corrupt(seg.path, next, fmt.Errorf("torn frame at offset %d inside the latest checkpoint (size %d)", off, minSize))
+		if rec.last {
+			whole, wholeNext = off, next
 		}
-		head, _ := r.view(off, 2)
-		dropped := 0
-		if len(head) == 2 && head[0] == frameMagic[0] && head[1] == frameMagic[1] {
-			dropped = 1
+	}
+	if whole < st.Size() {
+		if wholeNext < minSize {
+			return nil, corrupt(seg.path, wholeNext, fmt.Errorf("torn append at offset %d inside the latest checkpoint (size %d)", whole, minSize))
+		}
+		dropped := int(next - wholeNext)
+		if head, _ := r.view(off, 2); off < st.Size() && len(head) == 2 && head[0] == frameMagic[0] && head[1] == frameMagic[1] {
+			dropped++
+		}
+		off, next = whole, wholeNext
+		leaves = leaves[:next-seg.first]
+		for len(marks) > 0 && marks[len(marks)-1] >= off {
+			marks = marks[:len(marks)-1]
 		}
 		if err := f.Truncate(off); err != nil {
 			return nil, fmt.Errorf("ledger: cut torn tail of %s: %w", seg.path, err)
@@ -274,7 +289,7 @@ func (l *Ledger) recoverLast(seg *segment, minSize int64) ([]tlog.Hash, error) {
 			BytesTruncated: st.Size() - off,
 			RecordsDropped: dropped,
 		}
-		l.log.Warn("cut torn tail left by a crash", "segment", l.recovery.Segment,
+		l.log.Warn("cut the unacknowledged tail left by a crash", "segment", l.recovery.Segment,
 			"offset", off, "bytes", l.recovery.BytesTruncated, "records", dropped)
 	}
 	seg.indexed, seg.count, seg.size, seg.marks = true, next-seg.first, off, marks

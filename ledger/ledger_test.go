@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -399,5 +400,44 @@ func TestLoadOrCreateKey(t *testing.T) {
 	}
 	if _, _, _, err := LoadOrCreateKey(path, "another"); err == nil {
 		t.Error("loading a key under another name succeeded")
+	}
+}
+
+func TestAppendBatchKeys(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, Options{})
+	ctx := context.Background()
+	fill(t, l, 3, 3)
+	if first, err := l.AppendBatch(ctx, events(3, 4), "http/team-a/b1"); err != nil || first != 3 {
+		t.Fatalf("AppendBatch = %d, %v; want 3", first, err)
+	}
+	// A batch of nothing but its key still records the key.
+	if _, err := l.AppendBatch(ctx, nil, "s3://bucket/empty.json.gz#0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AppendBatch(ctx, events(9, 2), ""); err == nil {
+		t.Fatal("AppendBatch without a key succeeded")
+	}
+	l.Close()
+	l = openTest(t, dir, Options{})
+	defer l.Close()
+	type key struct {
+		key    string
+		first  int64
+		events int
+	}
+	var got []key
+	if err := l.BatchKeys(0, func(k string, first int64, n int) error {
+		got = append(got, key{k, first, n})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []key{{"http/team-a/b1", 3, 4}, {"s3://bucket/empty.json.gz#0", 8, 0}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("BatchKeys: %v, want %v", got, want)
+	}
+	if rec, err := l.Read(7); err != nil || rec.Kind != KindMeta {
+		t.Fatalf("record 7 (the first batch's key) is %v, %v; want a meta record", rec.Kind, err)
 	}
 }

@@ -212,7 +212,7 @@ func TestRecoverTornTail(t *testing.T) {
 	seg := filepath.Join(dir, segName(0))
 	st, _ := os.Stat(seg)
 	content := EncodeEvent(testEvent(20))
-	frame := appendFrame(nil, KindEvent, 20, sha256.Sum256(content), content)
+	frame := appendFrame(nil, KindEvent, true, 20, sha256.Sum256(content), content)
 	f, _ := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
 	f.Write(frame[:100])
 	f.Close()
@@ -230,6 +230,56 @@ func TestRecoverTornTail(t *testing.T) {
 	edit(t, seg, func(b []byte) []byte { b[offs[10]+50] ^= 1; return b })
 	if _, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Open of a damaged segment: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestRecoverKeepsAppendsWhole cuts a segment inside an append of several
+// records, at a frame boundary and inside a frame: recovery drops the
+// append's records that did reach the disk too, since the append was
+// never acknowledged, and keeps every earlier append.
+func TestRecoverKeepsAppendsWhole(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cut     func(offs []int64) int64 // where the file ends, given the frame offsets
+		dropped int
+	}{
+		{"at a frame boundary", func(o []int64) int64 { return o[13] }, 3},
+		{"inside a frame", func(o []int64) int64 { return o[13] + 30 }, 4},
+		{"after the whole append", func(o []int64) int64 { return -1 }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := openTest(t, dir, Options{})
+			fill(t, l, 10, 10) // appends [0, 10)
+			fill(t, l, 8, 8)   // appends [10, 18)
+			l.Close()
+			seg := filepath.Join(dir, segName(0))
+			offs, _ := frames(t, seg)
+			if cut := tc.cut(offs); cut >= 0 {
+				if err := os.Truncate(seg, cut); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l = openTest(t, dir, Options{})
+			defer l.Close()
+			want := int64(18)
+			if tc.dropped > 0 {
+				want = 10
+			}
+			if l.Size() != want || l.Recovery().RecordsDropped != tc.dropped {
+				t.Fatalf("Size %d, Recovery %+v; want size %d, %d records dropped", l.Size(), l.Recovery(), want, tc.dropped)
+			}
+			if tc.dropped > 0 && l.Recovery().Offset != offs[10] {
+				t.Errorf("cut at offset %d, want %d (the end of the first append)", l.Recovery().Offset, offs[10])
+			}
+			// The ledger goes on from there.
+			fill(t, l, 5, 5)
+			for i := int64(0); i < l.Size(); i++ {
+				if _, err := l.Read(i); err != nil {
+					t.Fatalf("Read(%d): %v", i, err)
+				}
+			}
+		})
 	}
 }
 

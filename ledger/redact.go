@@ -133,7 +133,7 @@ func (l *Ledger) redactSegment(seg *segment, indexes []int64, content []byte) er
 			case KindMeta:
 				return fmt.Errorf("ledger: redact: record %d is one of the ledger's own records", i)
 			case KindEvent:
-				red = appendFrame(red[:0], KindRedacted, i, rec.ContentHash, content)
+				red = appendFrame(red[:0], KindRedacted, rec.last, i, rec.ContentHash, content)
 				frame = red
 			default:
 				frame, _ = r.view(off, int(end-off))

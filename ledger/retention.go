@@ -140,6 +140,7 @@ func (l *Ledger) RemoveBefore(ctx context.Context, index int64, reason string) (
 		}
 		req := &request{}
 		req.appendRecord(KindMeta, content)
+		req.finish()
 		// Inside the writer already: commit directly. The meta record is
 		// durable before any segment goes, so a crash in between leaves
 		// a removal announced but not done, never the reverse.

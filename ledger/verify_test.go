@@ -150,7 +150,7 @@ func TestVerifyTampering(t *testing.T) {
 				path, k := segmentOf(t, dir, 222)
 				offs, lens := frames(t, path)
 				content := EncodeEvent(testEvent(9999))
-				forged := appendFrame(nil, KindEvent, 222, sha256.Sum256(content), content)
+				forged := appendFrame(nil, KindEvent, true, 222, sha256.Sum256(content), content)
 				edit(t, path, func(b []byte) []byte {
 					return slices.Concat(b[:offs[k]], forged, b[offs[k]+lens[k]:])
 				})
@@ -202,7 +202,7 @@ func TestVerifyTampering(t *testing.T) {
 				path, k := segmentOf(t, dir, 50)
 				offs, _ := frames(t, path)
 				content := EncodeEvent(testEvent(777))
-				forged := appendFrame(nil, KindEvent, 50, sha256.Sum256(content), content)
+				forged := appendFrame(nil, KindEvent, true, 50, sha256.Sum256(content), content)
 				edit(t, path, func(b []byte) []byte { return slices.Insert(b, int(offs[k]), forged...) })
 				return nil
 			},
@@ -254,7 +254,7 @@ func TestVerifyTampering(t *testing.T) {
 			tamper: func(t *testing.T, dir string) [][]byte {
 				path, _ := segmentOf(t, dir, 399)
 				content := EncodeEvent(testEvent(400))
-				frame := appendFrame(nil, KindEvent, 400, sha256.Sum256(content), content)
+				frame := appendFrame(nil, KindEvent, true, 400, sha256.Sum256(content), content)
 				edit(t, path, func(b []byte) []byte { return append(b, frame[:len(frame)/2]...) })
 				return nil
 			},
