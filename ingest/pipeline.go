@@ -18,8 +18,11 @@ type Store interface {
 	Sink
 	store.BulkLoader
 	// Missing returns the seq ranges below size the store has no event
-	// for.
+	// for and that MarkOther did not mark.
 	Missing(ctx context.Context, size uint64) ([][2]uint64, error)
+	// MarkOther records seq ranges of ledger records that are not events
+	// in the store: the ledger's own records, redacted events.
+	MarkOther(ctx context.Context, ranges [][2]uint64) error
 	// Tenants, Expired and Delete serve retention (retention.go).
 	Tenants(ctx context.Context) ([]string, error)
 	Expired(ctx context.Context, tenant string, before time.Time, keep [][2]time.Time) ([]uint64, error)
@@ -120,6 +123,7 @@ func (p *Pipeline) CatchUp(ctx context.Context) (int64, error) {
 	const batchSize = 20_000
 	var (
 		batch  []*event.Event
+		other  [][2]uint64
 		copied int64
 	)
 	flush := func() error {
@@ -134,7 +138,10 @@ func (p *Pipeline) CatchUp(ctx context.Context) (int64, error) {
 	for _, r := range missing {
 		err = p.Ledger.Scan(int64(r[0]), int64(r[1])+1, func(rec ledger.Record) error {
 			if rec.Kind != ledger.KindEvent {
-				return nil // the ledger's own records, and redacted events
+				// The ledger's own records, and redacted events: marked,
+				// so that the next Missing does not return them.
+				other = appendRange(other, uint64(rec.Index), uint64(rec.Index))
+				return nil
 			}
 			e, err := ledger.DecodeEvent(rec.Content)
 			if err != nil {
@@ -156,6 +163,9 @@ func (p *Pipeline) CatchUp(ctx context.Context) (int64, error) {
 	}
 	if cerr := l.Close(ctx); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = p.Store.MarkOther(ctx, other)
 	}
 	if err != nil {
 		return copied, fmt.Errorf("catching the store up with the ledger: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/vigilsec/vigil/ledger"
@@ -102,7 +103,18 @@ func (p *Pipeline) Erase(ctx context.Context, seqs []uint64, reason string) erro
 	if err := p.Ledger.Redact(ctx, indexes, reason); err != nil {
 		return err
 	}
-	return p.Store.Delete(ctx, seqs)
+	if err := p.Store.Delete(ctx, seqs); err != nil {
+		return err
+	}
+	sorted := slices.Clone(seqs)
+	slices.Sort(sorted)
+	var ranges [][2]uint64
+	for _, s := range slices.Compact(sorted) {
+		ranges = appendRange(ranges, s, s)
+	}
+	// A crash before this leaves the seqs to the next CatchUp, which
+	// finds them redacted and marks them.
+	return p.Store.MarkOther(ctx, ranges)
 }
 
 // errFound stops a Scan.

@@ -19,23 +19,27 @@ import (
 
 // The store is derived from the ledger: an event's seq is its ledger
 // index. What is here lets the owner of both keep them in step: find the
-// seqs the store lacks after a crash (Missing), read events back in seq
-// order (Events), and drop the rows of redacted events (Delete).
+// seqs the store lacks after a crash (Missing, MarkOther), read events
+// back in seq order (Events), and drop the rows of redacted events
+// (Delete).
 
 // Missing returns the seq ranges below size, inclusive and in order, that
-// the store has no event for. After a crash these are the events the
-// ledger acknowledged but the store did not commit; the ledger's own
-// records and redacted events are missing too, by design.
+// the store has no event for and MarkOther did not mark. After a crash
+// these are the events the ledger acknowledged but the store did not
+// commit.
 func (s *DB) Missing(ctx context.Context, size uint64) ([][2]uint64, error) {
 	if size == 0 {
 		return nil, nil
 	}
+	// The seqs present: events, one each, and the ranges of other records.
+	const present = `SELECT seq AS lo, seq AS hi FROM events WHERE seq < CAST($1 AS UBIGINT)
+		UNION ALL SELECT first, least(last, CAST($1 AS UBIGINT) - 1) FROM ledger_other WHERE first < CAST($1 AS UBIGINT)`
 	var n, lo, hi sql.NullInt64
-	err := s.db.QueryRowContext(ctx, "SELECT count(DISTINCT seq), min(seq), max(seq) FROM events WHERE seq < CAST(? AS UBIGINT)", size).Scan(&n, &lo, &hi)
+	err := s.db.QueryRowContext(ctx, "SELECT sum(hi - lo + 1), min(lo), max(hi) FROM ("+present+")", size).Scan(&n, &lo, &hi)
 	if err != nil {
 		return nil, fmt.Errorf("reading the seqs in %s: %w", s.opts.Path, err)
 	}
-	if n.Int64 == 0 {
+	if !n.Valid || n.Int64 == 0 {
 		return [][2]uint64{{0, size - 1}}, nil
 	}
 	if uint64(n.Int64) == size {
@@ -45,9 +49,9 @@ func (s *DB) Missing(ctx context.Context, size uint64) ([][2]uint64, error) {
 	if lo.Int64 > 0 {
 		out = append(out, [2]uint64{0, uint64(lo.Int64) - 1})
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq + 1, next - 1 FROM (
-		SELECT seq, lead(seq) OVER (ORDER BY seq) AS next FROM events WHERE seq < CAST(? AS UBIGINT)
-	) WHERE next > seq + 1 ORDER BY seq`, size)
+	rows, err := s.db.QueryContext(ctx, `SELECT hi + 1, next - 1 FROM (
+		SELECT hi, lead(lo) OVER (ORDER BY lo) AS next FROM (`+present+`)
+	) WHERE next > hi + 1 ORDER BY hi`, size)
 	if err != nil {
 		return nil, fmt.Errorf("finding gaps in the seqs of %s: %w", s.opts.Path, err)
 	}
@@ -66,6 +70,31 @@ func (s *DB) Missing(ctx context.Context, size uint64) ([][2]uint64, error) {
 		out = append(out, [2]uint64{uint64(hi.Int64) + 1, size - 1})
 	}
 	return out, nil
+}
+
+// MarkOther records seq ranges whose ledger records are not events (the
+// ledger's own records, redacted events), so that Missing counts them as
+// present. Ranges must not overlap stored events or each other.
+func (s *DB) MarkOther(ctx context.Context, ranges [][2]uint64) error {
+	if len(ranges) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("marking ledger records in %s: %w", s.opts.Path, err)
+	}
+	defer tx.Rollback()
+	for _, r := range ranges {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO ledger_other VALUES (CAST(? AS UBIGINT), CAST(? AS UBIGINT))", r[0], r[1]); err != nil {
+			return fmt.Errorf("marking ledger records in %s: %w", s.opts.Path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("marking ledger records in %s: %w", s.opts.Path, err)
+	}
+	return nil
 }
 
 // Delete removes the events with the given seqs, for a redaction: the

@@ -64,3 +64,11 @@ CREATE TABLE IF NOT EXISTS token_blooms_1 (
     hashes       UTINYINT NOT NULL,   -- bits set per item
     bits         BLOB NOT NULL        -- the filter: 64-byte lines of little-endian words
 );
+
+-- Seq ranges whose ledger records are not events here: the ledger's own
+-- records (batch keys, retention) and redacted events. Missing counts
+-- them as present, so that catching up does not look at them again.
+CREATE TABLE IF NOT EXISTS ledger_other (
+    first UBIGINT NOT NULL,
+    last  UBIGINT NOT NULL
+);

@@ -1,0 +1,380 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/ledger"
+)
+
+// IntakeOptions configure an Intake.
+type IntakeOptions struct {
+	// MaxLag is how many ledger records the store may be behind before
+	// Accept answers ErrBusy. The store catches up from the ledger, not
+	// from memory, so the lag costs no memory: it bounds how stale a
+	// search may be. Zero means 1,000,000.
+	MaxLag int64
+	// BatchKeys is how many batch keys are remembered for idempotency,
+	// and KeyScan how many of the ledger's last records are read at start
+	// to find them. Zero means 200,000 and 2,000,000.
+	BatchKeys int
+	KeyScan   int64
+	// StoreBatch is how many events the store gets at once, and
+	// StoreDelay the longest an accepted event waits to be stored. Zero
+	// means 50,000 and one second.
+	StoreBatch int
+	StoreDelay time.Duration
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// An Intake is the live side of a Pipeline, for sources that send
+// continuously (HTTP, syslog, pull sources). Accept makes a batch durable
+// in the ledger and answers; Run feeds the store from behind, with the
+// events Accept hands it or, when it falls behind, from the ledger. So an
+// event is acknowledged at the speed of the ledger, the store's pace
+// limits only how far behind search may be, and a crash loses nothing
+// acknowledged: the store resumes from the ledger.
+type Intake struct {
+	p    *Pipeline
+	opts IntakeOptions
+	log  *slog.Logger
+	m    *intakeMetrics
+
+	handoff   chan handoff // accepted events on their way to the store
+	accepting atomic.Int64 // Accepts between their ledger append and handoff
+
+	mu       sync.Mutex
+	keys     map[string]struct{} // batch keys in the ledger
+	keyOrder []string            // keys, oldest first, to forget the oldest
+	inflight map[string]chan struct{}
+	stored   int64 // the store has every record below this index
+	sources  map[string]*SourceStats
+}
+
+// A handoff carries an append's events to the store: records
+// [first, end) of the ledger, of which events are the first.
+type handoff struct {
+	first, end int64
+	events     []*event.Event
+}
+
+// NewIntake returns an Intake writing through p. The store must be
+// caught up with the ledger (Pipeline.CatchUp) first.
+func NewIntake(p *Pipeline, opts IntakeOptions) (*Intake, error) {
+	if opts.MaxLag <= 0 {
+		opts.MaxLag = 1_000_000
+	}
+	if opts.BatchKeys <= 0 {
+		opts.BatchKeys = 200_000
+	}
+	if opts.KeyScan <= 0 {
+		opts.KeyScan = 2_000_000
+	}
+	if opts.StoreBatch <= 0 {
+		opts.StoreBatch = 50_000
+	}
+	if opts.StoreDelay <= 0 {
+		opts.StoreDelay = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	in := &Intake{
+		p:        p,
+		opts:     opts,
+		log:      opts.Logger,
+		m:        newIntakeMetrics(opts.Registerer),
+		handoff:  make(chan handoff, 64),
+		keys:     make(map[string]struct{}),
+		inflight: make(map[string]chan struct{}),
+		stored:   p.Ledger.Size(),
+		sources:  make(map[string]*SourceStats),
+	}
+	// Batch keys are found in the ledger itself, where each was written
+	// with its events: a batch retried after a crash is recognised.
+	from := in.stored - opts.KeyScan
+	if err := p.Ledger.BatchKeys(from, func(key string, _ int64, _ int) error {
+		in.remember(key)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading batch keys from the ledger: %w", err)
+	}
+	in.m.lag.Set(0)
+	return in, nil
+}
+
+// Accept implements Acceptor.
+func (in *Intake) Accept(ctx context.Context, b Batch) error {
+	key := ""
+	if b.ID != "" {
+		key = b.Source + " " + b.ID
+		done, err := in.claim(ctx, key)
+		if err != nil || done {
+			if done {
+				in.m.duplicates.Inc()
+			}
+			return err
+		}
+		defer in.release(key)
+	}
+	if lag := in.p.Ledger.Size() - in.storedUpTo(); lag > in.opts.MaxLag {
+		in.m.busy.Inc()
+		return ErrBusy
+	}
+	evs := slices.Clone(b.Events)
+	slices.SortStableFunc(evs, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
+	var (
+		first int64
+		err   error
+		end   int64
+	)
+	start := time.Now()
+	in.accepting.Add(1)
+	defer in.accepting.Add(-1)
+	if key != "" {
+		first, err = in.p.Ledger.AppendBatch(ctx, evs, key)
+		end = first + int64(len(evs)) + 1
+	} else {
+		first, err = in.p.Ledger.Append(ctx, evs)
+		end = first + int64(len(evs))
+	}
+	if err != nil {
+		return fmt.Errorf("appending to the ledger: %w", err)
+	}
+	in.m.appendSeconds.Observe(time.Since(start).Seconds())
+	if key != "" {
+		in.mu.Lock()
+		in.remember(key)
+		in.mu.Unlock()
+	}
+	if len(b.Quarantined) > 0 {
+		if err := in.p.Store.Quarantine(ctx, b.Quarantined); err != nil {
+			// The events are acknowledged; the records that failed to
+			// parse are not events and have no other copy, so say so.
+			in.log.Error("storing quarantined records", "source", b.Source, "records", len(b.Quarantined), "err", err)
+		}
+	}
+	in.observe(b, evs)
+	if end > first {
+		select {
+		case in.handoff <- handoff{first: first, end: end, events: evs}:
+		default:
+			// The store is behind; Run reads these from the ledger.
+			in.m.handoffDropped.Inc()
+		}
+	}
+	return nil
+}
+
+// claim reports whether the batch key was accepted before; if not, it
+// holds the key until release, so a batch sent twice at once is stored
+// once.
+func (in *Intake) claim(ctx context.Context, key string) (bool, error) {
+	for {
+		in.mu.Lock()
+		if _, ok := in.keys[key]; ok {
+			in.mu.Unlock()
+			return true, nil
+		}
+		wait, busy := in.inflight[key]
+		if !busy {
+			in.inflight[key] = make(chan struct{})
+			in.mu.Unlock()
+			return false, nil
+		}
+		in.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+func (in *Intake) release(key string) {
+	in.mu.Lock()
+	close(in.inflight[key])
+	delete(in.inflight, key)
+	in.mu.Unlock()
+}
+
+// remember adds key to the batch keys, forgetting the oldest beyond the
+// bound. in.mu is held, or in is not yet shared.
+func (in *Intake) remember(key string) {
+	if _, ok := in.keys[key]; ok {
+		return
+	}
+	in.keys[key] = struct{}{}
+	in.keyOrder = append(in.keyOrder, key)
+	if len(in.keyOrder) > in.opts.BatchKeys {
+		drop := len(in.keyOrder) - in.opts.BatchKeys
+		for _, k := range in.keyOrder[:drop] {
+			delete(in.keys, k)
+		}
+		in.keyOrder = slices.Delete(in.keyOrder, 0, drop)
+	}
+}
+
+func (in *Intake) storedUpTo() int64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.stored
+}
+
+// Run feeds the store until ctx is done, then stores what the ledger
+// holds before returning.
+func (in *Intake) Run(ctx context.Context) error {
+	var (
+		pending = make(map[int64]handoff) // handoffs ahead of the store, by first
+		buf     []*event.Event            // events for the store, in seq order
+		other   [][2]uint64               // ledger records that are not events
+		next    = in.storedUpTo()         // the next record for buf
+		oldest  time.Time                 // when buf's first event was accepted
+		tick    = time.NewTicker(in.opts.StoreDelay / 4)
+	)
+	defer tick.Stop()
+	flush := func(ctx context.Context) error {
+		if len(buf) > 0 {
+			if err := in.p.Store.Append(ctx, buf); err != nil {
+				return err
+			}
+		}
+		if err := in.p.Store.MarkOther(ctx, other); err != nil {
+			return err
+		}
+		in.m.stored.Add(float64(len(buf)))
+		buf, other = buf[:0], other[:0]
+		in.mu.Lock()
+		in.stored = next
+		in.mu.Unlock()
+		return nil
+	}
+	take := func(h handoff) {
+		if len(buf) == 0 {
+			oldest = time.Now()
+		}
+		buf = append(buf, h.events...)
+		if n := h.first + int64(len(h.events)); n < h.end {
+			other = appendRange(other, uint64(n), uint64(h.end-1))
+		}
+		next = h.end
+	}
+	// fromLedger reads records [next, to) from the ledger into buf.
+	fromLedger := func(to int64) error {
+		if len(buf) == 0 {
+			oldest = time.Now()
+		}
+		in.m.ledgerReads.Inc()
+		err := in.p.Ledger.Scan(next, to, func(rec ledger.Record) error {
+			if rec.Kind != ledger.KindEvent {
+				other = appendRange(other, uint64(rec.Index), uint64(rec.Index))
+				return nil
+			}
+			e, err := ledger.DecodeEvent(rec.Content)
+			if err != nil {
+				return fmt.Errorf("ledger record %d: %w", rec.Index, err)
+			}
+			e.Seq = uint64(rec.Index)
+			buf = append(buf, e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		next = to
+		return nil
+	}
+	var (
+		failing bool
+		behind  time.Time // since when next < the ledger's size without its handoff
+	)
+	for {
+		var stop bool
+		select {
+		case h := <-in.handoff:
+			pending[h.first] = h
+		case <-tick.C:
+		case <-ctx.Done():
+			stop = true
+		}
+		for {
+			h, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			take(h)
+		}
+		for first, h := range pending {
+			if h.end <= next {
+				delete(pending, first) // read from the ledger meanwhile
+			}
+		}
+		// A record not handed over in time (its handoff was dropped, or
+		// it was appended by something else than Accept) is read from the
+		// ledger. Handoffs follow their appends within microseconds, so a
+		// tick's grace avoids decoding what is on its way.
+		size := in.p.Ledger.Size()
+		if next < size {
+			if behind.IsZero() {
+				behind = time.Now()
+			}
+			if stop || time.Since(behind) >= in.opts.StoreDelay/4 {
+				to := size
+				for first := range pending {
+					to = min(to, first)
+				}
+				if err := fromLedger(to); err != nil {
+					return fmt.Errorf("feeding the store from the ledger: %w", err)
+				}
+				behind = time.Time{}
+			}
+		} else {
+			behind = time.Time{}
+		}
+		in.m.lag.Set(float64(size - in.storedUpTo()))
+		if len(buf) >= in.opts.StoreBatch || (len(buf) > 0 || len(other) > 0) && (stop || time.Since(oldest) >= in.opts.StoreDelay) {
+			fctx := ctx
+			if stop {
+				fctx = context.WithoutCancel(ctx)
+			}
+			if err := flush(fctx); err != nil {
+				if stop {
+					return fmt.Errorf("storing events: %w", err)
+				}
+				// The events are in the ledger; keep them and retry, and
+				// meanwhile the lag makes Accept push back.
+				if !failing {
+					in.log.Error("storing events; retrying", "err", err)
+				}
+				failing = true
+				in.m.storeErrors.Inc()
+				continue
+			}
+			failing = false
+		}
+		if stop {
+			return nil
+		}
+	}
+}
+
+// appendRange adds seq range [lo, hi] to rs, merging it with the last.
+func appendRange(rs [][2]uint64, lo, hi uint64) [][2]uint64 {
+	if n := len(rs); n > 0 && rs[n-1][1]+1 == lo {
+		rs[n-1][1] = hi
+		return rs
+	}
+	return append(rs, [2]uint64{lo, hi})
+}
+
+var _ Acceptor = (*Intake)(nil)
