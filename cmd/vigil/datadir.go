@@ -29,6 +29,7 @@ const (
 	tokenFile  = "admin.token" // the local administrator's API token
 	addrFile   = "serve.addr"  // where a running server listens
 	configFile = "vigil.yaml"
+	metaFile   = "meta.db" // the metadata database: tenants, tokens, cursors
 )
 
 // dataFlags are the flags every command that touches the data directory

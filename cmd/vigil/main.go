@@ -29,6 +29,7 @@ var commands = []command{
 	{"serve", "run the server: HTTP API, ingest, search", runServe},
 	{"verify", "check the ledger and the store for tampering", runVerify},
 	{"key", "print the public key of the ledger's checkpoints", runKey},
+	{"token", "create, list and revoke API tokens", runToken},
 	{"export", "write an evidence bundle of events with their proofs", runExport},
 	{"verify-bundle", "check an evidence bundle offline", runVerifyBundle},
 	{"rebuild", "rebuild the store from the ledger", runRebuild},
