@@ -7,8 +7,10 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vigilsec/vigil/access"
+	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
 )
@@ -30,13 +34,16 @@ type Searcher interface {
 type Options struct {
 	Store  Searcher
 	Ingest http.Handler // mounted at /api/v1/ingest
+	// Sources lists the ingest sources seen (/api/v1/sources).
+	Sources func() []ingest.SourceStats
 	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
 	// LedgerKey is the public key of its checkpoints.
 	Ledger    Prover
 	LedgerKey string
 	// AdminToken is the token of the local administrator, who sees every
-	// tenant. (Per-tenant tokens come with the access model.)
+	// tenant. Tokens, if set, checks every other token.
 	AdminToken string
+	Tokens     Authenticator
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 	Now        func() time.Time
@@ -61,13 +68,17 @@ func Handler(opts Options) http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
-	mux.Handle("GET /api/v1/search", a.auth(http.HandlerFunc(a.search)))
+	readers := []access.Role{access.Admin, access.Analyst, access.Responder, access.Viewer}
+	mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}), access.Admin))
+	mux.Handle("GET /api/v1/search", a.auth(http.HandlerFunc(a.search), readers...))
 	if opts.Ledger != nil {
-		mux.Handle("GET /api/v1/events/{seq}/proof", a.auth(http.HandlerFunc(a.proof)))
+		mux.Handle("GET /api/v1/events/{seq}/proof", a.auth(http.HandlerFunc(a.proof), readers...))
 	}
 	if opts.Ingest != nil {
-		mux.Handle("/api/v1/ingest", a.auth(opts.Ingest))
+		mux.Handle("/api/v1/ingest", a.auth(opts.Ingest, access.Admin, access.Ingest))
+	}
+	if opts.Sources != nil {
+		mux.Handle("GET /api/v1/sources", a.auth(http.HandlerFunc(a.sources), access.Admin))
 	}
 	return mux
 }
@@ -78,10 +89,25 @@ type api struct {
 
 type identityKey struct{}
 
+// An Authenticator checks API tokens.
+type Authenticator interface {
+	Authenticate(ctx context.Context, secret string) (access.Token, error)
+}
+
 // Identity is who made a request.
 type Identity struct {
-	Name  string
-	Scope query.Scope
+	Name string
+	Role access.Role
+	// Tenant is the tenant the caller's token is bound to; empty for an
+	// administrator of every tenant.
+	Tenant string
+	Scope  query.Scope
+}
+
+// WithIdentity returns ctx carrying id, as the API's authentication
+// does; for handlers mounted under it and their tests.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
 }
 
 // IdentityFrom returns the authenticated caller of a request.
@@ -90,18 +116,45 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 	return id, ok
 }
 
-// auth admits requests bearing a valid token.
-func (a *api) auth(h http.Handler) http.Handler {
+// auth admits requests bearing a valid token of one of the roles.
+func (a *api) auth(h http.Handler, roles ...access.Role) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || a.opts.AdminToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(a.opts.AdminToken)) != 1 {
+		id, err := a.identify(r)
+		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
 			writeError(w, http.StatusUnauthorized, errors.New("missing or invalid API token"))
+			a.opts.Logger.Info("refused a request", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err)
 			return
 		}
-		id := Identity{Name: "admin", Scope: query.Scope{All: true}}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+		if !slices.Contains(roles, id.Role) {
+			writeError(w, http.StatusForbidden, fmt.Errorf("a token with role %s may not use %s", id.Role, r.URL.Path))
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 	})
+}
+
+// identify finds the caller of r from its bearer token.
+func (a *api) identify(r *http.Request) (Identity, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return Identity{}, errors.New("no bearer token")
+	}
+	if a.opts.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.opts.AdminToken)) == 1 {
+		return Identity{Name: "admin", Role: access.Admin, Scope: query.Scope{All: true}}, nil
+	}
+	if a.opts.Tokens == nil {
+		return Identity{}, errors.New("unknown token")
+	}
+	t, err := a.opts.Tokens.Authenticate(r.Context(), tok)
+	if err != nil {
+		return Identity{}, err
+	}
+	id := Identity{Name: t.Name, Role: t.Role, Tenant: t.Tenant, Scope: query.Scope{All: true}}
+	if t.Tenant != "" {
+		id.Scope = query.Scope{Tenants: []string{t.Tenant}}
+	}
+	return id, nil
 }
 
 // search answers GET /api/v1/search?q=&from=&to=&limit=&tenant=&quarantine=.
@@ -165,4 +218,10 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// sources answers GET /api/v1/sources.
+func (a *api) sources(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(a.opts.Sources())
 }

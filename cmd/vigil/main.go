@@ -35,6 +35,7 @@ var commands = []command{
 	{"rebuild", "rebuild the store from the ledger", runRebuild},
 	{"redact", "erase events' content, keeping the ledger's proofs", runRedact},
 	{"retention", "apply the retention policy now", runRetention},
+	{"sources", "list the sources a running server receives from", runSources},
 	{"formats", "list the log formats vigil parses", runFormats},
 	{"version", "print the version", runVersion},
 }

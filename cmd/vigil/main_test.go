@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -162,9 +163,20 @@ func TestSearchWhileServing(t *testing.T) {
 	if resp.StatusCode != 200 || ir.Accepted != 1 || ir.Quarantined != 1 {
 		t.Errorf("ingest: %s %+v", resp.Status, ir)
 	}
-	rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", "action:CreateAccessKey account:111122223333"))
-	if len(rows) != 1 {
-		t.Errorf("ingested event: %d rows", len(rows))
+	// Acknowledged means in the ledger; the store follows within about
+	// a second (ingest.IntakeOptions.StoreDelay).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", "action:CreateAccessKey account:111122223333"))
+		if len(rows) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ingested event: %d rows 10s after it was acknowledged", len(rows))
+		}
+	}
+	srcs := mustVigil(t, "sources", "--data", data)
+	if !regexp.MustCompile(`(?m)^http/admin +1 +[0-9.]+ +2026-01-01T00:00:00Z .* 1$`).MatchString(srcs) {
+		t.Errorf("vigil sources:\n%s", srcs)
 	}
 
 	cancel()

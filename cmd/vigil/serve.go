@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,8 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/demo"
 	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/parse"
 	"github.com/vigilsec/vigil/web"
 )
@@ -76,24 +79,43 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer os.Remove(d.path(addrFile))
 
+	mdb, err := meta.Open(ctx, d.path(metaFile), logger)
+	if err != nil {
+		return err
+	}
+	defer mdb.Close()
+	tokens := access.NewTokens(mdb, access.Options{Logger: logger})
+
+	intake, err := ingest.NewIntake(dd.pipeline, ingest.IntakeOptions{Logger: logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	// The intake stops last, after every source, so that what they
+	// accepted reaches the store before the data directory closes.
+	intakeCtx, stopIntake := context.WithCancel(context.WithoutCancel(ctx))
+	intakeDone := make(chan error, 1)
+	go func() { intakeDone <- intake.Run(intakeCtx) }()
+	defer func() {
+		stopIntake()
+		if err := <-intakeDone; err != nil {
+			logger.Error("storing the last accepted events; the store catches up at the next start", "err", err)
+		}
+	}()
+
 	po := cfg.parseOptions("")
 	handler := web.Handler(web.Options{
 		Store:      db,
 		Ledger:     dd.ledger,
 		LedgerKey:  dd.vkey,
 		AdminToken: token,
+		Tokens:     tokens,
 		Gatherer:   reg,
 		Logger:     logger,
-		Ingest: ingest.HTTPHandler(dd.pipeline, ingest.HTTPOptions{
-			Parse:  po,
-			Logger: logger,
-			Tenant: func(r *http.Request) (string, error) {
-				// The administrator may ingest into any tenant.
-				if t := r.URL.Query().Get("tenant"); t != "" {
-					return t, nil
-				}
-				return po.Tenant, nil
-			},
+		Sources:    intake.Sources,
+		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
+			Parse:    po,
+			Logger:   logger,
+			Identify: ingestIdentity(po.Tenant),
 		}),
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
@@ -113,6 +135,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	logger.Info("shutting down")
 	return srv.Shutdown(shutdown)
+}
+
+// ingestIdentity names the tenant and sender of an ingest request from
+// its token: an ingest token's own tenant, or, for an administrator, the
+// tenant query parameter or def.
+func ingestIdentity(def string) func(*http.Request) (string, string, error) {
+	return func(r *http.Request) (string, string, error) {
+		id, ok := web.IdentityFrom(r.Context())
+		if !ok {
+			return "", "", errors.New("not authenticated")
+		}
+		want := r.URL.Query().Get("tenant")
+		switch {
+		case id.Tenant == "" && want != "":
+			if err := access.CheckTenant(want); err != nil {
+				return "", "", err
+			}
+			return want, id.Name, nil
+		case id.Tenant == "":
+			return def, id.Name, nil
+		case want != "" && want != id.Tenant:
+			return "", "", fmt.Errorf("this token ingests into tenant %q only, not %q", id.Tenant, want)
+		}
+		return id.Tenant, id.Name, nil
+	}
 }
 
 // loadDemoData imports the demo dataset unless the store holds events.
