@@ -3,6 +3,7 @@
 //
 //	go run ./bench import [-events 1000000] [-dir /tmp/vigil-bench]
 //	go run ./bench search [-events 10000000] [-dir /tmp/vigil-bench]
+//	go run ./bench ingest [-events 1000000] [-runs 1]
 //	go run ./bench corpus [-events N]
 //
 // import times vigil's file importer (parse, normalize, append to a fresh
@@ -46,6 +47,7 @@ Commands:
   import   vigil's importer against DuckDB's read_json on the same files
   search   vigil's search against hand-written SQL on the same store
   ledger   the import with the ledger against without it; vigil verify against sha256
+  ingest   HTTP ingest into vigil serve under load against vigil import of the same files
   corpus   build (or find) a corpus and print its manifest
 
 Run 'go run ./bench COMMAND -h' for the flags.`
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd, defEvents, defRuns = runSearch, 10_000_000, 5
 	case "ledger":
 		cmd = runLedger
+	case "ingest":
+		cmd, defRuns = runIngest, 1
 	case "corpus":
 		cmd = runCorpus
 	case "help", "-h", "-help", "--help":
@@ -87,6 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if args[0] == "search" {
 		fs.BoolVar(&c.keepCorpus, "keep-corpus", false, "keep the corpus files after the store is built")
 		fs.StringVar(&c.only, "only", "", "run only the search cases whose query contains this text")
+	}
+	if args[0] == "ingest" {
+		fs.IntVar(&c.batch, "batch", 500, "records per HTTP request")
 	}
 	if args[0] == "ledger" {
 		fs.BoolVar(&c.verifyOnly, "verify-only", false, "time only vigil verify (the import with the ledger builds its data directory once)")
@@ -120,6 +127,7 @@ type config struct {
 	keepCorpus bool
 	only       string
 	verifyOnly bool
+	batch      int
 	out, log   io.Writer
 }
 
