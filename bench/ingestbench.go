@@ -325,9 +325,9 @@ func (s *server) stop() error {
 	select {
 	case err := <-s.done:
 		return err
-	case <-time.After(60 * time.Second):
+	case <-time.After(10 * time.Minute):
 		s.cmd.Process.Kill()
-		return errors.New("vigil serve did not stop in 60s")
+		return errors.New("vigil serve did not stop in 10 minutes")
 	}
 }
 

@@ -27,9 +27,11 @@ type IntakeOptions struct {
 	// to find them. Zero means 200,000 and 2,000,000.
 	BatchKeys int
 	KeyScan   int64
-	// StoreBatch is how many events the store gets at once, and
-	// StoreDelay the longest an accepted event waits to be stored. Zero
-	// means 50,000 and one second.
+	// StoreBatch is how many events the store gets at once when it is
+	// behind, and StoreDelay the longest an accepted event waits to be
+	// stored. Zero means 122,880 (a DuckDB row group: each commit rewrites
+	// the table's last, partial row group, so small appends cost several
+	// times more per event) and one second.
 	StoreBatch int
 	StoreDelay time.Duration
 	Logger     *slog.Logger
@@ -80,7 +82,7 @@ func NewIntake(p *Pipeline, opts IntakeOptions) (*Intake, error) {
 		opts.KeyScan = 2_000_000
 	}
 	if opts.StoreBatch <= 0 {
-		opts.StoreBatch = 50_000
+		opts.StoreBatch = 122_880
 	}
 	if opts.StoreDelay <= 0 {
 		opts.StoreDelay = time.Second

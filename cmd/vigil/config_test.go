@@ -82,3 +82,25 @@ func TestReadmeConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorLines checks that a bad setting is named with its line.
+func TestConfigErrorLines(t *testing.T) {
+	for _, tc := range []struct {
+		yaml, want string
+	}{
+		{"tenant: acme\nledger:\n  witnesses: []\n  checkpoint_every: soon\n", ":4: ledger.checkpoint_every"},
+		{"retention:\n  legal_holds:\n    - tenant: a\n      reason: r\n    - tenant: b\n", ":5: retention.legal_holds[1].reason: a hold needs a reason"},
+		{"retention:\n  tenants:\n    acme: 30d\n    beta: forever\n", ":4: retention.tenants.beta"},
+		{"max_skew: 1 day\n", ":1: max_skew"},
+		{"tenant: acme\nretention: {days: 3}\n", "line 2: field days not found"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := (&dataFlags{dir: dir}).loadConfig()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one containing %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -89,18 +89,18 @@ type retentionConfig struct {
 func (r *retentionConfig) parse() error {
 	var err error
 	if r.policy.Default, err = parseDays(r.Default); err != nil {
-		return fmt.Errorf("retention.default: %w", err)
+		return &configError{"retention.default", err}
 	}
 	r.policy.Tenants = make(map[string]time.Duration)
 	for t, d := range r.Tenants {
 		if r.policy.Tenants[t], err = parseDays(d); err != nil {
-			return fmt.Errorf("retention.tenants.%s: %w", t, err)
+			return &configError{"retention.tenants." + t, err}
 		}
 	}
 	for i, h := range r.LegalHolds {
 		hold := ingest.Hold{Tenant: h.Tenant, Reason: h.Reason}
 		if strings.TrimSpace(h.Reason) == "" {
-			return fmt.Errorf("retention.legal_holds[%d]: a hold needs a reason", i)
+			return &configError{fmt.Sprintf("retention.legal_holds[%d].reason", i), errors.New("a hold needs a reason")}
 		}
 		for _, b := range []struct {
 			s string
@@ -110,7 +110,7 @@ func (r *retentionConfig) parse() error {
 				continue
 			}
 			if *b.t, err = parseTimeOrDate(b.s); err != nil {
-				return fmt.Errorf("retention.legal_holds[%d]: %w", i, err)
+				return &configError{fmt.Sprintf("retention.legal_holds[%d]", i), err}
 			}
 		}
 		r.policy.Holds = append(r.policy.Holds, hold)
@@ -185,7 +185,7 @@ func (d *dataFlags) loadConfig() (*config, error) {
 	if path == "" {
 		path = d.path(configFile)
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return c, nil
+			return c, c.check()
 		}
 	}
 	b, err := os.ReadFile(path)
@@ -195,24 +195,20 @@ func (d *dataFlags) loadConfig() (*config, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		// yaml's own errors name the line already.
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	if c.Tenant == "" {
-		c.Tenant = "default"
-	}
-	c.Ledger.checkpointEvery = time.Minute
-	if e := c.Ledger.CheckpointEvery; e != "" {
-		if c.Ledger.checkpointEvery, err = time.ParseDuration(e); err != nil || c.Ledger.checkpointEvery <= 0 {
-			return nil, fmt.Errorf("config %s: ledger.checkpoint_every: %q is not a positive duration", path, e)
+	if err := c.check(); err != nil {
+		// Name the line of the setting at fault.
+		var ce *configError
+		if errors.As(err, &ce) {
+			var root yaml.Node
+			yaml.Unmarshal(b, &root)
+			if line := lineOf(&root, ce.path); line > 0 {
+				return nil, fmt.Errorf("config %s:%d: %w", path, line, err)
+			}
 		}
-	}
-	if err := c.Retention.parse(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	if c.MaxSkew != "" {
-		if c.maxSkew, err = time.ParseDuration(c.MaxSkew); err != nil {
-			return nil, fmt.Errorf("config %s: max_skew: %w", path, err)
-		}
 	}
 	return c, nil
 }
