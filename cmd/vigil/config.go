@@ -97,4 +97,3 @@ func (c *config) check() error {
 	}
 	return nil
 }
-
