@@ -29,9 +29,10 @@ type IntakeOptions struct {
 	KeyScan   int64
 	// StoreBatch is how many events the store gets at once when it is
 	// behind, and StoreDelay the longest an accepted event waits to be
-	// stored. Zero means 122,880 (a DuckDB row group: each commit rewrites
-	// the table's last, partial row group, so small appends cost several
-	// times more per event) and one second.
+	// stored. Zero means 40,960 (a third of a DuckDB row group: each
+	// commit rewrites the table's last, partial row group, so small
+	// appends cost more per event, and large ones hold more memory) and
+	// one second.
 	StoreBatch int
 	StoreDelay time.Duration
 	Logger     *slog.Logger
@@ -82,7 +83,7 @@ func NewIntake(p *Pipeline, opts IntakeOptions) (*Intake, error) {
 		opts.KeyScan = 2_000_000
 	}
 	if opts.StoreBatch <= 0 {
-		opts.StoreBatch = 122_880
+		opts.StoreBatch = 40_960
 	}
 	if opts.StoreDelay <= 0 {
 		opts.StoreDelay = time.Second

@@ -38,7 +38,7 @@ func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile), Logger: logger, Registerer: reg})
+	db, err := duckdb.Open(duckdb.Options{Path: d.path(storeFile), Logger: logger, Registerer: reg, MemoryLimit: cfg.Store.MemoryLimit})
 	if err != nil {
 		l.Close()
 		if errors.Is(err, duckdb.ErrLocked) {

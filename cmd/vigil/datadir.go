@@ -66,8 +66,17 @@ type config struct {
 	Ledger ledgerConfig `yaml:"ledger"`
 	// Retention says how long events are kept.
 	Retention retentionConfig `yaml:"retention"`
+	// Store configures the event store.
+	Store storeConfig `yaml:"store"`
 
 	maxSkew time.Duration
+}
+
+// storeConfig is the store section of the config file.
+type storeConfig struct {
+	// MemoryLimit bounds DuckDB's memory, e.g. "512MB" (vigil serve's
+	// default) or "4GB"; vigil import leaves it to DuckDB (80% of RAM).
+	MemoryLimit string `yaml:"memory_limit"`
 }
 
 // retentionConfig is the retention section of the config file. Durations

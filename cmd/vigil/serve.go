@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	token, err := d.adminToken()
 	if err != nil {
 		return err
+	}
+	if cfg.Store.MemoryLimit == "" {
+		cfg.Store.MemoryLimit = "512MB"
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit for Go's heap, beside DuckDB's own: the collector
+		// works harder near it instead of letting the heap double.
+		debug.SetMemoryLimit(512 << 20)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

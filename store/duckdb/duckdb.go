@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -38,10 +39,14 @@ var ErrLocked = errors.New("database is locked by another vigil process")
 
 // Options configure a DB.
 type Options struct {
-	Path       string // the database file; "" for an in-memory database
-	ReadOnly   bool
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Path     string // the database file; "" for an in-memory database
+	ReadOnly bool
+	// MemoryLimit bounds DuckDB's buffer memory ("512MB"); beyond it,
+	// queries spill to disk. Empty means DuckDB's default, 80% of RAM,
+	// which suits a one-off import but not a server beside other work.
+	MemoryLimit string
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // DB is a store in one DuckDB database file.
@@ -75,6 +80,13 @@ func Open(opts Options) (*DB, error) {
 			return nil, fmt.Errorf("opening store: %w", err)
 		}
 		dsn += "?access_mode=read_only"
+	}
+	if opts.MemoryLimit != "" {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dsn += sep + "memory_limit=" + url.QueryEscape(opts.MemoryLimit)
 	}
 	c, err := duckdb.NewConnector(dsn, nil)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,5 +148,20 @@ func TestQuarantine(t *testing.T) {
 	res, _ = db.SearchQuarantine(ctx, "*", query.Scope{}, time.Time{}, time.Time{}, 0)
 	if len(res.Rows) != 0 {
 		t.Errorf("empty scope sees %d rows", len(res.Rows))
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	db, err := Open(Options{Path: filepath.Join(t.TempDir(), "s.duckdb"), MemoryLimit: "300MB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.db.QueryRow("SELECT current_setting('memory_limit')").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(v, "286") { // 300 MB in MiB, as DuckDB shows it
+		t.Errorf("memory_limit = %q, want 300MB", v)
 	}
 }
