@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ledger"
+	"github.com/vigilsec/vigil/store"
 )
 
 // IntakeOptions configure an Intake.
@@ -245,7 +246,66 @@ func (in *Intake) Run(ctx context.Context) error {
 		tick    = time.NewTicker(in.opts.StoreDelay / 4)
 	)
 	defer tick.Stop()
-	flush := func(ctx context.Context) error {
+	var (
+		ld      store.Loader // open while the store is behind
+		ldSince time.Time
+		ldOther [][2]uint64 // ranges of other records appended while ld is open
+		ldNext  int64       // what stored becomes when ld commits
+	)
+	setStored := func(n int64) {
+		in.mu.Lock()
+		in.stored = n
+		in.mu.Unlock()
+	}
+	// rewind drops what failed to reach the store: Run reads it again
+	// from the ledger.
+	rewind := func() {
+		next = in.storedUpTo()
+		buf, other, ldOther = buf[:0], other[:0], ldOther[:0]
+		clear(pending)
+	}
+	commit := func(ctx context.Context) error {
+		err := ld.Close(ctx)
+		ld = nil
+		if err == nil {
+			err = in.p.Store.MarkOther(ctx, ldOther)
+		}
+		if err != nil {
+			rewind()
+			return err
+		}
+		ldOther = ldOther[:0]
+		setStored(ldNext)
+		return nil
+	}
+	// flush stores buf. Behind by a batch or more, it appends through a
+	// loader, whose one transaction writes whole row groups, and commits
+	// when it has caught up, every few seconds (so searches see events)
+	// and at the end; otherwise each flush is a commit of its own.
+	flush := func(ctx context.Context, final bool) error {
+		if ld == nil && len(buf) >= in.opts.StoreBatch {
+			var err error
+			if ld, err = in.p.Store.NewLoader(ctx); err != nil {
+				return err
+			}
+			ldSince = time.Now()
+		}
+		if ld != nil {
+			if err := ld.Append(ctx, buf); err != nil {
+				ld.Close(ctx) // rolls the transaction back
+				ld = nil
+				rewind()
+				return err
+			}
+			in.m.stored.Add(float64(len(buf)))
+			ldOther = append(ldOther, other...)
+			ldNext = next
+			buf, other = buf[:0], other[:0]
+			if final || next >= in.p.Ledger.Size() || time.Since(ldSince) >= 5*in.opts.StoreDelay {
+				return commit(ctx)
+			}
+			return nil
+		}
 		if len(buf) > 0 {
 			if err := in.p.Store.Append(ctx, buf); err != nil {
 				return err
@@ -256,9 +316,7 @@ func (in *Intake) Run(ctx context.Context) error {
 		}
 		in.m.stored.Add(float64(len(buf)))
 		buf, other = buf[:0], other[:0]
-		in.mu.Lock()
-		in.stored = next
-		in.mu.Unlock()
+		setStored(next)
 		return nil
 	}
 	take := func(h handoff) {
@@ -345,12 +403,15 @@ func (in *Intake) Run(ctx context.Context) error {
 			behind = time.Time{}
 		}
 		in.m.lag.Set(float64(size - in.storedUpTo()))
-		if len(buf) >= in.opts.StoreBatch || (len(buf) > 0 || len(other) > 0) && (stop || time.Since(oldest) >= in.opts.StoreDelay) {
+		due := len(buf) >= in.opts.StoreBatch ||
+			(len(buf) > 0 || len(other) > 0) && (stop || time.Since(oldest) >= in.opts.StoreDelay) ||
+			ld != nil && (stop || next >= size)
+		if due {
 			fctx := ctx
 			if stop {
 				fctx = context.WithoutCancel(ctx)
 			}
-			if err := flush(fctx); err != nil {
+			if err := flush(fctx, stop); err != nil {
 				if stop {
 					return fmt.Errorf("storing events: %w", err)
 				}

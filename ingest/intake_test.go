@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -68,11 +69,19 @@ func runIntake(t *testing.T, in *Intake) func() error {
 // twice with the same key, and checks that every event is stored once,
 // that the store agrees with the ledger, and what the sources report.
 func TestIntake(t *testing.T) {
+	// With batches of 40 the store is always behind by a batch, so it is
+	// fed through loaders; by default, through appends of its own.
+	for _, storeBatch := range []int{0, 40} {
+		t.Run(fmt.Sprintf("StoreBatch=%d", storeBatch), func(t *testing.T) { testIntake(t, storeBatch) })
+	}
+}
+
+func testIntake(t *testing.T, storeBatch int) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	p := openPipeline(t, dir)
 	reg := prometheus.NewRegistry()
-	in, err := NewIntake(p, IntakeOptions{StoreDelay: 50 * time.Millisecond, Registerer: reg})
+	in, err := NewIntake(p, IntakeOptions{StoreDelay: 50 * time.Millisecond, StoreBatch: storeBatch, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
