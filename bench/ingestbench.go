@@ -153,6 +153,9 @@ func (c *config) ingestHTTP(ctx context.Context, bin string, bodies []request) (
 	)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	start := time.Now()
+	if c.cpuprofile != "" {
+		go srv.profile(ctx, c.cpuprofile, 20*time.Second, c.logf)
+	}
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Add(1)
@@ -420,4 +423,31 @@ func requestBodies(paths []string, n int) ([]request, error) {
 		}
 	}
 	return out, nil
+}
+
+// profile writes a CPU profile of the server, taken over d, to path.
+func (s *server) profile(ctx context.Context, path string, d time.Duration, logf func(string, ...any)) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.base, int(d.Seconds())), nil)
+	if err != nil {
+		logf("profile: %v", err)
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		logf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		logf("profile: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		logf("profile: %v", err)
+		return
+	}
+	logf("wrote a %s CPU profile of vigil serve to %s", d, path)
 }

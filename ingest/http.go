@@ -241,7 +241,8 @@ func (h *ingestRequest) fail(status int, msg string) {
 // without the header is also found by the parser; zstd is detected here
 // by its magic number.
 func decodeBody(r io.Reader, encoding string, limit int64) (io.ReadCloser, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	// Only enough to see the magic number: Parse buffers the body itself.
+	br := bufio.NewReaderSize(r, 16)
 	enc := strings.ToLower(strings.TrimSpace(encoding))
 	if enc == "" || enc == "identity" {
 		if head, _ := br.Peek(4); len(head) == 4 && string(head) == "\x28\xb5\x2f\xfd" {

@@ -59,6 +59,9 @@ func TestTokens(t *testing.T) {
 		{"revoked token", "GET", "/api/v1/search?q=*", revoked, 401},
 		{"unknown token", "POST", "/api/v1/ingest", "vgl_nope", 401},
 		{"admin ingests", "POST", "/api/v1/ingest", "admin-secret", 200},
+		{"admin profiles", "GET", "/debug/pprof/", "admin-secret", 200},
+		{"viewer may not profile", "GET", "/debug/pprof/", viewerA, 403},
+		{"no token may not profile", "GET", "/debug/pprof/", "", 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(tc.method, tc.path, nil)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,10 @@ func Handler(opts Options) http.Handler {
 	if opts.Ingest != nil {
 		mux.Handle("/api/v1/ingest", a.auth(opts.Ingest, access.Admin, access.Ingest))
 	}
+	// Profiles of the running server, for its operators.
+	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index), access.Admin))
+	mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile), access.Admin))
+	mux.Handle("GET /debug/pprof/trace", a.auth(http.HandlerFunc(pprof.Trace), access.Admin))
 	if opts.Sources != nil {
 		mux.Handle("GET /api/v1/sources", a.auth(http.HandlerFunc(a.sources), access.Admin))
 	}
