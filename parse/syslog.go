@@ -82,6 +82,54 @@ func parseSyslog(p *parser, r *bufio.Reader) error {
 	return s.run()
 }
 
+// SyslogMessage parses one message that a listener has already framed: a
+// UDP datagram, or an RFC 6587 or RFC 5425 frame. Unlike a line of a
+// file, a framed message is one record whatever it holds: its newlines
+// belong to its message, and it is neither split into forward-format
+// records nor joined to the message before it. A message that starts
+// with neither <PRI> nor a timestamp is quarantined, as such a line of a
+// file would be.
+//
+// Line terminators and NULs at the end of msg, which some senders
+// append, are not part of the message; Raw, a copy of msg, keeps them.
+// A msg longer than opts.MaxLine is quarantined with its first bytes.
+func SyslogMessage(msg []byte, opts Options) Result {
+	var res Result
+	p := newParser("syslog", opts, func(r Result) error {
+		res = r
+		return nil
+	})
+	if len(msg) > p.opts.MaxLine {
+		p.reject(fmt.Errorf("message longer than %d bytes", p.opts.MaxLine), bytes.Clone(msg[:min(len(msg), previewSize)]), 0, 0)
+		return res
+	}
+	raw := bytes.Clone(msg)
+	b := bytes.TrimRight(bytes.TrimPrefix(raw, utf8BOM), "\r\n\x00")
+	if len(bytes.TrimSpace(b)) == 0 {
+		p.reject(errors.New("empty syslog message"), raw, 0, 0)
+		return res
+	}
+	// The header is on the first line, as in a file, and the lines after
+	// it continue the message.
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	first = bytes.TrimSuffix(first, []byte("\r"))
+	if !syslogRecordStart(first) {
+		reason := errors.New("not a syslog record: the message starts with neither <PRI> nor a timestamp")
+		if why := binaryReason(first); why != "" {
+			reason = fmt.Errorf("not syslog: %s", why)
+		}
+		p.reject(reason, raw, 0, 0)
+		return res
+	}
+	h, msgAt, err := parseSyslogHeader(first, &p.opts)
+	if err != nil {
+		p.reject(err, raw, 0, 0)
+		return res
+	}
+	p.event(syslogEvent(h, b[msgAt:], p.opts.Received), raw, 0, 0)
+	return res
+}
+
 // syslogStream carries the record being read, which later lines may
 // continue, across the lines of one input.
 type syslogStream struct {
