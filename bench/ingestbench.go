@@ -450,4 +450,14 @@ func (s *server) profile(ctx context.Context, path string, d time.Duration, logf
 		return
 	}
 	logf("wrote a %s CPU profile of vigil serve to %s", d, path)
+	// And what holds its memory, at that point of the load.
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/debug/pprof/heap", nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		defer resp.Body.Close()
+		if f, err := os.Create(path + ".heap"); err == nil {
+			io.Copy(f, resp.Body)
+			f.Close()
+		}
+	}
 }

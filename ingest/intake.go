@@ -357,15 +357,18 @@ func (in *Intake) Run(ctx context.Context) error {
 	var (
 		failing bool
 		behind  time.Time // since when next < the ledger's size without its handoff
+		stop    bool
+		stopAt  int64 // the ledger's size when ctx was done
 	)
 	for {
-		var stop bool
 		select {
 		case h := <-in.handoff:
 			pending[h.first] = h
 		case <-tick.C:
 		case <-ctx.Done():
-			stop = true
+			if !stop {
+				stop, stopAt = true, in.p.Ledger.Size()
+			}
 		}
 		for {
 			h, ok := pending[next]
@@ -375,9 +378,9 @@ func (in *Intake) Run(ctx context.Context) error {
 			delete(pending, next)
 			take(h)
 		}
-		for first, h := range pending {
-			if h.end <= next {
-				delete(pending, first) // read from the ledger meanwhile
+		for first := range pending {
+			if first < next {
+				delete(pending, first) // read from the ledger meanwhile, wholly or in part
 			}
 		}
 		// A record not handed over in time (its handoff was dropped, or
@@ -389,8 +392,10 @@ func (in *Intake) Run(ctx context.Context) error {
 			if behind.IsZero() {
 				behind = time.Now()
 			}
-			if stop || time.Since(behind) >= in.opts.StoreDelay/4 {
-				to := size
+			if stop || size-next >= int64(in.opts.StoreBatch) || time.Since(behind) >= in.opts.StoreDelay/4 {
+				// At most a store batch at a time: the store may be far
+				// behind, and what is read waits in memory.
+				to := min(size, next+int64(max(1, in.opts.StoreBatch-len(buf))))
 				for first := range pending {
 					to = min(to, first)
 				}
@@ -426,7 +431,9 @@ func (in *Intake) Run(ctx context.Context) error {
 			}
 			failing = false
 		}
-		if stop {
+		// Once stopped, store what the ledger held then, a batch a
+		// round.
+		if stop && next >= stopAt && len(buf) == 0 && len(other) == 0 && ld == nil {
 			return nil
 		}
 	}

@@ -88,6 +88,9 @@ func (c *config) check() error {
 	if err := c.Retention.parse(); err != nil {
 		return err
 	}
+	if err := c.Ingest.check(c.Tenant); err != nil {
+		return err
+	}
 	if c.MaxSkew != "" {
 		d, err := time.ParseDuration(c.MaxSkew)
 		if err != nil {

@@ -55,10 +55,19 @@ func TestConfigRetention(t *testing.T) {
 	}
 }
 
-// TestReadmeConfig checks that the configuration the README and
-// docs/integrity.md show is one vigil accepts.
+// TestReadmeConfig checks that the configuration the README,
+// docs/integrity.md and docs/sources.md show is one vigil accepts, and
+// that it shows what each document is about.
 func TestReadmeConfig(t *testing.T) {
-	for _, doc := range []string{"../../README.md", "../../docs/integrity.md"} {
+	for doc, shows := range map[string]func(*config) bool{
+		"../../README.md": func(c *config) bool {
+			return c.Retention.configured() && len(c.Ledger.Witnesses) > 0 && len(c.Ingest.S3) > 0 && c.Ingest.Syslog.TCP != ""
+		},
+		"../../docs/integrity.md": func(c *config) bool { return c.Retention.configured() && len(c.Ledger.Witnesses) > 0 },
+		"../../docs/sources.md": func(c *config) bool {
+			return c.Ingest.Syslog.TLS != "" && len(c.Ingest.Syslog.ClientTenants) > 0 && len(c.Ingest.S3) > 0 && len(c.Ingest.Dirs) > 0 && c.Ingest.maxBody > 0
+		},
+	} {
 		b, err := os.ReadFile(doc)
 		if err != nil {
 			t.Fatal(err)
@@ -77,8 +86,8 @@ func TestReadmeConfig(t *testing.T) {
 			t.Errorf("%s: %v", doc, err)
 			continue
 		}
-		if !c.Retention.configured() || len(c.Ledger.Witnesses) == 0 {
-			t.Errorf("%s: the example configures no retention or witness: %+v", doc, c)
+		if !shows(c) {
+			t.Errorf("%s: the example lacks what the document is about: %+v", doc, c)
 		}
 	}
 }
@@ -93,6 +102,11 @@ func TestConfigErrorLines(t *testing.T) {
 		{"retention:\n  tenants:\n    acme: 30d\n    beta: forever\n", ":4: retention.tenants.beta"},
 		{"max_skew: 1 day\n", ":1: max_skew"},
 		{"tenant: acme\nretention: {days: 3}\n", "line 2: field days not found"},
+		{"ingest:\n  s3:\n    - prefix: AWSLogs/\n", ":3: ingest.s3[0].bucket: missing"},
+		{"ingest:\n  http:\n    max_body: lots\n", `:3: ingest.http.max_body: "lots" is not a size`},
+		{"ingest:\n  syslog:\n    tls: :6514\n", ":3: ingest.syslog.tls: a TLS listener needs cert and key"},
+		{"ingest:\n  dirs:\n    - path: /x\n      format: nope\n", `:4: ingest.dirs[0].format: unknown format "nope"`},
+		{"ingest:\n  s3:\n    - bucket: b\n      access_key_id: AKIA\n", "ingest.s3[0].access_key_id: give both"},
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(tc.yaml), 0o600); err != nil {
@@ -101,6 +115,19 @@ func TestConfigErrorLines(t *testing.T) {
 		_, err := (&dataFlags{dir: dir}).loadConfig()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want one containing %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "65536": 65536, "64KiB": 64 << 10, "16 MiB": 16 << 20, "1GB": 1e9, "512B": 512} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0", "-1", "1.5MiB", "lots", "1TB", "99999999999GiB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) succeeded", in)
 		}
 	}
 }

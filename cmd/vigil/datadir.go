@@ -68,6 +68,9 @@ type config struct {
 	Retention retentionConfig `yaml:"retention"`
 	// Store configures the event store.
 	Store storeConfig `yaml:"store"`
+	// Ingest configures the HTTP API's limits, the syslog listeners and
+	// the pull sources of vigil serve.
+	Ingest ingestConfig `yaml:"ingest"`
 
 	maxSkew time.Duration
 }

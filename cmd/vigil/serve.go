@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,11 +55,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Store.MemoryLimit == "" {
 		cfg.Store.MemoryLimit = "512MB"
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// A soft limit for Go's heap, beside DuckDB's own: the collector
-		// works harder near it instead of letting the heap double.
-		debug.SetMemoryLimit(512 << 20)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	dd, err := openData(ctx, &d, cfg, logger, reg)
@@ -95,7 +92,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer mdb.Close()
 	tokens := access.NewTokens(mdb, access.Options{Logger: logger})
 
-	intake, err := ingest.NewIntake(dd.pipeline, ingest.IntakeOptions{Logger: logger, Registerer: reg})
+	intake, err := ingest.NewIntake(dd.pipeline, ingest.IntakeOptions{MaxLag: cfg.Ingest.MaxLag, Logger: logger, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -111,6 +108,67 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 
+	// Syslog listeners and pull sources; SIGHUP reloads them from the
+	// config file (tokens need no reload: each request reads them).
+	var srcMetrics swappableGatherer
+	srcs, err := startSources(ctx, cfg, intake, mdb, logger)
+	if err != nil {
+		return err
+	}
+	srcMetrics.reg.Store(srcs.reg)
+	if srcs.syslog != nil {
+		for _, a := range []net.Addr{srcs.syslog.UDPAddr(), srcs.syslog.TCPAddr(), srcs.syslog.TLSAddr()} {
+			if a != nil {
+				logger.Info("syslog listening", "network", a.Network(), "addr", a.String())
+			}
+		}
+	}
+	var srcMu sync.Mutex // guards srcs and running against a reload
+	running := cfg
+	defer func() {
+		srcMu.Lock()
+		srcs.stop()
+		srcMu.Unlock()
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+			case <-ctx.Done():
+				return
+			}
+			srcMu.Lock()
+			next, err := d.loadConfig()
+			if err != nil {
+				srcMu.Unlock()
+				logger.Error("reload: keeping the running configuration", "err", err)
+				continue
+			}
+			// The old listeners must let go of their ports first, so a
+			// few UDP datagrams may be lost in between; TCP senders
+			// reconnect.
+			srcs.stop()
+			ns, err := startSources(ctx, next, intake, mdb, logger)
+			if err != nil {
+				logger.Error("reload: starting the new sources failed; restarting the old ones", "err", err)
+				if ns, err = startSources(ctx, running, intake, mdb, logger); err != nil {
+					// Leave a stopped set, so that shutdown has one to stop.
+					ns = &sources{cancel: func() {}, reg: prometheus.NewRegistry()}
+					logger.Error("reload: restarting the old sources failed", "err", err)
+				}
+			} else {
+				running = next
+			}
+			srcs = ns
+			srcMetrics.reg.Store(srcs.reg)
+			srcMu.Unlock()
+			logger.Info("reloaded sources")
+		}
+	}()
+
 	po := cfg.parseOptions("")
 	handler := web.Handler(web.Options{
 		Store:      db,
@@ -118,13 +176,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		LedgerKey:  dd.vkey,
 		AdminToken: token,
 		Tokens:     tokens,
-		Gatherer:   reg,
+		Gatherer:   prometheus.Gatherers{reg, &srcMetrics},
 		Logger:     logger,
 		Sources:    intake.Sources,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
-			Parse:    po,
-			Logger:   logger,
-			Identify: ingestIdentity(po.Tenant),
+			Parse:     po,
+			Logger:    logger,
+			Identify:  ingestIdentity(po.Tenant),
+			MaxBody:   cfg.Ingest.maxBody,
+			MaxLine:   int(cfg.Ingest.maxLine),
+			MaxEvents: cfg.Ingest.HTTP.MaxEvents,
 		}),
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
