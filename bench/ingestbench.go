@@ -106,10 +106,10 @@ const (
 )
 
 type ingestMeasure struct {
-	name    string
-	events  int64
-	elapsed time.Duration // until the last event was acknowledged
-	stored  time.Duration // until the store had every event and the process stopped
+	name          string
+	events        int64
+	elapsed       time.Duration // until the last event was acknowledged
+	stored        time.Duration // until the store had every event and the process stopped
 	p50, p99, max time.Duration
 	busy          int64
 	peakRSS       int64
