@@ -41,7 +41,7 @@ func runIngest(ctx context.Context, c *config) error {
 	}
 	bin := filepath.Join(c.dir, "vigil-bench-bin")
 	c.logf("building %s", bin)
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/vigil").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vigilsec/vigil/cmd/vigil").CombinedOutput(); err != nil {
 		return fmt.Errorf("building vigil: %w: %s", err, out)
 	}
 	var paths []string
