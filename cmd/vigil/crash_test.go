@@ -287,7 +287,7 @@ func startVigilServer(t *testing.T, dir string) *vigilServer {
 // ingest posts CloudTrail records to the server and reports whether it
 // acknowledged all of them. An error means no answer came: the records
 // may or may not have been stored.
-func (s *vigilServer) ingest(ctx context.Context, client *http.Client, ids []string) (bool, error) {
+func (s *vigilServer) ingest(ctx context.Context, client *http.Client, batchID string, ids []string) (bool, error) {
 	var body bytes.Buffer
 	for i, id := range ids {
 		body.Write(cloudTrailRecord(id, i))
@@ -298,6 +298,9 @@ func (s *vigilServer) ingest(ctx context.Context, client *http.Client, ids []str
 		return false, err
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
+	if batchID != "" {
+		req.Header.Set(ingest.BatchHeader, batchID)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return false, err
@@ -316,33 +319,49 @@ func TestCrashServe(t *testing.T) {
 		rounds = 2
 	}
 	dir := newCrashData(t)
+	type sendBatch struct {
+		id  string
+		ids []string
+	}
 	var (
 		mu    sync.Mutex
 		sent  = map[string]bool{}
 		acked = map[string]bool{}
+		retry []sendBatch // sent, never acknowledged: sent again, with the same batch id
 	)
+	// next is the batch a client sends: one to retry, or a new one.
+	next := func(r, g, b int) sendBatch {
+		mu.Lock()
+		defer mu.Unlock()
+		if n := len(retry); n > 0 {
+			sb := retry[n-1]
+			retry = retry[:n-1]
+			return sb
+		}
+		sb := sendBatch{id: fmt.Sprintf("r%d-g%d-b%d", r, g, b), ids: make([]string, batch)}
+		for i := range sb.ids {
+			sb.ids[i] = fmt.Sprintf("crash-r%d-g%d-b%d-i%d", r, g, b, i)
+			sent[sb.ids[i]] = true
+		}
+		return sb
+	}
 	for r := range rounds {
 		s := startVigilServer(t, dir)
 		// A client of its own per round, so that no connection to a
-		// killed server is reused; it never retries, so each event is
-		// sent once.
+		// killed server is reused. A batch without an answer is sent
+		// again in a later round, as a client that retries does.
 		client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for g := range clients {
 			wg.Go(func() {
 				for b := 0; ctx.Err() == nil; b++ {
-					ids := make([]string, batch)
-					for i := range ids {
-						ids[i] = fmt.Sprintf("crash-r%d-g%d-b%d-i%d", r, g, b, i)
-					}
-					mu.Lock()
-					for _, id := range ids {
-						sent[id] = true
-					}
-					mu.Unlock()
-					ok, err := s.ingest(ctx, client, ids)
+					sb := next(r, g, b)
+					ok, err := s.ingest(ctx, client, sb.id, sb.ids)
 					if err != nil {
+						mu.Lock()
+						retry = append(retry, sb)
+						mu.Unlock()
 						return // the server is gone
 					}
 					if !ok {
@@ -350,7 +369,7 @@ func TestCrashServe(t *testing.T) {
 						return
 					}
 					mu.Lock()
-					for _, id := range ids {
+					for _, id := range sb.ids {
 						acked[id] = true
 					}
 					mu.Unlock()
@@ -363,21 +382,36 @@ func TestCrashServe(t *testing.T) {
 		wg.Wait()
 		client.CloseIdleConnections()
 		mu.Lock()
-		t.Logf("round %d: %d events sent, %d acknowledged so far", r, len(sent), len(acked))
+		t.Logf("round %d: %d events sent, %d acknowledged so far, %d batches to send again", r, len(sent), len(acked), len(retry))
 		mu.Unlock()
 	}
 	if len(acked) == 0 {
 		t.Fatal("no batch was acknowledged: the test tested nothing")
 	}
 
-	// A last start catches the store up with the ledger; a graceful stop
-	// then frees the store for reading.
+	// A last start catches the store up with the ledger; the batches
+	// never answered are sent again; a graceful stop then frees the store
+	// for reading.
 	s := startVigilServer(t, dir)
+	client := &http.Client{Timeout: 30 * time.Second}
+	for _, sb := range retry {
+		if ok, err := s.ingest(context.Background(), client, sb.id, sb.ids); err != nil || !ok {
+			t.Fatalf("sending batch %s again: %v", sb.id, err)
+		}
+		for _, id := range sb.ids {
+			acked[id] = true
+		}
+	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	if err := s.wait(); err != nil {
 		t.Fatalf("vigil serve did not stop cleanly on SIGTERM: %v\n%s", err, s.out.String())
 	}
 
+	// Every event was sent until acknowledged, some of them twice or more
+	// with the same batch id: each is stored exactly once.
+	if len(acked) != len(sent) {
+		t.Fatalf("%d events sent, %d acknowledged after the retries", len(sent), len(acked))
+	}
 	stored := storedEventIDs(t, dir)
 	for id := range acked {
 		if n := stored[id]; n != 1 {
