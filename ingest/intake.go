@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilsec/vigil/event"
-	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/store"
 )
 
@@ -335,16 +334,7 @@ func (in *Intake) Run(ctx context.Context) error {
 			oldest = time.Now()
 		}
 		in.m.ledgerReads.Inc()
-		err := in.p.Ledger.Scan(next, to, func(rec ledger.Record) error {
-			if rec.Kind != ledger.KindEvent {
-				other = appendRange(other, uint64(rec.Index), uint64(rec.Index))
-				return nil
-			}
-			e, err := ledger.DecodeEvent(rec.Content)
-			if err != nil {
-				return fmt.Errorf("ledger record %d: %w", rec.Index, err)
-			}
-			e.Seq = uint64(rec.Index)
+		err := scanEvents(in.p.Ledger, next, to, &other, func(e *event.Event) error {
 			buf = append(buf, e)
 			return nil
 		})

@@ -136,18 +136,7 @@ func (p *Pipeline) CatchUp(ctx context.Context) (int64, error) {
 		return err
 	}
 	for _, r := range missing {
-		err = p.Ledger.Scan(int64(r[0]), int64(r[1])+1, func(rec ledger.Record) error {
-			if rec.Kind != ledger.KindEvent {
-				// The ledger's own records, and redacted events: marked,
-				// so that the next Missing does not return them.
-				other = appendRange(other, uint64(rec.Index), uint64(rec.Index))
-				return nil
-			}
-			e, err := ledger.DecodeEvent(rec.Content)
-			if err != nil {
-				return fmt.Errorf("ledger record %d: %w", rec.Index, err)
-			}
-			e.Seq = uint64(rec.Index)
+		err = scanEvents(p.Ledger, int64(r[0]), int64(r[1])+1, &other, func(e *event.Event) error {
 			batch = append(batch, e)
 			if len(batch) == batchSize {
 				return flush()
@@ -174,6 +163,24 @@ func (p *Pipeline) CatchUp(ctx context.Context) (int64, error) {
 		p.logger().Info("caught the store up with the ledger", "events", copied, "ranges", len(missing))
 	}
 	return copied, nil
+}
+
+// scanEvents calls fn with each event of ledger records [from, to), its
+// Seq set, and adds the seqs of the other records (the ledger's own,
+// redacted events) to *other, for the store to mark.
+func scanEvents(l *ledger.Ledger, from, to int64, other *[][2]uint64, fn func(*event.Event) error) error {
+	return l.Scan(from, to, func(rec ledger.Record) error {
+		if rec.Kind != ledger.KindEvent {
+			*other = appendRange(*other, uint64(rec.Index), uint64(rec.Index))
+			return nil
+		}
+		e, err := ledger.DecodeEvent(rec.Content)
+		if err != nil {
+			return fmt.Errorf("ledger record %d: %w", rec.Index, err)
+		}
+		e.Seq = uint64(rec.Index)
+		return fn(e)
+	})
 }
 
 func (p *Pipeline) logger() *slog.Logger {
