@@ -15,8 +15,12 @@
 //   - Durability: Append returns only after its records are fsynced;
 //     an index it returned survives any crash. Concurrent appends share
 //     one write and fsync (group commit).
-//   - Crash safety: a crash at any byte leaves at most a torn frame at
-//     the end of the last segment, which Open cuts off and reports.
+//   - Crash safety: an append is whole or absent after a crash. A crash
+//     at any byte leaves at most the frames of one unacknowledged
+//     append at the end of the last segment (an append never spans
+//     segments), which Open cuts off and reports. AppendBatch records an
+//     idempotency key in the same append as its events, so a batch sent
+//     again after a crash can be recognised.
 //     Damage a crash cannot cause is never repaired silently: Open
 //     refuses with ErrCorrupt, and Verify says what happened.
 //   - Tamper evidence: changing, removing, inserting or reordering
@@ -42,5 +46,6 @@
 //
 // A frame is magic(2) kind(1) index(8) contentHash(32) length(4)
 // content crc32c(4): self-describing, so a damaged or displaced frame is
-// named by index.
+// named by index. The kind byte's high bit marks the last frame of an
+// append.
 package ledger
