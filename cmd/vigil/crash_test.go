@@ -91,7 +91,14 @@ type vigilChild struct {
 // end kills if it still runs.
 func startVigil(t *testing.T, args ...string) *vigilChild {
 	t.Helper()
+	return startVigilEnv(t, nil, args...)
+}
+
+// startVigilEnv is startVigil with variables added to the environment.
+func startVigilEnv(t *testing.T, env []string, args ...string) *vigilChild {
+	t.Helper()
 	c := &vigilChild{cmd: vigilProcess(t, args...), exited: make(chan struct{})}
+	c.cmd.Env = append(c.cmd.Env, env...)
 	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -245,13 +252,13 @@ type vigilServer struct {
 }
 
 // startVigilServer starts vigil serve on dir and waits until it answers.
-func startVigilServer(t *testing.T, dir string) *vigilServer {
+func startVigilServer(t *testing.T, dir string, env ...string) *vigilServer {
 	t.Helper()
 	// A killed server leaves its address behind; wait for the new one.
 	if err := os.Remove(filepath.Join(dir, addrFile)); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	s := &vigilServer{vigilChild: startVigil(t, "serve", "--data", dir, "--listen", "127.0.0.1:0")}
+	s := &vigilServer{vigilChild: startVigilEnv(t, env, "serve", "--data", dir, "--listen", "127.0.0.1:0")}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -514,4 +521,83 @@ func storedEventIDs(t *testing.T, dir string) map[string]int {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestDiskFull runs vigil serve with a file size limit standing in for a
+// full disk and sends batches until it refuses them: it must answer with
+// errors, not die, and lose nothing it acknowledged. After a restart with
+// room, the batches it refused are sent again with their batch ids, and
+// every event is stored exactly once with the ledger and store intact.
+func TestDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	const limit = 4 << 20
+	s := startVigilServer(t, dir, fmt.Sprintf("%s=%d", fsizeEnv, limit))
+	client := &http.Client{Timeout: 30 * time.Second}
+	type sendBatch struct {
+		id  string
+		ids []string
+	}
+	var (
+		sent, acked = map[string]bool{}, map[string]bool{}
+		refused     []sendBatch
+	)
+	for b := 0; len(refused) < 3; b++ {
+		if b == 200 {
+			t.Fatalf("200 batches of 100 events fit under a %d-byte file size limit", limit)
+		}
+		sb := sendBatch{id: fmt.Sprintf("full-b%d", b), ids: make([]string, 100)}
+		for i := range sb.ids {
+			sb.ids[i] = fmt.Sprintf("full-b%d-i%d", b, i)
+			sent[sb.ids[i]] = true
+		}
+		ok, err := s.ingest(context.Background(), client, sb.id, sb.ids)
+		if err != nil {
+			t.Fatalf("batch %d: no answer (did the server die?): %v\n%s", b, err, s.out.String())
+		}
+		if !ok {
+			refused = append(refused, sb)
+			continue
+		}
+		for _, id := range sb.ids {
+			acked[id] = true
+		}
+	}
+	if len(acked) == 0 {
+		t.Fatal("nothing was acknowledged before the disk was full")
+	}
+	// Still serving: it refuses what it cannot store, nothing else.
+	resp, err := client.Get(s.base + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz with a full disk: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.wait() // it may report the failed writes on its way out
+
+	s = startVigilServer(t, dir)
+	for _, sb := range refused {
+		if ok, err := s.ingest(context.Background(), client, sb.id, sb.ids); err != nil || !ok {
+			t.Fatalf("sending batch %s again with room: %v", sb.id, err)
+		}
+		for _, id := range sb.ids {
+			acked[id] = true
+		}
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.wait(); err != nil {
+		t.Fatalf("vigil serve did not stop cleanly: %v\n%s", err, s.out.String())
+	}
+	stored := storedEventIDs(t, dir)
+	for id := range sent {
+		if stored[id] != 1 {
+			t.Errorf("event %s is stored %d times, want once", id, stored[id])
+		}
+	}
+	if len(stored) != len(sent) {
+		t.Errorf("%d events stored, %d sent", len(stored), len(sent))
+	}
+	if code, out := verifyData(t, dir); code != 0 || !strings.Contains(out, "store in sync") {
+		t.Fatalf("verify after the disk was full: exit %d\n%s", code, out)
+	}
+	t.Logf("%d events acknowledged before the disk was full, %d batches refused and sent again", len(sent)-100*len(refused), len(refused))
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -14,8 +16,24 @@ import (
 // re-executing the test binary costs far less than building vigil.
 const childEnv = "VIGIL_TEST_RUN_AS_VIGIL"
 
+// fsizeEnv sets the child's file size limit, in bytes.
+const fsizeEnv = "VIGIL_TEST_FSIZE"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
+		// A file size limit stands in for a full disk: a write past it
+		// fails with EFBIG (Go ignores SIGXFSZ), as one on a full disk
+		// fails with ENOSPC.
+		if v := os.Getenv(fsizeEnv); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err == nil {
+				err = syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: n})
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "setting the file size limit:", err)
+				os.Exit(2)
+			}
+		}
 		// As main does: SIGTERM shuts a server down gracefully.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
