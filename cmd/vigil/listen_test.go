@@ -6,11 +6,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -139,5 +141,56 @@ func waitFile(path string) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not appear", path)
 		}
+	}
+}
+
+// TestReloadSources starts vigil serve without sources, adds a watched
+// directory to its config and sends SIGHUP: the directory's files are
+// read without a restart. A broken config then keeps the running one.
+func TestReloadSources(t *testing.T) {
+	needFixtures(t)
+	data, drop := t.TempDir(), t.TempDir()
+	s := startVigilServer(t, data)
+	cfg := fmt.Sprintf("ingest:\n  dirs:\n    - {path: %s, tenant: team-c, poll: 100ms, settle: 200ms}\n", drop)
+	if err := os.WriteFile(filepath.Join(data, configFile), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(drop, "trail.json.gz"), gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	found := func() int {
+		return len(ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", "--tenant", "team-c", "eventName:StopLogging")))
+	}
+	for deadline := time.Now().Add(20 * time.Second); found() != 1; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the directory added by the reload was not read")
+		}
+	}
+	// A config that does not load is refused, and the server goes on.
+	if err := os.WriteFile(filepath.Join(data, configFile), []byte("ingest:\n  dirs:\n    - {tenant: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond)
+	if resp, err := http.Get(s.base + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("after a bad reload: %v %v", resp, err)
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.wait(); err != nil {
+		t.Fatalf("vigil serve: %v\n%s", err, s.out.String())
+	}
+	if out := s.out.String(); !strings.Contains(out, "reloaded sources") || !strings.Contains(out, "ingest.dirs[0].path: missing") {
+		t.Errorf("the server's log does not tell of both reloads:\n%s", out)
 	}
 }
