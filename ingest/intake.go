@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,8 +51,7 @@ type Intake struct {
 	log  *slog.Logger
 	m    *intakeMetrics
 
-	handoff   chan handoff // accepted events on their way to the store
-	accepting atomic.Int64 // Accepts between their ledger append and handoff
+	handoff chan handoff // accepted events on their way to the store
 
 	mu       sync.Mutex
 	keys     map[string]struct{} // batch keys in the ledger
@@ -141,8 +139,6 @@ func (in *Intake) Accept(ctx context.Context, b Batch) error {
 		end   int64
 	)
 	start := time.Now()
-	in.accepting.Add(1)
-	defer in.accepting.Add(-1)
 	if key != "" {
 		first, err = in.p.Ledger.AppendBatch(ctx, evs, key)
 		end = first + int64(len(evs)) + 1
@@ -353,14 +349,20 @@ func (in *Intake) Run(ctx context.Context) error {
 	for {
 		select {
 		case h := <-in.handoff:
-			pending[h.first] = h
+			// Memory stays bounded while the store is down or slow: with
+			// a batch waiting, what comes is left to the ledger.
+			if len(buf) < in.opts.StoreBatch && len(pending) < cap(in.handoff) {
+				pending[h.first] = h
+			} else {
+				in.m.handoffDropped.Inc()
+			}
 		case <-tick.C:
 		case <-ctx.Done():
 			if !stop {
 				stop, stopAt = true, in.p.Ledger.Size()
 			}
 		}
-		for {
+		for len(buf) < in.opts.StoreBatch {
 			h, ok := pending[next]
 			if !ok {
 				break
@@ -378,14 +380,14 @@ func (in *Intake) Run(ctx context.Context) error {
 		// ledger. Handoffs follow their appends within microseconds, so a
 		// tick's grace avoids decoding what is on its way.
 		size := in.p.Ledger.Size()
-		if next < size {
+		if next < size && len(buf) < in.opts.StoreBatch {
 			if behind.IsZero() {
 				behind = time.Now()
 			}
 			if stop || size-next >= int64(in.opts.StoreBatch) || time.Since(behind) >= in.opts.StoreDelay/4 {
 				// At most a store batch at a time: the store may be far
 				// behind, and what is read waits in memory.
-				to := min(size, next+int64(max(1, in.opts.StoreBatch-len(buf))))
+				to := min(size, next+int64(in.opts.StoreBatch-len(buf)))
 				for first := range pending {
 					to = min(to, first)
 				}
@@ -394,7 +396,7 @@ func (in *Intake) Run(ctx context.Context) error {
 				}
 				behind = time.Time{}
 			}
-		} else {
+		} else if next >= size {
 			behind = time.Time{}
 		}
 		in.m.lag.Set(float64(size - in.storedUpTo()))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/store"
 	"github.com/vigilsec/vigil/store/duckdb"
 )
 
@@ -179,11 +180,20 @@ func cloneEvents(evs []*event.Event) []*event.Event {
 	return out
 }
 
-// failingStore fails every Append while fail is set.
+// failingStore fails every Append and NewLoader while fail is set.
 type failingStore struct {
 	Store
 	mu   sync.Mutex
 	fail bool
+}
+
+func (f *failingStore) NewLoader(ctx context.Context) (store.Loader, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return nil, errors.New("disk full")
+	}
+	return f.Store.NewLoader(ctx)
 }
 
 func (f *failingStore) Append(ctx context.Context, evs []*event.Event) error {
@@ -199,11 +209,19 @@ func (f *failingStore) Append(ctx context.Context, evs []*event.Event) error {
 // until the lag bound, then Accept answers ErrBusy; once the store
 // recovers, everything acknowledged is stored.
 func TestIntakeBusy(t *testing.T) {
+	// With a store batch of 30, events wait for the store in bounded
+	// memory and the rest is left to the ledger.
+	for _, storeBatch := range []int{0, 30} {
+		t.Run(fmt.Sprintf("StoreBatch=%d", storeBatch), func(t *testing.T) { testIntakeBusy(t, storeBatch) })
+	}
+}
+
+func testIntakeBusy(t *testing.T, storeBatch int) {
 	ctx := context.Background()
 	p := openPipeline(t, t.TempDir())
 	fs := &failingStore{Store: p.Store, fail: true}
 	p.Store = fs
-	in, err := NewIntake(p, IntakeOptions{MaxLag: 120, StoreDelay: 20 * time.Millisecond})
+	in, err := NewIntake(p, IntakeOptions{MaxLag: 120, StoreDelay: 20 * time.Millisecond, StoreBatch: storeBatch})
 	if err != nil {
 		t.Fatal(err)
 	}
