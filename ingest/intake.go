@@ -340,6 +340,8 @@ func (in *Intake) Run(ctx context.Context) error {
 		next = to
 		return nil
 	}
+	now := make(chan time.Time) // closed: a wait that is over at once
+	close(now)
 	var (
 		failing bool
 		behind  time.Time // since when next < the ledger's size without its handoff
@@ -347,6 +349,12 @@ func (in *Intake) Run(ctx context.Context) error {
 		stopAt  int64 // the ledger's size when ctx was done
 	)
 	for {
+		// Behind by a batch or more, go on at once; otherwise wait for a
+		// handoff or a tick.
+		wait := tick.C
+		if !stop && !failing && (len(buf) >= in.opts.StoreBatch || in.p.Ledger.Size()-next >= int64(in.opts.StoreBatch)) {
+			wait = now
+		}
 		select {
 		case h := <-in.handoff:
 			// Memory stays bounded while the store is down or slow: with
@@ -356,7 +364,7 @@ func (in *Intake) Run(ctx context.Context) error {
 			} else {
 				in.m.handoffDropped.Inc()
 			}
-		case <-tick.C:
+		case <-wait:
 		case <-ctx.Done():
 			if !stop {
 				stop, stopAt = true, in.p.Ledger.Size()
@@ -408,7 +416,7 @@ func (in *Intake) Run(ctx context.Context) error {
 			if stop {
 				fctx = context.WithoutCancel(ctx)
 			}
-			if err := flush(fctx, stop); err != nil {
+			if err := flush(fctx, stop && next >= stopAt); err != nil {
 				if stop {
 					return fmt.Errorf("storing events: %w", err)
 				}
