@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -257,6 +258,11 @@ func startSources(ctx context.Context, cfg *config, a ingest.Acceptor, cursors i
 		}
 		s.syslog = srv
 		runs = append(runs, srv.Run)
+		for _, a := range []net.Addr{srv.UDPAddr(), srv.TCPAddr(), srv.TLSAddr()} {
+			if a != nil {
+				logger.Info("syslog listening", "network", a.Network(), "addr", a.String())
+			}
+		}
 	}
 	for _, sc := range ic.S3 {
 		src, err := ingest.NewS3Source(ingest.S3Options{

@@ -116,13 +116,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	srcMetrics.reg.Store(srcs.reg)
-	if srcs.syslog != nil {
-		for _, a := range []net.Addr{srcs.syslog.UDPAddr(), srcs.syslog.TCPAddr(), srcs.syslog.TLSAddr()} {
-			if a != nil {
-				logger.Info("syslog listening", "network", a.Network(), "addr", a.String())
-			}
-		}
-	}
 	var srcMu sync.Mutex // guards srcs and running against a reload
 	running := cfg
 	defer func() {
