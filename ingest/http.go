@@ -128,7 +128,7 @@ func (h *ingestRequest) serve() {
 		format = parse.Auto
 	}
 	if _, ok := parse.Lookup(format); !ok && format != parse.Auto {
-		h.fail(http.StatusBadRequest, fmt.Sprintf("unknown format %q: see GET /api/v1/formats or `vigil formats`", format))
+		h.fail(http.StatusBadRequest, fmt.Sprintf("unknown format %q: `vigil formats` lists them", format))
 		return
 	}
 	id := r.Header.Get(BatchHeader)
