@@ -75,7 +75,7 @@ type Ledger struct {
 	activeSize int64
 	failed     error
 
-	free chan []byte // frame buffers of answered requests, for reuse
+	free chan []byte // frame buffers of answered requests, for reuse; two, since each may be tens of MB
 
 	reqs       chan *request
 	closeMu    sync.RWMutex
@@ -129,7 +129,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		lock:       lock,
 		ckSize:     -1,
 		reqs:       make(chan *request, 1024),
-		free:       make(chan []byte, 4),
+		free:       make(chan []byte, 2),
 		writerDone: make(chan struct{}),
 		stopLoop:   make(chan struct{}),
 		loopDone:   make(chan struct{}),
