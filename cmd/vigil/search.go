@@ -129,7 +129,25 @@ func remoteSearch(ctx context.Context, base, token, text, from, to, tenant strin
 	if quarantine {
 		v.Set("quarantine", "1")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/search?"+v.Encode(), nil)
+	body, err := serverGet(ctx, base, token, "/api/v1/search?"+v.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	var res store.Result
+	dec := json.NewDecoder(body)
+	dec.UseNumber()
+	if err := dec.Decode(&res); err != nil {
+		return nil, fmt.Errorf("reading the server's answer: %w", err)
+	}
+	return &res, nil
+}
+
+// serverGet asks a running server's API for path, as the local
+// administrator, and returns the body of its answer; an answer other than
+// 200 is an error carrying the server's message.
+func serverGet(ctx context.Context, base, token, path string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -138,8 +156,8 @@ func remoteSearch(ctx context.Context, base, token, text, from, to, tenant strin
 	if err != nil {
 		return nil, fmt.Errorf("asking the server: %w", err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
 		var e struct {
 			Error string `json:"error"`
 		}
@@ -149,11 +167,5 @@ func remoteSearch(ctx context.Context, base, token, text, from, to, tenant strin
 		}
 		return nil, errors.New(e.Error)
 	}
-	var res store.Result
-	dec := json.NewDecoder(resp.Body)
-	dec.UseNumber()
-	if err := dec.Decode(&res); err != nil {
-		return nil, fmt.Errorf("reading the server's answer: %w", err)
-	}
-	return &res, nil
+	return resp.Body, nil
 }

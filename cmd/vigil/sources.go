@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"text/tabwriter"
 	"time"
 
@@ -28,21 +27,13 @@ func runSources(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if base == "" {
 		return fmt.Errorf("no vigil server is running on %s: sources are counted by 'vigil serve'", d.dir)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/sources", nil)
+	body, err := serverGet(ctx, base, token, "/api/v1/sources")
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("asking the server: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("asking the server: %s", resp.Status)
-	}
+	defer body.Close()
 	var srcs []ingest.SourceStats
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&srcs); err != nil {
+	if err := json.NewDecoder(io.LimitReader(body, 64<<20)).Decode(&srcs); err != nil {
 		return fmt.Errorf("reading the server's answer: %w", err)
 	}
 	if *asJSON {
