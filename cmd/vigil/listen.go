@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -128,13 +129,9 @@ func (ic *ingestConfig) check(defTenant string) error {
 		if s.Bucket == "" {
 			return &configError{at + ".bucket", errors.New("missing")}
 		}
-		if s.Tenant == "" {
-			s.Tenant = defTenant
-		}
-		if s.Format != "" && s.Format != parse.Auto {
-			if _, ok := parse.Lookup(s.Format); !ok {
-				return &configError{at + ".format", fmt.Errorf("unknown format %q (see vigil formats)", s.Format)}
-			}
+		s.Tenant = cmp.Or(s.Tenant, defTenant)
+		if err := checkFormat(at, s.Format); err != nil {
+			return err
 		}
 		if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
 			return &configError{at + ".access_key_id", errors.New("give both access_key_id and secret_access_key, or neither")}
@@ -157,13 +154,9 @@ func (ic *ingestConfig) check(defTenant string) error {
 				return &configError{at + ".glob", err}
 			}
 		}
-		if d.Tenant == "" {
-			d.Tenant = defTenant
-		}
-		if d.Format != "" && d.Format != parse.Auto {
-			if _, ok := parse.Lookup(d.Format); !ok {
-				return &configError{at + ".format", fmt.Errorf("unknown format %q (see vigil formats)", d.Format)}
-			}
+		d.Tenant = cmp.Or(d.Tenant, defTenant)
+		if err := checkFormat(at, d.Format); err != nil {
+			return err
 		}
 		if d.poll, err = parseOptionalDuration(d.Poll); err != nil {
 			return &configError{at + ".poll", err}
@@ -171,6 +164,17 @@ func (ic *ingestConfig) check(defTenant string) error {
 		if d.settle, err = parseOptionalDuration(d.Settle); err != nil {
 			return &configError{at + ".settle", err}
 		}
+	}
+	return nil
+}
+
+// checkFormat checks the format setting of the source at path.
+func checkFormat(path, format string) error {
+	if format == "" || format == parse.Auto {
+		return nil
+	}
+	if _, ok := parse.Lookup(format); !ok {
+		return &configError{path + ".format", fmt.Errorf("unknown format %q (see vigil formats)", format)}
 	}
 	return nil
 }

@@ -74,10 +74,8 @@ ingest:
 			t.Fatalf("no syslog listener: %s", serveErr.String())
 		}
 	}
-	for _, err := range []error{waitFile(filepath.Join(data, addrFile))} {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := waitFile(filepath.Join(data, addrFile)); err != nil {
+		t.Fatal(err)
 	}
 
 	c, err := net.Dial("tcp", addr)
@@ -90,17 +88,7 @@ ingest:
 	fmt.Fprintf(c, "<38>Jan  1 00:00:01 web-01 sshd[4242]: Accepted password for deploy from 203.0.113.10 port 22 ssh2\n")
 	c.Close()
 
-	raw, err := os.ReadFile(filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(raw)
-	zw.Close()
-	if err := os.WriteFile(filepath.Join(drop, "trail.json.gz"), gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dropTrail(t, drop)
 
 	wait := func(what string, args ...string) []map[string]any {
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -133,6 +121,23 @@ ingest:
 	}
 }
 
+// dropTrail writes a real CloudTrail delivery file, holding one
+// StopLogging event, into dir as CloudTrail would: gzip'd.
+func dropTrail(t *testing.T, dir string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(dir, "trail.json.gz"), gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func waitFile(path string) error {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(path); err == nil {
@@ -158,17 +163,7 @@ func TestReloadSources(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(raw)
-	zw.Close()
-	if err := os.WriteFile(filepath.Join(drop, "trail.json.gz"), gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dropTrail(t, drop)
 	found := func() int {
 		return len(ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", "--tenant", "team-c", "eventName:StopLogging")))
 	}
