@@ -169,7 +169,9 @@ func (c *config) ingestHTTP(ctx context.Context, bin string, bodies []request) (
 				mu.Unlock()
 				if err != nil {
 					mu.Lock()
-					firstErr = cmp(firstErr, err)
+					if firstErr == nil {
+						firstErr = err
+					}
 					mu.Unlock()
 				}
 			}
@@ -194,13 +196,6 @@ func (c *config) ingestHTTP(ctx context.Context, bin string, bodies []request) (
 	err = srv.stop()
 	r.stored = time.Since(start)
 	return r, err
-}
-
-func cmp(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // postBatch posts one file until the server acknowledges it, and returns
