@@ -28,10 +28,10 @@ type IntakeOptions struct {
 	KeyScan   int64
 	// StoreBatch is how many events the store gets at once when it is
 	// behind, and StoreDelay the longest an accepted event waits to be
-	// stored. Zero means 40,960 (a third of a DuckDB row group: each
-	// commit rewrites the table's last, partial row group, so small
-	// appends cost more per event, and large ones hold more memory) and
-	// one second.
+	// stored. Zero means 20,480 and one second. Events read back from
+	// the ledger wait in memory a batch at a time (about 2.5 KB each),
+	// and a store that is behind appends them through one transaction
+	// whatever the batch, so a larger batch buys nothing but memory.
 	StoreBatch int
 	StoreDelay time.Duration
 	// CommitEvery bounds how long a store that is behind keeps its
@@ -88,7 +88,7 @@ func NewIntake(p *Pipeline, opts IntakeOptions) (*Intake, error) {
 		opts.KeyScan = 2_000_000
 	}
 	if opts.StoreBatch <= 0 {
-		opts.StoreBatch = 40_960
+		opts.StoreBatch = 20_480
 	}
 	if opts.StoreDelay <= 0 {
 		opts.StoreDelay = time.Second
@@ -301,9 +301,13 @@ func (in *Intake) Run(ctx context.Context) error {
 	// flush stores buf. Behind by a batch or more, it appends through a
 	// loader, whose one transaction writes whole row groups, and commits
 	// when it has caught up, every few seconds (so searches see events)
-	// and at the end; otherwise each flush is a commit of its own.
+	// and at the end; otherwise each flush is a commit of its own. What
+	// is behind counts what buf holds and what the ledger has past it:
+	// a small buf (cut short by a handoff that came early, or by the
+	// store delay) is no reason for a commit of its own, which rewrites
+	// the table's last row group.
 	flush := func(ctx context.Context, final bool) error {
-		if ld == nil && len(buf) >= in.opts.StoreBatch {
+		if ld == nil && int64(len(buf))+in.p.Ledger.Size()-next >= int64(in.opts.StoreBatch) {
 			var err error
 			if ld, err = in.p.Store.NewLoader(ctx); err != nil {
 				return err
@@ -434,9 +438,13 @@ func (in *Intake) Run(ctx context.Context) error {
 			behind = time.Time{}
 		}
 		in.m.lag.Set(float64(size - in.fedUpTo()))
+		// Once stopped, buf fills up to what the ledger held then, rather
+		// than going to the store in whatever pieces the last handoffs
+		// left.
+		done := stop && next >= stopAt
 		due := len(buf) >= in.opts.StoreBatch ||
-			(len(buf) > 0 || len(other) > 0) && (stop || time.Since(oldest) >= in.opts.StoreDelay) ||
-			ld != nil && (stop || next >= size)
+			(len(buf) > 0 || len(other) > 0) && (done || !stop && time.Since(oldest) >= in.opts.StoreDelay) ||
+			ld != nil && (done || next >= size)
 		if due {
 			fctx := ctx
 			if stop {

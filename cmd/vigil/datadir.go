@@ -77,8 +77,10 @@ type config struct {
 
 // storeConfig is the store section of the config file.
 type storeConfig struct {
-	// MemoryLimit bounds DuckDB's memory, e.g. "512MB" (vigil serve's
-	// default) or "4GB"; vigil import leaves it to DuckDB (80% of RAM).
+	// MemoryLimit bounds DuckDB's memory, e.g. "300MB" (vigil serve's
+	// default, which keeps the server under 1 GiB under full ingest
+	// load) or "4GB"; vigil import leaves it to DuckDB (80% of RAM).
+	// More lets a store that is behind catch up faster (BENCHMARKS.md).
 	MemoryLimit string `yaml:"memory_limit"`
 }
 
