@@ -322,6 +322,7 @@ func (in *Intake) Run(ctx context.Context) error {
 				return err
 			}
 			in.m.stored.Add(float64(len(buf)))
+			in.detect(buf)
 			ldOther = append(ldOther, other...)
 			ldNext = next
 			setFed(next)
@@ -340,6 +341,7 @@ func (in *Intake) Run(ctx context.Context) error {
 			return err
 		}
 		in.m.stored.Add(float64(len(buf)))
+		in.detect(buf)
 		buf, other = buf[:0], other[:0]
 		setStored(next)
 		return nil
@@ -470,6 +472,12 @@ func (in *Intake) Run(ctx context.Context) error {
 		if stop && next >= stopAt && len(buf) == 0 && len(other) == 0 && ld == nil {
 			return nil
 		}
+	}
+}
+
+func (in *Intake) detect(evs []*event.Event) {
+	if in.p.Detect != nil && len(evs) > 0 {
+		in.p.Detect(evs)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -81,6 +82,13 @@ func testIntake(t *testing.T, storeBatch int) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	p := openPipeline(t, dir)
+	// Detection is given each event once, in ledger order.
+	var detected []uint64
+	p.Detect = func(evs []*event.Event) {
+		for _, e := range evs {
+			detected = append(detected, e.Seq)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	in, err := NewIntake(p, IntakeOptions{StoreDelay: 50 * time.Millisecond, StoreBatch: storeBatch, Registerer: reg})
 	if err != nil {
@@ -128,6 +136,9 @@ func testIntake(t *testing.T, storeBatch int) {
 	}
 	if got := len(storedSeqs(t, p)); got != len(evs) {
 		t.Fatalf("store holds %d events, want %d", got, len(evs))
+	}
+	if !slices.IsSorted(detected) || len(slices.Compact(slices.Clone(detected))) != len(evs) || len(detected) != len(evs) {
+		t.Errorf("detection was given %d events (in order: %v), want each of the %d once, in order", len(detected), slices.IsSorted(detected), len(evs))
 	}
 	if d := testutil.ToFloat64(in.m.duplicates); d == 0 {
 		t.Error("no duplicate batch counted, though half the batches were sent twice")

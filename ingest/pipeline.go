@@ -39,6 +39,13 @@ type Pipeline struct {
 	Ledger *ledger.Ledger
 	Store  Store
 	Logger *slog.Logger
+	// Detect, if set, is given the events that reach the store, once
+	// they are in the ledger and have their seq. An Intake gives them in
+	// ledger order from one goroutine, once the store took them; an
+	// import's workers give theirs concurrently, a file's at a time.
+	// After a crash, the events the store had not committed are given
+	// again as it catches up: detection sees every event at least once.
+	Detect func([]*event.Event)
 }
 
 var _ store.BulkLoader = (*Pipeline)(nil)
@@ -55,7 +62,9 @@ func (p *Pipeline) Append(ctx context.Context, evs []*event.Event) error {
 	if err := p.Store.Append(ctx, sorted); err != nil {
 		p.logger().Error("storing events the ledger has; they are stored when the store next catches up",
 			"first", sorted[0].Seq, "events", len(sorted), "err", err)
+		return nil
 	}
+	p.detect(sorted)
 	return nil
 }
 
@@ -102,7 +111,17 @@ func (pl *pipelineLoader) Append(ctx context.Context, evs []*event.Event) error 
 	if err != nil {
 		return err
 	}
-	return pl.l.Append(ctx, sorted)
+	if err := pl.l.Append(ctx, sorted); err != nil {
+		return err
+	}
+	pl.p.detect(sorted)
+	return nil
+}
+
+func (p *Pipeline) detect(evs []*event.Event) {
+	if p.Detect != nil && len(evs) > 0 {
+		p.Detect(evs)
+	}
 }
 
 func (pl *pipelineLoader) Close(ctx context.Context) error { return pl.l.Close(ctx) }
@@ -131,6 +150,9 @@ func (p *Pipeline) CatchUp(ctx context.Context) (int64, error) {
 			return nil
 		}
 		err := l.Append(ctx, batch)
+		if err == nil {
+			p.detect(batch)
+		}
 		copied += int64(len(batch))
 		batch = batch[:0]
 		return err

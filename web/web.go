@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
 )
@@ -37,6 +38,8 @@ type Options struct {
 	Ingest http.Handler // mounted at /api/v1/ingest
 	// Sources lists the ingest sources seen (/api/v1/sources).
 	Sources func() []ingest.SourceStats
+	// Detections are the rules' matches (/api/v1/detections).
+	Detections DetectionLister
 	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
 	// LedgerKey is the public key of its checkpoints.
 	Ledger    Prover
@@ -85,11 +88,20 @@ func Handler(opts Options) http.Handler {
 	if opts.Sources != nil {
 		mux.Handle("GET /api/v1/sources", a.auth(http.HandlerFunc(a.sources), access.Admin))
 	}
+	if opts.Detections != nil {
+		mux.Handle("GET /api/v1/detections", a.auth(http.HandlerFunc(a.detections), readers...))
+	}
 	return mux
 }
 
 type api struct {
 	opts Options
+}
+
+// A DetectionLister reads detections; the query carries the caller's
+// tenants, which it must apply.
+type DetectionLister interface {
+	Detections(ctx context.Context, q meta.DetectionQuery) ([]meta.Detection, error)
 }
 
 type identityKey struct{}
@@ -223,6 +235,38 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// detections answers GET /api/v1/detections?since=-24h&rule=ID&limit=N
+// with the detections the caller's tenants may see, newest first.
+func (a *api) detections(w http.ResponseWriter, r *http.Request) {
+	id, _ := IdentityFrom(r.Context())
+	v := r.URL.Query()
+	since, err := query.ParseTimeArg(v.Get("since"), a.opts.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("since: %w", err))
+		return
+	}
+	limit := 100
+	if s := v.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit: %q is not a positive number", s))
+			return
+		}
+	}
+	ds, err := a.opts.Detections.Detections(r.Context(), meta.DetectionQuery{
+		AllTenants: id.Scope.All, Tenants: id.Scope.Tenants, Since: since, RuleID: v.Get("rule"), Limit: limit,
+	})
+	if err != nil {
+		a.opts.Logger.Error("reading detections", "err", err)
+		writeError(w, http.StatusInternalServerError, errors.New("reading detections failed"))
+		return
+	}
+	if ds == nil {
+		ds = []meta.Detection{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(ds)
 }
 
 // sources answers GET /api/v1/sources.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/store/duckdb"
@@ -33,7 +34,9 @@ type data struct {
 // openData opens the ledger and the store of d, and catches the store up
 // with the ledger: after a crash, the events the ledger acknowledged that
 // the store had not committed.
-func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logger, reg prometheus.Registerer) (*data, error) {
+// detect, if not nil, is given the events the store gets, from the
+// catching up at open on.
+func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logger, reg prometheus.Registerer, detect func([]*event.Event)) (*data, error) {
 	l, vkey, err := openLedger(d, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -59,6 +62,7 @@ func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logge
 		}
 	}
 	p := pipelineFor(l, db, logger)
+	p.Detect = detect
 	if _, err := p.CatchUp(ctx); err != nil {
 		db.Close()
 		l.Close()

@@ -71,6 +71,8 @@ type config struct {
 	// Ingest configures the HTTP API's limits, the syslog listeners and
 	// the pull sources of vigil serve.
 	Ingest ingestConfig `yaml:"ingest"`
+	// Detect names the detection rules of vigil serve.
+	Detect detectConfig `yaml:"detect"`
 
 	maxSkew time.Duration
 }

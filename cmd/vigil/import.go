@@ -71,7 +71,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string, format, tenant string, stderr io.Writer, bar bool) (ingest.Summary, error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dd, err := openData(ctx, d, cfg, logger, nil)
+	dd, err := openData(ctx, d, cfg, logger, nil, nil)
 	if err != nil {
 		return ingest.Summary{}, err
 	}

@@ -548,7 +548,7 @@ func (d *dataFlags) offline(ctx context.Context, cfg *config, stderr io.Writer) 
 		return nil, nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dd, err := openData(ctx, d, cfg, logger, nil)
+	dd, err := openData(ctx, d, cfg, logger, nil, nil)
 	return dd, logger, err
 }
 

@@ -37,6 +37,7 @@ var commands = []command{
 	{"retention", "apply the retention policy now", runRetention},
 	{"sources", "list the sources a running server receives from", runSources},
 	{"formats", "list the log formats vigil parses", runFormats},
+	{"rules", "check Sigma detection rules", runRules},
 	{"version", "print the version", runVersion},
 }
 

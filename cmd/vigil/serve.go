@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/demo"
+	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/parse"
@@ -31,8 +32,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	d.register(fs)
 	listen := fs.String("listen", "127.0.0.1:8080", "address the HTTP API listens on")
 	loadDemo := fs.Bool("demo", false, "load the bundled demo dataset (Stratus Red Team CloudTrail logs) into an empty data directory")
+	var rules stringList
+	fs.Var(&rules, "rules", "a Sigma rule file or directory to run, besides the built-in pack and the config's detect.rules (repeatable; reloaded when its files change)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil serve [--data DIR] [--listen ADDR] [--demo]\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil serve [--data DIR] [--listen ADDR] [--demo] [--rules DIR]...\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if rest, err := parseFlags(fs, args); err != nil {
@@ -57,7 +60,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	dd, err := openData(ctx, &d, cfg, logger, reg)
+
+	mdb, err := meta.Open(ctx, d.path(metaFile), logger)
+	if err != nil {
+		return err
+	}
+	defer mdb.Close()
+
+	// Detection runs on every event the store gets, from the catching up
+	// at open on; its rules reload when their files change or on SIGHUP.
+	if err := checkRulePaths(append(append([]string(nil), cfg.Detect.Rules...), rules...)); err != nil {
+		return err
+	}
+	engine, errs := loadEngine(cfg.Detect, rules)
+	logEngine(logger, engine, errs)
+	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: &detectionSink{db: mdb, log: logger}, Logger: logger, Registerer: reg})
+
+	dd, err := openData(ctx, &d, cfg, logger, reg, runner.Process)
 	if err != nil {
 		return err
 	}
@@ -85,11 +104,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer os.Remove(d.path(addrFile))
 
-	mdb, err := meta.Open(ctx, d.path(metaFile), logger)
-	if err != nil {
-		return err
-	}
-	defer mdb.Close()
 	tokens := access.NewTokens(mdb, access.Options{Logger: logger})
 
 	intake, err := ingest.NewIntake(dd.pipeline, ingest.IntakeOptions{MaxLag: cfg.Ingest.MaxLag, Logger: logger, Registerer: reg})
@@ -118,6 +132,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srcMetrics.reg.Store(srcs.reg)
 	var srcMu sync.Mutex // guards srcs and running against a reload
 	running := cfg
+	reloadRules := make(chan struct{}, 1)
+	go watchRules(ctx, runner, func() detectConfig {
+		srcMu.Lock()
+		defer srcMu.Unlock()
+		return running.Detect
+	}, rules, 5*time.Second, reloadRules, logger)
+	// Correlation windows with an upper bound on a count are decided once
+	// they are over, whether or not another event of their group comes.
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case now := <-t.C:
+				runner.Flush(now)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	defer func() {
 		srcMu.Lock()
 		srcs.stop()
@@ -159,6 +193,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			srcMetrics.reg.Store(srcs.reg)
 			srcMu.Unlock()
 			logger.Info("reloaded sources")
+			select {
+			case reloadRules <- struct{}{}:
+			default:
+			}
 		}
 	}()
 
@@ -172,6 +210,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Gatherer:   prometheus.Gatherers{reg, &srcMetrics},
 		Logger:     logger,
 		Sources:    intake.Sources,
+		Detections: mdb,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,
 			Logger:    logger,

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/meta"
+)
+
+// detectConfig is the detect section of the config file.
+type detectConfig struct {
+	// Rules are Sigma rule files and directories, loaded besides the
+	// built-in pack and reloaded when they change.
+	Rules []string `yaml:"rules"`
+	// Builtin loads the built-in rule pack (default true).
+	Builtin *bool `yaml:"builtin"`
+	// Placeholders are the values of the placeholders (%name%) of rules
+	// with the expand modifier.
+	Placeholders map[string][]string `yaml:"placeholders"`
+}
+
+// loadEngine loads the rules the config and flags name. Rules that do not
+// load are left out and returned as errors, each naming its file, line
+// and reason; the engine holds the rest.
+func loadEngine(cfg detectConfig, extra []string) (*detect.Engine, []error) {
+	var (
+		rules []*detect.Rule
+		errs  []error
+	)
+	if cfg.Builtin == nil || *cfg.Builtin {
+		rs, err := detect.Builtin()
+		rules = append(rules, rs...)
+		errs = append(errs, unjoin(err)...)
+	}
+	paths := append(append([]string(nil), cfg.Rules...), extra...)
+	if len(paths) > 0 {
+		rs, err := detect.LoadPaths(paths...)
+		rules = append(rules, rs...)
+		errs = append(errs, unjoin(err)...)
+	}
+	e, err := detect.NewEngine(rules, detect.Options{Placeholders: cfg.Placeholders})
+	return e, append(errs, unjoin(err)...)
+}
+
+// logEngine reports what a loaded engine holds, and what it refused.
+func logEngine(logger *slog.Logger, e *detect.Engine, errs []error) {
+	for _, err := range errs {
+		logger.Error("rule not loaded", "err", err)
+	}
+	for _, d := range e.Disabled() {
+		logger.Warn("rule disabled", "rule", d.Rule.ID, "file", d.Rule.File, "reason", d.Reason)
+	}
+	logger.Info("detection rules loaded", "rules", len(e.Rules()), "refused", len(errs), "disabled", len(e.Disabled()), "without_source", len(e.Unmatched()))
+}
+
+// rulesSignature summarizes the rule files under paths (names, sizes and
+// modification times), so that a change can be noticed by polling.
+func rulesSignature(paths []string) string {
+	var parts []string
+	for _, p := range paths {
+		filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !detect.IsRuleFile(path) {
+				return nil
+			}
+			if info, err := d.Info(); err == nil {
+				parts = append(parts, fmt.Sprintf("%s %d %d", path, info.Size(), info.ModTime().UnixNano()))
+			}
+			return nil
+		})
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "\n")
+}
+
+// watchRules reloads the runner's rules when the rule files change, or on
+// a signal on reload, until ctx is done. A reload that refuses rules keeps
+// the rest; one that fails altogether keeps the running rules.
+func watchRules(ctx context.Context, r *detect.Runner, cfg func() detectConfig, extra []string, every time.Duration, reload <-chan struct{}, logger *slog.Logger) {
+	paths := func() []string { return append(append([]string(nil), cfg().Rules...), extra...) }
+	sig := rulesSignature(paths())
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			next := rulesSignature(paths())
+			if next == sig {
+				continue
+			}
+			sig = next
+		case <-reload:
+			sig = rulesSignature(paths())
+		}
+		e, errs := loadEngine(cfg(), extra)
+		logEngine(logger, e, errs)
+		r.Swap(e)
+		logger.Info("reloaded detection rules")
+	}
+}
+
+// detectionSink records detections in the metadata database, where the
+// API lists them, and logs each.
+type detectionSink struct {
+	db  *meta.DB
+	log *slog.Logger
+}
+
+func (s *detectionSink) Detected(ds []detect.Detection) {
+	rows := make([]meta.Detection, 0, len(ds))
+	now := time.Now().UTC()
+	for i := range ds {
+		d := &ds[i]
+		row := meta.Detection{
+			Created: now, Tenant: d.Tenant(), RuleID: d.Rule.ID, Title: d.Rule.Title, Level: d.Rule.Level,
+			Tags: d.Rule.Tags, Fields: d.Fields, Group: d.Group,
+		}
+		if d.Event != nil {
+			row.Seq, row.EventTime, row.EventID = d.Event.Seq, d.Event.Time, d.Event.ID
+		}
+		for _, e := range d.Events {
+			row.Events = append(row.Events, e.Seq)
+		}
+		rows = append(rows, row)
+		s.log.Warn("detection", "rule", d.Rule.ID, "title", d.Rule.Title, "level", d.Rule.Level, "tenant", row.Tenant, "seq", row.Seq, "events", len(row.Events))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.db.AddDetections(ctx, rows); err != nil {
+		s.log.Error("recording detections; they are in the log above", "err", err)
+	}
+}
+
+// checkRulePaths refuses rule paths that do not exist, so that a typo in
+// --rules is not a silently empty rule set.
+func checkRulePaths(paths []string) error {
+	var errs []error
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			errs = append(errs, fmt.Errorf("rules: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,445 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/vigilsec/vigil/event"
+)
+
+// A compiled rule is a detection rule compiled for one source.
+type compiled struct {
+	rule *Rule
+	only func(*event.Event) bool
+	m    node
+}
+
+// sourceRules are the rules of one source, compiled, with the document
+// paths they name.
+type sourceRules struct {
+	name     string
+	paths    *event.Paths
+	pathSlot []int // path index → slot
+	slots    int
+	byAction map[string][]*compiled // by lower-cased action
+	always   []*compiled            // rules not indexed by action
+
+	// While compiling:
+	pathList []string
+	pathFold []bool
+	fields   map[string]*fieldRef
+}
+
+func newSourceRules(name string) *sourceRules {
+	return &sourceRules{name: name, byAction: map[string][]*compiled{}, fields: map[string]*fieldRef{}}
+}
+
+// field resolves a field name for the source.
+func (s *sourceRules) field(name string) (*fieldRef, error) {
+	if f := s.fields[name]; f != nil {
+		return f, nil
+	}
+	f := &fieldRef{name: name, slot: s.slots}
+	if n, ok := strings.CutPrefix(name, "vigil."); ok {
+		f.norm = normFields[n]
+		if f.norm == nil {
+			return nil, fmt.Errorf("unknown normalized field %q (vigil.%s)", n, strings.Join(sorted(keys(normFields)), ", vigil."))
+		}
+	} else {
+		df := docFieldOf(s.name, name)
+		for _, p := range df.paths {
+			if strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
+				return nil, fmt.Errorf("field %q: empty part in a dotted name", name)
+			}
+			s.pathList = append(s.pathList, p)
+			s.pathFold = append(s.pathFold, df.fold)
+			s.pathSlot = append(s.pathSlot, f.slot)
+		}
+	}
+	s.slots++
+	s.fields[name] = f
+	return f, nil
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// finish compiles the paths the source's rules name. Paths are compiled
+// case-sensitively, except those that fold (Azure): a source's paths all
+// fold or none do.
+func (s *sourceRules) finish() error {
+	if len(s.pathList) == 0 {
+		return nil
+	}
+	fold := false
+	for _, f := range s.pathFold {
+		fold = fold || f
+	}
+	p, err := event.CompilePaths(s.pathList, fold)
+	if err != nil {
+		return err
+	}
+	s.paths = p
+	return nil
+}
+
+// compiler compiles one rule for one source.
+type compiler struct {
+	src  *sourceRules
+	det  *detection
+	opts *Options
+}
+
+func (c *compiler) cond(x cond) (node, error) {
+	switch x := x.(type) {
+	case condAnd:
+		n := make(andNode, 0, len(x))
+		for _, y := range x {
+			m, err := c.cond(y)
+			if err != nil {
+				return nil, err
+			}
+			n = append(n, m)
+		}
+		return n, nil
+	case condOr:
+		n := make(orNode, 0, len(x))
+		for _, y := range x {
+			m, err := c.cond(y)
+			if err != nil {
+				return nil, err
+			}
+			n = append(n, m)
+		}
+		return n, nil
+	case condNot:
+		m, err := c.cond(x.x)
+		if err != nil {
+			return nil, err
+		}
+		return notNode{m}, nil
+	case condIdent:
+		return c.search(string(x))
+	case condOf:
+		var ns []node
+		for _, name := range c.det.matching(x.pattern) {
+			m, err := c.search(name)
+			if err != nil {
+				return nil, err
+			}
+			ns = append(ns, m)
+		}
+		if x.all {
+			return andNode(ns), nil
+		}
+		return orNode(ns), nil
+	}
+	return nil, fmt.Errorf("unknown condition %T", x)
+}
+
+func (c *compiler) search(name string) (node, error) {
+	s := c.det.searches[name]
+	alts := make(orNode, 0, len(s.alts))
+	for _, alt := range s.alts {
+		var and andNode
+		for i := range alt.fields {
+			n, err := c.field(&alt.fields[i])
+			if err != nil {
+				return nil, err
+			}
+			and = append(and, n)
+		}
+		if alt.keyword != nil {
+			n, err := c.keyword(alt.keyword)
+			if err != nil {
+				return nil, err
+			}
+			and = append(and, n)
+		}
+		if len(and) == 1 {
+			alts = append(alts, and[0])
+		} else {
+			alts = append(alts, and)
+		}
+	}
+	if len(alts) == 1 {
+		return alts[0], nil
+	}
+	return alts, nil
+}
+
+// fieldError is an error in a field condition, at its line.
+func fieldError(fc *fieldCond, format string, args ...any) error {
+	name := fc.field
+	if len(fc.mods) > 0 {
+		name += "|" + strings.Join(fc.mods, "|")
+	}
+	if name == "" {
+		name = "keywords"
+	}
+	return &lineError{line: fc.line, err: fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...))}
+}
+
+func (c *compiler) field(fc *fieldCond) (node, error) {
+	m, err := parseModifiers(fc.mods)
+	if err != nil {
+		return nil, fieldError(fc, "%v", err)
+	}
+	f, err := c.src.field(fc.field)
+	if err != nil {
+		return nil, fieldError(fc, "%v", err)
+	}
+	if m.all && len(fc.values) < 2 {
+		return nil, fieldError(fc, "all needs a list of two or more values")
+	}
+	if m.exists {
+		if len(fc.values) != 1 || fc.values[0].kind != "bool" {
+			return nil, fieldError(fc, "exists takes true or false")
+		}
+		want, _ := strconv.ParseBool(strings.ToLower(fc.values[0].s))
+		return &existsNode{f: f, want: want}, nil
+	}
+	n := &fieldNode{f: f, all: m.all, neq: m.neq, missing: m.neq}
+	vals, err := c.expand(fc, m)
+	if err != nil {
+		return nil, err
+	}
+	if len(vals) == 0 {
+		// An expanded placeholder with no values: nothing matches.
+		return constNode(m.neq), nil
+	}
+	for _, v := range vals {
+		if v.null {
+			if m.hasEncode || m.match != "" || m.re || m.cidr || m.cmp != "" || m.fieldref {
+				return nil, fieldError(fc, "null cannot take modifiers")
+			}
+			n.tests = append(n.tests, nullTest{})
+			n.missing = !m.neq
+			continue
+		}
+		t, err := c.test(fc, f, m, v)
+		if err != nil {
+			return nil, err
+		}
+		n.tests = append(n.tests, t...)
+	}
+	if len(n.tests) > maxValues {
+		return nil, fieldError(fc, "more than %d values", maxValues)
+	}
+	return n, nil
+}
+
+// expand replaces placeholders (%name%) in the values of a field with the
+// expand modifier by the values configured for them.
+func (c *compiler) expand(fc *fieldCond, m modifiers) ([]ruleValue, error) {
+	if !m.expand {
+		return fc.values, nil
+	}
+	var out []ruleValue
+	for _, v := range fc.values {
+		name, ok := strings.CutPrefix(v.s, "%")
+		name, ok2 := strings.CutSuffix(name, "%")
+		if !ok || !ok2 || name == "" || strings.Contains(name, "%") {
+			return nil, fieldError(fc, "expand: %q is not a placeholder such as %%admins%%", v.s)
+		}
+		vals, ok := c.opts.Placeholders[name]
+		if !ok {
+			return nil, &placeholderError{name: name, line: fc.line}
+		}
+		for _, s := range vals {
+			out = append(out, ruleValue{s: s, kind: "str"})
+		}
+	}
+	return out, nil
+}
+
+func (c *compiler) test(fc *fieldCond, f *fieldRef, m modifiers, v ruleValue) ([]valueTest, error) {
+	switch {
+	case m.re:
+		re, err := compileRegexp(v.s, m.reFlags)
+		if err != nil {
+			return nil, fieldError(fc, "%v", err)
+		}
+		return []valueTest{&regexpTest{re: re}}, nil
+	case m.cidr:
+		p, err := netip.ParsePrefix(v.s)
+		if err != nil {
+			return nil, fieldError(fc, "cidr: %v", err)
+		}
+		return []valueTest{&cidrTest{prefix: p.Masked()}}, nil
+	case m.cmp != "" || m.timePart != "":
+		x, err := strconv.ParseFloat(v.s, 64)
+		if err != nil || v.kind == "bool" {
+			return nil, fieldError(fc, "%q is not a number", v.s)
+		}
+		return []valueTest{&numberTest{op: m.cmp, n: x, part: m.timePart}}, nil
+	case m.fieldref:
+		other, err := c.src.field(v.s)
+		if err != nil {
+			return nil, fieldError(fc, "fieldref: %v", err)
+		}
+		return []valueTest{&fieldrefTest{other: other, cased: m.cased}}, nil
+	}
+	var tests []valueTest
+	if (v.kind == "int" || v.kind == "float") && m.match == "" && !m.hasEncode {
+		// 4624 matches "4624", 4624 and 4624.0 alike.
+		if x, err := strconv.ParseFloat(v.s, 64); err == nil {
+			tests = append(tests, &numberTest{n: x})
+		}
+	}
+	if m.hasEncode {
+		encoded, err := encodeValues([]string{v.s}, m.encode)
+		if err != nil {
+			return nil, fieldError(fc, "%v", err)
+		}
+		for _, e := range encoded {
+			p := newPattern(literalValue(e), m.match, m.cased || isBinary(e), v.s)
+			tests = append(tests, &patternTest{p: p})
+		}
+		return tests, nil
+	}
+	p := newPattern(unescapeValue(v.s), m.match, m.cased, v.s)
+	return append(tests, &patternTest{p: p}), nil
+}
+
+// isBinary reports whether an encoded value is not text (UTF-16), which
+// lower-casing would corrupt.
+func isBinary(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+func (c *compiler) keyword(fc *fieldCond) (node, error) {
+	m, err := parseModifiers(fc.mods)
+	if err != nil {
+		return nil, fieldError(fc, "%v", err)
+	}
+	if m.re || m.cidr || m.cmp != "" || m.exists || m.fieldref || m.neq || m.timePart != "" {
+		return nil, fieldError(fc, "keywords take only string modifiers (all, cased, contains, startswith, endswith, encodings)")
+	}
+	if m.all && len(fc.values) < 2 {
+		return nil, fieldError(fc, "all needs a list of two or more values")
+	}
+	match := m.match
+	if match == "" {
+		match = "contains" // a keyword is found anywhere in the log
+	}
+	n := &keywordNode{all: m.all}
+	vals, err := c.expand(fc, m)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vals {
+		if v.null {
+			return nil, fieldError(fc, "a keyword cannot be null")
+		}
+		strs := []string{v.s}
+		if m.hasEncode {
+			if strs, err = encodeValues(strs, m.encode); err != nil {
+				return nil, fieldError(fc, "%v", err)
+			}
+			for _, s := range strs {
+				n.pats = append(n.pats, newPattern(literalValue(s), match, m.cased || isBinary(s), v.s))
+			}
+			continue
+		}
+		n.pats = append(n.pats, newPattern(unescapeValue(v.s), match, m.cased, v.s))
+	}
+	if len(n.pats) == 0 {
+		return constNode(false), nil
+	}
+	return n, nil
+}
+
+// requiredActions returns the lower-cased values of the source's action
+// field one of which every event the condition matches has, or ok false
+// when the condition does not require any (the rule is then tried on
+// every event of its source). A superset is fine: it only picks which
+// rules are tried.
+func requiredActions(x cond, d *detection, actionFields []string) (set map[string]bool, ok bool) {
+	switch x := x.(type) {
+	case condAnd:
+		for _, y := range x {
+			if s, ok := requiredActions(y, d, actionFields); ok {
+				return s, true
+			}
+		}
+	case condOr:
+		return unionActions(x, d, actionFields)
+	case condIdent:
+		return searchActions(d.searches[string(x)], actionFields)
+	case condOf:
+		var xs []cond
+		for _, name := range d.matching(x.pattern) {
+			xs = append(xs, condIdent(name))
+		}
+		if x.all {
+			return requiredActions(condAnd(xs), d, actionFields)
+		}
+		return unionActions(xs, d, actionFields)
+	}
+	return nil, false
+}
+
+func unionActions(xs []cond, d *detection, actionFields []string) (map[string]bool, bool) {
+	out := map[string]bool{}
+	for _, y := range xs {
+		s, ok := requiredActions(y, d, actionFields)
+		if !ok {
+			return nil, false
+		}
+		for k := range s {
+			out[k] = true
+		}
+	}
+	return out, true
+}
+
+// searchActions: a search requires actions when each of its alternatives
+// holds an action field with plain values (no modifiers, no wildcards).
+func searchActions(s *search, actionFields []string) (map[string]bool, bool) {
+	out := map[string]bool{}
+	for _, alt := range s.alts {
+		found := false
+		for _, fc := range alt.fields {
+			if len(fc.mods) > 0 || !contains(actionFields, fc.field) {
+				continue
+			}
+			plain := true
+			for _, v := range fc.values {
+				if v.null || strings.ContainsAny(v.s, "*?") {
+					plain = false
+				}
+			}
+			if !plain {
+				continue
+			}
+			for _, v := range fc.values {
+				out[string(appendLower(nil, []byte(v.s)))] = true
+			}
+			found = true
+			break
+		}
+		if !found {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// A placeholderError is a placeholder without values: the rule is
+// loaded but disabled until the config gives it values, since matching
+// with none would make a rule such as "sign-in from a country not in
+// %Legitimate_Countries%" fire on every event.
+type placeholderError struct {
+	name string
+	line int
+}
+
+func (e *placeholderError) Error() string {
+	return fmt.Sprintf("placeholder %%%s%% has no values: set detect.placeholders.%s in the config", e.name, e.name)
+}

@@ -1,0 +1,57 @@
+package detect
+
+import (
+	"github.com/vigilsec/vigil/event"
+)
+
+// A Detector runs an engine's rules, correlations included, on a stream
+// of events in the order they come. It is not safe for concurrent use.
+type Detector struct {
+	e   *Engine
+	m   *Matcher
+	c   *Correlator
+	out []Detection
+	// Errors counts events whose document could not be read.
+	Errors int64
+}
+
+// NewDetector returns a Detector for e, with empty correlation state.
+func (e *Engine) NewDetector() *Detector {
+	return &Detector{e: e, m: e.NewMatcher(), c: e.NewCorrelator()}
+}
+
+// Correlator returns the detector's correlation state.
+func (d *Detector) Correlator() *Correlator { return d.c }
+
+// Process matches ev and returns its detections: the rules it matched
+// (except those only correlated), and the correlations it completed. The
+// slice is reused by the next call.
+func (d *Detector) Process(ev *event.Event) []Detection {
+	d.out = d.out[:0]
+	err := d.m.Match(ev, func(r *Rule) {
+		if !d.e.quiet[r] {
+			d.out = append(d.out, Detection{Rule: r, Event: ev, Fields: d.m.Fields(r, ev)})
+		}
+		if len(d.e.feeds[r]) > 0 {
+			d.out = append(d.out, d.c.observe(r, eventRef(ev, r), ev.Time, d.fieldOf)...)
+		}
+	})
+	if err != nil {
+		d.Errors++
+	}
+	return d.out
+}
+
+// fieldOf returns the first value of a field of the event being matched.
+func (d *Detector) fieldOf(name string) (string, bool) {
+	src := d.m.r.src
+	f := src.fields[name]
+	if f == nil {
+		return "", false
+	}
+	vals := d.m.r.values(f)
+	if len(vals) == 0 {
+		return "", false
+	}
+	return string(d.m.r.text(&vals[0])), true
+}

@@ -1,0 +1,247 @@
+package detect
+
+import (
+	"bytes"
+
+	"github.com/vigilsec/vigil/event"
+)
+
+// A fieldRef is a field a rule names, resolved for one source: a slot of
+// the record's values, filled from the document or from the normalized
+// event.
+type fieldRef struct {
+	name string
+	slot int
+	norm normField // nil for a document field
+}
+
+// A val is one value of a field in a record: its text (unescaped) and,
+// once asked for, its lower-case form, as offsets into the record's
+// arena.
+type val struct {
+	off, end   int
+	loff, lend int // lend < 0 until lower-cased
+	null       bool
+}
+
+// A record is the state of matching one event: the values of the fields
+// the source's rules name, extracted from the document in one pass, the
+// first time a rule needs one.
+type record struct {
+	e       *event.Event
+	src     *sourceRules
+	done    bool
+	err     error
+	vals    [][]val // by slot
+	normed  []bool  // by slot: a normalized field was filled
+	arena   []byte
+	raw     []byte // lower-cased raw text, for keywords
+	rawDone bool
+}
+
+func (r *record) reset(e *event.Event, src *sourceRules) {
+	r.e, r.src, r.done, r.err, r.rawDone = e, src, false, nil, false
+	if cap(r.vals) < src.slots {
+		r.vals = make([][]val, src.slots)
+		r.normed = make([]bool, src.slots)
+	}
+	r.vals, r.normed = r.vals[:src.slots], r.normed[:src.slots]
+	for i := range r.vals {
+		r.vals[i] = r.vals[i][:0]
+		r.normed[i] = false
+	}
+	r.arena = r.arena[:0]
+	r.raw = r.raw[:0]
+}
+
+// values returns the values of f in the event.
+func (r *record) values(f *fieldRef) []val {
+	if f.norm != nil {
+		if !r.normed[f.slot] {
+			r.normed[f.slot] = true
+			if s := f.norm(r.e); s != "" {
+				off := len(r.arena)
+				r.arena = append(r.arena, s...)
+				r.vals[f.slot] = append(r.vals[f.slot], val{off: off, end: len(r.arena), lend: -1})
+			}
+		}
+		return r.vals[f.slot]
+	}
+	if !r.done {
+		r.extract()
+	}
+	return r.vals[f.slot]
+}
+
+func (r *record) extract() {
+	r.done = true
+	if r.src.paths == nil {
+		return
+	}
+	doc := r.e.Document()
+	if len(doc) == 0 || doc[0] != '{' {
+		return
+	}
+	r.err = r.src.paths.Extract(doc, func(path int, v event.Value) {
+		slot := r.src.pathSlot[path]
+		off := len(r.arena)
+		r.arena = v.AppendStr(r.arena)
+		r.vals[slot] = append(r.vals[slot], val{off: off, end: len(r.arena), lend: -1, null: v.Kind == event.KindNull})
+	})
+}
+
+func (r *record) text(v *val) []byte { return r.arena[v.off:v.end] }
+
+func (r *record) lower(v *val) []byte {
+	if v.lend < 0 {
+		t := r.arena[v.off:v.end]
+		if !hasUpper(t) {
+			v.loff, v.lend = v.off, v.end
+		} else {
+			v.loff = len(r.arena)
+			r.arena = appendLower(r.arena, r.arena[v.off:v.end])
+			v.lend = len(r.arena)
+		}
+	}
+	return r.arena[v.loff:v.lend]
+}
+
+func hasUpper(b []byte) bool {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// rawLower is the event's raw text lower-cased, which keywords search.
+func (r *record) rawLower() []byte {
+	if !r.rawDone {
+		r.rawDone = true
+		r.raw = appendLower(r.raw, r.e.Raw)
+	}
+	return r.raw
+}
+
+// A node is a compiled condition.
+type node interface {
+	eval(r *record) bool
+}
+
+type (
+	andNode []node
+	orNode  []node
+	notNode struct{ x node }
+	// constNode is a condition known when the rule is compiled.
+	constNode bool
+)
+
+func (n andNode) eval(r *record) bool {
+	for _, x := range n {
+		if !x.eval(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func (n orNode) eval(r *record) bool {
+	for _, x := range n {
+		if x.eval(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n notNode) eval(r *record) bool { return !n.x.eval(r) }
+
+func (n constNode) eval(*record) bool { return bool(n) }
+
+// fieldNode is "field|modifiers: values".
+type fieldNode struct {
+	f     *fieldRef
+	tests []valueTest
+	all   bool // every test must match a value (the all modifier)
+	neq   bool // no test may match any value
+	// missing is the result for a field the event does not have: true
+	// when a value is null, or for neq.
+	missing bool
+}
+
+func (n *fieldNode) eval(r *record) bool {
+	vals := r.values(n.f)
+	if len(vals) == 0 {
+		return n.missing
+	}
+	if n.all {
+		for _, t := range n.tests {
+			if !anyValue(r, vals, t) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, t := range n.tests {
+		if anyValue(r, vals, t) {
+			return !n.neq
+		}
+	}
+	return n.neq
+}
+
+func anyValue(r *record, vals []val, t valueTest) bool {
+	for i := range vals {
+		if t.test(r, &vals[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// existsNode is "field|exists: true/false".
+type existsNode struct {
+	f    *fieldRef
+	want bool
+}
+
+func (n *existsNode) eval(r *record) bool { return (len(r.values(n.f)) > 0) == n.want }
+
+// keywordNode searches the event's raw text for keywords: any of them,
+// or with all, every one.
+type keywordNode struct {
+	pats []pattern // substring patterns, lower-cased unless cased
+	all  bool
+}
+
+func (n *keywordNode) eval(r *record) bool {
+	var text []byte
+	for i := range n.pats {
+		p := &n.pats[i]
+		if p.cased {
+			text = r.e.Raw
+		} else {
+			text = r.rawLower()
+		}
+		ok := p.match(text) || p.shape == shapeContains && jsonEscapedMatch(p, text)
+		if ok && !n.all {
+			return true
+		}
+		if !ok && n.all {
+			return false
+		}
+	}
+	return n.all
+}
+
+// jsonEscapedMatch finds a keyword in a JSON document, in which its
+// quotes and backslashes are escaped.
+func jsonEscapedMatch(p *pattern, text []byte) bool {
+	if !bytes.ContainsAny(p.s, "\"\\") {
+		return false
+	}
+	esc := bytes.ReplaceAll(p.s, []byte(`\`), []byte(`\\`))
+	esc = bytes.ReplaceAll(esc, []byte(`"`), []byte(`\"`))
+	return bytes.Contains(text, esc)
+}

@@ -1,0 +1,195 @@
+package detect
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/event"
+)
+
+// testDoc is a CloudTrail-shaped record that the matching tests run on.
+const testDoc = `{
+	"eventSource": "iam.amazonaws.com",
+	"eventName": "CreateAccessKey",
+	"sourceIPAddress": "203.0.113.7",
+	"userAgent": "aws-cli/2.13.0 Python/3.11 Linux",
+	"awsRegion": "eu-west-1",
+	"errorCode": null,
+	"readOnly": false,
+	"eventVersion": "1.08",
+	"count": 42,
+	"userIdentity": {"type": "IAMUser", "userName": "alice", "arn": "arn:aws:iam::111122223333:user/alice"},
+	"requestParameters": {"userName": "bob", "tags": ["prod", "Finance"], "policy": "{\"Effect\":\"Allow\"}"},
+	"resources": [{"ARN": "arn:aws:iam::111122223333:user/bob", "type": "AWS::IAM::User"}, {"ARN": "arn:aws:kms:key/1", "type": "AWS::KMS::Key"}],
+	"eventTime": "2024-07-10T11:50:03Z",
+	"encoded": "SGVsbG8gZnJvbSBhIGJhc2U2NCBwYXlsb2FkIHdpdGggcG93ZXJzaGVsbCAtZW5j",
+	"commandLine": "powershell.exe /enc abc",
+	"b64": "SGVsbG8=",
+	"quote": "say \"hi\" \\ there"
+}`
+
+func testEvent() *event.Event {
+	return &event.Event{Source: "aws.cloudtrail", Action: "CreateAccessKey", Service: "iam.amazonaws.com", Raw: []byte(testDoc)}
+}
+
+// compileOne compiles a rule from its detection section (YAML, indented
+// under detection:) for CloudTrail.
+func compileOne(t *testing.T, det string) (*Engine, error) {
+	t.Helper()
+	src := "title: t\nid: r1\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n" + det
+	rules, err := Parse("test.yml", []byte(src))
+	if err != nil {
+		return nil, err
+	}
+	return NewEngine(rules, Options{Placeholders: map[string][]string{"admins": {"alice", "root"}, "none": {}}})
+}
+
+func matches(t *testing.T, e *Engine, ev *event.Event) bool {
+	t.Helper()
+	hit := false
+	if err := e.NewMatcher().Match(ev, func(*Rule) { hit = true }); err != nil {
+		t.Fatal(err)
+	}
+	return hit
+}
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		name string
+		det  string
+		want bool
+	}{
+		{"equal, case-insensitive", "  s: {eventName: createaccesskey}\n  condition: s", true},
+		{"equal, other value", "  s: {eventName: DeleteUser}\n  condition: s", false},
+		{"list is or", "  s: {eventName: [DeleteUser, CreateAccessKey]}\n  condition: s", true},
+		{"map is and", "  s: {eventName: CreateAccessKey, eventSource: s3.amazonaws.com}\n  condition: s", false},
+		{"list of maps is or", "  s:\n    - eventSource: s3.amazonaws.com\n    - eventName: CreateAccessKey\n  condition: s", true},
+		{"nested field", "  s: {userIdentity.type: IAMUser}\n  condition: s", true},
+		{"array of scalars, any element", "  s: {requestParameters.tags: finance}\n  condition: s", true},
+		{"array of objects", "  s: {resources.type: 'AWS::KMS::Key'}\n  condition: s", true},
+		{"wildcard *", "  s: {userAgent: 'aws-cli/*linux'}\n  condition: s", true},
+		{"wildcard ?", "  s: {awsRegion: 'eu-west-?'}\n  condition: s", true},
+		{"wildcard ? is one character", "  s: {awsRegion: 'eu-west?'}\n  condition: s", false},
+		{"escaped * is literal", "  s: {eventName: 'Create\\*'}\n  condition: s", false},
+		{"contains", "  s: {userAgent|contains: PYTHON}\n  condition: s", true},
+		{"startswith", "  s: {userAgent|startswith: aws-cli/2}\n  condition: s", true},
+		{"endswith", "  s: {userAgent|endswith: Linux}\n  condition: s", true},
+		{"endswith, wrong", "  s: {userAgent|endswith: Windows}\n  condition: s", false},
+		{"contains all", "  s: {userAgent|contains|all: [aws-cli, python]}\n  condition: s", true},
+		{"contains all, one missing", "  s: {userAgent|contains|all: [aws-cli, boto3]}\n  condition: s", false},
+		{"cased", "  s: {eventName|cased: createaccesskey}\n  condition: s", false},
+		{"cased, exact", "  s: {eventName|cased: CreateAccessKey}\n  condition: s", true},
+		{"re", "  s: {userAgent|re: '^aws-cli/2\\.[0-9]+'}\n  condition: s", true},
+		{"re is case-sensitive", "  s: {userAgent|re: 'LINUX'}\n  condition: s", false},
+		{"re|i", "  s: {userAgent|re|i: 'LINUX$'}\n  condition: s", true},
+		{"cidr", "  s: {sourceIPAddress|cidr: 203.0.113.0/24}\n  condition: s", true},
+		{"cidr, outside", "  s: {sourceIPAddress|cidr: 10.0.0.0/8}\n  condition: s", false},
+		{"cidr v6 against v4", "  s: {sourceIPAddress|cidr: '2001:db8::/32'}\n  condition: s", false},
+		{"number equals", "  s: {count: 42}\n  condition: s", true},
+		{"gt", "  s: {count|gt: 41}\n  condition: s", true},
+		{"lt", "  s: {count|lt: 42}\n  condition: s", false},
+		{"lte", "  s: {count|lte: 42}\n  condition: s", true},
+		{"gte on a string number", "  s: {eventVersion|gte: 1.05}\n  condition: s", true},
+		{"bool", "  s: {readOnly: false}\n  condition: s", true},
+		{"null matches null", "  s: {errorCode: null}\n  condition: s", true},
+		{"null matches missing", "  s: {errorMessage: null}\n  condition: s", true},
+		{"null does not match a value", "  s: {eventName: null}\n  condition: s", false},
+		{"exists true", "  s: {requestParameters.userName|exists: true}\n  condition: s", true},
+		{"exists false", "  s: {requestParameters.policyArn|exists: false}\n  condition: s", true},
+		{"exists on null", "  s: {errorCode|exists: true}\n  condition: s", true},
+		{"empty string is not missing", "  s: {errorMessage: ''}\n  condition: s", false},
+		{"neq", "  s: {eventName|neq: DeleteUser}\n  condition: s", true},
+		{"neq, equal", "  s: {eventName|neq: CreateAccessKey}\n  condition: s", false},
+		{"fieldref", "  s: {requestParameters.userName|fieldref: userIdentity.userName}\n  condition: s", false},
+		{"fieldref neq", "  s: {requestParameters.userName|fieldref|neq: userIdentity.userName}\n  condition: s", true},
+		{"expand", "  s: {userIdentity.userName|expand: '%admins%'}\n  condition: s", true},
+		{"expand, no values", "  s: {userIdentity.userName|expand: '%none%'}\n  condition: s", false},
+		{"base64", "  s: {b64|base64: Hello}\n  condition: s", true},
+		{"base64offset contains", "  s: {encoded|base64offset|contains: 'powershell'}\n  condition: s", true},
+		{"base64offset contains, absent", "  s: {encoded|base64offset|contains: 'cmd.exe'}\n  condition: s", false},
+		{"windash", "  s: {commandLine|windash|contains: ' -enc '}\n  condition: s", true},
+		{"escaped quotes in values", "  s: {quote: 'say \"hi\" \\ there'}\n  condition: s", true},
+		{"hour of a time", "  s: {eventTime|hour: 11}\n  condition: s", true},
+		{"minute gte", "  s: {eventTime|minute|gte: 51}\n  condition: s", false},
+		{"keyword", "  k: [Finance]\n  condition: k", true},
+		{"keyword absent", "  k: [mimikatz]\n  condition: k", false},
+		{"keyword with quotes in JSON", "  k: ['say \"hi\"']\n  condition: k", true},
+		{"keywords all", "  k:\n    '|all': [alice, bob]\n  condition: k", true},
+		{"not", "  s: {eventName: DeleteUser}\n  condition: not s", true},
+		{"and not", "  s: {eventName: CreateAccessKey}\n  f: {userIdentity.type: Root}\n  condition: s and not f", true},
+		{"precedence: not, and, or", "  a: {eventName: CreateAccessKey}\n  b: {eventName: X}\n  c: {eventName: Y}\n  condition: b and c or a", true},
+		{"parentheses", "  a: {eventName: CreateAccessKey}\n  b: {eventName: X}\n  c: {eventName: Y}\n  condition: b and (c or a)", false},
+		{"1 of pattern", "  sel_a: {eventName: X}\n  sel_b: {eventName: CreateAccessKey}\n  condition: 1 of sel_*", true},
+		{"all of pattern", "  sel_a: {eventName: X}\n  sel_b: {eventName: CreateAccessKey}\n  condition: all of sel_*", false},
+		{"all of them", "  a: {eventName: CreateAccessKey}\n  b: {eventSource: iam.amazonaws.com}\n  condition: all of them", true},
+		{"them skips _ identifiers", "  a: {eventName: CreateAccessKey}\n  _b: {eventSource: s3.amazonaws.com}\n  condition: all of them", true},
+		{"1 of them", "  a: {eventName: X}\n  b: {eventName: Y}\n  condition: 1 of them", false},
+		{"condition list is or", "  a: {eventName: X}\n  b: {eventName: CreateAccessKey}\n  condition: [a, b]", true},
+		{"normalized field", "  s: {vigil.action: createaccesskey}\n  condition: s", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := compileOne(t, tt.det)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := matches(t, e, testEvent()); got != tt.want {
+				t.Errorf("match = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMatchIndex: rules indexed by eventName are tried only on events with
+// that action, and still match them.
+func TestMatchIndex(t *testing.T) {
+	e, err := compileOne(t, "  s: {eventName: CreateAccessKey}\n  condition: s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := e.sources["aws.cloudtrail"]
+	if len(src.always) != 0 || len(src.byAction["createaccesskey"]) != 1 {
+		t.Fatalf("rule not indexed by its eventName: always %d, by action %v", len(src.always), src.byAction)
+	}
+	ev := testEvent()
+	ev.Action = "DeleteUser" // the index looks at the normalized action
+	if matches(t, e, ev) {
+		t.Error("rule tried on an event with another action")
+	}
+	// A rule that negates, or uses modifiers, on eventName is not indexed.
+	e, _ = compileOne(t, "  s: {eventName|startswith: Create}\n  condition: s")
+	if src := e.sources["aws.cloudtrail"]; len(src.always) != 1 {
+		t.Error("a startswith on eventName was indexed")
+	}
+}
+
+// TestRuleErrors: what cannot be loaded is refused with the line and the
+// reason.
+func TestRuleErrors(t *testing.T) {
+	tests := []struct {
+		name, det, want string
+	}{
+		{"unknown modifier", "  s: {eventName|sounds_like: x}\n  condition: s", `test.yml:5: rule r1: eventName|sounds_like: unknown modifier "sounds_like"`},
+		{"unknown identifier", "  s: {eventName: x}\n  condition: s and t", `test.yml:6: rule r1: condition: unknown search identifier "t"`},
+		{"unbalanced", "  s: {eventName: x}\n  condition: (s", `column 3: expected ) to close the ( at column 1`},
+		{"bad regexp", "  s: {eventName|re: '(?<=a)b'}\n  condition: s", `test.yml:5: rule r1: eventName|re: regular expression`},
+		{"bad cidr", "  s: {sourceIPAddress|cidr: 10.0.0.0/33}\n  condition: s", `sourceIPAddress|cidr: cidr:`},
+		{"all with one value", "  s: {eventName|all: x}\n  condition: s", `all needs a list`},
+		{"gt not a number", "  s: {count|gt: many}\n  condition: s", `"many" is not a number`},
+		{"re and contains", "  s: {eventName|re|contains: x}\n  condition: s", `cannot be combined`},
+		{"exists not bool", "  s: {eventName|exists: yes please}\n  condition: s", `exists takes true or false`},
+		{"no condition", "  s: {eventName: x}", `detection has no condition`},
+		{"pattern matches nothing", "  s: {eventName: x}\n  condition: 1 of x*", `"x*" matches no search identifier`},
+		{"nested value", "  s: {eventName: {a: b}}\n  condition: s", `a value is a string, number, boolean or null`},
+		{"unknown normalized field", "  s: {vigil.nope: x}\n  condition: s", `unknown normalized field "nope"`},
+		{"count without timeframe", "  s: {eventName: x}\n  condition: s | count() > 5", `needs a timeframe`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := compileOne(t, tt.det)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
