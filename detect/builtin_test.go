@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/parse"
+	"gopkg.in/yaml.v3"
 )
 
 // The built-in pack's tests: it loads and compiles whole; every Stratus
@@ -769,4 +770,80 @@ func pct(x float64, n int) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f%%", 100*x)
+}
+
+// TestDetectionDocExamples loads the examples of docs/detection.md: every
+// rule in it loads and compiles, with the placeholders its config example
+// gives, and detection fragments compile in a rule around them. The
+// examples then do what the page says they do.
+func TestDetectionDocExamples(t *testing.T) {
+	page, err := os.ReadFile("../docs/detection.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(page), -1)
+	var rules []*Rule
+	var placeholders map[string][]string
+	fragments := 0
+	for i, b := range blocks {
+		text := b[1]
+		switch {
+		case strings.Contains(text, "placeholders:"):
+			var cfg struct {
+				Detect struct {
+					Placeholders map[string][]string `yaml:"placeholders"`
+				} `yaml:"detect"`
+			}
+			if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+				t.Fatalf("config example: %v", err)
+			}
+			placeholders = cfg.Detect.Placeholders
+			continue
+		case strings.HasPrefix(text, "detection:"):
+			fragments++
+			text = fmt.Sprintf("title: fragment %d\nlogsource: {product: aws, service: cloudtrail}\n%s", i, text)
+		}
+		rs, err := Parse(fmt.Sprintf("detection.md block %d", i+1), []byte(text))
+		if err != nil {
+			t.Errorf("%v", err)
+		}
+		rules = append(rules, rs...)
+	}
+	if len(rules) < 5 || fragments == 0 || placeholders == nil {
+		t.Fatalf("%d rules, %d fragments, placeholders %v: examples missing from the page", len(rules), fragments, placeholders)
+	}
+	e, err := NewEngine(rules, Options{Placeholders: placeholders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Disabled()) > 0 {
+		t.Errorf("disabled: %s", e.Disabled()[0].Reason)
+	}
+	fired := func(title string, docs ...string) bool {
+		var evs []*event.Event
+		for _, doc := range docs {
+			evs = append(evs, biParse(t, doc, sourceOf(doc)))
+		}
+		for _, d := range biDetect(e, evs) {
+			if d.Rule.Title == title {
+				return true
+			}
+		}
+		return false
+	}
+	if !fired("Console or API activity of a departed employee", gcp(0, "SetIamPolicy", "protoPayload.authenticationInfo.principalEmail", "John.Doe@example.com")) {
+		t.Error("the departed employee example does not fire on John.Doe in GCP")
+	}
+	if !fired("Console sign-in by an administrator", ct(0, "signin.amazonaws.com", "ConsoleLogin", "userIdentity.userName", "bob")) ||
+		fired("Console sign-in by an administrator", ct(0, "signin.amazonaws.com", "ConsoleLogin", "userIdentity.userName", "carol")) {
+		t.Error("the placeholder example does not pick the admins")
+	}
+	failed := func(n int) []string {
+		return many(n, 30*time.Second, func(i int, at time.Duration) string {
+			return ct(at, "signin.amazonaws.com", "ConsoleLogin", "responseElements", map[string]any{"ConsoleLogin": "Failure"}, "userIdentity.userName", fmt.Sprint("user", i))
+		})
+	}
+	if !fired("Console password guessing from one address", failed(10)...) || fired("Console password guessing from one address", failed(9)...) {
+		t.Error("the correlation example does not count 10 failures")
+	}
 }

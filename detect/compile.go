@@ -50,7 +50,7 @@ func (s *sourceRules) field(name string) (*fieldRef, error) {
 	} else {
 		df := docFieldOf(s.name, name)
 		for _, p := range df.paths {
-			if strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
+			if p == "" || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
 				return nil, fmt.Errorf("field %q: empty part in a dotted name", name)
 			}
 			s.pathList = append(s.pathList, p)
@@ -95,6 +95,22 @@ type compiler struct {
 	src  *sourceRules
 	det  *detection
 	opts *Options
+	// tests counts the value tests compiled, each search as many times
+	// as the condition names it.
+	tests int
+}
+
+// maxRuleTests bounds the value tests a rule compiles to, which is what
+// matching an event with it may cost: a search named many times by the
+// condition, or covered by many patterns, counts each time.
+const maxRuleTests = 1 << 16
+
+// count adds n tests, and fails past maxRuleTests.
+func (c *compiler) count(n int) error {
+	if c.tests += max(n, 1); c.tests > maxRuleTests {
+		return &lineError{line: c.det.condLine, err: fmt.Errorf("condition: the searches it names come to more than %d values to test", maxRuleTests)}
+	}
+	return nil
 }
 
 func (c *compiler) cond(x cond) (node, error) {
@@ -204,7 +220,7 @@ func (c *compiler) field(fc *fieldCond) (node, error) {
 			return nil, fieldError(fc, "exists takes true or false")
 		}
 		want, _ := strconv.ParseBool(strings.ToLower(fc.values[0].s))
-		return &existsNode{f: f, want: want}, nil
+		return &existsNode{f: f, want: want}, c.count(1)
 	}
 	n := &fieldNode{f: f, all: m.all, neq: m.neq, missing: m.neq}
 	vals, err := c.expand(fc, m)
@@ -213,7 +229,7 @@ func (c *compiler) field(fc *fieldCond) (node, error) {
 	}
 	if len(vals) == 0 {
 		// An expanded placeholder with no values: nothing matches.
-		return constNode(m.neq), nil
+		return constNode(m.neq), c.count(1)
 	}
 	for _, v := range vals {
 		if v.null {
@@ -229,11 +245,11 @@ func (c *compiler) field(fc *fieldCond) (node, error) {
 			return nil, err
 		}
 		n.tests = append(n.tests, t...)
+		if len(n.tests) > maxValues {
+			return nil, fieldError(fc, "more than %d values", maxValues)
+		}
 	}
-	if len(n.tests) > maxValues {
-		return nil, fieldError(fc, "more than %d values", maxValues)
-	}
-	return n, nil
+	return n, c.count(len(n.tests))
 }
 
 // expand replaces placeholders (%name%) in the values of a field with the
@@ -261,6 +277,9 @@ func (c *compiler) expand(fc *fieldCond, m modifiers) ([]ruleValue, error) {
 }
 
 func (c *compiler) test(fc *fieldCond, f *fieldRef, m modifiers, v ruleValue) ([]valueTest, error) {
+	if len(v.s) > maxPatternSize {
+		return nil, fieldError(fc, "value longer than %d bytes", maxPatternSize)
+	}
 	switch {
 	case m.re:
 		re, err := compileRegexp(v.s, m.reFlags)
@@ -300,18 +319,42 @@ func (c *compiler) test(fc *fieldCond, f *fieldRef, m modifiers, v ruleValue) ([
 			return nil, fieldError(fc, "%v", err)
 		}
 		for _, e := range encoded {
-			p := newPattern(literalValue(e), m.match, m.cased || isBinary(e), v.s)
+			p := newLiteralPattern([]byte(e), m.match, m.cased || binaryEncoding(m.encode), v.s)
 			tests = append(tests, &patternTest{p: p})
 		}
 		return tests, nil
 	}
 	p := newPattern(unescapeValue(v.s), m.match, m.cased, v.s)
+	if err := checkGlob(&p); err != nil {
+		return nil, fieldError(fc, "%v", err)
+	}
 	return append(tests, &patternTest{p: p}), nil
 }
 
-// isBinary reports whether an encoded value is not text (UTF-16), which
-// lower-casing would corrupt.
-func isBinary(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+// binaryEncoding reports whether the encodings leave bytes that are not
+// text (UTF-16, unless base64 encodes it again), which lower-casing would
+// corrupt: such values are compared byte for byte.
+func binaryEncoding(enc []string) bool {
+	binary := false
+	for _, e := range enc {
+		switch e {
+		case "utf16le", "utf16be", "utf16":
+			binary = true
+		case "base64", "base64offset":
+			binary = false
+		}
+	}
+	return binary
+}
+
+// checkGlob refuses a value with ? wildcards longer than a regular
+// expression may be: matching it costs as much.
+func checkGlob(p *pattern) error {
+	if p.globQ && len(p.text) > maxRegexpLen {
+		return fmt.Errorf("value with ? wildcards longer than %d bytes", maxRegexpLen)
+	}
+	return nil
+}
 
 func (c *compiler) keyword(fc *fieldCond) (node, error) {
 	m, err := parseModifiers(fc.mods)
@@ -337,22 +380,35 @@ func (c *compiler) keyword(fc *fieldCond) (node, error) {
 		if v.null {
 			return nil, fieldError(fc, "a keyword cannot be null")
 		}
+		if len(v.s) > maxPatternSize {
+			return nil, fieldError(fc, "value longer than %d bytes", maxPatternSize)
+		}
 		strs := []string{v.s}
 		if m.hasEncode {
 			if strs, err = encodeValues(strs, m.encode); err != nil {
 				return nil, fieldError(fc, "%v", err)
 			}
 			for _, s := range strs {
-				n.pats = append(n.pats, newPattern(literalValue(s), match, m.cased || isBinary(s), v.s))
+				n.pats = append(n.pats, newLiteralPattern([]byte(s), match, m.cased || binaryEncoding(m.encode), v.s))
+			}
+			if len(n.pats) > maxValues {
+				return nil, fieldError(fc, "more than %d values", maxValues)
 			}
 			continue
 		}
-		n.pats = append(n.pats, newPattern(unescapeValue(v.s), match, m.cased, v.s))
+		p := newPattern(unescapeValue(v.s), match, m.cased, v.s)
+		if err := checkGlob(&p); err != nil {
+			return nil, fieldError(fc, "%v", err)
+		}
+		n.pats = append(n.pats, p)
+		if len(n.pats) > maxValues {
+			return nil, fieldError(fc, "more than %d values", maxValues)
+		}
 	}
 	if len(n.pats) == 0 {
-		return constNode(false), nil
+		return constNode(false), c.count(1)
 	}
-	return n, nil
+	return n, c.count(len(n.pats))
 }
 
 // requiredActions returns the lower-cased values of the source's action
@@ -419,7 +475,8 @@ func searchActions(s *search, actionFields []string) (map[string]bool, bool) {
 				continue
 			}
 			for _, v := range fc.values {
-				out[string(appendLower(nil, []byte(v.s)))] = true
+				// Without wildcards, a value unescapes to its text.
+				out[string(appendLower(nil, unescapeValue(v.s)))] = true
 			}
 			found = true
 			break

@@ -24,9 +24,9 @@ type (
 	}
 )
 
-func (c condAnd) String() string   { return joinConds([]cond(c), " and ") }
-func (c condOr) String() string    { return joinConds([]cond(c), " or ") }
-func (c condNot) String() string   { return "not " + c.x.String() }
+func (c condAnd) String() string   { return joinConds([]cond(c), " and ", precAnd) }
+func (c condOr) String() string    { return joinConds([]cond(c), " or ", precOr) }
+func (c condNot) String() string   { return "not " + operand(c.x, precNot) }
 func (c condIdent) String() string { return string(c) }
 func (c condOf) String() string {
 	if c.all {
@@ -35,15 +35,36 @@ func (c condOf) String() string {
 	return "1 of " + c.pattern
 }
 
-func joinConds(cs []cond, sep string) string {
+// The precedence of the operators: not binds tightest, then and.
+const (
+	precOr = iota + 1
+	precAnd
+	precNot
+)
+
+func joinConds(cs []cond, sep string, prec int) string {
 	s := make([]string, len(cs))
 	for i, c := range cs {
-		s[i] = c.String()
-		if _, ok := c.(condIdent); !ok {
-			s[i] = "(" + s[i] + ")"
-		}
+		s[i] = operand(c, prec)
 	}
 	return strings.Join(s, sep)
+}
+
+// operand prints c as an operand of an operator of precedence prec: in
+// parentheses when it is an and or an or that does not bind tighter (the
+// parser flattens "a or b or c", so a nested or was parenthesized). It
+// adds no parentheses the condition parsed did not have, so that what
+// parses prints back to a condition within maxConditionDepth.
+func operand(c cond, prec int) string {
+	switch c.(type) {
+	case condOr:
+		return "(" + c.String() + ")"
+	case condAnd:
+		if prec >= precAnd {
+			return "(" + c.String() + ")"
+		}
+	}
+	return c.String()
 }
 
 // An aggregation is the pipe part of a condition in the Sigma syntax that
@@ -106,10 +127,24 @@ func isIdentByte(c byte) bool {
 		c == '_' || c == '*' || c == '.' || c == '-' || c >= 0x80
 }
 
+// maxConditionDepth bounds the nesting of parentheses and not in a
+// condition, which the parser, the compiler and matching each follow
+// recursively: conditions nest a few levels.
+const maxConditionDepth = 64
+
 type condParser struct {
-	toks []condToken
-	i    int
-	end  int // the column just past the condition, for errors at its end
+	toks  []condToken
+	i     int
+	end   int // the column just past the condition, for errors at its end
+	depth int // parentheses and nots open
+}
+
+// nest enters a parenthesis or a not at column col.
+func (p *condParser) nest(col int) error {
+	if p.depth++; p.depth > maxConditionDepth {
+		return &conditionError{col, fmt.Sprintf("nested more than %d levels deep", maxConditionDepth)}
+	}
+	return nil
 }
 
 // parseCondition parses a condition, and the aggregation after a pipe if
@@ -193,11 +228,15 @@ func (p *condParser) and() (cond, error) {
 
 func (p *condParser) not() (cond, error) {
 	if p.peek() == "not" {
+		if err := p.nest(p.col()); err != nil {
+			return nil, err
+		}
 		p.i++
 		x, err := p.not()
 		if err != nil {
 			return nil, err
 		}
+		p.depth--
 		return condNot{x}, nil
 	}
 	return p.primary()
@@ -210,6 +249,9 @@ func (p *condParser) primary() (cond, error) {
 	t := p.toks[p.i]
 	switch lower := strings.ToLower(t.text); {
 	case t.text == "(":
+		if err := p.nest(t.col); err != nil {
+			return nil, err
+		}
 		p.i++
 		x, err := p.or()
 		if err != nil {
@@ -219,6 +261,7 @@ func (p *condParser) primary() (cond, error) {
 			return nil, &conditionError{p.col(), fmt.Sprintf("expected ) to close the ( at column %d", t.col)}
 		}
 		p.i++
+		p.depth--
 		return x, nil
 	case t.text == ")":
 		return nil, &conditionError{t.col, "unexpected )"}

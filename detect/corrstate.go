@@ -191,7 +191,7 @@ func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf fun
 			out = append(out, d)
 			// A correlation's match feeds the correlations built on it.
 			fields := maps(d.Group)
-			out = append(out, c.observe(cr.rule, EventRef{Seq: ev.Seq, Time: evTime, ID: ev.ID, Tenant: d.Tenant(), Rule: cr.rule.ID}, evTime, fields)...)
+			out = append(out, c.observe(cr.rule, EventRef{Seq: ev.Seq, Time: evTime, ID: ev.ID, Tenant: d.Tenant(), Action: ev.Action, Rule: cr.rule.ID}, evTime, fields)...)
 		}
 	}
 	return out
@@ -396,5 +396,5 @@ func (c *Correlator) Groups() int {
 
 // eventRef makes an EventRef of ev for a match of rule r.
 func eventRef(ev *event.Event, r *Rule) EventRef {
-	return EventRef{Seq: ev.Seq, Time: ev.Time, ID: ev.ID, Tenant: ev.Tenant, Rule: r.ID}
+	return EventRef{Seq: ev.Seq, Time: ev.Time, ID: ev.ID, Tenant: ev.Tenant, Action: ev.Action, Rule: r.ID}
 }

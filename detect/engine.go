@@ -188,6 +188,7 @@ type EventRef struct {
 	Time   time.Time
 	ID     string
 	Tenant string
+	Action string
 	Rule   string // the id of the rule it matched
 }
 

@@ -146,6 +146,9 @@ func ParseFile(path string) ([]*Rule, error) {
 
 // Parse reads the rules in data, which came from file (for messages).
 func Parse(file string, data []byte) ([]*Rule, error) {
+	if len(data) > maxRuleFile {
+		return nil, &Error{File: file, Err: fmt.Errorf("larger than %d bytes", maxRuleFile)}
+	}
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	var (
 		rules []*Rule
@@ -409,6 +412,9 @@ func parseDetection(n *yaml.Node) (*detection, error) {
 	if len(d.searches) == 0 {
 		return nil, errAt(n, "detection has no search identifiers")
 	}
+	if len(d.searches) > maxSearches {
+		return nil, errAt(n, "more than %d search identifiers", maxSearches)
+	}
 	d.condLine = condNode.Line
 	var ors condOr
 	for _, c := range conds {
@@ -428,10 +434,43 @@ func parseDetection(n *yaml.Node) (*detection, error) {
 	if len(ors) == 1 {
 		d.cond = ors[0]
 	}
+	if n := countTerms(d.cond); n > maxConditionTerms {
+		return nil, errAt(condNode, "condition: more than %d search identifiers and patterns (%d)", maxConditionTerms, n)
+	}
 	if err := checkIdents(d.cond, d); err != nil {
 		return nil, errAt(condNode, "condition: %v", err)
 	}
 	return d, nil
+}
+
+// Bounds on a detection, so that checking and compiling its condition,
+// which resolves each identifier and pattern against the search
+// identifiers, stays cheap: rules have a few searches and a condition of
+// a few terms.
+const (
+	maxSearches       = 1000
+	maxConditionTerms = 1000
+)
+
+// countTerms returns the number of identifiers and patterns in c.
+func countTerms(c cond) int {
+	switch c := c.(type) {
+	case condAnd:
+		n := 0
+		for _, x := range c {
+			n += countTerms(x)
+		}
+		return n
+	case condOr:
+		n := 0
+		for _, x := range c {
+			n += countTerms(x)
+		}
+		return n
+	case condNot:
+		return countTerms(c.x)
+	}
+	return 1
 }
 
 // checkIdents checks that the condition's identifiers and patterns name

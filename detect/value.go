@@ -23,8 +23,10 @@ import (
 // values modifiers such as windash multiply into.
 const (
 	maxRegexpLen   = 4096
-	maxValues      = 4096 // values of one field, after expansion
-	maxPatternSize = 64 << 10
+	maxRegexpInsts = 4 * maxRegexpLen // instructions of a compiled regexp
+	maxValues      = 4096             // values of one field, after expansion
+	maxPatternSize = 64 << 10         // bytes of one value
+	maxExpanded    = 1 << 20          // bytes the encodings make of one value
 )
 
 // A pattern is a string value of a rule compiled with its modifiers:
@@ -85,12 +87,30 @@ func unescapeValue(s string) []byte {
 	return b
 }
 
-// literalValue is a value in which wildcards are literal characters:
-// those produced by an encoding modifier.
-func literalValue(s string) []byte { return []byte(s) }
+// newLiteralPattern compiles a value in which every byte is literal, as
+// an encoding modifier produces it (wildcards encoded are not wildcards),
+// with the match type of its modifiers. Its bytes may be any, 0xff and
+// 0xfe included, which newPattern would take for wildcards.
+func newLiteralPattern(v []byte, match string, cased bool, text string) pattern {
+	p := pattern{cased: cased, text: text, s: v}
+	if !cased {
+		p.s = appendLower(nil, v)
+	}
+	switch match {
+	case "contains":
+		p.shape = shapeContains
+	case "startswith":
+		p.shape = shapePrefix
+	case "endswith":
+		p.shape = shapeSuffix
+	default:
+		p.shape = shapeExact
+	}
+	return p
+}
 
-// newPattern compiles a value (from unescapeValue or literalValue) with
-// the match type of its modifiers.
+// newPattern compiles a value from unescapeValue with the match type of
+// its modifiers.
 func newPattern(v []byte, match string, cased bool, text string) pattern {
 	switch match {
 	case "contains":
@@ -481,7 +501,9 @@ func parseModifiers(mods []string) (modifiers, error) {
 func encodeValues(vals []string, enc []string) ([]string, error) {
 	for _, e := range enc {
 		var out []string
+		size := 0
 		for _, v := range vals {
+			n := len(out)
 			switch e {
 			case "utf16le", "utf16be", "utf16":
 				out = append(out, encodeUTF16(v, e))
@@ -490,10 +512,20 @@ func encodeValues(vals []string, enc []string) ([]string, error) {
 			case "base64offset":
 				out = append(out, base64Offsets(v)...)
 			case "windash":
-				out = append(out, windash(v)...)
+				w, err := windash(v, maxValues-len(out), maxExpanded-size)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, w...)
 			}
 			if len(out) > maxValues {
 				return nil, fmt.Errorf("%s makes more than %d values", e, maxValues)
+			}
+			for _, s := range out[n:] {
+				size += len(s)
+			}
+			if size > maxExpanded {
+				return nil, fmt.Errorf("%s makes more than %d bytes of values", e, maxExpanded)
 			}
 		}
 		vals = out
@@ -539,37 +571,57 @@ func base64Offsets(s string) []string {
 var dashes = []string{"-", "/", "\u2013", "\u2014", "\u2015"}
 
 // windash returns every form of s with each dash (or slash) replaced by
-// every other dash: Windows command lines take -flag and /flag alike.
-func windash(s string) []string {
-	out := []string{""}
-	for len(s) > 0 {
+// every other dash: Windows command lines take -flag and /flag alike. It
+// fails, before making them, when there would be more than maxN forms or
+// more than maxBytes bytes of them.
+func windash(s string, maxN, maxBytes int) ([]string, error) {
+	// The text between dashes.
+	var pieces []string
+	n, start := 1, 0
+	for i := 0; i < len(s); {
 		var d string
 		for _, c := range dashes {
-			if strings.HasPrefix(s, c) {
+			if strings.HasPrefix(s[i:], c) {
 				d = c
 			}
 		}
 		if d == "" {
-			_, size := utf8.DecodeRuneInString(s)
-			for i := range out {
-				out[i] += s[:size]
-			}
-			s = s[size:]
+			_, size := utf8.DecodeRuneInString(s[i:])
+			i += size
 			continue
 		}
-		next := make([]string, 0, len(out)*len(dashes))
-		for _, o := range out {
-			for _, c := range dashes {
-				next = append(next, o+c)
-			}
+		pieces = append(pieces, s[start:i])
+		i += len(d)
+		start = i
+		if n *= len(dashes); n > maxN {
+			return nil, fmt.Errorf("windash makes more than %d values", maxValues)
 		}
-		if len(next) > maxValues {
-			return next[:maxValues+1] // the caller reports too many
-		}
-		out = next
-		s = s[len(d):]
 	}
-	return out
+	pieces = append(pieces, s[start:])
+	// A dash is 3 bytes at most.
+	if n*(len(s)+2*(len(pieces)-1)) > maxBytes {
+		return nil, fmt.Errorf("windash makes more than %d bytes of values", maxExpanded)
+	}
+	out := make([]string, 0, n)
+	which := make([]int, len(pieces)-1) // the dash at each place
+	var b []byte
+	for {
+		b = append(b[:0], pieces[0]...)
+		for i, d := range which {
+			b = append(append(b, dashes[d]...), pieces[i+1]...)
+		}
+		out = append(out, string(b))
+		i := len(which) - 1
+		for ; i >= 0; i-- {
+			if which[i]++; which[i] < len(dashes) {
+				break
+			}
+			which[i] = 0
+		}
+		if i < 0 {
+			return out, nil
+		}
+	}
 }
 
 // compileRegexp compiles a Sigma re value with its flags. Go's RE2
@@ -587,19 +639,15 @@ func compileRegexp(expr, flags string) (*regexp.Regexp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("regular expression %q: %w", expr, err)
 	}
-	if n := countNodes(re); n > maxPatternSize/16 {
-		return nil, fmt.Errorf("regular expression %q is too large (%d nodes)", expr, n)
+	// Matching costs up to the program's size for each byte of the
+	// text, and repetitions multiply it: a{100} nested three times is a
+	// million instructions.
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return nil, fmt.Errorf("regular expression %q: %w", expr, err)
+	}
+	if n := len(prog.Inst); n > maxRegexpInsts {
+		return nil, fmt.Errorf("regular expression %q is too large (%d instructions, at most %d)", expr, n, maxRegexpInsts)
 	}
 	return regexp.Compile(expr)
-}
-
-func countNodes(re *syntax.Regexp) int {
-	n := 1
-	if re.Op == syntax.OpRepeat && re.Max > 100 {
-		n += re.Max
-	}
-	for _, s := range re.Sub {
-		n += countNodes(s)
-	}
-	return n
 }

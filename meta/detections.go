@@ -22,7 +22,7 @@ type Detection struct {
 	Title     string            `json:"title"`
 	Level     string            `json:"level"`
 	Tags      []string          `json:"tags"`
-	Seq       uint64            `json:"seq,omitempty"` // the event's ledger index; 0 for a correlation
+	Seq       *uint64           `json:"seq,omitempty"` // the event's ledger index; nil for a correlation
 	EventTime time.Time         `json:"event_time,omitzero"`
 	EventID   string            `json:"event_id,omitempty"`
 	Fields    map[string]string `json:"fields,omitempty"`
@@ -47,8 +47,8 @@ func (db *DB) AddDetections(ctx context.Context, ds []Detection) error {
 			if d.Tenant != "" {
 				tenant = d.Tenant
 			}
-			if d.Seq != 0 {
-				seq = int64(d.Seq)
+			if d.Seq != nil {
+				seq = int64(*d.Seq)
 			}
 			if !d.EventTime.IsZero() {
 				evTime = d.EventTime.UnixNano()
@@ -137,7 +137,10 @@ func (db *DB) Detections(ctx context.Context, q DetectionQuery) ([]Detection, er
 		}
 		d.Created = time.Unix(0, created).UTC()
 		d.Tenant, d.EventID = tenant.String, eventID.String
-		d.Seq = uint64(seq.Int64)
+		if seq.Valid {
+			n := uint64(seq.Int64)
+			d.Seq = &n
+		}
 		if evTime.Valid {
 			d.EventTime = time.Unix(0, evTime.Int64).UTC()
 		}

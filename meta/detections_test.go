@@ -19,8 +19,8 @@ func TestDetectionsScope(t *testing.T) {
 	defer db.Close()
 	now := time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC)
 	in := []Detection{
-		{Created: now, Tenant: "team-a", RuleID: "r1", Title: "a's", Level: "high", Tags: []string{"attack.t1078"}, Seq: 7, EventTime: now.Add(-time.Minute), EventID: "e7", Fields: map[string]string{"eventName": "StopLogging"}},
-		{Created: now.Add(time.Second), Tenant: "team-b", RuleID: "r1", Title: "b's", Level: "high", Seq: 8},
+		{Created: now, Tenant: "team-a", RuleID: "r1", Title: "a's", Level: "high", Tags: []string{"attack.t1078"}, Seq: seq(7), EventTime: now.Add(-time.Minute), EventID: "e7", Fields: map[string]string{"eventName": "StopLogging"}},
+		{Created: now.Add(time.Second), Tenant: "team-b", RuleID: "r1", Title: "b's", Level: "high", Seq: seq(0)},
 		{Created: now.Add(2 * time.Second), RuleID: "c1", Title: "across", Level: "critical", Group: map[string]string{"vigil.src_ip": "203.0.113.9"}, Events: []uint64{7, 8}},
 	}
 	if err := db.AddDetections(ctx, in); err != nil {
@@ -66,11 +66,13 @@ func TestDetectionsScope(t *testing.T) {
 	// What was stored is what is read.
 	ds, _ := db.Detections(ctx, DetectionQuery{Tenants: []string{"team-a"}})
 	d := ds[0]
-	if d.Seq != 7 || d.EventID != "e7" || !d.EventTime.Equal(now.Add(-time.Minute)) || d.Fields["eventName"] != "StopLogging" || d.Tags[0] != "attack.t1078" || d.ID == "" {
+	if d.Seq == nil || *d.Seq != 7 || d.EventID != "e7" || !d.EventTime.Equal(now.Add(-time.Minute)) || d.Fields["eventName"] != "StopLogging" || d.Tags[0] != "attack.t1078" || d.ID == "" {
 		t.Errorf("read back %+v", d)
 	}
 	ds, _ = db.Detections(ctx, DetectionQuery{AllTenants: true, RuleID: "c1"})
-	if d := ds[0]; d.Tenant != "" || len(d.Events) != 2 || d.Group["vigil.src_ip"] != "203.0.113.9" {
+	if d := ds[0]; d.Seq != nil || d.Tenant != "" || len(d.Events) != 2 || d.Group["vigil.src_ip"] != "203.0.113.9" {
 		t.Errorf("correlation read back %+v", d)
 	}
 }
+
+func seq(n uint64) *uint64 { return &n }

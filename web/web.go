@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vigilsec/vigil/access"
+	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/query"
@@ -40,6 +42,8 @@ type Options struct {
 	Sources func() []ingest.SourceStats
 	// Detections are the rules' matches (/api/v1/detections).
 	Detections DetectionLister
+	// Hunter runs retro-hunts (/api/v1/hunt) over the store's events.
+	Hunter Scanner
 	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
 	// LedgerKey is the public key of its checkpoints.
 	Ledger    Prover
@@ -91,11 +95,20 @@ func Handler(opts Options) http.Handler {
 	if opts.Detections != nil {
 		mux.Handle("GET /api/v1/detections", a.auth(http.HandlerFunc(a.detections), readers...))
 	}
+	if opts.Hunter != nil {
+		mux.Handle("POST /api/v1/hunt", a.auth(http.HandlerFunc(a.hunt), access.Admin, access.Analyst, access.Responder))
+	}
 	return mux
 }
 
 type api struct {
 	opts Options
+}
+
+// A Scanner reads the events a request selects, oldest first, within
+// the request's scope.
+type Scanner interface {
+	Scan(ctx context.Context, req query.Request, fn func(*event.Event) error) error
 }
 
 // A DetectionLister reads detections; the query carries the caller's
@@ -267,6 +280,84 @@ func (a *api) detections(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(ds)
+}
+
+// A HuntRequest is the body of POST /api/v1/hunt: rule files (their
+// names are for messages only) and whether to add the built-in pack.
+type HuntRequest struct {
+	Rules   []HuntRule `json:"rules"`
+	Builtin bool       `json:"builtin"`
+	From    string     `json:"from"`
+	To      string     `json:"to"`
+	Tenant  string     `json:"tenant"`
+}
+
+// A HuntRule is one rule file of a hunt.
+type HuntRule struct {
+	File    string `json:"file"`
+	Content string `json:"content"`
+}
+
+// maxHuntBody bounds the rules a hunt sends.
+const maxHuntBody = 32 << 20
+
+// hunt answers POST /api/v1/hunt with a line of NDJSON per hit
+// (detect.Hit), over the events of the caller's scope in [from, to). A
+// rule that does not load makes the hunt a 400 naming it: a hunt with
+// rules silently missing would read as "nothing found".
+func (a *api) hunt(w http.ResponseWriter, r *http.Request) {
+	id, _ := IdentityFrom(r.Context())
+	var req HuntRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxHuntBody))
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("reading the hunt request: %w", err))
+		return
+	}
+	now := a.opts.Now()
+	from, err := query.ParseTimeArg(req.From, now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("from: %w", err))
+		return
+	}
+	to, err := query.ParseTimeArg(req.To, now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("to: %w", err))
+		return
+	}
+	var rules []*detect.Rule
+	var errs []error
+	if req.Builtin {
+		rs, err := detect.Builtin()
+		rules, errs = append(rules, rs...), append(errs, err)
+	}
+	for _, f := range req.Rules {
+		rs, err := detect.Parse(f.File, []byte(f.Content))
+		rules, errs = append(rules, rs...), append(errs, err)
+	}
+	e, err := detect.NewEngine(rules, detect.Options{})
+	if err := errors.Join(append(errs, err)...); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	scope := id.Scope
+	if req.Tenant != "" {
+		scope = scope.Narrow(req.Tenant)
+	}
+	end := to
+	if end.IsZero() {
+		end = now
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	err = detect.Hunt(e, end, func(fn func(*event.Event) error) error {
+		return a.opts.Hunter.Scan(r.Context(), query.Request{Scope: scope, From: from, To: to}, fn)
+	}, func(h detect.Hit) error { return enc.Encode(h) })
+	if err != nil {
+		// The lines so far are out: end with an error line the client
+		// reports.
+		a.opts.Logger.Error("hunt failed", "err", err)
+		enc.Encode(map[string]string{"error": "the hunt failed: " + err.Error()})
+	}
 }
 
 // sources answers GET /api/v1/sources.

@@ -126,13 +126,18 @@ func (s *detectionSink) Detected(ds []detect.Detection) {
 			Tags: d.Rule.Tags, Fields: d.Fields, Group: d.Group,
 		}
 		if d.Event != nil {
-			row.Seq, row.EventTime, row.EventID = d.Event.Seq, d.Event.Time, d.Event.ID
+			seq := d.Event.Seq
+			row.Seq, row.EventTime, row.EventID = &seq, d.Event.Time, d.Event.ID
 		}
 		for _, e := range d.Events {
 			row.Events = append(row.Events, e.Seq)
 		}
 		rows = append(rows, row)
-		s.log.Warn("detection", "rule", d.Rule.ID, "title", d.Rule.Title, "level", d.Rule.Level, "tenant", row.Tenant, "seq", row.Seq, "events", len(row.Events))
+		if d.Event != nil {
+			s.log.Warn("detection", "rule", d.Rule.ID, "title", d.Rule.Title, "level", d.Rule.Level, "tenant", row.Tenant, "seq", d.Event.Seq)
+		} else {
+			s.log.Warn("detection", "rule", d.Rule.ID, "title", d.Rule.Title, "level", d.Rule.Level, "tenant", row.Tenant, "events", len(row.Events))
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

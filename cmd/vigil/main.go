@@ -38,6 +38,7 @@ var commands = []command{
 	{"sources", "list the sources a running server receives from", runSources},
 	{"formats", "list the log formats vigil parses", runFormats},
 	{"rules", "check Sigma detection rules", runRules},
+	{"hunt", "run Sigma rules over stored events", runHunt},
 	{"version", "print the version", runVersion},
 }
 

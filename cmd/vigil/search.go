@@ -147,9 +147,19 @@ func remoteSearch(ctx context.Context, base, token, text, from, to, tenant strin
 // administrator, and returns the body of its answer; an answer other than
 // 200 is an error carrying the server's message.
 func serverGet(ctx context.Context, base, token, path string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	return serverDo(ctx, http.MethodGet, base, token, path, nil)
+}
+
+// serverDo sends a request with a JSON body (or none) to a running
+// server's API and returns the body of a 200 answer, or the server's
+// error.
+func serverDo(ctx context.Context, method, base, token, path string, body io.Reader) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)

@@ -211,6 +211,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:     logger,
 		Sources:    intake.Sources,
 		Detections: mdb,
+		Hunter:     db,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,
 			Logger:    logger,

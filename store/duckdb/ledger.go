@@ -412,3 +412,42 @@ func (s *DB) Expired(ctx context.Context, tenant string, before time.Time, keep 
 	}
 	return seqs, rows.Err()
 }
+
+// Scan calls fn with each event req selects, oldest first (then by seq),
+// as a retro-hunt reads history. The request's scope is applied by the
+// query compiler, as for Search; rows stream out of DuckDB rather than
+// being gathered first, so a scan of months holds little in memory.
+func (s *DB) Scan(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
+	q := query.Query{}
+	if req.Query != nil {
+		q = *req.Query
+	}
+	q.Pipes = append(slices.Clip(q.Pipes), &query.Sort{Keys: []query.SortKey{{FieldRef: query.FieldRef{Name: "time"}}, {FieldRef: query.FieldRef{Name: "seq"}}}})
+	req.Query = &q
+	req.Limit = 0
+	compiled, err := query.Compile(req, query.DuckDB)
+	if err != nil {
+		return err
+	}
+	if compiled.Kind != query.Events {
+		return fmt.Errorf("the query must select events, not make a table")
+	}
+	rows, err := s.db.QueryContext(ctx, compiled.Text, compiled.Args...)
+	if err != nil {
+		return fmt.Errorf("scanning events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return fmt.Errorf("scanning events: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("scanning events: %w", err)
+	}
+	return nil
+}
