@@ -146,6 +146,16 @@ func (e *Engine) add(r *Rule, opts *Options) error {
 	return nil
 }
 
+// MaxTimespan returns the longest timespan of the engine's correlations:
+// how far back their state reaches. Zero when it has none.
+func (e *Engine) MaxTimespan() time.Duration {
+	var d time.Duration
+	for _, c := range e.corrs {
+		d = max(d, c.c.Timespan)
+	}
+	return d
+}
+
 // Rules returns the rules the engine holds.
 func (e *Engine) Rules() []*Rule { return e.rules }
 

@@ -91,6 +91,25 @@ func (r *Runner) Swap(e *Engine) {
 	r.m.groups.Set(0)
 }
 
+// Warm rebuilds correlation state after a restart: scan gives the
+// events of the last MaxTimespan (oldest first), which are matched
+// without handing anything to the sink, since their detections were
+// handed on before. The state starts over first, so that events matched
+// already (those the store caught up on) are not counted twice.
+func (r *Runner) Warm(scan func(func(*event.Event) error) error) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.d = r.e.NewDetector()
+	n := 0
+	err := scan(func(ev *event.Event) error {
+		r.d.Process(ev)
+		n++
+		return nil
+	})
+	r.m.groups.Set(float64(r.d.c.Groups()))
+	return n, err
+}
+
 // Process matches events and hands their detections to the sink.
 func (r *Runner) Process(evs []*event.Event) {
 	r.mu.Lock()

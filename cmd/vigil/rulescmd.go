@@ -11,6 +11,7 @@ import (
 
 var rulesCommands = []command{
 	{"lint", "check that rules load", runRulesLint},
+	{"test", "run the tests kept beside rules", runRulesTest},
 }
 
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -35,7 +36,7 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
-	return &exitError{2, fmt.Errorf("unknown command %q; the commands are: lint", args[0])}
+	return &exitError{2, fmt.Errorf("unknown command %q; the commands are: lint, test", args[0])}
 }
 
 func runRulesLint(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -20,9 +20,11 @@ import (
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/demo"
 	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/web"
 )
 
@@ -82,6 +84,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer dd.Close()
 	db := dd.db
+	// Correlation state is rebuilt from the events of its longest
+	// timespan, matched again without alerting again.
+	if span := engine.MaxTimespan(); span > 0 {
+		n, err := runner.Warm(func(fn func(*event.Event) error) error {
+			return db.Scan(ctx, query.Request{Scope: query.Scope{All: true}, From: time.Now().Add(-span)}, fn)
+		})
+		if err != nil {
+			return fmt.Errorf("rebuilding correlation state: %w", err)
+		}
+		logger.Info("rebuilt correlation state", "events", n, "timespan", span)
+	}
 
 	if *loadDemo {
 		if err := loadDemoData(ctx, dd, cfg, logger); err != nil {
