@@ -24,6 +24,7 @@ type sourceRules struct {
 	pathSlot []int // path index → slot
 	slots    int
 	byAction map[string][]*compiled // by lower-cased action
+	indexed  []*compiled            // the rules of byAction, each once
 	always   []*compiled            // rules not indexed by action
 
 	// While compiling:

@@ -139,6 +139,7 @@ func (e *Engine) add(r *Rule, opts *Options) error {
 			for a := range set {
 				src.byAction[a] = append(src.byAction[a], cr)
 			}
+			src.indexed = append(src.indexed, cr)
 		} else {
 			src.always = append(src.always, cr)
 		}
@@ -241,9 +242,15 @@ func (m *Matcher) Match(ev *event.Event, fn func(r *Rule)) error {
 		return nil
 	}
 	m.hits = m.hits[:0]
-	if len(src.byAction) > 0 && ev.Action != "" {
+	switch {
+	case len(src.byAction) == 0:
+	case ev.Action != "":
 		m.key = appendLower(m.key[:0], []byte(ev.Action))
 		m.hits = append(m.hits, src.byAction[string(m.key)]...)
+	default:
+		// An event whose action the parser could not read is tried on
+		// every rule: the index cannot say which apply.
+		m.hits = append(m.hits, src.indexed...)
 	}
 	m.hits = append(m.hits, src.always...)
 	if len(m.hits) == 0 {
