@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilsec/vigil/detect"
@@ -112,11 +113,13 @@ func watchRules(ctx context.Context, r *detect.Runner, cfg func() detectConfig, 
 // detectionSink records detections in the metadata database, where the
 // API lists them, and logs each.
 type detectionSink struct {
-	db  *meta.DB
-	log *slog.Logger
+	db    *meta.DB
+	log   *slog.Logger
+	count atomic.Int64
 }
 
 func (s *detectionSink) Detected(ds []detect.Detection) {
+	s.count.Add(int64(len(ds)))
 	rows := make([]meta.Detection, 0, len(ds))
 	now := time.Now().UTC()
 	for i := range ds {

@@ -163,3 +163,18 @@ func TestServeDetects(t *testing.T) {
 	}
 	fmt.Fprint(io.Discard, serveOut.String())
 }
+
+// TestImportDetects: a local import runs the rules and records what they
+// find; --detect=false does not.
+func TestImportDetects(t *testing.T) {
+	needFixtures(t)
+	data := t.TempDir()
+	out := mustVigil(t, "import", "--data", data, filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"))
+	if !strings.Contains(out, "1 detection, recorded") {
+		t.Errorf("import output:\n%s", out)
+	}
+	out = mustVigil(t, "import", "--data", t.TempDir(), "--detect=false", filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"))
+	if strings.Contains(out, "detection") {
+		t.Errorf("import --detect=false output:\n%s", out)
+	}
+}

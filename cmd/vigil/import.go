@@ -12,7 +12,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/parse"
 )
 
@@ -23,6 +26,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	format := fs.String("format", parse.Auto, "log format, or auto to detect it per file (see 'vigil formats')")
 	tenant := fs.String("tenant", "", "tenant the events belong to (default from the config, else \"default\")")
 	quiet := fs.Bool("q", false, "no progress bar")
+	detectOn := fs.Bool("detect", true, "run the detection rules (the built-in pack and the config's detect.rules) on the events, and record what they find")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: vigil import [--data DIR] [--format F] [--tenant T] PATH...\n\nImports log files and directories (recursively), plain or gzip-compressed.\n\nFlags:")
 		fs.PrintDefaults()
@@ -45,12 +49,15 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	var sum ingest.Summary
+	var (
+		sum        ingest.Summary
+		detections int64
+	)
 	if base, token := d.server(ctx); base != "" {
 		// A server holds the database: send it the files.
 		sum, err = remoteImport(ctx, base, token, paths, *format, *tenant, stderr)
 	} else {
-		sum, err = localImport(ctx, &d, cfg, paths, *format, *tenant, stderr, !*quiet && isTerminal(stderr))
+		sum, err = localImport(ctx, &d, cfg, paths, *format, *tenant, *detectOn, &detections, stderr, !*quiet && isTerminal(stderr))
 	}
 	if err != nil {
 		return err
@@ -60,6 +67,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "imported %d events, %d quarantined, %d files (%d skipped) in %.1fs\n",
 		sum.Events, sum.Quarantined, sum.Files, len(sum.Skipped), sum.Elapsed.Seconds())
+	if detections > 0 {
+		noun := "detections"
+		if detections == 1 {
+			noun = "detection"
+		}
+		fmt.Fprintf(stdout, "%d %s, recorded for the API's /api/v1/detections; 'vigil hunt' shows them again\n", detections, noun)
+	}
 	if sum.Quarantined > 0 {
 		fmt.Fprintln(stderr, "see the quarantined records with: vigil search --quarantine '*'")
 	}
@@ -69,9 +83,28 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string, format, tenant string, stderr io.Writer, bar bool) (ingest.Summary, error) {
+func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string, format, tenant string, detectOn bool, detections *int64, stderr io.Writer, bar bool) (ingest.Summary, error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dd, err := openData(ctx, d, cfg, logger, nil, nil)
+	var (
+		detectFn func([]*event.Event)
+		sink     *detectionSink
+	)
+	if detectOn {
+		mdb, err := meta.Open(ctx, d.path(metaFile), logger)
+		if err != nil {
+			return ingest.Summary{}, err
+		}
+		defer mdb.Close()
+		e, errs := loadEngine(cfg.Detect, nil)
+		for _, err := range errs {
+			fmt.Fprintf(stderr, "rule not loaded: %v\n", err)
+		}
+		// Detections are recorded, not logged one by one: an import of
+		// an old archive may find thousands.
+		sink = &detectionSink{db: mdb, log: slog.New(slog.DiscardHandler)}
+		detectFn = detect.NewRunner(e, detect.RunnerOptions{Sink: sink, Logger: logger}).Process
+	}
+	dd, err := openData(ctx, d, cfg, logger, nil, detectFn)
 	if err != nil {
 		return ingest.Summary{}, err
 	}
@@ -81,6 +114,9 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 	sum, err := importPaths(ctx, dd.pipeline, paths, format, opts, stderr, bar)
 	if cerr := dd.Close(); err == nil {
 		err = cerr
+	}
+	if sink != nil {
+		*detections = sink.count.Load()
 	}
 	return sum, err
 }
