@@ -85,7 +85,9 @@ func rulesSignature(paths []string) string {
 // watchRules reloads the runner's rules when the rule files change, or on
 // a signal on reload, until ctx is done. A reload that refuses rules keeps
 // the rest; one that fails altogether keeps the running rules.
-func watchRules(ctx context.Context, r *detect.Runner, cfg func() detectConfig, extra []string, every time.Duration, reload <-chan struct{}, logger *slog.Logger) {
+//
+// The new rules' correlation state is rebuilt with warm.
+func watchRules(ctx context.Context, r *detect.Runner, cfg func() detectConfig, extra []string, every time.Duration, reload <-chan struct{}, warm func(*detect.Engine) error, logger *slog.Logger) {
 	paths := func() []string { return append(append([]string(nil), cfg().Rules...), extra...) }
 	sig := rulesSignature(paths())
 	tick := time.NewTicker(every)
@@ -106,6 +108,9 @@ func watchRules(ctx context.Context, r *detect.Runner, cfg func() detectConfig, 
 		e, errs := loadEngine(cfg(), extra)
 		logEngine(logger, e, errs)
 		r.Swap(e)
+		if err := warm(e); err != nil {
+			logger.Error("rebuilding correlation state for the reloaded rules", "err", err)
+		}
 		logger.Info("reloaded detection rules")
 	}
 }

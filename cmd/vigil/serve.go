@@ -85,8 +85,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer dd.Close()
 	db := dd.db
 	// Correlation state is rebuilt from the events of its longest
-	// timespan, matched again without alerting again.
-	if span := engine.MaxTimespan(); span > 0 {
+	// timespan, matched again without alerting again: at start, and when
+	// the rules are reloaded.
+	warm := func(e *detect.Engine) error {
+		span := e.MaxTimespan()
+		if span == 0 {
+			return nil
+		}
 		n, err := runner.Warm(func(fn func(*event.Event) error) error {
 			return db.Scan(ctx, query.Request{Scope: query.Scope{All: true}, From: time.Now().Add(-span)}, fn)
 		})
@@ -94,6 +99,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("rebuilding correlation state: %w", err)
 		}
 		logger.Info("rebuilt correlation state", "events", n, "timespan", span)
+		return nil
+	}
+	if err := warm(engine); err != nil {
+		return err
 	}
 
 	if *loadDemo {
@@ -150,7 +159,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		srcMu.Lock()
 		defer srcMu.Unlock()
 		return running.Detect
-	}, rules, 5*time.Second, reloadRules, logger)
+	}, rules, 5*time.Second, reloadRules, warm, logger)
 	// Correlation windows with an upper bound on a count are decided once
 	// they are over, whether or not another event of their group comes.
 	go func() {
