@@ -797,7 +797,7 @@ func TestDetectionDocExamples(t *testing.T) {
 	for i, b := range blocks {
 		text := b[1]
 		switch {
-		case strings.HasPrefix(text, "rule:") || strings.Contains(text, "\ntests:"):
+		case regexp.MustCompile(`(?m)^\s*tests:`).MatchString(text):
 			continue // a rule test file, which cmd/vigil's tests run
 		case strings.Contains(text, "placeholders:"):
 			var cfg struct {
