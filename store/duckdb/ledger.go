@@ -415,9 +415,40 @@ func (s *DB) Expired(ctx context.Context, tenant string, before time.Time, keep 
 
 // Scan calls fn with each event req selects, oldest first (then by seq),
 // as a retro-hunt reads history. The request's scope is applied by the
-// query compiler, as for Search; rows stream out of DuckDB rather than
-// being gathered first, so a scan of months holds little in memory.
+// query compiler, as for Search. It reads a day of event time at a time,
+// so that DuckDB sorts a day's rows, not months of raw documents, and a
+// scan of months holds little in memory.
 func (s *DB) Scan(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
+	const window = 24 * time.Hour
+	st, err := s.Stats(ctx)
+	if err != nil || st.Events == 0 {
+		return err
+	}
+	from, to := req.From, req.To
+	if from.IsZero() || from.Before(st.First) {
+		from = st.First.Truncate(window)
+	}
+	if to.IsZero() || to.After(st.Last) {
+		to = st.Last.Add(time.Nanosecond)
+	}
+	for lo := from; lo.Before(to); lo = lo.Add(window) {
+		sub := req
+		sub.From, sub.To = lo, minTime(lo.Add(window), to)
+		if err := s.scanWindow(ctx, sub, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (s *DB) scanWindow(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
 	q := query.Query{}
 	if req.Query != nil {
 		q = *req.Query

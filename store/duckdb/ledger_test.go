@@ -95,3 +95,55 @@ func TestSeqs(t *testing.T) {
 		t.Error("Seqs of a table: no error")
 	}
 }
+
+// TestScan: a scan gives the events of the request's scope and range,
+// oldest first across day windows, and seq order within a time.
+func TestScan(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	t0 := time.Date(2024, 7, 30, 22, 0, 0, 0, time.UTC)
+	var evs []*event.Event
+	for i := range 30 {
+		// Three days, two tenants, appended out of time order.
+		at := t0.Add(time.Duration((i*7)%30) * 2 * time.Hour)
+		evs = append(evs, &event.Event{Time: at, Received: t0, Tenant: []string{"a", "b"}[i%2], Source: "json", Class: "other", Raw: []byte(`{}`)})
+	}
+	number(evs, 1)
+	slices.Reverse(evs)
+	if err := db.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	scan := func(req query.Request) []*event.Event {
+		var out []*event.Event
+		if err := db.Scan(ctx, req, func(e *event.Event) error { out = append(out, e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	all := scan(query.Request{Scope: query.Scope{All: true}})
+	if len(all) != 30 || !slices.IsSortedFunc(all, func(x, y *event.Event) int { return x.Time.Compare(y.Time) }) {
+		t.Fatalf("scan of everything: %d events, sorted %v", len(all), slices.IsSortedFunc(all, func(x, y *event.Event) int { return x.Time.Compare(y.Time) }))
+	}
+	a := scan(query.Request{Scope: query.Scope{Tenants: []string{"a"}}})
+	for _, e := range a {
+		if e.Tenant != "a" {
+			t.Fatalf("scope a gave an event of %s", e.Tenant)
+		}
+	}
+	if len(a) != 15 {
+		t.Errorf("scope a: %d events, want 15", len(a))
+	}
+	if got := scan(query.Request{Scope: query.Scope{}}); len(got) != 0 {
+		t.Errorf("no scope: %d events", len(got))
+	}
+	from, to := t0.Add(10*time.Hour), t0.Add(30*time.Hour)
+	ranged := scan(query.Request{Scope: query.Scope{All: true}, From: from, To: to})
+	for _, e := range ranged {
+		if e.Time.Before(from) || !e.Time.Before(to) {
+			t.Fatalf("event at %v outside [%v, %v)", e.Time, from, to)
+		}
+	}
+	if len(ranged) != 10 {
+		t.Errorf("range: %d events, want 10", len(ranged))
+	}
+}
