@@ -320,3 +320,33 @@ correlation:
 		t.Fatalf("Flush = %+v, want host a with 2 events", got)
 	}
 }
+
+// TestCorrelationBounds: state stays within its bounds whatever arrives,
+// and what is forgotten is counted.
+func TestCorrelationBounds(t *testing.T) {
+	defer func(g, e int) { maxGroups, maxGroupEvents = g, e }(maxGroups, maxGroupEvents)
+	maxGroups, maxGroupEvents = 10, 5
+	e := loadCorrelation(t, filepath.Join(specDir, "tests/schema/correlation/event_count.yml"))
+	rule := "5638f7c0-ac70-491d-8465-2a65075e0d86"
+	d := e.NewDetector()
+	for i := range 100 {
+		// 100 hosts, then 20 events of one host.
+		d.Process(ev(time.Duration(i)*time.Second, map[string]any{"rule": rule, "ComputerName": fmt.Sprint("pc", i)}))
+		if n := d.Correlator().Groups(); n > 10 {
+			t.Fatalf("%d groups after %d events, bound 10", n, i+1)
+		}
+	}
+	for i := range 20 {
+		d.Process(ev(200*time.Second+time.Duration(i)*time.Second, map[string]any{"rule": rule, "ComputerName": "pc-x"}))
+	}
+	for _, gs := range d.Correlator().groups {
+		for _, g := range gs {
+			if len(g.events) > 5 {
+				t.Fatalf("a group holds %d events, bound 5", len(g.events))
+			}
+		}
+	}
+	if d.Correlator().Dropped < 90+15 {
+		t.Errorf("Dropped = %d, want at least the 90 groups and 15 events forgotten", d.Correlator().Dropped)
+	}
+}

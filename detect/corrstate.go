@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vigilsec/vigil/event"
@@ -14,7 +13,8 @@ import (
 // Bounds on correlation state, so that memory stays bounded whatever
 // arrives: groups per correlation rule, and events remembered per group.
 // Past them the oldest group, or event, is forgotten and counted.
-const (
+// Variables, so that tests can make them small.
+var (
 	maxGroups      = 100_000
 	maxGroupEvents = 10_000
 )
@@ -123,16 +123,19 @@ func aggregationRules(r *Rule) (input, corr *Rule, err error) {
 type Correlator struct {
 	e      *Engine
 	groups map[*corrRule]map[string]*group
+	kb     []byte   // a group's key, being built
+	vals   []string // a group's values, being read
 	// Dropped counts state forgotten at the bounds.
 	Dropped int64
 }
 
 type group struct {
 	key    map[string]string
-	events []EventRef // within the timespan, oldest first
-	values []string   // value_count, value_percentile: each event's value
-	nums   []float64  // value_sum, value_avg
-	start  time.Time  // deferred conditions: the window's start
+	events []EventRef     // within the timespan, oldest first
+	values []string       // value_count, value_percentile: each event's value
+	counts map[string]int // how many of values are each value
+	nums   []float64      // value_sum, value_avg
+	start  time.Time      // deferred conditions: the window's start
 	// ordered: for temporal_ordered, the latest start of a chain that
 	// matched the first i+1 rules.
 	ordered []time.Time
@@ -149,18 +152,19 @@ func (e *Engine) NewCorrelator() *Correlator {
 func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf func(string) (string, bool)) []Detection {
 	var out []Detection
 	for _, cr := range c.e.feeds[r] {
-		key := make(map[string]string, len(cr.c.GroupBy))
-		var kb strings.Builder
+		c.kb, c.vals = c.kb[:0], c.vals[:0]
 		complete := true
-		for i, f := range cr.groupFields[r] {
+		for _, f := range cr.groupFields[r] {
 			v, ok := fieldOf(f)
 			if !ok {
 				complete = false
 				break
 			}
-			key[cr.c.GroupBy[i]] = v
-			kb.WriteString(strconv.Quote(v))
-			kb.WriteByte(0)
+			c.vals = append(c.vals, v)
+			// Length-prefixed, so that no two groups share a key.
+			c.kb = strconv.AppendInt(c.kb, int64(len(v)), 10)
+			c.kb = append(c.kb, ':')
+			c.kb = append(c.kb, v...)
 		}
 		if !complete {
 			continue // an event without the group's fields is in no group
@@ -178,16 +182,21 @@ func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf fun
 			gs = map[string]*group{}
 			c.groups[cr] = gs
 		}
-		g := gs[kb.String()]
+		g := gs[string(c.kb)]
 		if g == nil {
 			if len(gs) >= maxGroups {
-				c.evictOldest(gs)
+				c.evict(gs, cr.c.Timespan, evTime)
+			}
+			key := make(map[string]string, len(cr.c.GroupBy))
+			for i, v := range c.vals {
+				key[cr.c.GroupBy[i]] = v
 			}
 			g = &group{key: key, start: evTime}
-			gs[kb.String()] = g
+			gs[string(c.kb)] = g
 		}
+		kstr := string(c.kb)
 		if d, ok := c.step(cr, g, r, ev, evTime, value); ok {
-			delete(gs, kb.String())
+			delete(gs, kstr)
 			out = append(out, d)
 			// A correlation's match feeds the correlations built on it.
 			fields := maps(d.Group)
@@ -201,16 +210,33 @@ func maps(m map[string]string) func(string) (string, bool) {
 	return func(f string) (string, bool) { v, ok := m[f]; return v, ok }
 }
 
-func (c *Correlator) evictOldest(gs map[string]*group) {
-	var oldK string
-	var old time.Time
+// evict makes room in a full set of groups: it forgets those whose last
+// event is more than the timespan before now, and if that frees less than
+// a tenth, the oldest tenth. Doing it a tenth at a time keeps a flood of
+// new groups (an attack from many addresses) from costing a scan of every
+// group per event.
+func (c *Correlator) evict(gs map[string]*group, span time.Duration, now time.Time) {
+	before := len(gs)
 	for k, g := range gs {
-		if oldK == "" || g.last.Before(old) {
-			oldK, old = k, g.last
+		if now.Sub(g.last) > span {
+			delete(gs, k)
 		}
 	}
-	delete(gs, oldK)
-	c.Dropped++
+	if len(gs) > before-before/10 {
+		type kt struct {
+			k string
+			t time.Time
+		}
+		all := make([]kt, 0, len(gs))
+		for k, g := range gs {
+			all = append(all, kt{k, g.last})
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].t.Before(all[j].t) })
+		for _, x := range all[:len(all)/10+1] {
+			delete(gs, x.k)
+		}
+	}
+	c.Dropped += int64(before - len(gs))
 }
 
 // step adds an event to a group and reports a match.
@@ -240,6 +266,9 @@ func (c *Correlator) step(cr *corrRule, g *group, r *Rule, ev EventRef, t time.T
 	if cut > 0 {
 		g.events = g.events[cut:]
 		if g.values != nil {
+			for _, v := range g.values[:cut] {
+				g.forget(v)
+			}
 			g.values = g.values[cut:]
 		}
 		if g.nums != nil {
@@ -257,6 +286,7 @@ func (c *Correlator) add(cr *corrRule, g *group, ev EventRef, t time.Time, value
 	if len(g.events) >= maxGroupEvents {
 		g.events = g.events[1:]
 		if len(g.values) > 0 {
+			g.forget(g.values[0])
 			g.values = g.values[1:]
 		}
 		if len(g.nums) > 0 {
@@ -268,12 +298,23 @@ func (c *Correlator) add(cr *corrRule, g *group, ev EventRef, t time.Time, value
 	switch cr.c.Type {
 	case "value_count", "value_percentile":
 		g.values = append(g.values, value)
+		if g.counts == nil {
+			g.counts = map[string]int{}
+		}
+		g.counts[value]++
 	case "value_sum", "value_avg":
 		x, err := strconv.ParseFloat(value, 64)
 		if err != nil {
 			x = 0
 		}
 		g.nums = append(g.nums, x)
+	}
+}
+
+// forget takes a value that left the window out of the counts.
+func (g *group) forget(v string) {
+	if g.counts[v]--; g.counts[v] <= 0 {
+		delete(g.counts, v)
 	}
 }
 
@@ -284,11 +325,7 @@ func (c *Correlator) decide(cr *corrRule, g *group) (Detection, bool) {
 	case "event_count":
 		x = float64(len(g.events))
 	case "value_count":
-		distinct := map[string]bool{}
-		for _, v := range g.values {
-			distinct[v] = true
-		}
-		x = float64(len(distinct))
+		x = float64(len(g.counts))
 	case "temporal":
 		seen := map[string]bool{}
 		for _, e := range g.events {
@@ -307,13 +344,7 @@ func (c *Correlator) decide(cr *corrRule, g *group) (Detection, bool) {
 		// that have the newest event's value: "a value seen in at most 1%
 		// of the events" is rare for its group.
 		last := g.values[len(g.values)-1]
-		n := 0
-		for _, v := range g.values {
-			if v == last {
-				n++
-			}
-		}
-		x = 100 * float64(n) / float64(len(g.values))
+		x = 100 * float64(g.counts[last]) / float64(len(g.values))
 	}
 	if len(g.events) == 0 || !cr.c.Holds(x) {
 		return Detection{}, false

@@ -34,6 +34,12 @@ type Detection struct {
 // AddDetections records detections.
 func (db *DB) AddDetections(ctx context.Context, ds []Detection) error {
 	err := db.Write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO detections (id, created, tenant, rule_id, title, level, tags, seq, event_time, event_id, fields, grp, events)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
 		for i := range ds {
 			d := &ds[i]
 			if d.ID == "" {
@@ -53,8 +59,7 @@ func (db *DB) AddDetections(ctx context.Context, ds []Detection) error {
 			if !d.EventTime.IsZero() {
 				evTime = d.EventTime.UnixNano()
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO detections (id, created, tenant, rule_id, title, level, tags, seq, event_time, event_id, fields, grp, events)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			_, err := stmt.ExecContext(ctx,
 				d.ID, d.Created.UnixNano(), tenant, d.RuleID, d.Title, d.Level, string(tags), seq, evTime, d.EventID, string(fields), string(grp), string(evs))
 			if err != nil {
 				return err
