@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -98,9 +99,10 @@ func TestBuiltinLoads(t *testing.T) {
 				t.Errorf("%s: reference %q is not a technique page", where, ref)
 			}
 		}
-		// A rule that only feeds correlations (no generate) never alerts
-		// on its own: its level says so.
-		if e.quiet[r] && r.Level != "informational" {
+		// A detection rule that only feeds correlations (no generate)
+		// never alerts on its own: its level says so. (A correlation that
+		// feeds another still alerts.)
+		if e.quiet[r] && !r.IsCorrelation() && r.Level != "informational" {
 			t.Errorf("%s: %q only feeds correlations, so its level is informational", where, r.Title)
 		}
 	}
@@ -856,5 +858,56 @@ func TestDetectionDocExamples(t *testing.T) {
 	}
 	if !fired("Console password guessing from one address", failed(10)...) || fired("Console password guessing from one address", failed(9)...) {
 		t.Error("the correlation example does not count 10 failures")
+	}
+}
+
+// TestSSHBruteForce: the loghub OpenSSH log (a host under password
+// guessing) sets off the guessing rule for its loudest addresses; a
+// success after guessing from the same address sets off the second.
+func TestSSHBruteForce(t *testing.T) {
+	rules, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(rules, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := parseFile(t, "../../shared/testdata/loghub-openssh-linux/OpenSSH/OpenSSH_2k.log")
+	d := e.NewDetector()
+	guessers := map[string]bool{}
+	for _, ev := range evs {
+		for _, det := range d.Process(ev) {
+			switch det.Rule.ID {
+			case "0c3b5a0e-8f52-4d8e-b6f3-6f3c0d1e9a44":
+				guessers[det.Group["vigil.src_ip"]] = true
+			case "5e8a1d3b-7c6f-4a29-9e0b-2d4f6a8c1e3b":
+				t.Errorf("login after guessing in a log whose one success comes from an address that did not guess: %+v", det.Group)
+			}
+		}
+	}
+	for _, ip := range []string{"183.62.140.253", "187.141.143.180", "103.99.0.122"} {
+		if !guessers[ip] {
+			t.Errorf("%s guessed passwords (loghub's top sources) and was not detected; detected: %v", ip, guessers)
+		}
+	}
+
+	// Twelve failures, then a success, from one address.
+	var lines []string
+	for i := range 12 {
+		lines = append(lines, fmt.Sprintf("Dec 10 07:%02d:00 host sshd[1%03d]: Failed password for root from 198.51.100.7 port 4%04d ssh2", i, i, i))
+	}
+	lines = append(lines, "Dec 10 07:30:00 host sshd[2000]: Accepted password for root from 198.51.100.7 port 50000 ssh2")
+	path := filepath.Join(t.TempDir(), "auth.log")
+	os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	d = e.NewDetector()
+	var fired []string
+	for _, ev := range parseFile(t, path) {
+		for _, det := range d.Process(ev) {
+			fired = append(fired, det.Rule.Title)
+		}
+	}
+	if !slices.Contains(fired, "SSH Password Guessing From One Address") || !slices.Contains(fired, "SSH Login After Password Guessing From the Same Address") {
+		t.Errorf("after 12 failures and a success: %q", fired)
 	}
 }
