@@ -96,20 +96,41 @@ type compiler struct {
 	src  *sourceRules
 	det  *detection
 	opts *Options
-	// tests counts the value tests compiled, each search as many times
-	// as the condition names it.
-	tests int
+	// cost is what matching an event with the rule costs: its value
+	// tests and the instructions of its regexps, each search as many
+	// times as the condition names it.
+	cost cost
+	// searches are the searches compiled, and their cost: the condition
+	// may name one several times.
+	searches map[string]compiledSearch
 }
 
-// maxRuleTests bounds the value tests a rule compiles to, which is what
-// matching an event with it may cost: a search named many times by the
-// condition, or covered by many patterns, counts each time.
-const maxRuleTests = 1 << 16
+type cost struct{ tests, insts int }
 
-// count adds n tests, and fails past maxRuleTests.
-func (c *compiler) count(n int) error {
-	if c.tests += max(n, 1); c.tests > maxRuleTests {
+type compiledSearch struct {
+	n    node
+	cost cost
+}
+
+// maxRuleTests bounds the value tests a rule compiles to, and
+// maxRuleInsts the instructions of its regexps (a value with ? wildcards
+// counts its length), which matching runs for each byte of the text: so
+// much matching an event with one rule may cost. A search named many
+// times by the condition, or covered by many patterns, counts each time.
+const (
+	maxRuleTests = 1 << 16
+	maxRuleInsts = 2 * maxRegexpInsts
+)
+
+// count adds k to the rule's cost, and fails past the bounds.
+func (c *compiler) count(k cost) error {
+	c.cost.tests += max(k.tests, 1)
+	c.cost.insts += k.insts
+	if c.cost.tests > maxRuleTests {
 		return &lineError{line: c.det.condLine, err: fmt.Errorf("condition: the searches it names come to more than %d values to test", maxRuleTests)}
+	}
+	if c.cost.insts > maxRuleInsts {
+		return &lineError{line: c.det.condLine, err: fmt.Errorf("condition: the regular expressions (and values with ? wildcards) of the searches it names come to more than %d instructions", maxRuleInsts)}
 	}
 	return nil
 }
@@ -162,6 +183,22 @@ func (c *compiler) cond(x cond) (node, error) {
 }
 
 func (c *compiler) search(name string) (node, error) {
+	if s, ok := c.searches[name]; ok {
+		return s.n, c.count(s.cost)
+	}
+	before := c.cost
+	n, err := c.compileSearch(name)
+	if err != nil {
+		return nil, err
+	}
+	if c.searches == nil {
+		c.searches = map[string]compiledSearch{}
+	}
+	c.searches[name] = compiledSearch{n: n, cost: cost{c.cost.tests - before.tests, c.cost.insts - before.insts}}
+	return n, nil
+}
+
+func (c *compiler) compileSearch(name string) (node, error) {
 	s := c.det.searches[name]
 	alts := make(orNode, 0, len(s.alts))
 	for _, alt := range s.alts {
@@ -221,7 +258,7 @@ func (c *compiler) field(fc *fieldCond) (node, error) {
 			return nil, fieldError(fc, "exists takes true or false")
 		}
 		want, _ := strconv.ParseBool(strings.ToLower(fc.values[0].s))
-		return &existsNode{f: f, want: want}, c.count(1)
+		return &existsNode{f: f, want: want}, c.count(cost{tests: 1})
 	}
 	n := &fieldNode{f: f, all: m.all, neq: m.neq, missing: m.neq}
 	vals, err := c.expand(fc, m)
@@ -230,7 +267,7 @@ func (c *compiler) field(fc *fieldCond) (node, error) {
 	}
 	if len(vals) == 0 {
 		// An expanded placeholder with no values: nothing matches.
-		return constNode(m.neq), c.count(1)
+		return constNode(m.neq), c.count(cost{tests: 1})
 	}
 	for _, v := range vals {
 		if v.null {
@@ -250,7 +287,16 @@ func (c *compiler) field(fc *fieldCond) (node, error) {
 			return nil, fieldError(fc, "more than %d values", maxValues)
 		}
 	}
-	return n, c.count(len(n.tests))
+	k := cost{tests: len(n.tests)}
+	for _, t := range n.tests {
+		switch t := t.(type) {
+		case *regexpTest:
+			k.insts += t.insts
+		case *patternTest:
+			k.insts += globCost(&t.p)
+		}
+	}
+	return n, c.count(k)
 }
 
 // expand replaces placeholders (%name%) in the values of a field with the
@@ -287,7 +333,7 @@ func (c *compiler) test(fc *fieldCond, f *fieldRef, m modifiers, v ruleValue) ([
 		if err != nil {
 			return nil, fieldError(fc, "%v", err)
 		}
-		return []valueTest{&regexpTest{re: re}}, nil
+		return []valueTest{re}, nil
 	case m.cidr:
 		p, err := netip.ParsePrefix(v.s)
 		if err != nil {
@@ -349,12 +395,22 @@ func binaryEncoding(enc []string) bool {
 }
 
 // checkGlob refuses a value with ? wildcards longer than a regular
-// expression may be: matching it costs as much.
+// expression may be: matching it costs as much, its length for each
+// byte of the text.
 func checkGlob(p *pattern) error {
-	if p.globQ && len(p.text) > maxRegexpLen {
-		return fmt.Errorf("value with ? wildcards longer than %d bytes", maxRegexpLen)
+	if globCost(p) > maxRegexpInsts {
+		return fmt.Errorf("value with ? wildcards longer than %d bytes", maxRegexpInsts)
 	}
 	return nil
+}
+
+// globCost is what matching p costs for each byte of the text, counted
+// as regexp instructions are: its length if it has ? wildcards.
+func globCost(p *pattern) int {
+	if p.shape != shapeGlob || !p.globQ {
+		return 0
+	}
+	return len(p.text)
 }
 
 func (c *compiler) keyword(fc *fieldCond) (node, error) {
@@ -407,9 +463,13 @@ func (c *compiler) keyword(fc *fieldCond) (node, error) {
 		}
 	}
 	if len(n.pats) == 0 {
-		return constNode(false), c.count(1)
+		return constNode(false), c.count(cost{tests: 1})
 	}
-	return n, c.count(len(n.pats))
+	k := cost{tests: len(n.pats)}
+	for i := range n.pats {
+		k.insts += globCost(&n.pats[i])
+	}
+	return n, c.count(k)
 }
 
 // requiredActions returns the lower-cased values of the source's action

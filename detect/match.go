@@ -79,8 +79,8 @@ func (r *record) extract() {
 		return
 	}
 	doc := r.e.Document()
-	if len(doc) == 0 || doc[0] != '{' {
-		return
+	if d := bytes.TrimLeft(doc, " \t\r\n"); len(d) == 0 || d[0] != '{' {
+		return // fields are in an object
 	}
 	r.err = r.src.paths.Extract(doc, func(path int, v event.Value) {
 		slot := r.src.pathSlot[path]

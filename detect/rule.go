@@ -164,8 +164,8 @@ func Parse(file string, data []byte) ([]*Rule, error) {
 			errs = append(errs, &Error{File: file, Line: yamlErrorLine(err), Err: fmt.Errorf("YAML: %w", err)})
 			break // the decoder cannot go on past a syntax error
 		}
-		if len(doc.Content) == 0 {
-			continue
+		if len(doc.Content) == 0 || isEmptyDocument(doc.Content[0]) {
+			continue // nothing, or nothing but a --- (a separator at the end, or two in a row)
 		}
 		r, err := parseRule(file, doc.Content[0])
 		if err != nil {
@@ -177,6 +177,12 @@ func Parse(file string, data []byte) ([]*Rule, error) {
 		}
 	}
 	return rules, errors.Join(errs...)
+}
+
+// isEmptyDocument reports whether n is the content of a document that
+// holds nothing: an implicit null, which a "---" alone starts.
+func isEmptyDocument(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" && n.Value == "" && n.Style == 0
 }
 
 func yamlErrorLine(err error) int {

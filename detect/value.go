@@ -23,10 +23,10 @@ import (
 // values modifiers such as windash multiply into.
 const (
 	maxRegexpLen   = 4096
-	maxRegexpInsts = 4 * maxRegexpLen // instructions of a compiled regexp
-	maxValues      = 4096             // values of one field, after expansion
-	maxPatternSize = 64 << 10         // bytes of one value
-	maxExpanded    = 1 << 20          // bytes the encodings make of one value
+	maxRegexpInsts = maxRegexpLen // instructions of a compiled regexp (about one a byte, unless repeated)
+	maxValues      = 4096         // values of one field, after expansion
+	maxPatternSize = 64 << 10     // bytes of one value
+	maxExpanded    = 1 << 20      // bytes the encodings make of one value
 )
 
 // A pattern is a string value of a rule compiled with its modifiers:
@@ -302,7 +302,10 @@ func (t *patternTest) test(r *record, v *val) bool {
 	return t.p.match(r.lower(v))
 }
 
-type regexpTest struct{ re *regexp.Regexp }
+type regexpTest struct {
+	re    *regexp.Regexp
+	insts int // the size of its program, which matching costs per byte
+}
 
 func (t *regexpTest) test(r *record, v *val) bool { return t.re.Match(r.text(v)) }
 
@@ -628,7 +631,7 @@ func windash(s string, maxN, maxBytes int) ([]string, error) {
 // syntax accepts what the specification defines (PCRE's basic
 // metacharacters) and refuses back-references and look-around, which
 // the specification excludes anyway; matching is linear in the input.
-func compileRegexp(expr, flags string) (*regexp.Regexp, error) {
+func compileRegexp(expr, flags string) (*regexpTest, error) {
 	if len(expr) > maxRegexpLen {
 		return nil, fmt.Errorf("regular expression longer than %d bytes", maxRegexpLen)
 	}
@@ -640,14 +643,32 @@ func compileRegexp(expr, flags string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("regular expression %q: %w", expr, err)
 	}
 	// Matching costs up to the program's size for each byte of the
-	// text, and repetitions multiply it: a{100} nested three times is a
-	// million instructions.
-	prog, err := syntax.Compile(re.Simplify())
+	// text, and nested repetitions multiply it: ([ab]{0,100}){10}, 4,000
+	// instructions, fits 200 times in maxRegexpLen.
+	n := progSize(re)
+	if n > maxRegexpInsts {
+		return nil, fmt.Errorf("regular expression %q is too large (more than %d instructions)", expr, maxRegexpInsts)
+	}
+	compiled, err := regexp.Compile(expr)
 	if err != nil {
 		return nil, fmt.Errorf("regular expression %q: %w", expr, err)
 	}
-	if n := len(prog.Inst); n > maxRegexpInsts {
-		return nil, fmt.Errorf("regular expression %q is too large (%d instructions, at most %d)", expr, n, maxRegexpInsts)
+	return &regexpTest{re: compiled, insts: n}, nil
+}
+
+// progSize estimates the instructions re compiles to, up to
+// maxRegexpInsts+1.
+func progSize(re *syntax.Regexp) int {
+	n := 1
+	if re.Op == syntax.OpLiteral {
+		n += len(re.Rune) // a rune each
 	}
-	return regexp.Compile(expr)
+	for _, sub := range re.Sub {
+		n += progSize(sub)
+	}
+	if re.Op == syntax.OpRepeat {
+		// x{n,m} is m copies of x, x{n,} n copies and a star.
+		n *= max(re.Max, re.Min+1)
+	}
+	return min(n, maxRegexpInsts+1)
 }
