@@ -4,13 +4,16 @@
 //	go run ./bench import [-events 1000000] [-dir /tmp/vigil-bench]
 //	go run ./bench search [-events 10000000] [-dir /tmp/vigil-bench]
 //	go run ./bench ingest [-events 1000000] [-runs 1]
+//	go run ./bench detect [-events 1000000] [-runs 3] [-rules DIR]
 //	go run ./bench corpus [-events N]
 //
 // import times vigil's file importer (parse, normalize, append to a fresh
 // DuckDB store) against DuckDB's own read_json loading the same files into
 // a table. search times store.Search against the same query written by
-// hand in SQL on the same table. Corpora and stores are built under -dir
-// on first use and reused, keyed by size and seed.
+// hand in SQL on the same table. detect times the detection engine, every
+// rule loaded, against github.com/bradleyjkemp/sigma-go on the same
+// events. Corpora and stores are built under -dir on first use and reused,
+// keyed by size and seed.
 package main
 
 import (
@@ -48,6 +51,7 @@ Commands:
   search   vigil's search against hand-written SQL on the same store
   ledger   the import with the ledger against without it; vigil verify against sha256
   ingest   HTTP ingest into vigil serve under load against vigil import of the same files
+  detect   the detection engine, every rule loaded, against sigma-go on the same events
   corpus   build (or find) a corpus and print its manifest
 
 Run 'go run ./bench COMMAND -h' for the flags.`
@@ -68,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = runLedger
 	case "ingest":
 		cmd, defRuns = runIngest, 1
+	case "detect":
+		cmd = runDetect
 	case "corpus":
 		cmd = runCorpus
 	case "help", "-h", "-help", "--help":
@@ -97,6 +103,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if args[0] == "ledger" {
 		fs.BoolVar(&c.verifyOnly, "verify-only", false, "time only vigil verify (the import with the ledger builds its data directory once)")
+	}
+	if args[0] == "detect" {
+		fs.StringVar(&c.rules, "rules", "../shared/testdata/sigmahq-cloud-rules", "directory of Sigma rules loaded beside the built-in pack")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -128,6 +137,7 @@ type config struct {
 	only       string
 	verifyOnly bool
 	batch      int
+	rules      string
 	out, log   io.Writer
 }
 

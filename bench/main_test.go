@@ -26,6 +26,7 @@ func TestSmoke(t *testing.T) {
 		{[]string{"search", "-events", "5000", "-runs", "1"}, "| `action:StopLogging` |"}, // reuses the store
 		{[]string{"ledger", "-events", "5000", "-runs", "2"}, "| vigil verify (ledger and store) |"},
 		{[]string{"ingest", "-events", "5000", "-runs", "1", "-batch", "100"}, "| HTTP ingest (vigil serve) |"},
+		{[]string{"detect", "-events", "5000", "-runs", "2", "-rules", "../../shared/testdata/sigmahq-cloud-rules"}, "| vigil detect.Detector |"},
 	} {
 		var out, log bytes.Buffer
 		args := append(tt.args, "-dir", dir, "-fixtures", fixtures)
