@@ -294,6 +294,9 @@ func (m *Matcher) Fields(r *Rule, ev *event.Event) map[string]string {
 // fieldNames returns the names of the fields the detection's searches
 // name, sorted.
 func (d *detection) fieldNames() []string {
+	if d.fields != nil {
+		return d.fields
+	}
 	var out []string
 	for _, s := range d.searches {
 		for _, alt := range s.alts {

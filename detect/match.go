@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"net/netip"
 
 	"github.com/vigilsec/vigil/event"
 )
@@ -22,6 +23,10 @@ type val struct {
 	off, end   int
 	loff, lend int // lend < 0 until lower-cased
 	null       bool
+	// addr is the value read as an IP address, once a cidr test asked:
+	// addrState 1 when it is one, 2 when it is not.
+	addr      netip.Addr
+	addrState uint8
 }
 
 // A record is the state of matching one event: the values of the fields
@@ -91,6 +96,18 @@ func (r *record) extract() {
 }
 
 func (r *record) text(v *val) []byte { return r.arena[v.off:v.end] }
+
+// addr returns the value as an IP address (IPv4-mapped IPv6 unmapped),
+// parsed once for all the cidr tests of a rule set.
+func (r *record) addr(v *val) (netip.Addr, bool) {
+	if v.addrState == 0 {
+		v.addrState = 2
+		if a, err := netip.ParseAddr(string(r.text(v))); err == nil {
+			v.addr, v.addrState = a.Unmap(), 1
+		}
+	}
+	return v.addr, v.addrState == 1
+}
 
 func (r *record) lower(v *val) []byte {
 	if v.lend < 0 {

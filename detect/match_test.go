@@ -82,6 +82,10 @@ func TestMatch(t *testing.T) {
 		{"re", "  s: {userAgent|re: '^aws-cli/2\\.[0-9]+'}\n  condition: s", true},
 		{"re is case-sensitive", "  s: {userAgent|re: 'LINUX'}\n  condition: s", false},
 		{"re|i", "  s: {userAgent|re|i: 'LINUX$'}\n  condition: s", true},
+		{"re with a required literal", "  s: {userIdentity.arn|re: '.+:iam::[0-9]+:user/.+'}\n  condition: s", true},
+		{"re whose required literal is absent", "  s: {userIdentity.arn|re: '.+:assumed-role/aws:.+'}\n  condition: s", false},
+		{"re alternation", "  s: {userIdentity.arn|re: '(assumed-role|user)/alice$'}\n  condition: s", true},
+		{"re optional literal", "  s: {userIdentity.arn|re: '^arn:aws:iam::[0-9]+:(xyz)?user/alice'}\n  condition: s", true},
 		{"cidr", "  s: {sourceIPAddress|cidr: 203.0.113.0/24}\n  condition: s", true},
 		{"cidr, outside", "  s: {sourceIPAddress|cidr: 10.0.0.0/8}\n  condition: s", false},
 		{"cidr v6 against v4", "  s: {sourceIPAddress|cidr: '2001:db8::/32'}\n  condition: s", false},
@@ -191,5 +195,25 @@ func TestRuleErrors(t *testing.T) {
 				t.Errorf("error %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestRequiredLiteral(t *testing.T) {
+	for expr, want := range map[string]string{
+		".+:assumed-role/aws:.+": ":assumed-role/aws:",
+		"^abc$":                  "abc",
+		"(?i)abc":                "",
+		"a|b":                    "",
+		"(x)?abcd":               "abcd",
+		"(foo[0-9]+barbaz)":      "barbaz",
+		"x*":                     "",
+	} {
+		re, err := compileRegexp(expr, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(re.must) != want {
+			t.Errorf("%s: required literal %q, want %q", expr, re.must, want)
+		}
 	}
 }

@@ -69,6 +69,7 @@ type detection struct {
 	agg       *aggregation
 	timeframe time.Duration
 	condLine  int
+	fields    []string // the fields its searches name, sorted
 }
 
 // A search is one search identifier's value: alternatives (a list of
@@ -422,6 +423,9 @@ func parseDetection(n *yaml.Node) (*detection, error) {
 		return nil, errAt(n, "more than %d search identifiers", maxSearches)
 	}
 	d.condLine = condNode.Line
+	// The fields a detection names are listed with each of its matches:
+	// once here, rather than at each match.
+	d.fields = d.fieldNames()
 	var ors condOr
 	for _, c := range conds {
 		x, agg, err := parseCondition(c)

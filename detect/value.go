@@ -305,15 +305,25 @@ func (t *patternTest) test(r *record, v *val) bool {
 type regexpTest struct {
 	re    *regexp.Regexp
 	insts int // the size of its program, which matching costs per byte
+	// must is a literal every match contains (case-sensitive), found in
+	// the expression, or nil. Looking for it first spares most texts the
+	// regexp: an unanchored .+:assumed-role/.+ tries every start.
+	must []byte
 }
 
-func (t *regexpTest) test(r *record, v *val) bool { return t.re.Match(r.text(v)) }
+func (t *regexpTest) test(r *record, v *val) bool {
+	text := r.text(v)
+	if t.must != nil && !bytes.Contains(text, t.must) {
+		return false
+	}
+	return t.re.Match(text)
+}
 
 type cidrTest struct{ prefix netip.Prefix }
 
 func (t *cidrTest) test(r *record, v *val) bool {
-	a, err := netip.ParseAddr(string(r.text(v)))
-	return err == nil && t.prefix.Contains(a.Unmap())
+	a, ok := r.addr(v)
+	return ok && t.prefix.Contains(a)
 }
 
 // numberTest compares a field's value as a number: lt, lte, gt, gte, and
@@ -653,7 +663,33 @@ func compileRegexp(expr, flags string) (*regexpTest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("regular expression %q: %w", expr, err)
 	}
-	return &regexpTest{re: compiled, insts: n}, nil
+	return &regexpTest{re: compiled, insts: n, must: requiredLiteral(re)}, nil
+}
+
+// requiredLiteral returns the longest case-sensitive literal that a
+// match of re must contain, or nil: of the parts of a concatenation at
+// the top (or inside a capture), those that are plain literals.
+func requiredLiteral(re *syntax.Regexp) []byte {
+	for re.Op == syntax.OpCapture && len(re.Sub) == 1 {
+		re = re.Sub[0]
+	}
+	var best []rune
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase == 0 {
+			best = re.Rune
+		}
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			if l := requiredLiteral(sub); len([]rune(string(l))) > len(best) {
+				best = []rune(string(l))
+			}
+		}
+	}
+	if len(best) == 0 {
+		return nil
+	}
+	return []byte(string(best))
 }
 
 // progSize estimates the instructions re compiles to, up to
