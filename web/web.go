@@ -292,6 +292,26 @@ type HuntRequest struct {
 	Tenant  string     `json:"tenant"`
 }
 
+// Engine compiles the hunt's rules. Any rule that does not load is an
+// error: a hunt with rules silently missing would read as "nothing
+// found".
+func (req *HuntRequest) Engine() (*detect.Engine, error) {
+	var (
+		rules []*detect.Rule
+		errs  []error
+	)
+	if req.Builtin {
+		rs, err := detect.Builtin()
+		rules, errs = append(rules, rs...), append(errs, err)
+	}
+	for _, f := range req.Rules {
+		rs, err := detect.Parse(f.File, []byte(f.Content))
+		rules, errs = append(rules, rs...), append(errs, err)
+	}
+	e, err := detect.NewEngine(rules, detect.Options{})
+	return e, errors.Join(append(errs, err)...)
+}
+
 // A HuntRule is one rule file of a hunt.
 type HuntRule struct {
 	File    string `json:"file"`
@@ -324,18 +344,8 @@ func (a *api) hunt(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("to: %w", err))
 		return
 	}
-	var rules []*detect.Rule
-	var errs []error
-	if req.Builtin {
-		rs, err := detect.Builtin()
-		rules, errs = append(rules, rs...), append(errs, err)
-	}
-	for _, f := range req.Rules {
-		rs, err := detect.Parse(f.File, []byte(f.Content))
-		rules, errs = append(rules, rs...), append(errs, err)
-	}
-	e, err := detect.NewEngine(rules, detect.Options{})
-	if err := errors.Join(append(errs, err)...); err != nil {
+	e, err := req.Engine()
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}

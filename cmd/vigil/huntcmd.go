@@ -59,7 +59,7 @@ func runHunt(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	// The rules are checked here first, so that their errors name the
 	// files as the user knows them.
-	e, err := huntEngine(req)
+	e, err := req.Engine()
 	if err != nil {
 		for _, err := range unjoin(err) {
 			fmt.Fprintln(stderr, err)
@@ -131,23 +131,6 @@ func readRuleFiles(path string, rules *[]web.HuntRule) error {
 		*rules = append(*rules, web.HuntRule{File: p, Content: string(b)})
 		return nil
 	})
-}
-
-func huntEngine(req web.HuntRequest) (*detect.Engine, error) {
-	var (
-		rules []*detect.Rule
-		errs  []error
-	)
-	if req.Builtin {
-		rs, err := detect.Builtin()
-		rules, errs = append(rules, rs...), append(errs, err)
-	}
-	for _, f := range req.Rules {
-		rs, err := detect.Parse(f.File, []byte(f.Content))
-		rules, errs = append(rules, rs...), append(errs, err)
-	}
-	e, err := detect.NewEngine(rules, detect.Options{})
-	return e, errors.Join(append(errs, err)...)
 }
 
 // hitWriter prints hunt hits as a table or as NDJSON.

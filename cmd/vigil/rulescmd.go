@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/vigilsec/vigil/detect"
 )
@@ -15,12 +16,18 @@ var rulesCommands = []command{
 }
 
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runSubcommand(ctx, "rules", "Sigma detection and correlation rules.", rulesCommands, args, stdout, stderr)
+}
+
+// runSubcommand runs the command of a group (vigil token, vigil rules)
+// that args name, or prints the group's usage.
+func runSubcommand(ctx context.Context, group, about string, cmds []command, args []string, stdout, stderr io.Writer) error {
 	usage := func() {
-		fmt.Fprintln(stderr, "Usage: vigil rules COMMAND [flags] [args]\n\nSigma detection and correlation rules.\n\nCommands:")
-		for _, c := range rulesCommands {
+		fmt.Fprintf(stderr, "Usage: vigil %s COMMAND [flags] [args]\n\n%s\n\nCommands:\n", group, about)
+		for _, c := range cmds {
 			fmt.Fprintf(stderr, "  %-7s %s\n", c.name, c.summary)
 		}
-		fmt.Fprintln(stderr, "\nRun 'vigil rules COMMAND -h' for a command's flags.")
+		fmt.Fprintf(stderr, "\nRun 'vigil %s COMMAND -h' for a command's flags.\n", group)
 	}
 	if len(args) == 0 {
 		usage()
@@ -31,12 +38,14 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		usage()
 		return flag.ErrHelp
 	}
-	for _, c := range rulesCommands {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
 		if c.name == args[0] {
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
+		names[i] = c.name
 	}
-	return &exitError{2, fmt.Errorf("unknown command %q; the commands are: lint, test", args[0])}
+	return &exitError{2, fmt.Errorf("unknown command %q; the commands are: %s", args[0], strings.Join(names, ", "))}
 }
 
 func runRulesLint(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,28 +22,7 @@ var tokenCommands = []command{
 }
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	usage := func() {
-		fmt.Fprintln(stderr, "Usage: vigil token COMMAND [flags] [args]\n\nAPI tokens, kept in the data directory's metadata database. They work at\nonce, in a 'vigil serve' running on the same data directory too.\n\nCommands:")
-		for _, c := range tokenCommands {
-			fmt.Fprintf(stderr, "  %-7s %s\n", c.name, c.summary)
-		}
-		fmt.Fprintln(stderr, "\nRun 'vigil token COMMAND -h' for a command's flags.")
-	}
-	if len(args) == 0 {
-		usage()
-		return errUsage
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		usage()
-		return flag.ErrHelp
-	}
-	for _, c := range tokenCommands {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	return &exitError{2, fmt.Errorf("unknown command %q; the commands are create, list and revoke", args[0])}
+	return runSubcommand(ctx, "token", "API tokens, kept in the data directory's metadata database. They work at\nonce, in a 'vigil serve' running on the same data directory too.", tokenCommands, args, stdout, stderr)
 }
 
 func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
