@@ -157,6 +157,19 @@ func (e *Engine) MaxTimespan() time.Duration {
 	return d
 }
 
+// Sources returns the vigil sources (event.Source values) some rule of
+// the engine applies to, sorted: a hunt need read no others.
+func (e *Engine) Sources() []string {
+	var out []string
+	for name, src := range e.sources {
+		if len(src.always) > 0 || len(src.indexed) > 0 {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Rules returns the rules the engine holds.
 func (e *Engine) Rules() []*Rule { return e.rules }
 

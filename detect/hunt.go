@@ -1,9 +1,13 @@
 package detect
 
 import (
+	"context"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/query"
 )
 
 // A Hit is one line of a retro-hunt: an event a rule matched, or one of
@@ -19,6 +23,42 @@ type Hit struct {
 	Tenant  string    `json:"tenant"`
 	// Correlation is set on the lines of a correlation's match.
 	Correlation bool `json:"correlation,omitempty"`
+}
+
+// SourceQuery returns the query text that selects the events of the
+// sources e's rules apply to ("" when they apply to none), for the store
+// to read only those in a hunt.
+func (e *Engine) SourceQuery() string {
+	var parts []string
+	for _, s := range e.Sources() {
+		if !strings.HasPrefix(s, "none:") {
+			parts = append(parts, "source:"+strconv.Quote(s))
+		}
+	}
+	return strings.Join(parts, " OR ")
+}
+
+// A Scanner reads stored events, oldest first, within a request's scope
+// and time range: the store.
+type Scanner interface {
+	Scan(ctx context.Context, req query.Request, fn func(*event.Event) error) error
+}
+
+// HuntStore hunts the events s holds that req selects (its scope and
+// time range), reading only those of the sources e's rules apply to.
+func HuntStore(ctx context.Context, e *Engine, s Scanner, req query.Request, end time.Time, fn func(Hit) error) error {
+	return Hunt(e, end, func(each func(*event.Event) error) error {
+		text := e.SourceQuery()
+		if text == "" {
+			return nil
+		}
+		q, err := query.Parse(text)
+		if err != nil {
+			return err
+		}
+		req.Query = q
+		return s.Scan(ctx, req, each)
+	}, fn)
 }
 
 // Hunt runs e's rules over history: scan calls its function with each

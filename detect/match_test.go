@@ -217,3 +217,25 @@ func TestRequiredLiteral(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceQuery: a hunt reads only the sources its rules apply to.
+func TestSourceQuery(t *testing.T) {
+	for _, tt := range []struct{ logsource, want string }{
+		{"{product: aws, service: cloudtrail}", `source:"aws.cloudtrail"`},
+		{"{product: linux, service: sshd}", `source:"syslog"`},
+		{"{product: m365, service: audit}", ``},
+		{"{}", `source:"aws.cloudtrail" OR source:"aws.elb" OR source:"aws.vpcflow" OR source:"azure.activity" OR source:"azure.signin" OR source:"csv" OR source:"gcp.audit" OR source:"json" OR source:"syslog"`},
+	} {
+		rules, err := Parse("t.yml", []byte("title: t\nid: r\nlogsource: "+tt.logsource+"\ndetection:\n  s: {a: b}\n  condition: s\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := NewEngine(rules, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.SourceQuery(); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.logsource, got, tt.want)
+		}
+	}
+}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/detect"
-	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/query"
@@ -43,7 +42,7 @@ type Options struct {
 	// Detections are the rules' matches (/api/v1/detections).
 	Detections DetectionLister
 	// Hunter runs retro-hunts (/api/v1/hunt) over the store's events.
-	Hunter Scanner
+	Hunter detect.Scanner
 	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
 	// LedgerKey is the public key of its checkpoints.
 	Ledger    Prover
@@ -103,12 +102,6 @@ func Handler(opts Options) http.Handler {
 
 type api struct {
 	opts Options
-}
-
-// A Scanner reads the events a request selects, oldest first, within
-// the request's scope.
-type Scanner interface {
-	Scan(ctx context.Context, req query.Request, fn func(*event.Event) error) error
 }
 
 // A DetectionLister reads detections; the query carries the caller's
@@ -359,9 +352,8 @@ func (a *api) hunt(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
-	err = detect.Hunt(e, end, func(fn func(*event.Event) error) error {
-		return a.opts.Hunter.Scan(r.Context(), query.Request{Scope: scope, From: from, To: to}, fn)
-	}, func(h detect.Hit) error { return enc.Encode(h) })
+	err = detect.HuntStore(r.Context(), e, a.opts.Hunter, query.Request{Scope: scope, From: from, To: to}, end,
+		func(h detect.Hit) error { return enc.Encode(h) })
 	if err != nil {
 		// The lines so far are out: end with an error line the client
 		// reports.

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/detect"
-	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/web"
 )
@@ -109,9 +108,8 @@ func runHunt(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if end.IsZero() {
 		end = now
 	}
-	return detect.Hunt(e, end, func(fn func(*event.Event) error) error {
-		return db.Scan(ctx, query.Request{Scope: scope, From: fromT, To: toT}, fn)
-	}, func(h detect.Hit) error { out.write(h); return nil })
+	return detect.HuntStore(ctx, e, db, query.Request{Scope: scope, From: fromT, To: toT}, end,
+		func(h detect.Hit) error { out.write(h); return nil })
 }
 
 // readRuleFiles adds the rule files at path (a file or a directory) to
