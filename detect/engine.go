@@ -115,13 +115,17 @@ func NewEngine(rules []*Rule, opts Options) (*Engine, error) {
 	return e, errors.Join(errs...)
 }
 
-func (e *Engine) add(r *Rule, opts *Options) error {
+func (e *Engine) add(r *Rule, opts *Options) (err error) {
 	ts := targets(r.Logsource)
 	if len(ts) == 0 {
-		e.unmatched = append(e.unmatched, r)
 		// Compile it anyway, against a source of no events, so that a
 		// mistake in it is still reported.
 		ts = []target{{source: "none:" + r.Logsource.String()}}
+		defer func() {
+			if err == nil {
+				e.unmatched = append(e.unmatched, r)
+			}
+		}()
 	}
 	for _, t := range ts {
 		src := e.sources[t.source]
