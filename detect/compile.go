@@ -271,7 +271,7 @@ func (c *compiler) field(fc *fieldCond) (node, error) {
 	}
 	for _, v := range vals {
 		if v.null {
-			if m.hasEncode || m.match != "" || m.re || m.cidr || m.cmp != "" || m.fieldref {
+			if len(m.encode) > 0 || m.match != "" || m.re || m.cidr || m.cmp != "" || m.fieldref {
 				return nil, fieldError(fc, "null cannot take modifiers")
 			}
 			n.tests = append(n.tests, nullTest{})
@@ -354,13 +354,13 @@ func (c *compiler) test(fc *fieldCond, f *fieldRef, m modifiers, v ruleValue) ([
 		return []valueTest{&fieldrefTest{other: other, cased: m.cased}}, nil
 	}
 	var tests []valueTest
-	if (v.kind == "int" || v.kind == "float") && m.match == "" && !m.hasEncode {
+	if (v.kind == "int" || v.kind == "float") && m.match == "" && len(m.encode) == 0 {
 		// 4624 matches "4624", 4624 and 4624.0 alike.
 		if x, err := strconv.ParseFloat(v.s, 64); err == nil {
 			tests = append(tests, &numberTest{n: x})
 		}
 	}
-	if m.hasEncode {
+	if len(m.encode) > 0 {
 		encoded, err := encodeValues([]string{v.s}, m.encode)
 		if err != nil {
 			return nil, fieldError(fc, "%v", err)
@@ -441,7 +441,7 @@ func (c *compiler) keyword(fc *fieldCond) (node, error) {
 			return nil, fieldError(fc, "value longer than %d bytes", maxPatternSize)
 		}
 		strs := []string{v.s}
-		if m.hasEncode {
+		if len(m.encode) > 0 {
 			if strs, err = encodeValues(strs, m.encode); err != nil {
 				return nil, fieldError(fc, "%v", err)
 			}

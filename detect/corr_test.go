@@ -37,6 +37,24 @@ func loadCorrelation(t *testing.T, path string) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return withBaseRules(t, path, rules)
+}
+
+// correlationEngine compiles a correlation rule given as YAML, with base
+// rules for it.
+func correlationEngine(t *testing.T, src string) *Engine {
+	t.Helper()
+	rules, err := Parse("c.yml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return withBaseRules(t, "c.yml", rules)
+}
+
+// withBaseRules compiles rules, one of them a correlation, with a base
+// rule (baseRules) for each rule the correlation refers to.
+func withBaseRules(t *testing.T, file string, rules []*Rule) *Engine {
+	t.Helper()
 	var corr *Rule
 	for _, r := range rules {
 		if r.IsCorrelation() {
@@ -44,10 +62,9 @@ func loadCorrelation(t *testing.T, path string) *Engine {
 		}
 	}
 	if corr == nil {
-		t.Fatalf("%s: no correlation rule", path)
+		t.Fatalf("%s: no correlation rule", file)
 	}
-	all := append(baseRules(t, corr.Correlation().Rules), rules...)
-	e, err := NewEngine(all, Options{})
+	e, err := NewEngine(append(baseRules(t, corr.Correlation().Rules), rules...), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,14 +311,7 @@ correlation:
   timespan: 1h
   condition: {lt: 3}
 `
-	rules, err := Parse("c.yml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewEngine(append(baseRules(t, []string{"hb"}), rules...), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := correlationEngine(t, src)
 	hb := func(at time.Duration, host string) *event.Event {
 		return ev(at, map[string]any{"rule": "hb", "host": host})
 	}

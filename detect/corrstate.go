@@ -199,14 +199,16 @@ func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf fun
 			delete(gs, kstr)
 			out = append(out, d)
 			// A correlation's match feeds the correlations built on it.
-			fields := maps(d.Group)
+			fields := valuesIn(d.Group)
 			out = append(out, c.observe(cr.rule, EventRef{Seq: ev.Seq, Time: evTime, ID: ev.ID, Tenant: d.Tenant(), Action: ev.Action, Rule: cr.rule.ID}, evTime, fields)...)
 		}
 	}
 	return out
 }
 
-func maps(m map[string]string) func(string) (string, bool) {
+// valuesIn reads field values from a correlation's group, for the
+// correlations that a correlation feeds.
+func valuesIn(m map[string]string) func(string) (string, bool) {
 	return func(f string) (string, bool) { v, ok := m[f]; return v, ok }
 }
 

@@ -24,14 +24,7 @@ correlation:
   timespan: 1h
   condition: {gte: 3}
 `
-	rules, err := Parse("c.yml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewEngine(append(baseRules(t, []string{"hb"}), rules...), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := correlationEngine(t, src)
 	if e.MaxTimespan() != time.Hour {
 		t.Errorf("MaxTimespan = %v", e.MaxTimespan())
 	}

@@ -414,20 +414,19 @@ func (t *fieldrefTest) test(r *record, v *val) bool {
 
 // modifiers is a field's modifier list, checked and sorted out.
 type modifiers struct {
-	match     string   // contains, startswith, endswith, or ""
-	encode    []string // utf16le, utf16be, utf16, base64, base64offset, windash, in order
-	re        bool
-	reFlags   string // i, m, s
-	cidr      bool
-	cmp       string // lt, lte, gt, gte
-	timePart  string
-	exists    bool
-	fieldref  bool
-	expand    bool
-	cased     bool
-	all       bool
-	neq       bool
-	hasEncode bool
+	match    string   // contains, startswith, endswith, or ""
+	encode   []string // utf16le, utf16be, utf16, base64, base64offset, windash, in order
+	re       bool
+	reFlags  string // i, m, s
+	cidr     bool
+	cmp      string // lt, lte, gt, gte
+	timePart string
+	exists   bool
+	fieldref bool
+	expand   bool
+	cased    bool
+	all      bool
+	neq      bool
 }
 
 func parseModifiers(mods []string) (modifiers, error) {
@@ -480,7 +479,6 @@ func parseModifiers(mods []string) (modifiers, error) {
 				mod = "utf16le"
 			}
 			m.encode = append(m.encode, mod)
-			m.hasEncode = true
 		case "":
 			return m, errors.New("empty modifier (two | in a row)")
 		default:
@@ -499,10 +497,10 @@ func parseModifiers(mods []string) (modifiers, error) {
 	if m.match != "" && (m.re || m.cidr || m.cmp != "" || m.exists) {
 		return m, fmt.Errorf("%s cannot be combined with re, cidr, lt/lte/gt/gte or exists", m.match)
 	}
-	if m.hasEncode && (m.re || m.cidr || m.cmp != "" || m.exists || m.fieldref) {
+	if len(m.encode) > 0 && (m.re || m.cidr || m.cmp != "" || m.exists || m.fieldref) {
 		return m, errors.New("encoding modifiers apply to string values, not to re, cidr, lt/lte/gt/gte, exists or fieldref")
 	}
-	if m.timePart != "" && (m.re || m.cidr || m.exists || m.fieldref || m.hasEncode || m.match != "") {
+	if m.timePart != "" && (m.re || m.cidr || m.exists || m.fieldref || len(m.encode) > 0 || m.match != "") {
 		return m, fmt.Errorf("the %s modifier only combines with lt/lte/gt/gte", m.timePart)
 	}
 	return m, nil
@@ -673,23 +671,21 @@ func requiredLiteral(re *syntax.Regexp) []byte {
 	for re.Op == syntax.OpCapture && len(re.Sub) == 1 {
 		re = re.Sub[0]
 	}
-	var best []rune
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase == 0 {
-			best = re.Rune
+			return []byte(string(re.Rune))
 		}
 	case syntax.OpConcat:
+		var best []byte
 		for _, sub := range re.Sub {
-			if l := requiredLiteral(sub); len([]rune(string(l))) > len(best) {
-				best = []rune(string(l))
+			if l := requiredLiteral(sub); len(l) > len(best) {
+				best = l
 			}
 		}
+		return best
 	}
-	if len(best) == 0 {
-		return nil
-	}
-	return []byte(string(best))
+	return nil
 }
 
 // progSize estimates the instructions re compiles to, up to

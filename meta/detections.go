@@ -48,7 +48,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`)
 			tags, _ := json.Marshal(orEmpty(d.Tags))
 			fields, _ := json.Marshal(orEmptyMap(d.Fields))
 			grp, _ := json.Marshal(orEmptyMap(d.Group))
-			evs, _ := json.Marshal(orEmptySeqs(d.Events))
+			evs, _ := json.Marshal(orEmpty(d.Events))
 			var tenant, seq, evTime any
 			if d.Tenant != "" {
 				tenant = d.Tenant
@@ -169,9 +169,9 @@ func newDetectionID(t time.Time) string {
 	return fmt.Sprintf("%016x", t.UnixNano()) + hex.EncodeToString(b[:])
 }
 
-func orEmpty(s []string) []string {
+func orEmpty[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }
@@ -181,11 +181,4 @@ func orEmptyMap(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
-}
-
-func orEmptySeqs(s []uint64) []uint64 {
-	if s == nil {
-		return []uint64{}
-	}
-	return s
 }
