@@ -13,8 +13,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,6 +136,7 @@ func (im *Importer) ImportFS(ctx context.Context, fsys fs.FS, prefix string) (Su
 
 func (im *Importer) run(ctx context.Context, files []file) (Summary, error) {
 	start := time.Now()
+	byTime(files)
 	var (
 		sum      Summary
 		mu       sync.Mutex
@@ -431,6 +435,64 @@ func collect(paths []string) ([]file, error) {
 		}
 	}
 	return files, nil
+}
+
+// byTime orders files by the time their names say their logs begin, so
+// that an import feeds detection roughly in event time: correlation
+// windows are in event time, and a trail's files are laid out by account
+// first, which would otherwise bring one account's month before the
+// next's. Files whose names say no time keep their order, after the
+// others.
+func byTime(files []file) {
+	type hinted struct {
+		f  file
+		t  string
+		ok bool
+	}
+	hs := make([]hinted, len(files))
+	for i, f := range files {
+		t, ok := timeHint(f.path)
+		hs[i] = hinted{f, t, ok}
+	}
+	slices.SortStableFunc(hs, func(a, b hinted) int {
+		switch {
+		case a.ok != b.ok:
+			if a.ok {
+				return -1
+			}
+			return 1
+		case a.ok:
+			return strings.Compare(a.t, b.t)
+		}
+		return 0
+	})
+	for i := range hs {
+		files[i] = hs[i].f
+	}
+}
+
+// timeHints find when a log file begins in the names the clouds give
+// their files: CloudTrail's …_20240710T1205Z_….json.gz, Azure's
+// …/y=2024/m=07/d=10/h=12/m=00/PT1H.json, GCP's
+// …/2024/07/10/12:00:00_12:59:59_S0.json, and date folders.
+var timeHints = []*regexp.Regexp{
+	regexp.MustCompile(`_(\d{8})T(\d{4})Z`),
+	regexp.MustCompile(`y=(\d{4})/m=(\d{2})/d=(\d{2})/h=(\d{2})/m=(\d{2})`),
+	regexp.MustCompile(`(\d{4})/(\d{2})/(\d{2})/(\d{2}):(\d{2})`),
+	regexp.MustCompile(`(\d{4})/(\d{2})/(\d{2})(?:/|$)`),
+}
+
+// timeHint returns the time a file's name says it begins, as digits
+// that sort in time order (yyyymmddhhmm).
+func timeHint(path string) (string, bool) {
+	path = filepath.ToSlash(path)
+	for _, re := range timeHints {
+		if m := re.FindStringSubmatch(path); m != nil {
+			t := strings.Join(m[1:], "")
+			return (t + "000000000000")[:12], true
+		}
+	}
+	return "", false
 }
 
 // countingReader counts the bytes read from a file, for progress.

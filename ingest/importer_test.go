@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -182,5 +183,43 @@ func TestImportBulk(t *testing.T) {
 	}
 	if sink.closed != 1 || sum.Events == 0 || int64(len(sink.events)) != sum.Events {
 		t.Errorf("interrupted import: loader closed %d times, %d events stored, %d reported; want what was read kept", sink.closed, len(sink.events), sum.Events)
+	}
+}
+
+// TestImportOrdersByTime: an import reads files in the order of the
+// times their names give, whatever folders they are in, so that
+// detection sees events roughly in event time.
+func TestImportOrdersByTime(t *testing.T) {
+	paths := []string{
+		"README.md",
+		"AWSLogs/111111111111/CloudTrail/us-east-1/2024/07/11/111111111111_CloudTrail_us-east-1_20240711T0005Z_a.json.gz",
+		"AWSLogs/111111111111/CloudTrail/us-east-1/2024/07/12/111111111111_CloudTrail_us-east-1_20240712T2355Z_b.json.gz",
+		"AWSLogs/222222222222/CloudTrail/eu-west-1/2024/07/10/222222222222_CloudTrail_eu-west-1_20240710T1200Z_c.json.gz",
+		"AWSLogs/222222222222/CloudTrail/eu-west-1/2024/07/11/222222222222_CloudTrail_eu-west-1_20240711T2300Z_d.json.gz",
+		"insights-activity-logs/resourceId=/SUBSCRIPTIONS/X/y=2024/m=07/d=11/h=12/m=00/PT1H.json",
+		"cloudaudit.googleapis.com/activity/2024/07/11/06:00:00_06:59:59_S0.json",
+		"notes.txt",
+	}
+	var files []file
+	for _, p := range paths {
+		files = append(files, file{path: p})
+	}
+	byTime(files)
+	var got []string
+	for _, f := range files {
+		got = append(got, filepath.Base(f.path))
+	}
+	want := []string{
+		"222222222222_CloudTrail_eu-west-1_20240710T1200Z_c.json.gz",
+		"111111111111_CloudTrail_us-east-1_20240711T0005Z_a.json.gz",
+		"06:00:00_06:59:59_S0.json",
+		"PT1H.json",
+		"222222222222_CloudTrail_eu-west-1_20240711T2300Z_d.json.gz",
+		"111111111111_CloudTrail_us-east-1_20240712T2355Z_b.json.gz",
+		"README.md",
+		"notes.txt",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("order:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
