@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,27 +15,60 @@ type compiled struct {
 	rule *Rule
 	only func(*event.Event) bool
 	m    node
+	// slots are the document fields it reads, its correlations' included.
+	slots []int
 }
 
 // sourceRules are the rules of one source, compiled, with the document
 // paths they name.
 type sourceRules struct {
 	name     string
-	paths    *event.Paths
-	pathSlot []int // path index → slot
 	slots    int
 	byAction map[string][]*compiled // by lower-cased action
 	indexed  []*compiled            // the rules of byAction, each once
 	always   []*compiled            // rules not indexed by action
 
+	// What an event is tried on: by its action, for an action no rule
+	// names, and for an event without one.
+	actions               map[string]*ruleSet
+	otherAction, noAction ruleSet
+
 	// While compiling:
 	pathList []string
 	pathFold []bool
+	pathSlot []int // path index → slot
 	fields   map[string]*fieldRef
+}
+
+// A ruleSet is the rules an event is tried on, and the extraction of the
+// document fields they read: an event only pays for reading the fields
+// of the rules that may match it.
+type ruleSet struct {
+	rules []*compiled
+	ext   *extraction
+}
+
+// An extraction reads some of a source's fields from a document.
+type extraction struct {
+	paths    *event.Paths // nil when no document field is read
+	pathSlot []int        // path index → slot
+	covers   []bool       // by slot: the field is read (normalized fields are never)
 }
 
 func newSourceRules(name string) *sourceRules {
 	return &sourceRules{name: name, byAction: map[string][]*compiled{}, fields: map[string]*fieldRef{}}
+}
+
+// reads records that the compiled rules of r in s read field f (for a
+// correlation's group-by fields).
+func (s *sourceRules) reads(r *Rule, f *fieldRef) {
+	for _, list := range [][]*compiled{s.indexed, s.always} {
+		for _, c := range list {
+			if c.rule == r && f.norm == nil {
+				c.slots = append(c.slots, f.slot)
+			}
+		}
+	}
 }
 
 // field resolves a field name for the source.
@@ -44,11 +78,12 @@ func (s *sourceRules) field(name string) (*fieldRef, error) {
 	}
 	f := &fieldRef{name: name, slot: s.slots}
 	if n, ok := strings.CutPrefix(name, "vigil."); ok {
-		f.norm = normFields[n]
+		f.norm, f.addr = normFields[n], addrFields[n]
 		if f.norm == nil {
 			return nil, fmt.Errorf("unknown normalized field %q (vigil.%s)", n, strings.Join(sorted(keys(normFields)), ", vigil."))
 		}
 	} else {
+		f.known = knownFields[s.name][name]
 		df := docFieldOf(s.name, name)
 		for _, p := range df.paths {
 			if p == "" || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
@@ -72,23 +107,57 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// finish compiles the paths the source's rules name. Paths are compiled
-// case-sensitively, except those that fold (Azure): a source's paths all
-// fold or none do.
+// finish compiles the rule sets of the source: for each action the
+// rules indexed by it and those that apply to every event, and the
+// paths they read. Paths are compiled case-sensitively, except those
+// that fold (Azure): a source's paths all fold or none do.
 func (s *sourceRules) finish() error {
-	if len(s.pathList) == 0 {
-		return nil
+	fold := slices.Contains(s.pathFold, true)
+	exts := map[string]*extraction{} // by slots read, shared
+	var first error
+	set := func(rules ...[]*compiled) ruleSet {
+		var all []*compiled
+		covers := make([]bool, s.slots)
+		for _, rs := range rules {
+			all = append(all, rs...)
+			for _, c := range rs {
+				for _, slot := range c.slots {
+					covers[slot] = true
+				}
+			}
+		}
+		key := fmt.Sprint(covers)
+		if x := exts[key]; x != nil {
+			return ruleSet{all, x}
+		}
+		x := &extraction{covers: covers}
+		var paths []string
+		for i, p := range s.pathList {
+			if covers[s.pathSlot[i]] {
+				paths = append(paths, p)
+				x.pathSlot = append(x.pathSlot, s.pathSlot[i])
+			}
+		}
+		if len(paths) > 0 {
+			// A path that does not compile leaves the set reading no
+			// field, as the error says.
+			p, err := event.CompilePaths(paths, fold)
+			if err != nil && first == nil {
+				first = err
+			}
+			x.paths = p
+		}
+		exts[key] = x
+		return ruleSet{all, x}
 	}
-	fold := false
-	for _, f := range s.pathFold {
-		fold = fold || f
+	s.noAction = set(s.indexed, s.always)
+	s.otherAction = set(s.always)
+	s.actions = make(map[string]*ruleSet, len(s.byAction))
+	for a, rules := range s.byAction {
+		rs := set(rules, s.always)
+		s.actions[a] = &rs
 	}
-	p, err := event.CompilePaths(s.pathList, fold)
-	if err != nil {
-		return err
-	}
-	s.paths = p
-	return nil
+	return first
 }
 
 // compiler compiles one rule for one source.
@@ -103,9 +172,20 @@ type compiler struct {
 	// searches are the searches compiled, and their cost: the condition
 	// may name one several times.
 	searches map[string]compiledSearch
+	// slots are the document fields the rule reads.
+	slots []int
 }
 
 type cost struct{ tests, insts int }
+
+// ref resolves a field the rule reads.
+func (c *compiler) ref(name string) (*fieldRef, error) {
+	f, err := c.src.field(name)
+	if err == nil && f.norm == nil && !slices.Contains(c.slots, f.slot) {
+		c.slots = append(c.slots, f.slot)
+	}
+	return f, err
+}
 
 type compiledSearch struct {
 	n    node
@@ -246,7 +326,7 @@ func (c *compiler) field(fc *fieldCond) (node, error) {
 	if err != nil {
 		return nil, fieldError(fc, "%v", err)
 	}
-	f, err := c.src.field(fc.field)
+	f, err := c.ref(fc.field)
 	if err != nil {
 		return nil, fieldError(fc, "%v", err)
 	}
@@ -347,7 +427,7 @@ func (c *compiler) test(fc *fieldCond, f *fieldRef, m modifiers, v ruleValue) ([
 		}
 		return []valueTest{&numberTest{op: m.cmp, n: x, part: m.timePart}}, nil
 	case m.fieldref:
-		other, err := c.src.field(v.s)
+		other, err := c.ref(v.s)
 		if err != nil {
 			return nil, fieldError(fc, "fieldref: %v", err)
 		}

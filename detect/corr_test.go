@@ -351,12 +351,76 @@ func TestCorrelationBounds(t *testing.T) {
 	}
 	for _, gs := range d.Correlator().groups {
 		for _, g := range gs {
-			if len(g.events) > 5 {
-				t.Fatalf("a group holds %d events, bound 5", len(g.events))
+			if g.events.len() > 5 {
+				t.Fatalf("a group holds %d events, bound 5", g.events.len())
 			}
 		}
 	}
 	if d.Correlator().Dropped < 90+15 {
 		t.Errorf("Dropped = %d, want at least the 90 groups and 15 events forgotten", d.Correlator().Dropped)
+	}
+}
+
+// TestCorrelationEventTime: windows are in event time, whatever order
+// events arrive in (sources deliver with different delays, and files are
+// read in their own order).
+func TestCorrelationEventTime(t *testing.T) {
+	count := correlationEngine(t, `title: one address in three accounts
+id: 1d3c9a52-8f0e-4a59-9b8e-6d1f2a3b4c5d
+correlation:
+    type: value_count
+    rules: [activity]
+    group-by: [ip]
+    timespan: 1h
+    condition: {gte: 3, field: account}
+`)
+	act := func(at time.Duration, account string) *event.Event {
+		return ev(at, map[string]any{"rule": "activity", "ip": "198.51.100.7", "account": account})
+	}
+	ordered := loadCorrelation(t, filepath.Join(specDir, "tests/schema/correlation/temporal_ordered.yml"))
+	cmd := func(r string, at time.Duration) *event.Event {
+		return ev(at, map[string]any{"rule": r, "ComputerName": "pc", "User": "u"})
+	}
+	tests := []struct {
+		name string
+		e    *Engine
+		evs  []*event.Event
+		want string
+		late int64
+	}{
+		{"days apart, arriving newest first", count, []*event.Event{act(50*time.Hour, "a"), act(0, "b"), act(25*time.Hour, "c")}, "", 2},
+		{"late, within the window", count, []*event.Event{act(10*time.Minute, "a"), act(50*time.Minute, "b"), act(5*time.Minute, "c")}, "2", 0},
+		{"late, before the window", count, []*event.Event{act(2*time.Hour, "a"), act(2*time.Hour+10*time.Minute, "b"), act(30*time.Minute, "c")}, "", 1},
+		{"one account after the window", count, []*event.Event{act(0, "a"), act(50*time.Minute, "b"), act(61*time.Minute, "c")}, "", 0},
+		{"ordered: the first rule arrives late", ordered, []*event.Event{cmd("recon_cmd_b", time.Minute), cmd("recon_cmd_a", 0), cmd("recon_cmd_c", 2*time.Minute)}, "2", 0},
+		{"ordered: the last rule arrives first", ordered, []*event.Event{cmd("recon_cmd_c", 2*time.Minute), cmd("recon_cmd_a", 0), cmd("recon_cmd_b", time.Minute)}, "2", 0},
+		{"ordered: arriving in order, happening in reverse", ordered, []*event.Event{cmd("recon_cmd_a", 2*time.Minute), cmd("recon_cmd_b", time.Minute), cmd("recon_cmd_c", 0)}, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := tt.e.NewDetector()
+			var got []string
+			for i, x := range tt.evs {
+				x.Seq = uint64(i + 1)
+				for _, det := range d.Process(x) {
+					if !det.Rule.IsCorrelation() {
+						continue
+					}
+					got = append(got, fmt.Sprint(i))
+					// The events reported are in time order.
+					for j := 1; j < len(det.Events); j++ {
+						if det.Events[j].Time.Before(det.Events[j-1].Time) {
+							t.Errorf("events out of time order: %v", det.Events)
+						}
+					}
+				}
+			}
+			if g := strings.Join(got, ","); g != tt.want {
+				t.Errorf("matched at events %q, want %q", g, tt.want)
+			}
+			if d.Correlator().Late != tt.late {
+				t.Errorf("Late = %d, want %d", d.Correlator().Late, tt.late)
+			}
+		})
 	}
 }

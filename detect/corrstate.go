@@ -70,9 +70,11 @@ func (e *Engine) addCorrelation(r *Rule) error {
 			for _, t := range targets(in.Logsource) {
 				if src := e.sources[t.source]; src != nil {
 					for _, f := range need {
-						if _, err := src.field(f); err != nil {
+						ref, err := src.field(f)
+						if err != nil {
 							return &Error{File: r.File, Line: r.Line, Rule: r.ref(), Err: err}
 						}
+						src.reads(in, ref)
 					}
 				}
 			}
@@ -120,26 +122,137 @@ func aggregationRules(r *Rule) (input, corr *Rule, err error) {
 
 // A Correlator keeps the state of an engine's correlation rules. It is
 // not safe for concurrent use: the ingest path feeds it in order.
+//
+// Windows are in event time. A group holds the events of the timespan
+// that ends at its newest event, in time order, and every event is
+// decided on that window. An event that arrives late is still counted
+// when it falls in the window; one older than the window's start is
+// too late for it and only counted in Late (vigil hunt, which reads the
+// store in time order, correlates history).
 type Correlator struct {
 	e      *Engine
 	groups map[*corrRule]map[string]*group
 	kb     []byte   // a group's key, being built
-	vals   []string // a group's values, being read
-	// Dropped counts state forgotten at the bounds.
-	Dropped int64
+	vals   [][]byte // a group's values, being read
+	// Dropped counts state forgotten at the bounds, and Late the events
+	// that came after their window was gone.
+	Dropped, Late int64
 }
 
+// A group is the state of one correlation rule for one set of group-by
+// values. Every event of the window is kept, because a match reports them
+// all; the rest is what deciding the condition needs, kept up to date as
+// events come and go, so that no event costs a pass over the window.
 type group struct {
 	key    map[string]string
-	events []EventRef     // within the timespan, oldest first
-	values []string       // value_count, value_percentile: each event's value
-	counts map[string]int // how many of values are each value
-	nums   []float64      // value_sum, value_avg
-	start  time.Time      // deferred conditions: the window's start
-	// ordered: for temporal_ordered, the latest start of a chain that
-	// matched the first i+1 rules.
-	ordered []time.Time
-	last    time.Time
+	events window[EventRef] // in time order
+	values values           // value_count, value_percentile: each event's value
+	nums   window[float64]  // value_sum, value_avg: each event's value
+	// rules counts, for temporal, the window's events of each input (by
+	// its first place in the inputs).
+	rules []int32
+	start time.Time // deferred conditions: the window's start
+	last  time.Time // the newest event's time
+}
+
+// A window is a queue, oldest first, that reuses its array: the
+// sliding window of a busy group drops and adds an item per event.
+type window[T any] struct {
+	buf  []T
+	head int
+}
+
+func (w *window[T]) len() int   { return len(w.buf) - w.head }
+func (w *window[T]) items() []T { return w.buf[w.head:] }
+
+// insert puts x at position i (len() appends it).
+func (w *window[T]) insert(i int, x T) {
+	// Move the items to the front once at least half the array is
+	// dropped ones, so that each item is moved at most once on average.
+	if len(w.buf) == cap(w.buf) && w.head > 0 && w.head >= len(w.buf)/2 {
+		n := copy(w.buf, w.buf[w.head:])
+		clear(w.buf[n:])
+		w.buf, w.head = w.buf[:n], 0
+	}
+	if i == w.len() {
+		w.buf = append(w.buf, x)
+		return
+	}
+	w.buf = slices.Insert(w.buf, w.head+i, x)
+}
+
+// drop forgets the oldest n items.
+func (w *window[T]) drop(n int) {
+	clear(w.buf[w.head : w.head+n]) // let the collector have what they hold
+	w.head += n
+}
+
+// values are the values of a group's events, in a window, each distinct
+// value stored once and counted.
+type values struct {
+	window[int32]                  // each event's value, by id
+	ids           map[string]int32 // value → id
+	names         []string         // id → value
+	counts        []int32          // id → events in the window with the value
+	free          []int32          // ids no value has
+	distinct      int              // values with a count
+	// unused counts the values of ids that are counted zero times. They
+	// are kept a while: the value a group sees once an hour is the same
+	// value every hour, and need not be copied and hashed in each time.
+	unused int
+}
+
+func (v *values) insert(i int, val []byte) {
+	id, ok := v.ids[string(val)]
+	if !ok {
+		if v.ids == nil {
+			v.ids = map[string]int32{}
+		}
+		s := string(val)
+		if n := len(v.free); n > 0 {
+			id, v.free = v.free[n-1], v.free[:n-1]
+			v.names[id] = s
+		} else {
+			id = int32(len(v.names))
+			v.names, v.counts = append(v.names, s), append(v.counts, 0)
+		}
+		v.ids[s] = id
+		v.unused++
+	}
+	if v.counts[id] == 0 {
+		v.distinct++
+		v.unused--
+	}
+	v.counts[id]++
+	v.window.insert(i, id)
+}
+
+// drop forgets the values of the oldest n events.
+func (v *values) drop(n int) {
+	for _, id := range v.items()[:n] {
+		if v.counts[id]--; v.counts[id] == 0 {
+			v.distinct--
+			v.unused++
+		}
+	}
+	v.window.drop(n)
+	if v.unused > 8 && v.unused > v.distinct {
+		for id, n := range v.counts {
+			if n == 0 && v.names[id] != "" {
+				delete(v.ids, v.names[id])
+				v.names[id] = ""
+				v.free = append(v.free, int32(id))
+			}
+		}
+		v.unused = 0
+	}
+}
+
+// share is the share, in percent, of the window's events that have the
+// value of the event at position i.
+func (v *values) share(i int) float64 {
+	items := v.items()
+	return 100 * float64(v.counts[items[i]]) / float64(len(items))
 }
 
 // NewCorrelator returns an empty Correlator for e.
@@ -147,9 +260,13 @@ func (e *Engine) NewCorrelator() *Correlator {
 	return &Correlator{e: e, groups: map[*corrRule]map[string]*group{}}
 }
 
+// A fieldReader gives the first value of a field of the event a rule
+// matched; the bytes are only valid until the next event.
+type fieldReader func(field string) ([]byte, bool)
+
 // observe feeds the correlations of rule r with a match on ev, whose
 // field values fieldOf gives, and returns the correlations that matched.
-func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf func(string) (string, bool)) []Detection {
+func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf fieldReader) []Detection {
 	var out []Detection
 	for _, cr := range c.e.feeds[r] {
 		c.kb, c.vals = c.kb[:0], c.vals[:0]
@@ -169,7 +286,7 @@ func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf fun
 		if !complete {
 			continue // an event without the group's fields is in no group
 		}
-		var value string
+		var value []byte
 		if cr.c.Field != "" {
 			v, ok := fieldOf(cr.c.Field)
 			if !ok {
@@ -189,18 +306,16 @@ func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf fun
 			}
 			key := make(map[string]string, len(cr.c.GroupBy))
 			for i, v := range c.vals {
-				key[cr.c.GroupBy[i]] = v
+				key[cr.c.GroupBy[i]] = string(v)
 			}
 			g = &group{key: key, start: evTime}
 			gs[string(c.kb)] = g
 		}
-		kstr := string(c.kb)
 		if d, ok := c.step(cr, g, r, ev, evTime, value); ok {
-			delete(gs, kstr)
+			delete(gs, string(c.kb))
 			out = append(out, d)
 			// A correlation's match feeds the correlations built on it.
-			fields := valuesIn(d.Group)
-			out = append(out, c.observe(cr.rule, EventRef{Seq: ev.Seq, Time: evTime, ID: ev.ID, Tenant: d.Tenant(), Action: ev.Action, Rule: cr.rule.ID}, evTime, fields)...)
+			out = append(out, c.observe(cr.rule, EventRef{Seq: ev.Seq, Time: evTime, ID: ev.ID, Tenant: d.Tenant(), Action: ev.Action, Rule: cr.rule.ID, rule: cr.rule}, evTime, valuesIn(d.Group))...)
 		}
 	}
 	return out
@@ -208,8 +323,8 @@ func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf fun
 
 // valuesIn reads field values from a correlation's group, for the
 // correlations that a correlation feeds.
-func valuesIn(m map[string]string) func(string) (string, bool) {
-	return func(f string) (string, bool) { v, ok := m[f]; return v, ok }
+func valuesIn(m map[string]string) fieldReader {
+	return func(f string) ([]byte, bool) { v, ok := m[f]; return []byte(v), ok }
 }
 
 // evict makes room in a full set of groups: it forgets those whose last
@@ -242,155 +357,169 @@ func (c *Correlator) evict(gs map[string]*group, span time.Duration, now time.Ti
 }
 
 // step adds an event to a group and reports a match.
-func (c *Correlator) step(cr *corrRule, g *group, r *Rule, ev EventRef, t time.Time, value string) (Detection, bool) {
+func (c *Correlator) step(cr *corrRule, g *group, r *Rule, ev EventRef, t time.Time, value []byte) (Detection, bool) {
 	span := cr.c.Timespan
-	if cr.deferred && t.Sub(g.start) >= span {
-		// The window is over: decide it, then start the next with this
-		// event.
-		d, ok := c.decide(cr, g)
+	if cr.deferred {
+		// A tumbling window from its first event: decided once it is
+		// over, when an event after it comes (or at Flush).
+		if t.Sub(g.start) < span {
+			c.add(cr, g, ev, t, value)
+			return Detection{}, false
+		}
+		d, ok := c.decide(cr, g, g.events.len()-1)
 		*g = group{key: g.key, start: t}
 		c.add(cr, g, ev, t, value)
-		if ok {
-			return d, true
-		}
+		return d, ok
+	}
+	if !g.last.IsZero() && g.last.Sub(t) > span {
+		c.Late++
 		return Detection{}, false
 	}
-	c.add(cr, g, ev, t, value)
-	if cr.deferred {
-		return Detection{}, false
-	}
-	// Sliding window: forget what is older than the timespan before this
-	// event.
+	at := c.add(cr, g, ev, t, value)
+	// Forget what is older than the timespan before the newest event.
 	cut := 0
-	for cut < len(g.events) && t.Sub(g.events[cut].Time) > span {
+	for _, e := range g.events.items() {
+		if g.last.Sub(e.Time) <= span {
+			break
+		}
 		cut++
 	}
 	if cut > 0 {
-		g.events = g.events[cut:]
-		if g.values != nil {
-			for _, v := range g.values[:cut] {
-				g.forget(v)
-			}
-			g.values = g.values[cut:]
-		}
-		if g.nums != nil {
-			g.nums = g.nums[cut:]
-		}
+		g.forget(cr, cut)
+		at -= cut
 	}
 	if cr.c.Type == "temporal_ordered" {
-		return c.ordered(cr, g, r, t)
+		return c.ordered(cr, g, r, at)
 	}
-	return c.decide(cr, g)
+	return c.decide(cr, g, at)
 }
 
-func (c *Correlator) add(cr *corrRule, g *group, ev EventRef, t time.Time, value string) {
-	g.last = t
-	if len(g.events) >= maxGroupEvents {
-		g.events = g.events[1:]
-		if len(g.values) > 0 {
-			g.forget(g.values[0])
-			g.values = g.values[1:]
+// forget drops the group's oldest n events.
+func (g *group) forget(cr *corrRule, n int) {
+	if g.rules != nil {
+		for _, e := range g.events.items()[:n] {
+			g.rules[cr.input(e.rule)]--
 		}
-		if len(g.nums) > 0 {
-			g.nums = g.nums[1:]
+	}
+	g.events.drop(n)
+	if g.values.len() > 0 {
+		g.values.drop(n)
+	}
+	if g.nums.len() > 0 {
+		g.nums.drop(n)
+	}
+}
+
+// input returns the first place of r among the correlated rules.
+func (cr *corrRule) input(r *Rule) int {
+	for i, in := range cr.inputs {
+		if in == r {
+			return i
 		}
+	}
+	return 0 // an event of another rule is never in the group
+}
+
+// add puts an event in the group in time order (after those of the same
+// time) and returns its position.
+func (c *Correlator) add(cr *corrRule, g *group, ev EventRef, t time.Time, value []byte) int {
+	if g.events.len() >= maxGroupEvents {
+		g.forget(cr, 1)
 		c.Dropped++
 	}
-	g.events = append(g.events, ev)
+	at := g.events.len()
+	if t.Before(g.last) {
+		items := g.events.items()
+		at = sort.Search(len(items), func(i int) bool { return items[i].Time.After(t) })
+	} else {
+		g.last = t
+	}
+	g.events.insert(at, ev)
 	switch cr.c.Type {
 	case "value_count", "value_percentile":
-		g.values = append(g.values, value)
-		if g.counts == nil {
-			g.counts = map[string]int{}
-		}
-		g.counts[value]++
+		g.values.insert(at, value)
 	case "value_sum", "value_avg":
-		x, err := strconv.ParseFloat(value, 64)
+		x, err := strconv.ParseFloat(string(value), 64)
 		if err != nil {
 			x = 0
 		}
-		g.nums = append(g.nums, x)
+		g.nums.insert(at, x)
+	case "temporal":
+		if g.rules == nil {
+			g.rules = make([]int32, len(cr.inputs))
+		}
+		g.rules[cr.input(ev.rule)]++
 	}
+	return at
 }
 
-// forget takes a value that left the window out of the counts.
-func (g *group) forget(v string) {
-	if g.counts[v]--; g.counts[v] <= 0 {
-		delete(g.counts, v)
-	}
-}
-
-// decide evaluates a group's condition.
-func (c *Correlator) decide(cr *corrRule, g *group) (Detection, bool) {
+// decide evaluates a group's condition; the event at position at is the
+// one that just came.
+func (c *Correlator) decide(cr *corrRule, g *group, at int) (Detection, bool) {
 	var x float64
 	switch cr.c.Type {
 	case "event_count":
-		x = float64(len(g.events))
+		x = float64(g.events.len())
 	case "value_count":
-		x = float64(len(g.counts))
+		x = float64(g.values.distinct)
 	case "temporal":
-		seen := map[string]bool{}
-		for _, e := range g.events {
-			seen[e.Rule] = true
+		for _, n := range g.rules {
+			if n > 0 {
+				x++
+			}
 		}
-		x = float64(len(seen))
 	case "value_sum", "value_avg":
-		for _, n := range g.nums {
+		for _, n := range g.nums.items() {
 			x += n
 		}
-		if cr.c.Type == "value_avg" && len(g.nums) > 0 {
-			x /= float64(len(g.nums))
+		if cr.c.Type == "value_avg" && g.nums.len() > 0 {
+			x /= float64(g.nums.len())
 		}
 	case "value_percentile":
 		// The share, in percent, of the group's events in the window
-		// that have the newest event's value: "a value seen in at most 1%
+		// that have the new event's value: "a value seen in at most 1%
 		// of the events" is rare for its group.
-		last := g.values[len(g.values)-1]
-		x = 100 * float64(g.counts[last]) / float64(len(g.values))
+		x = g.values.share(at)
 	}
-	if len(g.events) == 0 || !cr.c.Holds(x) {
+	if g.events.len() == 0 || !cr.c.Holds(x) {
 		return Detection{}, false
 	}
 	return c.detection(cr, g, x), true
 }
 
-// ordered advances a temporal_ordered group: the rules must match in the
-// order listed, all within the timespan of the first.
-func (c *Correlator) ordered(cr *corrRule, g *group, r *Rule, t time.Time) (Detection, bool) {
+// ordered decides a temporal_ordered group: the rules must have matched
+// in the order listed, within the window. The event at position at is
+// the one that just came: arriving in order, it can only complete a
+// chain as the last rule of it.
+func (c *Correlator) ordered(cr *corrRule, g *group, r *Rule, at int) (Detection, bool) {
 	n := len(cr.inputs)
-	if g.ordered == nil {
-		g.ordered = make([]time.Time, n)
+	evs := g.events.items()
+	if at == len(evs)-1 && r != cr.inputs[n-1] {
+		return Detection{}, false
 	}
-	// A rule may be listed more than once: advance from the latest step.
-	for i := n - 1; i >= 0; i-- {
-		if cr.inputs[i] != r {
-			continue
-		}
-		if i == 0 {
-			g.ordered[0] = t
-			continue
-		}
-		if prev := g.ordered[i-1]; !prev.IsZero() && t.Sub(prev) <= cr.c.Timespan && !t.Before(prev) {
-			if g.ordered[i].IsZero() || prev.After(g.ordered[i]) {
-				g.ordered[i] = prev
+	// The earliest chain: each rule's first event after the one of the
+	// rule before it.
+	next, first := 0, 0
+	for i := range evs {
+		if evs[i].rule == cr.inputs[next] {
+			if next == 0 {
+				first = i
+			}
+			if next++; next == n {
+				break
 			}
 		}
 	}
-	if g.ordered[n-1].IsZero() {
+	if next < n || !cr.c.Holds(float64(n)) {
 		return Detection{}, false
 	}
-	x := float64(n)
-	if !cr.c.Holds(x) {
-		return Detection{}, false
-	}
-	start := g.ordered[n-1]
-	d := c.detection(cr, g, x)
-	d.Events = slices.DeleteFunc(d.Events, func(e EventRef) bool { return e.Time.Before(start) })
+	d := c.detection(cr, g, float64(n))
+	d.Events = d.Events[first:]
 	return d, true
 }
 
 func (c *Correlator) detection(cr *corrRule, g *group, x float64) Detection {
-	return Detection{Rule: cr.rule, Group: g.key, Value: x, Events: slices.Clone(g.events)}
+	return Detection{Rule: cr.rule, Group: g.key, Value: x, Events: slices.Clone(g.events.items())}
 }
 
 // Flush decides the groups of deferred conditions whose window ended
@@ -403,7 +532,7 @@ func (c *Correlator) Flush(now time.Time) []Detection {
 		for k, g := range gs {
 			if now.Sub(g.last) > cr.c.Timespan && (!cr.deferred || now.Sub(g.start) >= cr.c.Timespan) {
 				if cr.deferred {
-					if d, ok := c.decide(cr, g); ok {
+					if d, ok := c.decide(cr, g, g.events.len()-1); ok {
 						out = append(out, d)
 					}
 				}
@@ -429,5 +558,5 @@ func (c *Correlator) Groups() int {
 
 // eventRef makes an EventRef of ev for a match of rule r.
 func eventRef(ev *event.Event, r *Rule) EventRef {
-	return EventRef{Seq: ev.Seq, Time: ev.Time, ID: ev.ID, Tenant: ev.Tenant, Action: ev.Action, Rule: r.ID}
+	return EventRef{Seq: ev.Seq, Time: ev.Time, ID: ev.ID, Tenant: ev.Tenant, Action: ev.Action, Rule: r.ID, rule: r}
 }

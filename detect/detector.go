@@ -43,15 +43,14 @@ func (d *Detector) Process(ev *event.Event) []Detection {
 }
 
 // fieldOf returns the first value of a field of the event being matched.
-func (d *Detector) fieldOf(name string) (string, bool) {
-	src := d.m.r.src
-	f := src.fields[name]
+func (d *Detector) fieldOf(name string) ([]byte, bool) {
+	f := d.m.r.src.fields[name]
 	if f == nil {
-		return "", false
+		return nil, false
 	}
 	vals := d.m.r.values(f)
 	if len(vals) == 0 {
-		return "", false
+		return nil, false
 	}
-	return string(d.m.r.text(&vals[0])), true
+	return d.m.r.text(&vals[0]), true
 }

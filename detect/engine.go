@@ -138,7 +138,7 @@ func (e *Engine) add(r *Rule, opts *Options) (err error) {
 		if err != nil {
 			return asRuleError(err, r.File, r)
 		}
-		cr := &compiled{rule: r, only: t.only, m: m}
+		cr := &compiled{rule: r, only: t.only, m: m, slots: c.slots}
 		if set, ok := requiredActions(r.detection.cond, r.detection, actionFields[t.source]); ok {
 			for a := range set {
 				src.byAction[a] = append(src.byAction[a], cr)
@@ -218,6 +218,7 @@ type EventRef struct {
 	Tenant string
 	Action string
 	Rule   string // the id of the rule it matched
+	rule   *Rule
 }
 
 // Tenant returns the tenant a detection belongs to: its event's, or for a
@@ -240,10 +241,9 @@ func (d *Detection) Tenant() string {
 // A Matcher matches events against an engine's rules. It keeps buffers
 // from one event to the next and is not safe for concurrent use.
 type Matcher struct {
-	e    *Engine
-	r    record
-	key  []byte
-	hits []*compiled
+	e   *Engine
+	r   record
+	key []byte
 }
 
 // NewMatcher returns a Matcher for e.
@@ -258,23 +258,24 @@ func (m *Matcher) Match(ev *event.Event, fn func(r *Rule)) error {
 	if src == nil {
 		return nil
 	}
-	m.hits = m.hits[:0]
+	set := &src.otherAction
 	switch {
 	case len(src.byAction) == 0:
 	case ev.Action != "":
 		m.key = appendLower(m.key[:0], []byte(ev.Action))
-		m.hits = append(m.hits, src.byAction[string(m.key)]...)
+		if s := src.actions[string(m.key)]; s != nil {
+			set = s
+		}
 	default:
 		// An event whose action the parser could not read is tried on
 		// every rule: the index cannot say which apply.
-		m.hits = append(m.hits, src.indexed...)
+		set = &src.noAction
 	}
-	m.hits = append(m.hits, src.always...)
-	if len(m.hits) == 0 {
+	if len(set.rules) == 0 {
 		return nil
 	}
-	m.r.reset(ev, src)
-	for _, c := range m.hits {
+	m.r.reset(ev, src, set.ext)
+	for _, c := range set.rules {
 		if c.only != nil && !c.only(ev) {
 			continue
 		}
@@ -293,7 +294,7 @@ func (m *Matcher) Fields(r *Rule, ev *event.Event) map[string]string {
 		return nil
 	}
 	if m.r.e != ev {
-		m.r.reset(ev, src)
+		m.r.reset(ev, src, src.noAction.ext)
 	}
 	out := map[string]string{}
 	for _, name := range r.detection.fieldNames() {

@@ -14,6 +14,13 @@ type fieldRef struct {
 	name string
 	slot int
 	norm normField // nil for a document field
+	// addr, for a normalized address field, returns the address, whose
+	// text is only rendered when a rule compares it as text.
+	addr func(*event.Event) netip.Addr
+	// known, for a document field, returns its value from the event
+	// when the parser copied it there unchanged, or "" when the
+	// document must be read: most events then need no reading at all.
+	known normField
 }
 
 // A val is one value of a field in a record: its text (unescaped) and,
@@ -27,6 +34,8 @@ type val struct {
 	// addrState 1 when it is one, 2 when it is not.
 	addr      netip.Addr
 	addrState uint8
+	// unrendered: the value is addr, whose text is not in the arena yet.
+	unrendered bool
 }
 
 // A record is the state of matching one event: the values of the fields
@@ -35,17 +44,18 @@ type val struct {
 type record struct {
 	e       *event.Event
 	src     *sourceRules
+	ext     *extraction // what extract reads
 	done    bool
 	err     error
 	vals    [][]val // by slot
-	normed  []bool  // by slot: a normalized field was filled
+	normed  []bool  // by slot: a normalized field was filled, or a document field from the event
 	arena   []byte
 	raw     []byte // lower-cased raw text, for keywords
 	rawDone bool
 }
 
-func (r *record) reset(e *event.Event, src *sourceRules) {
-	r.e, r.src, r.done, r.err, r.rawDone = e, src, false, nil, false
+func (r *record) reset(e *event.Event, src *sourceRules, ext *extraction) {
+	r.e, r.src, r.ext, r.done, r.err, r.rawDone = e, src, ext, false, nil, false
 	if cap(r.vals) < src.slots {
 		r.vals = make([][]val, src.slots)
 		r.normed = make([]bool, src.slots)
@@ -61,41 +71,96 @@ func (r *record) reset(e *event.Event, src *sourceRules) {
 
 // values returns the values of f in the event.
 func (r *record) values(f *fieldRef) []val {
-	if f.norm != nil {
+	switch {
+	case f.norm != nil:
 		if !r.normed[f.slot] {
 			r.normed[f.slot] = true
-			if s := f.norm(r.e); s != "" {
-				off := len(r.arena)
-				r.arena = append(r.arena, s...)
-				r.vals[f.slot] = append(r.vals[f.slot], val{off: off, end: len(r.arena), lend: -1})
-			}
+			r.normalized(f)
 		}
 		return r.vals[f.slot]
+	case r.normed[f.slot]:
+		return r.vals[f.slot]
+	case f.known != nil && !r.done:
+		if s := f.known(r.e); s != "" {
+			r.normed[f.slot] = true
+			r.put(f.slot, s)
+			return r.vals[f.slot]
+		}
 	}
 	if !r.done {
 		r.extract()
 	}
+	if !r.ext.covers[f.slot] {
+		r.widen()
+	}
 	return r.vals[f.slot]
+}
+
+// normalized fills the slot of a normalized field.
+func (r *record) normalized(f *fieldRef) {
+	if f.addr != nil {
+		// The text of an IPv4-mapped address is not that of the address
+		// a cidr test reads: render it.
+		if a := f.addr(r.e); !a.Is4In6() {
+			if a.IsValid() {
+				r.vals[f.slot] = append(r.vals[f.slot], val{lend: -1, addr: a, addrState: 1, unrendered: true})
+			}
+			return
+		}
+	}
+	r.put(f.slot, f.norm(r.e))
+}
+
+// put adds a value (if not empty) to a slot.
+func (r *record) put(slot int, s string) {
+	if s != "" {
+		off := len(r.arena)
+		r.arena = append(r.arena, s...)
+		r.vals[slot] = append(r.vals[slot], val{off: off, end: len(r.arena), lend: -1})
+	}
+}
+
+// widen reads every field of the source, for a field the event's rule
+// set does not read (which only a caller outside matching asks for).
+func (r *record) widen() {
+	for i := range r.vals {
+		if !r.normed[i] {
+			r.vals[i] = r.vals[i][:0]
+		}
+	}
+	r.ext = r.src.noAction.ext
+	r.extract()
 }
 
 func (r *record) extract() {
 	r.done = true
-	if r.src.paths == nil {
+	if r.ext.paths == nil {
 		return
 	}
 	doc := r.e.Document()
 	if d := bytes.TrimLeft(doc, " \t\r\n"); len(d) == 0 || d[0] != '{' {
 		return // fields are in an object
 	}
-	r.err = r.src.paths.Extract(doc, func(path int, v event.Value) {
-		slot := r.src.pathSlot[path]
+	r.err = r.ext.paths.Extract(doc, func(path int, v event.Value) {
+		slot := r.ext.pathSlot[path]
+		if r.normed[slot] {
+			return // known from the event already
+		}
 		off := len(r.arena)
 		r.arena = v.AppendStr(r.arena)
 		r.vals[slot] = append(r.vals[slot], val{off: off, end: len(r.arena), lend: -1, null: v.Kind == event.KindNull})
 	})
 }
 
-func (r *record) text(v *val) []byte { return r.arena[v.off:v.end] }
+func (r *record) text(v *val) []byte {
+	if v.unrendered {
+		v.unrendered = false
+		v.off = len(r.arena)
+		r.arena = v.addr.AppendTo(r.arena)
+		v.end = len(r.arena)
+	}
+	return r.arena[v.off:v.end]
+}
 
 // addr returns the value as an IP address (IPv4-mapped IPv6 unmapped),
 // parsed once for all the cidr tests of a rule set.
@@ -111,7 +176,7 @@ func (r *record) addr(v *val) (netip.Addr, bool) {
 
 func (r *record) lower(v *val) []byte {
 	if v.lend < 0 {
-		t := r.arena[v.off:v.end]
+		t := r.text(v)
 		if !hasUpper(t) {
 			v.loff, v.lend = v.off, v.end
 		} else {

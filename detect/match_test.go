@@ -1,6 +1,10 @@
 package detect
 
 import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,7 +33,7 @@ const testDoc = `{
 }`
 
 func testEvent() *event.Event {
-	return &event.Event{Source: "aws.cloudtrail", Action: "CreateAccessKey", Service: "iam.amazonaws.com", Raw: []byte(testDoc)}
+	return &event.Event{Source: "aws.cloudtrail", Action: "CreateAccessKey", Service: "iam.amazonaws.com", SrcIP: netip.MustParseAddr("203.0.113.7"), Raw: []byte(testDoc)}
 }
 
 // compileOne compiles a rule from its detection section (YAML, indented
@@ -130,6 +134,11 @@ func TestMatch(t *testing.T) {
 		{"1 of them", "  a: {eventName: X}\n  b: {eventName: Y}\n  condition: 1 of them", false},
 		{"condition list is or", "  a: {eventName: X}\n  b: {eventName: CreateAccessKey}\n  condition: [a, b]", true},
 		{"normalized field", "  s: {vigil.action: createaccesskey}\n  condition: s", true},
+		{"normalized address as text", "  s: {vigil.src_ip: 203.0.113.7}\n  condition: s", true},
+		{"normalized address, startswith", "  s: {vigil.src_ip|startswith: '203.0.'}\n  condition: s", true},
+		{"normalized address, cidr", "  s: {vigil.src_ip|cidr: 203.0.113.0/24}\n  condition: s", true},
+		{"normalized address, other cidr", "  s: {vigil.src_ip|cidr: 10.0.0.0/8}\n  condition: s", false},
+		{"normalized address, re", "  s: {vigil.src_ip|re: '^203\\.0\\.113\\.\\d+$'}\n  condition: s", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,4 +247,62 @@ func TestSourceQuery(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tt.logsource, got, tt.want)
 		}
 	}
+}
+
+// TestShortcutsAgree: the fields read from the event instead of the
+// document (knownFields), and addresses tested without their text
+// (addrFields), give the same detections as reading the document, on
+// every real fixture: the Stratus Red Team detonations and the
+// panther-analysis test events, under every SigmaHQ and built-in rule.
+func TestShortcutsAgree(t *testing.T) {
+	var evs []*event.Event
+	files, _ := filepath.Glob(filepath.Join(stratusDir, "*.json"))
+	for _, f := range files {
+		evs = append(evs, parseFile(t, f)...)
+	}
+	for _, cases := range loadPanther(t) {
+		for _, pt := range cases {
+			more, err := pantherEvents(pt.Event)
+			if err == nil {
+				evs = append(evs, more...)
+			}
+		}
+	}
+	detections := func() []string {
+		rules, _ := LoadPaths(sigmaHQ)
+		builtin, err := Builtin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := NewEngine(append(rules, builtin...), Options{})
+		var out []string
+		for i, ev := range evs {
+			// A fresh matcher for each event, so that correlations do
+			// not depend on the order of unrelated fixtures.
+			if err := e.NewMatcher().Match(ev, func(r *Rule) {
+				out = append(out, fmt.Sprintf("%d %s %v", i, r.ID, e.NewMatcher().Fields(r, ev)))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	fast := detections()
+	defer func(k map[string]map[string]normField, a map[string]func(*event.Event) netip.Addr) {
+		knownFields, addrFields = k, a
+	}(knownFields, addrFields)
+	knownFields, addrFields = nil, nil
+	slow := detections()
+	if len(fast) < 1000 {
+		t.Fatalf("only %d detections on %d events", len(fast), len(evs))
+	}
+	if !slices.Equal(fast, slow) {
+		for i := range min(len(fast), len(slow)) {
+			if fast[i] != slow[i] {
+				t.Fatalf("%d detections with shortcuts, %d without; first difference:\n%s\n%s", len(fast), len(slow), fast[i], slow[i])
+			}
+		}
+		t.Fatalf("%d detections with shortcuts, %d without", len(fast), len(slow))
+	}
+	t.Logf("%d events, %d detections", len(evs), len(fast))
 }

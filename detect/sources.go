@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"net/netip"
 	"strings"
 
 	"github.com/vigilsec/vigil/event"
@@ -119,6 +120,25 @@ func docFieldOf(source, name string) docField {
 	return docField{paths: []string{name}}
 }
 
+// knownFields are the document fields a source's parser copies to the
+// event unchanged, by source: a rule reading them needs the document
+// read only when the event's copy is empty (absent, null or "" alike).
+var knownFields = map[string]map[string]normField{
+	"aws.cloudtrail": {
+		"eventName":         func(e *event.Event) string { return e.Action },
+		"eventSource":       func(e *event.Event) string { return e.Service },
+		"userAgent":         func(e *event.Event) string { return e.UserAgent },
+		"userIdentity.type": func(e *event.Event) string { return e.Actor.Type },
+		"userIdentity.arn": func(e *event.Event) string {
+			// The actor's id is the principal id when there is no ARN.
+			if strings.HasPrefix(e.Actor.ID, "arn:") {
+				return e.Actor.ID
+			}
+			return ""
+		},
+	},
+}
+
 var gcpFields = map[string]string{
 	"gcp.audit.method_name":     "protoPayload.methodName",
 	"gcp.audit.service_name":    "protoPayload.serviceName",
@@ -169,6 +189,13 @@ var normFields = map[string]normField{
 // actionFields are, per source, the field names whose value is the
 // event's Action: rules that require certain values of them are indexed
 // by those values.
+// addrFields are the normalized fields that hold an address, read as one
+// by cidr tests without rendering and parsing its text.
+var addrFields = map[string]func(e *event.Event) netip.Addr{
+	"src_ip": func(e *event.Event) netip.Addr { return e.SrcIP },
+	"dst_ip": func(e *event.Event) netip.Addr { return e.DstIP },
+}
+
 var actionFields = map[string][]string{
 	"aws.cloudtrail": {"eventName"},
 	"gcp.audit":      {"gcp.audit.method_name", "protoPayload.methodName", "data.protoPayload.methodName"},
