@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -17,6 +18,7 @@ type compiled struct {
 	m    node
 	// slots are the document fields it reads, its correlations' included.
 	slots []int
+	order int // its place among the source's rules, which sets keep
 }
 
 // sourceRules are the rules of one source, compiled, with the document
@@ -25,12 +27,15 @@ type sourceRules struct {
 	name     string
 	slots    int
 	byAction map[string][]*compiled // by lower-cased action
-	indexed  []*compiled            // the rules of byAction, each once
+	byPrefix map[string][]*compiled // by lower-cased prefix of the action
+	indexed  []*compiled            // the rules of byAction and byPrefix, each once
 	always   []*compiled            // rules not indexed by action
+	rules    int                    // compiled so far
 
 	// What an event is tried on: by its action, for an action no rule
 	// names, and for an event without one.
 	actions               map[string]*ruleSet
+	prefixes              []prefixSet // longest first
 	otherAction, noAction ruleSet
 
 	// While compiling:
@@ -48,6 +53,13 @@ type ruleSet struct {
 	ext   *extraction
 }
 
+// A prefixSet is the rule set of the actions that begin with prefix and
+// have no set of their own.
+type prefixSet struct {
+	prefix []byte
+	set    ruleSet
+}
+
 // An extraction reads some of a source's fields from a document.
 type extraction struct {
 	paths    *event.Paths // nil when no document field is read
@@ -56,7 +68,7 @@ type extraction struct {
 }
 
 func newSourceRules(name string) *sourceRules {
-	return &sourceRules{name: name, byAction: map[string][]*compiled{}, fields: map[string]*fieldRef{}}
+	return &sourceRules{name: name, byAction: map[string][]*compiled{}, byPrefix: map[string][]*compiled{}, fields: map[string]*fieldRef{}}
 }
 
 // reads records that the compiled rules of r in s read field f (for a
@@ -119,13 +131,17 @@ func (s *sourceRules) finish() error {
 		var all []*compiled
 		covers := make([]bool, s.slots)
 		for _, rs := range rules {
-			all = append(all, rs...)
 			for _, c := range rs {
+				if slices.Contains(all, c) {
+					continue // indexed by an action and a prefix of it
+				}
+				all = append(all, c)
 				for _, slot := range c.slots {
 					covers[slot] = true
 				}
 			}
 		}
+		slices.SortFunc(all, func(a, b *compiled) int { return a.order - b.order })
 		key := fmt.Sprint(covers)
 		if x := exts[key]; x != nil {
 			return ruleSet{all, x}
@@ -152,11 +168,25 @@ func (s *sourceRules) finish() error {
 	}
 	s.noAction = set(s.indexed, s.always)
 	s.otherAction = set(s.always)
+	// An action's rules are those indexed by it and by each prefix of it.
+	prefixesOf := func(a string) [][]*compiled {
+		var out [][]*compiled
+		for p, rules := range s.byPrefix {
+			if strings.HasPrefix(a, p) {
+				out = append(out, rules)
+			}
+		}
+		return out
+	}
 	s.actions = make(map[string]*ruleSet, len(s.byAction))
 	for a, rules := range s.byAction {
-		rs := set(rules, s.always)
+		rs := set(append(prefixesOf(a), rules, s.always)...)
 		s.actions[a] = &rs
 	}
+	for p := range s.byPrefix {
+		s.prefixes = append(s.prefixes, prefixSet{[]byte(p), set(append(prefixesOf(p), s.always)...)})
+	}
+	slices.SortFunc(s.prefixes, func(a, b prefixSet) int { return len(b.prefix) - len(a.prefix) })
 	return first
 }
 
@@ -552,12 +582,18 @@ func (c *compiler) keyword(fc *fieldCond) (node, error) {
 	return n, c.count(k)
 }
 
-// requiredActions returns the lower-cased values of the source's action
-// field one of which every event the condition matches has, or ok false
-// when the condition does not require any (the rule is then tried on
-// every event of its source). A superset is fine: it only picks which
-// rules are tried.
-func requiredActions(x cond, d *detection, actionFields []string) (set map[string]bool, ok bool) {
+// An actionKey is a lower-cased action, or a prefix of actions.
+type actionKey struct {
+	s      string
+	prefix bool
+}
+
+// requiredActions returns the lower-cased values (or prefixes) of the
+// source's action field one of which every event the condition matches
+// has, or ok false when the condition does not require any (the rule is
+// then tried on every event of its source). A superset is fine: it only
+// picks which rules are tried.
+func requiredActions(x cond, d *detection, actionFields []string) (set map[actionKey]bool, ok bool) {
 	switch x := x.(type) {
 	case condAnd:
 		for _, y := range x {
@@ -582,8 +618,8 @@ func requiredActions(x cond, d *detection, actionFields []string) (set map[strin
 	return nil, false
 }
 
-func unionActions(xs []cond, d *detection, actionFields []string) (map[string]bool, bool) {
-	out := map[string]bool{}
+func unionActions(xs []cond, d *detection, actionFields []string) (map[actionKey]bool, bool) {
+	out := map[actionKey]bool{}
 	for _, y := range xs {
 		s, ok := requiredActions(y, d, actionFields)
 		if !ok {
@@ -597,27 +633,55 @@ func unionActions(xs []cond, d *detection, actionFields []string) (map[string]bo
 }
 
 // searchActions: a search requires actions when each of its alternatives
-// holds an action field with plain values (no modifiers, no wildcards).
-func searchActions(s *search, actionFields []string) (map[string]bool, bool) {
-	out := map[string]bool{}
+// holds an action field with plain values, or prefixes: a value ending
+// in its only wildcard, *, or a startswith without wildcards (API
+// versions make Lambda's UpdateFunctionConfiguration20150331v2).
+func searchActions(s *search, actionFields []string) (map[actionKey]bool, bool) {
+	out := map[actionKey]bool{}
 	for _, alt := range s.alts {
 		found := false
 		for _, fc := range alt.fields {
-			if len(fc.mods) > 0 || !contains(actionFields, fc.field) {
+			if !contains(actionFields, fc.field) {
 				continue
 			}
-			plain := true
-			for _, v := range fc.values {
-				if v.null || strings.ContainsAny(v.s, "*?") {
-					plain = false
+			startswith := false
+			indexable := true
+			for _, m := range fc.mods {
+				switch m {
+				case "startswith":
+					startswith = true
+				case "cased": // the index is a superset: case-insensitive
+				default:
+					indexable = false
 				}
 			}
-			if !plain {
+			var keys []actionKey
+			for _, v := range fc.values {
+				if v.null || !indexable {
+					indexable = false
+					break
+				}
+				b := unescapeValue(v.s)
+				k := actionKey{prefix: startswith}
+				if i := bytes.IndexAny(b, string([]byte{wildStar, wildQuest})); i >= 0 {
+					if i != len(b)-1 || b[i] != wildStar {
+						indexable = false
+						break
+					}
+					b, k.prefix = b[:i], true
+				}
+				if k.prefix && len(b) == 0 {
+					indexable = false // every action
+					break
+				}
+				k.s = string(appendLower(nil, b))
+				keys = append(keys, k)
+			}
+			if !indexable {
 				continue
 			}
-			for _, v := range fc.values {
-				// Without wildcards, a value unescapes to its text.
-				out[string(appendLower(nil, unescapeValue(v.s)))] = true
+			for _, k := range keys {
+				out[k] = true
 			}
 			found = true
 			break

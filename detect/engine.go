@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -138,10 +139,15 @@ func (e *Engine) add(r *Rule, opts *Options) (err error) {
 		if err != nil {
 			return asRuleError(err, r.File, r)
 		}
-		cr := &compiled{rule: r, only: t.only, m: m, slots: c.slots}
+		cr := &compiled{rule: r, only: t.only, m: m, slots: c.slots, order: src.rules}
+		src.rules++
 		if set, ok := requiredActions(r.detection.cond, r.detection, actionFields[t.source]); ok {
 			for a := range set {
-				src.byAction[a] = append(src.byAction[a], cr)
+				if a.prefix {
+					src.byPrefix[a.s] = append(src.byPrefix[a.s], cr)
+				} else {
+					src.byAction[a.s] = append(src.byAction[a.s], cr)
+				}
 			}
 			src.indexed = append(src.indexed, cr)
 		} else {
@@ -260,11 +266,18 @@ func (m *Matcher) Match(ev *event.Event, fn func(r *Rule)) error {
 	}
 	set := &src.otherAction
 	switch {
-	case len(src.byAction) == 0:
+	case len(src.indexed) == 0:
 	case ev.Action != "":
 		m.key = appendLower(m.key[:0], []byte(ev.Action))
 		if s := src.actions[string(m.key)]; s != nil {
 			set = s
+			break
+		}
+		for i := range src.prefixes {
+			if p := &src.prefixes[i]; bytes.HasPrefix(m.key, p.prefix) {
+				set = &p.set
+				break
+			}
 		}
 	default:
 		// An event whose action the parser could not read is tried on

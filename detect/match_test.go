@@ -169,11 +169,82 @@ func TestMatchIndex(t *testing.T) {
 	if matches(t, e, ev) {
 		t.Error("rule tried on an event with another action")
 	}
-	// A rule that negates, or uses modifiers, on eventName is not indexed.
-	e, _ = compileOne(t, "  s: {eventName|startswith: Create}\n  condition: s")
-	if src := e.sources["aws.cloudtrail"]; len(src.always) != 1 {
-		t.Error("a startswith on eventName was indexed")
+	// Prefixes are indexed too: a startswith, or a value whose only
+	// wildcard ends it. Other modifiers and wildcards are not.
+	for _, tt := range []struct {
+		det     string
+		indexed bool
+	}{
+		{"  s: {eventName|startswith: Create}\n  condition: s", true},
+		{"  s: {eventName: 'UpdateFunctionConfiguration*'}\n  condition: s", true},
+		{"  s: {eventName|contains: Create}\n  condition: s", false},
+		{"  s: {eventName: '*AccessKey'}\n  condition: s", false},
+		{"  s: {eventName: 'Create*Key'}\n  condition: s", false},
+		{"  s: {eventName: '*'}\n  condition: s", false},
+		{"  s: {eventName: X}\n  condition: not s", false},
+	} {
+		e, err := compileOne(t, tt.det)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if src := e.sources["aws.cloudtrail"]; (len(src.always) == 0) != tt.indexed {
+			t.Errorf("%s: indexed %v, want %v", tt.det, len(src.always) == 0, tt.indexed)
+		}
 	}
+	// A rule indexed by a prefix is tried on every action with it, those
+	// that other rules index exactly included, and only once even when
+	// it also names the action; the longest prefix decides for actions
+	// with no set of their own.
+	e, err = NewEngine(mustParse(t, `title: by prefix
+id: p1
+logsource: {product: aws, service: cloudtrail}
+detection:
+    s: {eventName|startswith: [Update, UpdateFunctionConfiguration, UpdateFunctionConfiguration20150331v2]}
+    condition: s
+---
+title: exact
+id: p2
+logsource: {product: aws, service: cloudtrail}
+detection:
+    s: {eventName: UpdateFunctionConfiguration20150331v2}
+    condition: s
+---
+title: longer prefix
+id: p3
+logsource: {product: aws, service: cloudtrail}
+detection:
+    s: {eventName: 'UpdateFunctionCode*'}
+    condition: s
+`), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for action, want := range map[string]string{
+		"UpdateFunctionConfiguration20150331v2": "p1 p2",
+		"UpdateFunctionCode20150331v2":          "p1 p3",
+		"UpdateTrail":                           "p1",
+		"CreateUser":                            "",
+	} {
+		ev := testEvent()
+		ev.Action = action
+		ev.Raw = []byte(`{"eventName": "` + action + `"}`)
+		var got []string
+		if err := e.NewMatcher().Match(ev, func(r *Rule) { got = append(got, r.ID) }); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: matched %v, want %q", action, got, want)
+		}
+	}
+}
+
+func mustParse(t *testing.T, src string) []*Rule {
+	t.Helper()
+	rules, err := Parse("test.yml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules
 }
 
 // TestRuleErrors: what cannot be loaded is refused with the line and the

@@ -44,6 +44,7 @@ type runnerMetrics struct {
 	seconds prometheus.Counter
 	groups  prometheus.Gauge
 	dropped prometheus.Counter
+	late    prometheus.Counter
 	errors  prometheus.Counter
 	rules   prometheus.Gauge
 }
@@ -55,11 +56,12 @@ func newRunnerMetrics(reg prometheus.Registerer) *runnerMetrics {
 		seconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_detect_seconds_total", Help: "Time spent matching events."}),
 		groups:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detect_correlation_groups", Help: "Groups held in correlation state."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_detect_correlation_dropped_total", Help: "Correlation groups or events forgotten at the state's bounds."}),
+		late:    prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_detect_correlation_late_total", Help: "Events that came after the correlation window they belong to had passed (older than its timespan before the newest event of their group)."}),
 		errors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_detect_unreadable_total", Help: "Events whose original document could not be read."}),
 		rules:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detect_rules", Help: "Rules loaded."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.matches, m.seconds, m.groups, m.dropped, m.errors, m.rules)
+		reg.MustRegister(m.events, m.matches, m.seconds, m.groups, m.dropped, m.late, m.errors, m.rules)
 	}
 	return m
 }
@@ -117,7 +119,7 @@ func (r *Runner) Process(evs []*event.Event) {
 	start := time.Now()
 	var out []Detection
 	errs := r.d.Errors
-	dropped := r.d.c.Dropped
+	dropped, late := r.d.c.Dropped, r.d.c.Late
 	for _, ev := range evs {
 		out = append(out, r.d.Process(ev)...)
 	}
@@ -125,6 +127,7 @@ func (r *Runner) Process(evs []*event.Event) {
 	r.m.events.Add(float64(len(evs)))
 	r.m.errors.Add(float64(r.d.Errors - errs))
 	r.m.dropped.Add(float64(r.d.c.Dropped - dropped))
+	r.m.late.Add(float64(r.d.c.Late - late))
 	r.m.groups.Set(float64(r.d.c.Groups()))
 	r.emit(out)
 }
