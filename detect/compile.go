@@ -24,8 +24,15 @@ type compiled struct {
 // sourceRules are the rules of one source, compiled, with the document
 // paths they name.
 type sourceRules struct {
-	name     string
-	slots    int
+	name  string
+	slots int
+	// partial: the documents are the cloud's audit records, written by
+	// the provider, and read only as far as the rules need. A record
+	// with a top-level key twice (which providers do not write) may then
+	// show rules the first member only; the documents of other sources
+	// (any JSON an application sends, lines parsed from syslog) are read
+	// whole, so that no duplicate key hides a value from a rule.
+	partial  bool
 	byAction map[string][]*compiled // by lower-cased action
 	byPrefix map[string][]*compiled // by lower-cased prefix of the action
 	indexed  []*compiled            // the rules of byAction and byPrefix, each once
@@ -62,14 +69,19 @@ type prefixSet struct {
 
 // An extraction reads some of a source's fields from a document.
 type extraction struct {
-	paths    *event.Paths // nil when no document field is read
-	pathSlot []int        // path index → slot
-	covers   []bool       // by slot: the field is read (normalized fields are never)
+	paths     *event.Paths // nil when no document field is read
+	pathSlot  []int        // path index → slot
+	slotPaths [][]int      // slot → path indices
+	covers    []bool       // by slot: the field is read (normalized fields are never)
 }
 
 func newSourceRules(name string) *sourceRules {
-	return &sourceRules{name: name, byAction: map[string][]*compiled{}, byPrefix: map[string][]*compiled{}, fields: map[string]*fieldRef{}}
+	return &sourceRules{name: name, partial: partialSources[name], byAction: map[string][]*compiled{}, byPrefix: map[string][]*compiled{}, fields: map[string]*fieldRef{}}
 }
+
+// partialSources are the sources whose documents are read only as far as
+// the rules need.
+var partialSources = map[string]bool{"aws.cloudtrail": true, "gcp.audit": true, "azure.activity": true, "azure.signin": true}
 
 // reads records that the compiled rules of r in s read field f (for a
 // correlation's group-by fields).
@@ -146,12 +158,13 @@ func (s *sourceRules) finish() error {
 		if x := exts[key]; x != nil {
 			return ruleSet{all, x}
 		}
-		x := &extraction{covers: covers}
+		x := &extraction{covers: covers, slotPaths: make([][]int, s.slots)}
 		var paths []string
 		for i, p := range s.pathList {
-			if covers[s.pathSlot[i]] {
+			if slot := s.pathSlot[i]; covers[slot] {
+				x.slotPaths[slot] = append(x.slotPaths[slot], len(paths))
 				paths = append(paths, p)
-				x.pathSlot = append(x.pathSlot, s.pathSlot[i])
+				x.pathSlot = append(x.pathSlot, slot)
 			}
 		}
 		if len(paths) > 0 {

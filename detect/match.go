@@ -39,13 +39,17 @@ type val struct {
 }
 
 // A record is the state of matching one event: the values of the fields
-// the source's rules name, extracted from the document in one pass, the
-// first time a rule needs one.
+// the rules name. Document fields are read lazily, the document's
+// top-level members only as far as the fields asked for need, and each
+// member at most once.
 type record struct {
 	e       *event.Event
 	src     *sourceRules
-	ext     *extraction // what extract reads
-	done    bool
+	ext     *extraction // what the document is read for
+	reading bool        // rd was reset for the event
+	noDoc   bool        // there is no document field to read
+	rd      event.Reader
+	onValue func(path int, v event.Value) // r.value, made once
 	err     error
 	vals    [][]val // by slot
 	normed  []bool  // by slot: a normalized field was filled, or a document field from the event
@@ -55,7 +59,7 @@ type record struct {
 }
 
 func (r *record) reset(e *event.Event, src *sourceRules, ext *extraction) {
-	r.e, r.src, r.ext, r.done, r.err, r.rawDone = e, src, ext, false, nil, false
+	r.e, r.src, r.ext, r.reading, r.err, r.rawDone = e, src, ext, false, nil, false
 	if cap(r.vals) < src.slots {
 		r.vals = make([][]val, src.slots)
 		r.normed = make([]bool, src.slots)
@@ -80,19 +84,17 @@ func (r *record) values(f *fieldRef) []val {
 		return r.vals[f.slot]
 	case r.normed[f.slot]:
 		return r.vals[f.slot]
-	case f.known != nil && !r.done:
+	case f.known != nil && len(r.vals[f.slot]) == 0:
 		if s := f.known(r.e); s != "" {
 			r.normed[f.slot] = true
 			r.put(f.slot, s)
 			return r.vals[f.slot]
 		}
 	}
-	if !r.done {
-		r.extract()
-	}
 	if !r.ext.covers[f.slot] {
 		r.widen()
 	}
+	r.read(f.slot)
 	return r.vals[f.slot]
 }
 
@@ -128,28 +130,50 @@ func (r *record) widen() {
 			r.vals[i] = r.vals[i][:0]
 		}
 	}
-	r.ext = r.src.noAction.ext
-	r.extract()
+	r.ext, r.reading = r.src.noAction.ext, false
 }
 
-func (r *record) extract() {
-	r.done = true
-	if r.ext.paths == nil {
+// read reads the document as far as the values of a slot need.
+func (r *record) read(slot int) {
+	if !r.reading {
+		r.reading = true
+		doc := r.e.Document()
+		// Fields are in an object: there is nothing to read in any other
+		// document.
+		d := bytes.TrimLeft(doc, " \t\r\n")
+		r.noDoc = r.ext.paths == nil || len(d) == 0 || d[0] != '{'
+		if r.noDoc {
+			return
+		}
+		if r.onValue == nil {
+			r.onValue = r.value
+		}
+		r.rd.Reset(r.ext.paths, doc, r.onValue)
+	}
+	if r.noDoc || r.err != nil {
 		return
 	}
-	doc := r.e.Document()
-	if d := bytes.TrimLeft(doc, " \t\r\n"); len(d) == 0 || d[0] != '{' {
-		return // fields are in an object
+	if !r.src.partial {
+		r.err = r.rd.ReadAll()
+		return
 	}
-	r.err = r.ext.paths.Extract(doc, func(path int, v event.Value) {
-		slot := r.ext.pathSlot[path]
-		if r.normed[slot] {
-			return // known from the event already
+	for _, path := range r.ext.slotPaths[slot] {
+		if err := r.rd.Read(path); err != nil {
+			r.err = err
+			return
 		}
-		off := len(r.arena)
-		r.arena = v.AppendStr(r.arena)
-		r.vals[slot] = append(r.vals[slot], val{off: off, end: len(r.arena), lend: -1, null: v.Kind == event.KindNull})
-	})
+	}
+}
+
+// value keeps a value the reader found.
+func (r *record) value(path int, v event.Value) {
+	slot := r.ext.pathSlot[path]
+	if r.normed[slot] {
+		return // known from the event already
+	}
+	off := len(r.arena)
+	r.arena = v.AppendStr(r.arena)
+	r.vals[slot] = append(r.vals[slot], val{off: off, end: len(r.arena), lend: -1, null: v.Kind == event.KindNull})
 }
 
 func (r *record) text(v *val) []byte {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -278,22 +279,24 @@ func TestRuleErrors(t *testing.T) {
 	}
 }
 
-func TestRequiredLiteral(t *testing.T) {
+func TestRequiredLiterals(t *testing.T) {
 	for expr, want := range map[string]string{
 		".+:assumed-role/aws:.+": ":assumed-role/aws:",
 		"^abc$":                  "abc",
 		"(?i)abc":                "",
 		"a|b":                    "",
 		"(x)?abcd":               "abcd",
-		"(foo[0-9]+barbaz)":      "barbaz",
+		"(foo[0-9]+barbaz)":      "foo barbaz",
 		"x*":                     "",
+		":assumed-role/[^/]+/i-[0-9a-fA-F]{8,17}$": ":assumed-role/ /i-",
+		`"Principal"\s*:\s*"\*"`:                   `"Principal" : "*"`,
 	} {
 		re, err := compileRegexp(expr, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(re.must) != want {
-			t.Errorf("%s: required literal %q, want %q", expr, re.must, want)
+		if got := string(bytes.Join(re.must, []byte(" "))); got != want {
+			t.Errorf("%s: required literals %q, want %q", expr, got, want)
 		}
 	}
 }

@@ -305,16 +305,18 @@ func (t *patternTest) test(r *record, v *val) bool {
 type regexpTest struct {
 	re    *regexp.Regexp
 	insts int // the size of its program, which matching costs per byte
-	// must is a literal every match contains (case-sensitive), found in
-	// the expression, or nil. Looking for it first spares most texts the
+	// must are literals every match contains (case-sensitive), found in
+	// the expression. Looking for them first spares most texts the
 	// regexp: an unanchored .+:assumed-role/.+ tries every start.
-	must []byte
+	must [][]byte
 }
 
 func (t *regexpTest) test(r *record, v *val) bool {
 	text := r.text(v)
-	if t.must != nil && !bytes.Contains(text, t.must) {
-		return false
+	for _, lit := range t.must {
+		if !bytes.Contains(text, lit) {
+			return false
+		}
 	}
 	return t.re.Match(text)
 }
@@ -661,31 +663,27 @@ func compileRegexp(expr, flags string) (*regexpTest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("regular expression %q: %w", expr, err)
 	}
-	return &regexpTest{re: compiled, insts: n, must: requiredLiteral(re)}, nil
+	return &regexpTest{re: compiled, insts: n, must: requiredLiterals(re, nil)}, nil
 }
 
-// requiredLiteral returns the longest case-sensitive literal that a
-// match of re must contain, or nil: of the parts of a concatenation at
-// the top (or inside a capture), those that are plain literals.
-func requiredLiteral(re *syntax.Regexp) []byte {
+// requiredLiterals appends to lits the case-sensitive literals that a
+// match of re must contain: of the parts of a concatenation at the top
+// (or inside a capture), those that are plain literals.
+func requiredLiterals(re *syntax.Regexp, lits [][]byte) [][]byte {
 	for re.Op == syntax.OpCapture && len(re.Sub) == 1 {
 		re = re.Sub[0]
 	}
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase == 0 {
-			return []byte(string(re.Rune))
+			lits = append(lits, []byte(string(re.Rune)))
 		}
 	case syntax.OpConcat:
-		var best []byte
 		for _, sub := range re.Sub {
-			if l := requiredLiteral(sub); len(l) > len(best) {
-				best = l
-			}
+			lits = requiredLiterals(sub, lits)
 		}
-		return best
 	}
-	return nil
+	return lits
 }
 
 // progSize estimates the instructions re compiles to, up to

@@ -83,6 +83,7 @@ type Paths struct {
 	root pathNode
 	n    int
 	fold bool
+	tops []int // by path: the index of its first segment among root's children
 }
 
 // A pathNode is one segment of the trie of compiled paths: the paths that
@@ -91,6 +92,7 @@ type pathNode struct {
 	seg      string // the segment as first spelled
 	ends     []int  // indices of the paths that end here
 	children []child
+	top      int // for a first segment, its index among root's children
 
 	// index finds a child by its length and first eight bytes: an
 	// open-addressed hash table of child indices plus one (0 is empty),
@@ -130,6 +132,7 @@ const minIndexed = 5
 // not care. Duplicate paths are allowed; each keeps its own index.
 func CompilePaths(paths []string, fold bool) (*Paths, error) {
 	p := &Paths{n: len(paths), fold: fold}
+	firsts := make([]*pathNode, len(paths))
 	for i, path := range paths {
 		if path == "" {
 			return nil, fmt.Errorf("event: path %d is empty", i)
@@ -140,8 +143,18 @@ func CompilePaths(paths []string, fold bool) (*Paths, error) {
 				return nil, fmt.Errorf("event: path %q has an empty segment", path)
 			}
 			n = n.child(seg, fold)
+			if firsts[i] == nil {
+				firsts[i] = n
+			}
 		}
 		n.ends = append(n.ends, i)
+	}
+	for i, c := range p.root.children {
+		c.node.top = i
+	}
+	p.tops = make([]int, len(paths))
+	for i, n := range firsts {
+		p.tops[i] = n.top
 	}
 	p.root.makeIndex(fold)
 	return p, nil
@@ -333,6 +346,114 @@ func (p *Paths) Extract(doc []byte, fn func(path int, v Value)) error {
 	return nil
 }
 
+// A Reader extracts paths from documents lazily: a document's top-level
+// members are read one at a time, only as far as the paths asked for
+// need. A question about a field near the start of a long record is then
+// answered without scanning the rest, and a field the record lacks still
+// costs a scan to its end. The values reported, once a document is read
+// to its end, are those Extract reports, in the same order.
+//
+// The one difference: a document with the same top-level key twice has
+// the values of the later member reported only if reading gets that
+// far, which it does when another path needs a member after it.
+//
+// The zero Reader is ready for Reset. A Reader is not safe for
+// concurrent use.
+type Reader struct {
+	p     *Paths
+	x     extractor
+	i     int    // where the next member's key starts
+	state uint8  // what is left to read
+	seen  []bool // by index among root's children: a member of that key was read
+	err   error
+}
+
+// What a Reader has left to read.
+const (
+	readerDone    = iota
+	readerMembers // the members of the top-level object from i on
+	readerWhole   // a document that is not an object, read whole when asked
+)
+
+// Reset makes r read doc, calling fn for each value found at one of p's
+// paths as Extract does.
+func (r *Reader) Reset(p *Paths, doc []byte, fn func(path int, v Value)) {
+	r.p, r.x, r.err = p, extractor{doc: doc, fold: p.fold, fn: fn}, nil
+	if n := len(p.root.children); cap(r.seen) < n {
+		r.seen = make([]bool, n)
+	} else {
+		r.seen = r.seen[:n]
+		clear(r.seen)
+	}
+	i := skipSpace(doc, 0)
+	if i >= len(doc) || doc[i] != '{' {
+		r.state = readerWhole
+		return
+	}
+	r.state = readerMembers
+	if r.i = skipSpace(doc, i+1); r.i < len(doc) && doc[r.i] == '}' {
+		r.finish(r.i + 1)
+	}
+}
+
+// Read reads the document as far as the values of path need: up to and
+// including the first top-level member that path goes into, or to the
+// end when there is none. It returns the first error found in what was
+// read, for every call after it too: an invalid document is read no
+// further.
+func (r *Reader) Read(path int) error {
+	top := r.p.tops[path]
+	for r.state == readerMembers && !r.seen[top] {
+		r.next()
+	}
+	if r.state == readerWhole {
+		r.all()
+	}
+	return r.err
+}
+
+// ReadAll reads the rest of the document.
+func (r *Reader) ReadAll() error {
+	for r.state == readerMembers {
+		r.next()
+	}
+	if r.state == readerWhole {
+		r.all()
+	}
+	return r.err
+}
+
+// next reads one top-level member.
+func (r *Reader) next() {
+	c, i, closed, err := r.x.member(&r.p.root, r.i, 1)
+	switch {
+	case err != nil:
+		r.state, r.err = readerDone, err
+	case closed:
+		r.finish(i)
+	default:
+		r.i = i
+	}
+	if c != nil {
+		r.seen[c.top] = true
+	}
+}
+
+// finish ends the reading at i, past the top-level object, where only
+// space may follow.
+func (r *Reader) finish(i int) {
+	r.state = readerDone
+	if i = skipSpace(r.x.doc, i); i < len(r.x.doc) {
+		r.err = r.x.errChar(i, "after top-level value")
+	}
+}
+
+// all reads a document that is not an object, whole, as Extract does.
+func (r *Reader) all() {
+	r.state = readerDone
+	r.err = r.p.Extract(r.x.doc, r.x.fn)
+}
+
 // An extractor is the state of one Extract call.
 type extractor struct {
 	doc  []byte
@@ -436,53 +557,65 @@ func (x *extractor) object(n *pathNode, i, depth int) (int, error) {
 		return i + 1, nil
 	}
 	for {
-		if i >= len(doc) || doc[i] != '"' {
-			return 0, x.errChar(i, "looking for beginning of object key string")
-		}
-		// Most keys hold no escape: find the closing quote in one step,
-		// and leave the rest to scanString.
-		var c *pathNode
-		var err error
-		k := i + 1
-		end, w1, w2 := scanKey(doc, k)
-		if end < len(doc) && doc[end] == '"' {
-			c = n.find(doc[k:end], w1, w2, x.fold)
-			end++
-		} else {
-			if end, _, err = x.scanString(i); err != nil {
-				return 0, err
-			}
-			c = n.findEscaped(doc[k:end-1], x.fold)
-		}
-		i = skipSpace(doc, end)
-		if i >= len(doc) || doc[i] != ':' {
-			return 0, x.errChar(i, "after object key")
-		}
-		i = skipSpace(doc, i+1)
-		if i >= len(doc) {
-			return 0, x.errEnd()
-		}
-		if c != nil {
-			i, err = x.value(c, i, depth)
-		} else {
-			i, err = x.skip(i, depth)
-		}
-		if err != nil {
-			return 0, err
-		}
-		i = skipSpace(doc, i)
-		if i >= len(doc) {
-			return 0, x.errEnd()
-		}
-		switch doc[i] {
-		case ',':
-			i = skipSpace(doc, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return 0, x.errChar(i, "after object key:value pair")
+		var (
+			closed bool
+			err    error
+		)
+		if _, i, closed, err = x.member(n, i, depth); err != nil || closed {
+			return i, err
 		}
 	}
+}
+
+// member reads the object member whose key starts at doc[i], where the
+// paths are at node n. It returns the child of n the key names (nil for
+// none), and the offset past the comma that follows the member, or past
+// the closing brace, with closed set.
+func (x *extractor) member(n *pathNode, i, depth int) (c *pathNode, next int, closed bool, err error) {
+	doc := x.doc
+	if i >= len(doc) || doc[i] != '"' {
+		return nil, 0, false, x.errChar(i, "looking for beginning of object key string")
+	}
+	// Most keys hold no escape: find the closing quote in one step, and
+	// leave the rest to scanString.
+	k := i + 1
+	end, w1, w2 := scanKey(doc, k)
+	if end < len(doc) && doc[end] == '"' {
+		c = n.find(doc[k:end], w1, w2, x.fold)
+		end++
+	} else {
+		if end, _, err = x.scanString(i); err != nil {
+			return nil, 0, false, err
+		}
+		c = n.findEscaped(doc[k:end-1], x.fold)
+	}
+	i = skipSpace(doc, end)
+	if i >= len(doc) || doc[i] != ':' {
+		return nil, 0, false, x.errChar(i, "after object key")
+	}
+	i = skipSpace(doc, i+1)
+	if i >= len(doc) {
+		return nil, 0, false, x.errEnd()
+	}
+	if c != nil {
+		i, err = x.value(c, i, depth)
+	} else {
+		i, err = x.skip(i, depth)
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	i = skipSpace(doc, i)
+	if i >= len(doc) {
+		return nil, 0, false, x.errEnd()
+	}
+	switch doc[i] {
+	case ',':
+		return c, skipSpace(doc, i+1), false, nil
+	case '}':
+		return c, i + 1, true, nil
+	}
+	return nil, 0, false, x.errChar(i, "after object key:value pair")
 }
 
 // array reads the array that starts at doc[i], applying n to each element.

@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -42,6 +43,19 @@ func FuzzExtract(f *testing.F) {
 					}
 				}
 				t.Fatalf("CompilePaths(%q): %v", paths, err)
+			}
+			// A Reader asked for the paths in reverse order, then for the
+			// rest, reports what Extract reports, in its order; on any
+			// document, valid or not, it must not panic.
+			var extracted calls
+			extractErr := p.Extract(doc, extracted.fn)
+			order := make([]int, len(paths))
+			for i := range order {
+				order[i] = len(paths) - 1 - i
+			}
+			lazy, lazyErr := readLazily(p, doc, order)
+			if (extractErr == nil) != (lazyErr == nil) || extractErr == nil && !slices.Equal(lazy, extracted) {
+				t.Fatalf("fold %v: Reader: %q, %v; Extract: %q, %v", fold, lazy, lazyErr, extracted, extractErr)
 			}
 			got, err := collect(p, doc)
 			if !valid {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -844,4 +845,105 @@ func diffResults(got, want [][]result, n int) string {
 		}
 	}
 	return b.String()
+}
+
+// calls records the values a Reader or Extract reports, in order.
+type calls []string
+
+func (c *calls) fn(path int, v Value) { *c = append(*c, fmt.Sprintf("%d %d %s", path, v.Kind, v.Raw)) }
+
+// readLazily reads doc with a Reader, asking for the paths in the given
+// order and then for the rest, and returns what it reported and the
+// first error.
+func readLazily(p *Paths, doc []byte, order []int) (calls, error) {
+	var (
+		got calls
+		r   Reader
+	)
+	r.Reset(p, doc, got.fn)
+	var first error
+	for _, i := range order {
+		if err := r.Read(i); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := r.ReadAll(); err != nil && first == nil {
+		first = err
+	}
+	return got, first
+}
+
+func TestReader(t *testing.T) {
+	p, err := CompilePaths([]string{"userIdentity.type", "eventType", "userIdentity.arn", "missing"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := []byte(`{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","arn":"arn:x"},"requestParameters":{"big":[1,2,3]},"eventType":"AwsApiCall"}`)
+	var (
+		got calls
+		r   Reader
+	)
+	r.Reset(p, doc, got.fn)
+	// Asking for a field of userIdentity reads up to it and no further.
+	if err := r.Read(0); err != nil {
+		t.Fatal(err)
+	}
+	if want := (calls{`0 1 AssumedRole`, `2 1 arn:x`}); !slices.Equal(got, want) {
+		t.Fatalf("after Read(userIdentity.type): %q, want %q", got, want)
+	}
+	if r.i != bytes.Index(doc, []byte(`"requestParameters"`)) {
+		t.Errorf("read to offset %d, want up to requestParameters", r.i)
+	}
+	// A field of a member already read costs nothing more.
+	if err := r.Read(2); err != nil || len(got) != 2 {
+		t.Fatalf("Read(userIdentity.arn) = %v, %q", err, got)
+	}
+	// A field the document lacks reads it to its end.
+	if err := r.Read(3); err != nil || r.state != readerDone || len(got) != 3 || got[2] != `1 1 AwsApiCall` {
+		t.Fatalf("Read(missing) = %v, state %d, %q", err, r.state, got)
+	}
+
+	// Whatever the order of the questions, a document read to its end
+	// gave what Extract gives, in its order.
+	for _, doc := range []string{
+		string(doc),
+		`{}`,
+		` {"eventType":"a","eventType":"b","userIdentity":{"type":"t"}} `,
+		`[{"eventType":"a"},{"eventType":"b"}]`,
+		`"just a string"`,
+	} {
+		var want calls
+		wantErr := p.Extract([]byte(doc), want.fn)
+		for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1}, {}} {
+			got, err := readLazily(p, []byte(doc), order)
+			if !slices.Equal(got, want) || (err == nil) != (wantErr == nil) {
+				t.Errorf("%s, paths %v: %q, %v; Extract: %q, %v", doc, order, got, err, want, wantErr)
+			}
+		}
+	}
+
+	// Invalid JSON is an error once reading reaches it, and stays one.
+	for _, tt := range []struct {
+		doc  string
+		path int
+		ok   bool // the fault is past what Read(path) reads
+	}{
+		{`{"userIdentity":{"type":"x"},"eventType":tru}`, 0, true},
+		{`{"userIdentity":{"type":"x"},"eventType":tru}`, 1, false},
+		{`{"userIdentity":{"type":"x"},"eventType":"y"} trailing`, 0, true},
+		{`{"userIdentity":{"type":"x"},"eventType":"y"} trailing`, 3, false},
+		{`{"userIdentity" {"type":"x"}}`, 0, false},
+		{``, 0, false},
+	} {
+		var r Reader
+		r.Reset(p, []byte(tt.doc), func(int, Value) {})
+		if err := r.Read(tt.path); (err == nil) != tt.ok {
+			t.Errorf("%q: Read(%d) = %v", tt.doc, tt.path, err)
+		}
+		if err := r.ReadAll(); err == nil {
+			t.Errorf("%q: ReadAll found no error", tt.doc)
+		} else if again := r.Read(tt.path); again != err {
+			t.Errorf("%q: error %v, then %v", tt.doc, err, again)
+		}
+	}
 }
