@@ -25,6 +25,7 @@ import (
 
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/parse"
 )
 
@@ -103,15 +104,11 @@ func runDetect(ctx context.Context, c *config) error {
 	return nil
 }
 
-// corpusFiles lists the corpus's files in the order an import walks them.
+// corpusFiles lists the corpus's files in the order an import reads
+// them: by the times in their names, so that detection sees the events
+// roughly in event time, as correlation windows expect.
 func corpusFiles(dir string) ([]string, error) {
-	var paths []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			paths = append(paths, p)
-		}
-		return err
-	})
+	paths, _, err := ingest.Files([]string{dir})
 	return paths, err
 }
 

@@ -5,6 +5,7 @@
 //	go run ./bench search [-events 10000000] [-dir /tmp/vigil-bench]
 //	go run ./bench ingest [-events 1000000] [-runs 1]
 //	go run ./bench detect [-events 1000000] [-runs 3] [-rules DIR]
+//	go run ./bench detect-import [-events 1000000] [-runs 3] [-rules DIR]
 //	go run ./bench corpus [-events N]
 //
 // import times vigil's file importer (parse, normalize, append to a fresh
@@ -12,7 +13,8 @@
 // a table. search times store.Search against the same query written by
 // hand in SQL on the same table. detect times the detection engine, every
 // rule loaded, against github.com/bradleyjkemp/sigma-go on the same
-// events. Corpora and stores are built under -dir on first use and reused,
+// events. detect-import times `vigil import` with detection on against
+// the same import with it off. Corpora and stores are built under -dir on first use and reused,
 // keyed by size and seed.
 package main
 
@@ -52,6 +54,8 @@ Commands:
   ledger   the import with the ledger against without it; vigil verify against sha256
   ingest   HTTP ingest into vigil serve under load against vigil import of the same files
   detect   the detection engine, every rule loaded, against sigma-go on the same events
+  detect-import
+           vigil import with detection on against with it off: what detection adds to ingest
   corpus   build (or find) a corpus and print its manifest
 
 Run 'go run ./bench COMMAND -h' for the flags.`
@@ -74,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd, defRuns = runIngest, 1
 	case "detect":
 		cmd = runDetect
+	case "detect-import":
+		cmd = runDetectImport
 	case "corpus":
 		cmd = runCorpus
 	case "help", "-h", "-help", "--help":
@@ -104,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if args[0] == "ledger" {
 		fs.BoolVar(&c.verifyOnly, "verify-only", false, "time only vigil verify (the import with the ledger builds its data directory once)")
 	}
-	if args[0] == "detect" {
+	if args[0] == "detect" || args[0] == "detect-import" {
 		fs.StringVar(&c.rules, "rules", "../shared/testdata/sigmahq-cloud-rules", "directory of Sigma rules loaded beside the built-in pack")
 	}
 	if err := fs.Parse(args[1:]); err != nil {

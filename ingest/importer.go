@@ -388,9 +388,11 @@ func (im *Importer) importFile(ctx context.Context, f file, write func(batch) er
 }
 
 // Files lists the regular files under paths (directories recursively,
-// skipping hidden ones), in a stable order, with their sizes.
+// skipping hidden ones), in the order an import reads them (see byTime),
+// with their sizes.
 func Files(paths []string) (names []string, sizes []int64, err error) {
 	files, err := collect(paths)
+	byTime(files)
 	for _, f := range files {
 		names = append(names, f.path)
 		sizes = append(sizes, f.size)

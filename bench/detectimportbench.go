@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+const (
+	detectImportName   = "vigil import (detection on)"
+	noDetectImportName = "vigil import --detect=false"
+)
+
+// runDetectImport answers what detection adds to ingest: `vigil import`
+// of the corpus into a fresh data directory with detection on (the rules
+// of the detect benchmark: SigmaHQ's and the built-in pack, the
+// detections recorded in the metadata database, as the command does by
+// default), against the same import with
+// --detect=false, taking turns going first.
+func runDetectImport(ctx context.Context, c *config) error {
+	m, err := c.corpus()
+	if err != nil {
+		return err
+	}
+	files := filepath.Join(c.corpusDir(), "AWSLogs")
+	if err := warm(files); err != nil {
+		return err
+	}
+	bin := filepath.Join(c.dir, "vigil-bench-bin")
+	c.logf("building %s", bin)
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vigilsec/vigil/cmd/vigil").CombinedOutput(); err != nil {
+		return fmt.Errorf("building vigil: %w: %s", err, out)
+	}
+	// The rules of go run ./bench detect: SigmaHQ's beside the built-in
+	// pack, through the config as a user would load them.
+	rules, err := filepath.Abs(c.rules)
+	if err != nil {
+		return err
+	}
+	conf := filepath.Join(c.dir, "detect-import.yml")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "detect:\n  rules: [%q]\n", rules), 0o600); err != nil {
+		return err
+	}
+	runs, err := c.alternate(m.Events,
+		func(int) (measure, error) {
+			return c.cliImport(ctx, bin, detectImportName, files, "--config", conf, "--detect=true")
+		},
+		func(int) (measure, error) {
+			return c.cliImport(ctx, bin, noDetectImportName, files, "--config", conf, "--detect=false")
+		})
+	if err != nil {
+		return err
+	}
+	with, without := runs[0], runs[1]
+	report(c.out, fmt.Sprintf("import of %d CloudTrail events (%d gzip files, %.0f MB) with detection and without", m.Events, m.Files, mb(m.Bytes)), with, without)
+	var added, addedCPU []float64
+	for i := range min(len(with), len(without)) {
+		added = append(added, with[i].elapsed.Seconds()/without[i].elapsed.Seconds()-1)
+		addedCPU = append(addedCPU, with[i].cpu.Seconds()/without[i].cpu.Seconds()-1)
+	}
+	fmt.Fprintf(c.out, "\ndetection adds to the import's time: median %.1f%% (runs: %s); to its CPU time: median %.1f%% (runs: %s). Target: under 10%%\n",
+		100*median(added, cmpFloat), fmtPercents1(added), 100*median(addedCPU, cmpFloat), fmtPercents1(addedCPU))
+	return nil
+}
+
+// cliImport times `vigil import` of files into a fresh data directory:
+// wall time, and the CPU time of the process.
+func (c *config) cliImport(ctx context.Context, bin, name, files string, flags ...string) (measure, error) {
+	r := measure{name: name}
+	data := filepath.Join(c.dir, "detect-import")
+	os.RemoveAll(data)
+	defer os.RemoveAll(data)
+	args := append([]string{"import", "--data", data, "--format", "aws.cloudtrail", "-q"}, flags...)
+	cmd := exec.CommandContext(ctx, bin, append(args, files)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	r.elapsed = time.Since(start)
+	if err != nil {
+		return r, fmt.Errorf("vigil import: %w: %s", err, out.String())
+	}
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if _, err := fmt.Sscanf(lastLine(out.String(), "imported "), "imported %d events", &r.events); err != nil {
+		return r, fmt.Errorf("vigil import said %q", out.String())
+	}
+	c.logf("%s: %s; %s", name, r, lastLine(out.String(), ""))
+	return r, nil
+}
