@@ -3,7 +3,9 @@ package detect
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -422,5 +424,45 @@ correlation:
 				t.Errorf("Late = %d, want %d", d.Correlator().Late, tt.late)
 			}
 		})
+	}
+}
+
+// TestValuesModel: a group's values, kept incrementally (ids reused,
+// looked up by scanning or by map), always count what a plain list of
+// the window's values counts.
+func TestValuesModel(t *testing.T) {
+	for _, alphabet := range []int{1, 3, maxScanned, maxScanned + 1, 200} {
+		rnd := rand.New(rand.NewPCG(uint64(alphabet), 7))
+		var (
+			v     values
+			model []string
+		)
+		for step := range 20000 {
+			if len(model) > 0 && rnd.IntN(3) == 0 {
+				n := 1 + rnd.IntN(len(model))
+				v.drop(n)
+				model = model[n:]
+			} else {
+				val := fmt.Sprint("v", rnd.IntN(alphabet))
+				at := len(model)
+				if at > 0 && rnd.IntN(4) == 0 {
+					at = rnd.IntN(at) // a late event
+				}
+				v.insert(at, []byte(val))
+				model = slices.Insert(model, at, val)
+			}
+			counts := map[string]int32{}
+			for _, m := range model {
+				counts[m]++
+			}
+			if v.distinct != len(counts) || v.len() != len(model) {
+				t.Fatalf("alphabet %d, step %d: %d distinct of %d, want %d of %d", alphabet, step, v.distinct, v.len(), len(counts), len(model))
+			}
+			for i, id := range v.items() {
+				if v.names[id] != model[i] || v.counts[id] != counts[model[i]] {
+					t.Fatalf("alphabet %d, step %d: value %d is %q counted %d, want %q counted %d", alphabet, step, i, v.names[id], v.counts[id], model[i], counts[model[i]])
+				}
+			}
+		}
 	}
 }

@@ -190,41 +190,74 @@ func (w *window[T]) drop(n int) {
 // values are the values of a group's events, in a window, each distinct
 // value stored once and counted.
 type values struct {
-	window[int32]                  // each event's value, by id
-	ids           map[string]int32 // value → id
-	names         []string         // id → value
-	counts        []int32          // id → events in the window with the value
-	free          []int32          // ids no value has
-	distinct      int              // values with a count
-	// unused counts the values of ids that are counted zero times. They
-	// are kept a while: the value a group sees once an hour is the same
-	// value every hour, and need not be copied and hashed in each time.
-	unused int
+	window[int32]          // each event's value, by id
+	names         []string // id → value
+	counts        []int32  // id → events in the window with the value; -1 for a free id
+	// ids finds a value's id once there are many: a few are found
+	// faster by comparing each.
+	ids      map[string]int32
+	free     []int32 // ids no value has
+	distinct int     // values with a count
+	// idle counts the values counted zero times. They keep their ids a
+	// while: the value a group sees once an hour is the same value every
+	// hour, and need not be copied and hashed in each time.
+	idle int
 }
 
+// maxScanned is how many values are looked up by comparing each, before
+// a map finds them.
+const maxScanned = 16
+
 func (v *values) insert(i int, val []byte) {
-	id, ok := v.ids[string(val)]
-	if !ok {
-		if v.ids == nil {
-			v.ids = map[string]int32{}
-		}
-		s := string(val)
-		if n := len(v.free); n > 0 {
-			id, v.free = v.free[n-1], v.free[:n-1]
-			v.names[id] = s
-		} else {
-			id = int32(len(v.names))
-			v.names, v.counts = append(v.names, s), append(v.counts, 0)
-		}
-		v.ids[s] = id
-		v.unused++
-	}
-	if v.counts[id] == 0 {
+	id, ok := v.lookup(val)
+	switch {
+	case !ok:
+		id = v.add(string(val))
 		v.distinct++
-		v.unused--
+	case v.counts[id] == 0:
+		v.idle--
+		v.distinct++
 	}
 	v.counts[id]++
 	v.window.insert(i, id)
+}
+
+// lookup returns the id of a value.
+func (v *values) lookup(val []byte) (int32, bool) {
+	if v.ids != nil {
+		id, ok := v.ids[string(val)]
+		return id, ok
+	}
+	for id, name := range v.names {
+		if v.counts[id] >= 0 && name == string(val) {
+			return int32(id), true
+		}
+	}
+	return 0, false
+}
+
+// add gives a new value an id, counted zero times.
+func (v *values) add(name string) int32 {
+	var id int32
+	if n := len(v.free); n > 0 {
+		id, v.free = v.free[n-1], v.free[:n-1]
+		v.names[id], v.counts[id] = name, 0
+	} else {
+		id = int32(len(v.names))
+		v.names, v.counts = append(v.names, name), append(v.counts, 0)
+	}
+	switch {
+	case v.ids != nil:
+		v.ids[name] = id
+	case len(v.names)-len(v.free) > maxScanned:
+		v.ids = make(map[string]int32, 2*maxScanned)
+		for id, name := range v.names {
+			if v.counts[id] >= 0 {
+				v.ids[name] = int32(id)
+			}
+		}
+	}
+	return id
 }
 
 // drop forgets the values of the oldest n events.
@@ -232,19 +265,22 @@ func (v *values) drop(n int) {
 	for _, id := range v.items()[:n] {
 		if v.counts[id]--; v.counts[id] == 0 {
 			v.distinct--
-			v.unused++
+			v.idle++
 		}
 	}
 	v.window.drop(n)
-	if v.unused > 8 && v.unused > v.distinct {
+	if v.idle > maxScanned && v.idle > v.distinct {
+		// Free the ids of idle values.
 		for id, n := range v.counts {
-			if n == 0 && v.names[id] != "" {
-				delete(v.ids, v.names[id])
-				v.names[id] = ""
+			if n == 0 {
+				if v.ids != nil {
+					delete(v.ids, v.names[id])
+				}
+				v.names[id], v.counts[id] = "", -1
 				v.free = append(v.free, int32(id))
 			}
 		}
-		v.unused = 0
+		v.idle = 0
 	}
 }
 
