@@ -35,14 +35,19 @@ func runDetectImport(ctx context.Context, c *config) error {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vigilsec/vigil/cmd/vigil").CombinedOutput(); err != nil {
 		return fmt.Errorf("building vigil: %w: %s", err, out)
 	}
-	// The rules of go run ./bench detect: SigmaHQ's beside the built-in
-	// pack, through the config as a user would load them.
-	rules, err := filepath.Abs(c.rules)
-	if err != nil {
-		return err
-	}
+	// The rules of go run ./bench detect, SigmaHQ's beside the built-in
+	// pack, through the config as a user would load them; with -rules ""
+	// the built-in pack alone, vigil import's default.
 	conf := filepath.Join(c.dir, "detect-import.yml")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "detect:\n  rules: [%q]\n", rules), 0o600); err != nil {
+	text := "detect: {}\n"
+	if c.rules != "" {
+		rules, err := filepath.Abs(c.rules)
+		if err != nil {
+			return err
+		}
+		text = fmt.Sprintf("detect:\n  rules: [%q]\n", rules)
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return err
 	}
 	runs, err := c.alternate(m.Events,
