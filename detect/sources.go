@@ -189,6 +189,17 @@ var normFields = map[string]normField{
 // actionFields are, per source, the field names whose value is the
 // event's Action: rules that require certain values of them are indexed
 // by those values.
+// Normalized returns the value of one of vigil's normalized fields of
+// ev, named as rules name it (vigil.actor), and whether there is such a
+// field.
+func Normalized(ev *event.Event, name string) (string, bool) {
+	f := normFields[strings.TrimPrefix(name, "vigil.")]
+	if f == nil || !strings.HasPrefix(name, "vigil.") {
+		return "", false
+	}
+	return f(ev), true
+}
+
 // addrFields are the normalized fields that hold an address, read as one
 // by cidr tests without rendering and parsing its text.
 var addrFields = map[string]func(e *event.Event) netip.Addr{

@@ -41,6 +41,8 @@ type Options struct {
 	Sources func() []ingest.SourceStats
 	// Detections are the rules' matches (/api/v1/detections).
 	Detections DetectionLister
+	// Alerts are the alert layer (/api/v1/alerts, /api/v1/suppressions).
+	Alerts Alerts
 	// Hunter runs retro-hunts (/api/v1/hunt) over the store's events.
 	Hunter detect.Scanner
 	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
@@ -90,6 +92,15 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /debug/pprof/trace", a.auth(http.HandlerFunc(pprof.Trace), access.Admin))
 	if opts.Sources != nil {
 		mux.Handle("GET /api/v1/sources", a.auth(http.HandlerFunc(a.sources), access.Admin))
+	}
+	if opts.Alerts != nil {
+		workers := []access.Role{access.Admin, access.Analyst, access.Responder}
+		mux.Handle("GET /api/v1/alerts", a.auth(http.HandlerFunc(a.alerts), readers...))
+		mux.Handle("GET /api/v1/alerts/{id}", a.auth(http.HandlerFunc(a.alert), readers...))
+		mux.Handle("POST /api/v1/alerts/{id}/{action}", a.auth(http.HandlerFunc(a.setStatus), workers...))
+		mux.Handle("GET /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppressions), readers...))
+		mux.Handle("POST /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppress), workers...))
+		mux.Handle("DELETE /api/v1/suppressions/{id}", a.auth(http.HandlerFunc(a.unsuppress), workers...))
 	}
 	if opts.Detections != nil {
 		mux.Handle("GET /api/v1/detections", a.auth(http.HandlerFunc(a.detections), readers...))
@@ -174,6 +185,10 @@ func (a *api) identify(r *http.Request) (Identity, error) {
 		return Identity{}, err
 	}
 	id := Identity{Name: t.Name, Role: t.Role, Tenant: t.Tenant, Scope: query.Scope{All: true}}
+	if id.Name == "" {
+		// Who did what (an alert acknowledged) names the token.
+		id.Name = "token " + t.ID
+	}
 	if t.Tenant != "" {
 		id.Scope = query.Scope{Tenants: []string{t.Tenant}}
 	}

@@ -98,5 +98,7 @@ func (c *config) check() error {
 		}
 		c.maxSkew = d
 	}
-	return nil
+	var err error
+	c.alerts, err = c.Alerts.config()
+	return err
 }

@@ -107,6 +107,9 @@ func TestConfigErrorLines(t *testing.T) {
 		{"ingest:\n  syslog:\n    tls: :6514\n", ":3: ingest.syslog.tls: a TLS listener needs cert and key"},
 		{"ingest:\n  dirs:\n    - path: /x\n      format: nope\n", `:4: ingest.dirs[0].format: unknown format "nope"`},
 		{"ingest:\n  s3:\n    - bucket: b\n      access_key_id: AKIA\n", "ingest.s3[0].access_key_id: give both"},
+		{"alerts:\n  window: 0s\n", `:2: alerts.window: "0s" is not a positive duration`},
+		{"alerts:\n  rules:\n    r-1:\n      severity: dire\n", `:4: alerts.rules.r-1.severity: "dire" is not a severity`},
+		{"alerts:\n  group_by: vigil.actor\n", "line 2: cannot unmarshal"},
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(tc.yaml), 0o600); err != nil {

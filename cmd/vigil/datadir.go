@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/vigilsec/vigil/alert"
 	"io"
 	"net/http"
 	"os"
@@ -73,8 +74,11 @@ type config struct {
 	Ingest ingestConfig `yaml:"ingest"`
 	// Detect names the detection rules of vigil serve.
 	Detect detectConfig `yaml:"detect"`
+	// Alerts says how detections are grouped into alerts.
+	Alerts alertsConfig `yaml:"alerts"`
 
 	maxSkew time.Duration
+	alerts  alert.Config
 }
 
 // storeConfig is the store section of the config file.

@@ -102,7 +102,11 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 		// Detections are recorded, not logged one by one: an import of
 		// an old archive may find thousands.
 		sink = &detectionSink{db: mdb, log: slog.New(slog.DiscardHandler)}
-		detectFn = detect.NewRunner(e, detect.RunnerOptions{Sink: sink, Logger: logger}).Process
+		alerts, err := newAlertManager(ctx, mdb, cfg.alerts, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return ingest.Summary{}, err
+		}
+		detectFn = detect.NewRunner(e, detect.RunnerOptions{Sink: detectionSinks{sink, alerts}, Logger: logger}).Process
 	}
 	dd, err := openData(ctx, d, cfg, logger, nil, detectFn)
 	if err != nil {

@@ -39,6 +39,7 @@ var commands = []command{
 	{"formats", "list the log formats vigil parses", runFormats},
 	{"rules", "check Sigma detection rules", runRules},
 	{"hunt", "run Sigma rules over stored events", runHunt},
+	{"alerts", "list, acknowledge, resolve and close alerts", runAlerts},
 	{"version", "print the version", runVersion},
 }
 

@@ -76,7 +76,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	engine, errs := loadEngine(cfg.Detect, rules)
 	logEngine(logger, engine, errs)
-	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: &detectionSink{db: mdb, log: logger}, Logger: logger, Registerer: reg})
+	alerts, err := newAlertManager(ctx, mdb, cfg.alerts, logger)
+	if err != nil {
+		return err
+	}
+	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: detectionSinks{&detectionSink{db: mdb, log: logger}, alerts}, Logger: logger, Registerer: reg})
 
 	dd, err := openData(ctx, &d, cfg, logger, reg, runner.Process)
 	if err != nil {
@@ -233,6 +237,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:     logger,
 		Sources:    intake.Sources,
 		Detections: mdb,
+		Alerts:     alerts,
 		Hunter:     db,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAlertsCommands: an import's detections become alerts, grouped by
+// rule and actor, which the alerts commands list, acknowledge and close
+// (closing needs a reason), each change shown with who made it.
+func TestAlertsCommands(t *testing.T) {
+	needFixtures(t)
+	data := t.TempDir()
+	// Two detonations of the same technique by the same actor would be
+	// one alert; these are two techniques.
+	mustVigil(t, "import", "--data", data, filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"), filepath.Join(stratus, "aws.defense-evasion.cloudtrail-delete.json"))
+	out := mustVigil(t, "alerts", "list", "--data", data)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 || !strings.Contains(out, "CloudTrail Logging Stopped, Deleted or Weakened") || !strings.Contains(out, "open") {
+		t.Fatalf("alerts list:\n%s", out)
+	}
+	id := strings.Fields(lines[1])[0]
+	mustVigil(t, "alerts", "ack", "--data", data, "--by", "ann", id)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"alerts", "close", "--data", data, id}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "needs a reason") {
+		t.Errorf("close without a reason: exit %d, %s", code, stderr.String())
+	}
+	mustVigil(t, "alerts", "close", "--data", data, "--by", "ann", "--reason", "the red team", id)
+	out = mustVigil(t, "alerts", "show", "--data", data, id)
+	for _, want := range []string{"status:     closed: the red team", "open → acknowledged by ann", "acknowledged → closed by ann: the red team"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("alerts show lacks %q:\n%s", want, out)
+		}
+	}
+	if out := mustVigil(t, "alerts", "list", "--data", data, "--status", "closed"); !strings.Contains(out, id) {
+		t.Errorf("closed alerts:\n%s", out)
+	}
+	if code := run(context.Background(), []string{"alerts", "list", "--data", data, "--status", "asleep"}, &stdout, &stderr); code != 1 {
+		t.Errorf("a bad status: exit %d", code)
+	}
+}

@@ -1,0 +1,387 @@
+package meta
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// An Alert is a group of detections as kept in the metadata database;
+// package alert decides what goes in it.
+type Alert struct {
+	ID string `json:"id"`
+	// Tenant is "" for a correlation of events of several tenants.
+	Tenant   string            `json:"tenant"`
+	RuleID   string            `json:"rule_id"`
+	Title    string            `json:"title"`
+	Severity string            `json:"severity"`
+	Key      string            `json:"dedup_key"`
+	Group    map[string]string `json:"group"`
+	Tags     []string          `json:"tags"`
+	Status   string            `json:"status"`
+	Count    int64             `json:"count"`
+	// FirstSeen and LastSeen are the times of the first and last events.
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// Seqs are the ledger indices of the first events; Count counts all.
+	Seqs    []uint64  `json:"seqs"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+	// Reason is why it was last resolved or closed.
+	Reason string `json:"reason,omitempty"`
+}
+
+// A Transition is a change of an alert's status.
+type Transition struct {
+	AlertID string    `json:"alert_id"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	From    string    `json:"from"`
+	To      string    `json:"to"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+// ErrNotFound is returned for an alert, or a suppression, that does not
+// exist or that the scope does not see.
+var ErrNotFound = errors.New("meta: not found")
+
+// ErrConflict is returned by SetAlertStatus when the alert's status is no
+// longer the one the change was decided from.
+var ErrConflict = errors.New("meta: the alert changed meanwhile")
+
+// SaveAlerts writes alerts, new or updated, in one transaction. An
+// update changes what grouping changes (count, last seen, seqs) and
+// never the status, which only SetAlertStatus changes.
+func (db *DB) SaveAlerts(ctx context.Context, as []Alert) error {
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, created, updated, reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (id) DO UPDATE SET count = excluded.count, first_seen = excluded.first_seen, last_seen = excluded.last_seen, seqs = excluded.seqs, updated = excluded.updated`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i := range as {
+			a := &as[i]
+			grp, _ := json.Marshal(orEmptyMap(a.Group))
+			tags, _ := json.Marshal(orEmpty(a.Tags))
+			seqs, _ := json.Marshal(orEmpty(a.Seqs))
+			if _, err := stmt.ExecContext(ctx, a.ID, nullString(a.Tenant), a.RuleID, a.Title, a.Severity, a.Key, string(grp), string(tags),
+				a.Status, a.Count, a.FirstSeen.UnixNano(), a.LastSeen.UnixNano(), string(seqs), a.Created.UnixNano(), a.Updated.UnixNano(), a.Reason); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("meta: saving %d alerts: %w", len(as), err)
+	}
+	return nil
+}
+
+// An AlertQuery selects alerts, most recently updated first.
+type AlertQuery struct {
+	// Tenants are the tenants whose alerts are seen; with AllTenants,
+	// every tenant's and those across tenants. Neither sees nothing:
+	// scoping here, in the query, is what keeps tenants apart.
+	Tenants    []string
+	AllTenants bool
+	ID         string
+	Status     []string // any of these; none means any status
+	RuleID     string
+	// LastSeenSince selects alerts whose last event is at or after it.
+	LastSeenSince time.Time
+	Limit         int // 0 means 100; at most 10,000
+}
+
+const alertColumns = `id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, created, updated, reason`
+
+// Alerts returns the alerts q selects.
+func (db *DB) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
+	if !q.AllTenants && len(q.Tenants) == 0 {
+		return nil, nil
+	}
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	in := func(col string, vs []string) {
+		ph := make([]string, len(vs))
+		for i, v := range vs {
+			ph[i] = arg(v)
+		}
+		where = append(where, col+" IN ("+strings.Join(ph, ", ")+")")
+	}
+	if !q.AllTenants {
+		in("tenant", q.Tenants)
+	}
+	if q.ID != "" {
+		where = append(where, "id = "+arg(q.ID))
+	}
+	if len(q.Status) > 0 {
+		in("status", q.Status)
+	}
+	if q.RuleID != "" {
+		where = append(where, "rule_id = "+arg(q.RuleID))
+	}
+	if !q.LastSeenSince.IsZero() {
+		where = append(where, "last_seen >= "+arg(q.LastSeenSince.UnixNano()))
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	query := "SELECT " + alertColumns + " FROM alerts"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY updated DESC, id DESC LIMIT " + arg(min(limit, 10_000))
+	rows, err := db.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("meta: reading alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []Alert
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("meta: reading alerts: %w", err)
+	}
+	return out, nil
+}
+
+func scanAlert(row interface{ Scan(...any) error }) (Alert, error) {
+	var (
+		a                                     Alert
+		tenant                                sql.NullString
+		grp, tags, seqs                       string
+		firstSeen, lastSeen, created, updated int64
+	)
+	if err := row.Scan(&a.ID, &tenant, &a.RuleID, &a.Title, &a.Severity, &a.Key, &grp, &tags, &a.Status, &a.Count,
+		&firstSeen, &lastSeen, &seqs, &created, &updated, &a.Reason); err != nil {
+		return a, fmt.Errorf("meta: reading alerts: %w", err)
+	}
+	a.Tenant = tenant.String
+	a.FirstSeen, a.LastSeen = time.Unix(0, firstSeen).UTC(), time.Unix(0, lastSeen).UTC()
+	a.Created, a.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	for _, c := range []struct {
+		s string
+		v any
+	}{{grp, &a.Group}, {tags, &a.Tags}, {seqs, &a.Seqs}} {
+		if err := json.Unmarshal([]byte(c.s), c.v); err != nil {
+			return a, fmt.Errorf("meta: alert %s: %w", a.ID, err)
+		}
+	}
+	return a, nil
+}
+
+// SetAlertStatus changes an alert's status from t.From to t.To and
+// records the transition, in one transaction. It returns ErrNotFound for
+// an alert the scope (tenants, or every tenant with nil) does not see,
+// and ErrConflict when the alert's status is no longer t.From.
+func (db *DB) SetAlertStatus(ctx context.Context, tenants []string, t Transition) (Alert, error) {
+	var a Alert
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		a, err = scanAlert(tx.QueryRowContext(ctx, "SELECT "+alertColumns+" FROM alerts WHERE id = $1", t.AlertID))
+		if errors.Is(err, sql.ErrNoRows) || err == nil && tenants != nil && !slices.Contains(tenants, a.Tenant) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if a.Status != t.From {
+			return ErrConflict
+		}
+		a.Status, a.Reason, a.Updated = t.To, t.Reason, t.At
+		if _, err := tx.ExecContext(ctx, "UPDATE alerts SET status = $1, reason = $2, updated = $3 WHERE id = $4",
+			a.Status, a.Reason, a.Updated.UnixNano(), a.ID); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO alert_transitions (alert_id, at, actor, from_status, to_status, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+			t.AlertID, t.At.UnixNano(), t.Actor, t.From, t.To, t.Reason)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict):
+		return Alert{}, err
+	case err != nil:
+		return Alert{}, fmt.Errorf("meta: changing alert %s: %w", t.AlertID, err)
+	}
+	return a, nil
+}
+
+// AlertTransitions returns an alert's transitions, oldest first.
+func (db *DB) AlertTransitions(ctx context.Context, id string) ([]Transition, error) {
+	rows, err := db.Query(ctx, "SELECT at, actor, from_status, to_status, reason FROM alert_transitions WHERE alert_id = $1 ORDER BY at", id)
+	if err != nil {
+		return nil, fmt.Errorf("meta: reading alert %s's transitions: %w", id, err)
+	}
+	defer rows.Close()
+	var out []Transition
+	for rows.Next() {
+		t := Transition{AlertID: id}
+		var at int64
+		if err := rows.Scan(&at, &t.Actor, &t.From, &t.To, &t.Reason); err != nil {
+			return nil, fmt.Errorf("meta: reading alert %s's transitions: %w", id, err)
+		}
+		t.At = time.Unix(0, at).UTC()
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// A Suppression keeps detections of a rule whose fields have the given
+// values from making alerts, until it expires or is revoked.
+type Suppression struct {
+	ID string `json:"id"`
+	// Tenant is "" for one that applies to every tenant.
+	Tenant  string            `json:"tenant,omitempty"`
+	RuleID  string            `json:"rule_id"`
+	Fields  map[string]string `json:"fields"`
+	Reason  string            `json:"reason"`
+	Creator string            `json:"creator"`
+	Created time.Time         `json:"created"`
+	Expires time.Time         `json:"expires,omitzero"` // zero: until revoked
+	Hits    int64             `json:"hits"`
+	// Revoked is when it was revoked, and RevokedBy by whom.
+	Revoked   time.Time `json:"revoked,omitzero"`
+	RevokedBy string    `json:"revoked_by,omitempty"`
+}
+
+// Active reports whether the suppression applies at t.
+func (s *Suppression) Active(t time.Time) bool {
+	return s.Revoked.IsZero() && (s.Expires.IsZero() || t.Before(s.Expires))
+}
+
+// AddSuppression records a suppression.
+func (db *DB) AddSuppression(ctx context.Context, s Suppression) error {
+	fields, _ := json.Marshal(orEmptyMap(s.Fields))
+	var expires any
+	if !s.Expires.IsZero() {
+		expires = s.Expires.UnixNano()
+	}
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO suppressions (id, tenant, rule_id, fields, reason, creator, created, expires, hits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)`,
+			s.ID, nullString(s.Tenant), s.RuleID, string(fields), s.Reason, s.Creator, s.Created.UnixNano(), expires)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("meta: recording suppression %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// Suppressions returns every suppression, revoked and expired ones too,
+// that the scope sees: tenants' own and those of every tenant, or with
+// nil tenants all of them.
+func (db *DB) Suppressions(ctx context.Context, tenants []string) ([]Suppression, error) {
+	query := "SELECT id, tenant, rule_id, fields, reason, creator, created, expires, hits, revoked, revoked_by FROM suppressions"
+	var args []any
+	if tenants != nil {
+		ph := []string{}
+		for _, t := range tenants {
+			args = append(args, t)
+			ph = append(ph, "$"+strconv.Itoa(len(args)))
+		}
+		query += " WHERE tenant IS NULL"
+		if len(ph) > 0 {
+			query += " OR tenant IN (" + strings.Join(ph, ", ") + ")"
+		}
+	}
+	rows, err := db.Query(ctx, query+" ORDER BY created, id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("meta: reading suppressions: %w", err)
+	}
+	defer rows.Close()
+	var out []Suppression
+	for rows.Next() {
+		var (
+			s                 Suppression
+			tenant, revokedBy sql.NullString
+			fields            string
+			created           int64
+			expires, revoked  sql.NullInt64
+		)
+		if err := rows.Scan(&s.ID, &tenant, &s.RuleID, &fields, &s.Reason, &s.Creator, &created, &expires, &s.Hits, &revoked, &revokedBy); err != nil {
+			return nil, fmt.Errorf("meta: reading suppressions: %w", err)
+		}
+		s.Tenant, s.RevokedBy = tenant.String, revokedBy.String
+		s.Created = time.Unix(0, created).UTC()
+		if expires.Valid {
+			s.Expires = time.Unix(0, expires.Int64).UTC()
+		}
+		if revoked.Valid {
+			s.Revoked = time.Unix(0, revoked.Int64).UTC()
+		}
+		if err := json.Unmarshal([]byte(fields), &s.Fields); err != nil {
+			return nil, fmt.Errorf("meta: suppression %s: %w", s.ID, err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// RevokeSuppression ends a suppression. It returns ErrNotFound for one
+// that does not exist, is revoked already, or that the scope (tenants,
+// or every tenant with nil) does not own.
+func (db *DB) RevokeSuppression(ctx context.Context, tenants []string, id, by string, at time.Time) error {
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		var tenant sql.NullString
+		err := tx.QueryRowContext(ctx, "SELECT tenant FROM suppressions WHERE id = $1 AND revoked IS NULL", id).Scan(&tenant)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && tenants != nil && (!tenant.Valid || !slices.Contains(tenants, tenant.String)) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE suppressions SET revoked = $1, revoked_by = $2 WHERE id = $3", at.UnixNano(), by, id)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("meta: revoking suppression %s: %w", id, err)
+	}
+	return err
+}
+
+// AddSuppressionHits adds to suppressions' counts of what they kept
+// from alerting.
+func (db *DB) AddSuppressionHits(ctx context.Context, hits map[string]int64) error {
+	if len(hits) == 0 {
+		return nil
+	}
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		for id, n := range hits {
+			if _, err := tx.ExecContext(ctx, "UPDATE suppressions SET hits = hits + $1 WHERE id = $2", n, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("meta: counting suppressed detections: %w", err)
+	}
+	return nil
+}

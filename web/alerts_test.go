@@ -1,0 +1,132 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilsec/vigil/access"
+	"github.com/vigilsec/vigil/alert"
+	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/meta"
+)
+
+// TestAlertsAPI: each tenant sees and changes its own alerts only,
+// readers read and workers change, every change names who made it, and
+// suppressions are confined to the caller's tenant.
+func TestAlertsAPI(t *testing.T) {
+	ctx := context.Background()
+	mdb, err := meta.Open(ctx, filepath.Join(t.TempDir(), "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mdb.Close()
+	tokens := access.NewTokens(mdb, access.Options{})
+	secret := func(name, tenant string, role access.Role) string {
+		s, _, err := tokens.Create(ctx, access.Spec{Name: name, Tenant: tenant, Role: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	analystA, viewerA, analystB := secret("ann", "team-a", access.Analyst), secret("vic", "team-a", access.Viewer), secret("bea", "team-b", access.Analyst)
+	alerts, err := alert.NewManager(ctx, mdb, alert.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := &detect.Rule{ID: "r1", Title: "Root Account Used", Level: "critical"}
+	at := time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC)
+	alerts.Detected([]detect.Detection{
+		{Rule: rule, Event: &event.Event{Seq: 1, Tenant: "team-a", Time: at, Actor: event.Actor{Name: "root"}}},
+		{Rule: rule, Event: &event.Event{Seq: 2, Tenant: "team-b", Time: at, Actor: event.Actor{Name: "root"}}},
+	})
+	h := Handler(Options{Store: &fakeStore{}, AdminToken: "admin-secret", Tokens: tokens, Alerts: alerts, Gatherer: prometheus.NewRegistry()})
+	call := func(method, path, token, body string) (int, string) {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	list := func(token, query string) []meta.Alert {
+		code, body := call("GET", "/api/v1/alerts"+query, token, "")
+		if code != 200 {
+			t.Fatalf("list: %d %s", code, body)
+		}
+		var as []meta.Alert
+		if err := json.Unmarshal([]byte(body), &as); err != nil {
+			t.Fatal(err)
+		}
+		return as
+	}
+	as := list(analystA, "")
+	if len(as) != 1 || as[0].Tenant != "team-a" || as[0].Severity != "critical" {
+		t.Fatalf("team-a sees %+v", as)
+	}
+	if all := list("admin-secret", "?status=open"); len(all) != 2 {
+		t.Fatalf("admin sees %d alerts", len(all))
+	}
+	idA := as[0].ID
+	for _, tc := range []struct {
+		name, method, path, token, body string
+		status                          int
+		has                             string
+	}{
+		{"no token", "GET", "/api/v1/alerts", "", "", 401, ""},
+		{"bad status", "GET", "/api/v1/alerts?status=sleeping", analystA, "", 400, "status"},
+		{"viewer reads", "GET", "/api/v1/alerts/" + idA, viewerA, "", 200, `"transitions":[]`},
+		{"viewer may not acknowledge", "POST", "/api/v1/alerts/" + idA + "/ack", viewerA, "", 403, ""},
+		{"another tenant may not acknowledge", "POST", "/api/v1/alerts/" + idA + "/ack", analystB, "", 404, ""},
+		{"another tenant may not read", "GET", "/api/v1/alerts/" + idA, analystB, "", 404, ""},
+		{"analyst acknowledges", "POST", "/api/v1/alerts/" + idA + "/ack", analystA, "", 200, `"status":"acknowledged"`},
+		{"unknown action", "POST", "/api/v1/alerts/" + idA + "/snooze", analystA, "", 404, "snooze"},
+		{"closing needs a reason", "POST", "/api/v1/alerts/" + idA + "/close", analystA, `{}`, 409, "reason"},
+		{"unknown body field", "POST", "/api/v1/alerts/" + idA + "/close", analystA, `{"why":"x"}`, 400, "why"},
+		{"analyst closes", "POST", "/api/v1/alerts/" + idA + "/close", analystA, `{"reason":"the red team"}`, 200, `"reason":"the red team"`},
+		{"the trail names who", "GET", "/api/v1/alerts/" + idA, viewerA, "", 200, `"actor":"ann","from":"acknowledged","to":"closed","reason":"the red team"`},
+		{"no such alert", "POST", "/api/v1/alerts/nope/ack", analystA, "", 404, ""},
+		{"suppress in another tenant", "POST", "/api/v1/suppressions", analystA, `{"rule_id":"r1","reason":"x","tenant":"team-b"}`, 403, ""},
+		{"suppress without a reason", "POST", "/api/v1/suppressions", analystA, `{"rule_id":"r1"}`, 400, "reason"},
+		{"bad expiry", "POST", "/api/v1/suppressions", analystA, `{"rule_id":"r1","reason":"x","expires":"soon"}`, 400, "expires"},
+		{"suppress", "POST", "/api/v1/suppressions", analystA, `{"rule_id":"r1","fields":{"vigil.actor":"root"},"reason":"break-glass drill","expires":"24h"}`, 201, `"tenant":"team-a"`},
+		{"viewer may not suppress", "POST", "/api/v1/suppressions", viewerA, `{"rule_id":"r1","reason":"x"}`, 403, ""},
+		{"another tenant sees none", "GET", "/api/v1/suppressions", analystB, "", 200, "[]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := call(tc.method, tc.path, tc.token, tc.body)
+			if code != tc.status || !strings.Contains(body, tc.has) {
+				t.Fatalf("%d %s, want %d with %q", code, body, tc.status, tc.has)
+			}
+		})
+	}
+	// The suppression applies to team-a's root, not team-b's.
+	alerts.Detected([]detect.Detection{
+		{Rule: rule, Event: &event.Event{Seq: 3, Tenant: "team-a", Time: at.Add(time.Minute), Actor: event.Actor{Name: "root"}}},
+		{Rule: rule, Event: &event.Event{Seq: 4, Tenant: "team-b", Time: at.Add(time.Minute), Actor: event.Actor{Name: "root"}}},
+	})
+	if as := list(analystA, ""); len(as) != 1 || as[0].Status != alert.Closed {
+		t.Errorf("team-a's suppressed hit made an alert: %+v", as)
+	}
+	if as := list(analystB, ""); len(as) != 1 || as[0].Count != 2 {
+		t.Errorf("team-b's hit did not join its alert: %+v", as)
+	}
+	var ss []meta.Suppression
+	_, body := call("GET", "/api/v1/suppressions", analystA, "")
+	json.Unmarshal([]byte(body), &ss)
+	if len(ss) != 1 || ss[0].Hits != 1 || ss[0].Creator != "ann" {
+		t.Fatalf("suppressions %s", body)
+	}
+	if code, _ := call("DELETE", "/api/v1/suppressions/"+ss[0].ID, analystB, ""); code != 404 {
+		t.Errorf("another tenant revoked: %d", code)
+	}
+	if code, body := call("DELETE", "/api/v1/suppressions/"+ss[0].ID, analystA, ""); code != 204 {
+		t.Errorf("revoking: %d %s", code, body)
+	}
+}
