@@ -77,8 +77,10 @@ type Manager struct {
 	log *slog.Logger
 	now func() time.Time
 	// OnNew, if set, is called with the alerts each batch of detections
-	// opened, once they are saved: the alerts to notify about.
-	OnNew func([]meta.Alert)
+	// opened, once they are saved: the alerts to notify about. OnChange,
+	// if set, is called with an alert whose status changed.
+	OnNew    func([]meta.Alert)
+	OnChange func(meta.Alert)
 
 	mu sync.Mutex
 	// active are the alerts new hits may join, by dedup key.
@@ -388,7 +390,6 @@ func (m *Manager) SetStatus(ctx context.Context, tenants []string, id, to, actor
 		return a, err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	switch to {
 	case Resolved, Closed:
 		if cur := m.active[a.Key]; cur != nil && cur.ID == a.ID {
@@ -401,6 +402,10 @@ func (m *Manager) SetStatus(ctx context.Context, tenants []string, id, to, actor
 	}
 	if cur := m.active[a.Key]; cur != nil && cur.ID == a.ID {
 		cur.Status = a.Status
+	}
+	m.mu.Unlock()
+	if m.OnChange != nil {
+		m.OnChange(a)
 	}
 	return a, nil
 }
@@ -461,6 +466,19 @@ func (m *Manager) Transitions(ctx context.Context, tenants []string, id string) 
 		return nil, meta.ErrNotFound
 	}
 	return m.db.AlertTransitions(ctx, id)
+}
+
+// Deliveries returns the notifications of an alert, if tenants (nil:
+// every tenant) see it.
+func (m *Manager) Deliveries(ctx context.Context, tenants []string, id string) ([]meta.Delivery, error) {
+	as, err := m.db.Alerts(ctx, meta.AlertQuery{Tenants: tenants, AllTenants: tenants == nil, ID: id, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(as) == 0 {
+		return nil, meta.ErrNotFound
+	}
+	return m.db.AlertDeliveries(ctx, id)
 }
 
 // Suppressions returns the suppressions tenants (nil: every tenant) see,

@@ -385,3 +385,48 @@ func (db *DB) AddSuppressionHits(ctx context.Context, hits map[string]int64) err
 	}
 	return nil
 }
+
+// A Delivery is a notification of an alert, sent or given up on.
+type Delivery struct {
+	AlertID  string    `json:"alert_id"`
+	Channel  string    `json:"channel"`
+	Action   string    `json:"action"`
+	Status   string    `json:"status"` // delivered, failed
+	Attempts int       `json:"attempts"`
+	Error    string    `json:"error,omitempty"`
+	Queued   time.Time `json:"queued"`
+	Done     time.Time `json:"done"`
+}
+
+// AddDelivery records a delivery.
+func (db *DB) AddDelivery(ctx context.Context, d Delivery) error {
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO deliveries (alert_id, channel, action, status, attempts, error, queued, done) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			d.AlertID, d.Channel, d.Action, d.Status, d.Attempts, d.Error, d.Queued.UnixNano(), d.Done.UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("meta: recording a delivery of alert %s: %w", d.AlertID, err)
+	}
+	return nil
+}
+
+// AlertDeliveries returns an alert's deliveries, oldest first.
+func (db *DB) AlertDeliveries(ctx context.Context, id string) ([]Delivery, error) {
+	rows, err := db.Query(ctx, "SELECT channel, action, status, attempts, error, queued, done FROM deliveries WHERE alert_id = $1 ORDER BY queued, done", id)
+	if err != nil {
+		return nil, fmt.Errorf("meta: reading alert %s's deliveries: %w", id, err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d := Delivery{AlertID: id}
+		var queued, done int64
+		if err := rows.Scan(&d.Channel, &d.Action, &d.Status, &d.Attempts, &d.Error, &queued, &done); err != nil {
+			return nil, fmt.Errorf("meta: reading alert %s's deliveries: %w", id, err)
+		}
+		d.Queued, d.Done = time.Unix(0, queued).UTC(), time.Unix(0, done).UTC()
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

@@ -22,6 +22,7 @@ import (
 type Alerts interface {
 	Alerts(ctx context.Context, q meta.AlertQuery) ([]meta.Alert, error)
 	Transitions(ctx context.Context, tenants []string, id string) ([]meta.Transition, error)
+	Deliveries(ctx context.Context, tenants []string, id string) ([]meta.Delivery, error)
 	SetStatus(ctx context.Context, tenants []string, id, to, actor, reason string) (meta.Alert, error)
 	Suppressions(ctx context.Context, tenants []string) ([]meta.Suppression, error)
 	Suppress(ctx context.Context, s meta.Suppression) (meta.Suppression, error)
@@ -78,7 +79,8 @@ func (a *api) alerts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, as)
 }
 
-// alert answers GET /api/v1/alerts/{id}: the alert and its transitions.
+// alert answers GET /api/v1/alerts/{id}: the alert, its transitions and
+// its notifications.
 func (a *api) alert(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	tenants := tenantsOf(id)
@@ -86,9 +88,15 @@ func (a *api) alert(w http.ResponseWriter, r *http.Request) {
 	if err == nil && len(as) == 0 {
 		err = meta.ErrNotFound
 	}
-	var ts []meta.Transition
+	var (
+		ts []meta.Transition
+		ds []meta.Delivery
+	)
 	if err == nil {
 		ts, err = a.opts.Alerts.Transitions(r.Context(), tenants, as[0].ID)
+	}
+	if err == nil {
+		ds, err = a.opts.Alerts.Deliveries(r.Context(), tenants, as[0].ID)
 	}
 	if a.alertError(w, err) {
 		return
@@ -96,10 +104,14 @@ func (a *api) alert(w http.ResponseWriter, r *http.Request) {
 	if ts == nil {
 		ts = []meta.Transition{}
 	}
+	if ds == nil {
+		ds = []meta.Delivery{}
+	}
 	writeJSON(w, http.StatusOK, struct {
 		meta.Alert
 		Transitions []meta.Transition `json:"transitions"`
-	}{as[0], ts})
+		Deliveries  []meta.Delivery   `json:"deliveries"`
+	}{as[0], ts, ds})
 }
 
 // statusActions are the actions of POST /api/v1/alerts/{id}/{action}.

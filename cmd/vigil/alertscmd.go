@@ -130,6 +130,13 @@ func runAlertsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	for _, t := range ts {
 		fmt.Fprintf(stdout, "%s  %s → %s by %s%s\n", t.At.Format(time.RFC3339), t.From, t.To, t.Actor, reasonText(t.Reason))
 	}
+	ds, err := db.AlertDeliveries(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		fmt.Fprintf(stdout, "%s  %s to %s: %s after %d attempts%s\n", d.Done.Format(time.RFC3339), d.Action, d.Channel, d.Status, d.Attempts, reasonText(d.Error))
+	}
 	return nil
 }
 

@@ -99,6 +99,9 @@ func (c *config) check() error {
 		c.maxSkew = d
 	}
 	var err error
-	c.alerts, err = c.Alerts.config()
+	if c.alerts, err = c.Alerts.config(); err != nil {
+		return err
+	}
+	_, _, err = c.Notify.build()
 	return err
 }

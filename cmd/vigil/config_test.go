@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,8 @@ func TestConfigRetention(t *testing.T) {
 func TestReadmeConfig(t *testing.T) {
 	for doc, shows := range map[string]func(*config) bool{
 		"../../README.md": func(c *config) bool {
-			return c.Retention.configured() && len(c.Ledger.Witnesses) > 0 && len(c.Ingest.S3) > 0 && c.Ingest.Syslog.TCP != ""
+			return c.Retention.configured() && len(c.Ledger.Witnesses) > 0 && len(c.Ingest.S3) > 0 && c.Ingest.Syslog.TCP != "" &&
+				len(c.Notify.Channels) > 0 && c.alerts.Window > 0
 		},
 		"../../docs/integrity.md": func(c *config) bool { return c.Retention.configured() && len(c.Ledger.Witnesses) > 0 },
 		"../../docs/sources.md": func(c *config) bool {
@@ -78,6 +80,15 @@ func TestReadmeConfig(t *testing.T) {
 			t.Fatalf("%s: no yaml block", doc)
 		}
 		dir := t.TempDir()
+		// Secrets named as env:NAME and file:PATH get stand-ins.
+		for _, m := range regexp.MustCompile(`env:([A-Za-z_][A-Za-z0-9_]*)`).FindAllStringSubmatch(block, -1) {
+			t.Setenv(m[1], "stand-in")
+		}
+		block = regexp.MustCompile(`file:[^\s,}\]]+`).ReplaceAllStringFunc(block, func(string) string {
+			f := filepath.Join(dir, "secret")
+			os.WriteFile(f, []byte("stand-in\n"), 0o600)
+			return "file:" + f
+		})
 		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(block), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -110,6 +121,11 @@ func TestConfigErrorLines(t *testing.T) {
 		{"alerts:\n  window: 0s\n", `:2: alerts.window: "0s" is not a positive duration`},
 		{"alerts:\n  rules:\n    r-1:\n      severity: dire\n", `:4: alerts.rules.r-1.severity: "dire" is not a severity`},
 		{"alerts:\n  group_by: vigil.actor\n", "line 2: cannot unmarshal"},
+		{"notify:\n  channels:\n    - {name: a, type: fax}\n", `:3: notify.channels[0].type: "fax" is not a channel type`},
+		{"notify:\n  channels:\n    - name: a\n      type: slack\n", ":3: notify.channels[0].url: missing"},
+		{"notify:\n  channels:\n    - {name: a, type: pagerduty, routing_key: env:VIGIL_NO_SUCH_VARIABLE}\n", "notify.channels[0].routing_key: environment variable VIGIL_NO_SUCH_VARIABLE is not set"},
+		{"notify:\n  channels:\n    - {name: a, type: slack, url: https://hooks.slack.com/x}\n  routes:\n    - {channels: [b]}\n", `:5: notify.routes[0]: no channel named "b"`},
+		{"notify:\n  channels:\n    - {name: a, type: slack, url: u}\n    - {name: a, type: teams, url: u}\n", `notify.channels[1].name: "a" is the name of another channel`},
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(tc.yaml), 0o600); err != nil {

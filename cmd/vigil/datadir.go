@@ -76,6 +76,8 @@ type config struct {
 	Detect detectConfig `yaml:"detect"`
 	// Alerts says how detections are grouped into alerts.
 	Alerts alertsConfig `yaml:"alerts"`
+	// Notify names the channels alerts go to, and the routes to them.
+	Notify notifyConfig `yaml:"notify"`
 
 	maxSkew time.Duration
 	alerts  alert.Config

@@ -80,6 +80,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Deferred before the data is: the detections of the last events
+	// stored at shutdown are still notified.
+	stopNotify, err := startNotifier(alerts, mdb, cfg.Notify, logger)
+	if err != nil {
+		return err
+	}
+	defer stopNotify()
 	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: detectionSinks{&detectionSink{db: mdb, log: logger}, alerts}, Logger: logger, Registerer: reg})
 
 	dd, err := openData(ctx, &d, cfg, logger, reg, runner.Process)

@@ -57,3 +57,19 @@ CREATE TABLE suppressions (
 	revoked    BIGINT,
 	revoked_by TEXT
 );
+
+-- Deliveries: each notification sent, or given up on, for an alert:
+-- to which channel, what it did (trigger, acknowledge, resolve), how it
+-- ended, after how many attempts, and the last error.
+CREATE TABLE deliveries (
+	alert_id TEXT NOT NULL,
+	channel  TEXT NOT NULL,
+	action   TEXT NOT NULL,
+	status   TEXT NOT NULL,
+	attempts BIGINT NOT NULL,
+	error    TEXT NOT NULL,
+	queued   BIGINT NOT NULL,
+	done     BIGINT NOT NULL
+);
+
+CREATE INDEX deliveries_alert ON deliveries (alert_id, queued);
