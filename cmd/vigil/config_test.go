@@ -126,6 +126,10 @@ func TestConfigErrorLines(t *testing.T) {
 		{"notify:\n  channels:\n    - {name: a, type: pagerduty, routing_key: env:VIGIL_NO_SUCH_VARIABLE}\n", "notify.channels[0].routing_key: environment variable VIGIL_NO_SUCH_VARIABLE is not set"},
 		{"notify:\n  channels:\n    - {name: a, type: slack, url: https://hooks.slack.com/x}\n  routes:\n    - {channels: [b]}\n", `:5: notify.routes[0]: no channel named "b"`},
 		{"notify:\n  channels:\n    - {name: a, type: slack, url: u}\n    - {name: a, type: teams, url: u}\n", `notify.channels[1].name: "a" is the name of another channel`},
+		{"notify:\n  channels:\n    - {name: a, type: slack, url: u}\n  routes:\n    - channels: [a]\n      quiet_hours: {from: \"22:00\", to: 7am}\n", `:6: notify.routes[0].quiet_hours.to: "7am" is not a time of day`},
+		{"notify:\n  channels:\n    - {name: a, type: slack, url: u}\n  routes:\n    - channels: [a]\n      quiet_hours: {from: \"22:00\", to: \"07:00\", time_zone: Mars/Olympus}\n", `notify.routes[0].quiet_hours.time_zone: unknown time zone`},
+		{"notify:\n  channels:\n    - {name: a, type: slack, url: u}\n  routes:\n    - channels: [a]\n      escalate: {after: 15m, channels: [b]}\n", `notify.routes[0]: no channel named "b"`},
+		{"notify:\n  channels:\n    - {name: a, type: slack, url: u}\n  routes:\n    - channels: [a]\n      escalate: {after: soon, channels: [a]}\n", `notify.routes[0].escalate.after: "soon" is not a positive duration`},
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(tc.yaml), 0o600); err != nil {

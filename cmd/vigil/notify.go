@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	_ "time/tzdata" // quiet hours name time zones, which a host may lack
 
 	"github.com/vigilsec/vigil/alert"
 	"github.com/vigilsec/vigil/meta"
@@ -54,6 +55,28 @@ type routeConfig struct {
 	Rules        []string `yaml:"rules"`
 	Tags         []string `yaml:"tags"`
 	Channels     []string `yaml:"channels"`
+	// QuietHours hold back the route's alerts below critical, daily
+	// from From to To (HH:MM) in TimeZone (default UTC), until they end.
+	QuietHours *struct {
+		From     string `yaml:"from"`
+		To       string `yaml:"to"`
+		TimeZone string `yaml:"time_zone"`
+	} `yaml:"quiet_hours"`
+	// Escalate sends alerts still open, not acknowledged, After they
+	// opened to more channels.
+	Escalate *struct {
+		After    string   `yaml:"after"`
+		Channels []string `yaml:"channels"`
+	} `yaml:"escalate"`
+}
+
+// clock parses HH:MM as a time of day.
+func clock(s string) (time.Duration, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a time of day (HH:MM)", s)
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }
 
 // channels builds the configured channels and routes, or names the bad
@@ -79,10 +102,33 @@ func (c *notifyConfig) build() ([]notify.Channel, []alert.Route, error) {
 	}
 	var routes []alert.Route
 	for i, rc := range c.Routes {
+		path := fmt.Sprintf("notify.routes[%d]", i)
 		r := alert.Route{Tenants: rc.Tenants, Environments: rc.Environments, Severities: rc.Severities, MinSeverity: rc.MinSeverity,
 			Rules: rc.Rules, Tags: rc.Tags, Channels: rc.Channels}
+		if q := rc.QuietHours; q != nil {
+			from, err := clock(q.From)
+			if err != nil {
+				return nil, nil, &configError{path + ".quiet_hours.from", err}
+			}
+			to, err := clock(q.To)
+			if err != nil {
+				return nil, nil, &configError{path + ".quiet_hours.to", err}
+			}
+			loc, err := time.LoadLocation(q.TimeZone)
+			if err != nil {
+				return nil, nil, &configError{path + ".quiet_hours.time_zone", err}
+			}
+			r.Quiet = &alert.QuietHours{From: from, To: to, Location: loc}
+		}
+		if e := rc.Escalate; e != nil {
+			after, err := time.ParseDuration(e.After)
+			if err != nil || after <= 0 {
+				return nil, nil, &configError{path + ".escalate.after", fmt.Errorf("%q is not a positive duration", e.After)}
+			}
+			r.Escalate = &alert.Escalation{After: after, Channels: e.Channels}
+		}
 		if err := r.Check(names); err != nil {
-			return nil, nil, &configError{fmt.Sprintf("notify.routes[%d]", i), err}
+			return nil, nil, &configError{path, err}
 		}
 		routes = append(routes, r)
 	}
@@ -177,7 +223,7 @@ func startNotifier(m *alert.Manager, mdb *meta.DB, cfg notifyConfig, logger *slo
 			}
 		},
 	})
-	n := &alert.Notifier{Routes: routes, Dispatcher: d, Link: cfg.Link}
+	n := &alert.Notifier{Routes: routes, Dispatcher: d, Manager: m, Link: cfg.Link}
 	opened := m.OnNew
 	m.OnNew = func(as []meta.Alert) {
 		if opened != nil {
@@ -186,5 +232,28 @@ func startNotifier(m *alert.Manager, mdb *meta.DB, cfg notifyConfig, logger *slo
 		n.Opened(as)
 	}
 	m.OnChange = n.Changed
-	return func() { d.Close(10 * time.Second) }, nil
+	// Quiet hours end and escalations fall due whether or not an alert
+	// comes.
+	ctx, cancel := context.WithCancel(context.Background())
+	ticked := make(chan struct{})
+	go func() {
+		defer close(ticked)
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if err := n.Tick(ctx); err != nil && ctx.Err() == nil {
+					logger.Error("escalating alerts", "err", err)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-ticked
+		d.Close(10 * time.Second)
+	}, nil
 }
