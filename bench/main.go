@@ -6,6 +6,7 @@
 //	go run ./bench ingest [-events 1000000] [-runs 1]
 //	go run ./bench detect [-events 1000000] [-runs 3] [-rules DIR]
 //	go run ./bench detect-import [-events 1000000] [-runs 3] [-rules DIR]
+//	go run ./bench alert [-rate 20000] [-needles 100] [-runs 1]
 //	go run ./bench corpus [-events N]
 //
 // import times vigil's file importer (parse, normalize, append to a fresh
@@ -14,7 +15,9 @@
 // hand in SQL on the same table. detect times the detection engine, every
 // rule loaded, against github.com/bradleyjkemp/sigma-go on the same
 // events. detect-import times `vigil import` with detection on against
-// the same import with it off. Corpora and stores are built under -dir on first use and reused,
+// the same import with it off. alert times an alert from its event's
+// acknowledgement to a webhook, under an ingest load and idle. Corpora
+// and stores are built under -dir on first use and reused,
 // keyed by size and seed.
 package main
 
@@ -56,6 +59,7 @@ Commands:
   detect   the detection engine, every rule loaded, against sigma-go on the same events
   detect-import
            vigil import with detection on against with it off: what detection adds to ingest
+  alert    event acknowledged to webhook received, under an ingest load against idle
   corpus   build (or find) a corpus and print its manifest
 
 Run 'go run ./bench COMMAND -h' for the flags.`
@@ -80,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = runDetect
 	case "detect-import":
 		cmd = runDetectImport
+	case "alert":
+		cmd, defRuns = runAlert, 1
 	case "corpus":
 		cmd = runCorpus
 	case "help", "-h", "-help", "--help":
@@ -104,8 +110,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.BoolVar(&c.keepCorpus, "keep-corpus", false, "keep the corpus files after the store is built")
 		fs.StringVar(&c.only, "only", "", "run only the search cases whose query contains this text")
 	}
-	if args[0] == "ingest" {
+	if args[0] == "ingest" || args[0] == "alert" {
 		fs.IntVar(&c.batch, "batch", 500, "records per HTTP request")
+	}
+	if args[0] == "alert" {
+		fs.IntVar(&c.rate, "rate", 20000, "background events a second")
+		fs.IntVar(&c.needles, "needles", 100, "needle events a run")
 	}
 	if args[0] == "ledger" {
 		fs.BoolVar(&c.verifyOnly, "verify-only", false, "time only vigil verify (the import with the ledger builds its data directory once)")
@@ -144,6 +154,8 @@ type config struct {
 	verifyOnly bool
 	batch      int
 	rules      string
+	rate       int // alert: background events a second
+	needles    int // alert: needle events a run
 	out, log   io.Writer
 }
 

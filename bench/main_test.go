@@ -27,6 +27,7 @@ func TestSmoke(t *testing.T) {
 		{[]string{"ledger", "-events", "5000", "-runs", "2"}, "| vigil verify (ledger and store) |"},
 		{[]string{"ingest", "-events", "5000", "-runs", "1", "-batch", "100"}, "| HTTP ingest (vigil serve) |"},
 		{[]string{"detect", "-events", "5000", "-runs", "2", "-rules", "../../shared/testdata/sigmahq-cloud-rules"}, "| vigil detect.Detector |"},
+		{[]string{"alert", "-events", "5000", "-runs", "1", "-needles", "3", "-rate", "2000", "-batch", "100"}, "| needles under load |"},
 		{[]string{"detect-import", "-events", "5000", "-runs", "1", "-rules", "../../shared/testdata/sigmahq-cloud-rules"}, "detection adds to the import's time"},
 	} {
 		var out, log bytes.Buffer

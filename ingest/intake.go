@@ -322,7 +322,6 @@ func (in *Intake) Run(ctx context.Context) error {
 				return err
 			}
 			in.m.stored.Add(float64(len(buf)))
-			in.detect(buf)
 			ldOther = append(ldOther, other...)
 			ldNext = next
 			setFed(next)
@@ -341,15 +340,52 @@ func (in *Intake) Run(ctx context.Context) error {
 			return err
 		}
 		in.m.stored.Add(float64(len(buf)))
-		in.detect(buf)
 		buf, other = buf[:0], other[:0]
 		setStored(next)
 		return nil
+	}
+	// Detection sees events as they come to buf, in ledger order, from a
+	// goroutine of its own: an alert need not wait for the store, which
+	// takes its events a second or more later, in batches. An event read
+	// again after a failed store write is not detected again.
+	var (
+		detected = next // events from this seq on are not detected yet
+		detectQ  chan []*event.Event
+		detectWG sync.WaitGroup
+	)
+	if in.p.Detect != nil {
+		detectQ = make(chan []*event.Event, 256)
+		detectWG.Add(1)
+		go func() {
+			defer detectWG.Done()
+			for evs := range detectQ {
+				in.p.Detect(evs)
+			}
+		}()
+		defer func() {
+			close(detectQ)
+			detectWG.Wait()
+		}()
+	}
+	detect := func(evs []*event.Event) {
+		if detectQ == nil {
+			return
+		}
+		i := 0
+		for i < len(evs) && int64(evs[i].Seq) < detected {
+			i++
+		}
+		if i == len(evs) {
+			return
+		}
+		detected = int64(evs[len(evs)-1].Seq) + 1
+		detectQ <- slices.Clone(evs[i:]) // buf's array is reused
 	}
 	take := func(h handoff) {
 		if len(buf) == 0 {
 			oldest = time.Now()
 		}
+		detect(h.events)
 		buf = append(buf, h.events...)
 		if n := h.first + int64(len(h.events)); n < h.end {
 			other = appendRange(other, uint64(n), uint64(h.end-1))
@@ -362,6 +398,7 @@ func (in *Intake) Run(ctx context.Context) error {
 			oldest = time.Now()
 		}
 		in.m.ledgerReads.Inc()
+		from := len(buf)
 		err := scanEvents(in.p.Ledger, next, to, &other, func(e *event.Event) error {
 			buf = append(buf, e)
 			return nil
@@ -369,6 +406,7 @@ func (in *Intake) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		detect(buf[from:])
 		next = to
 		return nil
 	}
@@ -472,12 +510,6 @@ func (in *Intake) Run(ctx context.Context) error {
 		if stop && next >= stopAt && len(buf) == 0 && len(other) == 0 && ld == nil {
 			return nil
 		}
-	}
-}
-
-func (in *Intake) detect(evs []*event.Event) {
-	if in.p.Detect != nil && len(evs) > 0 {
-		in.p.Detect(evs)
 	}
 }
 

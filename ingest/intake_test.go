@@ -232,6 +232,24 @@ func testIntakeBusy(t *testing.T, storeBatch int) {
 	p := openPipeline(t, t.TempDir())
 	fs := &failingStore{Store: p.Store, fail: true}
 	p.Store = fs
+	// Detection does not wait for the store: events are detected while
+	// it fails, and once each, however often the store retries them.
+	var (
+		dmu      sync.Mutex
+		detected []uint64
+	)
+	p.Detect = func(evs []*event.Event) {
+		dmu.Lock()
+		defer dmu.Unlock()
+		for _, e := range evs {
+			detected = append(detected, e.Seq)
+		}
+	}
+	detectedNow := func() []uint64 {
+		dmu.Lock()
+		defer dmu.Unlock()
+		return slices.Clone(detected)
+	}
 	in, err := NewIntake(p, IntakeOptions{MaxLag: 120, StoreDelay: 20 * time.Millisecond, StoreBatch: storeBatch})
 	if err != nil {
 		t.Fatal(err)
@@ -255,6 +273,15 @@ func testIntakeBusy(t *testing.T, storeBatch int) {
 	if acked < 120 || acked > 160 {
 		t.Errorf("acknowledged %d events before busy, want the lag bound 120 plus at most a batch", acked)
 	}
+	// Detection goes as far ahead of a failing store as the events
+	// waiting for it in memory: with the default store batch, all of
+	// them here.
+	for deadline := time.Now().Add(10 * time.Second); storeBatch == 0 && len(detectedNow()) < acked; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d acknowledged events detected while the store failed", len(detectedNow()), acked)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the store retries meanwhile
 	fs.mu.Lock()
 	fs.fail = false
 	fs.mu.Unlock()
@@ -271,6 +298,9 @@ func testIntakeBusy(t *testing.T, storeBatch int) {
 	p.Store = fs.Store
 	if got := len(storedSeqs(t, p)); got != acked {
 		t.Fatalf("store holds %d events, want the %d acknowledged", got, acked)
+	}
+	if d := detectedNow(); len(d) != acked || !slices.IsSorted(d) || len(slices.Compact(d)) != acked {
+		t.Errorf("detection was given %d events, want each of the %d once, in order", len(d), acked)
 	}
 }
 

@@ -39,12 +39,15 @@ type Pipeline struct {
 	Ledger *ledger.Ledger
 	Store  Store
 	Logger *slog.Logger
-	// Detect, if set, is given the events that reach the store, once
-	// they are in the ledger and have their seq. An Intake gives them in
-	// ledger order from one goroutine, once the store took them; an
-	// import's workers give theirs concurrently, a file's at a time.
+	// Detect, if set, is given the events once they are in the ledger and
+	// have their seq. An Intake gives them in ledger order from one
+	// goroutine as they come, without waiting for the store to take
+	// them, so that an alert is not a store batch late (while the store
+	// is down, detection goes a store batch ahead of it); an import's
+	// workers give theirs concurrently, a file's at a time, once stored.
 	// After a crash, the events the store had not committed are given
-	// again as it catches up: detection sees every event at least once.
+	// again as it catches up: detection sees every event at least once,
+	// and those of the last moments before a crash maybe twice.
 	Detect func([]*event.Event)
 }
 

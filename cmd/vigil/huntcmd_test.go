@@ -157,7 +157,15 @@ func TestServeDetects(t *testing.T) {
 	}
 
 	// vigil hunt asks the running server.
-	hits := ndjson(t, mustVigil(t, "hunt", "--data", data, "--format", "ndjson", filepath.Join(rules, "disable_logging.yml")))
+	// Detection does not wait for the store, which takes events within
+	// a second: hunt until both are there.
+	var hits []map[string]any
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		hits = ndjson(t, mustVigil(t, "hunt", "--data", data, "--format", "ndjson", filepath.Join(rules, "disable_logging.yml")))
+		if len(hits) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(hits) != 2 {
 		t.Errorf("hunt through the server: %v", hits)
 	}
