@@ -58,6 +58,9 @@ type Intake struct {
 	m    *intakeMetrics
 
 	handoff chan handoff // accepted events on their way to the store
+	// detectFeed carries accepted events to detection, which follows the
+	// ledger on its own, so that an alert waits for no store write.
+	detectFeed chan handoff
 
 	mu       sync.Mutex
 	keys     map[string]struct{} // batch keys in the ledger
@@ -110,6 +113,9 @@ func NewIntake(p *Pipeline, opts IntakeOptions) (*Intake, error) {
 		stored:   p.Ledger.Size(),
 		fed:      p.Ledger.Size(),
 		sources:  make(map[string]*SourceStats),
+	}
+	if p.Detect != nil {
+		in.detectFeed = make(chan handoff, 1024)
 	}
 	// Batch keys are found in the ledger itself, where each was written
 	// with its events: a batch retried after a crash is recognised.
@@ -175,11 +181,18 @@ func (in *Intake) Accept(ctx context.Context, b Batch) error {
 	}
 	in.observe(b, evs)
 	if end > first {
+		h := handoff{first: first, end: end, events: evs}
 		select {
-		case in.handoff <- handoff{first: first, end: end, events: evs}:
+		case in.handoff <- h:
 		default:
 			// The store is behind; Run reads these from the ledger.
 			in.m.handoffDropped.Inc()
+		}
+		if in.detectFeed != nil {
+			select {
+			case in.detectFeed <- h:
+			default: // detection is behind; it reads these from the ledger
+			}
 		}
 	}
 	return nil
@@ -251,6 +264,98 @@ func (in *Intake) fedUpTo() int64 {
 // Run feeds the store until ctx is done, then stores what the ledger
 // holds before returning.
 func (in *Intake) Run(ctx context.Context) error {
+	if in.detectFeed != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			in.detectLoop(ctx, in.storedUpTo())
+		}()
+		defer func() { <-done }()
+	}
+	return in.run(ctx)
+}
+
+// detectLoop gives detection the ledger's events in order from next on,
+// as they come: those Accept hands over, and those it could not (the
+// feed was full, or something else appended them) read from the ledger.
+// It follows the ledger, not the store, so that an alert waits for no
+// store write; once ctx is done it detects what the ledger holds, and
+// returns.
+func (in *Intake) detectLoop(ctx context.Context, next int64) {
+	var (
+		pending = make(map[int64]handoff)
+		behind  time.Time // since when next < the ledger's size without its handoff
+		tick    = time.NewTicker(in.opts.StoreDelay / 4)
+		batch   = int64(in.opts.StoreBatch)
+	)
+	defer tick.Stop()
+	detect := func(evs []*event.Event) {
+		if len(evs) > 0 {
+			in.p.Detect(evs)
+		}
+	}
+	for {
+		stop := false
+		select {
+		case h := <-in.detectFeed:
+			if h.first >= next && len(pending) < cap(in.detectFeed) {
+				pending[h.first] = h
+			}
+		case <-tick.C:
+		case <-ctx.Done():
+			stop = true
+		}
+		for {
+			h, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			detect(h.events)
+			next = h.end
+		}
+		for first := range pending {
+			if first < next {
+				delete(pending, first)
+			}
+		}
+		size := in.p.Ledger.Size()
+		if next < size {
+			if behind.IsZero() {
+				behind = time.Now()
+			}
+			// A tick's grace avoids decoding what is on its way.
+			if stop || size-next >= batch || time.Since(behind) >= in.opts.StoreDelay/4 {
+				to := min(size, next+batch)
+				for first := range pending {
+					to = min(to, first)
+				}
+				var evs []*event.Event
+				var other [][2]uint64
+				err := scanEvents(in.p.Ledger, next, to, &other, func(e *event.Event) error {
+					evs = append(evs, e)
+					return nil
+				})
+				if err != nil {
+					in.log.Error("reading the ledger for detection; retrying", "err", err)
+					if stop {
+						return
+					}
+					continue
+				}
+				detect(evs)
+				next, behind = to, time.Time{}
+			}
+		} else {
+			behind = time.Time{}
+		}
+		if stop && next >= size {
+			return
+		}
+	}
+}
+
+func (in *Intake) run(ctx context.Context) error {
 	var (
 		pending = make(map[int64]handoff) // handoffs ahead of the store, by first
 		buf     []*event.Event            // events for the store, in seq order
@@ -344,48 +449,10 @@ func (in *Intake) Run(ctx context.Context) error {
 		setStored(next)
 		return nil
 	}
-	// Detection sees events as they come to buf, in ledger order, from a
-	// goroutine of its own: an alert need not wait for the store, which
-	// takes its events a second or more later, in batches. An event read
-	// again after a failed store write is not detected again.
-	var (
-		detected = next // events from this seq on are not detected yet
-		detectQ  chan []*event.Event
-		detectWG sync.WaitGroup
-	)
-	if in.p.Detect != nil {
-		detectQ = make(chan []*event.Event, 256)
-		detectWG.Add(1)
-		go func() {
-			defer detectWG.Done()
-			for evs := range detectQ {
-				in.p.Detect(evs)
-			}
-		}()
-		defer func() {
-			close(detectQ)
-			detectWG.Wait()
-		}()
-	}
-	detect := func(evs []*event.Event) {
-		if detectQ == nil {
-			return
-		}
-		i := 0
-		for i < len(evs) && int64(evs[i].Seq) < detected {
-			i++
-		}
-		if i == len(evs) {
-			return
-		}
-		detected = int64(evs[len(evs)-1].Seq) + 1
-		detectQ <- slices.Clone(evs[i:]) // buf's array is reused
-	}
 	take := func(h handoff) {
 		if len(buf) == 0 {
 			oldest = time.Now()
 		}
-		detect(h.events)
 		buf = append(buf, h.events...)
 		if n := h.first + int64(len(h.events)); n < h.end {
 			other = appendRange(other, uint64(n), uint64(h.end-1))
@@ -398,7 +465,6 @@ func (in *Intake) Run(ctx context.Context) error {
 			oldest = time.Now()
 		}
 		in.m.ledgerReads.Inc()
-		from := len(buf)
 		err := scanEvents(in.p.Ledger, next, to, &other, func(e *event.Event) error {
 			buf = append(buf, e)
 			return nil
@@ -406,7 +472,6 @@ func (in *Intake) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		detect(buf[from:])
 		next = to
 		return nil
 	}

@@ -41,10 +41,10 @@ type Pipeline struct {
 	Logger *slog.Logger
 	// Detect, if set, is given the events once they are in the ledger and
 	// have their seq. An Intake gives them in ledger order from one
-	// goroutine as they come, without waiting for the store to take
-	// them, so that an alert is not a store batch late (while the store
-	// is down, detection goes a store batch ahead of it); an import's
-	// workers give theirs concurrently, a file's at a time, once stored.
+	// goroutine of its own, following the ledger as events come, not the
+	// store: an alert waits for no store write, and detection goes on
+	// while the store is down. An import's workers give theirs
+	// concurrently, a file's at a time, once stored.
 	// After a crash, the events the store had not committed are given
 	// again as it catches up: detection sees every event at least once,
 	// and those of the last moments before a crash maybe twice.
