@@ -374,14 +374,11 @@ func (m *Manager) SetStatus(ctx context.Context, tenants []string, id, to, actor
 	if to == Closed && strings.TrimSpace(reason) == "" {
 		return meta.Alert{}, fmt.Errorf("%w: closing an alert as a false positive needs a reason", ErrTransition)
 	}
-	as, err := m.db.Alerts(ctx, meta.AlertQuery{Tenants: tenants, AllTenants: tenants == nil, ID: id, Limit: 1})
+	cur, err := m.alert(ctx, tenants, id)
 	if err != nil {
 		return meta.Alert{}, err
 	}
-	if len(as) == 0 {
-		return meta.Alert{}, meta.ErrNotFound
-	}
-	from := as[0].Status
+	from := cur.Status
 	if !slices.Contains(next[from], to) {
 		return meta.Alert{}, fmt.Errorf("%w: an alert %s cannot become %s", ErrTransition, from, to)
 	}
@@ -458,25 +455,29 @@ func (m *Manager) Alerts(ctx context.Context, q meta.AlertQuery) ([]meta.Alert, 
 // Transitions returns an alert's changes of status, oldest first, if
 // tenants (nil: every tenant) see it.
 func (m *Manager) Transitions(ctx context.Context, tenants []string, id string) ([]meta.Transition, error) {
-	as, err := m.db.Alerts(ctx, meta.AlertQuery{Tenants: tenants, AllTenants: tenants == nil, ID: id, Limit: 1})
-	if err != nil {
+	if _, err := m.alert(ctx, tenants, id); err != nil {
 		return nil, err
 	}
-	if len(as) == 0 {
-		return nil, meta.ErrNotFound
-	}
 	return m.db.AlertTransitions(ctx, id)
+}
+
+// alert returns the alert id, if tenants (nil: every tenant) see it.
+func (m *Manager) alert(ctx context.Context, tenants []string, id string) (meta.Alert, error) {
+	as, err := m.db.Alerts(ctx, meta.AlertQuery{Tenants: tenants, AllTenants: tenants == nil, ID: id, Limit: 1})
+	if err != nil {
+		return meta.Alert{}, err
+	}
+	if len(as) == 0 {
+		return meta.Alert{}, meta.ErrNotFound
+	}
+	return as[0], nil
 }
 
 // Deliveries returns the notifications of an alert, if tenants (nil:
 // every tenant) see it.
 func (m *Manager) Deliveries(ctx context.Context, tenants []string, id string) ([]meta.Delivery, error) {
-	as, err := m.db.Alerts(ctx, meta.AlertQuery{Tenants: tenants, AllTenants: tenants == nil, ID: id, Limit: 1})
-	if err != nil {
+	if _, err := m.alert(ctx, tenants, id); err != nil {
 		return nil, err
-	}
-	if len(as) == 0 {
-		return nil, meta.ErrNotFound
 	}
 	return m.db.AlertDeliveries(ctx, id)
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -49,10 +48,9 @@ func runAlert(ctx context.Context, c *config) error {
 		return err
 	}
 	files := filepath.Join(c.corpusDir(), "AWSLogs")
-	bin := filepath.Join(c.dir, "vigil-bench-bin")
-	c.logf("building %s", bin)
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vigilsec/vigil/cmd/vigil").CombinedOutput(); err != nil {
-		return fmt.Errorf("building vigil: %w: %s", err, out)
+	bin, err := c.buildVigil(ctx)
+	if err != nil {
+		return err
 	}
 	paths, _, err := ingest.Files([]string{files})
 	if err != nil {

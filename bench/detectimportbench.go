@@ -30,10 +30,9 @@ func runDetectImport(ctx context.Context, c *config) error {
 	if err := warm(files); err != nil {
 		return err
 	}
-	bin := filepath.Join(c.dir, "vigil-bench-bin")
-	c.logf("building %s", bin)
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vigilsec/vigil/cmd/vigil").CombinedOutput(); err != nil {
-		return fmt.Errorf("building vigil: %w: %s", err, out)
+	bin, err := c.buildVigil(ctx)
+	if err != nil {
+		return err
 	}
 	// The rules of go run ./bench detect, SigmaHQ's beside the built-in
 	// pack, through the config as a user would load them; with -rules ""

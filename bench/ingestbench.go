@@ -39,10 +39,9 @@ func runIngest(ctx context.Context, c *config) error {
 	if err := warm(files); err != nil {
 		return err
 	}
-	bin := filepath.Join(c.dir, "vigil-bench-bin")
-	c.logf("building %s", bin)
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vigilsec/vigil/cmd/vigil").CombinedOutput(); err != nil {
-		return fmt.Errorf("building vigil: %w: %s", err, out)
+	bin, err := c.buildVigil(ctx)
+	if err != nil {
+		return err
 	}
 	var paths []string
 	err = filepath.WalkDir(files, func(p string, d os.DirEntry, err error) error {
@@ -455,4 +454,15 @@ func (s *server) profile(ctx context.Context, path string, d time.Duration, logf
 			f.Close()
 		}
 	}
+}
+
+// buildVigil builds the vigil command into the bench directory, for the
+// benchmarks that run it as a user would.
+func (c *config) buildVigil(ctx context.Context) (string, error) {
+	bin := filepath.Join(c.dir, "vigil-bench-bin")
+	c.logf("building %s", bin)
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vigilsec/vigil/cmd/vigil").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building vigil: %w: %s", err, out)
+	}
+	return bin, nil
 }

@@ -86,25 +86,21 @@ func runAlertsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "Usage: vigil alerts show [--data DIR] ID\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	rest, err := parseFlags(fs, args)
+	arg, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(rest) != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	db, err := openExistingMeta(ctx, &d, stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	as, err := db.Alerts(ctx, meta.AlertQuery{AllTenants: true, ID: rest[0], Limit: 1})
+	as, err := db.Alerts(ctx, meta.AlertQuery{AllTenants: true, ID: arg, Limit: 1})
 	if err != nil {
 		return err
 	}
 	if len(as) == 0 {
-		return fmt.Errorf("no alert %s", rest[0])
+		return fmt.Errorf("no alert %s", arg)
 	}
 	a := as[0]
 	ts, err := db.AlertTransitions(ctx, a.ID)
@@ -152,13 +148,9 @@ func alertsSetter(name, to string) func(context.Context, []string, io.Writer, io
 			fmt.Fprintf(stderr, "Usage: vigil alerts %s [--data DIR] [--reason R] [--by NAME] ID\n\nFlags:\n", name)
 			fs.PrintDefaults()
 		}
-		rest, err := parseFlags(fs, args)
+		arg, err := parseOneArg(fs, args)
 		if err != nil {
 			return err
-		}
-		if len(rest) != 1 {
-			fs.Usage()
-			return errUsage
 		}
 		actor := *by
 		if actor == "" {
@@ -177,9 +169,9 @@ func alertsSetter(name, to string) func(context.Context, []string, io.Writer, io
 		if err != nil {
 			return err
 		}
-		a, err := m.SetStatus(ctx, nil, rest[0], to, actor, *reason)
+		a, err := m.SetStatus(ctx, nil, arg, to, actor, *reason)
 		if errors.Is(err, meta.ErrNotFound) {
-			return fmt.Errorf("no alert %s", rest[0])
+			return fmt.Errorf("no alert %s", arg)
 		}
 		if err != nil {
 			return err

@@ -483,19 +483,15 @@ func runVerifyBundle(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "Usage: vigil verify-bundle [--key KEY] [--from-checkpoint FILE] BUNDLE.zip\n\nChecks an evidence bundle offline: its signed manifest, the checkpoint's\nsignature, and each event's inclusion proof. Exit status 0 when it verifies.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	rest, err := parseFlags(fs, args)
+	arg, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(rest) != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	checkpoints, err := readCheckpoints(trusted)
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(rest[0])
+	f, err := os.Open(arg)
 	if err != nil {
 		return err
 	}
@@ -506,7 +502,7 @@ func runVerifyBundle(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	rep, err := ledger.VerifyBundle(f, fi.Size(), ledger.BundleVerifyOptions{Key: strings.TrimSpace(*key), Trusted: checkpoints})
 	if err != nil {
-		return &exitError{1, fmt.Errorf("%s: %w", rest[0], err)}
+		return &exitError{1, fmt.Errorf("%s: %w", arg, err)}
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintln(stdout, p)
@@ -553,6 +549,20 @@ func (d *dataFlags) offline(ctx context.Context, cfg *config, stderr io.Writer) 
 }
 
 // parseNoArgs parses flags for a command that takes no other arguments.
+// parseOneArg parses flags around exactly one argument, which it
+// returns; anything else prints the usage.
+func parseOneArg(fs *flag.FlagSet, args []string) (string, error) {
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(rest) != 1 {
+		fs.Usage()
+		return "", errUsage
+	}
+	return rest[0], nil
+}
+
 func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	rest, err := parseFlags(fs, args)
 	if err == nil && len(rest) > 0 {

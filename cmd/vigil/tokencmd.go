@@ -124,23 +124,19 @@ func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "Usage: vigil token revoke [--data DIR] ID\n\nRevokes a token for good, at once, in a running 'vigil serve' too. The ID is\nthe first column of 'vigil token list'.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	rest, err := parseFlags(fs, args)
+	arg, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(rest) != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	db, err := openExistingMeta(ctx, &d, stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := access.NewTokens(db, access.Options{}).Revoke(ctx, rest[0]); err != nil {
+	if err := access.NewTokens(db, access.Options{}).Revoke(ctx, arg); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "revoked token %s\n", rest[0])
+	fmt.Fprintf(stdout, "revoked token %s\n", arg)
 	return nil
 }
 
