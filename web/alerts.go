@@ -27,6 +27,12 @@ type Alerts interface {
 	Suppressions(ctx context.Context, tenants []string) ([]meta.Suppression, error)
 	Suppress(ctx context.Context, s meta.Suppression) (meta.Suppression, error)
 	Unsuppress(ctx context.Context, tenants []string, id, by string) error
+
+	Cases(ctx context.Context, q meta.CaseQuery) ([]meta.Case, error)
+	Case(ctx context.Context, tenants []string, id string) (meta.Case, []meta.CaseEntry, error)
+	OpenCase(ctx context.Context, tenants []string, title, owner, actor string, alertIDs []string) (meta.Case, error)
+	AddToCase(ctx context.Context, tenants []string, id, kind, ref, text, actor string) (meta.Case, error)
+	SetCase(ctx context.Context, tenants []string, id, status, owner, actor string) (meta.Case, error)
 }
 
 // tenantsOf is the caller's tenants as the alert layer takes them: nil
@@ -215,10 +221,10 @@ func (a *api) alertError(w http.ResponseWriter, err error) bool {
 	case err == nil:
 		return false
 	case errors.Is(err, meta.ErrNotFound):
-		writeError(w, http.StatusNotFound, errors.New("no such alert or suppression"))
+		writeError(w, http.StatusNotFound, errors.New("no such alert, suppression or case"))
 	case errors.Is(err, meta.ErrConflict):
 		writeError(w, http.StatusConflict, err)
-	case errors.Is(err, alert.ErrTransition):
+	case errors.Is(err, alert.ErrTransition), errors.Is(err, alert.ErrCase):
 		writeError(w, http.StatusConflict, err)
 	default:
 		a.opts.Logger.Error("alerts", "err", err)

@@ -22,39 +22,9 @@ import (
 // readers read and workers change, every change names who made it, and
 // suppressions are confined to the caller's tenant.
 func TestAlertsAPI(t *testing.T) {
-	ctx := context.Background()
-	mdb, err := meta.Open(ctx, filepath.Join(t.TempDir(), "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mdb.Close()
-	tokens := access.NewTokens(mdb, access.Options{})
-	secret := func(name, tenant string, role access.Role) string {
-		s, _, err := tokens.Create(ctx, access.Spec{Name: name, Tenant: tenant, Role: role})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	analystA, viewerA, analystB := secret("ann", "team-a", access.Analyst), secret("vic", "team-a", access.Viewer), secret("bea", "team-b", access.Analyst)
-	alerts, err := alert.NewManager(ctx, mdb, alert.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rule := &detect.Rule{ID: "r1", Title: "Root Account Used", Level: "critical"}
-	at := time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC)
-	alerts.Detected([]detect.Detection{
-		{Rule: rule, Event: &event.Event{Seq: 1, Tenant: "team-a", Time: at, Actor: event.Actor{Name: "root"}}},
-		{Rule: rule, Event: &event.Event{Seq: 2, Tenant: "team-b", Time: at, Actor: event.Actor{Name: "root"}}},
-	})
-	h := Handler(Options{Store: &fakeStore{}, AdminToken: "admin-secret", Tokens: tokens, Alerts: alerts, Gatherer: prometheus.NewRegistry()})
-	call := func(method, path, token, body string) (int, string) {
-		req := httptest.NewRequest(method, path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec.Code, rec.Body.String()
-	}
+	f := newAlertsFixture(t)
+	alerts, rule, at, call := f.alerts, f.rule, f.at, f.call
+	analystA, viewerA, analystB := f.analystA, f.viewerA, f.analystB
 	list := func(token, query string) []meta.Alert {
 		code, body := call("GET", "/api/v1/alerts"+query, token, "")
 		if code != 200 {
@@ -128,5 +98,101 @@ func TestAlertsAPI(t *testing.T) {
 	}
 	if code, body := call("DELETE", "/api/v1/suppressions/"+ss[0].ID, analystA, ""); code != 204 {
 		t.Errorf("revoking: %d %s", code, body)
+	}
+}
+
+// alertsFixture is an API over a real metadata database with an alert
+// for each of two tenants, and tokens: an analyst and a viewer of
+// team-a, an analyst of team-b.
+type alertsFixture struct {
+	alerts                      *alert.Manager
+	rule                        *detect.Rule
+	at                          time.Time
+	analystA, viewerA, analystB string
+	ids                         map[string]string // alert id by tenant
+	call                        func(method, path, token, body string) (int, string)
+}
+
+func newAlertsFixture(t *testing.T) *alertsFixture {
+	t.Helper()
+	ctx := context.Background()
+	mdb, err := meta.Open(ctx, filepath.Join(t.TempDir(), "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mdb.Close() })
+	tokens := access.NewTokens(mdb, access.Options{})
+	secret := func(name, tenant string, role access.Role) string {
+		s, _, err := tokens.Create(ctx, access.Spec{Name: name, Tenant: tenant, Role: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	f := &alertsFixture{
+		analystA: secret("ann", "team-a", access.Analyst), viewerA: secret("vic", "team-a", access.Viewer), analystB: secret("bea", "team-b", access.Analyst),
+		rule: &detect.Rule{ID: "r1", Title: "Root Account Used", Level: "critical"},
+		at:   time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC),
+		ids:  map[string]string{},
+	}
+	if f.alerts, err = alert.NewManager(ctx, mdb, alert.Config{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.alerts.OnNew = func(as []meta.Alert) {
+		for _, a := range as {
+			f.ids[a.Tenant] = a.ID
+		}
+	}
+	f.alerts.Detected([]detect.Detection{
+		{Rule: f.rule, Event: &event.Event{Seq: 1, Tenant: "team-a", Time: f.at, Actor: event.Actor{Name: "root"}}},
+		{Rule: f.rule, Event: &event.Event{Seq: 2, Tenant: "team-b", Time: f.at, Actor: event.Actor{Name: "root"}}},
+	})
+	h := Handler(Options{Store: &fakeStore{}, AdminToken: "admin-secret", Tokens: tokens, Alerts: f.alerts, Gatherer: prometheus.NewRegistry()})
+	f.call = func(method, path, token, body string) (int, string) {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	return f
+}
+
+// TestCasesAPI: cases are confined to their tenant, readers read and
+// workers change them, and the timeline names who did what.
+func TestCasesAPI(t *testing.T) {
+	f := newAlertsFixture(t)
+	code, body := f.call("POST", "/api/v1/cases", f.analystA, `{"title":"Root used at night","alerts":["`+f.ids["team-a"]+`"]}`)
+	if code != 201 {
+		t.Fatalf("open: %d %s", code, body)
+	}
+	var c meta.Case
+	json.Unmarshal([]byte(body), &c)
+	for _, tc := range []struct {
+		name, method, path, token, body string
+		status                          int
+		has                             string
+	}{
+		{"another tenant's alert", "POST", "/api/v1/cases", f.analystA, `{"title":"x","alerts":["` + f.ids["team-b"] + `"]}`, 404, ""},
+		{"no title", "POST", "/api/v1/cases", f.analystA, `{"title":""}`, 409, "title"},
+		{"viewer may not open", "POST", "/api/v1/cases", f.viewerA, `{"title":"x"}`, 403, ""},
+		{"viewer reads", "GET", "/api/v1/cases/" + c.ID, f.viewerA, "", 200, `"kind":"alert","ref":"` + f.ids["team-a"] + `"`},
+		{"another tenant may not read", "GET", "/api/v1/cases/" + c.ID, f.analystB, "", 404, ""},
+		{"another tenant's list", "GET", "/api/v1/cases", f.analystB, "", 200, "[]"},
+		{"note", "POST", "/api/v1/cases/" + c.ID + "/timeline", f.analystA, `{"kind":"note","text":"the on-call did not do it"}`, 200, ""},
+		{"another tenant may not note", "POST", "/api/v1/cases/" + c.ID + "/timeline", f.analystB, `{"kind":"note","text":"x"}`, 404, ""},
+		{"bad kind", "POST", "/api/v1/cases/" + c.ID + "/timeline", f.analystA, `{"kind":"rumour","text":"x"}`, 409, "rumour"},
+		{"investigate", "POST", "/api/v1/cases/" + c.ID, f.analystA, `{"status":"investigating","owner":"vic"}`, 200, `"owner":"vic"`},
+		{"bad status", "POST", "/api/v1/cases/" + c.ID, f.analystA, `{"status":"solved"}`, 409, "solved"},
+		{"the timeline", "GET", "/api/v1/cases/" + c.ID, f.analystA, "", 200, `"actor":"ann","kind":"note","text":"the on-call did not do it"`},
+		{"filter", "GET", "/api/v1/cases?status=investigating", f.analystA, "", 200, c.ID},
+		{"bad filter", "GET", "/api/v1/cases?status=lost", f.analystA, "", 400, "lost"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := f.call(tc.method, tc.path, tc.token, tc.body)
+			if code != tc.status || !strings.Contains(body, tc.has) {
+				t.Fatalf("%d %s, want %d with %q", code, body, tc.status, tc.has)
+			}
+		})
 	}
 }

@@ -101,6 +101,11 @@ func Handler(opts Options) http.Handler {
 		mux.Handle("GET /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppressions), readers...))
 		mux.Handle("POST /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppress), workers...))
 		mux.Handle("DELETE /api/v1/suppressions/{id}", a.auth(http.HandlerFunc(a.unsuppress), workers...))
+		mux.Handle("GET /api/v1/cases", a.auth(http.HandlerFunc(a.cases), readers...))
+		mux.Handle("POST /api/v1/cases", a.auth(http.HandlerFunc(a.openCase), workers...))
+		mux.Handle("GET /api/v1/cases/{id}", a.auth(http.HandlerFunc(a.caseDetail), readers...))
+		mux.Handle("POST /api/v1/cases/{id}", a.auth(http.HandlerFunc(a.setCase), workers...))
+		mux.Handle("POST /api/v1/cases/{id}/timeline", a.auth(http.HandlerFunc(a.addToCase), workers...))
 	}
 	if opts.Detections != nil {
 		mux.Handle("GET /api/v1/detections", a.auth(http.HandlerFunc(a.detections), readers...))

@@ -42,3 +42,32 @@ func TestAlertsCommands(t *testing.T) {
 		t.Errorf("a bad status: exit %d", code)
 	}
 }
+
+// TestCasesCommands: a case opened of an alert, worked and closed, shows
+// its timeline with who did what.
+func TestCasesCommands(t *testing.T) {
+	needFixtures(t)
+	data := t.TempDir()
+	mustVigil(t, "import", "--data", data, filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"))
+	id := strings.Fields(strings.Split(mustVigil(t, "alerts", "list", "--data", data), "\n")[1])[0]
+	out := mustVigil(t, "cases", "open", "--data", data, "--by", "ann", "--title", "Trail stopped", id)
+	if !strings.Contains(out, `"Trail stopped", owner ann`) {
+		t.Fatalf("cases open: %s", out)
+	}
+	cid := strings.Fields(strings.Split(mustVigil(t, "cases", "list", "--data", data), "\n")[1])[0]
+	mustVigil(t, "cases", "add", "--data", data, "--by", "ann", "--action", "restarted the trail", cid)
+	mustVigil(t, "cases", "set", "--data", data, "--by", "ann", "--status", "closed", "--owner", "bob", cid)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"cases", "set", "--data", data, "--status", "investigating", cid}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "cannot become investigating") {
+		t.Errorf("investigating a closed case: exit %d, %s", code, stderr.String())
+	}
+	out = mustVigil(t, "cases", "show", "--data", data, cid)
+	for _, want := range []string{"status: closed", "owner:  bob", "opened by ann: Trail stopped", "alert " + id + " by ann", "action by ann: restarted the trail", "status closed by ann: open → closed", "owner bob by ann: ann → bob"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("cases show lacks %q:\n%s", want, out)
+		}
+	}
+	if out := mustVigil(t, "cases", "list", "--data", data); !strings.Contains(out, "no cases") {
+		t.Errorf("open cases after closing:\n%s", out)
+	}
+}

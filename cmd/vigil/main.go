@@ -40,6 +40,7 @@ var commands = []command{
 	{"rules", "check Sigma detection rules", runRules},
 	{"hunt", "run Sigma rules over stored events", runHunt},
 	{"alerts", "list, acknowledge, resolve and close alerts", runAlerts},
+	{"cases", "open and work cases of alerts", runCases},
 	{"version", "print the version", runVersion},
 }
 
