@@ -46,7 +46,9 @@ func TestCases(t *testing.T) {
 			t.Fatalf("%s: %v, want %v", what, err, want)
 		}
 	}
-	step("add an alert", func() (meta.Case, error) { return m.AddToCase(ctx, []string{"acme"}, c.ID, EntryAlert, ids["acme/root"], "", "ann") }, nil)
+	step("add an alert", func() (meta.Case, error) {
+		return m.AddToCase(ctx, []string{"acme"}, c.ID, EntryAlert, ids["acme/root"], "", "ann")
+	}, nil)
 	step("add another tenant's alert", func() (meta.Case, error) {
 		return m.AddToCase(ctx, []string{"acme"}, c.ID, EntryAlert, ids["beta/bob"], "", "ann")
 	}, meta.ErrNotFound)
@@ -55,7 +57,9 @@ func TestCases(t *testing.T) {
 	}, nil)
 	step("empty note", func() (meta.Case, error) { return m.AddToCase(ctx, []string{"acme"}, c.ID, EntryNote, "", " ", "ann") }, ErrCase)
 	step("unknown kind", func() (meta.Case, error) { return m.AddToCase(ctx, []string{"acme"}, c.ID, "gossip", "", "x", "ann") }, ErrCase)
-	step("investigate, hand to bob", func() (meta.Case, error) { return m.SetCase(ctx, []string{"acme"}, c.ID, CaseInvestigating, "bob", "ann") }, nil)
+	step("investigate, hand to bob", func() (meta.Case, error) {
+		return m.SetCase(ctx, []string{"acme"}, c.ID, CaseInvestigating, "bob", "ann")
+	}, nil)
 	step("action", func() (meta.Case, error) {
 		return m.AddToCase(ctx, []string{"acme"}, c.ID, EntryAction, "", "deactivated AKIA…EXAMPLE", "bob")
 	}, nil)
