@@ -196,6 +196,17 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 		if err := m.db.AddSuppressionHits(ctx, hits); err != nil {
 			m.log.Error("counting suppressed detections", "err", err)
 		}
+	} else {
+		// An alert opened but not saved was never notified: forget it,
+		// so that the next hit of its key opens it again, and notifies.
+		// (The hits of alerts saved before are in their counts, saved
+		// with the next change.)
+		for _, a := range opened {
+			if m.active[a.Key] == a {
+				delete(m.active, a.Key)
+			}
+		}
+		opened = nil
 	}
 	news := make([]meta.Alert, len(opened))
 	for i, a := range opened {

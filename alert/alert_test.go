@@ -290,3 +290,25 @@ func TestStratusAlerts(t *testing.T) {
 	}
 	t.Logf("%d detections, %d alerts", detections, len(as))
 }
+
+// TestSaveFails: an alert that could not be saved is not notified, and
+// the next hit of its key, once the database is back, opens and
+// notifies it.
+func TestSaveFails(t *testing.T) {
+	m, db, _, opened := testManager(t, Config{})
+	db.Close() // every write fails
+	m.Detected([]detect.Detection{hit(stopRule, "acme", "alice", 0, 1)})
+	if len(*opened) != 0 || len(m.active) != 0 {
+		t.Fatalf("an alert not saved: notified %d, active %d", len(*opened), len(m.active))
+	}
+	db2, err := meta.Open(context.Background(), filepath.Join(t.TempDir(), "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	m.db = db2
+	m.Detected([]detect.Detection{hit(stopRule, "acme", "alice", time.Second, 2)})
+	if len(*opened) != 1 {
+		t.Fatalf("after the database came back: notified %d", len(*opened))
+	}
+}

@@ -236,6 +236,19 @@ func (n *Notifier) escalate(ctx context.Context, route int, now time.Time) error
 	if err != nil {
 		return err
 	}
+	// Forget the escalations of alerts no longer open: the map stays the
+	// size of what is open.
+	open := make(map[string]bool, len(as))
+	for _, a := range as {
+		open[a.ID] = true
+	}
+	n.mu.Lock()
+	for key := range n.escalated {
+		if key[0] == strconv.Itoa(route) && !open[key[1]] {
+			delete(n.escalated, key)
+		}
+	}
+	n.mu.Unlock()
 	for i := range as {
 		a := &as[i]
 		key := [2]string{strconv.Itoa(route), a.ID}
