@@ -12,6 +12,7 @@ import (
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/meta/metatest"
 	"github.com/vigilsec/vigil/parse"
 )
 
@@ -20,12 +21,36 @@ var (
 	stopRule = &detect.Rule{ID: "r-stop", Title: "CloudTrail Logging Stopped", Level: "high", Tags: []string{"attack.t1562.008"}}
 )
 
+func TestMain(m *testing.M) { os.Exit(metatest.Main(m)) }
+
+// onPostgres makes testManager's database a PostgreSQL one.
+var onPostgres bool
+
+// TestPostgres runs the tests of the alert layer again, on PostgreSQL.
+func TestPostgres(t *testing.T) {
+	defer func() { onPostgres = false }()
+	onPostgres = true
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"Grouping", TestGrouping}, {"Window", TestWindow}, {"Lifecycle", TestLifecycle}, {"Suppression", TestSuppression},
+		{"Restart", TestRestart}, {"StratusAlerts", TestStratusAlerts}, {"Cases", TestCases}, {"QuietAndEscalate", TestQuietAndEscalate},
+	} {
+		t.Run(tc.name, tc.fn)
+	}
+}
+
 // testManager returns a Manager over a fresh database, with a clock the
 // test moves, and the alerts it opened, as OnNew was given them.
 func testManager(t *testing.T, cfg Config) (*Manager, *meta.DB, *time.Time, *[]meta.Alert) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := meta.Open(ctx, filepath.Join(t.TempDir(), "meta.db"), nil)
+	path := filepath.Join(t.TempDir(), "meta.db")
+	if onPostgres {
+		path = metatest.Postgres(t)
+	}
+	db, err := meta.Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

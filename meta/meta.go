@@ -19,8 +19,10 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strings"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
 
 // busyTimeoutMillis is how long a connection waits for another one,
@@ -44,14 +46,23 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 	log   *slog.Logger
+	// pg is set for a PostgreSQL database, where one pool serves reads
+	// and writes, and writes take turns by an advisory lock.
+	pg bool
 }
 
 // Open opens the metadata database at path, creating it if need be, and
 // brings its schema up to date. It refuses a database whose schema is
 // newer than this binary knows.
+//
+// A path that is a postgres:// or postgresql:// URL opens a PostgreSQL
+// database instead, for several vigil nodes to share.
 func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if IsPostgres(path) {
+		return openPostgres(ctx, path, logger)
 	}
 	// SQLite creates the file, and its -wal and -shm files after it, with
 	// the umask's permissions; created here first, they all get the
@@ -75,7 +86,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 	}
 	db.write.SetMaxOpenConns(1)
 
-	if err := migrate(ctx, db.write, migrations, logger); err != nil {
+	if err := migrate(ctx, db, migrations, logger); err != nil {
 		db.write.Close()
 		return nil, fmt.Errorf("meta: %s: %w", path, err)
 	}
@@ -109,8 +120,36 @@ func dsn(path string, extra url.Values) string {
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
+// IsPostgres reports whether path names a PostgreSQL database.
+func IsPostgres(path string) bool {
+	return strings.HasPrefix(path, "postgres://") || strings.HasPrefix(path, "postgresql://")
+}
+
+// openPostgres opens a PostgreSQL database through pgx and brings its
+// schema up to date. The schema and queries are those of SQLite: the SQL
+// both accept.
+func openPostgres(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
+	pool, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("meta: opening PostgreSQL: %w", err)
+	}
+	db := &DB{write: pool, read: pool, log: logger, pg: true}
+	if err := pool.PingContext(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("meta: opening PostgreSQL: %w", err)
+	}
+	if err := migrate(ctx, db, migrations, logger); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("meta: PostgreSQL: %w", err)
+	}
+	return db, nil
+}
+
 // Close closes the database.
 func (db *DB) Close() error {
+	if db.read == db.write {
+		return db.write.Close()
+	}
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
@@ -130,13 +169,24 @@ func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row 
 // and rolls back otherwise, returning fn's error as it is. Writes take
 // turns, so fn must not call Write: it would wait for itself.
 func (db *DB) Write(ctx context.Context, fn func(*sql.Tx) error) error {
-	return inTx(ctx, db.write, fn)
+	return db.inTx(ctx, fn)
 }
 
-func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
+// writeLock is the PostgreSQL advisory lock a write transaction holds:
+// writes take turns there as they do in SQLite, whose single writer the
+// queries' read-then-write transactions count on.
+const writeLock = 0x76696769 // "vigi"
+
+func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	if db.pg {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("taking the write lock: %w", err)
+		}
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()

@@ -124,7 +124,7 @@ func TestMigrationFailureRollsBack(t *testing.T) {
 		"migrations/0001_a.sql": {Data: []byte("CREATE TABLE a (x TEXT);")},
 		"migrations/0002_b.sql": {Data: []byte("CREATE TABLE b (x TEXT);\nINSERT INTO nosuchtable VALUES (1);")},
 	}
-	if err := migrate(ctx, raw, fsys, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "0002_b") {
+	if err := migrate(ctx, &DB{write: raw}, fsys, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "0002_b") {
 		t.Fatalf("migrating with a broken migration: %v; want an error naming it", err)
 	}
 	var v int
@@ -137,7 +137,7 @@ func TestMigrationFailureRollsBack(t *testing.T) {
 	}
 
 	fsys["migrations/0002_b.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE b (x TEXT);")}
-	if err := migrate(ctx, raw, fsys, slog.New(slog.DiscardHandler)); err != nil {
+	if err := migrate(ctx, &DB{write: raw}, fsys, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("migrating after the fix: %v", err)
 	}
 	raw.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&v)

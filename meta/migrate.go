@@ -74,13 +74,13 @@ var ErrTooNew = errors.New("the database was written by a newer vigil")
 // Two processes may open a new database at the same moment; each
 // transaction takes the write lock before it reads the version, so the
 // second finds the first's migrations applied and skips them.
-func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, logger *slog.Logger) error {
+func migrate(ctx context.Context, db *DB, fsys fs.FS, logger *slog.Logger) error {
 	ms, err := loadMigrations(fsys)
 	if err != nil {
 		return err
 	}
 	var current int
-	err = inTx(ctx, db, func(tx *sql.Tx) error {
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version INTEGER PRIMARY KEY,
 	name    TEXT NOT NULL,
@@ -99,7 +99,7 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, logger *slog.Logger) e
 			ErrTooNew, current, len(ms))
 	}
 	for _, m := range ms[current:] {
-		err := inTx(ctx, db, func(tx *sql.Tx) error {
+		err := db.inTx(ctx, func(tx *sql.Tx) error {
 			v, err := schemaVersion(ctx, tx)
 			if err != nil || v >= m.version { // another process applied it first
 				return err

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigilsec/vigil/meta/metatest"
 )
 
 // TestAlertsCommands: an import's detections become alerts, grouped by
@@ -69,5 +72,30 @@ func TestCasesCommands(t *testing.T) {
 	}
 	if out := mustVigil(t, "cases", "list", "--data", data); !strings.Contains(out, "no cases") {
 		t.Errorf("open cases after closing:\n%s", out)
+	}
+}
+
+// TestMetaOnPostgres: with meta.url naming a PostgreSQL database, an
+// import's alerts go there, where the alerts commands find them, and the
+// data directory holds no SQLite file.
+func TestMetaOnPostgres(t *testing.T) {
+	needFixtures(t)
+	data := t.TempDir()
+	t.Setenv("VIGIL_TEST_META_URL", metatest.Postgres(t))
+	if err := os.WriteFile(filepath.Join(data, configFile), []byte("meta:\n  url: env:VIGIL_TEST_META_URL\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustVigil(t, "import", "--data", data, filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"))
+	out := mustVigil(t, "alerts", "list", "--data", data)
+	if !strings.Contains(out, "CloudTrail Logging Stopped") {
+		t.Fatalf("alerts list:\n%s", out)
+	}
+	id := strings.Fields(strings.Split(out, "\n")[1])[0]
+	mustVigil(t, "alerts", "ack", "--data", data, "--by", "ann", id)
+	if out := mustVigil(t, "alerts", "show", "--data", data, id); !strings.Contains(out, "open → acknowledged by ann") {
+		t.Errorf("alerts show:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(data, metaFile)); err == nil {
+		t.Error("an SQLite metadata file was made beside the PostgreSQL database")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigilsec/vigil/meta"
 )
 
 // A configError is a bad setting, named by its path in the file
@@ -102,6 +104,18 @@ func (c *config) check() error {
 	if c.alerts, err = c.Alerts.config(); err != nil {
 		return err
 	}
-	_, _, err = c.Notify.build()
-	return err
+	if _, _, err = c.Notify.build(); err != nil {
+		return err
+	}
+	if c.Meta.URL != "" {
+		u, err := secretValue(c.Meta.URL)
+		if err == nil && !meta.IsPostgres(u) {
+			err = fmt.Errorf("not a postgres:// URL")
+		}
+		if err != nil {
+			return &configError{"meta.url", err}
+		}
+		c.metaURL = u
+	}
+	return nil
 }

@@ -119,6 +119,7 @@ func TestConfigErrorLines(t *testing.T) {
 		{"ingest:\n  dirs:\n    - path: /x\n      format: nope\n", `:4: ingest.dirs[0].format: unknown format "nope"`},
 		{"ingest:\n  s3:\n    - bucket: b\n      access_key_id: AKIA\n", "ingest.s3[0].access_key_id: give both"},
 		{"alerts:\n  window: 0s\n", `:2: alerts.window: "0s" is not a positive duration`},
+		{"meta:\n  url: mysql://db/vigil\n", `:2: meta.url: not a postgres:// URL`},
 		{"alerts:\n  rules:\n    r-1:\n      severity: dire\n", `:4: alerts.rules.r-1.severity: "dire" is not a severity`},
 		{"alerts:\n  group_by: vigil.actor\n", "line 2: cannot unmarshal"},
 		{"notify:\n  channels:\n    - {name: a, type: fax}\n", `:3: notify.channels[0].type: "fax" is not a channel type`},

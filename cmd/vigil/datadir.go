@@ -78,9 +78,29 @@ type config struct {
 	Alerts alertsConfig `yaml:"alerts"`
 	// Notify names the channels alerts go to, and the routes to them.
 	Notify notifyConfig `yaml:"notify"`
+	// Meta says where the metadata database is.
+	Meta metaConfig `yaml:"meta"`
 
 	maxSkew time.Duration
 	alerts  alert.Config
+	metaURL string // the PostgreSQL database's, resolved
+}
+
+// metaConfig is the meta section of the config file.
+type metaConfig struct {
+	// URL names a PostgreSQL database (postgres://…, or env:NAME or
+	// file:PATH holding one) for the metadata, which several vigil nodes
+	// may share. By default it is DATA/meta.db, an SQLite file.
+	URL string `yaml:"url"`
+}
+
+// metaLocation is where the metadata database is: the config's
+// PostgreSQL database, or the data directory's SQLite file.
+func (d *dataFlags) metaLocation(cfg *config) string {
+	if cfg != nil && cfg.metaURL != "" {
+		return cfg.metaURL
+	}
+	return d.path(metaFile)
 }
 
 // storeConfig is the store section of the config file.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/vigilsec/vigil/meta/metatest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	os.Exit(metatest.Main(m))
 }
 
 // vigilProcess returns a command that runs vigil with args in a child

@@ -90,7 +90,7 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 		sink     *detectionSink
 	)
 	if detectOn {
-		mdb, err := meta.Open(ctx, d.path(metaFile), logger)
+		mdb, err := meta.Open(ctx, d.metaLocation(cfg), logger)
 		if err != nil {
 			return ingest.Summary{}, err
 		}

@@ -63,7 +63,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	mdb, err := meta.Open(ctx, d.path(metaFile), logger)
+	mdb, err := meta.Open(ctx, d.metaLocation(cfg), logger)
 	if err != nil {
 		return err
 	}

@@ -143,16 +143,26 @@ func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer
 // openMeta opens the data directory's metadata database, with warnings
 // on stderr.
 func openMeta(ctx context.Context, d *dataFlags, stderr io.Writer) (*meta.DB, error) {
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return nil, err
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return meta.Open(ctx, d.path(metaFile), logger)
+	return meta.Open(ctx, d.metaLocation(cfg), logger)
 }
 
 // openExistingMeta is openMeta for commands with nothing to do in a new
 // data directory, where a mistyped --data should be an error rather than
 // an empty database.
 func openExistingMeta(ctx context.Context, d *dataFlags, stderr io.Writer) (*meta.DB, error) {
-	if _, err := os.Stat(d.path(metaFile)); err != nil {
-		return nil, fmt.Errorf("no metadata database in %s: %w", d.dir, err)
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if loc := d.metaLocation(cfg); !meta.IsPostgres(loc) {
+		if _, err := os.Stat(loc); err != nil {
+			return nil, fmt.Errorf("no metadata database in %s: %w", d.dir, err)
+		}
 	}
 	return openMeta(ctx, d, stderr)
 }
