@@ -164,7 +164,7 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 		if a == nil || at.Sub(a.LastSeen) > m.cfg.Window {
 			a = &meta.Alert{
 				ID: newID(now), Tenant: tenant, RuleID: d.Rule.ID, Title: d.Rule.Title, Severity: m.severity(d.Rule),
-				Key: key, Group: group, Tags: d.Rule.Tags, Status: Open, FirstSeen: at, LastSeen: at, Created: now,
+				Key: key, Group: group, Context: facts(d), Tags: d.Rule.Tags, Status: Open, FirstSeen: at, LastSeen: at, Created: now,
 			}
 			m.active[key] = a
 			opened = append(opened, a)
@@ -245,6 +245,25 @@ func (m *Manager) forget() {
 			delete(m.active, k)
 		}
 	}
+}
+
+// factFields are the event's facts an alert keeps for its notifications.
+var factFields = []string{"vigil.actor", "vigil.src_ip", "vigil.account", "vigil.environment", "vigil.action"}
+
+// facts returns the key facts of a detection's event (of a correlation:
+// its group's values of them), those it has.
+func facts(d *detect.Detection) map[string]string {
+	out := map[string]string{}
+	for _, f := range factFields {
+		v := d.Group[f]
+		if d.Event != nil {
+			v, _ = detect.Normalized(d.Event, f)
+		}
+		if v != "" {
+			out[f] = v
+		}
+	}
+	return out
 }
 
 // hitOf returns the time of a detection's (last) event and the seqs of

@@ -99,7 +99,7 @@ func TestGrouping(t *testing.T) {
 		t.Fatalf("%d alerts (%+v), %d notified; want one of count 10000, notified once", len(as), as, len(*opened))
 	}
 	a := as[0]
-	if a.Status != Open || a.Severity != "high" || a.Tenant != "acme" || a.Group["vigil.actor"] != "alice" ||
+	if a.Status != Open || a.Severity != "high" || a.Tenant != "acme" || a.Group["vigil.actor"] != "alice" || a.Context["vigil.actor"] != "alice" ||
 		!a.FirstSeen.Equal(t0) || !a.LastSeen.Equal(t0.Add(9999*6*time.Millisecond)) || len(a.Seqs) != MaxSeqs || a.Seqs[0] != 1 {
 		t.Errorf("alert %+v", a)
 	}

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -129,7 +130,7 @@ func (n *Notifier) now() time.Time {
 // channels returns the channels of the routes that take a now, each
 // once; quiet routes hold back alerts below critical, noting them.
 func (n *Notifier) channels(a *meta.Alert, now time.Time) []string {
-	env := a.Group["vigil.environment"]
+	env := cmp.Or(a.Group["vigil.environment"], a.Context["vigil.environment"])
 	var out []string
 	for i := range n.Routes {
 		r := &n.Routes[i]
@@ -252,7 +253,7 @@ func (n *Notifier) escalate(ctx context.Context, route int, now time.Time) error
 	for i := range as {
 		a := &as[i]
 		key := [2]string{strconv.Itoa(route), a.ID}
-		if now.Sub(a.Created) < r.Escalate.After || !r.matches(a, a.Group["vigil.environment"]) {
+		if now.Sub(a.Created) < r.Escalate.After || !r.matches(a, cmp.Or(a.Group["vigil.environment"], a.Context["vigil.environment"])) {
 			continue
 		}
 		n.mu.Lock()
@@ -294,12 +295,13 @@ func Message(a *meta.Alert, action notify.Action, link string) notify.Message {
 			m.Fields = append(m.Fields, notify.Field{Name: name, Value: value})
 		}
 	}
-	// The facts a responder looks at first, in the order they look.
+	// The facts a responder looks at first, in the order they look: the
+	// group's, else the first event's.
 	for _, f := range []struct{ name, field string }{
 		{"actor", "vigil.actor"}, {"source address", "vigil.src_ip"}, {"account", "vigil.account"},
 		{"environment", "vigil.environment"}, {"action", "vigil.action"},
 	} {
-		add(f.name, a.Group[f.field])
+		add(f.name, cmp.Or(a.Group[f.field], a.Context[f.field]))
 	}
 	for _, k := range sortedKeys(a.Group) {
 		switch k {

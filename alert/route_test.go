@@ -66,13 +66,14 @@ func TestRouteCheck(t *testing.T) {
 func TestMessage(t *testing.T) {
 	a := &meta.Alert{ID: "a1", Tenant: "acme", RuleID: "r1", Title: "Root Account Used", Severity: "critical", Status: Open, Count: 3,
 		Group:     map[string]string{"vigil.src_ip": "198.51.100.7", "vigil.actor": "root", "requestParameters.userName": "bob"},
+		Context:   map[string]string{"vigil.actor": "not this one", "vigil.account": "143434273843", "vigil.action": "ConsoleLogin"},
 		FirstSeen: time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC), LastSeen: time.Date(2024, 7, 10, 12, 5, 0, 0, time.UTC)}
 	m := Message(a, notify.Acknowledge, "https://vigil.example.com/")
 	var names []string
 	for _, f := range m.Fields {
 		names = append(names, f.Name)
 	}
-	if got := strings.Join(names, ","); got != "actor,source address,requestParameters.userName,tenant,rule,status,events,first seen" {
+	if got := strings.Join(names, ","); got != "actor,source address,account,action,requestParameters.userName,tenant,rule,status,events,first seen" || m.Fields[0].Value != "root" {
 		t.Errorf("fields %s", got)
 	}
 	if m.Key != "a1" || m.Action != notify.Acknowledge || m.Link != "https://vigil.example.com/alerts/a1" || !m.Time.Equal(a.LastSeen) {

@@ -23,9 +23,12 @@ type Alert struct {
 	Severity string            `json:"severity"`
 	Key      string            `json:"dedup_key"`
 	Group    map[string]string `json:"group"`
-	Tags     []string          `json:"tags"`
-	Status   string            `json:"status"`
-	Count    int64             `json:"count"`
+	// Context are the first event's key facts, which notifications
+	// show: its actor, source address, account, environment and action.
+	Context map[string]string `json:"context"`
+	Tags    []string          `json:"tags"`
+	Status  string            `json:"status"`
+	Count   int64             `json:"count"`
 	// FirstSeen and LastSeen are the times of the first and last events.
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
@@ -60,8 +63,8 @@ var ErrConflict = errors.New("meta: the alert changed meanwhile")
 // never the status, which only SetAlertStatus changes.
 func (db *DB) SaveAlerts(ctx context.Context, as []Alert) error {
 	err := db.Write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, created, updated, reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, context, created, updated, reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 ON CONFLICT (id) DO UPDATE SET count = excluded.count, first_seen = excluded.first_seen, last_seen = excluded.last_seen, seqs = excluded.seqs, updated = excluded.updated`)
 		if err != nil {
 			return err
@@ -72,8 +75,9 @@ ON CONFLICT (id) DO UPDATE SET count = excluded.count, first_seen = excluded.fir
 			grp, _ := json.Marshal(orEmptyMap(a.Group))
 			tags, _ := json.Marshal(orEmpty(a.Tags))
 			seqs, _ := json.Marshal(orEmpty(a.Seqs))
+			facts, _ := json.Marshal(orEmptyMap(a.Context))
 			if _, err := stmt.ExecContext(ctx, a.ID, nullString(a.Tenant), a.RuleID, a.Title, a.Severity, a.Key, string(grp), string(tags),
-				a.Status, a.Count, a.FirstSeen.UnixNano(), a.LastSeen.UnixNano(), string(seqs), a.Created.UnixNano(), a.Updated.UnixNano(), a.Reason); err != nil {
+				a.Status, a.Count, a.FirstSeen.UnixNano(), a.LastSeen.UnixNano(), string(seqs), string(facts), a.Created.UnixNano(), a.Updated.UnixNano(), a.Reason); err != nil {
 				return err
 			}
 		}
@@ -100,7 +104,7 @@ type AlertQuery struct {
 	Limit         int // 0 means 100; at most 10,000
 }
 
-const alertColumns = `id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, created, updated, reason`
+const alertColumns = `id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, context, created, updated, reason`
 
 // Alerts returns the alerts q selects.
 func (db *DB) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
@@ -169,11 +173,11 @@ func scanAlert(row interface{ Scan(...any) error }) (Alert, error) {
 	var (
 		a                                     Alert
 		tenant                                sql.NullString
-		grp, tags, seqs                       string
+		grp, tags, seqs, facts                string
 		firstSeen, lastSeen, created, updated int64
 	)
 	if err := row.Scan(&a.ID, &tenant, &a.RuleID, &a.Title, &a.Severity, &a.Key, &grp, &tags, &a.Status, &a.Count,
-		&firstSeen, &lastSeen, &seqs, &created, &updated, &a.Reason); err != nil {
+		&firstSeen, &lastSeen, &seqs, &facts, &created, &updated, &a.Reason); err != nil {
 		return a, fmt.Errorf("meta: reading alerts: %w", err)
 	}
 	a.Tenant = tenant.String
@@ -182,7 +186,7 @@ func scanAlert(row interface{ Scan(...any) error }) (Alert, error) {
 	for _, c := range []struct {
 		s string
 		v any
-	}{{grp, &a.Group}, {tags, &a.Tags}, {seqs, &a.Seqs}} {
+	}{{grp, &a.Group}, {tags, &a.Tags}, {seqs, &a.Seqs}, {facts, &a.Context}} {
 		if err := json.Unmarshal([]byte(c.s), c.v); err != nil {
 			return a, fmt.Errorf("meta: alert %s: %w", a.ID, err)
 		}

@@ -3,7 +3,9 @@
 -- many hits of one thing make one alert with a count. tenant is NULL
 -- for a correlation whose events span tenants. seqs holds the ledger
 -- indices of the first events only (count has them all); grp the field
--- values of the key, as a JSON object; tags a JSON array.
+-- values of the key, and context the first event's key facts (actor,
+-- source address, account, environment, action), as JSON objects; tags a
+-- JSON array.
 CREATE TABLE alerts (
 	id         TEXT PRIMARY KEY,
 	tenant     TEXT,
@@ -18,6 +20,7 @@ CREATE TABLE alerts (
 	first_seen BIGINT NOT NULL,
 	last_seen  BIGINT NOT NULL,
 	seqs       TEXT NOT NULL,
+	context    TEXT NOT NULL,
 	created    BIGINT NOT NULL,
 	updated    BIGINT NOT NULL,
 	reason     TEXT NOT NULL
