@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
+	"text/template"
 	"time"
 )
 
@@ -41,6 +43,9 @@ type Message struct {
 	Fields []Field
 	// Link points at the alert in the console.
 	Link string
+	// Body, if set, is the text below the title, in place of the
+	// fields (a template's; see Templated).
+	Body string
 	// Time is when what the message reports happened.
 	Time time.Time
 }
@@ -48,19 +53,67 @@ type Message struct {
 // A Field is a named value of a message.
 type Field struct{ Name, Value string }
 
-// Text is the message as plain text: its title, then a line a field.
+// Text is the message as plain text: its title, then its body or a line
+// a field.
 func (m *Message) Text() string {
 	s := m.Title
 	if m.Action != Trigger && m.Action != "" {
 		s = "[" + string(m.Action) + "] " + s
 	}
-	for _, f := range m.Fields {
-		s += "\n" + f.Name + ": " + f.Value
+	if m.Body != "" {
+		s += "\n" + m.Body
+	} else {
+		for _, f := range m.Fields {
+			s += "\n" + f.Name + ": " + f.Value
+		}
 	}
 	if m.Link != "" {
 		s += "\n" + m.Link
 	}
 	return s
+}
+
+// Templated is a channel whose messages' titles and bodies templates
+// write (text/template, over a TemplateData). A template left nil keeps
+// what the message has.
+type Templated struct {
+	Channel
+	Title, Body *template.Template
+}
+
+// TemplateData is what a Templated channel's templates see: the
+// message, and its fields by name ({{.Field "source address"}}).
+type TemplateData struct {
+	Message
+}
+
+// Field returns the value of the message's field of that name, or "".
+func (d TemplateData) Field(name string) string {
+	for _, f := range d.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// Send writes m's title and body with the templates, then sends it. A
+// template that fails sends the message as it was, rather than nothing.
+func (t *Templated) Send(ctx context.Context, m Message) error {
+	data := TemplateData{m}
+	for _, x := range []struct {
+		tmpl *template.Template
+		dst  *string
+	}{{t.Title, &m.Title}, {t.Body, &m.Body}} {
+		if x.tmpl == nil {
+			continue
+		}
+		var b strings.Builder
+		if err := x.tmpl.Execute(&b, data); err == nil {
+			*x.dst = strings.TrimSpace(b.String())
+		}
+	}
+	return t.Channel.Send(ctx, m)
 }
 
 // A Channel sends messages somewhere. Send returns an error for a

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"text/template"
 	"time"
 )
 
@@ -369,5 +370,33 @@ func TestTeamsMessage(t *testing.T) {
 	if card.Type != "AdaptiveCard" || card.Body[0].Text != testMessage.Title || len(card.Body[1].Facts) != 1+len(testMessage.Fields) ||
 		card.Body[1].Facts[1].Title != "actor" || card.Actions[0].URL != testMessage.Link {
 		t.Errorf("card %+v", card)
+	}
+}
+
+// TestTemplated: templates write a message's title and body from its
+// fields; a template that fails leaves the message as it was.
+func TestTemplated(t *testing.T) {
+	inner := &fakeChannel{name: "chat"}
+	title := template.Must(template.New("t").Parse(`[{{.Severity}}] {{.Title}} by {{.Field "actor"}}`))
+	body := template.Must(template.New("b").Parse("From {{.Field \"source address\"}} in account {{.Field \"account\"}}.\n{{.Link}}"))
+	c := &Templated{Channel: inner, Title: title, Body: body}
+	if c.Name() != "chat" {
+		t.Errorf("Name = %q", c.Name())
+	}
+	if err := c.Send(context.Background(), testMessage); err != nil {
+		t.Fatal(err)
+	}
+	got := inner.sent[0]
+	if got.Title != "[critical] Root Account Used by root" || got.Body != "From 198.51.100.7 in account 143434273843.\n"+testMessage.Link {
+		t.Errorf("title %q, body %q", got.Title, got.Body)
+	}
+	if txt := got.Text(); !strings.HasPrefix(txt, got.Title+"\nFrom 198.51.100.7") || strings.Contains(txt, "actor: root") {
+		t.Errorf("text %q", txt)
+	}
+	bad := template.Must(template.New("x").Parse(`{{.Nope}}`))
+	inner.sent = nil
+	(&Templated{Channel: inner, Title: bad}).Send(context.Background(), testMessage)
+	if inner.sent[0].Title != testMessage.Title {
+		t.Errorf("a failing template gave %q", inner.sent[0].Title)
 	}
 }

@@ -120,6 +120,7 @@ func TestConfigErrorLines(t *testing.T) {
 		{"ingest:\n  s3:\n    - bucket: b\n      access_key_id: AKIA\n", "ingest.s3[0].access_key_id: give both"},
 		{"alerts:\n  window: 0s\n", `:2: alerts.window: "0s" is not a positive duration`},
 		{"meta:\n  url: mysql://db/vigil\n", `:2: meta.url: not a postgres:// URL`},
+		{"notify:\n  channels:\n    - name: a\n      type: slack\n      url: u\n      title: \"{{.Title\"\n", `:6: notify.channels[0].title: template:`},
 		{"alerts:\n  rules:\n    r-1:\n      severity: dire\n", `:4: alerts.rules.r-1.severity: "dire" is not a severity`},
 		{"alerts:\n  group_by: vigil.actor\n", "line 2: cannot unmarshal"},
 		{"notify:\n  channels:\n    - {name: a, type: fax}\n", `:3: notify.channels[0].type: "fax" is not a channel type`},

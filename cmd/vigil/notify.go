@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"text/template"
 	"time"
 	_ "time/tzdata" // quiet hours name time zones, which a host may lack
 
@@ -31,6 +32,10 @@ type channelConfig struct {
 	Name string `yaml:"name"`
 	Type string `yaml:"type"` // webhook, slack, teams, pagerduty, opsgenie, email
 	URL  string `yaml:"url"`
+	// Title and Body, if set, are text/template templates that write the
+	// messages' titles and bodies, over notify.TemplateData.
+	Title string `yaml:"title"`
+	Body  string `yaml:"body"`
 	// webhook
 	Secret string `yaml:"secret"`
 	// pagerduty
@@ -97,6 +102,21 @@ func (c *notifyConfig) build() ([]notify.Channel, []alert.Route, error) {
 		ch, err := cc.channel(path)
 		if err != nil {
 			return nil, nil, err
+		}
+		if cc.Title != "" || cc.Body != "" {
+			t := &notify.Templated{Channel: ch}
+			for _, x := range []struct {
+				field, text string
+				dst         **template.Template
+			}{{"title", cc.Title, &t.Title}, {"body", cc.Body, &t.Body}} {
+				if x.text == "" {
+					continue
+				}
+				if *x.dst, err = template.New(cc.Name + "." + x.field).Parse(x.text); err != nil {
+					return nil, nil, &configError{path + "." + x.field, err}
+				}
+			}
+			ch = t
 		}
 		chans, names = append(chans, ch), append(names, cc.Name)
 	}
