@@ -146,19 +146,47 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 			m.log.Error("reading suppressions; the ones read before stay in force", "err", err)
 		}
 	}
+	type keyed struct {
+		tenant, key string
+		group       map[string]string
+	}
+	hs := make([]keyed, len(ds))
+	var joined []string // the alerts the batch would join
+	for i := range ds {
+		d := &ds[i]
+		h := keyed{tenant: d.Tenant(), group: m.group(d)}
+		h.key = dedupKey(d.Rule.ID, h.tenant, h.group)
+		if a := m.active[h.key]; a != nil {
+			joined = append(joined, a.ID)
+		}
+		hs[i] = h
+	}
+	// An alert resolved or closed elsewhere (vigil alerts on the command
+	// line, another node) takes no more hits either.
+	if len(joined) > 0 {
+		statuses, err := m.db.AlertStatuses(ctx, joined)
+		if err != nil {
+			m.mu.Unlock()
+			return err
+		}
+		for _, h := range hs {
+			if a := m.active[h.key]; a != nil {
+				if st, ok := statuses[a.ID]; ok && st != Open && st != Acknowledged {
+					delete(m.active, h.key)
+				}
+			}
+		}
+	}
 	changed := map[string]*meta.Alert{}
 	var opened []*meta.Alert
 	hits := map[string]int64{}
 	for i := range ds {
-		d := &ds[i]
-		tenant := d.Tenant()
-		group := m.group(d)
+		d, tenant, group, key := &ds[i], hs[i].tenant, hs[i].group, hs[i].key
 		if s := m.suppressedBy(d, tenant, group, now); s != "" {
 			hits[s]++
 			m.suppressed++
 			continue
 		}
-		key := dedupKey(d.Rule.ID, tenant, group)
 		at, seqs := hitOf(d)
 		a := m.active[key]
 		if a == nil || at.Sub(a.LastSeen) > m.cfg.Window {

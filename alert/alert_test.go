@@ -35,7 +35,7 @@ func TestPostgres(t *testing.T) {
 		fn   func(*testing.T)
 	}{
 		{"Grouping", TestGrouping}, {"Window", TestWindow}, {"Lifecycle", TestLifecycle}, {"Suppression", TestSuppression},
-		{"Restart", TestRestart}, {"StratusAlerts", TestStratusAlerts}, {"Cases", TestCases}, {"QuietAndEscalate", TestQuietAndEscalate},
+		{"Restart", TestRestart}, {"ResolvedElsewhere", TestResolvedElsewhere}, {"StratusAlerts", TestStratusAlerts}, {"Cases", TestCases}, {"QuietAndEscalate", TestQuietAndEscalate},
 	} {
 		t.Run(tc.name, tc.fn)
 	}
@@ -335,5 +335,31 @@ func TestSaveFails(t *testing.T) {
 	m.Detected([]detect.Detection{hit(stopRule, "acme", "alice", time.Second, 2)})
 	if len(*opened) != 1 {
 		t.Fatalf("after the database came back: notified %d", len(*opened))
+	}
+}
+
+// TestResolvedElsewhere: an alert resolved by another process (the
+// command line, another node) takes no more hits: the next opens a new
+// alert, and notifies.
+func TestResolvedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	m, db, _, opened := testManager(t, Config{})
+	m.Detected([]detect.Detection{hit(stopRule, "acme", "alice", 0, 1)})
+	other, err := NewManager(ctx, db, Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.SetStatus(ctx, nil, (*opened)[0].ID, Resolved, "ann", "done"); err != nil {
+		t.Fatal(err)
+	}
+	m.Detected([]detect.Detection{hit(stopRule, "acme", "alice", time.Minute, 2)})
+	as := alerts(t, db)
+	if len(as) != 2 || len(*opened) != 2 {
+		t.Fatalf("%d alerts, %d notified; want the resolved one and a new one", len(as), len(*opened))
+	}
+	for _, a := range as {
+		if a.Status == Resolved && a.Count != 1 {
+			t.Errorf("the resolved alert took a hit: count %d", a.Count)
+		}
 	}
 }

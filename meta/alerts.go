@@ -194,6 +194,37 @@ func scanAlert(row interface{ Scan(...any) error }) (Alert, error) {
 	return a, nil
 }
 
+// AlertStatuses returns the statuses of the alerts ids names that exist.
+func (db *DB) AlertStatuses(ctx context.Context, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		ph := make([]string, n)
+		args := make([]any, n)
+		for i, id := range ids[:n] {
+			ph[i], args[i] = "$"+strconv.Itoa(i+1), id
+		}
+		rows, err := db.Query(ctx, "SELECT id, status FROM alerts WHERE id IN ("+strings.Join(ph, ", ")+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("meta: reading alerts' statuses: %w", err)
+		}
+		for rows.Next() {
+			var id, status string
+			if err := rows.Scan(&id, &status); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("meta: reading alerts' statuses: %w", err)
+			}
+			out[id] = status
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("meta: reading alerts' statuses: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
 // SetAlertStatus changes an alert's status from t.From to t.To and
 // records the transition, in one transaction. It returns ErrNotFound for
 // an alert the scope (tenants, or every tenant with nil) does not see,
