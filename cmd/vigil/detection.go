@@ -116,7 +116,8 @@ func watchRules(ctx context.Context, r *detect.Runner, cfg func() detectConfig, 
 }
 
 // detectionSink records detections in the metadata database, where the
-// API lists them, and logs each.
+// API lists them, and logs each at debug level: what a person sees is the
+// alert they are grouped into, which the alert manager logs.
 type detectionSink struct {
 	db    *meta.DB
 	log   *slog.Logger
@@ -142,9 +143,9 @@ func (s *detectionSink) Detected(ds []detect.Detection) {
 		}
 		rows = append(rows, row)
 		if d.Event != nil {
-			s.log.Warn("detection", "rule", d.Rule.ID, "title", d.Rule.Title, "level", d.Rule.Level, "tenant", row.Tenant, "seq", d.Event.Seq)
+			s.log.Debug("detection", "rule", d.Rule.ID, "title", d.Rule.Title, "level", d.Rule.Level, "tenant", row.Tenant, "seq", d.Event.Seq)
 		} else {
-			s.log.Warn("detection", "rule", d.Rule.ID, "title", d.Rule.Title, "level", d.Rule.Level, "tenant", row.Tenant, "events", len(row.Events))
+			s.log.Debug("detection", "rule", d.Rule.ID, "title", d.Rule.Title, "level", d.Rule.Level, "tenant", row.Tenant, "events", len(row.Events))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
