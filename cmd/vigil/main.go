@@ -41,6 +41,7 @@ var commands = []command{
 	{"hunt", "run Sigma rules over stored events", runHunt},
 	{"alerts", "list, acknowledge, resolve and close alerts", runAlerts},
 	{"cases", "open and work cases of alerts", runCases},
+	{"playbooks", "check response playbooks, and show what one would do", runPlaybooks},
 	{"version", "print the version", runVersion},
 }
 
