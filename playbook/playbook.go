@@ -254,7 +254,10 @@ var severities = []string{"informational", "low", "medium", "high", "critical"}
 
 func validMode(m string) bool { return m == DryRun || m == Approve || m == Auto }
 
-// decodeStrict decodes n into v, refusing keys v does not have.
+// decodeStrict decodes n into v, refusing keys v does not have. The
+// node is decoded from a copy of its own text, whose line numbers are
+// not the file's: they are left out of the errors, which the caller
+// places at the node's line.
 func decodeStrict(n *yaml.Node, v any) error {
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
@@ -263,7 +266,24 @@ func decodeStrict(n *yaml.Node, v any) error {
 	}
 	dec := yaml.NewDecoder(&b)
 	dec.KnownFields(true)
-	return dec.Decode(v)
+	err := dec.Decode(v)
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			if _, rest, ok := strings.Cut(m, ": "); ok && strings.HasPrefix(m, "line ") {
+				m = rest
+			}
+			if f, ok := strings.CutPrefix(m, "field "); ok {
+				if name, _, ok := strings.Cut(f, " not found in "); ok {
+					m = "unknown field " + name
+				}
+			}
+			msgs[i] = m
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return err
 }
 
 func yamlLine(err error) int {

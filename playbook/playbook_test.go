@@ -78,7 +78,7 @@ func TestParseErrors(t *testing.T) {
 		{"trigger: {rules: [r1]}\nsteps: []\n", ":1: a playbook needs a name"},
 		{"name: x\nsteps:\n  - {action: notify, with: {channel: a}}\n", "needs a trigger"},
 		{"name: x\ntrigger: {}\nsteps:\n  - {action: notify, with: {channel: a}}\n", ":2: trigger: name rules"},
-		{"name: x\ntrigger: {rules: [r1], when: now}\nsteps:\n  - {action: notify, with: {channel: a}}\n", "field when not found"},
+		{"name: x\ntrigger: {rules: [r1], when: now}\nsteps:\n  - {action: notify, with: {channel: a}}\n", "trigger: unknown field when"},
 		{"name: x\ntrigger: {min_severity: dire}\nsteps:\n  - {action: notify, with: {channel: a}}\n", `min_severity "dire"`},
 		{"name: x\ntrigger: {rules: [r1]}\n", "needs steps"},
 		{base + "  - {action: launch.missiles}\n", `:4: step "step1": unknown action "launch.missiles"`},
