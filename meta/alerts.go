@@ -111,46 +111,24 @@ func (db *DB) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 	if !q.AllTenants && len(q.Tenants) == 0 {
 		return nil, nil
 	}
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	in := func(col string, vs []string) {
-		ph := make([]string, len(vs))
-		for i, v := range vs {
-			ph[i] = arg(v)
-		}
-		where = append(where, col+" IN ("+strings.Join(ph, ", ")+")")
-	}
+	var f filter
 	if !q.AllTenants {
-		in("tenant", q.Tenants)
+		f.in("tenant", q.Tenants)
 	}
 	if q.ID != "" {
-		where = append(where, "id = "+arg(q.ID))
+		f.is("id", "=", q.ID)
 	}
 	if len(q.Status) > 0 {
-		in("status", q.Status)
+		f.in("status", q.Status)
 	}
 	if q.RuleID != "" {
-		where = append(where, "rule_id = "+arg(q.RuleID))
+		f.is("rule_id", "=", q.RuleID)
 	}
 	if !q.LastSeenSince.IsZero() {
-		where = append(where, "last_seen >= "+arg(q.LastSeenSince.UnixNano()))
+		f.is("last_seen", ">=", q.LastSeenSince.UnixNano())
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	query := "SELECT " + alertColumns + " FROM alerts"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY updated DESC, id DESC LIMIT " + arg(min(limit, 10_000))
-	rows, err := db.Query(ctx, query, args...)
+	query := f.list(alertColumns+" FROM alerts", "updated", q.Limit)
+	rows, err := db.Query(ctx, query, f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("meta: reading alerts: %w", err)
 	}

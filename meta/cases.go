@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -106,38 +104,18 @@ func (db *DB) Cases(ctx context.Context, q CaseQuery) ([]Case, error) {
 	if !q.AllTenants && len(q.Tenants) == 0 {
 		return nil, nil
 	}
-	var (
-		where []string
-		args  []any
-	)
-	in := func(col string, vs []string) {
-		ph := make([]string, len(vs))
-		for i, v := range vs {
-			args = append(args, v)
-			ph[i] = "$" + strconv.Itoa(len(args))
-		}
-		where = append(where, col+" IN ("+strings.Join(ph, ", ")+")")
-	}
+	var f filter
 	if !q.AllTenants {
-		in("tenant", q.Tenants)
+		f.in("tenant", q.Tenants)
 	}
 	if q.ID != "" {
-		in("id", []string{q.ID})
+		f.is("id", "=", q.ID)
 	}
 	if len(q.Status) > 0 {
-		in("status", q.Status)
+		f.in("status", q.Status)
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	query := "SELECT " + caseColumns + " FROM cases"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, min(limit, 10_000))
-	query += " ORDER BY updated DESC, id DESC LIMIT $" + strconv.Itoa(len(args))
-	rows, err := db.Query(ctx, query, args...)
+	query := f.list(caseColumns+" FROM cases", "updated", q.Limit)
+	rows, err := db.Query(ctx, query, f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("meta: reading cases: %w", err)
 	}

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -92,38 +90,18 @@ func (db *DB) Detections(ctx context.Context, q DetectionQuery) ([]Detection, er
 	if !q.AllTenants && len(q.Tenants) == 0 {
 		return nil, nil
 	}
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	var f filter
 	if !q.AllTenants {
-		ph := make([]string, len(q.Tenants))
-		for i, t := range q.Tenants {
-			ph[i] = arg(t)
-		}
-		where = append(where, "tenant IN ("+strings.Join(ph, ", ")+")")
+		f.in("tenant", q.Tenants)
 	}
 	if !q.Since.IsZero() {
-		where = append(where, "created >= "+arg(q.Since.UnixNano()))
+		f.is("created", ">=", q.Since.UnixNano())
 	}
 	if q.RuleID != "" {
-		where = append(where, "rule_id = "+arg(q.RuleID))
+		f.is("rule_id", "=", q.RuleID)
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	limit = min(limit, 10_000)
-	query := `SELECT id, created, tenant, rule_id, title, level, tags, seq, event_time, event_id, fields, grp, events FROM detections`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY created DESC, id DESC LIMIT " + arg(limit)
-	rows, err := db.Query(ctx, query, args...)
+	query := f.list("id, created, tenant, rule_id, title, level, tags, seq, event_time, event_id, fields, grp, events FROM detections", "created", q.Limit)
+	rows, err := db.Query(ctx, query, f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("meta: reading detections: %w", err)
 	}
