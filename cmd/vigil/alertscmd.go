@@ -156,19 +156,11 @@ func alertsSetter(name, to string) func(context.Context, []string, io.Writer, io
 		if actor == "" {
 			actor = localUser()
 		}
-		cfg, err := d.loadConfig()
+		m, done, err := alertManager(ctx, &d, stderr)
 		if err != nil {
 			return err
 		}
-		db, err := openExistingMeta(ctx, &d, stderr)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		m, err := alert.NewManager(ctx, db, cfg.alerts, nil)
-		if err != nil {
-			return err
-		}
+		defer done()
 		a, err := m.SetStatus(ctx, nil, arg, to, actor, *reason)
 		if errors.Is(err, meta.ErrNotFound) {
 			return fmt.Errorf("no alert %s", arg)

@@ -26,14 +26,14 @@ func runCases(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return runSubcommand(ctx, "cases", "Cases: incidents being worked, grouping alerts, with an owner, a status and a\ntimeline of who added and changed what. Kept in the data directory's metadata\ndatabase.", casesCommands, args, stdout, stderr)
 }
 
-// casesManager opens the metadata database and the alert manager over
-// it, for the cases commands.
-func casesManager(ctx context.Context, d *dataFlags, stderr io.Writer) (*alert.Manager, func(), error) {
+// alertManager opens the metadata database and the alert manager over
+// it, for the alerts and cases commands.
+func alertManager(ctx context.Context, d *dataFlags, stderr io.Writer) (*alert.Manager, func(), error) {
 	cfg, err := d.loadConfig()
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := openExistingMeta(ctx, d, stderr)
+	db, err := openMetaOf(ctx, d, cfg, true, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -62,7 +62,7 @@ func runCasesList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			q.Status = append(q.Status, s)
 		}
 	}
-	m, done, err := casesManager(ctx, &d, stderr)
+	m, done, err := alertManager(ctx, &d, stderr)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func runCasesShow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	m, done, err := casesManager(ctx, &d, stderr)
+	m, done, err := alertManager(ctx, &d, stderr)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func runCasesOpen(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	m, done, err := casesManager(ctx, &d, stderr)
+	m, done, err := alertManager(ctx, &d, stderr)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func runCasesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case *export != "":
 		kind, ref = alert.EntryExport, *export
 	}
-	m, done, err := casesManager(ctx, &d, stderr)
+	m, done, err := alertManager(ctx, &d, stderr)
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func runCasesSet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	m, done, err := casesManager(ctx, &d, stderr)
+	m, done, err := alertManager(ctx, &d, stderr)
 	if err != nil {
 		return err
 	}

@@ -147,8 +147,7 @@ func openMeta(ctx context.Context, d *dataFlags, stderr io.Writer) (*meta.DB, er
 	if err != nil {
 		return nil, err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return meta.Open(ctx, d.metaLocation(cfg), logger)
+	return openMetaOf(ctx, d, cfg, false, stderr)
 }
 
 // openExistingMeta is openMeta for commands with nothing to do in a new
@@ -159,12 +158,20 @@ func openExistingMeta(ctx context.Context, d *dataFlags, stderr io.Writer) (*met
 	if err != nil {
 		return nil, err
 	}
-	if loc := d.metaLocation(cfg); !meta.IsPostgres(loc) {
+	return openMetaOf(ctx, d, cfg, true, stderr)
+}
+
+// openMetaOf opens the metadata database cfg names; with existing, only
+// one that is there.
+func openMetaOf(ctx context.Context, d *dataFlags, cfg *config, existing bool, stderr io.Writer) (*meta.DB, error) {
+	loc := d.metaLocation(cfg)
+	if existing && !meta.IsPostgres(loc) {
 		if _, err := os.Stat(loc); err != nil {
 			return nil, fmt.Errorf("no metadata database in %s: %w", d.dir, err)
 		}
 	}
-	return openMeta(ctx, d, stderr)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return meta.Open(ctx, loc, logger)
 }
 
 func roleList() string {
