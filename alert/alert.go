@@ -510,13 +510,19 @@ func (m *Manager) Alerts(ctx context.Context, q meta.AlertQuery) ([]meta.Alert, 
 	return m.db.Alerts(ctx, q)
 }
 
-// Transitions returns an alert's changes of status, oldest first, if
-// tenants (nil: every tenant) see it.
-func (m *Manager) Transitions(ctx context.Context, tenants []string, id string) ([]meta.Transition, error) {
-	if _, err := m.alert(ctx, tenants, id); err != nil {
-		return nil, err
+// AlertDetail returns an alert, its changes of status and its
+// notifications, oldest first, if tenants (nil: every tenant) see it.
+func (m *Manager) AlertDetail(ctx context.Context, tenants []string, id string) (meta.Alert, []meta.Transition, []meta.Delivery, error) {
+	a, err := m.alert(ctx, tenants, id)
+	if err != nil {
+		return a, nil, nil, err
 	}
-	return m.db.AlertTransitions(ctx, id)
+	ts, err := m.db.AlertTransitions(ctx, id)
+	if err != nil {
+		return a, nil, nil, err
+	}
+	ds, err := m.db.AlertDeliveries(ctx, id)
+	return a, ts, ds, err
 }
 
 // alert returns the alert id, if tenants (nil: every tenant) see it.
@@ -529,15 +535,6 @@ func (m *Manager) alert(ctx context.Context, tenants []string, id string) (meta.
 		return meta.Alert{}, meta.ErrNotFound
 	}
 	return as[0], nil
-}
-
-// Deliveries returns the notifications of an alert, if tenants (nil:
-// every tenant) see it.
-func (m *Manager) Deliveries(ctx context.Context, tenants []string, id string) ([]meta.Delivery, error) {
-	if _, err := m.alert(ctx, tenants, id); err != nil {
-		return nil, err
-	}
-	return m.db.AlertDeliveries(ctx, id)
 }
 
 // Suppressions returns the suppressions tenants (nil: every tenant) see,

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -177,12 +175,9 @@ func (db *DB) AlertStatuses(ctx context.Context, ids []string) (map[string]strin
 	out := make(map[string]string, len(ids))
 	for len(ids) > 0 {
 		n := min(len(ids), 500)
-		ph := make([]string, n)
-		args := make([]any, n)
-		for i, id := range ids[:n] {
-			ph[i], args[i] = "$"+strconv.Itoa(i+1), id
-		}
-		rows, err := db.Query(ctx, "SELECT id, status FROM alerts WHERE id IN ("+strings.Join(ph, ", ")+")", args...)
+		var f filter
+		f.in("id", ids[:n])
+		rows, err := db.Query(ctx, "SELECT id, status FROM alerts WHERE "+f.where[0], f.args...)
 		if err != nil {
 			return nil, fmt.Errorf("meta: reading alerts' statuses: %w", err)
 		}
@@ -312,19 +307,15 @@ func (db *DB) AddSuppression(ctx context.Context, s Suppression) error {
 // nil tenants all of them.
 func (db *DB) Suppressions(ctx context.Context, tenants []string) ([]Suppression, error) {
 	query := "SELECT id, tenant, rule_id, fields, reason, creator, created, expires, hits, revoked, revoked_by FROM suppressions"
-	var args []any
+	var f filter
 	if tenants != nil {
-		ph := []string{}
-		for _, t := range tenants {
-			args = append(args, t)
-			ph = append(ph, "$"+strconv.Itoa(len(args)))
-		}
 		query += " WHERE tenant IS NULL"
-		if len(ph) > 0 {
-			query += " OR tenant IN (" + strings.Join(ph, ", ") + ")"
+		if len(tenants) > 0 {
+			f.in("tenant", tenants)
+			query += " OR " + f.where[0]
 		}
 	}
-	rows, err := db.Query(ctx, query+" ORDER BY created, id", args...)
+	rows, err := db.Query(ctx, query+" ORDER BY created, id", f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("meta: reading suppressions: %w", err)
 	}

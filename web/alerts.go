@@ -21,8 +21,7 @@ import (
 // it applies.
 type Alerts interface {
 	Alerts(ctx context.Context, q meta.AlertQuery) ([]meta.Alert, error)
-	Transitions(ctx context.Context, tenants []string, id string) ([]meta.Transition, error)
-	Deliveries(ctx context.Context, tenants []string, id string) ([]meta.Delivery, error)
+	AlertDetail(ctx context.Context, tenants []string, id string) (meta.Alert, []meta.Transition, []meta.Delivery, error)
 	SetStatus(ctx context.Context, tenants []string, id, to, actor, reason string) (meta.Alert, error)
 	Suppressions(ctx context.Context, tenants []string) ([]meta.Suppression, error)
 	Suppress(ctx context.Context, s meta.Suppression) (meta.Suppression, error)
@@ -89,21 +88,7 @@ func (a *api) alerts(w http.ResponseWriter, r *http.Request) {
 // its notifications.
 func (a *api) alert(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	tenants := tenantsOf(id)
-	as, err := a.opts.Alerts.Alerts(r.Context(), meta.AlertQuery{Tenants: tenants, AllTenants: tenants == nil, ID: r.PathValue("id"), Limit: 1})
-	if err == nil && len(as) == 0 {
-		err = meta.ErrNotFound
-	}
-	var (
-		ts []meta.Transition
-		ds []meta.Delivery
-	)
-	if err == nil {
-		ts, err = a.opts.Alerts.Transitions(r.Context(), tenants, as[0].ID)
-	}
-	if err == nil {
-		ds, err = a.opts.Alerts.Deliveries(r.Context(), tenants, as[0].ID)
-	}
+	al, ts, ds, err := a.opts.Alerts.AlertDetail(r.Context(), tenantsOf(id), r.PathValue("id"))
 	if a.alertError(w, err) {
 		return
 	}
@@ -117,7 +102,7 @@ func (a *api) alert(w http.ResponseWriter, r *http.Request) {
 		meta.Alert
 		Transitions []meta.Transition `json:"transitions"`
 		Deliveries  []meta.Delivery   `json:"deliveries"`
-	}{as[0], ts, ds})
+	}{al, ts, ds})
 }
 
 // statusActions are the actions of POST /api/v1/alerts/{id}/{action}.
