@@ -551,11 +551,10 @@ func (in *Intake) run(ctx context.Context) error {
 			(len(buf) > 0 || len(other) > 0) && (done || !stop && time.Since(oldest) >= in.opts.StoreDelay) ||
 			ld != nil && (done || next >= size)
 		if due {
-			// A store write is never cut short by ctx: a load interrupted
-			// in its commit may or may not have committed (DuckDB's
-			// appender, interrupted while it flushes), and the events
-			// would be read from the ledger and stored again. Stopping
-			// waits for the write instead.
+			// A store write is never cut short by ctx: a load's commit
+			// and the marks that follow it go together, and a failure
+			// after the commit would have the events read from the
+			// ledger and stored again. Stopping waits for the write.
 			if err := flush(context.WithoutCancel(ctx), stop && next >= stopAt); err != nil {
 				if stop {
 					return fmt.Errorf("storing events: %w", err)

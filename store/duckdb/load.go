@@ -231,6 +231,10 @@ func (l *loader) rollback() {
 // Close commits what was appended, unless an Append failed, and releases
 // the loader.
 func (l *loader) Close(ctx context.Context) error {
+	// The commit is not cut short by ctx: DuckDB's appender, interrupted
+	// while it flushes, may commit what it held anyway, and a caller
+	// told the load failed would store those events again.
+	ctx = context.WithoutCancel(ctx)
 	err := l.failed
 	if err == nil {
 		if err = l.commit(ctx); err != nil {
