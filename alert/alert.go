@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
 )
 
@@ -77,9 +78,10 @@ type Manager struct {
 	log *slog.Logger
 	now func() time.Time
 	// OnNew, if set, is called with the alerts each batch of detections
-	// opened, once they are saved: the alerts to notify about. OnChange,
+	// opened, once they are saved: the alerts to notify about, and to run
+	// playbooks on, with the event that opened each. OnChange,
 	// if set, is called with an alert whose status changed.
-	OnNew    func([]meta.Alert)
+	OnNew    func(as []meta.Alert, events []*event.Event)
 	OnChange func(meta.Alert)
 
 	mu sync.Mutex
@@ -178,7 +180,10 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 		}
 	}
 	changed := map[string]*meta.Alert{}
-	var opened []*meta.Alert
+	var (
+		opened []*meta.Alert
+		firsts []*event.Event // the event that opened each
+	)
 	hits := map[string]int64{}
 	for i := range ds {
 		d, tenant, group, key := &ds[i], hs[i].tenant, hs[i].group, hs[i].key
@@ -195,7 +200,7 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 				Key: key, Group: group, Context: facts(d), Tags: d.Rule.Tags, Status: Open, FirstSeen: at, LastSeen: at, Created: now,
 			}
 			m.active[key] = a
-			opened = append(opened, a)
+			opened, firsts = append(opened, a), append(firsts, d.Event)
 		}
 		a.Count++
 		if at.Before(a.FirstSeen) {
@@ -234,7 +239,7 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 				delete(m.active, a.Key)
 			}
 		}
-		opened = nil
+		opened, firsts = nil, nil
 	}
 	news := make([]meta.Alert, len(opened))
 	for i, a := range opened {
@@ -246,7 +251,7 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 		return err
 	}
 	if m.OnNew != nil && len(news) > 0 {
-		m.OnNew(news)
+		m.OnNew(news, firsts)
 	}
 	return nil
 }

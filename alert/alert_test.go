@@ -62,7 +62,7 @@ func testManager(t *testing.T, cfg Config) (*Manager, *meta.DB, *time.Time, *[]m
 	now := t0.Add(time.Hour)
 	m.now = func() time.Time { return now }
 	var opened []meta.Alert
-	m.OnNew = func(as []meta.Alert) { opened = append(opened, as...) }
+	m.OnNew = func(as []meta.Alert, _ []*event.Event) { opened = append(opened, as...) }
 	return m, db, &now, &opened
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/notify"
 )
@@ -155,7 +156,7 @@ func TestQuietAndEscalate(t *testing.T) {
 		{Channels: []string{"chat"}, Quiet: &QuietHours{From: 22 * time.Hour, To: 7 * time.Hour, Location: time.UTC}},
 		{MinSeverity: "high", Channels: []string{"pager"}, Escalate: &Escalation{After: 15 * time.Minute, Channels: []string{"boss"}}},
 	}}
-	m.OnNew, m.OnChange = n.Opened, n.Changed
+	m.OnNew, m.OnChange = func(as []meta.Alert, _ []*event.Event) { n.Opened(as) }, n.Changed
 	get := func(c string) string {
 		d.Close(5 * time.Second) // deliver what is queued
 		mu.Lock()

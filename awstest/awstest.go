@@ -21,6 +21,10 @@ import (
 type Credentials struct {
 	KeyID, Secret   string
 	Region, Service string
+	// SessionToken is the token that comes with temporary credentials
+	// (those of an assumed role), in X-Amz-Security-Token; empty for a
+	// long-term key, with which AWS takes no token.
+	SessionToken string
 }
 
 // Check checks r's SigV4 signature (the Authorization header form),
@@ -78,6 +82,18 @@ func (c Credentials) Check(r *http.Request, body []byte) error {
 		if l := strings.ToLower(name); strings.HasPrefix(l, "x-amz-") && !slices.Contains(signed, l) {
 			return fmt.Errorf("%s is sent but not signed", l)
 		}
+	}
+	// Temporary credentials are only good with their session token
+	// (docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html#temporary-security-credentials);
+	// the loop above has made sure it is signed.
+	switch tok := r.Header.Get("X-Amz-Security-Token"); {
+	case tok == c.SessionToken:
+	case c.SessionToken == "":
+		return fmt.Errorf("x-amz-security-token is sent with %s, a key without one", c.KeyID)
+	case tok == "":
+		return fmt.Errorf("no x-amz-security-token with %s, temporary credentials", c.KeyID)
+	default:
+		return fmt.Errorf("x-amz-security-token %q is not the session token of %s", tok, c.KeyID)
 	}
 
 	var canon strings.Builder

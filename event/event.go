@@ -20,6 +20,7 @@ const (
 	ClassHTTPActivity    = "http_activity"
 	ClassAccountChange   = "account_change"
 	ClassSystemLog       = "system_log"
+	ClassRemediation     = "remediation_activity" // vigil's own response actions
 	ClassOther           = "other"
 )
 

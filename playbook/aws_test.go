@@ -3,13 +3,9 @@ package playbook
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,78 +15,49 @@ import (
 	"github.com/vigilsec/vigil/awstest"
 )
 
-// iamServer stands in for IAM: it takes only requests signed with its
-// test credentials (SigV4, recomputed), in IAM's Query API (a POST of a
-// form with Action and Version 2010-05-08), and answers as IAM does. It
-// keeps the calls it took.
-type iamServer struct {
-	*httptest.Server
-	creds awstest.Credentials
-	mu    sync.Mutex
-	calls []url.Values
-	// missing, if set, is answered with NoSuchEntity.
-	missing string
-}
-
-func newIAMServer(t *testing.T) *iamServer {
-	s := &iamServer{creds: awstest.Credentials{KeyID: "AKIDVIGILTEST0000001", Secret: "test-secret", Region: "us-east-1", Service: "iam"}}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *iamServer) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if err := s.creds.Check(r, body); err != nil {
-		iamError(w, http.StatusForbidden, "SignatureDoesNotMatch", err.Error())
-		return
-	}
-	form, err := url.ParseQuery(string(body))
-	if r.Method != http.MethodPost || r.URL.Path != "/" || err != nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		iamError(w, http.StatusBadRequest, "MalformedQueryString", "not a Query API request")
-		return
-	}
-	if form.Get("Version") != "2010-05-08" {
-		iamError(w, http.StatusBadRequest, "InvalidParameterValue", "Version "+form.Get("Version"))
-		return
-	}
-	action := form.Get("Action")
-	required := map[string][]string{
+// The stand-ins for AWS's services take the requests their Query APIs'
+// references document, signed (SigV4, recomputed by awstest): the
+// real services are out of a test's reach. Each action lists the
+// parameters AWS requires of it, in their Query API names.
+var (
+	// docs.aws.amazon.com/IAM/latest/APIReference/
+	iamAPI = awstest.QueryAPI{Version: "2010-05-08", Namespace: "https://iam.amazonaws.com/doc/2010-05-08/", Actions: map[string][]string{
 		"UpdateAccessKey":    {"AccessKeyId", "Status"},
 		"DeleteLoginProfile": {"UserName"},
 		"PutUserPolicy":      {"UserName", "PolicyName", "PolicyDocument"},
 		"PutRolePolicy":      {"RoleName", "PolicyName", "PolicyDocument"},
-	}[action]
-	if required == nil {
-		iamError(w, http.StatusBadRequest, "InvalidAction", action)
-		return
-	}
-	for _, p := range required {
-		if form.Get(p) == "" {
-			iamError(w, http.StatusBadRequest, "MissingParameter", p)
-			return
-		}
-	}
-	if s.missing != "" && form.Get("UserName") == s.missing {
-		iamError(w, http.StatusNotFound, "NoSuchEntity", "The user with name "+s.missing+" cannot be found.")
-		return
-	}
-	s.mu.Lock()
-	s.calls = append(s.calls, form)
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "text/xml")
-	fmt.Fprintf(w, `<%sResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ResponseMetadata><RequestId>7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</RequestId></ResponseMetadata></%sResponse>`, action, action)
+		"TagUser":            {"UserName", "Tags.member.1.Key", "Tags.member.1.Value"},
+		"TagRole":            {"RoleName", "Tags.member.1.Key", "Tags.member.1.Value"},
+	}}
+	// docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html
+	stsAPI = awstest.QueryAPI{Version: "2011-06-15", Namespace: "https://sts.amazonaws.com/doc/2011-06-15/", Actions: map[string][]string{
+		"AssumeRole": {"RoleArn", "RoleSessionName"},
+	}}
+	// docs.aws.amazon.com/AWSEC2/latest/APIReference/
+	ec2API = awstest.QueryAPI{Version: "2016-11-15", Namespace: "http://ec2.amazonaws.com/doc/2016-11-15/", EC2: true, Actions: map[string][]string{
+		"DescribeInstances":       {"InstanceId.1"},
+		"ModifyInstanceAttribute": {"InstanceId", "GroupId.1"},
+		"CreateSnapshots": {"InstanceSpecification.InstanceId", "CopyTagsFromSource",
+			"TagSpecification.1.ResourceType", "TagSpecification.1.Tag.1.Key", "TagSpecification.1.Tag.1.Value"},
+		"CreateTags": {"ResourceId.1", "Tag.1.Key", "Tag.1.Value"},
+	}}
+)
+
+// testKey is the long-term access key the stand-ins take (as the
+// standard chain would give it), for their service and region.
+func testKey(service, region string) awstest.Credentials {
+	return awstest.Credentials{KeyID: "AKIDVIGILTEST0000001", Secret: "test-secret", Region: region, Service: service}
 }
 
-func iamError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</RequestId></ErrorResponse>`, code, msg)
+func newIAMServer(t *testing.T) *awstest.QueryServer {
+	return awstest.NewQueryServer(t, iamAPI, testKey("iam", "us-east-1"), nil)
 }
 
-func (s *iamServer) aws(secret string) *AWS {
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(s.creds.KeyID, secret, "")}
-	return &AWS{Config: cfg, Endpoint: s.URL, Now: func() time.Time { return time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC) }}
+// testAWS is an AWS with the test key (signing with secret) and the
+// stand-ins' endpoints, by service.
+func testAWS(secret string, endpoints map[string]string) *AWS {
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDVIGILTEST0000001", secret, "")}
+	return &AWS{Config: cfg, Endpoints: endpoints, Now: func() time.Time { return time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC) }}
 }
 
 // TestAWSActions: each action makes the IAM call AWS documents, signed;
@@ -99,7 +66,7 @@ func (s *iamServer) aws(secret string) *AWS {
 func TestAWSActions(t *testing.T) {
 	ctx := context.Background()
 	s := newIAMServer(t)
-	a := s.aws(s.creds.Secret)
+	a := testAWS("test-secret", map[string]string{"iam": s.URL})
 	for _, tc := range []struct {
 		action string
 		in     map[string]string
@@ -116,21 +83,21 @@ func TestAWSActions(t *testing.T) {
 		{"aws.iam.revoke_sessions", map[string]string{"role": "deploy"},
 			map[string]string{"Action": "PutRolePolicy", "RoleName": "deploy", "PolicyName": RevokeSessionsPolicy}},
 	} {
+		var calls []url.Values
 		for run := range 2 {
-			s.calls = nil
 			if _, err := a.Run(ctx, tc.action, tc.in); err != nil {
 				t.Fatalf("%s (run %d): %v", tc.action, run+1, err)
 			}
-			if len(s.calls) != 1 {
-				t.Fatalf("%s: %d calls", tc.action, len(s.calls))
+			if calls = s.TakeCalls(); len(calls) != 1 {
+				t.Fatalf("%s: %d calls", tc.action, len(calls))
 			}
 			for k, v := range tc.want {
-				if got := s.calls[0].Get(k); got != v {
+				if got := calls[0].Get(k); got != v {
 					t.Errorf("%s: %s = %q, want %q", tc.action, k, got, v)
 				}
 			}
 		}
-		if doc := s.calls[0].Get("PolicyDocument"); doc != "" {
+		if doc := calls[0].Get("PolicyDocument"); doc != "" {
 			var p struct {
 				Statement []struct {
 					Effect, Action, Resource string
@@ -146,14 +113,16 @@ func TestAWSActions(t *testing.T) {
 		}
 	}
 
-	s.missing = "bob"
+	noBob := &awstest.QueryError{Status: http.StatusNotFound, Code: "NoSuchEntity", Message: "The user with name bob cannot be found."}
+	s.Refuse("DeleteLoginProfile", noBob)
+	s.Refuse("UpdateAccessKey", noBob)
 	if _, err := a.Run(ctx, "aws.iam.delete_login_profile", map[string]string{"user": "bob"}); err != nil {
 		t.Errorf("a profile already gone: %v", err)
 	}
 	if _, err := a.Run(ctx, "aws.iam.deactivate_access_key", map[string]string{"user": "bob", "access_key_id": "AKIA0000000000000000"}); err == nil || !strings.Contains(err.Error(), "NoSuchEntity") {
 		t.Errorf("a key of a user that does not exist: %v", err)
 	}
-	if _, err := s.aws("wrong-secret").Run(ctx, "aws.iam.delete_login_profile", map[string]string{"user": "alice"}); err == nil || !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
+	if _, err := testAWS("wrong-secret", map[string]string{"iam": s.URL}).Run(ctx, "aws.iam.delete_login_profile", map[string]string{"user": "alice"}); err == nil || !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
 		t.Errorf("a bad signature: %v", err)
 	}
 	for _, bad := range []string{"alice", "group/admins", "arn:aws:iam::1:user", "arn:x"} {

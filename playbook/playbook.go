@@ -45,6 +45,11 @@ type Playbook struct {
 	// normalized fields, vigil.actor, …), all of them.
 	Conditions map[string]string
 	Steps      []Step
+	// Ask are the notification channels asked to approve a waiting step
+	// (with a link to it); Expires is how long an approval is waited for
+	// (the runner's default when 0).
+	Ask     []string
+	Expires time.Duration
 }
 
 // A Trigger says which alerts start the playbook: those of the rules
@@ -72,33 +77,43 @@ type Step struct {
 }
 
 // An Action is a kind of step: its name, whether it changes anything
-// outside vigil (a destructive step is approved by default), and the
-// inputs it requires.
+// outside vigil (a destructive step is approved by default), the inputs
+// it requires, and those that name what it acts on (its targets, which
+// the deny and allow lists of principals are checked against).
 type Action struct {
 	Name        string
 	Destructive bool
 	Required    []string
+	Targets     []string
+	// Internal actions act within vigil (a case, a notification, a
+	// search): each run does its own. The others are acts outside, done
+	// once whichever run asks for them again.
+	Internal bool
+	// Repeats says that doing the act twice does it twice (a snapshot
+	// taken again is another snapshot), so that an attempt that may have
+	// acted is not tried again.
+	Repeats bool
 }
 
 // Actions are the actions steps may name.
 var Actions = map[string]Action{
-	"notify":                          {Name: "notify", Required: []string{"channel"}},
-	"case.open":                       {Name: "case.open", Required: []string{"title"}},
-	"case.note":                       {Name: "case.note", Required: []string{"text"}},
-	"http":                            {Name: "http", Required: []string{"url"}},
-	"enrich":                          {Name: "enrich", Required: []string{"query"}},
-	"evidence.export":                 {Name: "evidence.export", Required: []string{"query"}},
-	"aws.iam.deactivate_access_key":   {Name: "aws.iam.deactivate_access_key", Destructive: true, Required: []string{"user", "access_key_id"}},
-	"aws.iam.delete_login_profile":    {Name: "aws.iam.delete_login_profile", Destructive: true, Required: []string{"user"}},
-	"aws.iam.deny_all":                {Name: "aws.iam.deny_all", Destructive: true, Required: []string{"principal"}},
-	"aws.iam.revoke_sessions":         {Name: "aws.iam.revoke_sessions", Destructive: true, Required: []string{"role"}},
-	"aws.ec2.isolate":                 {Name: "aws.ec2.isolate", Destructive: true, Required: []string{"instance_id", "security_group"}},
-	"aws.ec2.snapshot":                {Name: "aws.ec2.snapshot", Required: []string{"instance_id"}},
-	"aws.tag":                         {Name: "aws.tag", Required: []string{"arn", "key", "value"}},
-	"gcp.iam.disable_key":             {Name: "gcp.iam.disable_key", Destructive: true, Required: []string{"key"}},
-	"gcp.iam.disable_service_account": {Name: "gcp.iam.disable_service_account", Destructive: true, Required: []string{"service_account"}},
-	"graph.revoke_sessions":           {Name: "graph.revoke_sessions", Destructive: true, Required: []string{"user"}},
-	"graph.disable_user":              {Name: "graph.disable_user", Destructive: true, Required: []string{"user"}},
+	"notify":                          {Name: "notify", Required: []string{"channel"}, Internal: true},
+	"case.open":                       {Name: "case.open", Required: []string{"title"}, Internal: true},
+	"case.note":                       {Name: "case.note", Required: []string{"text"}, Internal: true},
+	"http":                            {Name: "http", Required: []string{"url"}, Repeats: true},
+	"enrich":                          {Name: "enrich", Required: []string{"query"}, Internal: true},
+	"evidence.export":                 {Name: "evidence.export", Required: []string{"query"}, Internal: true},
+	"aws.iam.deactivate_access_key":   {Name: "aws.iam.deactivate_access_key", Destructive: true, Required: []string{"user", "access_key_id"}, Targets: []string{"user", "access_key_id"}},
+	"aws.iam.delete_login_profile":    {Name: "aws.iam.delete_login_profile", Destructive: true, Required: []string{"user"}, Targets: []string{"user"}},
+	"aws.iam.deny_all":                {Name: "aws.iam.deny_all", Destructive: true, Required: []string{"principal"}, Targets: []string{"principal"}},
+	"aws.iam.revoke_sessions":         {Name: "aws.iam.revoke_sessions", Destructive: true, Required: []string{"role"}, Targets: []string{"role"}},
+	"aws.ec2.isolate":                 {Name: "aws.ec2.isolate", Destructive: true, Required: []string{"instance_id", "security_group"}, Targets: []string{"instance_id"}},
+	"aws.ec2.snapshot":                {Name: "aws.ec2.snapshot", Required: []string{"instance_id"}, Targets: []string{"instance_id"}, Repeats: true},
+	"aws.tag":                         {Name: "aws.tag", Required: []string{"arn", "key", "value"}, Targets: []string{"arn"}},
+	"gcp.iam.disable_key":             {Name: "gcp.iam.disable_key", Destructive: true, Required: []string{"key"}, Targets: []string{"key", "service_account"}},
+	"gcp.iam.disable_service_account": {Name: "gcp.iam.disable_service_account", Destructive: true, Required: []string{"service_account"}, Targets: []string{"service_account"}},
+	"graph.revoke_sessions":           {Name: "graph.revoke_sessions", Destructive: true, Required: []string{"user"}, Targets: []string{"user"}},
+	"graph.disable_user":              {Name: "graph.disable_user", Destructive: true, Required: []string{"user"}, Targets: []string{"user"}},
 }
 
 // An Error is a playbook that does not load: the file, the line and why.
@@ -137,6 +152,10 @@ func Parse(file string, data []byte) (*Playbook, error) {
 		Trigger     yaml.Node         `yaml:"trigger"`
 		Conditions  map[string]string `yaml:"conditions"`
 		Steps       []yaml.Node       `yaml:"steps"`
+		Approval    struct {
+			Channels []string `yaml:"channels"`
+			Expires  string   `yaml:"expires"`
+		} `yaml:"approval"`
 	}
 	root := doc.Content[0]
 	if err := decodeStrict(root, &raw); err != nil {
@@ -154,6 +173,14 @@ func Parse(file string, data []byte) (*Playbook, error) {
 	}
 	if !validMode(p.Mode) {
 		return nil, fail(root.Line, "mode %q is not dry-run, approve or auto", p.Mode)
+	}
+	p.Ask = raw.Approval.Channels
+	if e := raw.Approval.Expires; e != "" {
+		d, err := time.ParseDuration(e)
+		if err != nil || d <= 0 {
+			return nil, fail(root.Line, "approval: expires %q is not a positive duration", e)
+		}
+		p.Expires = d
 	}
 	var trig struct {
 		Rules       []string `yaml:"rules"`
@@ -312,12 +339,7 @@ func (p *Playbook) Matches(a *meta.Alert, ev *event.Event) bool {
 		t.MinSeverity != "" && slices.Index(severities, a.Severity) < slices.Index(severities, t.MinSeverity):
 		return false
 	}
-	for f, want := range p.Conditions {
-		if got := fieldOf(a, f); got != want {
-			return false
-		}
-	}
-	return true
+	return conditionsHold(p, a)
 }
 
 func fieldOf(a *meta.Alert, f string) string {

@@ -138,7 +138,7 @@ func newAlertsFixture(t *testing.T) *alertsFixture {
 	if f.alerts, err = alert.NewManager(ctx, mdb, alert.Config{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	f.alerts.OnNew = func(as []meta.Alert) {
+	f.alerts.OnNew = func(as []meta.Alert, _ []*event.Event) {
 		for _, a := range as {
 			f.ids[a.Tenant] = a.ID
 		}

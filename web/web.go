@@ -43,6 +43,9 @@ type Options struct {
 	Detections DetectionLister
 	// Alerts are the alert layer (/api/v1/alerts, /api/v1/suppressions).
 	Alerts Alerts
+	// Playbooks are the playbook runner (/api/v1/playbooks,
+	// /api/v1/playbook-runs).
+	Playbooks Playbooks
 	// Hunter runs retro-hunts (/api/v1/hunt) over the store's events.
 	Hunter detect.Scanner
 	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
@@ -96,6 +99,18 @@ func Handler(opts Options) http.Handler {
 	if opts.Alerts != nil {
 		workers := []access.Role{access.Admin, access.Analyst, access.Responder}
 		mux.Handle("GET /api/v1/alerts", a.auth(http.HandlerFunc(a.alerts), readers...))
+		if opts.Playbooks != nil {
+			// Approving and starting acts on the world: responders and
+			// administrators only; the kill switch is the administrators'.
+			responders := []access.Role{access.Admin, access.Responder}
+			mux.Handle("GET /api/v1/playbooks", a.auth(http.HandlerFunc(a.playbookList), readers...))
+			mux.Handle("POST /api/v1/playbooks/{name}/run", a.auth(http.HandlerFunc(a.startRun), responders...))
+			mux.Handle("GET /api/v1/playbook-runs", a.auth(http.HandlerFunc(a.runs), readers...))
+			mux.Handle("GET /api/v1/playbook-runs/{id}", a.auth(http.HandlerFunc(a.run), readers...))
+			mux.Handle("POST /api/v1/playbook-runs/{id}/{action}", a.auth(http.HandlerFunc(a.decide), responders...))
+			mux.Handle("GET /api/v1/playbooks/kill-switch", a.auth(http.HandlerFunc(a.killSwitch), readers...))
+			mux.Handle("POST /api/v1/playbooks/kill-switch", a.auth(http.HandlerFunc(a.killSwitch), access.Admin))
+		}
 		mux.Handle("GET /api/v1/alerts/{id}", a.auth(http.HandlerFunc(a.alert), readers...))
 		mux.Handle("POST /api/v1/alerts/{id}/{action}", a.auth(http.HandlerFunc(a.setStatus), workers...))
 		mux.Handle("GET /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppressions), readers...))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigilsec/vigil/alert"
 	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
 )
 
@@ -71,7 +72,7 @@ func newAlertManager(ctx context.Context, mdb *meta.DB, cfg alert.Config, logger
 	if err != nil {
 		return nil, err
 	}
-	m.OnNew = func(as []meta.Alert) {
+	m.OnNew = func(as []meta.Alert, events []*event.Event) {
 		for _, a := range as {
 			logger.Warn("alert", "id", a.ID, "rule", a.RuleID, "title", a.Title, "severity", a.Severity, "tenant", a.Tenant, "group", a.Group)
 		}

@@ -107,6 +107,9 @@ func (c *config) check() error {
 	if _, _, err = c.Notify.build(); err != nil {
 		return err
 	}
+	if err := c.Playbooks.check(); err != nil {
+		return err
+	}
 	if c.Meta.URL != "" {
 		u, err := secretValue(c.Meta.URL)
 		if err == nil && !meta.IsPostgres(u) {

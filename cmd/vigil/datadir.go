@@ -80,6 +80,9 @@ type config struct {
 	Notify notifyConfig `yaml:"notify"`
 	// Meta says where the metadata database is.
 	Meta metaConfig `yaml:"meta"`
+	// Playbooks are the response playbooks vigil serve runs, and what
+	// they may act on.
+	Playbooks playbooksConfig `yaml:"playbooks"`
 
 	maxSkew time.Duration
 	alerts  alert.Config

@@ -408,21 +408,6 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *tenant != "" {
 		scope = scope.Narrow(*tenant)
 	}
-	seqs, err := dd.db.Seqs(ctx, query.Request{Query: parsed, Scope: scope, From: from, To: to, Limit: math.MaxInt32})
-	if err != nil {
-		return err
-	}
-	if len(seqs) == 0 {
-		return &exitError{1, errors.New("no event matches; nothing written")}
-	}
-	indexes := make([]int64, len(seqs))
-	for i, s := range seqs {
-		indexes[i] = int64(s)
-	}
-	signer, _, vkey, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
-	if err != nil {
-		return err
-	}
 	host, _ := os.Hostname()
 	custody := ledger.Custody{
 		ExportedBy: exporter(),
@@ -434,12 +419,49 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Host:       host,
 		Reason:     *reason,
 	}
-	// The bundle is written beside its name and renamed when complete,
-	// so that a failed export leaves no half bundle to be mistaken for one.
-	tmp := *out + ".part"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	sum, vkey, err := writeEvidence(ctx, dd, d.path(keyFile), query.Request{Query: parsed, Scope: scope, From: from, To: to}, custody, *out)
+	if errors.Is(err, errNoEvents) {
+		return &exitError{1, fmt.Errorf("%w; nothing written", err)}
+	}
 	if err != nil {
 		return err
+	}
+	if sum.WitnessErr != nil {
+		logger.Warn("a witness did not take the bundle's checkpoint", "err", sum.WitnessErr)
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d events (%d redacted), checkpoint of %d records, sha256 %x\nverify it with: vigil verify-bundle --key %s %s\n",
+		*out, sum.Events, sum.Redacted, sum.Checkpoint.Size, sum.SHA256, vkey, *out)
+	return nil
+}
+
+var errNoEvents = errors.New("no event matches")
+
+// writeEvidence writes the evidence bundle of the events req selects to
+// out, signed with the ledger's key (at keyPath), and returns its summary
+// and the key's public half.
+func writeEvidence(ctx context.Context, dd *data, keyPath string, req query.Request, custody ledger.Custody, out string) (*ledger.BundleSummary, string, error) {
+	req.Limit = math.MaxInt32
+	seqs, err := dd.db.Seqs(ctx, req)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(seqs) == 0 {
+		return nil, "", errNoEvents
+	}
+	indexes := make([]int64, len(seqs))
+	for i, s := range seqs {
+		indexes[i] = int64(s)
+	}
+	signer, _, vkey, err := ledger.LoadOrCreateKey(keyPath, ledgerName)
+	if err != nil {
+		return nil, "", err
+	}
+	// The bundle is written beside its name and renamed when complete,
+	// so that a failed export leaves no half bundle to be mistaken for one.
+	tmp := out + ".part"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, "", err
 	}
 	sum, err := ledger.WriteBundle(ctx, f, dd.ledger, indexes, custody, signer, vkey)
 	if err == nil {
@@ -449,18 +471,13 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, *out)
+		err = os.Rename(tmp, out)
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
+		return nil, "", err
 	}
-	if sum.WitnessErr != nil {
-		logger.Warn("a witness did not take the bundle's checkpoint", "err", sum.WitnessErr)
-	}
-	fmt.Fprintf(stdout, "wrote %s: %d events (%d redacted), checkpoint of %d records, sha256 %x\nverify it with: vigil verify-bundle --key %s %s\n",
-		*out, sum.Events, sum.Redacted, sum.Checkpoint.Size, sum.SHA256, vkey, *out)
-	return nil
+	return sum, vkey, nil
 }
 
 // exporter names who runs an export, for the chain of custody: the local

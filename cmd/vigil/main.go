@@ -41,7 +41,9 @@ var commands = []command{
 	{"hunt", "run Sigma rules over stored events", runHunt},
 	{"alerts", "list, acknowledge, resolve and close alerts", runAlerts},
 	{"cases", "open and work cases of alerts", runCases},
-	{"playbooks", "check response playbooks, and show what one would do", runPlaybooks},
+	{"playbooks", "response playbooks: check, test, list runs, kill switch", runPlaybooks},
+	{"approve", "approve the step a playbook run waits on", runApprove},
+	{"reject", "say no to the step a playbook run waits on", runReject},
 	{"version", "print the version", runVersion},
 }
 

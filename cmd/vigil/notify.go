@@ -12,6 +12,7 @@ import (
 	_ "time/tzdata" // quiet hours name time zones, which a host may lack
 
 	"github.com/vigilsec/vigil/alert"
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/notify"
 )
@@ -226,12 +227,18 @@ func secretValue(v string) (string, error) {
 
 // startNotifier wires the alert manager to the channels: new alerts and
 // changes of status go to the channels their routes name, and every
-// delivery is recorded. The returned function stops it, delivering what
-// is queued first for a while.
-func startNotifier(m *alert.Manager, mdb *meta.DB, cfg notifyConfig, logger *slog.Logger) (func(), error) {
+// delivery is recorded. It returns the dispatcher (nil without
+// channels), which playbooks send through too, and its channels' names.
+// The returned function stops it, delivering what is queued first for a
+// while.
+func startNotifier(m *alert.Manager, mdb *meta.DB, cfg notifyConfig, logger *slog.Logger) (*notify.Dispatcher, []string, func(), error) {
 	chans, routes, err := cfg.build()
 	if err != nil || len(chans) == 0 {
-		return func() {}, err
+		return nil, nil, func() {}, err
+	}
+	names := make([]string, len(chans))
+	for i, c := range chans {
+		names[i] = c.Name()
 	}
 	d := notify.NewDispatcher(chans, notify.Options{
 		Logger: logger,
@@ -245,9 +252,9 @@ func startNotifier(m *alert.Manager, mdb *meta.DB, cfg notifyConfig, logger *slo
 	})
 	n := &alert.Notifier{Routes: routes, Dispatcher: d, Manager: m, Link: cfg.Link}
 	opened := m.OnNew
-	m.OnNew = func(as []meta.Alert) {
+	m.OnNew = func(as []meta.Alert, events []*event.Event) {
 		if opened != nil {
-			opened(as)
+			opened(as, events)
 		}
 		n.Opened(as)
 	}
@@ -271,7 +278,7 @@ func startNotifier(m *alert.Manager, mdb *meta.DB, cfg notifyConfig, logger *slo
 			}
 		}
 	}()
-	return func() {
+	return d, names, func() {
 		cancel()
 		<-ticked
 		d.Close(10 * time.Second)

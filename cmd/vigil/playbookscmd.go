@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/vigilsec/vigil/event"
@@ -20,10 +27,226 @@ import (
 var playbooksCommands = []command{
 	{"lint", "check playbook files", runPlaybooksLint},
 	{"test", "show what a playbook would do for an event, calling nothing", runPlaybooksTest},
+	{"runs", "list playbook runs, most recently updated first", runPlaybooksRuns},
+	{"show", "show a run's steps: inputs, outputs, approvals, errors", runPlaybooksShow},
+	{"run", "start a playbook on an alert (through the running server)", runPlaybooksRun},
+	{"kill", "turn the kill switch on or off: while on, no playbook acts", runPlaybooksKill},
 }
 
 func runPlaybooks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runSubcommand(ctx, "playbooks", "Response playbooks: steps that act when an alert opens.", playbooksCommands, args, stdout, stderr)
+}
+
+func runPlaybooksRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("playbooks runs", stderr)
+	var d dataFlags
+	d.register(fs)
+	status := fs.String("status", "", "the statuses to list, comma-separated (waiting, running, done, failed, …); default all")
+	tenant := fs.String("tenant", "", "list this tenant's runs only (default every tenant's)")
+	name := fs.String("playbook", "", "list this playbook's runs only")
+	limit := fs.Int("limit", 100, "list at most this many")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil playbooks runs [--data DIR] [--status S,...] [--tenant T] [--playbook NAME] [--limit N]\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	q := meta.RunQuery{AllTenants: *tenant == "", Playbook: *name, Limit: *limit, Steps: true}
+	if *tenant != "" {
+		q.Tenants = []string{*tenant}
+	}
+	if *status != "" {
+		q.Status = strings.Split(*status, ",")
+	}
+	db, err := openExistingMeta(ctx, &d, stderr)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rs, err := db.Runs(ctx, q)
+	if err != nil {
+		return err
+	}
+	if len(rs) == 0 {
+		fmt.Fprintln(stdout, "no playbook runs")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tPLAYBOOK\tTENANT\tALERT\tCASE\tSTEPS\tUPDATED")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Playbook, tenantOrAll(r.Tenant), cmp.Or(r.AlertID, "-"),
+			cmp.Or(r.CaseID, "-"), stepsText(r.Steps), r.Updated.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// stepsText summarizes a run's steps: each one's name and status.
+func stepsText(ss []meta.RunStep) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = s.Name + ":" + s.Status
+	}
+	return strings.Join(parts, " ")
+}
+
+func runPlaybooksShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("playbooks show", stderr)
+	var d dataFlags
+	d.register(fs)
+	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: vigil playbooks show [--data DIR] RUN_ID") }
+	id, err := parseOneArg(fs, args)
+	if err != nil {
+		return err
+	}
+	db, err := openExistingMeta(ctx, &d, stderr)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rs, err := db.Runs(ctx, meta.RunQuery{AllTenants: true, ID: id, Limit: 1, Steps: true})
+	if err != nil {
+		return err
+	}
+	if len(rs) == 0 {
+		return &exitError{1, fmt.Errorf("no playbook run %s", id)}
+	}
+	r := rs[0]
+	fmt.Fprintf(stdout, "run %s of playbook %s: %s\n", r.ID, r.Playbook, r.Status)
+	fmt.Fprintf(stdout, "  started %s by %s; tenant %s; alert %s; case %s\n", r.Created.Format(time.RFC3339), r.Actor, tenantOrAll(r.Tenant),
+		cmp.Or(r.AlertID, "-"), cmp.Or(r.CaseID, "-"))
+	if r.Error != "" {
+		fmt.Fprintf(stdout, "  %s\n", r.Error)
+	}
+	for _, s := range r.Steps {
+		fmt.Fprintf(stdout, "%d. %s: %s (%s) %s", s.Index+1, s.Name, s.Action, s.Mode, s.Status)
+		if s.Attempts > 0 {
+			fmt.Fprintf(stdout, " after %d attempts", s.Attempts)
+		}
+		if s.Approver != "" {
+			fmt.Fprintf(stdout, ", approved by %s", s.Approver)
+		}
+		if s.Status == playbook.Waiting {
+			fmt.Fprintf(stdout, " until %s; vigil approve %s", s.Expires.Format(time.RFC3339), r.ID)
+		}
+		fmt.Fprintln(stdout)
+		for _, k := range slices.Sorted(maps.Keys(s.Inputs)) {
+			fmt.Fprintf(stdout, "     %s: %s\n", k, s.Inputs[k])
+		}
+		for _, k := range slices.Sorted(maps.Keys(s.Outputs)) {
+			fmt.Fprintf(stdout, "     → %s: %s\n", k, s.Outputs[k])
+		}
+		if s.Error != "" {
+			fmt.Fprintf(stdout, "     %s\n", s.Error)
+		}
+	}
+	return nil
+}
+
+// runPlaybooksRun starts a playbook through the running server, which
+// carries runs out.
+func runPlaybooksRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("playbooks run", stderr)
+	var d dataFlags
+	d.register(fs)
+	alertID := fs.String("alert", "", "the alert the playbook acts on (required)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil playbooks run [--data DIR] --alert ID PLAYBOOK\n\nStarts the playbook on the alert in the 'vigil serve' running on the data directory.")
+	}
+	name, err := parseOneArg(fs, args)
+	if err != nil {
+		return err
+	}
+	if *alertID == "" {
+		fs.Usage()
+		return errUsage
+	}
+	body, _ := json.Marshal(map[string]string{"alert_id": *alertID})
+	return serverRunCommand(ctx, &d, stdout, http.MethodPost, "/api/v1/playbooks/"+url.PathEscape(name)+"/run", body)
+}
+
+// runApprove approves the step a run waits on, through the running
+// server, which carries the run on.
+func runApprove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return decideCommand(ctx, "approve", args, stdout, stderr)
+}
+
+func runReject(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return decideCommand(ctx, "reject", args, stdout, stderr)
+}
+
+func decideCommand(ctx context.Context, action string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(action, stderr)
+	var d dataFlags
+	d.register(fs)
+	reason := fs.String("reason", "", "why (recorded with the decision)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: vigil %s [--data DIR] [--reason TEXT] RUN_ID\n\nDecides the step a playbook run waits on, in the 'vigil serve' running on the\ndata directory. 'vigil playbooks runs --status waiting' lists the runs waiting.\n", action)
+	}
+	id, err := parseOneArg(fs, args)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]string{"reason": *reason})
+	return serverRunCommand(ctx, &d, stdout, http.MethodPost, "/api/v1/playbook-runs/"+url.PathEscape(id)+"/"+action, body)
+}
+
+// serverRunCommand sends a request about a run to the running server and
+// prints the run it answers with.
+func serverRunCommand(ctx context.Context, d *dataFlags, stdout io.Writer, method, path string, body []byte) error {
+	base, token := d.server(ctx)
+	if base == "" {
+		return fmt.Errorf("no 'vigil serve' answers on %s: playbook runs are carried out by the server", d.dir)
+	}
+	resp, err := serverDo(ctx, method, base, token, path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	var r meta.Run
+	if err := json.NewDecoder(resp).Decode(&r); err != nil {
+		return fmt.Errorf("reading the server's answer: %w", err)
+	}
+	fmt.Fprintf(stdout, "run %s of playbook %s: %s\n", r.ID, r.Playbook, r.Status)
+	return nil
+}
+
+func runPlaybooksKill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("playbooks kill", stderr)
+	var d dataFlags
+	d.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil playbooks kill [--data DIR] on|off|status\n\nThe kill switch: while on, no playbook step acts (dry runs go on), and a run\nthat reaches an act ends halted. It is kept in the metadata database, so it\nholds at once for every vigil serve on it, and across restarts.")
+	}
+	arg, err := parseOneArg(fs, args)
+	if err != nil {
+		return err
+	}
+	if arg != "on" && arg != "off" && arg != "status" {
+		fs.Usage()
+		return errUsage
+	}
+	db, err := openExistingMeta(ctx, &d, stderr)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if arg != "status" {
+		if err := db.SetSetting(ctx, meta.Setting{Name: playbook.KillSwitch, Value: arg, Actor: localUser(), Updated: time.Now().UTC()}); err != nil {
+			return err
+		}
+	}
+	s, err := db.Setting(ctx, playbook.KillSwitch)
+	if err != nil {
+		return err
+	}
+	state := cmp.Or(s.Value, "off")
+	if s.Updated.IsZero() {
+		fmt.Fprintf(stdout, "kill switch: %s\n", state)
+	} else {
+		fmt.Fprintf(stdout, "kill switch: %s (set by %s at %s)\n", state, s.Actor, s.Updated.Format(time.RFC3339))
+	}
+	return nil
 }
 
 func runPlaybooksLint(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -82,11 +82,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Deferred before the data is: the detections of the last events
 	// stored at shutdown are still notified.
-	stopNotify, err := startNotifier(alerts, mdb, cfg.Notify, logger)
+	dispatcher, channels, stopNotify, err := startNotifier(alerts, mdb, cfg.Notify, logger)
 	if err != nil {
 		return err
 	}
 	defer stopNotify()
+	// Playbooks run on the alerts opened from here on; those opened
+	// before their runner is ready (as the store catches up) wait.
+	gate := &playbookGate{}
+	notified := alerts.OnNew
+	alerts.OnNew = func(as []meta.Alert, evs []*event.Event) {
+		notified(as, evs)
+		gate.opened(as, evs)
+	}
 	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: detectionSinks{&detectionSink{db: mdb, log: logger}, alerts}, Logger: logger, Registerer: reg})
 
 	dd, err := openData(ctx, &d, cfg, logger, reg, runner.Process)
@@ -154,6 +162,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			logger.Error("storing the last accepted events; the store catches up at the next start", "err", err)
 		}
 	}()
+
+	// Stopped before the intake is: the runs' records go to the ledger
+	// through it.
+	playbooks, stopPlaybooks, err := startPlaybooks(ctx, playbookDeps{cfg: cfg, dataDir: &d, mdb: mdb, alerts: alerts, dispatcher: dispatcher,
+		channels: channels, intake: intake, data: dd, logger: logger, reg: reg}, gate)
+	if err != nil {
+		return err
+	}
+	defer stopPlaybooks()
 
 	// Syslog listeners and pull sources; SIGHUP reloads them from the
 	// config file (tokens need no reload: each request reads them).
@@ -245,6 +262,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Sources:    intake.Sources,
 		Detections: mdb,
 		Alerts:     alerts,
+		Playbooks:  playbooks,
 		Hunter:     db,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,

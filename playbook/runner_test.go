@@ -1,0 +1,462 @@
+package playbook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/alert"
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/meta"
+)
+
+// fakeExec stands in for the clouds' executors: it records each call and
+// answers with the errors queued for its action, then success.
+type fakeExec struct {
+	mu    sync.Mutex
+	calls []string // action k=v …
+	fail  map[string][]error
+	block bool // wait for the context to end
+}
+
+func (f *fakeExec) Run(ctx context.Context, action string, in map[string]string) (map[string]string, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, action+" "+formatInputs(in))
+	var err error
+	if q := f.fail[action]; len(q) > 0 {
+		err, f.fail[action] = q[0], q[1:]
+	}
+	block := f.block
+	f.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"acted": action}, nil
+}
+
+func (f *fakeExec) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+// fakeBuiltins records notifications.
+type fakeBuiltins struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+func (b *fakeBuiltins) Notify(ctx context.Context, channel, title, text, link string, run *meta.Run) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent = append(b.sent, channel+": "+text)
+	return nil
+}
+
+func (b *fakeBuiltins) Search(ctx context.Context, tenant, query string, from, to time.Time, limit int) (int, []string, error) {
+	return 3, []string{"action=CreateAccessKey"}, nil
+}
+
+func (b *fakeBuiltins) Export(ctx context.Context, tenant, query string, from, to time.Time) (string, int, error) {
+	return "bundle.zip", 3, nil
+}
+
+type harness struct {
+	t       *testing.T
+	db      *meta.DB
+	alerts  *alert.Manager
+	exec    *fakeExec
+	runner  *Runner
+	ev      *event.Event
+	mu      sync.Mutex
+	now     time.Time
+	records []Record
+	asked   []Approval
+}
+
+func newHarness(t *testing.T, opts Options, files ...string) *harness {
+	t.Helper()
+	ctx := context.Background()
+	db, err := meta.Open(ctx, filepath.Join(t.TempDir(), "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	am, err := alert.NewManager(ctx, db, alert.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, db: db, alerts: am, exec: &fakeExec{fail: map[string][]error{}}, ev: createKeyEvent(t),
+		now: time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC)}
+	opts.DB, opts.Cases, opts.Builtins = db, am, &fakeBuiltins{}
+	if opts.Executors == nil {
+		opts.Executors = map[string]Executor{}
+		for name, a := range Actions {
+			if !a.Internal {
+				opts.Executors[name] = h.exec
+			}
+		}
+	}
+	opts.Audit = func(_ context.Context, r Record) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.records = append(h.records, r)
+		return nil
+	}
+	opts.Ask = func(a Approval) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.asked = append(h.asked, a)
+	}
+	opts.Now = func() time.Time {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.now
+	}
+	opts.Backoff = func(int) time.Duration { return 0 }
+	h.runner = NewRunner(opts)
+	var ps []*Playbook
+	for _, f := range files {
+		p, err := Parse(fmt.Sprintf("playbook%d.yml", len(ps)+1), []byte(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	h.runner.SetPlaybooks(ps)
+	return h
+}
+
+func (h *harness) advance(d time.Duration) {
+	h.mu.Lock()
+	h.now = h.now.Add(d)
+	h.mu.Unlock()
+}
+
+// alert records an alert of the backdoor-key rule for the event, as the
+// alert manager would, and hands it to the runner.
+func (h *harness) alert(id string) *meta.Run {
+	h.t.Helper()
+	a := meta.Alert{ID: id, Tenant: "acme", RuleID: "1bc4d2e3-23a1-40b8-9e99-6406cc022632", Title: "Access key created for another user",
+		Severity: "medium", Key: id, Status: "open", Count: 1, FirstSeen: h.ev.Time, LastSeen: h.ev.Time, Created: h.now, Updated: h.now,
+		Group: map[string]string{"vigil.actor": h.ev.Actor.Name}, Context: map[string]string{"vigil.environment": "prod"}}
+	if err := h.db.SaveAlerts(context.Background(), []meta.Alert{a}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.runner.Opened([]meta.Alert{a}, []*event.Event{h.ev})
+	h.runner.Wait()
+	rs, err := h.runner.Runs(context.Background(), meta.RunQuery{AllTenants: true, AlertID: id, Steps: true})
+	if err != nil || len(rs) != 1 {
+		h.t.Fatalf("runs of alert %s: %v %v", id, rs, err)
+	}
+	return &rs[0]
+}
+
+func (h *harness) run(id string) *meta.Run {
+	h.t.Helper()
+	r, err := h.runner.Run(context.Background(), nil, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// timeline returns the texts of a case's entries.
+func (h *harness) timeline(caseID string) string {
+	h.t.Helper()
+	_, es, err := h.alerts.Case(context.Background(), nil, caseID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "%s %s: %s\n", e.Kind, e.Actor, e.Text)
+	}
+	return b.String()
+}
+
+func (h *harness) kinds() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, r := range h.records {
+		out = append(out, strings.TrimSpace(r.Kind+" "+r.Step))
+	}
+	return out
+}
+
+const backdoorKey = `
+name: deactivate
+mode: approve
+approval: {channels: [oncall], expires: 1h}
+trigger: {rules: [1bc4d2e3-23a1-40b8-9e99-6406cc022632]}
+steps:
+  - name: tell
+    action: notify
+    mode: auto
+    with: {channel: oncall, text: "{{ .Event.Actor.Name }} created a key for {{ .Event.Raw.requestParameters.userName }}"}
+  - name: deactivate
+    action: aws.iam.deactivate_access_key
+    retries: 2
+    with:
+      user: "{{ .Event.Raw.requestParameters.userName }}"
+      access_key_id: "{{ .Event.Raw.responseElements.accessKey.accessKeyId }}"
+      account: "{{ .Event.Cloud.Account }}"
+`
+
+// TestApproval: a destructive step waits, with a case opened and the
+// approvers asked; approved, it acts once with the event's key; a second
+// run for the same key does not act again; every change is recorded.
+func TestApproval(t *testing.T) {
+	h := newHarness(t, Options{}, backdoorKey)
+	run := h.alert("a1")
+	if run.Status != Waiting || run.Steps[0].Status != Done || run.Steps[1].Status != Waiting {
+		t.Fatalf("run %s, steps %s", run.Status, stepsOf(run))
+	}
+	if h.exec.count() != 0 {
+		t.Fatalf("acted before approval: %v", h.exec.calls)
+	}
+	if len(h.asked) != 1 || h.asked[0].Channels[0] != "oncall" || h.asked[0].Step.Name != "deactivate" {
+		t.Errorf("asked %+v", h.asked)
+	}
+	if run.CaseID == "" || !strings.Contains(h.timeline(run.CaseID), "waits for approval of step deactivate") {
+		t.Fatalf("case %q: %s", run.CaseID, h.timeline(run.CaseID))
+	}
+	if _, err := h.runner.Approve(context.Background(), []string{"other"}, run.ID, "eve"); !errors.Is(err, meta.ErrNotFound) {
+		t.Errorf("another tenant's approval: %v", err)
+	}
+	if _, err := h.runner.Approve(context.Background(), []string{"acme"}, run.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	h.runner.Wait()
+	run = h.run(run.ID)
+	want := "aws.iam.deactivate_access_key access_key_id=AKIAL80DWDVKKM0UXEER account=" + h.ev.Cloud.Account + " user=stratus-red-team-backdoor-u-user"
+	if run.Status != Done || len(h.exec.calls) != 1 || h.exec.calls[0] != want {
+		t.Fatalf("run %s %s; calls %q, want %q", run.Status, run.Error, h.exec.calls, want)
+	}
+	if s := run.Steps[1]; s.Approver != "alice" || s.Attempts != 1 || s.Outputs["acted"] == "" {
+		t.Errorf("step %+v", s)
+	}
+	if _, err := h.runner.Approve(context.Background(), nil, run.ID, "alice"); !errors.Is(err, ErrNotWaiting) {
+		t.Errorf("approving a run done: %v", err)
+	}
+	wantKinds := []string{"run.started", "step.done tell", "step.waiting deactivate", "step.approved deactivate", "step.done deactivate", "run.done"}
+	if got := h.kinds(); !slices.Equal(got, wantKinds) {
+		t.Errorf("records %q, want %q", got, wantKinds)
+	}
+	tl := h.timeline(run.CaseID)
+	for _, want := range []string{"alice approved step deactivate", "deactivate (aws.iam.deactivate_access_key", ": done", "ended done"} {
+		if !strings.Contains(tl, want) {
+			t.Errorf("timeline lacks %q:\n%s", want, tl)
+		}
+	}
+
+	// The same key again: it is not deactivated twice, nor is anyone
+	// asked to approve what is done.
+	again := h.alert("a2")
+	if again.Status != Done || again.Steps[1].Status != Skipped || !strings.Contains(again.Steps[1].Error, run.ID) || h.exec.count() != 1 {
+		t.Errorf("second run: %s (%s), %d calls", stepsOf(again), again.Steps[1].Error, h.exec.count())
+	}
+}
+
+func stepsOf(r *meta.Run) string {
+	var parts []string
+	for _, s := range r.Steps {
+		parts = append(parts, s.Name+":"+s.Status)
+	}
+	return strings.Join(parts, " ")
+}
+
+// TestRejectAndExpire: a step said no to, or not approved in time, never
+// acts, and its run ends so.
+func TestRejectAndExpire(t *testing.T) {
+	h := newHarness(t, Options{}, backdoorKey)
+	run := h.alert("a1")
+	if _, err := h.runner.Reject(context.Background(), nil, run.ID, "bob", "it is our deploy key"); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.run(run.ID); r.Status != Rejected || r.Steps[1].Status != Rejected || r.Steps[1].Approver != "bob" {
+		t.Errorf("rejected: %s %s", r.Status, stepsOf(r))
+	}
+	late := h.alert("a2")
+	h.advance(61 * time.Minute) // the playbook's approvals expire in an hour
+	if _, err := h.runner.Approve(context.Background(), nil, late.ID, "alice"); !errors.Is(err, ErrNotWaiting) {
+		t.Errorf("a late approval: %v", err)
+	}
+	if r := h.run(late.ID); r.Status != Expired || r.Steps[1].Status != Expired {
+		t.Errorf("expired: %s %s", r.Status, stepsOf(r))
+	}
+	third := h.alert("a3")
+	h.advance(2 * time.Hour)
+	if err := h.runner.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.run(third.ID); r.Status != Expired {
+		t.Errorf("after a tick: %s", r.Status)
+	}
+	if h.exec.count() != 0 {
+		t.Errorf("acted: %v", h.exec.calls)
+	}
+}
+
+const autoDeactivate = `
+name: auto-deactivate
+mode: auto
+trigger: {rules: [1bc4d2e3-23a1-40b8-9e99-6406cc022632]}
+steps:
+  - name: deactivate
+    action: aws.iam.deactivate_access_key
+    mode: auto
+    retries: 2
+    timeout: 50ms
+    with:
+      user: "{{ .Event.Raw.requestParameters.userName }}"
+      access_key_id: "{{ .Event.Raw.responseElements.accessKey.accessKeyId }}"
+`
+
+// TestDenyList: a break-glass principal on the deny list is never acted
+// on, even by an automatic playbook when a rule fires on it.
+func TestDenyList(t *testing.T) {
+	for _, deny := range []string{"stratus-red-team-backdoor-u-*", "arn:aws:iam::*:user/stratus-*", "AKIAL80DWDVKKM0UXEER"} {
+		h := newHarness(t, Options{Deny: []string{"break-glass", deny}}, autoDeactivate)
+		run := h.alert("a1")
+		if run.Status != Refused || run.Steps[0].Status != Refused || !strings.Contains(run.Steps[0].Error, "deny list") {
+			t.Errorf("deny %s: run %s %s: %s", deny, run.Status, stepsOf(run), run.Steps[0].Error)
+		}
+		if h.exec.count() != 0 {
+			t.Errorf("deny %s: acted %v", deny, h.exec.calls)
+		}
+		if run.CaseID == "" || !strings.Contains(h.timeline(run.CaseID), "refused") {
+			t.Errorf("deny %s: the refusal is not in a case", deny)
+		}
+	}
+	h := newHarness(t, Options{Allow: []string{"sandbox-*"}}, autoDeactivate)
+	if run := h.alert("a1"); run.Status != Refused || h.exec.count() != 0 {
+		t.Errorf("off the allow list: %s", run.Status)
+	}
+}
+
+// TestFailures: throttling is retried; a refusal (403) is not; a timeout
+// is retried for an idempotent action only; each ends in a clear state,
+// recorded in the case.
+func TestFailures(t *testing.T) {
+	throttled := &APIError{Service: "aws", Status: 400, Code: "Throttling", Message: "Rate exceeded"}
+	denied := &APIError{Service: "aws", Status: 403, Code: "AccessDenied", Message: "not authorized to perform iam:UpdateAccessKey"}
+
+	h := newHarness(t, Options{}, autoDeactivate)
+	h.exec.fail["aws.iam.deactivate_access_key"] = []error{throttled, throttled}
+	run := h.alert("a1")
+	if run.Status != Done || run.Steps[0].Attempts != 3 || !strings.Contains(run.Steps[0].Error, "Throttling") {
+		t.Errorf("throttled twice: %s, %+v", run.Status, run.Steps[0])
+	}
+
+	h = newHarness(t, Options{}, autoDeactivate)
+	h.exec.fail["aws.iam.deactivate_access_key"] = []error{denied}
+	run = h.alert("a1")
+	if run.Status != Failed || run.Steps[0].Attempts != 1 || !strings.Contains(run.Error, "AccessDenied") {
+		t.Errorf("denied: %s %q, %+v", run.Status, run.Error, run.Steps[0])
+	}
+	if tl := h.timeline(run.CaseID); !strings.Contains(tl, "AccessDenied") || !strings.Contains(tl, "ended failed") {
+		t.Errorf("the failure is not in the case:\n%s", tl)
+	}
+
+	h = newHarness(t, Options{}, autoDeactivate)
+	h.exec.block = true
+	run = h.alert("a1")
+	if run.Status != Failed || run.Steps[0].Attempts != 3 || !strings.Contains(run.Steps[0].Error, "no answer within 50ms") {
+		t.Errorf("timing out: %s, %+v", run.Status, run.Steps[0])
+	}
+
+	snap := strings.NewReplacer("aws.iam.deactivate_access_key", "aws.ec2.snapshot", "user:", "instance_id:", "access_key_id:", "description:").Replace(autoDeactivate)
+	h = newHarness(t, Options{}, snap)
+	h.exec.block = true
+	run = h.alert("a1")
+	if run.Status != Failed || run.Steps[0].Attempts != 1 || !strings.Contains(run.Steps[0].Error, "would act twice") {
+		t.Errorf("a snapshot timing out: %s, %+v", run.Status, run.Steps[0])
+	}
+}
+
+// TestKillSwitchAndRateLimit: with the kill switch on nothing acts; past
+// the hourly limit, automatic containment waits for a person.
+func TestKillSwitchAndRateLimit(t *testing.T) {
+	h := newHarness(t, Options{MaxPerHour: 1}, autoDeactivate)
+	ctx := context.Background()
+	if err := h.runner.Kill(ctx, true, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if run := h.alert("a1"); run.Status != Halted || h.exec.count() != 0 {
+		t.Errorf("killed: %s, %d calls", run.Status, h.exec.count())
+	}
+	if err := h.runner.Kill(ctx, false, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if run := h.alert("a2"); run.Status != Done || h.exec.count() != 1 {
+		t.Errorf("first: %s, %d calls", run.Status, h.exec.count())
+	}
+	// Another key: the limit of one an hour is reached.
+	other := strings.Replace(autoDeactivate, `"{{ .Event.Raw.requestParameters.userName }}"`, "bob", 1)
+	h.runner.SetPlaybooks(mustParse(t, other))
+	run := h.alert("a3")
+	if run.Status != Waiting || !strings.Contains(run.Steps[0].Error, "containment actions in the last hour") || h.exec.count() != 1 {
+		t.Errorf("past the limit: %s %s, %d calls", run.Status, run.Steps[0].Error, h.exec.count())
+	}
+}
+
+func mustParse(t *testing.T, files ...string) []*Playbook {
+	t.Helper()
+	var ps []*Playbook
+	for _, f := range files {
+		p, err := Parse("p.yml", []byte(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// noNetwork fails the test on any HTTP request made through the default
+// transport while it is in force.
+func noNetwork(t *testing.T) {
+	orig := http.DefaultTransport
+	http.DefaultTransport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		t.Errorf("a network call to %s", r.URL)
+		return nil, errors.New("no network in a dry run")
+	})
+	t.Cleanup(func() { http.DefaultTransport = orig })
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestDryRun: a dry-run playbook records what each step would do, with
+// its inputs, and calls nothing: not the executors, not the network.
+func TestDryRun(t *testing.T) {
+	noNetwork(t)
+	dry := strings.Replace(autoDeactivate, "mode: auto\ntrigger", "mode: dry-run\ntrigger", 1) + `
+  - name: ticket
+    action: http
+    with: {url: "http://127.0.0.1:1/ticket", body: "{}"}
+`
+	h := newHarness(t, Options{}, dry)
+	h.runner.opts.Executors["http"] = &HTTP{}
+	run := h.alert("a1")
+	if run.Status != Done || run.Steps[0].Status != DryRun || run.Steps[1].Status != DryRun || h.exec.count() != 0 {
+		t.Fatalf("dry run: %s %s, %d calls", run.Status, stepsOf(run), h.exec.count())
+	}
+	if run.Steps[0].Inputs["access_key_id"] != "AKIAL80DWDVKKM0UXEER" {
+		t.Errorf("inputs %v", run.Steps[0].Inputs)
+	}
+}
