@@ -76,7 +76,7 @@ func (f *ec2Fake) answer(action string, form url.Values) (string, *awstest.Query
 }
 
 func newEC2Server(t *testing.T, creds awstest.Credentials) *awstest.QueryServer {
-	return awstest.NewQueryServer(t, ec2API, creds, newEC2Fake().answer)
+	return awstest.NewQueryServer(t, awstest.EC2, creds, newEC2Fake().answer)
 }
 
 // TestEC2Actions: each EC2 action, and aws.tag, makes the calls AWS
@@ -258,7 +258,7 @@ func TestAWSAssumeRole(t *testing.T) {
 		secret  = "temporary-secret"
 		session = "FwoGZXIvYXdzEXAMPLE//////////wEaDvigil-session-token"
 	)
-	stsSrv := awstest.NewQueryServer(t, stsAPI, testKey("sts", "us-east-1"), func(action string, form url.Values) (string, *awstest.QueryError) {
+	stsSrv := awstest.NewQueryServer(t, awstest.STS, testKey("sts", "us-east-1"), func(action string, form url.Values) (string, *awstest.QueryError) {
 		// docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html
 		return fmt.Sprintf(`<AssumeRoleResult><AssumedRoleUser><Arn>arn:aws:sts::111122223333:assumed-role/vigil-responder/%s</Arn>`+
 			`<AssumedRoleId>AROA3XFRBF535PLBIFPI4:%[1]s</AssumedRoleId></AssumedRoleUser>`+
@@ -270,7 +270,7 @@ func TestAWSAssumeRole(t *testing.T) {
 	temp := func(service string) awstest.Credentials {
 		return awstest.Credentials{KeyID: keyID, Secret: secret, SessionToken: session, Region: "us-east-1", Service: service}
 	}
-	iamSrv := awstest.NewQueryServer(t, iamAPI, temp("iam"), nil)
+	iamSrv := awstest.NewQueryServer(t, awstest.IAM, temp("iam"), nil)
 	ec2Srv := newEC2Server(t, temp("ec2"))
 	a := testAWS("test-secret", map[string]string{"sts": stsSrv.URL, "iam": iamSrv.URL, "ec2": ec2Srv.URL})
 	a.Accounts = map[string]string{"111122223333": role}
@@ -343,7 +343,7 @@ func TestAWSFailures(t *testing.T) {
 			srv := map[string]*awstest.QueryServer{
 				"iam": newIAMServer(t),
 				"ec2": newEC2Server(t, testKey("ec2", "us-east-1")),
-				"sts": awstest.NewQueryServer(t, stsAPI, testKey("sts", "us-east-1"), nil),
+				"sts": awstest.NewQueryServer(t, awstest.STS, testKey("sts", "us-east-1"), nil),
 			}
 			srv[tc.service].Refuse(tc.refuse, &tc.err)
 			a := testAWS("test-secret", map[string]string{"iam": srv["iam"].URL, "ec2": srv["ec2"].URL, "sts": srv["sts"].URL})

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/awstest"
+	"github.com/vigilsec/vigil/notify"
+)
+
+// TestServePlaybooks, end to end: the Stratus "create an access key for
+// another user" trail, sent to a running vigil, opens an alert whose
+// playbook waits for approval and asks for it (with a link) on a
+// webhook; approved through the API, it calls IAM's UpdateAccessKey with
+// Status=Inactive and the key the trail created, on a local stand-in for
+// IAM that checks the call as AWS documents it (the Query API's form,
+// SigV4 recomputed with the test credentials: the real IAM is out of a
+// test's reach). The run, its steps and its records are in the API, the
+// case timeline and the ledger; a principal on the deny list is never
+// acted on.
+func TestServePlaybooks(t *testing.T) {
+	needFixtures(t)
+	creds := awstest.Credentials{KeyID: "AKIDVIGILTEST0000001", Secret: "test-secret", Region: "us-east-1", Service: "iam"}
+	iam := awstest.NewQueryServer(t, awstest.IAM, creds, nil)
+	// The standard chain finds the key in the environment, and never
+	// looks further (no shared files, no instance metadata).
+	t.Setenv("AWS_ACCESS_KEY_ID", creds.KeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", creds.Secret)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+	var hook hookLog
+	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if got := r.Header.Get("X-Vigil-Signature"); got != notify.Sign("hook secret", r.Header.Get("X-Vigil-Timestamp"), body) {
+			t.Errorf("webhook signature %q", got)
+		}
+		var m map[string]any
+		json.Unmarshal(body, &m)
+		hook.add(m)
+	}))
+	defer hookSrv.Close()
+
+	data := t.TempDir()
+	books := filepath.Join(data, "playbooks")
+	if err := os.MkdirAll(books, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pb, err := os.ReadFile("../../playbook/testdata/deactivate-backdoor-key.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb = append(pb, []byte("approval: {channels: [soar]}\n")...)
+	if err := os.WriteFile(filepath.Join(books, "backdoor.yml"), pb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`notify:
+  link: https://vigil.example.com
+  channels:
+    - {name: soar, type: webhook, url: %q, secret: "hook secret"}
+    - {name: oncall, type: webhook, url: %q, secret: "hook secret"}
+playbooks:
+  dir: %s
+  deny: [break-glass-*]
+  aws:
+    region: us-east-1
+    endpoints: {iam: %q}
+`, hookSrv.URL+"/soar", hookSrv.URL+"/oncall", books, iam.URL)
+	if err := os.WriteFile(filepath.Join(data, configFile), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int)
+	var serveOut, serveErr syncBuffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, &serveOut, &serveErr)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	if err := waitFile(filepath.Join(data, addrFile)); err != nil {
+		t.Fatal(err)
+	}
+	base, token := (&dataFlags{dir: data}).server(ctx)
+	if base == "" {
+		t.Fatalf("no server: %s", serveErr.String())
+	}
+	call := func(method, path string, body []byte) []byte {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s: %s %s", method, path, resp.Status, out)
+		}
+		return out
+	}
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: never; server log:\n%s", what, serveErr.String())
+			}
+		}
+	}
+	type step struct {
+		Name, Action, Status, Error, Approver string
+		Inputs, Outputs                       map[string]string
+	}
+	type runJSON struct {
+		ID, Status, Playbook string
+		CaseID               string `json:"case_id"`
+		Steps                []step
+	}
+	runs := func() []runJSON {
+		var rs []runJSON
+		if err := json.Unmarshal(call("GET", "/api/v1/playbook-runs", nil), &rs); err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+
+	trail, err := os.ReadFile(filepath.Join(stratus, "aws.persistence.iam-backdoor-user.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	call("POST", "/api/v1/ingest?format=aws.cloudtrail", trail)
+	var rs []runJSON
+	wait("a run waiting for approval", func() bool { rs = runs(); return len(rs) == 1 && rs[0].Status == "waiting" })
+	r := rs[0]
+	if len(iam.TakeCalls()) != 0 {
+		t.Fatal("IAM was called before approval")
+	}
+	if r.Steps[0].Status != "done" || r.Steps[1].Status != "waiting" || r.Steps[1].Inputs["access_key_id"] != "AKIAL80DWDVKKM0UXEER" {
+		t.Fatalf("steps %+v", r.Steps)
+	}
+	wait("the approval request", func() bool {
+		for _, m := range hook.get() {
+			if strings.HasPrefix(fmt.Sprint(m["title"]), "Approve aws.iam.deactivate_access_key") {
+				return m["link"] == "https://vigil.example.com/playbook-runs/"+r.ID
+			}
+		}
+		return false
+	})
+
+	call("POST", "/api/v1/playbook-runs/"+r.ID+"/approve", nil)
+	wait("the run done", func() bool { rs = runs(); return rs[0].Status == "done" })
+	calls := iam.TakeCalls()
+	if len(calls) != 1 {
+		t.Fatalf("%d IAM calls, want 1: %v", len(calls), calls)
+	}
+	want := url.Values{"Action": {"UpdateAccessKey"}, "Version": {"2010-05-08"}, "UserName": {"stratus-red-team-backdoor-u-user"},
+		"AccessKeyId": {"AKIAL80DWDVKKM0UXEER"}, "Status": {"Inactive"}}
+	if calls[0].Encode() != want.Encode() {
+		t.Errorf("IAM call %v, want %v", calls[0], want)
+	}
+	if s := rs[0].Steps[1]; s.Approver != "admin" {
+		t.Errorf("approver %q", s.Approver)
+	}
+	if _, err := serverDo(ctx, http.MethodPost, base, token, "/api/v1/playbook-runs/"+r.ID+"/approve", nil); err == nil || !strings.Contains(err.Error(), "not waiting") {
+		t.Errorf("approving again: %v", err)
+	}
+
+	// The case of the run tells the story.
+	var c struct {
+		Timeline []struct{ Kind, Text string } `json:"timeline"`
+	}
+	json.Unmarshal(call("GET", "/api/v1/cases/"+rs[0].CaseID, nil), &c)
+	var tl strings.Builder
+	for _, e := range c.Timeline {
+		fmt.Fprintf(&tl, "%s: %s\n", e.Kind, e.Text)
+	}
+	for _, want := range []string{"waits for approval of step deactivate", "approved step deactivate", "deactivate (aws.iam.deactivate_access_key", "ended done"} {
+		if !strings.Contains(tl.String(), want) {
+			t.Errorf("case timeline lacks %q:\n%s", want, tl.String())
+		}
+	}
+	// And the ledger keeps every record, searchable.
+	var res struct{ Rows [][]any }
+	wait("the run's records in the store", func() bool {
+		json.Unmarshal(call("GET", "/api/v1/search?q="+url.QueryEscape("source:vigil.playbook")+"&from=-30d", nil), &res)
+		return len(res.Rows) >= 6
+	})
+
+	// vigil playbooks runs and show read the same.
+	var out, errOut bytes.Buffer
+	if code := run(ctx, []string{"playbooks", "show", "--data", data, r.ID}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "2. deactivate: aws.iam.deactivate_access_key (approve) done") || !strings.Contains(out.String(), "→ status: Inactive") {
+		t.Errorf("playbooks show: %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
