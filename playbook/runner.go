@@ -501,6 +501,9 @@ func (r *Runner) execute(ctx context.Context, run *meta.Run, p *Playbook, approv
 			// act twice.
 			status = r.fail(ctx, run, s, "vigil stopped during the step, which may have acted; not tried again, as it would act twice")
 		} else {
+			if s.Status == Running && s.Approver != "" {
+				approver = s.Approver // approved before vigil stopped
+			}
 			status = r.step(ctx, run, &p.Steps[i], s, data, approver)
 		}
 		approver = "" // for this step only
@@ -705,8 +708,10 @@ func (r *Runner) act(ctx context.Context, run *meta.Run, ps *Step, s *meta.RunSt
 			switch {
 			case kind == failUnknown && act.Repeats:
 				why = " (not tried again: it may have acted, and would act twice)"
-			case retry:
+			case retry && attempt > 0:
 				why = fmt.Sprintf(" (gave up after %d attempts)", attempt+1)
+			case retry:
+				why = " (the step allows no retries)"
 			}
 			return r.fail(ctx, run, s, strings.Join(errs, "; ")+why)
 		}

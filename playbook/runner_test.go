@@ -124,7 +124,9 @@ func newHarness(t *testing.T, opts Options, files ...string) *harness {
 		defer h.mu.Unlock()
 		return h.now
 	}
-	opts.Backoff = func(int) time.Duration { return 0 }
+	if opts.Backoff == nil {
+		opts.Backoff = func(int) time.Duration { return 0 }
+	}
 	h.runner = NewRunner(opts)
 	var ps []*Playbook
 	for _, f := range files {
