@@ -140,7 +140,17 @@ type Runner struct {
 	// busy are the runs being carried on, which no one else may take.
 	busy map[string]bool
 	wg   sync.WaitGroup
+	// slots bound the runs acting at once: a burst of alerts queues
+	// rather than opening a connection to a cloud API per alert.
+	slots chan struct{}
+	// acting counts the destructive steps acting now, which the rate
+	// limit counts with those done.
+	limitMu sync.Mutex
+	acting  int
 }
+
+// MaxConcurrent is how many runs act at once.
+const MaxConcurrent = 8
 
 type metrics struct {
 	runs  *prometheus.CounterVec
@@ -173,7 +183,7 @@ func NewRunner(opts Options) *Runner {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(m.runs, m.steps, m.audit)
 	}
-	return &Runner{opts: opts, log: opts.Logger, metrics: m, busy: map[string]bool{}}
+	return &Runner{opts: opts, log: opts.Logger, metrics: m, busy: map[string]bool{}, slots: make(chan struct{}, MaxConcurrent)}
 }
 
 // SetPlaybooks replaces the playbooks alerts trigger and people start.
@@ -316,6 +326,8 @@ func (r *Runner) carryOn(run *meta.Run, p *Playbook, approver string) bool {
 			r.mu.Unlock()
 			r.wg.Done()
 		}()
+		r.slots <- struct{}{}
+		defer func() { <-r.slots }()
 		r.execute(context.Background(), run, p, approver)
 	}()
 	return true
@@ -569,25 +581,43 @@ func (r *Runner) step(ctx context.Context, run *meta.Run, ps *Step, s *meta.RunS
 			return Skipped
 		}
 	}
-	if approver == "" {
-		why := ""
-		switch {
-		case s.Mode == Approve:
-			why = "the step waits for a person's approval"
-		case act.Destructive && r.opts.MaxPerHour > 0:
-			n, err := r.opts.DB.DestructiveSince(ctx, Done, r.opts.Now().Add(-time.Hour))
-			if err != nil {
-				return r.fail(ctx, run, s, err.Error())
-			}
-			if n >= r.opts.MaxPerHour {
-				why = fmt.Sprintf("%d containment actions in the last hour, the most allowed without approval", n)
-			}
+	if approver == "" && s.Mode == Approve {
+		return r.wait(ctx, run, s, "the step waits for a person's approval")
+	}
+	if act.Destructive {
+		why, err := r.reserve(ctx, approver != "")
+		if err != nil {
+			return r.fail(ctx, run, s, err.Error())
 		}
 		if why != "" {
 			return r.wait(ctx, run, s, why)
 		}
+		defer func() {
+			r.limitMu.Lock()
+			r.acting--
+			r.limitMu.Unlock()
+		}()
 	}
 	return r.act(ctx, run, ps, s, act)
+}
+
+// reserve takes a place for a destructive step among those the rate
+// limit allows in the last hour (counting those acting now), or says why
+// it must wait for a person. A step a person approved always has one.
+func (r *Runner) reserve(ctx context.Context, approved bool) (string, error) {
+	r.limitMu.Lock()
+	defer r.limitMu.Unlock()
+	if !approved && r.opts.MaxPerHour > 0 {
+		n, err := r.opts.DB.DestructiveSince(ctx, Done, r.opts.Now().Add(-time.Hour))
+		if err != nil {
+			return "", err
+		}
+		if n+r.acting >= r.opts.MaxPerHour {
+			return fmt.Sprintf("%d containment actions in the last hour, the most allowed without approval", n+r.acting), nil
+		}
+	}
+	r.acting++
+	return "", nil
 }
 
 // offLimits says why a step may not act on its targets, or "".

@@ -109,11 +109,14 @@ type alertsFixture struct {
 	rule                        *detect.Rule
 	at                          time.Time
 	analystA, viewerA, analystB string
+	responderA                  string
 	ids                         map[string]string // alert id by tenant
 	call                        func(method, path, token, body string) (int, string)
 }
 
-func newAlertsFixture(t *testing.T) *alertsFixture {
+// with, if given, adds to the API's options, given the database and the
+// alert manager.
+func newAlertsFixture(t *testing.T, with ...func(*meta.DB, *alert.Manager, *Options)) *alertsFixture {
 	t.Helper()
 	ctx := context.Background()
 	mdb, err := meta.Open(ctx, filepath.Join(t.TempDir(), "meta.db"), nil)
@@ -131,9 +134,10 @@ func newAlertsFixture(t *testing.T) *alertsFixture {
 	}
 	f := &alertsFixture{
 		analystA: secret("ann", "team-a", access.Analyst), viewerA: secret("vic", "team-a", access.Viewer), analystB: secret("bea", "team-b", access.Analyst),
-		rule: &detect.Rule{ID: "r1", Title: "Root Account Used", Level: "critical"},
-		at:   time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC),
-		ids:  map[string]string{},
+		responderA: secret("rex", "team-a", access.Responder),
+		rule:       &detect.Rule{ID: "r1", Title: "Root Account Used", Level: "critical"},
+		at:         time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC),
+		ids:        map[string]string{},
 	}
 	if f.alerts, err = alert.NewManager(ctx, mdb, alert.Config{}, nil); err != nil {
 		t.Fatal(err)
@@ -147,7 +151,11 @@ func newAlertsFixture(t *testing.T) *alertsFixture {
 		{Rule: f.rule, Event: &event.Event{Seq: 1, Tenant: "team-a", Time: f.at, Actor: event.Actor{Name: "root"}}},
 		{Rule: f.rule, Event: &event.Event{Seq: 2, Tenant: "team-b", Time: f.at, Actor: event.Actor{Name: "root"}}},
 	})
-	h := Handler(Options{Store: &fakeStore{}, AdminToken: "admin-secret", Tokens: tokens, Alerts: f.alerts, Gatherer: prometheus.NewRegistry()})
+	opts := Options{Store: &fakeStore{}, AdminToken: "admin-secret", Tokens: tokens, Alerts: f.alerts, Gatherer: prometheus.NewRegistry()}
+	for _, w := range with {
+		w(mdb, f.alerts, &opts)
+	}
+	h := Handler(opts)
 	f.call = func(method, path, token, body string) (int, string) {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
