@@ -320,6 +320,9 @@ func TestActionsEndToEnd(t *testing.T) {
 			if !maps.Equal(s.Outputs, tc.out) {
 				t.Errorf("outputs %v, want %v", s.Outputs, tc.out)
 			}
+			if got, want := slices.Sorted(maps.Keys(s.Outputs)), slices.Sorted(slices.Values(Actions[tc.action].Outputs)); !slices.Equal(got, want) {
+				t.Errorf("outputs %q, but the registry says %q", got, want)
+			}
 			c.check(t, tc.want)
 			c.checkTokens(t, 1)
 			want := []string{"run.started", "step.waiting act", "step.approved act", "step.done act", "run.done"}

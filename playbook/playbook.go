@@ -70,7 +70,11 @@ type Step struct {
 	Timeout time.Duration
 	Retries int
 	OnError string // stop (the default) or continue
-	Line    int
+	// If, when set, is a template the step runs only when it writes
+	// something other than "", "false" or "no": a step that applies to
+	// some events only ({{ if .Event.Raw.responseElements }}yes{{ end }}).
+	If   *template.Template
+	Line int
 	// inputs are the action's inputs, as templates.
 	inputs map[string]*template.Template
 	keys   []string // inputs' names, sorted
@@ -85,6 +89,9 @@ type Action struct {
 	Destructive bool
 	Required    []string
 	Targets     []string
+	// Outputs are the outputs a later step may name ({{ .Steps.NAME.OUTPUT }});
+	// an http step's answer adds its JSON object's fields.
+	Outputs []string
 	// Internal actions act within vigil (a case, a notification, a
 	// search): each run does its own. The others are acts outside, done
 	// once whichever run asks for them again.
@@ -97,23 +104,23 @@ type Action struct {
 
 // Actions are the actions steps may name.
 var Actions = map[string]Action{
-	"notify":                          {Name: "notify", Required: []string{"channel"}, Internal: true},
-	"case.open":                       {Name: "case.open", Required: []string{"title"}, Internal: true},
-	"case.note":                       {Name: "case.note", Required: []string{"text"}, Internal: true},
-	"http":                            {Name: "http", Required: []string{"url"}, Repeats: true},
-	"enrich":                          {Name: "enrich", Required: []string{"query"}, Internal: true},
-	"evidence.export":                 {Name: "evidence.export", Required: []string{"query"}, Internal: true},
-	"aws.iam.deactivate_access_key":   {Name: "aws.iam.deactivate_access_key", Destructive: true, Required: []string{"user", "access_key_id"}, Targets: []string{"user", "access_key_id"}},
-	"aws.iam.delete_login_profile":    {Name: "aws.iam.delete_login_profile", Destructive: true, Required: []string{"user"}, Targets: []string{"user"}},
-	"aws.iam.deny_all":                {Name: "aws.iam.deny_all", Destructive: true, Required: []string{"principal"}, Targets: []string{"principal"}},
-	"aws.iam.revoke_sessions":         {Name: "aws.iam.revoke_sessions", Destructive: true, Required: []string{"role"}, Targets: []string{"role"}},
-	"aws.ec2.isolate":                 {Name: "aws.ec2.isolate", Destructive: true, Required: []string{"instance_id", "security_group"}, Targets: []string{"instance_id"}},
-	"aws.ec2.snapshot":                {Name: "aws.ec2.snapshot", Required: []string{"instance_id"}, Targets: []string{"instance_id"}, Repeats: true},
-	"aws.tag":                         {Name: "aws.tag", Required: []string{"arn", "key", "value"}, Targets: []string{"arn"}},
-	"gcp.iam.disable_key":             {Name: "gcp.iam.disable_key", Destructive: true, Required: []string{"key"}, Targets: []string{"key", "service_account"}},
-	"gcp.iam.disable_service_account": {Name: "gcp.iam.disable_service_account", Destructive: true, Required: []string{"service_account"}, Targets: []string{"service_account"}},
-	"graph.revoke_sessions":           {Name: "graph.revoke_sessions", Destructive: true, Required: []string{"user"}, Targets: []string{"user"}},
-	"graph.disable_user":              {Name: "graph.disable_user", Destructive: true, Required: []string{"user"}, Targets: []string{"user"}},
+	"notify":                          {Name: "notify", Required: []string{"channel"}, Internal: true, Outputs: []string{"channel"}},
+	"case.open":                       {Name: "case.open", Required: []string{"title"}, Internal: true, Outputs: []string{"case", "existing"}},
+	"case.note":                       {Name: "case.note", Required: []string{"text"}, Internal: true, Outputs: []string{"case"}},
+	"http":                            {Name: "http", Required: []string{"url"}, Repeats: true, Outputs: []string{"status", "body"}},
+	"enrich":                          {Name: "enrich", Required: []string{"query"}, Internal: true, Outputs: []string{"count"}},
+	"evidence.export":                 {Name: "evidence.export", Required: []string{"query"}, Internal: true, Outputs: []string{"bundle", "events"}},
+	"aws.iam.deactivate_access_key":   {Name: "aws.iam.deactivate_access_key", Destructive: true, Required: []string{"user", "access_key_id"}, Targets: []string{"user", "access_key_id"}, Outputs: []string{"access_key_id", "status"}},
+	"aws.iam.delete_login_profile":    {Name: "aws.iam.delete_login_profile", Destructive: true, Required: []string{"user"}, Targets: []string{"user"}, Outputs: []string{"user"}},
+	"aws.iam.deny_all":                {Name: "aws.iam.deny_all", Destructive: true, Required: []string{"principal"}, Targets: []string{"principal"}, Outputs: []string{"policy"}},
+	"aws.iam.revoke_sessions":         {Name: "aws.iam.revoke_sessions", Destructive: true, Required: []string{"role"}, Targets: []string{"role"}, Outputs: []string{"policy"}},
+	"aws.ec2.isolate":                 {Name: "aws.ec2.isolate", Destructive: true, Required: []string{"instance_id", "security_group"}, Targets: []string{"instance_id"}, Outputs: []string{"instance_id", "security_group", "previous_groups", "already"}},
+	"aws.ec2.snapshot":                {Name: "aws.ec2.snapshot", Required: []string{"instance_id"}, Targets: []string{"instance_id"}, Repeats: true, Outputs: []string{"instance_id", "snapshots"}},
+	"aws.tag":                         {Name: "aws.tag", Required: []string{"arn", "key", "value"}, Targets: []string{"arn"}, Outputs: []string{"arn", "key", "value"}},
+	"gcp.iam.disable_key":             {Name: "gcp.iam.disable_key", Destructive: true, Required: []string{"key"}, Targets: []string{"key", "service_account"}, Outputs: []string{"key", "state"}},
+	"gcp.iam.disable_service_account": {Name: "gcp.iam.disable_service_account", Destructive: true, Required: []string{"service_account"}, Targets: []string{"service_account"}, Outputs: []string{"service_account", "state"}},
+	"graph.revoke_sessions":           {Name: "graph.revoke_sessions", Destructive: true, Required: []string{"user"}, Targets: []string{"user"}, Outputs: []string{"user", "revoked"}},
+	"graph.disable_user":              {Name: "graph.disable_user", Destructive: true, Required: []string{"user"}, Targets: []string{"user"}, Outputs: []string{"user", "account_enabled"}},
 }
 
 // An Error is a playbook that does not load: the file, the line and why.
@@ -214,6 +221,7 @@ func Parse(file string, data []byte) (*Playbook, error) {
 			Timeout string            `yaml:"timeout"`
 			Retries int               `yaml:"retries"`
 			OnError string            `yaml:"on_error"`
+			If      string            `yaml:"if"`
 			With    map[string]string `yaml:"with"`
 		}
 		if err := decodeStrict(n, &rs); err != nil {
@@ -272,6 +280,13 @@ func Parse(file string, data []byte) (*Playbook, error) {
 			s.keys = append(s.keys, k)
 		}
 		slices.Sort(s.keys)
+		if rs.If != "" {
+			t, err := template.New(s.Name + ".if").Option("missingkey=error").Parse(rs.If)
+			if err != nil {
+				return nil, fail(n.Line, "step %q: if: %v", s.Name, err)
+			}
+			s.If = t
+		}
 		p.Steps = append(p.Steps, s)
 	}
 	return p, nil
@@ -382,10 +397,30 @@ func NewData(a *meta.Alert, ev *event.Event) (*Data, error) {
 
 // A PlannedStep is a step as a run would take it: its inputs written.
 type PlannedStep struct {
-	Step   string            `json:"step"`
-	Action string            `json:"action"`
-	Mode   string            `json:"mode"`
-	Inputs map[string]string `json:"inputs"`
+	// Skipped says the step's if does not hold: it would not run.
+	Skipped bool              `json:"skipped,omitempty"`
+	Step    string            `json:"step"`
+	Action  string            `json:"action"`
+	Mode    string            `json:"mode"`
+	Inputs  map[string]string `json:"inputs"`
+}
+
+// Applies reports whether the step runs for data: it has no If, or its
+// If writes something other than "", "false" or "no". A field the data
+// lacks is an error, as it is in an input.
+func (s *Step) Applies(data *Data) (bool, error) {
+	if s.If == nil {
+		return true, nil
+	}
+	var b strings.Builder
+	if err := s.If.Execute(&b, data); err != nil {
+		return false, fmt.Errorf("step %s: if: %w", s.Name, err)
+	}
+	switch strings.ToLower(strings.TrimSpace(b.String())) {
+	case "", "false", "no":
+		return false, nil
+	}
+	return true, nil
 }
 
 // Inputs writes a step's inputs from data.
@@ -403,17 +438,30 @@ func (s *Step) Inputs(data *Data) (map[string]string, error) {
 
 // Plan returns the steps a run would take for data, their inputs
 // written, calling nothing. Steps whose inputs name the outputs of steps
-// before them are planned with those outputs empty.
+// before them are planned with <step.output> in their place.
 func (p *Playbook) Plan(data *Data) ([]PlannedStep, error) {
 	var out []PlannedStep
 	for i := range p.Steps {
 		s := &p.Steps[i]
+		// Later steps see what the step's outputs will be called.
+		outs := map[string]string{}
+		for _, o := range Actions[s.Action].Outputs {
+			outs[o] = "<" + s.Name + "." + o + ">"
+		}
+		data.Steps[s.Name] = outs
+		ok, err := s.Applies(data)
+		if err != nil {
+			return out, err
+		}
+		if !ok {
+			out = append(out, PlannedStep{Step: s.Name, Action: s.Action, Mode: s.Mode, Skipped: true})
+			continue
+		}
 		in, err := s.Inputs(data)
 		if err != nil {
 			return out, err
 		}
 		out = append(out, PlannedStep{Step: s.Name, Action: s.Action, Mode: s.Mode, Inputs: in})
-		data.Steps[s.Name] = map[string]string{}
 	}
 	return out, nil
 }

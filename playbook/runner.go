@@ -545,6 +545,13 @@ func (r *Runner) execute(ctx context.Context, run *meta.Run, p *Playbook, approv
 // step carries one step through, and returns its status.
 func (r *Runner) step(ctx context.Context, run *meta.Run, ps *Step, s *meta.RunStep, data *Data, approver string) string {
 	act := Actions[s.Action]
+	if ok, err := ps.Applies(data); err != nil {
+		return r.fail(ctx, run, s, err.Error())
+	} else if !ok {
+		s.Status, s.Error, s.Done = Skipped, "its if does not hold", r.opts.Now().UTC()
+		r.stepEnded(ctx, run, s, "vigil")
+		return Skipped
+	}
 	in, err := ps.Inputs(data)
 	if err != nil {
 		return r.fail(ctx, run, s, err.Error())

@@ -209,4 +209,3 @@ playbooks:
 		t.Errorf("playbooks show: %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
-

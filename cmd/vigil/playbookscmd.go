@@ -329,6 +329,10 @@ func runPlaybooksTest(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	plan, err := p.Plan(data)
 	for i, s := range plan {
+		if s.Skipped {
+			fmt.Fprintf(stdout, "%d. %s: %s (%s), skipped: its if does not hold\n", i+1, s.Step, s.Action, s.Mode)
+			continue
+		}
 		fmt.Fprintf(stdout, "%d. %s: %s (%s)\n", i+1, s.Step, s.Action, s.Mode)
 		for _, k := range slices.Sorted(maps.Keys(s.Inputs)) {
 			fmt.Fprintf(stdout, "     %s: %s\n", k, s.Inputs[k])
