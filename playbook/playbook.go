@@ -10,6 +10,7 @@ package playbook
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -272,7 +273,7 @@ func Parse(file string, data []byte) (*Playbook, error) {
 			}
 		}
 		for k, v := range rs.With {
-			t, err := template.New(s.Name + "." + k).Option("missingkey=error").Parse(v)
+			t, err := newTemplate(s.Name + "." + k).Parse(v)
 			if err != nil {
 				return nil, fail(n.Line, "step %q: input %s: %v", s.Name, k, err)
 			}
@@ -281,7 +282,7 @@ func Parse(file string, data []byte) (*Playbook, error) {
 		}
 		slices.Sort(s.keys)
 		if rs.If != "" {
-			t, err := template.New(s.Name + ".if").Option("missingkey=error").Parse(rs.If)
+			t, err := newTemplate(s.Name + ".if").Parse(rs.If)
 			if err != nil {
 				return nil, fail(n.Line, "step %q: if: %v", s.Name, err)
 			}
@@ -290,6 +291,28 @@ func Parse(file string, data []byte) (*Playbook, error) {
 		p.Steps = append(p.Steps, s)
 	}
 	return p, nil
+}
+
+// newTemplate returns a template for an input or an if: a field the data
+// lacks is an error, and a few functions help write them.
+func newTemplate(name string) *template.Template {
+	return template.New(name).Option("missingkey=error").Funcs(funcs)
+}
+
+// funcs are the functions templates may call besides text/template's.
+var funcs = template.FuncMap{
+	"hasPrefix": strings.HasPrefix,
+	"hasSuffix": strings.HasSuffix,
+	"contains":  strings.Contains,
+	"lower":     strings.ToLower,
+	"upper":     strings.ToUpper,
+	// quote writes a value as an exact value of vigil's search language:
+	// quoted, its quotes, backslashes and wildcards escaped, so that an
+	// attacker's user name cannot widen an enrich step's search.
+	"quote": func(v any) string {
+		r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `*`, `\*`, `?`, `\?`)
+		return `"` + r.Replace(fmt.Sprint(v)) + `"`
+	},
 }
 
 var severities = []string{"informational", "low", "medium", "high", "critical"}
@@ -372,7 +395,14 @@ type Data struct {
 	Alert *meta.Alert
 	Event *EventData
 	Steps map[string]map[string]string
+	// Facts are the alert's key facts, whatever its kind: actor, src_ip,
+	// account, environment and action, "" when unknown. A correlation's
+	// alert has no one event, but has its group's facts.
+	Facts map[string]string
 }
+
+// factNames are the keys of Data.Facts.
+var factNames = []string{"actor", "src_ip", "account", "environment", "action"}
 
 // EventData is an event as templates see it.
 type EventData struct {
@@ -383,7 +413,12 @@ type EventData struct {
 // NewData returns the data of a run for an alert and its event (nil for
 // a run without one).
 func NewData(a *meta.Alert, ev *event.Event) (*Data, error) {
-	d := &Data{Alert: a, Steps: map[string]map[string]string{}}
+	d := &Data{Alert: a, Steps: map[string]map[string]string{}, Facts: map[string]string{}}
+	for _, f := range factNames {
+		if a != nil {
+			d.Facts[f] = cmp.Or(a.Group["vigil."+f], a.Context["vigil."+f])
+		}
+	}
 	if ev != nil {
 		d.Event = &EventData{Event: ev}
 		if doc := ev.Document(); len(doc) > 0 {
@@ -444,11 +479,7 @@ func (p *Playbook) Plan(data *Data) ([]PlannedStep, error) {
 	for i := range p.Steps {
 		s := &p.Steps[i]
 		// Later steps see what the step's outputs will be called.
-		outs := map[string]string{}
-		for _, o := range Actions[s.Action].Outputs {
-			outs[o] = "<" + s.Name + "." + o + ">"
-		}
-		data.Steps[s.Name] = outs
+		data.Steps[s.Name] = placeholders(s)
 		ok, err := s.Applies(data)
 		if err != nil {
 			return out, err

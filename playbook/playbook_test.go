@@ -10,6 +10,7 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/query"
 )
 
 // createKeyEvent is the CreateAccessKey call of Stratus Red Team's
@@ -122,6 +123,27 @@ steps:
 		}
 		if strings.Join(got, " ") != want {
 			t.Errorf("mode %s: steps %v, want %s", mode, got, want)
+		}
+	}
+}
+
+// TestQuote: a value quoted for a search cannot be widened or escape its
+// quotes.
+func TestQuote(t *testing.T) {
+	q := funcs["quote"].(func(any) string)
+	for in, want := range map[string]string{
+		`alice`:          `"alice"`,
+		`a"b`:            `"a\"b"`,
+		`*`:              `"\*"`,
+		`x\" OR actor:*`: `"x\\\" OR actor:\*"`,
+	} {
+		if got := q(in); got != want {
+			t.Errorf("quote(%s) = %s, want %s", in, got, want)
+		}
+		parsed, err := query.Parse("actor:" + q(in))
+		c, ok := parsed.Filter.(*query.Compare)
+		if err != nil || !ok || c.Value.HasWildcard() {
+			t.Errorf("actor:%s: %v, %#v", q(in), err, parsed.Filter)
 		}
 	}
 }

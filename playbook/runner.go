@@ -564,7 +564,7 @@ func (r *Runner) step(ctx context.Context, run *meta.Run, ps *Step, s *meta.RunS
 		return Refused
 	}
 	if s.Mode == DryRun {
-		s.Status, s.Done = DryRun, r.opts.Now().UTC()
+		s.Status, s.Done, s.Outputs = DryRun, r.opts.Now().UTC(), placeholders(ps)
 		r.stepEnded(ctx, run, s, "vigil")
 		return DryRun
 	}
@@ -625,6 +625,16 @@ func (r *Runner) reserve(ctx context.Context, approved bool) (string, error) {
 	}
 	r.acting++
 	return "", nil
+}
+
+// placeholders are the outputs a step would give, named, for the steps
+// after a dry run's.
+func placeholders(s *Step) map[string]string {
+	outs := map[string]string{}
+	for _, o := range Actions[s.Action].Outputs {
+		outs[o] = "<" + s.Name + "." + o + ">"
+	}
+	return outs
 }
 
 // offLimits says why a step may not act on its targets, or "".
@@ -913,7 +923,9 @@ func (r *Runner) end(ctx context.Context, run *meta.Run, status, msg string) {
 // ensureCase gives a run that needs a person (a failure, an approval)
 // a case: its alert's, or a new one with its alert.
 func (r *Runner) ensureCase(ctx context.Context, run *meta.Run) {
-	if run.CaseID != "" || r.opts.Cases == nil || run.AlertID == "" {
+	// A rehearsal (every step a dry run) asks nothing of anyone.
+	rehearsal := !slices.ContainsFunc(run.Steps, func(s meta.RunStep) bool { return s.Mode != DryRun })
+	if run.CaseID != "" || r.opts.Cases == nil || run.AlertID == "" || rehearsal {
 		return
 	}
 	var rd runData

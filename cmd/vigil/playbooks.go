@@ -196,6 +196,7 @@ type playbookDeps struct {
 	data       *data
 	logger     *slog.Logger
 	reg        prometheus.Registerer
+	demo       bool // vigil serve --demo: the example playbooks, rehearsed
 }
 
 // startPlaybooks starts the playbook runner: it loads the playbooks
@@ -230,6 +231,17 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 		}
 	}
 	load := func() {
+		if cfg.Dir == "" && deps.demo {
+			// The demo shows what the example playbooks would do, and
+			// does nothing.
+			ps, errs := playbook.LoadFS(playbook.Examples())
+			for _, p := range ps {
+				p.Rehearse()
+			}
+			r.SetPlaybooks(ps)
+			deps.logger.Info("demo: the example playbooks run as dry runs", "playbooks", len(ps), "refused", len(errs))
+			return
+		}
 		if cfg.Dir == "" {
 			return
 		}

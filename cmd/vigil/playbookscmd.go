@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -18,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/parse"
@@ -293,7 +295,7 @@ func runPlaybooksTest(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := newFlags("playbooks test", stderr)
 	eventFile := fs.String("event", "", "a log file whose first event the alert is of (required)")
 	rule := fs.String("rule", "", "the alert's rule id (default the trigger's first)")
-	severity := fs.String("severity", "high", "the alert's severity")
+	severity := fs.String("severity", "high", "the alert's severity (default its rule's level)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: vigil playbooks test --event FILE [--rule ID] [--severity S] PLAYBOOK\n\nShows whether the playbook would run for an alert of the event, and the steps it\nwould take with their inputs written, without calling anything.\n\nFlags:")
 		fs.PrintDefaults()
@@ -315,6 +317,20 @@ func runPlaybooksTest(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	a := &meta.Alert{ID: "test", Tenant: ev.Tenant, RuleID: *rule, Severity: *severity, Status: "open", Count: 1,
 		FirstSeen: ev.Time, LastSeen: ev.Time, Group: map[string]string{"vigil.actor": ev.Actor.Name}}
+	a.Context = map[string]string{}
+	for _, f := range []string{"vigil.actor", "vigil.src_ip", "vigil.account", "vigil.environment", "vigil.action"} {
+		if v, _ := detect.Normalized(ev, f); v != "" {
+			a.Context[f] = v
+		}
+	}
+	// The alert is the one a built-in rule the event matches would open:
+	// the rule named, else one of the trigger's, else the first.
+	if r := builtinRuleFor(ev, a.RuleID, p.Trigger.Rules); r != nil {
+		a.RuleID, a.Title, a.Tags = r.ID, r.Title, r.Tags
+		if r.Level != "" && !flagSet(fs, "severity") {
+			a.Severity = r.Level
+		}
+	}
 	if a.RuleID == "" && len(p.Trigger.Rules) > 0 {
 		a.RuleID = p.Trigger.Rules[0]
 	}
@@ -339,6 +355,40 @@ func runPlaybooksTest(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 	}
 	return err
+}
+
+// builtinRuleFor returns the built-in rule named id (if set), or else
+// the first built-in rule the event matches, preferring those in want.
+func builtinRuleFor(ev *event.Event, id string, want []string) *detect.Rule {
+	rules, err := detect.Builtin()
+	if err != nil {
+		return nil
+	}
+	e, err := detect.NewEngine(rules, detect.Options{})
+	if e == nil || err != nil && len(e.Rules()) == 0 {
+		return nil
+	}
+	if id != "" {
+		return e.Rule(id)
+	}
+	var matched []*detect.Rule
+	e.NewMatcher().Match(ev, func(r *detect.Rule) { matched = append(matched, r) })
+	for _, r := range matched {
+		if slices.Contains(want, r.ID) {
+			return r
+		}
+	}
+	if len(matched) > 0 {
+		return matched[0]
+	}
+	return nil
+}
+
+// flagSet reports whether the command line set the flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // firstEvent parses a log file and returns its first event.

@@ -166,7 +166,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Stopped before the intake is: the runs' records go to the ledger
 	// through it.
 	playbooks, stopPlaybooks, err := startPlaybooks(ctx, playbookDeps{cfg: cfg, dataDir: &d, mdb: mdb, alerts: alerts, dispatcher: dispatcher,
-		channels: channels, intake: intake, data: dd, logger: logger, reg: reg}, gate)
+		channels: channels, intake: intake, data: dd, logger: logger, reg: reg, demo: *loadDemo}, gate)
 	if err != nil {
 		return err
 	}
