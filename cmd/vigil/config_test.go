@@ -132,6 +132,11 @@ func TestConfigErrorLines(t *testing.T) {
 		{"notify:\n  channels:\n    - {name: a, type: slack, url: u}\n  routes:\n    - channels: [a]\n      quiet_hours: {from: \"22:00\", to: \"07:00\", time_zone: Mars/Olympus}\n", `notify.routes[0].quiet_hours.time_zone: unknown time zone`},
 		{"notify:\n  channels:\n    - {name: a, type: slack, url: u}\n  routes:\n    - channels: [a]\n      escalate: {after: 15m, channels: [b]}\n", `notify.routes[0]: no channel named "b"`},
 		{"notify:\n  channels:\n    - {name: a, type: slack, url: u}\n  routes:\n    - channels: [a]\n      escalate: {after: soon, channels: [a]}\n", `notify.routes[0].escalate.after: "soon" is not a positive duration`},
+		{"playbooks:\n  approval_expires: soon\n", `:2: playbooks.approval_expires: "soon" is not a positive duration`},
+		{"playbooks:\n  deny: [ok, \"[\"]\n", `playbooks.deny[1]: "[": syntax error in pattern`},
+		{"playbooks:\n  graph:\n    tenant_id: t\n    client_id: c\n", `:2: playbooks.graph: tenant_id, client_id and client_secret are all needed`},
+		{"playbooks:\n  gcp:\n    credentials: file:/no/such/key.json\n", `:3: playbooks.gcp.credentials: open /no/such/key.json`},
+		{"playbooks:\n  http:\n    secrets: {jira: env:VIGIL_NO_SUCH_VARIABLE}\n", `playbooks.http.secrets.jira: environment variable VIGIL_NO_SUCH_VARIABLE is not set`},
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(tc.yaml), 0o600); err != nil {

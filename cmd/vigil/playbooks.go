@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -89,12 +90,17 @@ func (c *playbooksConfig) check() error {
 	if c.MaxPerHour < -1 {
 		return &configError{"playbooks.max_per_hour", errors.New("want a number ≥ 0, or -1 for no limit")}
 	}
-	for i, p := range append(append([]string(nil), c.Deny...), c.Allow...) {
-		if _, err := filepath.Match(p, ""); err != nil {
-			return &configError{fmt.Sprintf("playbooks.deny/allow[%d]", i), fmt.Errorf("%q: %w", p, err)}
+	for name, list := range map[string][]string{"deny": c.Deny, "allow": c.Allow} {
+		for i, p := range list {
+			if _, err := path.Match(p, ""); err != nil {
+				return &configError{fmt.Sprintf("playbooks.%s[%d]", name, i), fmt.Errorf("%q: %w", p, err)}
+			}
 		}
 	}
-	return nil
+	// The executors' settings and secrets, checked at load as the
+	// notification channels' are.
+	_, err := c.executors(context.Background())
+	return err
 }
 
 // executors builds the executors of the actions outside vigil that the
@@ -123,7 +129,11 @@ func (c *playbooksConfig) executors(ctx context.Context) (map[string]playbook.Ex
 		if err != nil {
 			return nil, &configError{"playbooks.aws", err}
 		}
-		add(&playbook.AWS{Config: cfg, Endpoints: a.Endpoints, Accounts: a.Accounts, ExternalID: a.ExternalID}, "aws.")
+		extID, err := secretValue(a.ExternalID)
+		if err != nil {
+			return nil, &configError{"playbooks.aws.external_id", err}
+		}
+		add(&playbook.AWS{Config: cfg, Endpoints: a.Endpoints, Accounts: a.Accounts, ExternalID: extID}, "aws.")
 	}
 	if g := c.GCP; g != nil {
 		creds, err := secretValue(g.Credentials)
