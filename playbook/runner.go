@@ -222,6 +222,12 @@ type runData struct {
 // Opened starts the runs of the playbooks the new alerts trigger, each
 // with its alert's first event (nil when unknown), in the background.
 func (r *Runner) Opened(as []meta.Alert, events []*event.Event) {
+	type start struct {
+		p  *Playbook
+		a  *meta.Alert
+		ev *event.Event
+	}
+	var starts []start
 	for i := range as {
 		a := &as[i]
 		var ev *event.Event
@@ -229,17 +235,30 @@ func (r *Runner) Opened(as []meta.Alert, events []*event.Event) {
 			ev = events[i]
 		}
 		for _, p := range r.Playbooks() {
-			if !p.Matches(a, ev) {
-				continue
+			if p.Matches(a, ev) {
+				starts = append(starts, start{p, a, ev})
 			}
-			run, err := r.newRun(context.Background(), p, a, ev, "alert")
-			if err != nil {
-				r.log.Error("starting a playbook", "playbook", p.Name, "alert", a.ID, "err", err)
-				continue
-			}
-			r.carryOn(run, p, "")
 		}
 	}
+	if len(starts) == 0 {
+		return
+	}
+	// Alerts open on the detection path: recording the runs (in the
+	// database and the ledger, which the same pipeline feeds) is done
+	// beside it, never in its way.
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for _, s := range starts {
+			run, err := r.newRun(context.Background(), s.p, s.a, s.ev, "alert")
+			if err != nil {
+				r.log.Error("starting a playbook", "playbook", s.p.Name, "alert", s.a.ID, "err", err)
+				continue
+			}
+			r.claim(run.ID)
+			r.carryOn(run, s.p, "")
+		}
+	}()
 }
 
 // Start starts a playbook by name for an alert (nil for none) and its
@@ -258,6 +277,7 @@ func (r *Runner) Start(ctx context.Context, name string, a *meta.Alert, ev *even
 	if err != nil {
 		return nil, err
 	}
+	r.claim(run.ID)
 	r.carryOn(run, p, "")
 	return run, nil
 }
@@ -307,30 +327,36 @@ func newRunID(t time.Time) string {
 	return "run-" + t.Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// carryOn takes the run (unless another goroutine has it) and carries it
-// on in the background, from its first step not yet ended; approver, if
-// set, approved the step that waits.
-func (r *Runner) carryOn(run *meta.Run, p *Playbook, approver string) bool {
-	r.mu.Lock()
-	if r.busy[run.ID] {
-		r.mu.Unlock()
-		return false
-	}
-	r.busy[run.ID] = true
+// carryOn carries a run claimed on in the background, from its first
+// step not yet ended, and releases it; approver, if set, approved the
+// step that waited.
+func (r *Runner) carryOn(run *meta.Run, p *Playbook, approver string) {
 	r.wg.Add(1)
-	r.mu.Unlock()
 	go func() {
-		defer func() {
-			r.mu.Lock()
-			delete(r.busy, run.ID)
-			r.mu.Unlock()
-			r.wg.Done()
-		}()
+		defer r.wg.Done()
+		defer r.release(run.ID)
 		r.slots <- struct{}{}
 		defer func() { <-r.slots }()
 		r.execute(context.Background(), run, p, approver)
 	}()
+}
+
+// claim takes a run for this goroutine, unless another has it: a run is
+// carried on, approved or expired by one at a time.
+func (r *Runner) claim(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.busy[id] {
+		return false
+	}
+	r.busy[id] = true
 	return true
+}
+
+func (r *Runner) release(id string) {
+	r.mu.Lock()
+	delete(r.busy, id)
+	r.mu.Unlock()
 }
 
 // Resume carries on the runs that were running when vigil stopped. Runs
@@ -345,6 +371,9 @@ func (r *Runner) Resume(ctx context.Context) error {
 		p := r.playbook(run.Playbook)
 		if p == nil {
 			r.end(ctx, run, Failed, fmt.Sprintf("playbook %q is no longer loaded", run.Playbook))
+			continue
+		}
+		if !r.claim(run.ID) {
 			continue
 		}
 		r.log.Info("resuming a playbook run", "run", run.ID, "playbook", run.Playbook)
@@ -369,6 +398,15 @@ func (r *Runner) Reject(ctx context.Context, tenants []string, id, actor, reason
 var ErrNotWaiting = errors.New("playbook: the run is not waiting for approval")
 
 func (r *Runner) decide(ctx context.Context, tenants []string, id, actor, reject string) (*meta.Run, error) {
+	if !r.claim(id) {
+		return nil, fmt.Errorf("%w: it is being carried on", ErrNotWaiting)
+	}
+	handed := false // to carryOn, which releases it
+	defer func() {
+		if !handed {
+			r.release(id)
+		}
+	}()
 	run, err := r.load(ctx, tenants, id)
 	if err != nil {
 		return nil, err
@@ -402,9 +440,8 @@ func (r *Runner) decide(ctx context.Context, tenants []string, id, actor, reject
 	}
 	r.audit(ctx, run, s, "step.approved", actor, "")
 	r.note(ctx, run, fmt.Sprintf("%s approved step %s (%s) of playbook %s", actor, s.Name, s.Action, run.Playbook), actor)
-	if !r.carryOn(run, p, actor) {
-		return run, fmt.Errorf("playbook: run %s is being carried on already", id)
-	}
+	handed = true
+	r.carryOn(run, p, actor)
 	return run, nil
 }
 
@@ -462,14 +499,16 @@ func (r *Runner) Tick(ctx context.Context) error {
 	now := r.opts.Now()
 	for i := range rs {
 		run := &rs[i]
-		if j := waitingStep(run); j >= 0 && now.After(run.Steps[j].Expires) {
-			r.mu.Lock()
-			busy := r.busy[run.ID]
-			r.mu.Unlock()
-			if !busy {
-				r.expire(ctx, run, &run.Steps[j])
+		if j := waitingStep(run); j < 0 || !now.After(run.Steps[j].Expires) || !r.claim(run.ID) {
+			continue
+		}
+		// Read again, claimed: a person may have decided since.
+		if cur, err := r.load(ctx, nil, run.ID); err == nil && cur.Status == Waiting {
+			if j := waitingStep(cur); j >= 0 && now.After(cur.Steps[j].Expires) {
+				r.expire(ctx, cur, &cur.Steps[j])
 			}
 		}
+		r.release(run.ID)
 	}
 	return nil
 }

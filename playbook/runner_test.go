@@ -462,3 +462,30 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("inputs %v", run.Steps[0].Inputs)
 	}
 }
+
+// TestApproveRace: two people approving at once make one act.
+func TestApproveRace(t *testing.T) {
+	h := newHarness(t, Options{}, backdoorKey)
+	run := h.alert("a1")
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, err := h.runner.Approve(context.Background(), nil, run.ID, "alice")
+			errs <- err
+		}()
+	}
+	ok := 0
+	for range 4 {
+		err := <-errs
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrNotWaiting):
+			t.Errorf("approving: %v", err)
+		}
+	}
+	h.runner.Wait()
+	if ok != 1 || h.exec.count() != 1 {
+		t.Errorf("%d approvals taken, %d calls; want 1 and 1", ok, h.exec.count())
+	}
+}
