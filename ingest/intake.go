@@ -247,6 +247,10 @@ func (in *Intake) remember(key string) {
 	}
 }
 
+// Stored returns the ledger index below which the store holds every
+// event, committed: what a search of the store is sure to find.
+func (in *Intake) Stored() int64 { return in.storedUpTo() }
+
 func (in *Intake) storedUpTo() int64 {
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -22,8 +22,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/query"
 )
 
 // The modes of a playbook or a step: a dry run only records what it
@@ -55,12 +57,15 @@ type Playbook struct {
 
 // A Trigger says which alerts start the playbook: those of the rules
 // listed, or with one of the tags, at or above a severity. Manual
-// playbooks are only started by a person.
+// playbooks are only started by a person. A playbook with a Search is
+// started by each new event the search matches, not by alerts.
 type Trigger struct {
 	Rules       []string
 	Tags        []string
 	MinSeverity string
 	Manual      bool
+	Search      string `json:",omitempty"`
+	search      *query.Query
 }
 
 // A Step is one action of a playbook.
@@ -195,16 +200,30 @@ func Parse(file string, data []byte) (*Playbook, error) {
 		Tags        []string `yaml:"tags"`
 		MinSeverity string   `yaml:"min_severity"`
 		Manual      bool     `yaml:"manual"`
+		Search      string   `yaml:"search"`
 	}
 	if raw.Trigger.Kind == 0 {
-		return nil, fail(root.Line, "a playbook needs a trigger (rules, tags, min_severity, or manual: true)")
+		return nil, fail(root.Line, "a playbook needs a trigger (rules, tags, min_severity, search, or manual: true)")
 	}
 	if err := decodeStrict(&raw.Trigger, &trig); err != nil {
 		return nil, fail(raw.Trigger.Line, "trigger: %v", err)
 	}
-	p.Trigger = Trigger{Rules: trig.Rules, Tags: trig.Tags, MinSeverity: trig.MinSeverity, Manual: trig.Manual}
-	if !p.Trigger.Manual && len(p.Trigger.Rules) == 0 && len(p.Trigger.Tags) == 0 && p.Trigger.MinSeverity == "" {
-		return nil, fail(raw.Trigger.Line, "trigger: name rules, tags or a min_severity, or say manual: true")
+	p.Trigger = Trigger{Rules: trig.Rules, Tags: trig.Tags, MinSeverity: trig.MinSeverity, Manual: trig.Manual, Search: trig.Search}
+	alerts := len(p.Trigger.Rules) > 0 || len(p.Trigger.Tags) > 0 || p.Trigger.MinSeverity != ""
+	switch {
+	case p.Trigger.Search != "" && (alerts || p.Trigger.Manual):
+		return nil, fail(raw.Trigger.Line, "trigger: a search starts the playbook by itself, without rules, tags, min_severity or manual")
+	case p.Trigger.Search != "":
+		q, err := query.Parse(p.Trigger.Search)
+		if err != nil {
+			return nil, fail(raw.Trigger.Line, "trigger: search: %v", err)
+		}
+		if q.Pipes != nil {
+			return nil, fail(raw.Trigger.Line, "trigger: search: a trigger's search selects events; it takes no | commands")
+		}
+		p.Trigger.search = q
+	case !p.Trigger.Manual && !alerts:
+		return nil, fail(raw.Trigger.Line, "trigger: name rules, tags, a min_severity or a search, or say manual: true")
 	}
 	if s := p.Trigger.MinSeverity; s != "" && !slices.Contains(severities, s) {
 		return nil, fail(raw.Trigger.Line, "trigger: min_severity %q is not one of %s", s, strings.Join(severities, ", "))
@@ -364,11 +383,11 @@ func yamlLine(err error) int {
 }
 
 // Matches reports whether an alert starts the playbook (a manual one is
-// started by a person only), with its event's fields meeting the
-// conditions.
+// started by a person only, one with a search by the events it
+// matches), with its event's fields meeting the conditions.
 func (p *Playbook) Matches(a *meta.Alert, ev *event.Event) bool {
 	t := &p.Trigger
-	if t.Manual {
+	if t.Manual || t.Search != "" {
 		return false
 	}
 	switch {
@@ -377,14 +396,25 @@ func (p *Playbook) Matches(a *meta.Alert, ev *event.Event) bool {
 		t.MinSeverity != "" && slices.Index(severities, a.Severity) < slices.Index(severities, t.MinSeverity):
 		return false
 	}
-	return conditionsHold(p, a)
+	return p.conditionsHold(a, ev)
 }
 
-func fieldOf(a *meta.Alert, f string) string {
-	if v, ok := a.Group[f]; ok {
-		return v
+// conditionsHold reports whether the alert's facts, or for a run without
+// an alert its event's normalized fields, meet the conditions.
+func (p *Playbook) conditionsHold(a *meta.Alert, ev *event.Event) bool {
+	for f, want := range p.Conditions {
+		var got string
+		switch {
+		case a != nil:
+			got = cmp.Or(a.Group[f], a.Context[f])
+		case ev != nil:
+			got, _ = detect.Normalized(ev, f)
+		}
+		if got != want {
+			return false
+		}
 	}
-	return a.Context[f]
+	return true
 }
 
 // Data is what a step's input templates see: the alert, its event (its

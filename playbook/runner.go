@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/query"
 )
 
 // The statuses of runs and steps. A run is running, waiting (a step
@@ -102,6 +104,12 @@ type Options struct {
 	// Event reads the event of a tenant at a ledger index, for a run a
 	// person starts on an alert.
 	Event func(ctx context.Context, tenant string, seq uint64) (*event.Event, error)
+	// Stored is the ledger index below which the store holds every
+	// event. Events calls fn with the events a search matches among the
+	// seqs from to to, inclusive, in every tenant. Playbooks triggered
+	// by a search need both.
+	Stored func() uint64
+	Events func(ctx context.Context, q *query.Query, from, to uint64, fn func(*event.Event) error) error
 	// Audit appends a record to the ledger; Ask requests an approval.
 	Audit func(context.Context, Record) error
 	Ask   func(Approval)
@@ -153,9 +161,10 @@ type Runner struct {
 const MaxConcurrent = 8
 
 type metrics struct {
-	runs  *prometheus.CounterVec
-	steps *prometheus.CounterVec
-	audit prometheus.Counter
+	runs    *prometheus.CounterVec
+	steps   *prometheus.CounterVec
+	audit   prometheus.Counter
+	dropped prometheus.Counter
 }
 
 // NewRunner returns a Runner.
@@ -179,9 +188,11 @@ func NewRunner(opts Options) *Runner {
 		runs:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_playbook_runs_total", Help: "Playbook runs ended, by status."}, []string{"status"}),
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_playbook_steps_total", Help: "Playbook steps ended or paused, by action and status."}, []string{"action", "status"}),
 		audit: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_playbook_audit_failures_total", Help: "Run records the ledger did not take (each is logged)."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_playbook_search_matches_not_run_total",
+			Help: "Events a search-triggered playbook matched past the runs it may start at once, which it did not run on."}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(m.runs, m.steps, m.audit)
+		opts.Registerer.MustRegister(m.runs, m.steps, m.audit, m.dropped)
 	}
 	return &Runner{opts: opts, log: opts.Logger, metrics: m, busy: map[string]bool{}, slots: make(chan struct{}, MaxConcurrent)}
 }
@@ -270,7 +281,7 @@ func (r *Runner) Start(ctx context.Context, name string, a *meta.Alert, ev *even
 	if p == nil {
 		return nil, fmt.Errorf("playbook: no playbook %q", name)
 	}
-	if a != nil && !conditionsHold(p, a) {
+	if !p.conditionsHold(a, ev) {
 		return nil, fmt.Errorf("playbook %s: alert %s does not meet its conditions", name, a.ID)
 	}
 	run, err := r.newRun(ctx, p, a, ev, actor)
@@ -447,6 +458,74 @@ func (r *Runner) decide(ctx context.Context, tenants []string, id, actor, reject
 
 func waitingStep(run *meta.Run) int {
 	return slices.IndexFunc(run.Steps, func(s meta.RunStep) bool { return s.Status == Waiting })
+}
+
+// MaxSearchRuns is how many runs one search-triggered playbook starts in a
+// SearchTick; the matches past it are counted and logged, not run.
+const MaxSearchRuns = 100
+
+// searchPosition is the setting that keeps where a search-triggered
+// playbook has read the ledger to.
+func searchPosition(name string) string { return "playbooks.search." + name }
+
+// SearchTick starts the runs of the playbooks a search triggers: one per
+// event the search matches among those stored since the last tick. A
+// playbook's first tick starts it at the store's end: it acts on new
+// events, not on history. Where each has read to is kept in the
+// database, across restarts.
+func (r *Runner) SearchTick(ctx context.Context) error {
+	if r.opts.Stored == nil || r.opts.Events == nil {
+		return nil
+	}
+	mark := r.opts.Stored()
+	var errs []error
+	for _, p := range r.Playbooks() {
+		if p.Trigger.search == nil {
+			continue
+		}
+		set, err := r.opts.DB.Setting(ctx, searchPosition(p.Name))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		from, err := strconv.ParseUint(set.Value, 10, 64)
+		if err != nil || set.Value == "" {
+			from = mark // a new playbook: from now on
+		}
+		if from < mark {
+			started, dropped := 0, 0
+			err = r.opts.Events(ctx, p.Trigger.search, from, mark-1, func(ev *event.Event) error {
+				if !p.conditionsHold(nil, ev) {
+					return nil
+				}
+				if started >= MaxSearchRuns {
+					dropped++
+					return nil
+				}
+				started++
+				run, err := r.newRun(ctx, p, nil, ev, "search")
+				if err != nil {
+					return err
+				}
+				r.claim(run.ID)
+				r.carryOn(run, p, "")
+				return nil
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("playbook %s: search: %w", p.Name, err))
+				continue
+			}
+			if dropped > 0 {
+				r.metrics.dropped.Add(float64(dropped))
+				r.log.Warn("a search-triggered playbook matched more events than it may run on at once; the rest are not run",
+					"playbook", p.Name, "started", started, "not_run", dropped)
+			}
+		}
+		if err := r.opts.DB.SetSetting(ctx, meta.Setting{Name: searchPosition(p.Name), Value: strconv.FormatUint(mark, 10), Actor: "vigil", Updated: r.opts.Now().UTC()}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Runs returns the runs q selects.
@@ -1024,13 +1103,4 @@ func formatInputs(in map[string]string) string {
 		parts[i] = k + "=" + v
 	}
 	return strings.Join(parts, " ")
-}
-
-func conditionsHold(p *Playbook, a *meta.Alert) bool {
-	for f, want := range p.Conditions {
-		if fieldOf(a, f) != want {
-			return false
-		}
-	}
-	return true
 }

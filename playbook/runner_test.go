@@ -15,6 +15,7 @@ import (
 	"github.com/vigilsec/vigil/alert"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/query"
 )
 
 // fakeExec stands in for the clouds' executors: it records each call and
@@ -487,5 +488,102 @@ func TestApproveRace(t *testing.T) {
 	h.runner.Wait()
 	if ok != 1 || h.exec.count() != 1 {
 		t.Errorf("%d approvals taken, %d calls; want 1 and 1", ok, h.exec.count())
+	}
+}
+
+// TestSearchTrigger: a playbook triggered by a search runs once on each
+// event acknowledged after it was loaded, across ticks and restarts, in
+// the event's tenant; history before it is left alone.
+func TestSearchTrigger(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		head  uint64 = 10 // the store's end
+		asked [][2]uint64
+	)
+	ev := createKeyEvent(t)
+	events := func(ctx context.Context, q *query.Query, from, to uint64, fn func(*event.Event) error) error {
+		mu.Lock()
+		asked = append(asked, [2]uint64{from, to})
+		mu.Unlock()
+		if q.String() != `action:CreateAccessKey` {
+			t.Errorf("query %s", q)
+		}
+		for seq := from; seq <= to; seq++ {
+			if seq%5 == 0 { // every fifth event matches
+				e := *ev
+				e.Seq = seq
+				if err := fn(&e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	opts := Options{Stored: func() uint64 { mu.Lock(); defer mu.Unlock(); return head }, Events: events}
+	h := newHarness(t, opts, `
+name: on-key
+mode: dry-run
+trigger: {search: "action:CreateAccessKey"}
+steps:
+  - {name: note, action: notify, with: {channel: soc, text: "{{ .Event.Actor.Name }} {{ .Event.Seq }}"}}
+`)
+	ctx := context.Background()
+	grow := func(n uint64) {
+		mu.Lock()
+		head += n
+		mu.Unlock()
+	}
+	tick := func() {
+		t.Helper()
+		if err := h.runner.SearchTick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.runner.Wait()
+	}
+	tick() // the playbook starts at the store's end: the history below 10 is not its
+	grow(10)
+	tick() // seqs 10 to 19: 10 and 15
+	tick() // nothing new
+	grow(10)
+	tick() // 20 to 29: 20 and 25
+	rs, err := h.runner.Runs(ctx, meta.RunQuery{AllTenants: true, Steps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []string
+	for _, r := range rs {
+		if r.Actor != "search" || r.Tenant != "acme" || r.Status != Done {
+			t.Errorf("run %+v", r)
+		}
+		seqs = append(seqs, strings.Fields(r.Steps[0].Inputs["text"])[1])
+	}
+	slices.Sort(seqs)
+	if !slices.Equal(seqs, []string{"10", "15", "20", "25"}) {
+		t.Errorf("runs on seqs %v; asked %v", seqs, asked)
+	}
+
+	// A new runner (a restart) goes on from where the last one read.
+	h.runner = NewRunner(h.runner.opts)
+	h.runner.SetPlaybooks(mustParse(t, `
+name: on-key
+mode: dry-run
+trigger: {search: "action:CreateAccessKey"}
+steps:
+  - {name: note, action: notify, with: {channel: soc, text: "{{ .Event.Seq }}"}}
+`))
+	grow(6)
+	tick() // 30 to 35
+	if rs, _ := h.runner.Runs(ctx, meta.RunQuery{AllTenants: true}); len(rs) != 6 {
+		t.Errorf("%d runs after the restart, want 6 (30 and 35 added)", len(rs))
+	}
+	if want := [][2]uint64{{10, 19}, {20, 29}, {30, 35}}; !slices.Equal(asked, want) {
+		t.Errorf("searched %v, want %v: each event once", asked, want)
+	}
+
+	if _, err := Parse("p.yml", []byte("name: x\ntrigger: {search: 'action:X', rules: [r]}\nsteps: [{action: notify, with: {channel: c}}]\n")); err == nil {
+		t.Error("a search with rules loads")
+	}
+	if _, err := Parse("p.yml", []byte("name: x\ntrigger: {search: 'action:X | stats count()'}\nsteps: [{action: notify, with: {channel: c}}]\n")); err == nil {
+		t.Error("a search with a pipe loads")
 	}
 }

@@ -225,6 +225,8 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 		Builtins:   b,
 		Cases:      deps.alerts,
 		Event:      b.event,
+		Stored:     func() uint64 { return uint64(deps.intake.Stored()) },
+		Events:     b.events,
 		Audit:      b.audit,
 		Ask:        b.ask,
 		Deny:       cfg.Deny,
@@ -276,6 +278,8 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 		defer reload.Stop()
 		expire := time.NewTicker(30 * time.Second)
 		defer expire.Stop()
+		search := time.NewTicker(searchEvery)
+		defer search.Stop()
 		for {
 			select {
 			case <-loopCtx.Done():
@@ -284,6 +288,10 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 				if next := playbooksSignature(cfg.Dir); next != sig {
 					sig = next
 					load()
+				}
+			case <-search.C:
+				if err := r.SearchTick(loopCtx); err != nil && loopCtx.Err() == nil {
+					deps.logger.Error("running search-triggered playbooks", "err", err)
 				}
 			case <-expire.C:
 				if err := r.Tick(loopCtx); err != nil && loopCtx.Err() == nil {
@@ -298,6 +306,10 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 		r.Wait()
 	}, nil
 }
+
+// searchEvery is how often search-triggered playbooks look at the new
+// events: a match starts its run within this, once stored.
+var searchEvery = 10 * time.Second
 
 // playbooksSignature summarizes the playbook files under dir (names,
 // sizes, modification times), so that a change is noticed by polling.
@@ -408,14 +420,34 @@ func (b *builtins) Search(ctx context.Context, tenant, q string, from, to time.T
 // event reads one event of a tenant ("" for any) by its ledger index.
 func (b *builtins) event(ctx context.Context, tenant string, seq uint64) (*event.Event, error) {
 	var found *event.Event
-	err := b.deps.data.db.Scan(ctx, query.Request{Scope: scopeOf(tenant), SeqRanges: [][2]uint64{{seq, seq}}}, func(e *event.Event) error {
-		found = e
+	err := b.deps.data.db.Events(ctx, seq, seq+1, func(e *event.Event) error {
+		if tenant == "" || e.Tenant == tenant {
+			found = e
+		}
 		return nil
 	})
 	if err == nil && found == nil {
 		err = fmt.Errorf("no event %d in the store", seq)
 	}
 	return found, err
+}
+
+// events calls fn with the events of every tenant with seqs in [from, to]
+// that q matches: their seqs found by the query, then each read by seq
+// (a scan would read every day of event time the store holds).
+func (b *builtins) events(ctx context.Context, q *query.Query, from, to uint64, fn func(*event.Event) error) error {
+	db := b.deps.data.db
+	seqs, err := db.Seqs(ctx, query.Request{Query: q, Scope: query.Scope{All: true}, SeqRanges: [][2]uint64{{from, to}}, Limit: 100_000})
+	if err != nil {
+		return err
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		if err := db.Events(ctx, seq, seq+1, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *builtins) Export(ctx context.Context, tenant, q string, from, to time.Time) (string, int, error) {

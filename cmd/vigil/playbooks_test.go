@@ -67,6 +67,18 @@ func TestServePlaybooks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(books, "backdoor.yml"), pb, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// And one a search triggers, rehearsed.
+	searched := `name: watch keys
+mode: dry-run
+trigger: {search: "action:CreateAccessKey outcome:success"}
+steps:
+  - {name: note, action: notify, with: {channel: oncall, text: "{{ .Event.Raw.responseElements.accessKey.accessKeyId }}"}}
+`
+	if err := os.WriteFile(filepath.Join(books, "watch.yml"), []byte(searched), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { searchEvery = d }(searchEvery)
+	searchEvery = 50 * time.Millisecond
 	conf := fmt.Sprintf(`notify:
   link: https://vigil.example.com
   channels:
@@ -134,7 +146,7 @@ playbooks:
 	}
 	runs := func() []runJSON {
 		var rs []runJSON
-		if err := json.Unmarshal(call("GET", "/api/v1/playbook-runs", nil), &rs); err != nil {
+		if err := json.Unmarshal(call("GET", "/api/v1/playbook-runs?playbook="+url.QueryEscape("Deactivate a key created for another user"), nil), &rs); err != nil {
 			t.Fatal(err)
 		}
 		return rs
@@ -144,6 +156,7 @@ playbooks:
 	if err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(200 * time.Millisecond) // search-triggered playbooks take the events stored after their first tick
 	call("POST", "/api/v1/ingest?format=aws.cloudtrail", trail)
 	var rs []runJSON
 	wait("a run waiting for approval", func() bool { rs = runs(); return len(rs) == 1 && rs[0].Status == "waiting" })
@@ -201,6 +214,16 @@ playbooks:
 		json.Unmarshal(call("GET", "/api/v1/search?q="+url.QueryEscape("source:vigil.playbook")+"&from=-30d", nil), &res)
 		return len(res.Rows) >= 6
 	})
+
+	// The search found the event too, and rehearsed its step on it.
+	var watched []runJSON
+	wait("the search-triggered run", func() bool {
+		json.Unmarshal(call("GET", "/api/v1/playbook-runs?playbook=watch+keys", nil), &watched)
+		return len(watched) == 1 && watched[0].Status == "done"
+	})
+	if s := watched[0].Steps[0]; s.Status != "dry-run" || s.Inputs["text"] != "AKIAL80DWDVKKM0UXEER" {
+		t.Errorf("search-triggered step %+v", s)
+	}
 
 	// vigil playbooks runs and show read the same.
 	var out, errOut bytes.Buffer
