@@ -81,3 +81,60 @@ func TestEngines(t *testing.T) {
 		}
 	})
 }
+
+// TestRunsEngines: playbook runs, their steps, the acts done, the count
+// of containment and the settings round-trip on SQLite and PostgreSQL
+// alike, scoped by tenant.
+func TestRunsEngines(t *testing.T) {
+	metatest.Each(t, func(t *testing.T, db *meta.DB) {
+		ctx := context.Background()
+		at := time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC)
+		r := &meta.Run{ID: "run-1", Tenant: "acme", Playbook: "lock", AlertID: "a1", Status: "waiting", Actor: "alert", Data: []byte(`{"alert":null}`),
+			Created: at, Updated: at, Steps: []meta.RunStep{
+				{Index: 0, Name: "deny", Action: "aws.iam.deny_all", Mode: "approve", Destructive: true, Status: "waiting",
+					Inputs: map[string]string{"principal": "user/alice"}, Key: "k1", Expires: at.Add(time.Hour)},
+				{Index: 1, Name: "tell", Action: "notify", Mode: "auto", Status: "pending"},
+			}}
+		if err := db.SaveRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		r.Status, r.CaseID, r.Updated = "done", "c1", at.Add(time.Minute)
+		r.Steps[0].Status, r.Steps[0].Approver, r.Steps[0].Done, r.Steps[0].Attempts = "done", "ann", at.Add(time.Minute), 1
+		r.Steps[0].Outputs = map[string]string{"policy": "vigil-deny-all"}
+		if err := db.SaveRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		rs, err := db.Runs(ctx, meta.RunQuery{Tenants: []string{"acme"}, Status: []string{"done"}, Steps: true})
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("runs: %v %v", rs, err)
+		}
+		got := rs[0]
+		if got.CaseID != "c1" || string(got.Data) != `{"alert":null}` || len(got.Steps) != 2 || got.Steps[0].Approver != "ann" ||
+			got.Steps[0].Outputs["policy"] != "vigil-deny-all" || !got.Steps[0].Destructive || !got.Steps[0].Expires.Equal(at.Add(time.Hour)) || !got.Steps[1].Done.IsZero() {
+			t.Errorf("run %+v", got)
+		}
+		if rs, _ := db.Runs(ctx, meta.RunQuery{Tenants: []string{"beta"}}); len(rs) != 0 {
+			t.Errorf("another tenant sees %v", rs)
+		}
+		if by, outs, ok, err := db.ActDone(ctx, "k1", "done"); err != nil || !ok || by != "run-1" || outs["policy"] != "vigil-deny-all" {
+			t.Errorf("ActDone = %s %v %v %v", by, outs, ok, err)
+		}
+		if n, err := db.DestructiveSince(ctx, "done", at); err != nil || n != 1 {
+			t.Errorf("DestructiveSince = %d, %v", n, err)
+		}
+		if n, _ := db.DestructiveSince(ctx, "done", at.Add(2*time.Minute)); n != 0 {
+			t.Errorf("DestructiveSince later = %d", n)
+		}
+		if s, err := db.Setting(ctx, "playbooks.kill_switch"); err != nil || !s.Updated.IsZero() {
+			t.Errorf("an unset setting: %+v %v", s, err)
+		}
+		for _, v := range []string{"on", "off"} {
+			if err := db.SetSetting(ctx, meta.Setting{Name: "playbooks.kill_switch", Value: v, Actor: "ann", Updated: at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s, _ := db.Setting(ctx, "playbooks.kill_switch"); s.Value != "off" || s.Actor != "ann" {
+			t.Errorf("setting %+v", s)
+		}
+	})
+}

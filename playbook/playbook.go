@@ -60,11 +60,11 @@ type Playbook struct {
 // playbooks are only started by a person. A playbook with a Search is
 // started by each new event the search matches, not by alerts.
 type Trigger struct {
-	Rules       []string
-	Tags        []string
-	MinSeverity string
-	Manual      bool
-	Search      string `json:",omitempty"`
+	Rules       []string `json:"rules,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+	MinSeverity string   `json:"min_severity,omitempty"`
+	Manual      bool     `json:"manual,omitempty"`
+	Search      string   `json:"search,omitempty"`
 	search      *query.Query
 }
 
