@@ -92,42 +92,13 @@ func (g *GCP) disable(ctx context.Context, name string) error {
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := g.client().Do(req)
+	err = callREST(cmp.Or(g.Client, http.DefaultClient), req, "gcp.iam", func() {
+		g.forget(token) // revoked early: the next call gets another
+	})
 	if err != nil {
 		return fmt.Errorf("gcp: disabling %s: %w", name, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		if resp.StatusCode == http.StatusUnauthorized {
-			g.forget(token) // revoked early: the next call gets another
-		}
-		return fmt.Errorf("gcp: disabling %s: %w", name, googleError(resp))
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) // lets the connection be reused
 	return nil
-}
-
-// googleError reads Google's error body,
-// {"error":{"code":403,"message":"…","status":"PERMISSION_DENIED"}}
-// (cloud.google.com/apis/design/errors#http_mapping).
-func googleError(resp *http.Response) *APIError {
-	var body struct {
-		Error struct {
-			Message string `json:"message"`
-			Status  string `json:"status"`
-		} `json:"error"`
-	}
-	// A body that is not Google's (a proxy's page) leaves the HTTP status
-	// alone to say what happened.
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
-	return &APIError{Service: "gcp.iam", Status: resp.StatusCode, Code: body.Error.Status, Message: body.Error.Message}
-}
-
-func (g *GCP) client() *http.Client {
-	if g.Client != nil {
-		return g.Client
-	}
-	return http.DefaultClient
 }
 
 // accessToken returns an access token for the service account: the one
@@ -146,7 +117,7 @@ func (g *GCP) accessToken(ctx context.Context) (string, error) {
 		}
 		g.creds = c
 	}
-	token, ttl, err := g.creds.fetchToken(ctx, g.client())
+	token, ttl, err := g.creds.fetchToken(ctx, cmp.Or(g.Client, http.DefaultClient))
 	if err != nil {
 		return "", err
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -83,43 +82,9 @@ func (g *Graph) call(ctx context.Context, method, path string, body []byte) erro
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := g.client().Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		if resp.StatusCode == http.StatusUnauthorized {
-			g.forget(token) // expired or revoked early: the next call gets another
-		}
-		return graphError(resp)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) // lets the connection be reused
-	return nil
-}
-
-// graphError reads Graph's error body,
-// {"error":{"code":"Authorization_RequestDenied","message":"…"}}
-// (learn.microsoft.com/en-us/graph/errors). A 429's Retry-After is left
-// to the status, which marks the error throttled.
-func graphError(resp *http.Response) *APIError {
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	// A body that is not Graph's (a proxy's page) leaves the HTTP status
-	// alone to say what happened.
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
-	return &APIError{Service: "graph", Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
-}
-
-func (g *Graph) client() *http.Client {
-	if g.Client != nil {
-		return g.Client
-	}
-	return http.DefaultClient
+	return callREST(cmp.Or(g.Client, http.DefaultClient), req, "graph", func() {
+		g.forget(token) // expired or revoked early: the next call gets another
+	})
 }
 
 // accessToken returns a token for Graph: the one it has, or a new one
@@ -144,7 +109,7 @@ func (g *Graph) accessToken(ctx context.Context) (*oauth2.Token, error) {
 	}
 	// The token request is this call's: it is cancelled with ctx, and
 	// sent by Client.
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.client())
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, cmp.Or(g.Client, http.DefaultClient))
 	token, err := oauth2.ReuseTokenSource(g.token, conf.TokenSource(ctx)).Token()
 	if err != nil {
 		// oauth2's error shows the whole answer: keep only its status,

@@ -1,15 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"github.com/vigilsec/vigil/meta/metatest"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/meta/metatest"
 )
 
 // childEnv, when set, makes the test binary run as vigil itself, with its
@@ -66,5 +72,65 @@ func needFixtures(t *testing.T) {
 			t.Fatalf("fixtures missing: %v", err)
 		}
 		t.Skipf("fixtures missing (set VIGIL_REQUIRE_ALL=1 to fail instead): %v", err)
+	}
+}
+
+// served is a vigil serve the test runs on a data directory, on
+// loopback, stopped when the test ends.
+type served struct {
+	t           *testing.T
+	ctx         context.Context
+	base, token string
+	log         *syncBuffer // its standard error: the log
+}
+
+// serve starts vigil serve on data and waits until it answers.
+func serve(t *testing.T, data string) *served {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var out syncBuffer
+	s := &served{t: t, ctx: ctx, log: &syncBuffer{}}
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, &out, s.log)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	if err := waitFile(filepath.Join(data, addrFile)); err != nil {
+		t.Fatal(err)
+	}
+	if s.base, s.token = (&dataFlags{dir: data}).server(ctx); s.base == "" {
+		t.Fatalf("no server: %s", s.log.String())
+	}
+	return s
+}
+
+// call sends a request to the API as the administrator and returns the
+// body of its answer, failing the test on an answer other than 2xx.
+func (s *served) call(method, path string, body []byte) []byte {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, s.base+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		s.t.Fatalf("%s %s: %s %s", method, path, resp.Status, out)
+	}
+	return out
+}
+
+// wait waits up to 20 seconds for ok.
+func (s *served) wait(what string, ok func() bool) {
+	s.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: never; server log:\n%s", what, s.log.String())
+		}
 	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -135,45 +133,8 @@ notify:
 		t.Fatal(err)
 	}
 	t.Setenv("VIGIL_TEST_HOOK_SECRET", "hook secret")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int)
-	var serveOut, serveErr syncBuffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, &serveOut, &serveErr)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	if err := waitFile(filepath.Join(data, addrFile)); err != nil {
-		t.Fatal(err)
-	}
-	base, token := (&dataFlags{dir: data}).server(ctx)
-	if base == "" {
-		t.Fatalf("no server: %s", serveErr.String())
-	}
-	call := func(method, path string, body []byte) []byte {
-		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("%s %s: %s %s", method, path, resp.Status, out)
-		}
-		return out
-	}
-	wait := func(what string, ok func() bool) {
-		for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: never; server log:\n%s", what, serveErr.String())
-			}
-		}
-	}
+	srv := serve(t, data)
+	call, wait := srv.call, srv.wait
 
 	// The same trail twice: the same actor stops logging twice, one
 	// alert, notified once.
@@ -224,7 +185,7 @@ notify:
 			t.Errorf("delivery %+v", d)
 		}
 	}
-	if strings.Contains(serveErr.String(), "R0UT1NGKEY") || strings.Contains(serveErr.String(), "hook secret") {
+	if strings.Contains(srv.log.String(), "R0UT1NGKEY") || strings.Contains(srv.log.String(), "hook secret") {
 		t.Error("a secret is in the server's log")
 	}
 }

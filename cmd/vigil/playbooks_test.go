@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -94,47 +93,8 @@ playbooks:
 	if err := os.WriteFile(filepath.Join(data, configFile), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int)
-	var serveOut, serveErr syncBuffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, &serveOut, &serveErr)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	if err := waitFile(filepath.Join(data, addrFile)); err != nil {
-		t.Fatal(err)
-	}
-	base, token := (&dataFlags{dir: data}).server(ctx)
-	if base == "" {
-		t.Fatalf("no server: %s", serveErr.String())
-	}
-	call := func(method, path string, body []byte) []byte {
-		t.Helper()
-		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("%s %s: %s %s", method, path, resp.Status, out)
-		}
-		return out
-	}
-	wait := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: never; server log:\n%s", what, serveErr.String())
-			}
-		}
-	}
+	srv := serve(t, data)
+	call, wait, ctx, base, token := srv.call, srv.wait, srv.ctx, srv.base, srv.token
 	type step struct {
 		Name, Action, Status, Error, Approver string
 		Inputs, Outputs                       map[string]string
@@ -223,6 +183,10 @@ playbooks:
 	})
 	if s := watched[0].Steps[0]; s.Status != "dry-run" || s.Inputs["text"] != "AKIAL80DWDVKKM0UXEER" {
 		t.Errorf("search-triggered step %+v", s)
+	}
+
+	if log := srv.log.String(); strings.Contains(log, creds.Secret) || strings.Contains(log, "hook secret") {
+		t.Error("a secret is in the server's log")
 	}
 
 	// vigil playbooks runs and show read the same.
