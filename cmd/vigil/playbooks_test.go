@@ -66,6 +66,17 @@ func TestServePlaybooks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(books, "backdoor.yml"), pb, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// One a person starts.
+	manual := `name: lock the creator
+trigger: {manual: true}
+steps:
+  - name: deny
+    action: aws.iam.deny_all
+    with: {principal: "{{ .Event.Raw.userIdentity.arn }}"}
+`
+	if err := os.WriteFile(filepath.Join(books, "lock.yml"), []byte(manual), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// And one a search triggers, rehearsed.
 	searched := `name: watch keys
 mode: dry-run
@@ -194,5 +205,40 @@ playbooks:
 	if code := run(ctx, []string{"playbooks", "show", "--data", data, r.ID}, &out, &errOut); code != 0 ||
 		!strings.Contains(out.String(), "2. deactivate: aws.iam.deactivate_access_key (approve) done") || !strings.Contains(out.String(), "→ status: Inactive") {
 		t.Errorf("playbooks show: %d\n%s%s", code, out.String(), errOut.String())
+	}
+
+	// A responder starts the manual playbook on the alert from the
+	// command line, and approves it there: the creator of the key is
+	// denied everything.
+	var as []struct{ ID string }
+	json.Unmarshal(call("GET", "/api/v1/alerts", nil), &as)
+	vigilOK := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := run(ctx, args, &out, &errOut); code != 0 {
+			t.Fatalf("vigil %s: %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
+		}
+		return out.String()
+	}
+	started := vigilOK("playbooks", "run", "--data", data, "--alert", as[0].ID, "lock the creator")
+	id := strings.Fields(started)[1]
+	var lock runJSON
+	wait("the manual run waiting", func() bool {
+		json.Unmarshal(call("GET", "/api/v1/playbook-runs/"+id, nil), &lock)
+		return lock.Status == "waiting"
+	})
+	if got := vigilOK("approve", "--data", data, id); !strings.Contains(got, "running") {
+		t.Errorf("vigil approve: %s", got)
+	}
+	wait("the manual run done", func() bool {
+		json.Unmarshal(call("GET", "/api/v1/playbook-runs/"+id, nil), &lock)
+		return lock.Status == "done"
+	})
+	calls = iam.TakeCalls()
+	if len(calls) != 1 || calls[0].Get("Action") != "PutUserPolicy" || calls[0].Get("UserName") != "christophe" || calls[0].Get("PolicyName") != "vigil-deny-all" {
+		t.Errorf("IAM calls %v", calls)
+	}
+	if got := vigilOK("playbooks", "runs", "--data", data, "--status", "done"); !strings.Contains(got, id) || !strings.Contains(got, "deny:done") {
+		t.Errorf("playbooks runs:\n%s", got)
 	}
 }

@@ -145,13 +145,13 @@ func remoteSearch(ctx context.Context, base, token, text, from, to, tenant strin
 
 // serverGet asks a running server's API for path, as the local
 // administrator, and returns the body of its answer; an answer other than
-// 200 is an error carrying the server's message.
+// 2xx is an error carrying the server's message.
 func serverGet(ctx context.Context, base, token, path string) (io.ReadCloser, error) {
 	return serverDo(ctx, http.MethodGet, base, token, path, nil)
 }
 
 // serverDo sends a request with a JSON body (or none) to a running
-// server's API and returns the body of a 200 answer, or the server's
+// server's API and returns the body of a 2xx answer, or the server's
 // error.
 func serverDo(ctx context.Context, method, base, token, path string, body io.Reader) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
@@ -166,7 +166,7 @@ func serverDo(ctx context.Context, method, base, token, path string, body io.Rea
 	if err != nil {
 		return nil, fmt.Errorf("asking the server: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		var e struct {
 			Error string `json:"error"`
