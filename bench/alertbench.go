@@ -80,10 +80,19 @@ func runAlert(ctx context.Context, c *config) error {
 		}
 	}
 	fmt.Fprintf(c.out, "\nalert latency, event acknowledged → webhook received, %d needles a run, background load from a corpus of %d CloudTrail events, %d runs each\n\n", c.needles, m.Events, c.runs)
-	fmt.Fprintln(c.out, "| side | background events/s | p50 | p99 | max |")
-	fmt.Fprintln(c.out, "|---|---:|---:|---:|---:|")
-	for _, r := range append(loaded, idle...) {
-		fmt.Fprintf(c.out, "| %s | %.0f | %s | %s | %s |\n", r.name, r.rate, fmtLatency(r.p50), fmtLatency(r.p99), fmtLatency(r.max))
+	if c.playbook {
+		fmt.Fprintln(c.out, "| side | background events/s | notified p50 | p99 | max | playbook acted p50 | p99 | max |")
+		fmt.Fprintln(c.out, "|---|---:|---:|---:|---:|---:|---:|---:|")
+		for _, r := range append(loaded, idle...) {
+			fmt.Fprintf(c.out, "| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", r.name, r.rate, fmtLatency(r.p50), fmtLatency(r.p99), fmtLatency(r.max),
+				fmtLatency(r.act.p50), fmtLatency(r.act.p99), fmtLatency(r.act.max))
+		}
+	} else {
+		fmt.Fprintln(c.out, "| side | background events/s | p50 | p99 | max |")
+		fmt.Fprintln(c.out, "|---|---:|---:|---:|---:|")
+		for _, r := range append(loaded, idle...) {
+			fmt.Fprintf(c.out, "| %s | %.0f | %s | %s | %s |\n", r.name, r.rate, fmtLatency(r.p50), fmtLatency(r.p99), fmtLatency(r.max))
+		}
 	}
 	var p99s []float64
 	for _, r := range loaded {
@@ -97,10 +106,37 @@ type alertMeasure struct {
 	name          string
 	rate          float64 // background events acknowledged a second
 	p50, p99, max time.Duration
+	// act is the playbook's latency, with -playbook: event acknowledged
+	// to the playbook's call received.
+	act struct{ p50, p99, max time.Duration }
 }
 
 func (r alertMeasure) String() string {
-	return fmt.Sprintf("%-22s background %6.0f events/s  p50 %s  p99 %s  max %s", r.name, r.rate, fmtLatency(r.p50), fmtLatency(r.p99), fmtLatency(r.max))
+	s := fmt.Sprintf("%-22s background %6.0f events/s  p50 %s  p99 %s  max %s", r.name, r.rate, fmtLatency(r.p50), fmtLatency(r.p99), fmtLatency(r.max))
+	if r.act.max > 0 {
+		s += fmt.Sprintf("  playbook p50 %s  p99 %s  max %s", fmtLatency(r.act.p50), fmtLatency(r.act.p99), fmtLatency(r.act.max))
+	}
+	return s
+}
+
+// actPlaybook is the playbook of go run ./bench alert -playbook: on each
+// needle's alert, at once, an http step calls the bench's receiver with
+// the alert's actor, as a playbook calls a cloud's API to contain.
+const actPlaybook = `name: bench act
+mode: auto
+trigger: {rules: [6f1c2b7e-0d3a-4c5b-9e8f-a1b2c3d4e5f6]}
+steps:
+  - name: act
+    action: http
+    with: {url: "%s", body: '{"actor": "{{ .Facts.actor }}"}'}
+`
+
+// percentiles returns the median, the 99th percentile and the maximum
+// of lat, which it sorts.
+func percentiles(lat []time.Duration) (p50, p99, max time.Duration) {
+	slices.Sort(lat)
+	n := len(lat)
+	return lat[n/2], lat[min(n-1, n*99/100)], lat[n-1]
 }
 
 // alertRun starts a server on a fresh data directory whose config routes
@@ -120,10 +156,12 @@ func (c *config) alertRun(ctx context.Context, bin string, bodies []request, loa
 		return r, err
 	}
 
-	// The receiver: when each needle's alert arrived, by its actor.
+	// The receiver: when each needle's alert arrived, and with
+	// -playbook when its playbook's call did, by its actor.
 	var (
 		mu      sync.Mutex
 		arrived = map[string]time.Time{}
+		acted   = map[string]time.Time{}
 		got     = make(chan struct{}, 1)
 	)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -132,6 +170,19 @@ func (c *config) alertRun(ctx context.Context, bin string, bodies []request, loa
 	}
 	hook := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		at := time.Now()
+		if req.URL.Path == "/act" {
+			var b struct{ Actor string }
+			if err := json.NewDecoder(req.Body).Decode(&b); err == nil {
+				mu.Lock()
+				acted[b.Actor] = at
+				mu.Unlock()
+				select {
+				case got <- struct{}{}:
+				default:
+				}
+			}
+			return
+		}
 		var b notify.WebhookBody
 		if err := json.NewDecoder(req.Body).Decode(&b); err == nil && b.Action == notify.Trigger {
 			mu.Lock()
@@ -147,6 +198,17 @@ func (c *config) alertRun(ctx context.Context, bin string, bodies []request, loa
 	defer hook.Close()
 	conf := fmt.Sprintf("detect:\n  rules: [%q]\nnotify:\n  channels:\n    - {name: bench, type: webhook, url: %q}\n  routes:\n    - {rules: [6f1c2b7e-0d3a-4c5b-9e8f-a1b2c3d4e5f6], channels: [bench]}\n",
 		filepath.Join(data, "rules"), "http://"+ln.Addr().String()+"/hook")
+	if c.playbook {
+		books := filepath.Join(data, "playbooks")
+		if err := os.MkdirAll(books, 0o700); err != nil {
+			return r, err
+		}
+		pb := fmt.Sprintf(actPlaybook, "http://"+ln.Addr().String()+"/act")
+		if err := os.WriteFile(filepath.Join(books, "act.yml"), []byte(pb), 0o600); err != nil {
+			return r, err
+		}
+		conf += fmt.Sprintf("playbooks:\n  dir: %q\n", books)
+	}
 	if err := os.WriteFile(filepath.Join(data, "vigil.yaml"), []byte(conf), 0o600); err != nil {
 		return r, err
 	}
@@ -174,7 +236,7 @@ func (c *config) alertRun(ctx context.Context, bin string, bodies []request, loa
 		close(loadDone)
 	}
 
-	var lat []time.Duration
+	var lat, actLat []time.Duration
 	for i := range c.needles {
 		actor := fmt.Sprintf("needle-%d-%d", time.Now().UnixNano(), i)
 		acked, err := postNeedle(ctx, client, srv, actor)
@@ -187,9 +249,13 @@ func (c *config) alertRun(ctx context.Context, bin string, bodies []request, loa
 		for {
 			mu.Lock()
 			at, ok := arrived[actor]
+			actAt, didAct := acted[actor]
 			mu.Unlock()
-			if ok {
+			if ok && (didAct || !c.playbook) {
 				lat = append(lat, at.Sub(acked))
+				if didAct {
+					actLat = append(actLat, actAt.Sub(acked))
+				}
 				break
 			}
 			select {
@@ -197,7 +263,7 @@ func (c *config) alertRun(ctx context.Context, bin string, bodies []request, loa
 			case <-time.After(10 * time.Millisecond):
 			case <-deadline:
 				stopLoad()
-				return r, fmt.Errorf("needle %d: no notification in 30s", i)
+				return r, fmt.Errorf("needle %d: no notification (or playbook call, with -playbook) in 30s", i)
 			case <-ctx.Done():
 				stopLoad()
 				return r, ctx.Err()
@@ -212,9 +278,10 @@ func (c *config) alertRun(ctx context.Context, bin string, bodies []request, loa
 		return r, loadErr
 	}
 	r.rate = float64(accepted.Load()) / time.Since(start).Seconds()
-	slices.Sort(lat)
-	n := len(lat)
-	r.p50, r.p99, r.max = lat[n/2], lat[min(n-1, n*99/100)], lat[n-1]
+	r.p50, r.p99, r.max = percentiles(lat)
+	if len(actLat) > 0 {
+		r.act.p50, r.act.p99, r.act.max = percentiles(actLat)
+	}
 	return r, nil
 }
 

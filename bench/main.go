@@ -6,7 +6,7 @@
 //	go run ./bench ingest [-events 1000000] [-runs 1]
 //	go run ./bench detect [-events 1000000] [-runs 3] [-rules DIR]
 //	go run ./bench detect-import [-events 1000000] [-runs 3] [-rules DIR]
-//	go run ./bench alert [-rate 20000] [-needles 100] [-runs 1]
+//	go run ./bench alert [-rate 20000] [-needles 100] [-runs 1] [-playbook]
 //	go run ./bench corpus [-events N]
 //
 // import times vigil's file importer (parse, normalize, append to a fresh
@@ -116,6 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if args[0] == "alert" {
 		fs.IntVar(&c.rate, "rate", 20000, "background events a second")
 		fs.IntVar(&c.needles, "needles", 100, "needle events a run")
+		fs.BoolVar(&c.playbook, "playbook", false, "also run a playbook on each needle's alert, and time its call")
 	}
 	if args[0] == "ledger" {
 		fs.BoolVar(&c.verifyOnly, "verify-only", false, "time only vigil verify (the import with the ledger builds its data directory once)")
@@ -154,8 +155,9 @@ type config struct {
 	verifyOnly bool
 	batch      int
 	rules      string
-	rate       int // alert: background events a second
-	needles    int // alert: needle events a run
+	rate       int  // alert: background events a second
+	needles    int  // alert: needle events a run
+	playbook   bool // alert: time a playbook's call too
 	out, log   io.Writer
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +241,22 @@ playbooks:
 	}
 	if got := vigilOK("playbooks", "runs", "--data", data, "--status", "done"); !strings.Contains(got, id) || !strings.Contains(got, "deny:done") {
 		t.Errorf("playbooks runs:\n%s", got)
+	}
+
+	// A playbook file written while vigil runs is loaded; a broken one is
+	// left out, and the others stay.
+	if err := os.WriteFile(filepath.Join(books, "new.yml"), []byte(strings.Replace(manual, "lock the creator", "lock again", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(books, "broken.yml"), []byte("name: broken\ntrigger: {manual: true}\nsteps: [{action: nuke}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wait("the new playbook loaded", func() bool {
+		var l struct{ Playbooks []struct{ Name string } }
+		json.Unmarshal(call("GET", "/api/v1/playbooks", nil), &l)
+		return len(l.Playbooks) == 4 && slices.ContainsFunc(l.Playbooks, func(p struct{ Name string }) bool { return p.Name == "lock again" })
+	})
+	if !strings.Contains(srv.log.String(), `broken.yml:3: step \"step1\": unknown action \"nuke\"`) {
+		t.Errorf("the broken playbook is not logged with its line:\n%s", srv.log.String())
 	}
 }
