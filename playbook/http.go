@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,6 +56,12 @@ func (h *HTTP) Run(ctx context.Context, action string, in map[string]string) (ma
 	client := cmp.Or(h.Client, http.DefaultClient)
 	resp, err := client.Do(req)
 	if err != nil {
+		// The client's error repeats the address, query string and all,
+		// which may hold a token.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("%s %s: %w", method, redacted(u), err)
 	}
 	defer resp.Body.Close()
