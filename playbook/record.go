@@ -99,6 +99,17 @@ func (r *Runner) audit(ctx context.Context, run *meta.Run, s *meta.RunStep, kind
 	if s != nil {
 		rec.Step, rec.Action, rec.Mode, rec.Inputs, rec.Outputs, rec.Attempts = s.Name, s.Action, s.Mode, s.Inputs, s.Outputs, s.Attempts
 	}
+	// Where the run acts, so that its records are found with the events
+	// of that account and environment.
+	var rd runData
+	if json.Unmarshal(run.Data, &rd) == nil {
+		switch {
+		case rd.Event != nil:
+			rec.Provider, rec.Account, rec.Environment = rd.Event.Cloud.Provider, rd.Event.Cloud.Account, rd.Event.Environment
+		case rd.Alert != nil:
+			rec.Account, rec.Environment = rd.Alert.Context["vigil.account"], rd.Alert.Context["vigil.environment"]
+		}
+	}
 	if err := r.opts.Audit(ctx, rec); err != nil {
 		r.metrics.audit.Inc()
 		r.log.Error("appending a playbook record to the ledger", "run", run.ID, "kind", kind, "err", err)

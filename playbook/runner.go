@@ -52,21 +52,25 @@ type Cases interface {
 // A Record is one thing a run did, appended to the ledger so that
 // response actions are as tamper-evident as the events that caused them.
 type Record struct {
-	Time     time.Time         `json:"time"`
-	Tenant   string            `json:"tenant,omitempty"`
-	Kind     string            `json:"kind"` // run.started, run.<status>, step.<status>, step.approved
-	Run      string            `json:"run"`
-	Playbook string            `json:"playbook"`
-	Alert    string            `json:"alert,omitempty"`
-	Case     string            `json:"case,omitempty"`
-	Step     string            `json:"step,omitempty"`
-	Action   string            `json:"action,omitempty"`
-	Mode     string            `json:"mode,omitempty"`
-	Actor    string            `json:"actor"`
-	Inputs   map[string]string `json:"inputs,omitempty"`
-	Outputs  map[string]string `json:"outputs,omitempty"`
-	Attempts int               `json:"attempts,omitempty"`
-	Error    string            `json:"error,omitempty"`
+	Time   time.Time `json:"time"`
+	Tenant string    `json:"tenant,omitempty"`
+	// Provider, Account and Environment are where the run's event was.
+	Provider    string            `json:"provider,omitempty"`
+	Account     string            `json:"account,omitempty"`
+	Environment string            `json:"environment,omitempty"`
+	Kind        string            `json:"kind"` // run.started, run.<status>, step.<status>, step.approved
+	Run         string            `json:"run"`
+	Playbook    string            `json:"playbook"`
+	Alert       string            `json:"alert,omitempty"`
+	Case        string            `json:"case,omitempty"`
+	Step        string            `json:"step,omitempty"`
+	Action      string            `json:"action,omitempty"`
+	Mode        string            `json:"mode,omitempty"`
+	Actor       string            `json:"actor"`
+	Inputs      map[string]string `json:"inputs,omitempty"`
+	Outputs     map[string]string `json:"outputs,omitempty"`
+	Attempts    int               `json:"attempts,omitempty"`
+	Error       string            `json:"error,omitempty"`
 }
 
 // An Approval is a request for a person to approve a waiting step, sent

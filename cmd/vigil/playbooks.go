@@ -484,6 +484,7 @@ func (b *builtins) audit(ctx context.Context, rec playbook.Record) error {
 		Time: rec.Time, Received: rec.Time, Tenant: cmp.Or(rec.Tenant, b.deps.cfg.Tenant), Source: "vigil.playbook", Class: event.ClassRemediation,
 		ID: rec.Run + "/" + rec.Kind + "/" + rec.Step, Actor: event.Actor{Name: rec.Actor, Type: "vigil"}, Service: "vigil.playbook",
 		Action: rec.Kind, Origin: "playbook/" + rec.Playbook, Raw: raw,
+		Cloud: event.Cloud{Provider: rec.Provider, Account: rec.Account}, Environment: rec.Environment,
 		Outcome: event.Outcome{Result: event.OutcomeSuccess},
 		Message: fmt.Sprintf("playbook %s run %s: %s %s %s", rec.Playbook, rec.Run, rec.Kind, rec.Step, rec.Action),
 	}

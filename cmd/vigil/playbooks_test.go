@@ -183,7 +183,7 @@ playbooks:
 	// And the ledger keeps every record, searchable.
 	var res struct{ Rows [][]any }
 	wait("the run's records in the store", func() bool {
-		json.Unmarshal(call("GET", "/api/v1/search?q="+url.QueryEscape("source:vigil.playbook")+"&from=-30d", nil), &res)
+		json.Unmarshal(call("GET", "/api/v1/search?q="+url.QueryEscape("source:vigil.playbook account:946986569305")+"&from=-30d", nil), &res)
 		return len(res.Rows) >= 6
 	})
 
