@@ -214,6 +214,11 @@ type playbookDeps struct {
 // stopped in, and expires approvals. The returned function stops it.
 func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) (*playbook.Runner, func(), error) {
 	cfg := &deps.cfg.Playbooks
+	if cfg.Dir != "" {
+		if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
+			return nil, nil, fmt.Errorf("playbooks.dir %s: not a directory (%v)", cfg.Dir, err)
+		}
+	}
 	xs, err := cfg.executors(ctx)
 	if err != nil {
 		return nil, nil, err
