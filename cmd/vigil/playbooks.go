@@ -215,8 +215,12 @@ type playbookDeps struct {
 func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) (*playbook.Runner, func(), error) {
 	cfg := &deps.cfg.Playbooks
 	if cfg.Dir != "" {
-		if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
-			return nil, nil, fmt.Errorf("playbooks.dir %s: not a directory (%v)", cfg.Dir, err)
+		fi, err := os.Stat(cfg.Dir)
+		if err == nil && !fi.IsDir() {
+			err = errors.New("not a directory")
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("playbooks.dir: %w", err)
 		}
 	}
 	xs, err := cfg.executors(ctx)
