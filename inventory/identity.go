@@ -37,7 +37,7 @@ const (
 
 // A Principal is who asked for a credential, or acts with one.
 type Principal struct {
-	Type string `json:"type"` // IAMUser, AssumedRole, Root, FederatedUser, AWSService, SAMLUser, WebIdentityUser
+	Type string `json:"type"` // IAMUser, AssumedRole, Root, FederatedUser, AWSService, EC2Instance, SAMLUser, WebIdentityUser
 	ARN  string `json:"arn,omitempty"`
 	Key  string `json:"key,omitempty"` // the access key id it signed with
 	Name string `json:"name,omitempty"`
@@ -56,6 +56,8 @@ func (p Principal) String() string {
 		return p.Type + " " + p.Subject + " via " + p.Provider
 	case p.Type == "AWSService":
 		return "the AWS service " + p.Service
+	case p.Type == "EC2Instance":
+		return "the instance " + p.Name + ", through its instance profile"
 	case p.ARN != "":
 		return p.ARN
 	}
@@ -324,7 +326,11 @@ func (g *Graph) Chain(p Principal, at time.Time) []Link {
 			p.ARN = is.Session
 		}
 		chain = append(chain, Link{As: p, Issue: is})
-		if is.Caller.Type == "AWSService" || is.Caller.Provider != "" {
+		switch {
+		case is.Kind == InstanceProfile:
+			// EC2 asked for the instance: the instance is who holds it.
+			return append(chain, Link{As: Principal{Type: "EC2Instance", Name: is.Name, Service: is.Caller.Service}})
+		case is.Caller.Type == "AWSService" || is.Caller.Provider != "":
 			return append(chain, Link{As: is.Caller})
 		}
 		p, at = is.Caller, is.Time

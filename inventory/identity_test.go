@@ -91,7 +91,7 @@ func TestChainsOnFixtures(t *testing.T) {
 			// for the instance.
 			"otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json",
 			func(e *event.Event) bool { return e.Action == "GetObject" },
-			"arn:aws:sts::123456789123:assumed-role/MordorNginxStack-BankingWAFRole-9S3E0UAE1MM0/i-0317f6c6b66ae9c40 [ASIA5FLZVX4OPVKKVBMX] (InstanceProfile) ← the AWS service ec2.amazonaws.com",
+			"arn:aws:sts::123456789123:assumed-role/MordorNginxStack-BankingWAFRole-9S3E0UAE1MM0/i-0317f6c6b66ae9c40 [ASIA5FLZVX4OPVKKVBMX] (InstanceProfile) ← the instance i-0317f6c6b66ae9c40, through its instance profile",
 		},
 	} {
 		evs := events(t, tc.file)

@@ -22,6 +22,7 @@ import (
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
@@ -43,6 +44,9 @@ type Options struct {
 	Detections DetectionLister
 	// Alerts are the alert layer (/api/v1/alerts, /api/v1/suppressions).
 	Alerts Alerts
+	// Who reassembles the identity behind a credential
+	// (/api/v1/identities/{ref}) from the events scope sees.
+	Who func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error)
 	// Playbooks are the playbook runner (/api/v1/playbooks,
 	// /api/v1/playbook-runs).
 	Playbooks Playbooks
@@ -83,6 +87,9 @@ func Handler(opts Options) http.Handler {
 	readers := []access.Role{access.Admin, access.Analyst, access.Responder, access.Viewer}
 	mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}), access.Admin))
 	mux.Handle("GET /api/v1/search", a.auth(http.HandlerFunc(a.search), readers...))
+	if opts.Who != nil {
+		mux.Handle("GET /api/v1/identities/{ref}", a.auth(http.HandlerFunc(a.who), readers...))
+	}
 	if opts.Ledger != nil {
 		mux.Handle("GET /api/v1/events/{seq}/proof", a.auth(http.HandlerFunc(a.proof), readers...))
 	}
@@ -216,6 +223,37 @@ func (a *api) identify(r *http.Request) (Identity, error) {
 }
 
 // search answers GET /api/v1/search?q=&from=&to=&limit=&tenant=&quarantine=.
+// who answers GET /api/v1/identities/{ref}?from=&to=&tenant= (ref an
+// access key id or an ARN): the chain of credentials back to the
+// identity behind it, and the events done under it, in the caller's
+// tenants.
+func (a *api) who(w http.ResponseWriter, r *http.Request) {
+	id, _ := IdentityFrom(r.Context())
+	v := r.URL.Query()
+	now := a.opts.Now()
+	from, err := query.ParseTimeArg(v.Get("from"), now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("from: %w", err))
+		return
+	}
+	to, err := query.ParseTimeArg(v.Get("to"), now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("to: %w", err))
+		return
+	}
+	scope := id.Scope
+	if t := v.Get("tenant"); t != "" {
+		scope = scope.Narrow(t)
+	}
+	rep, err := a.opts.Who(r.Context(), scope, r.PathValue("ref"), from, to)
+	if err != nil {
+		a.opts.Logger.Error("reassembling an identity", "err", err)
+		writeError(w, http.StatusInternalServerError, errors.New("reassembling the identity failed"))
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
 func (a *api) search(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	v := r.URL.Query()

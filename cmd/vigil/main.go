@@ -42,6 +42,7 @@ var commands = []command{
 	{"alerts", "list, acknowledge, resolve and close alerts", runAlerts},
 	{"cases", "open and work cases of alerts", runCases},
 	{"playbooks", "response playbooks: check, test, list runs, kill switch", runPlaybooks},
+	{"who", "who is behind a temporary credential: its chain back to its origin, and its events", runWho},
 	{"approve", "approve the step a playbook run waits on", runApprove},
 	{"reject", "say no to the step a playbook run waits on", runReject},
 	{"version", "print the version", runVersion},

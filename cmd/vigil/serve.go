@@ -22,6 +22,7 @@ import (
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/parse"
 	"github.com/vigilsec/vigil/query"
@@ -263,7 +264,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Detections: mdb,
 		Alerts:     alerts,
 		Playbooks:  playbooks,
-		Hunter:     db,
+		Who: func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error) {
+			return inventory.Who(ctx, finder{db, scope}, ref, from, to)
+		},
+		Hunter: db,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,
 			Logger:    logger,

@@ -205,6 +205,43 @@ func (s *DB) Events(ctx context.Context, from, to uint64, fn func(*event.Event) 
 	return nil
 }
 
+// EventsAt calls fn with each event of the seqs given (sorted), in seq
+// order: the events a search found, read whole in a few queries rather
+// than one a seq.
+func (s *DB) EventsAt(ctx context.Context, seqs []uint64, fn func(*event.Event) error) error {
+	const chunk = 1000
+	cols := strings.Join(query.EventColumns(), ", ")
+	for len(seqs) > 0 {
+		n := min(len(seqs), chunk)
+		args := make([]any, n)
+		ph := make([]string, n)
+		for i, seq := range seqs[:n] {
+			args[i], ph[i] = seq, "CAST(? AS UBIGINT)"
+		}
+		seqs = seqs[n:]
+		rows, err := s.db.QueryContext(ctx, "SELECT "+cols+" FROM events WHERE seq IN ("+strings.Join(ph, ", ")+") ORDER BY seq", args...)
+		if err != nil {
+			return fmt.Errorf("reading events of %s: %w", s.opts.Path, err)
+		}
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err == nil {
+				err = fn(e)
+			}
+			if err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("reading events of %s: %w", s.opts.Path, err)
+		}
+	}
+	return nil
+}
+
 // scanEvent reads a row of query.EventColumns into an event.
 func scanEvent(rows *sql.Rows) (*event.Event, error) {
 	var (

@@ -94,6 +94,24 @@ func TestSeqs(t *testing.T) {
 	if _, err := db.Seqs(ctx, query.Request{Query: parse("| stats count() by action"), Scope: query.Scope{All: true}}); err == nil {
 		t.Error("Seqs of a table: no error")
 	}
+	// The events of seqs found, read whole, across more than one query's
+	// worth; seqs that hold no event are left out.
+	var at []uint64
+	for i := range 2500 {
+		at = append(at, uint64(i%10+100), uint64(5000+i))
+	}
+	slices.Sort(at)
+	var read []uint64
+	err = db.EventsAt(ctx, at, func(e *event.Event) error {
+		if e.Action == "" || e.Tenant != "t" {
+			t.Errorf("event %d read as %+v", e.Seq, e)
+		}
+		read = append(read, e.Seq)
+		return nil
+	})
+	if want := []uint64{100, 101, 102, 103, 104, 105, 106, 107, 108, 109}; err != nil || !slices.Equal(slices.Compact(read), want) {
+		t.Errorf("EventsAt = %v, %v; want %v", read, err, want)
+	}
 }
 
 // TestScan: a scan gives the events of the request's scope and range,

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/inventory"
+	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store/duckdb"
+)
+
+func runWho(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("who", stderr)
+	var d dataFlags
+	d.register(fs)
+	fromArg := fs.String("from", "", "events from this time: RFC 3339, a date, or relative (-30d); default all")
+	toArg := fs.String("to", "", "events before this time; default now")
+	tenant := fs.String("tenant", "", "this tenant's events only")
+	format := fs.String("format", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil who [--data DIR] [--from T] [--to T] [--tenant T] [--format text|json] KEY_ID|ARN\n\nWho is behind a credential: the chain of temporary credentials from it back to\nthe identity that started it (a user, root, a federated user, an AWS service),\nacross accounts, as the logs' STS calls issued them; and every event done under\nthe chain, oldest first. A session of an instance's role used off the instance\nis flagged.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	ref, err := parseOneArg(fs, args)
+	if err != nil {
+		return err
+	}
+	if *format != "text" && *format != "json" {
+		return fmt.Errorf("--format: %q is not text or json", *format)
+	}
+	now := time.Now()
+	from, err := query.ParseTimeArg(*fromArg, now)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	to, err := query.ParseTimeArg(*toArg, now)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	var rep *inventory.Report
+	if base, token := d.server(ctx); base != "" {
+		// A running server holds the store: ask it.
+		v := url.Values{"from": {*fromArg}, "to": {*toArg}, "tenant": {*tenant}}
+		body, err := serverGet(ctx, base, token, "/api/v1/identities/"+url.PathEscape(ref)+"?"+v.Encode())
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		rep = new(inventory.Report)
+		if err := json.NewDecoder(body).Decode(rep); err != nil {
+			return fmt.Errorf("reading the server's answer: %w", err)
+		}
+	} else {
+		path := d.path(storeFile)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no events in %s yet: run 'vigil import PATH' or 'vigil serve --demo' first", d.dir)
+		}
+		db, err := openReadOnly(ctx, path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		scope := query.Scope{All: true}
+		if *tenant != "" {
+			scope = scope.Narrow(*tenant)
+		}
+		if rep, err = inventory.Who(ctx, finder{db, scope}, ref, from, to); err != nil {
+			return err
+		}
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printWho(stdout, rep)
+}
+
+// finder reads the events a search matches from a store, in a scope: the
+// inventory's view of it.
+type finder struct {
+	db    *duckdb.DB
+	scope query.Scope
+}
+
+func (f finder) Find(ctx context.Context, q string, from, to time.Time, limit int, fn func(*event.Event) error) error {
+	parsed, err := query.Parse(q)
+	if err != nil {
+		return err
+	}
+	if limit <= 0 {
+		limit = 1_000_000
+	}
+	seqs, err := f.db.Seqs(ctx, query.Request{Query: parsed, Scope: f.scope, From: from, To: to, Limit: limit})
+	if err != nil {
+		return err
+	}
+	return f.db.EventsAt(ctx, seqs, fn)
+}
+
+// printWho writes a report for people: the chain, its origin, and the
+// events done under it.
+func printWho(w io.Writer, r *inventory.Report) error {
+	for i, l := range r.Chain {
+		who := l.As.String()
+		if l.As.Key != "" {
+			who += " (key " + l.As.Key + ")"
+		}
+		if i == 0 {
+			fmt.Fprintln(w, who)
+		} else {
+			fmt.Fprintln(w, "  ← "+who)
+		}
+		if is := l.Issue; is != nil {
+			fmt.Fprintf(w, "      issued by %s at %s in account %s", is.Kind, is.Time.Format(time.RFC3339), is.Account)
+			if is.Source != "" {
+				fmt.Fprintf(w, ", source identity %s", is.Source)
+			}
+			if is.Seq != 0 {
+				fmt.Fprintf(w, " (event %d)", is.Seq)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if len(r.Chain) < 2 {
+		fmt.Fprintln(w, "\nno STS call in the logs issued this credential: it is long-term, or issued outside the logs' time range")
+	} else {
+		fmt.Fprintf(w, "\norigin: %s\n", r.Origin)
+	}
+	if len(r.Uses) == 0 {
+		fmt.Fprintln(w, "no event done under it")
+		return nil
+	}
+	fmt.Fprintf(w, "\n%d events done under it, oldest first:\n", len(r.Uses))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACCOUNT\tREGION\tACTION\tACTOR\tKEY\tSRC_IP\tOUTCOME")
+	var flags []string
+	for _, u := range r.Uses {
+		src := ""
+		if u.SrcIP.IsValid() {
+			src = u.SrcIP.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Time.Format(time.RFC3339), u.Account, u.Region, u.Action, u.Actor, u.Key, src, u.Outcome)
+		if u.OffInstance != "" && (len(flags) == 0 || flags[len(flags)-1] != u.OffInstance) {
+			flags = append(flags, u.OffInstance)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.More {
+		fmt.Fprintf(w, "(the first %d only)\n", inventory.MaxUses)
+	}
+	for _, f := range flags {
+		fmt.Fprintln(w, "! "+f)
+	}
+	return nil
+}

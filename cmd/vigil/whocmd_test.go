@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/inventory"
+)
+
+// TestWho: vigil who follows the attacker's temporary keys of real
+// trails back to who started them, and flags the stolen instance
+// credential used off its instance: from the data directory, and through
+// a running server's API.
+func TestWho(t *testing.T) {
+	needFixtures(t)
+	data := t.TempDir()
+	otrf := "../../../shared/testdata/otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json"
+	mustVigil(t, "import", "--data", data, otrf, filepath.Join(stratus, "aws.execution.ec2-launch-unusual-instances.json"))
+
+	out := mustVigil(t, "who", "--data", data, "ASIA5FLZVX4OPVKKVBMX")
+	for _, want := range []string{
+		"assumed-role/MordorNginxStack-BankingWAFRole-9S3E0UAE1MM0/i-0317f6c6b66ae9c40 (key ASIA5FLZVX4OPVKKVBMX)",
+		"issued by InstanceProfile at 2020-09-14T00:48:30Z",
+		"origin: the instance i-0317f6c6b66ae9c40, through its instance profile",
+		"11 events done under it",
+		"! the credential of instance i-0317f6c6b66ae9c40 was used from the public address 1.2.3.4",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("vigil who: no %q in\n%s", want, out)
+		}
+	}
+	out = mustVigil(t, "who", "--data", data, "--format", "json", "ASIA9F6MXE9HSYOXYQOS")
+	var rep inventory.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Origin.ARN != "arn:aws:iam::900138736586:user/christophe" || len(rep.Chain) != 2 || len(rep.Uses) != 1 || rep.Uses[0].Action != "RunInstances" {
+		t.Errorf("report %+v", rep)
+	}
+	if out := mustVigil(t, "who", "--data", data, "--tenant", "nobody", "ASIA9F6MXE9HSYOXYQOS"); !strings.Contains(out, "no STS call") {
+		t.Errorf("another tenant's view:\n%s", out)
+	}
+
+	// Through a running server: the same, from its API.
+	srv := serve(t, data)
+	var viaAPI inventory.Report
+	if err := json.Unmarshal(srv.call("GET", "/api/v1/identities/"+url.PathEscape("arn:aws:sts::900138736586:assumed-role/stratus-red-team-ec2lui-role-idtzskbvtd/aws-go-sdk-1722511821294449000"), nil), &viaAPI); err != nil {
+		t.Fatal(err)
+	}
+	if viaAPI.Origin.ARN != "arn:aws:iam::900138736586:user/christophe" {
+		t.Errorf("API report %+v", viaAPI)
+	}
+	if out := mustVigil(t, "who", "--data", data, "ASIA5FLZVX4OPVKKVBMX"); !strings.Contains(out, "origin: the instance i-0317f6c6b66ae9c40") {
+		t.Errorf("vigil who through the server:\n%s", out)
+	}
+}
