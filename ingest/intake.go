@@ -150,6 +150,7 @@ func (in *Intake) Accept(ctx context.Context, b Batch) error {
 	}
 	evs := slices.Clone(b.Events)
 	slices.SortStableFunc(evs, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
+	in.p.enrich(evs)
 	var (
 		first int64
 		err   error

@@ -49,6 +49,11 @@ type Pipeline struct {
 	// again as it catches up: detection sees every event at least once,
 	// and those of the last moments before a crash maybe twice.
 	Detect func([]*event.Event)
+	// Enrich, if set, completes events before the ledger takes them, in
+	// time order, so that what it adds is as tamper-evident as the rest:
+	// the origin of a temporary credential's events. It must be safe for
+	// concurrent use: an import's workers call it at once.
+	Enrich func([]*event.Event)
 }
 
 var _ store.BulkLoader = (*Pipeline)(nil)
@@ -80,6 +85,7 @@ func (p *Pipeline) ledgerAppend(ctx context.Context, evs []*event.Event) ([]*eve
 	}
 	sorted := slices.Clone(evs)
 	slices.SortStableFunc(sorted, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
+	p.enrich(sorted)
 	if _, err := p.Ledger.Append(ctx, sorted); err != nil {
 		return nil, fmt.Errorf("appending to the ledger: %w", err)
 	}
@@ -119,6 +125,12 @@ func (pl *pipelineLoader) Append(ctx context.Context, evs []*event.Event) error 
 	}
 	pl.p.detect(sorted)
 	return nil
+}
+
+func (p *Pipeline) enrich(evs []*event.Event) {
+	if p.Enrich != nil && len(evs) > 0 {
+		p.Enrich(evs)
+	}
 }
 
 func (p *Pipeline) detect(evs []*event.Event) {

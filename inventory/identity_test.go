@@ -205,3 +205,42 @@ func TestRoleChaining(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestEnrich: events made with a temporary credential get the identity
+// at the start of its chain as their origin, in the batch that issued
+// it and after; other events are left alone; credentials long expired
+// are pruned.
+func TestEnrich(t *testing.T) {
+	ids := NewIdentities()
+	evs := events(t, "stratus-red-team-detonation-logs/detonation-logs/aws.execution.ec2-launch-unusual-instances.json")
+	ids.Enrich(evs)
+	for _, e := range evs {
+		want := ""
+		if e.Action == "RunInstances" {
+			want = "arn:aws:iam::900138736586:user/christophe"
+		}
+		if e.Session.Origin != want {
+			t.Errorf("%s by %s: origin %q, want %q", e.Action, e.Actor.Name, e.Session.Origin, want)
+		}
+	}
+	otrf := events(t, "otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json")
+	ids.Enrich(otrf)
+	n := 0
+	for _, e := range otrf {
+		if e.Session.Origin == "instance/i-0317f6c6b66ae9c40" {
+			n++
+		}
+	}
+	if n != 11 {
+		t.Errorf("%d events of the stolen instance credential have its origin, want 11", n)
+	}
+
+	g := NewGraph()
+	t0 := time.Date(2024, 7, 10, 0, 0, 0, 0, time.UTC)
+	g.Add(Issue{Kind: AssumeRole, Time: t0, Key: "ASIAOLD", Session: "arn:aws:sts::1:assumed-role/r/old", Expires: t0.Add(time.Hour)})
+	g.Add(Issue{Kind: SessionToken, Time: t0.Add(48 * time.Hour), Key: "ASIANEW", Session: "arn:aws:iam::1:user/u"})
+	g.Prune(t0.Add(2 * time.Hour))
+	if g.Len() != 1 || g.issuer("ASIAOLD", "", time.Time{}) != nil || g.issuer("ASIANEW", "", time.Time{}) == nil {
+		t.Errorf("after pruning: %d issues", g.Len())
+	}
+}

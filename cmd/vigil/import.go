@@ -112,6 +112,10 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 	if err != nil {
 		return ingest.Summary{}, err
 	}
+	if err := followIdentities(ctx, dd, logger); err != nil {
+		dd.Close()
+		return ingest.Summary{}, err
+	}
 	opts := cfg.parseOptions(tenant)
 	opts.Received = time.Now()
 	opts.Backfill = true

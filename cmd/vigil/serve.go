@@ -103,6 +103,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer dd.Close()
+	if err := followIdentities(ctx, dd, logger); err != nil {
+		return err
+	}
 	db := dd.db
 	// Correlation state is rebuilt from the events of its longest
 	// timespan, matched again without alerting again: at start, and when

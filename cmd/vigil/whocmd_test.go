@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,16 @@ func TestWho(t *testing.T) {
 	data := t.TempDir()
 	otrf := "../../../shared/testdata/otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json"
 	mustVigil(t, "import", "--data", data, otrf, filepath.Join(stratus, "aws.execution.ec2-launch-unusual-instances.json"))
+
+	// The import named each event's origin: searchable.
+	rows := ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", `session_origin:"instance/i-0317f6c6b66ae9c40" | stats count()`))
+	if fmt.Sprint(rows[0]["count"]) != "11" {
+		t.Errorf("events whose origin is the instance: %v, want 11", rows[0]["count"])
+	}
+	rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", `session_origin:"arn:aws:iam::900138736586:user/christophe"`))
+	if len(rows) != 1 || rows[0]["action"] != "RunInstances" {
+		t.Errorf("events whose origin is christophe: %v", rows)
+	}
 
 	out := mustVigil(t, "who", "--data", data, "ASIA5FLZVX4OPVKKVBMX")
 	for _, want := range []string{
