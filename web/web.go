@@ -47,6 +47,9 @@ type Options struct {
 	// Who reassembles the identity behind a credential
 	// (/api/v1/identities/{ref}) from the events scope sees.
 	Who func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error)
+	// Inventory builds the inventory of assets the events scope sees
+	// tell of (/api/v1/inventory).
+	Inventory func(ctx context.Context, scope query.Scope) (*inventory.Inventory, error)
 	// Playbooks are the playbook runner (/api/v1/playbooks,
 	// /api/v1/playbook-runs).
 	Playbooks Playbooks
@@ -89,6 +92,9 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /api/v1/search", a.auth(http.HandlerFunc(a.search), readers...))
 	if opts.Who != nil {
 		mux.Handle("GET /api/v1/identities/{ref}", a.auth(http.HandlerFunc(a.who), readers...))
+	}
+	if opts.Inventory != nil {
+		mux.Handle("GET /api/v1/inventory", a.auth(http.HandlerFunc(a.inventory), readers...))
 	}
 	if opts.Ledger != nil {
 		mux.Handle("GET /api/v1/events/{seq}/proof", a.auth(http.HandlerFunc(a.proof), readers...))
@@ -252,6 +258,34 @@ func (a *api) who(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// inventory answers GET /api/v1/inventory?q=REF&at=T&tenant=: the assets
+// REF (an address, an instance id, an ARN, a name) names, with their
+// facts at T (over all time without it), in the caller's tenants.
+func (a *api) inventory(w http.ResponseWriter, r *http.Request) {
+	id, _ := IdentityFrom(r.Context())
+	v := r.URL.Query()
+	if v.Get("q") == "" {
+		writeError(w, http.StatusBadRequest, errors.New("q: name an address, an instance id, an ARN or a name"))
+		return
+	}
+	at, err := query.ParseTimeArg(v.Get("at"), a.opts.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("at: %w", err))
+		return
+	}
+	scope := id.Scope
+	if t := v.Get("tenant"); t != "" {
+		scope = scope.Narrow(t)
+	}
+	inv, err := a.opts.Inventory(r.Context(), scope)
+	if err != nil {
+		a.opts.Logger.Error("building the inventory", "err", err)
+		writeError(w, http.StatusInternalServerError, errors.New("building the inventory failed"))
+		return
+	}
+	writeJSON(w, http.StatusOK, inv.Lookup(v.Get("q"), at))
 }
 
 func (a *api) search(w http.ResponseWriter, r *http.Request) {

@@ -270,6 +270,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Who: func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error) {
 			return inventory.Who(ctx, finder{db, scope}, ref, from, to)
 		},
+		Inventory: func(ctx context.Context, scope query.Scope) (*inventory.Inventory, error) {
+			return inventory.Build(ctx, finder{db, scope}, time.Time{})
+		},
 		Hunter: db,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,

@@ -11,7 +11,8 @@ import (
 	"github.com/vigilsec/vigil/inventory"
 )
 
-// TestWho: vigil who follows the attacker's temporary keys of real
+// TestWho: vigil inventory knows the user an attacker made, from when it
+// was made; vigil who follows the attacker's temporary keys of real
 // trails back to who started them, and flags the stolen instance
 // credential used off its instance: from the data directory, and through
 // a running server's API.
@@ -19,7 +20,17 @@ func TestWho(t *testing.T) {
 	needFixtures(t)
 	data := t.TempDir()
 	otrf := "../../../shared/testdata/otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json"
-	mustVigil(t, "import", "--data", data, otrf, filepath.Join(stratus, "aws.execution.ec2-launch-unusual-instances.json"))
+	mustVigil(t, "import", "--data", data, otrf, filepath.Join(stratus, "aws.execution.ec2-launch-unusual-instances.json"),
+		filepath.Join(stratus, "aws.persistence.iam-create-admin-user.json"))
+
+	// The user the attacker created is in the inventory, from when it was.
+	out := mustVigil(t, "inventory", "--data", data, "malicious-iam-user")
+	if !strings.Contains(out, "user arn:aws:iam::229654561268:user/malicious-iam-user (aws account 229654561268") || !strings.Contains(out, "cloudtrail:CreateUser") {
+		t.Errorf("vigil inventory:\n%s", out)
+	}
+	if out := mustVigil(t, "inventory", "--data", data, "--at", "2024-08-01T13:00:00Z", "malicious-iam-user"); !strings.Contains(out, "no asset") {
+		t.Errorf("vigil inventory before the user was made:\n%s", out)
+	}
 
 	// The import named each event's origin: searchable.
 	rows := ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", `session_origin:"instance/i-0317f6c6b66ae9c40" | stats count()`))
@@ -31,7 +42,7 @@ func TestWho(t *testing.T) {
 		t.Errorf("events whose origin is christophe: %v", rows)
 	}
 
-	out := mustVigil(t, "who", "--data", data, "ASIA5FLZVX4OPVKKVBMX")
+	out = mustVigil(t, "who", "--data", data, "ASIA5FLZVX4OPVKKVBMX")
 	for _, want := range []string{
 		"assumed-role/MordorNginxStack-BankingWAFRole-9S3E0UAE1MM0/i-0317f6c6b66ae9c40 (key ASIA5FLZVX4OPVKKVBMX)",
 		"issued by InstanceProfile at 2020-09-14T00:48:30Z",
@@ -66,5 +77,9 @@ func TestWho(t *testing.T) {
 	}
 	if out := mustVigil(t, "who", "--data", data, "ASIA5FLZVX4OPVKKVBMX"); !strings.Contains(out, "origin: the instance i-0317f6c6b66ae9c40") {
 		t.Errorf("vigil who through the server:\n%s", out)
+	}
+	var found []inventory.Found
+	if err := json.Unmarshal(srv.call("GET", "/api/v1/inventory?q=malicious-iam-user&at=2024-08-02", nil), &found); err != nil || len(found) != 1 || found[0].Asset.Kind != "user" {
+		t.Errorf("the API's inventory: %+v %v", found, err)
 	}
 }
