@@ -56,7 +56,7 @@ func (ids *Identities) Enrich(evs []*event.Event) {
 		return
 	}
 	for _, ev := range evs {
-		if ev.Session.Origin != "" || !temporary(ev) {
+		if ev.Session.Origin != "" || !temporary(ev) && len(ids.g.byKey[ev.Session.ID]) == 0 {
 			continue
 		}
 		chain := ids.g.Chain(Principal{Key: ev.Session.ID, ARN: ev.Actor.ID}, ev.Time)
@@ -124,7 +124,7 @@ func (g *Graph) Prune(t time.Time) {
 	// Issues without a session are counted by key.
 	for _, l := range g.byKey {
 		for _, is := range l {
-			if is.Session == "" || is.Kind == SessionToken {
+			if is.Session == "" || is.Kind == SessionToken || is.Kind == AccessKey {
 				n++
 			}
 		}

@@ -29,6 +29,7 @@ const (
 	AssumeRoleWeb      = "AssumeRoleWithWebIdentity"
 	SessionToken       = "GetSessionToken"
 	FederationToken    = "GetFederationToken"
+	AccessKey          = "CreateAccessKey" // a long-term key made for a user, by whoever asked
 	InstanceProfile    = "InstanceProfile" // AssumeRole by ec2.amazonaws.com for an instance
 	ServiceRole        = "ServiceRole"     // AssumeRole by another AWS service (Lambda, ECS, …)
 	maxChain           = 16                // links followed, at most: role chains are short
@@ -91,7 +92,7 @@ type Issue struct {
 // events to read to build a Graph.
 func Issuing(action string) bool {
 	switch action {
-	case "AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "GetSessionToken", "GetFederationToken":
+	case "AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "GetSessionToken", "GetFederationToken", "CreateAccessKey":
 		return true
 	}
 	return false
@@ -99,7 +100,7 @@ func Issuing(action string) bool {
 
 // IssuingQuery is the search that selects the events that may issue a
 // credential.
-const IssuingQuery = "source:aws.cloudtrail (action:AssumeRole OR action:AssumeRoleWithSAML OR action:AssumeRoleWithWebIdentity OR action:GetSessionToken OR action:GetFederationToken) outcome:success"
+const IssuingQuery = "source:aws.cloudtrail (action:AssumeRole OR action:AssumeRoleWithSAML OR action:AssumeRoleWithWebIdentity OR action:GetSessionToken OR action:GetFederationToken OR action:CreateAccessKey) outcome:success"
 
 // stsRecord is what an issuing CloudTrail record says.
 type stsRecord struct {
@@ -116,6 +117,7 @@ type stsRecord struct {
 	} `json:"userIdentity"`
 	RequestParameters struct {
 		RoleARN         string `json:"roleArn"`
+		UserName        string `json:"userName"` // CreateAccessKey
 		RoleSessionName string `json:"roleSessionName"`
 		SourceIdentity  string `json:"sourceIdentity"`
 		Name            string `json:"name"` // GetFederationToken
@@ -132,6 +134,9 @@ type stsRecord struct {
 		FederatedUser struct {
 			ARN string `json:"arn"`
 		} `json:"federatedUser"`
+		AccessKey struct {
+			AccessKeyID string `json:"accessKeyId"`
+		} `json:"accessKey"`
 		SourceIdentity              string `json:"sourceIdentity"`
 		Subject                     string `json:"subject"`
 		Issuer                      string `json:"issuer"`
@@ -147,7 +152,11 @@ func FromEvent(ev *event.Event) (Issue, bool) {
 		return Issue{}, false
 	}
 	var r stsRecord
-	if json.Unmarshal(ev.Document(), &r) != nil || r.ErrorCode != "" || r.EventSource != "sts.amazonaws.com" {
+	want := "sts.amazonaws.com"
+	if ev.Action == "CreateAccessKey" {
+		want = "iam.amazonaws.com"
+	}
+	if json.Unmarshal(ev.Document(), &r) != nil || r.ErrorCode != "" || r.EventSource != want {
 		return Issue{}, false
 	}
 	u, req, resp := &r.UserIdentity, &r.RequestParameters, &r.ResponseElements
@@ -168,6 +177,12 @@ func FromEvent(ev *event.Event) (Issue, bool) {
 		is.Session, is.Name = resp.FederatedUser.ARN, req.Name
 	case "GetSessionToken":
 		is.Session = u.ARN // the same principal, with a temporary key
+	case "CreateAccessKey":
+		// A key for the user named, or for the caller itself.
+		is.Key, is.Session = resp.AccessKey.AccessKeyID, u.ARN
+		if name := req.UserName; name != "" && !strings.EqualFold(name, u.UserName) {
+			is.Session, is.Name = "arn:aws:iam::"+ev.Cloud.Account+":user/"+name, name
+		}
 	}
 	switch {
 	case ev.Action == "AssumeRoleWithSAML":
@@ -236,9 +251,9 @@ func (g *Graph) Add(is Issue) {
 	if is.Key != "" {
 		g.byKey[is.Key] = insertByTime(g.byKey[is.Key], p)
 	}
-	// A session token acts as its caller, whose ARN it shares: the ARN
-	// says nothing of which key it used.
-	if is.Session != "" && is.Kind != SessionToken {
+	// A session token acts as its caller, whose ARN it shares, and a
+	// user has several keys: their ARN says nothing of which key it used.
+	if is.Session != "" && is.Kind != SessionToken && is.Kind != AccessKey {
 		k := strings.ToLower(is.Session)
 		g.bySession[k] = insertByTime(g.bySession[k], p)
 	}

@@ -1,11 +1,14 @@
 package inventory
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/parse"
@@ -242,5 +245,54 @@ func TestEnrich(t *testing.T) {
 	g.Prune(t0.Add(2 * time.Hour))
 	if g.Len() != 1 || g.issuer("ASIAOLD", "", time.Time{}) != nil || g.issuer("ASIANEW", "", time.Time{}) == nil {
 		t.Errorf("after pruning: %d issues", g.Len())
+	}
+}
+
+// TestCompromisedRoot: Panther's "compromised root credentials"
+// scenario: the attacker, in root's console session, made a user and a
+// key for it, and used the key. The key leads back to root.
+func TestCompromisedRoot(t *testing.T) {
+	raw, err := os.ReadFile(testdata + "panther-analysis-rule-tests/test_scenarios/compromised-root-creds/attacker_cloudtrail.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scenario struct {
+		Logs []map[string]any `yaml:"Logs"`
+	}
+	if err := yaml.Unmarshal(raw, &scenario); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(map[string]any{"Records": scenario.Logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []*event.Event
+	_, err = parse.Parse(strings.NewReader(string(doc)), "aws.cloudtrail", parse.Options{Tenant: "acme", Received: time.Now()}, func(r parse.Result) error {
+		if r.Event != nil {
+			evs = append(evs, r.Event)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := NewIdentities()
+	ids.Enrich(evs)
+	var used *event.Event
+	for _, e := range evs {
+		if e.Session.ID == "AKIASWJJJ66ZZZII4IYY" {
+			used = e
+		}
+	}
+	if used == nil {
+		t.Fatal("the malicious key is never used in the scenario")
+	}
+	got := chainText(ids.g.Chain(Principal{Key: used.Session.ID, ARN: used.Actor.ID}, used.Time))
+	want := "arn:aws:iam::493859302102:user/tracy_stone [AKIASWJJJ66ZZZII4IYY] (CreateAccessKey) ← arn:aws:iam::493859302102:root"
+	if got != want {
+		t.Errorf("the malicious key:\n got %s\nwant %s", got, want)
+	}
+	if used.Session.Origin != "arn:aws:iam::493859302102:root" {
+		t.Errorf("the key's use has origin %q", used.Session.Origin)
 	}
 }
