@@ -66,6 +66,16 @@ func TestWho(t *testing.T) {
 		t.Errorf("another tenant's view:\n%s", out)
 	}
 
+	// The state at a time: the identity behind the key, the events
+	// around it.
+	out = mustVigil(t, "timeline", "--data", data, "--at", "2020-09-14T01:02:00Z", "--around", "5m", "ASIA5FLZVX4OPVKKVBMX")
+	if !strings.Contains(out, "← the instance i-0317f6c6b66ae9c40") || strings.Count(out, "MordorNginxStack-BankingWAFRole-9S3E0UAE1MM0/i-0317f6c6b66ae9c40  1.2.3.4") != 7 {
+		t.Errorf("vigil timeline:\n%s", out)
+	}
+	if out := mustVigil(t, "timeline", "--data", data, "--at", "2024-08-02", "--around", "24h", "malicious-iam-user"); !strings.Contains(out, "asset: user arn:aws:iam::229654561268:user/malicious-iam-user") {
+		t.Errorf("vigil timeline of a user:\n%s", out)
+	}
+
 	// Through a running server: the same, from its API.
 	srv := serve(t, data)
 	var viaAPI inventory.Report
@@ -77,6 +87,9 @@ func TestWho(t *testing.T) {
 	}
 	if out := mustVigil(t, "who", "--data", data, "ASIA5FLZVX4OPVKKVBMX"); !strings.Contains(out, "origin: the instance i-0317f6c6b66ae9c40") {
 		t.Errorf("vigil who through the server:\n%s", out)
+	}
+	if out := mustVigil(t, "timeline", "--data", data, "--at", "2020-09-14T01:02:00Z", "--around", "5m", "ASIA5FLZVX4OPVKKVBMX"); !strings.Contains(out, "← the instance i-0317f6c6b66ae9c40") {
+		t.Errorf("vigil timeline through the server:\n%s", out)
 	}
 	var found []inventory.Found
 	if err := json.Unmarshal(srv.call("GET", "/api/v1/inventory?q=malicious-iam-user&at=2024-08-02", nil), &found); err != nil || len(found) != 1 || found[0].Asset.Kind != "user" {
