@@ -3,15 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"text/tabwriter"
 	"time"
 
-	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/query"
 )
 
@@ -37,36 +33,14 @@ func runInventory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("--at: %w", err)
 	}
-	var found []inventory.Found
-	if base, token := d.server(ctx); base != "" {
-		v := url.Values{"q": {ref}, "at": {*atArg}, "tenant": {*tenant}}
-		body, err := serverGet(ctx, base, token, "/api/v1/inventory?"+v.Encode())
-		if err != nil {
-			return err
-		}
-		defer body.Close()
-		if err := json.NewDecoder(body).Decode(&found); err != nil {
-			return fmt.Errorf("reading the server's answer: %w", err)
-		}
-	} else {
-		path := d.path(storeFile)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no events in %s yet: run 'vigil import PATH' or 'vigil serve --demo' first", d.dir)
-		}
-		db, err := openReadOnly(ctx, path)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		scope := query.Scope{All: true}
-		if *tenant != "" {
-			scope = scope.Narrow(*tenant)
-		}
-		inv, err := inventory.Build(ctx, finder{db, scope}, time.Time{})
-		if err != nil {
-			return err
-		}
-		found = inv.Lookup(ref, at)
+	src, closeSrc, err := contextSourceOf(ctx, &d, *tenant)
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
+	found, err := src.inventory(ctx, ref, at)
+	if err != nil {
+		return err
 	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)

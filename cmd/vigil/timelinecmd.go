@@ -141,7 +141,12 @@ func contextSourceOf(ctx context.Context, d *dataFlags, tenant string) (*context
 			}
 			return nil
 		}
-		rfc := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+		rfc := func(t time.Time) string {
+			if t.IsZero() {
+				return "" // unbounded, as the API reads an empty time
+			}
+			return t.UTC().Format(time.RFC3339Nano)
+		}
 		return &contextSource{
 			inventory: func(ctx context.Context, ref string, at time.Time) ([]inventory.Found, error) {
 				var found []inventory.Found

@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -45,36 +42,14 @@ func runWho(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
-	var rep *inventory.Report
-	if base, token := d.server(ctx); base != "" {
-		// A running server holds the store: ask it.
-		v := url.Values{"from": {*fromArg}, "to": {*toArg}, "tenant": {*tenant}}
-		body, err := serverGet(ctx, base, token, "/api/v1/identities/"+url.PathEscape(ref)+"?"+v.Encode())
-		if err != nil {
-			return err
-		}
-		defer body.Close()
-		rep = new(inventory.Report)
-		if err := json.NewDecoder(body).Decode(rep); err != nil {
-			return fmt.Errorf("reading the server's answer: %w", err)
-		}
-	} else {
-		path := d.path(storeFile)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no events in %s yet: run 'vigil import PATH' or 'vigil serve --demo' first", d.dir)
-		}
-		db, err := openReadOnly(ctx, path)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		scope := query.Scope{All: true}
-		if *tenant != "" {
-			scope = scope.Narrow(*tenant)
-		}
-		if rep, err = inventory.Who(ctx, finder{db, scope}, ref, from, to); err != nil {
-			return err
-		}
+	src, closeSrc, err := contextSourceOf(ctx, &d, *tenant)
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
+	rep, err := src.who(ctx, ref, from, to)
+	if err != nil {
+		return err
 	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)

@@ -91,6 +91,9 @@ func TestWho(t *testing.T) {
 	if out := mustVigil(t, "timeline", "--data", data, "--at", "2020-09-14T01:02:00Z", "--around", "5m", "ASIA5FLZVX4OPVKKVBMX"); !strings.Contains(out, "← the instance i-0317f6c6b66ae9c40") {
 		t.Errorf("vigil timeline through the server:\n%s", out)
 	}
+	if out := mustVigil(t, "inventory", "--data", data, "malicious-iam-user"); !strings.Contains(out, "cloudtrail:CreateUser") {
+		t.Errorf("vigil inventory through the server, over all time:\n%s", out)
+	}
 	var found []inventory.Found
 	if err := json.Unmarshal(srv.call("GET", "/api/v1/inventory?q=malicious-iam-user&at=2024-08-02", nil), &found); err != nil || len(found) != 1 || found[0].Asset.Kind != "user" {
 		t.Errorf("the API's inventory: %+v %v", found, err)
