@@ -409,8 +409,18 @@ func (r *Runner) Reject(ctx context.Context, tenants []string, id, actor, reason
 var ErrNotWaiting = errors.New("playbook: the run is not waiting for approval")
 
 func (r *Runner) decide(ctx context.Context, tenants []string, id, actor, reject string) (*meta.Run, error) {
-	if !r.claim(id) {
-		return nil, fmt.Errorf("%w: it is being carried on", ErrNotWaiting)
+	// The run may be saved as waiting a moment before the goroutine that
+	// carried it there lets go of it: a person quick to approve waits
+	// that moment, not for a step that is acting.
+	for deadline := time.Now().Add(3 * time.Second); !r.claim(id); {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: it is being carried on", ErrNotWaiting)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	handed := false // to carryOn, which releases it
 	defer func() {

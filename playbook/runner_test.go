@@ -587,3 +587,23 @@ steps:
 		t.Error("a search with a pipe loads")
 	}
 }
+
+// TestApproveAsItWaits: an approval that comes while the run's goroutine
+// is still letting go of it (the run is saved as waiting just before)
+// waits for it, rather than failing.
+func TestApproveAsItWaits(t *testing.T) {
+	h := newHarness(t, Options{}, backdoorKey)
+	run := h.alert("a1")
+	h.runner.claim(run.ID) // as the goroutine that made it wait still does
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		h.runner.release(run.ID)
+	}()
+	if _, err := h.runner.Approve(context.Background(), nil, run.ID, "alice"); err != nil {
+		t.Fatalf("approving as the run is let go of: %v", err)
+	}
+	h.runner.Wait()
+	if r := h.run(run.ID); r.Status != Done || h.exec.count() != 1 {
+		t.Errorf("run %s, %d calls", r.Status, h.exec.count())
+	}
+}
