@@ -296,7 +296,7 @@ func startServer(ctx context.Context, bin, data string) (*server, error) {
 	for {
 		addr, err := os.ReadFile(filepath.Join(data, "serve.addr"))
 		tok, terr := os.ReadFile(filepath.Join(data, "admin.token"))
-		if err == nil && terr == nil {
+		if err == nil && terr == nil && len(bytes.TrimSpace(addr)) > 0 && len(bytes.TrimSpace(tok)) > 0 {
 			s.base, s.token = "http://"+strings.TrimSpace(string(addr)), strings.TrimSpace(string(tok))
 			return s, nil
 		}

@@ -286,7 +286,11 @@ func (d *dataFlags) adminToken() (string, error) {
 	buf := make([]byte, 32)
 	rand.Read(buf)
 	tok := "vgl_" + hex.EncodeToString(buf)
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+	// Written beside and renamed, so that no reader sees it empty.
+	if err := os.WriteFile(path+".tmp", []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing admin token: %w", err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
 		return "", fmt.Errorf("writing admin token: %w", err)
 	}
 	return tok, nil

@@ -144,7 +144,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listening: %w", err)
 	}
 	// Tell local commands (vigil search) where to find us.
-	if err := os.WriteFile(d.path(addrFile), []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
+	// Written beside and renamed, so that a command never reads it half
+	// written.
+	tmp := d.path(addrFile + ".tmp")
+	if err := os.WriteFile(tmp, []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", addrFile, err)
+	}
+	if err := os.Rename(tmp, d.path(addrFile)); err != nil {
 		return fmt.Errorf("writing %s: %w", addrFile, err)
 	}
 	defer os.Remove(d.path(addrFile))
