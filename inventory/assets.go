@@ -149,6 +149,19 @@ func (inv *Inventory) Find(ref string, t time.Time) map[Asset][]Fact {
 	return out
 }
 
+// Addrs returns the addresses (private and public) an asset held at t.
+func (inv *Inventory) Addrs(a Asset, t time.Time) []netip.Addr {
+	var out []netip.Addr
+	for _, f := range inv.byAsset[a.key()] {
+		if (f.Attr == "private_ip" || f.Attr == "public_ip") && f.Holds(t) {
+			if ip, err := netip.ParseAddr(f.Value); err == nil {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
+
 // AssetAt returns the asset that held an address at t, if one did.
 func (inv *Inventory) AssetAt(ip netip.Addr, t time.Time) (Asset, bool) {
 	for _, f := range inv.Who(ip.String(), t) {

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"context"
 	"encoding/json"
 	"net/netip"
 	"os"
@@ -294,5 +295,55 @@ func TestCompromisedRoot(t *testing.T) {
 	}
 	if used.Session.Origin != "arn:aws:iam::493859302102:root" {
 		t.Errorf("the key's use has origin %q", used.Session.Origin)
+	}
+}
+
+// memStore is a Store over events in memory, for Who: it matches only
+// the kinds of search Who makes.
+type memStore []*event.Event
+
+func (m memStore) Find(_ context.Context, q string, from, to time.Time, limit int, fn func(*event.Event) error) error {
+	for _, e := range m {
+		ok := false
+		switch {
+		case q == IssuingQuery:
+			_, ok = FromEvent(e)
+		case q == AssetQuery:
+			ok = e.Action == "RunInstances"
+		default:
+			ok = strings.Contains(q, `"`+e.Session.ID+`"`) || strings.Contains(q, `"`+e.Actor.ID+`"`)
+		}
+		if ok {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// TestWhoInstanceAddresses: with the instance's addresses known from its
+// launch, its own calls are not flagged and another address's are.
+func TestWhoInstanceAddresses(t *testing.T) {
+	t0 := time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC)
+	role := "arn:aws:sts::1:assumed-role/web/i-0123456789abcdef0"
+	launch := &event.Event{Source: "aws.cloudtrail", Action: "RunInstances", Time: t0, Cloud: event.Cloud{Provider: "aws", Account: "1"},
+		Raw: []byte(`{"responseElements":{"instancesSet":{"items":[{"instanceId":"i-0123456789abcdef0","privateIpAddress":"10.0.0.5","ipAddress":"203.0.113.9"}]}}}`)}
+	profile := &event.Event{Source: "aws.cloudtrail", Action: "AssumeRole", Time: t0.Add(time.Minute), Cloud: event.Cloud{Provider: "aws", Account: "1"},
+		Raw: []byte(`{"eventSource":"sts.amazonaws.com","userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"},"requestParameters":{"roleArn":"arn:aws:iam::1:role/web","roleSessionName":"i-0123456789abcdef0"},"responseElements":{"credentials":{"accessKeyId":"ASIAWEB"}}}`)}
+	use := func(src string, d time.Duration) *event.Event {
+		return &event.Event{Source: "aws.cloudtrail", Action: "GetObject", Time: t0.Add(d), SrcIP: netip.MustParseAddr(src), Cloud: event.Cloud{Account: "1"},
+			Session: event.Session{ID: "ASIAWEB"}, Actor: event.Actor{Type: "AssumedRole", ID: role}}
+	}
+	st := memStore{launch, profile, use("203.0.113.9", 5*time.Minute), use("198.51.100.1", 6*time.Minute)}
+	rep, err := Who(context.Background(), st, "ASIAWEB", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Uses) != 2 || rep.Uses[0].OffInstance != "" || !strings.Contains(rep.Uses[1].OffInstance, "198.51.100.1, not one of the instance's addresses") {
+		t.Errorf("uses %+v", rep.Uses)
+	}
+	if rep.Origin.Type != "EC2Instance" || rep.Origin.Name != "i-0123456789abcdef0" {
+		t.Errorf("origin %+v", rep.Origin)
 	}
 }

@@ -111,13 +111,34 @@ func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report
 	if len(terms) == 0 {
 		return r, nil
 	}
+	var (
+		uses     []*event.Event
+		instance bool
+	)
 	err = st.Find(ctx, strings.Join(slices.Compact(terms), " OR "), from, to, MaxUses+1, func(ev *event.Event) error {
-		r.Uses = append(r.Uses, Use{Seq: ev.Seq, Time: ev.Time, Account: ev.Cloud.Account, Region: ev.Cloud.Region, Action: ev.Action,
-			Actor: ev.Actor.Name, Key: ev.Session.ID, SrcIP: ev.SrcIP, Outcome: ev.Outcome.Result, OffInstance: OffInstance(ev, nil)})
+		uses = append(uses, ev)
+		_, ok := InstanceOf(ev)
+		instance = instance || ok
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("inventory: reading the chain's events: %w", err)
+	}
+	// An instance's credential: its addresses, as the inventory knows
+	// them, tell its own calls from others'.
+	var inv *Inventory
+	if instance {
+		if inv, err = Build(ctx, st, to); err != nil {
+			return nil, err
+		}
+	}
+	for _, ev := range uses {
+		var addrs []netip.Addr
+		if id, ok := InstanceOf(ev); ok && inv != nil {
+			addrs = inv.Addrs(Asset{Kind: "instance", ID: id, Provider: "aws", Account: ev.Cloud.Account, Region: ev.Cloud.Region}, ev.Time)
+		}
+		r.Uses = append(r.Uses, Use{Seq: ev.Seq, Time: ev.Time, Account: ev.Cloud.Account, Region: ev.Cloud.Region, Action: ev.Action,
+			Actor: ev.Actor.Name, Key: ev.Session.ID, SrcIP: ev.SrcIP, Outcome: ev.Outcome.Result, OffInstance: OffInstance(ev, addrs)})
 	}
 	if len(r.Uses) > MaxUses {
 		r.Uses, r.More = r.Uses[:MaxUses], true
