@@ -106,12 +106,9 @@ const alertColumns = `id, tenant, rule_id, title, severity, dedup_key, grp, tags
 
 // Alerts returns the alerts q selects.
 func (db *DB) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
-	if !q.AllTenants && len(q.Tenants) == 0 {
-		return nil, nil
-	}
 	var f filter
-	if !q.AllTenants {
-		f.in("tenant", q.Tenants)
+	if !f.scope(q.Tenants, q.AllTenants) {
+		return nil, nil
 	}
 	if q.ID != "" {
 		f.is("id", "=", q.ID)

@@ -101,12 +101,9 @@ const caseColumns = `id, tenant, title, status, owner, creator, created, updated
 
 // Cases returns the cases q selects.
 func (db *DB) Cases(ctx context.Context, q CaseQuery) ([]Case, error) {
-	if !q.AllTenants && len(q.Tenants) == 0 {
-		return nil, nil
-	}
 	var f filter
-	if !q.AllTenants {
-		f.in("tenant", q.Tenants)
+	if !f.scope(q.Tenants, q.AllTenants) {
+		return nil, nil
 	}
 	if q.ID != "" {
 		f.is("id", "=", q.ID)

@@ -87,12 +87,9 @@ type DetectionQuery struct {
 // Detections returns the detections q selects. A query with no tenants
 // and not AllTenants selects nothing: a scope must be given.
 func (db *DB) Detections(ctx context.Context, q DetectionQuery) ([]Detection, error) {
-	if !q.AllTenants && len(q.Tenants) == 0 {
-		return nil, nil
-	}
 	var f filter
-	if !q.AllTenants {
-		f.in("tenant", q.Tenants)
+	if !f.scope(q.Tenants, q.AllTenants) {
+		return nil, nil
 	}
 	if !q.Since.IsZero() {
 		f.is("created", ">=", q.Since.UnixNano())

@@ -23,6 +23,21 @@ func (f *filter) is(col, op string, v any) {
 	f.where = append(f.where, col+" "+op+" "+f.arg(v))
 }
 
+// scope keeps the rows to the tenants a caller sees: every tenant's
+// (and those across tenants) with all, else those listed. It reports
+// false for a scope that sees nothing, whose query need not run: a
+// listing without a scope is empty, never everything.
+func (f *filter) scope(tenants []string, all bool) bool {
+	if all {
+		return true
+	}
+	if len(tenants) == 0 {
+		return false
+	}
+	f.in("tenant", tenants)
+	return true
+}
+
 // in adds "col IN (values)".
 func (f *filter) in(col string, vs []string) {
 	ph := make([]string, len(vs))

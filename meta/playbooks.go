@@ -122,12 +122,9 @@ const runColumns = `id, tenant, playbook, alert_id, case_id, status, actor, erro
 
 // Runs returns the runs q selects.
 func (db *DB) Runs(ctx context.Context, q RunQuery) ([]Run, error) {
-	if !q.AllTenants && len(q.Tenants) == 0 {
-		return nil, nil
-	}
 	var f filter
-	if !q.AllTenants {
-		f.in("tenant", q.Tenants)
+	if !f.scope(q.Tenants, q.AllTenants) {
+		return nil, nil
 	}
 	if q.ID != "" {
 		f.is("id", "=", q.ID)
