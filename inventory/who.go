@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/query"
 )
 
 // A Store is where Who reads events: those a search (in vigil's search
@@ -76,7 +77,7 @@ func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report
 	// key whose issue is not in the logs by that key.
 	var at time.Time
 	if p.ARN == "" {
-		err := st.Find(ctx, "session:"+quote(p.Key), from, to, 1, func(ev *event.Event) error {
+		err := st.Find(ctx, "session:"+query.Quote(p.Key), from, to, 1, func(ev *event.Event) error {
 			p.ARN, at = ev.Actor.ID, ev.Time
 			return nil
 		})
@@ -96,17 +97,17 @@ func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report
 			continue
 		}
 		if l.As.Key != "" {
-			terms = append(terms, "session:"+quote(l.As.Key))
+			terms = append(terms, "session:"+query.Quote(l.As.Key))
 		}
 		if l.Issue.Key != "" && l.Issue.Key != l.As.Key {
-			terms = append(terms, "session:"+quote(l.Issue.Key))
+			terms = append(terms, "session:"+query.Quote(l.Issue.Key))
 		}
 		if l.As.ARN != "" && l.Issue.Kind != SessionToken {
-			terms = append(terms, "actor_id:"+quote(l.As.ARN))
+			terms = append(terms, "actor_id:"+query.Quote(l.As.ARN))
 		}
 	}
 	if len(terms) == 0 && p.Key != "" {
-		terms = append(terms, "session:"+quote(p.Key)) // a long-term key: its own uses
+		terms = append(terms, "session:"+query.Quote(p.Key)) // a long-term key: its own uses
 	}
 	if len(terms) == 0 {
 		return r, nil
@@ -145,9 +146,4 @@ func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report
 	}
 	slices.SortStableFunc(r.Uses, func(a, b Use) int { return a.Time.Compare(b.Time) })
 	return r, nil
-}
-
-// quote writes a value as an exact value of the search language.
-func quote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, `*`, `\*`, `?`, `\?`).Replace(s) + `"`
 }

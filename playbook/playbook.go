@@ -328,10 +328,7 @@ var funcs = template.FuncMap{
 	// quote writes a value as an exact value of vigil's search language:
 	// quoted, its quotes, backslashes and wildcards escaped, so that an
 	// attacker's user name cannot widen an enrich step's search.
-	"quote": func(v any) string {
-		r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `*`, `\*`, `?`, `\?`)
-		return `"` + r.Replace(fmt.Sprint(v)) + `"`
-	},
+	"quote": func(v any) string { return query.Quote(fmt.Sprint(v)) },
 }
 
 var severities = []string{"informational", "low", "medium", "high", "critical"}

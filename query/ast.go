@@ -382,3 +382,13 @@ var spanUnits = []struct {
 	{"m", time.Minute},
 	{"s", time.Second},
 }
+
+// Quote writes v as a quoted value of the language that means exactly v:
+// its backslashes, quotes and wildcards escaped. Code that writes a search
+// from values it did not choose (an actor's name, an access key id) quotes
+// them, so that a value cannot widen the search or end its quotes.
+func Quote(v string) string {
+	return `"` + quoteReplacer.Replace(v) + `"`
+}
+
+var quoteReplacer = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `*`, `\*`, `?`, `\?`)

@@ -29,12 +29,6 @@ var hostile = []string{
 	`pwn :: || ;`,
 }
 
-// quote writes v as a quoted query value that means exactly v.
-func quote(v string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `*`, `\*`, `?`, `\?`)
-	return `"` + r.Replace(v) + `"`
-}
-
 // checkSQL asserts that no user text reached the SQL text.
 func checkSQL(t *testing.T, q string, out *SQL) {
 	t.Helper()
@@ -77,7 +71,7 @@ func TestHostileValues(t *testing.T) {
 	}
 	for _, tmpl := range templates {
 		fill := func(v string) string {
-			e := quote(v)
+			e := Quote(v)
 			return strings.NewReplacer("%s", e, "%e", e[1:len(e)-1]).Replace(tmpl.q)
 		}
 		// The SQL of a hostile value is the SQL of a plain one: values
@@ -199,7 +193,7 @@ func TestHostileTenant(t *testing.T) {
 // The lexer keeps every character of a quoted value.
 func TestQuotedValuesIntact(t *testing.T) {
 	for _, h := range hostile {
-		q := mustParse(t, "action:"+quote(h))
+		q := mustParse(t, "action:"+Quote(h))
 		if got := q.Filter.(*Compare).Value.Text(); got != h {
 			t.Errorf("value %q came back as %q", h, got)
 		}

@@ -103,7 +103,7 @@ func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // address as a source or destination, a key as the credential used, an
 // ARN as the actor; anything else as a word of the raw event.
 func timelineQuery(ref string) string {
-	q := `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, `*`, `\*`, `?`, `\?`).Replace(ref) + `"`
+	q := query.Quote(ref)
 	switch {
 	case isAddr(ref):
 		return "src_ip:" + ref + " OR dst_ip:" + ref
