@@ -76,6 +76,7 @@ type playbooksConfig struct {
 	} `yaml:"http"`
 
 	expires time.Duration
+	built   map[string]playbook.Executor // by action name, by check
 }
 
 // check validates the section.
@@ -98,8 +99,10 @@ func (c *playbooksConfig) check() error {
 		}
 	}
 	// The executors' settings and secrets, checked at load as the
-	// notification channels' are.
-	_, err := c.executors(context.Background())
+	// notification channels' are; the executors built are the ones
+	// vigil serve runs with.
+	var err error
+	c.built, err = c.executors(context.Background())
 	return err
 }
 
@@ -223,14 +226,10 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 			return nil, nil, fmt.Errorf("playbooks.dir: %w", err)
 		}
 	}
-	xs, err := cfg.executors(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	b := &builtins{deps: deps}
 	r := playbook.NewRunner(playbook.Options{
 		DB:         deps.mdb,
-		Executors:  xs,
+		Executors:  cfg.built,
 		Builtins:   b,
 		Cases:      deps.alerts,
 		Event:      b.event,
