@@ -2,6 +2,7 @@ package detect
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/vigilsec/vigil/event"
@@ -165,6 +166,7 @@ var normFields = map[string]normField{
 	"actor_type":     func(e *event.Event) string { return e.Actor.Type },
 	"session":        func(e *event.Event) string { return e.Session.ID },
 	"session_origin": func(e *event.Event) string { return e.Session.Origin },
+	"origin_actor":   func(e *event.Event) string { return e.Session.Origin },
 	"src_ip": func(e *event.Event) string {
 		if !e.SrcIP.IsValid() {
 			return ""
@@ -184,6 +186,48 @@ var normFields = map[string]normField{
 	"outcome":    func(e *event.Event) string { return e.Outcome.Result },
 	"error_code": func(e *event.Event) string { return e.Outcome.Code },
 	"message":    func(e *event.Event) string { return e.Message },
+
+	"src_asset":   func(e *event.Event) string { return e.Context.Src.Asset },
+	"src_owner":   func(e *event.Event) string { return e.Context.Src.Owner },
+	"src_country": func(e *event.Event) string { return e.Context.Src.Country },
+	"src_city":    func(e *event.Event) string { return e.Context.Src.City },
+	"src_asn":     func(e *event.Event) string { return asn(e.Context.Src.ASN) },
+	"src_as_org":  func(e *event.Event) string { return e.Context.Src.ASOrg },
+	"src_cloud":   func(e *event.Event) string { return e.Context.Src.Cloud },
+	"dst_asset":   func(e *event.Event) string { return e.Context.Dst.Asset },
+	"dst_owner":   func(e *event.Event) string { return e.Context.Dst.Owner },
+	"dst_country": func(e *event.Event) string { return e.Context.Dst.Country },
+	"dst_city":    func(e *event.Event) string { return e.Context.Dst.City },
+	"dst_asn":     func(e *event.Event) string { return asn(e.Context.Dst.ASN) },
+	"dst_as_org":  func(e *event.Event) string { return e.Context.Dst.ASOrg },
+	"dst_cloud":   func(e *event.Event) string { return e.Context.Dst.Cloud },
+	"team":        func(e *event.Event) string { return e.Context.Team },
+	// A rule reads a list of matches as one text: the lists' names (or
+	// the indicators), comma-separated, for |contains.
+	"intel": func(e *event.Event) string {
+		return joinHits(e.Context.Intel, func(h event.IntelHit) string { return h.List })
+	},
+	"intel_indicator": func(e *event.Event) string {
+		return joinHits(e.Context.Intel, func(h event.IntelHit) string { return h.Indicator })
+	},
+}
+
+func asn(n uint32) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatUint(uint64(n), 10)
+}
+
+func joinHits(hits []event.IntelHit, f func(event.IntelHit) string) string {
+	var b strings.Builder
+	for i, h := range hits {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(f(h))
+	}
+	return b.String()
 }
 
 // actionFields are, per source, the field names whose value is the

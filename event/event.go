@@ -63,6 +63,10 @@ type Event struct {
 	// for imports, the listener for live ingest.
 	Origin string
 
+	// Context is what vigil knew of the event's addresses and account
+	// when it arrived: filled in by enrichment, before the ledger.
+	Context Context
+
 	// Raw is the exact bytes received for this event.
 	Raw []byte
 	// Doc is the JSON document original field names resolve against when
@@ -91,6 +95,37 @@ type Actor struct {
 type Session struct {
 	ID     string // access key id, session id
 	Origin string // the originating principal, when known
+}
+
+// Context is what enrichment adds to an event. The zero Context says
+// nothing was known.
+type Context struct {
+	Src, Dst Place
+	Team     string // the team that owns the account, from the owners map
+	Intel    []IntelHit
+}
+
+// A Place is what an address was at the event's time.
+type Place struct {
+	Asset   string // the asset that held it: an instance or interface id
+	Owner   string // the asset's owner or team
+	Country string // ISO 3166-1 alpha-2 code, from GeoIP
+	City    string
+	ASN     uint32 // autonomous system number, from GeoIP
+	ASOrg   string // the autonomous system's organization
+	Cloud   string // provider/service/region, when in a provider's published ranges
+}
+
+// An IntelHit is a value of the event that a threat-intel list names.
+type IntelHit struct {
+	List      string // the list, or the source a row of it names
+	Indicator string // the value matched: an address, domain or hash
+	Type      string // the threat type, when the list gave one
+}
+
+// IsZero reports whether c says nothing.
+func (c *Context) IsZero() bool {
+	return c.Src == Place{} && c.Dst == Place{} && c.Team == "" && len(c.Intel) == 0
 }
 
 // Outcome says whether the action succeeded.

@@ -562,36 +562,61 @@ type consistencyLine struct {
 // valid UTF-8 show U+FFFD where encoding/json puts it; raw and doc,
 // where exact bytes matter most, switch to base64 instead.
 type eventLine struct {
-	Seq         int64       `json:"seq"`
-	ContentHash string      `json:"content_hash,omitempty"` // redacted records only
-	Redacted    *Redaction  `json:"redacted,omitempty"`
-	Time        string      `json:"time,omitempty"`
-	Received    string      `json:"received,omitempty"`
-	Skewed      bool        `json:"skewed,omitempty"`
-	Tenant      string      `json:"tenant,omitempty"`
-	Source      string      `json:"source,omitempty"`
-	Class       string      `json:"class,omitempty"`
-	EventID     string      `json:"event_id,omitempty"`
-	Cloud       cloudLine   `json:"cloud,omitzero"`
-	Environment string      `json:"environment,omitempty"`
-	Actor       actorLine   `json:"actor,omitzero"`
-	Session     sessionLine `json:"session,omitzero"`
-	SrcIP       netip.Addr  `json:"src_ip,omitzero"`
-	SrcPort     uint16      `json:"src_port,omitempty"`
-	DstIP       netip.Addr  `json:"dst_ip,omitzero"`
-	DstPort     uint16      `json:"dst_port,omitempty"`
-	Host        string      `json:"host,omitempty"`
-	UserAgent   string      `json:"user_agent,omitempty"`
-	Service     string      `json:"service,omitempty"`
-	Action      string      `json:"action,omitempty"`
-	Resources   []string    `json:"resources,omitempty"`
-	Outcome     outcomeLine `json:"outcome,omitzero"`
-	Message     string      `json:"message,omitempty"`
-	Origin      string      `json:"origin,omitempty"`
-	Raw         *string     `json:"raw,omitempty"`
-	RawBase64   []byte      `json:"raw_base64,omitempty"`
-	Doc         *string     `json:"doc,omitempty"`
-	DocBase64   []byte      `json:"doc_base64,omitempty"`
+	Seq         int64        `json:"seq"`
+	ContentHash string       `json:"content_hash,omitempty"` // redacted records only
+	Redacted    *Redaction   `json:"redacted,omitempty"`
+	Time        string       `json:"time,omitempty"`
+	Received    string       `json:"received,omitempty"`
+	Skewed      bool         `json:"skewed,omitempty"`
+	Tenant      string       `json:"tenant,omitempty"`
+	Source      string       `json:"source,omitempty"`
+	Class       string       `json:"class,omitempty"`
+	EventID     string       `json:"event_id,omitempty"`
+	Cloud       cloudLine    `json:"cloud,omitzero"`
+	Environment string       `json:"environment,omitempty"`
+	Actor       actorLine    `json:"actor,omitzero"`
+	Session     sessionLine  `json:"session,omitzero"`
+	SrcIP       netip.Addr   `json:"src_ip,omitzero"`
+	SrcPort     uint16       `json:"src_port,omitempty"`
+	DstIP       netip.Addr   `json:"dst_ip,omitzero"`
+	DstPort     uint16       `json:"dst_port,omitempty"`
+	Host        string       `json:"host,omitempty"`
+	UserAgent   string       `json:"user_agent,omitempty"`
+	Service     string       `json:"service,omitempty"`
+	Action      string       `json:"action,omitempty"`
+	Resources   []string     `json:"resources,omitempty"`
+	Outcome     outcomeLine  `json:"outcome,omitzero"`
+	Message     string       `json:"message,omitempty"`
+	Origin      string       `json:"origin,omitempty"`
+	Context     *contextLine `json:"context,omitempty"`
+	Raw         *string      `json:"raw,omitempty"`
+	RawBase64   []byte       `json:"raw_base64,omitempty"`
+	Doc         *string      `json:"doc,omitempty"`
+	DocBase64   []byte       `json:"doc_base64,omitempty"`
+}
+
+// contextLine is an event's enrichment, as people read it.
+type contextLine struct {
+	Src   placeLine   `json:"src,omitzero"`
+	Dst   placeLine   `json:"dst,omitzero"`
+	Team  string      `json:"team,omitempty"`
+	Intel []intelLine `json:"intel,omitempty"`
+}
+
+type placeLine struct {
+	Asset   string `json:"asset,omitempty"`
+	Owner   string `json:"owner,omitempty"`
+	Country string `json:"country,omitempty"`
+	City    string `json:"city,omitempty"`
+	ASN     uint32 `json:"asn,omitempty"`
+	ASOrg   string `json:"as_org,omitempty"`
+	Cloud   string `json:"cloud,omitempty"`
+}
+
+type intelLine struct {
+	List      string `json:"list"`
+	Indicator string `json:"indicator"`
+	Type      string `json:"type,omitempty"`
 }
 
 type cloudLine struct {
@@ -648,6 +673,12 @@ func (e *lineEncoder) event(seq int64, ev *event.Event) error {
 		Resources: ev.Resources,
 		Outcome:   outcomeLine{ev.Outcome.Result, ev.Outcome.Code},
 		Message:   ev.Message, Origin: ev.Origin,
+	}
+	if c := &ev.Context; !c.IsZero() {
+		line.Context = &contextLine{Src: placeLine(c.Src), Dst: placeLine(c.Dst), Team: c.Team}
+		for _, h := range c.Intel {
+			line.Context.Intel = append(line.Context.Intel, intelLine(h))
+		}
 	}
 	if len(ev.Raw) > 0 {
 		line.Raw, line.RawBase64 = textOrBytes(ev.Raw)

@@ -11,10 +11,18 @@ import (
 	"github.com/vigilsec/vigil/event"
 )
 
-// codecVersion is the first byte of every encoded event. A change to the
-// encoding, including a new field in event.Event, needs a new version and
-// a decoder that still reads the old ones: records are kept for years.
-const codecVersion = 1
+// The codec's version is the first byte of every encoded event. A change
+// to the encoding, including a new field in event.Event, needs a new
+// version and a decoder that still reads the old ones: records are kept
+// for years.
+//
+// Version 2 adds the event's Context after version 1's fields. An event
+// without one is still written as version 1, so that its bytes, and its
+// leaf hash, are what they were before enrichment existed.
+const (
+	codecV1 = 1
+	codecV2 = 2 // version 1, then the Context
+)
 
 // Time tags. UnixNano covers 1678–2262; anything outside that range is
 // still kept exactly, as seconds and nanoseconds, rather than wrapped.
@@ -46,12 +54,28 @@ func encodedSize(e *event.Event) int {
 	for _, r := range e.Resources {
 		n += len(r)
 	}
-	return n + len(e.SrcIP.Zone()) + len(e.DstIP.Zone()) + len(e.Raw) + len(e.Doc)
+	n += len(e.SrcIP.Zone()) + len(e.DstIP.Zone()) + len(e.Raw) + len(e.Doc)
+	if c := &e.Context; !c.IsZero() {
+		n += 64 + len(c.Team) + placeSize(&c.Src) + placeSize(&c.Dst)
+		for _, h := range c.Intel {
+			n += 15 + len(h.List) + len(h.Indicator) + len(h.Type)
+		}
+	}
+	return n
+}
+
+func placeSize(p *event.Place) int {
+	return len(p.Asset) + len(p.Owner) + len(p.Country) + len(p.City) + len(p.ASOrg) + len(p.Cloud)
 }
 
 // appendEvent appends the encoding of e to b.
 func appendEvent(b []byte, e *event.Event) []byte {
-	b = append(b, codecVersion)
+	withContext := !e.Context.IsZero()
+	if withContext {
+		b = append(b, codecV2)
+	} else {
+		b = append(b, codecV1)
+	}
 	b = appendTime(b, e.Time)
 	b = appendTime(b, e.Received)
 	b = appendBool(b, e.Skewed)
@@ -84,6 +108,28 @@ func appendEvent(b []byte, e *event.Event) []byte {
 	b = appendBool(b, e.Doc != nil)
 	if e.Doc != nil {
 		b = appendBytes(b, e.Doc)
+	}
+	if withContext {
+		b = appendContext(b, &e.Context)
+	}
+	return b
+}
+
+func appendContext(b []byte, c *event.Context) []byte {
+	for _, p := range []*event.Place{&c.Src, &c.Dst} {
+		for _, s := range []string{p.Asset, p.Owner, p.Country, p.City} {
+			b = appendString(b, s)
+		}
+		b = binary.AppendUvarint(b, uint64(p.ASN))
+		b = appendString(b, p.ASOrg)
+		b = appendString(b, p.Cloud)
+	}
+	b = appendString(b, c.Team)
+	b = binary.AppendUvarint(b, uint64(len(c.Intel)))
+	for _, h := range c.Intel {
+		b = appendString(b, h.List)
+		b = appendString(b, h.Indicator)
+		b = appendString(b, h.Type)
 	}
 	return b
 }
@@ -162,7 +208,7 @@ func (d *decoder) event() (*event.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v != codecVersion {
+	if v != codecV1 && v != codecV2 {
 		return nil, fmt.Errorf("unknown encoding version %d", v)
 	}
 	e := new(event.Event)
@@ -241,10 +287,66 @@ func (d *decoder) event() (*event.Event, error) {
 			return nil, err
 		}
 	}
+	if v == codecV2 {
+		if err := d.context(&e.Context); err != nil {
+			return nil, err
+		}
+		if e.Context.IsZero() {
+			// EncodeEvent writes such an event as version 1.
+			return nil, errors.New("version 2 event with an empty context")
+		}
+	}
 	if d.off != len(d.b) {
 		return nil, fmt.Errorf("%d trailing bytes", len(d.b)-d.off)
 	}
 	return e, nil
+}
+
+func (d *decoder) context(c *event.Context) error {
+	var err error
+	for _, p := range []*event.Place{&c.Src, &c.Dst} {
+		for _, s := range []*string{&p.Asset, &p.Owner, &p.Country, &p.City} {
+			if *s, err = d.string(); err != nil {
+				return err
+			}
+		}
+		asn, err := d.uvarint()
+		if err != nil {
+			return err
+		}
+		if asn > math.MaxUint32 {
+			return fmt.Errorf("AS number %d out of range", asn)
+		}
+		p.ASN = uint32(asn)
+		for _, s := range []*string{&p.ASOrg, &p.Cloud} {
+			if *s, err = d.string(); err != nil {
+				return err
+			}
+		}
+	}
+	if c.Team, err = d.string(); err != nil {
+		return err
+	}
+	n, err := d.uvarint()
+	if err != nil {
+		return err
+	}
+	// Every hit takes at least three bytes.
+	if n > uint64(len(d.b)-d.off)/3 {
+		return errTruncated
+	}
+	if n > 0 {
+		c.Intel = make([]event.IntelHit, n)
+		for i := range c.Intel {
+			h := &c.Intel[i]
+			for _, s := range []*string{&h.List, &h.Indicator, &h.Type} {
+				if *s, err = d.string(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func (d *decoder) byte() (byte, error) {

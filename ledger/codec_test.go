@@ -34,6 +34,19 @@ func codecEvents() map[string]*event.Event {
 			Tenant: "société", Actor: event.Actor{Name: "李雷 🚀"}, Message: "bad \xff\xfe utf-8",
 			Raw: []byte{0xff, 0x00, 0xc3, 0x28}, Resources: []string{"\x00", "é"},
 		},
+		"enriched": {
+			Time: t0, Tenant: "acme", Raw: []byte("x"),
+			Context: event.Context{
+				Src:  event.Place{Asset: "i-0abc", Owner: "payments", Country: "DE", City: "Berlin", ASN: 4294967295, ASOrg: "Example AS", Cloud: "aws/EC2/eu-central-1"},
+				Dst:  event.Place{Country: "US"},
+				Team: "platform",
+				Intel: []event.IntelHit{
+					{List: "feodo", Indicator: "203.0.113.7", Type: "botnet_cc"},
+					{List: "domains", Indicator: "evil.example"},
+				},
+			},
+		},
+		"only a team":              {Context: event.Context{Team: "t"}},
 		"empty doc is not nil doc": {Raw: []byte("x"), Doc: []byte{}},
 		"zone and 4in6": {
 			SrcIP: netip.MustParseAddr("fe80::1%eth0"), DstIP: netip.MustParseAddr("::ffff:10.0.0.1"),
@@ -52,8 +65,13 @@ func TestCodecRoundTrip(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e.Seq = 42 // not content
 			b := EncodeEvent(e)
-			if b[0] != codecVersion {
-				t.Fatalf("version byte = %d", b[0])
+			// Events without a context keep version 1's bytes.
+			version := byte(codecV1)
+			if !e.Context.IsZero() {
+				version = codecV2
+			}
+			if b[0] != version {
+				t.Fatalf("version byte = %d, want %d", b[0], version)
 			}
 			// Append sizes its buffer with encodedSize, once.
 			if n := encodedSize(e); n < len(b) {
@@ -111,25 +129,32 @@ func TestCodecCoversEvent(t *testing.T) {
 		}
 		return n
 	}
-	if n := count(reflect.TypeFor[event.Event]()); n != 32 {
-		t.Fatalf("event.Event has %d fields; the codec knows 32: update EncodeEvent and codecVersion", n)
+	if n := count(reflect.TypeFor[event.Event]()); n != 48 {
+		t.Fatalf("event.Event has %d fields; the codec knows 48: update EncodeEvent under a new version", n)
 	}
 }
 
 func TestDecodeEventRejects(t *testing.T) {
-	good := EncodeEvent(codecEvents()["full"])
+	full := codecEvents()["full"]
+	full.Context = codecEvents()["enriched"].Context
+	good := EncodeEvent(full)
 	cases := map[string][]byte{
-		"empty":         nil,
-		"version":       append([]byte{9}, good[1:]...),
-		"trailing":      append(append([]byte{}, good...), 0),
-		"bad bool":      func() []byte { b := EncodeEvent(&event.Event{}); b[3] = 2; return b }(),
-		"long varint":   {codecVersion, 0, 0, 0, 0x80, 0x00},
-		"huge length":   {codecVersion, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"bad time tag":  {codecVersion, 7},
-		"wide in range": append([]byte{codecVersion, timeWide}, make([]byte, 12)...),
-		"nano overflow": {codecVersion, timeNano, 0x80, 0, 0, 0, 0, 0, 0, 0},
-		"bad addr":      func() []byte { b := EncodeEvent(&event.Event{}); b = b[:17]; return append(b, 3, 1, 2, 3) }(),
-		"max resources": {codecVersion, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"empty":              nil,
+		"version":            append([]byte{9}, good[1:]...),
+		"trailing":           append(append([]byte{}, good...), 0),
+		"bad bool":           func() []byte { b := EncodeEvent(&event.Event{}); b[3] = 2; return b }(),
+		"long varint":        {codecV1, 0, 0, 0, 0x80, 0x00},
+		"huge length":        {codecV1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"bad time tag":       {codecV1, 7},
+		"wide in range":      append([]byte{codecV1, timeWide}, make([]byte, 12)...),
+		"nano overflow":      {codecV1, timeNano, 0x80, 0, 0, 0, 0, 0, 0, 0},
+		"bad addr":           func() []byte { b := EncodeEvent(&event.Event{}); b = b[:17]; return append(b, 3, 1, 2, 3) }(),
+		"v2 without context": append([]byte{codecV2}, EncodeEvent(&event.Event{})[1:]...),
+		"v2 huge intel": func() []byte {
+			b := EncodeEvent(&event.Event{Context: event.Context{Team: "t"}})
+			return append(b[:len(b)-1], 0xff, 0xff, 0x03)
+		}(),
+		"max resources": {codecV1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	}
 	for i := range good {
 		cases[fmt.Sprint("truncated at ", i)] = good[:i]

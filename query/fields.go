@@ -62,7 +62,7 @@ var fields = []Field{
 	{Name: "actor_id", Column: "actor_id", Type: TypeString, Doc: "the principal's id or ARN"},
 	{Name: "actor_type", Column: "actor_type", Type: TypeString, Doc: "IAMUser, AssumedRole, Root, ServiceAccount, …"},
 	{Name: "session", Aliases: []string{"session_id"}, Column: "session_id", Type: TypeString, Doc: "access key or session id"},
-	{Name: "session_origin", Column: "session_origin", Type: TypeString, Doc: "the principal that started the session chain"},
+	{Name: "session_origin", Aliases: []string{"origin_actor"}, Column: "session_origin", Type: TypeString, Doc: "the principal that started the session chain"},
 	{Name: "src_ip", Column: "src_ip", BinColumn: "src_ip_bin", Type: TypeIP, Doc: "source address"},
 	{Name: "dst_ip", Column: "dst_ip", BinColumn: "dst_ip_bin", Type: TypeIP, Doc: "destination address"},
 	{Name: "src_port", Column: "src_port", Type: TypeInt, Doc: "source port"},
@@ -78,6 +78,27 @@ var fields = []Field{
 	{Name: "origin", Column: "origin", Type: TypeString, Doc: "file:line or listener the event came from"},
 	{Name: "seq", Column: "seq", Type: TypeInt, Doc: "ledger index"},
 	{Name: "skewed", Column: "skewed", Type: TypeBool, Doc: "event time is far from receipt time"},
+
+	// Enrichment: what vigil knew of the addresses and the account when
+	// the event arrived.
+	{Name: "src_asset", Column: "src_asset", Type: TypeString, Doc: "the asset that had the source address then (instance, interface)"},
+	{Name: "src_owner", Column: "src_owner", Type: TypeString, Doc: "the owner or team of the source asset"},
+	{Name: "src_country", Column: "src_country", Type: TypeString, Doc: "the source address's country (ISO code, GeoIP)"},
+	{Name: "src_city", Column: "src_city", Type: TypeString, Doc: "the source address's city (GeoIP)"},
+	{Name: "src_asn", Column: "src_asn", Type: TypeInt, Doc: "the source address's autonomous system number"},
+	{Name: "src_as_org", Column: "src_as_org", Type: TypeString, Doc: "the source address's autonomous system organization"},
+	{Name: "src_cloud", Column: "src_cloud", Type: TypeString, Doc: "provider/service/region when the source is in a cloud's published ranges"},
+	{Name: "dst_asset", Column: "dst_asset", Type: TypeString, Doc: "the asset that had the destination address then"},
+	{Name: "dst_owner", Column: "dst_owner", Type: TypeString, Doc: "the owner or team of the destination asset"},
+	{Name: "dst_country", Column: "dst_country", Type: TypeString, Doc: "the destination address's country (ISO code, GeoIP)"},
+	{Name: "dst_city", Column: "dst_city", Type: TypeString, Doc: "the destination address's city (GeoIP)"},
+	{Name: "dst_asn", Column: "dst_asn", Type: TypeInt, Doc: "the destination address's autonomous system number"},
+	{Name: "dst_as_org", Column: "dst_as_org", Type: TypeString, Doc: "the destination address's autonomous system organization"},
+	{Name: "dst_cloud", Column: "dst_cloud", Type: TypeString, Doc: "provider/service/region when the destination is in a cloud's published ranges"},
+	{Name: "team", Column: "team", Type: TypeString, Doc: "the team that owns the account (owners map)"},
+	{Name: "intel", Column: "intel", Type: TypeList, Doc: "threat-intel lists that named a value of the event"},
+	{Name: "intel_indicator", Column: "intel_indicator", Type: TypeList, Doc: "the values of the event threat-intel lists named"},
+	{Name: "intel_type", Column: "intel_type", Type: TypeList, Doc: "the threat types of those listings"},
 }
 
 var fieldsByName = func() map[string]*Field {
@@ -122,6 +143,9 @@ var eventColumns = []string{
 	"session_id", "session_origin", "src_ip", "dst_ip", "src_port", "dst_port", "host",
 	"user_agent", "service", "action", "resources", "outcome", "error_code", "message",
 	"origin", "raw", "raw_bin", "doc",
+	"src_asset", "src_owner", "src_country", "src_city", "src_asn", "src_as_org", "src_cloud",
+	"dst_asset", "dst_owner", "dst_country", "dst_city", "dst_asn", "dst_as_org", "dst_cloud",
+	"team", "intel", "intel_indicator", "intel_type",
 }
 
 // EventColumns returns the columns a plain search (Kind Events) selects,

@@ -252,5 +252,7 @@ func diffEvents(a, b *event.Event) []string {
 	check("origin", a.Origin == b.Origin)
 	check("raw", bytes.Equal(a.Raw, b.Raw))
 	check("doc", bytes.Equal(a.Doc, b.Doc) && (a.Doc == nil) == (b.Doc == nil))
+	check("context", a.Context.Src == b.Context.Src && a.Context.Dst == b.Context.Dst && a.Context.Team == b.Context.Team &&
+		slices.Equal(a.Context.Intel, b.Context.Intel))
 	return d
 }

@@ -215,7 +215,8 @@ func eventRow(e *event.Event) []driver.Value {
 	if len(e.Resources) > 0 {
 		resources = e.Resources
 	}
-	return []driver.Value{
+	// 35 columns of the first release, then 18 of enrichment.
+	row := append(make([]driver.Value, 0, 35+18),
 		e.Seq, e.Time.UTC(), e.Received.UTC(), e.Skewed,
 		e.Tenant, e.Source, e.Class, null(e.ID),
 		null(e.Cloud.Provider), null(e.Cloud.Account), null(e.Cloud.Region), null(e.Environment),
@@ -226,7 +227,25 @@ func eventRow(e *event.Event) []driver.Value {
 		null(e.Host), null(e.UserAgent), null(e.Service), null(e.Action),
 		resources, null(e.Outcome.Result), null(e.Outcome.Code), null(e.Message), null(e.Origin),
 		raw, rawBin, doc,
+	)
+	c := &e.Context
+	for _, p := range []*event.Place{&c.Src, &c.Dst} {
+		var asn driver.Value
+		if p.ASN != 0 {
+			asn = p.ASN
+		}
+		row = append(row, null(p.Asset), null(p.Owner), null(p.Country), null(p.City), asn, null(p.ASOrg), null(p.Cloud))
 	}
+	row = append(row, null(c.Team))
+	var lists [3]driver.Value
+	if len(c.Intel) > 0 {
+		l, ind, typ := make([]string, len(c.Intel)), make([]string, len(c.Intel)), make([]string, len(c.Intel))
+		for i, h := range c.Intel {
+			l[i], ind[i], typ[i] = h.List, h.Indicator, h.Type
+		}
+		lists = [3]driver.Value{l, ind, typ}
+	}
+	return append(row, lists[:]...)
 }
 
 // text returns the value of b for a VARCHAR column, and b itself for the

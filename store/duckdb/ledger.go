@@ -256,12 +256,18 @@ func scanEvent(rows *sql.Rows) (*event.Event, error) {
 		raw                                             string
 		rawBin                                          []byte
 		doc                                             sql.NullString
+		places                                          [2]placeCols
+		team                                            sql.NullString
+		intel, intelInd, intelType                      any
 	)
 	err := rows.Scan(&e.Seq, &e.Time, &e.Received, &e.Skewed, &e.Tenant, &e.Source, &e.Class, &id,
 		&provider, &account, &region, &env, &actor, &actorID, &actorType,
 		&session, &sessionOrig, &srcIP, &dstIP, &srcPort, &dstPort, &host,
 		&ua, &service, &action, &resources, &outcome, &code, &message,
-		&origin, &raw, &rawBin, &doc)
+		&origin, &raw, &rawBin, &doc,
+		&places[0].asset, &places[0].owner, &places[0].country, &places[0].city, &places[0].asn, &places[0].asOrg, &places[0].cloud,
+		&places[1].asset, &places[1].owner, &places[1].country, &places[1].city, &places[1].asn, &places[1].asOrg, &places[1].cloud,
+		&team, &intel, &intelInd, &intelType)
 	if err != nil {
 		return nil, fmt.Errorf("reading an event: %w", err)
 	}
@@ -296,7 +302,41 @@ func scanEvent(rows *sql.Rows) (*event.Event, error) {
 	if doc.Valid {
 		e.Doc = []byte(doc.String)
 	}
+	e.Context.Src, e.Context.Dst = places[0].place(), places[1].place()
+	e.Context.Team = team.String
+	lists, inds, types := stringList(intel), stringList(intelInd), stringList(intelType)
+	if len(inds) == len(lists) && len(types) == len(lists) {
+		for i := range lists {
+			e.Context.Intel = append(e.Context.Intel, event.IntelHit{List: lists[i], Indicator: inds[i], Type: types[i]})
+		}
+	}
 	return &e, nil
+}
+
+// placeCols are the columns of an event.Place.
+type placeCols struct {
+	asset, owner, country, city, asOrg, cloud sql.NullString
+	asn                                       sql.NullInt64
+}
+
+func (p *placeCols) place() event.Place {
+	return event.Place{
+		Asset: p.asset.String, Owner: p.owner.String, Country: p.country.String, City: p.city.String,
+		ASN: uint32(p.asn.Int64), ASOrg: p.asOrg.String, Cloud: p.cloud.String,
+	}
+}
+
+// stringList reads a VARCHAR[] column; NULL elements read as "".
+func stringList(v any) []string {
+	list, _ := v.([]any)
+	if len(list) == 0 {
+		return nil
+	}
+	out := make([]string, len(list))
+	for i, x := range list {
+		out[i], _ = x.(string)
+	}
+	return out
 }
 
 // StoredForm returns e as the store keeps it, which Events gives back:
@@ -331,6 +371,16 @@ func StoredForm(e *event.Event) *event.Event {
 	}
 	if e.Doc != nil {
 		c.Doc = []byte(valid(string(e.Doc)))
+	}
+	ctx := &c.Context
+	for _, p := range []*event.Place{&ctx.Src, &ctx.Dst} {
+		p.Asset, p.Owner, p.Country, p.City = valid(p.Asset), valid(p.Owner), valid(p.Country), valid(p.City)
+		p.ASOrg, p.Cloud = valid(p.ASOrg), valid(p.Cloud)
+	}
+	ctx.Team = valid(ctx.Team)
+	ctx.Intel = nil
+	for _, h := range e.Context.Intel {
+		ctx.Intel = append(ctx.Intel, event.IntelHit{List: valid(h.List), Indicator: valid(h.Indicator), Type: valid(h.Type)})
 	}
 	return &c
 }

@@ -38,6 +38,28 @@ CREATE TABLE IF NOT EXISTS events (
     doc          VARCHAR              -- JSON document for original field names when it is not raw
 );
 
+-- Enrichment (event.Context), added after the first release: a store
+-- made before has its columns added here, at the end, in this order,
+-- which eventRow and query.EventColumns follow.
+ALTER TABLE events ADD COLUMN IF NOT EXISTS src_asset VARCHAR;      -- the asset that held src_ip then
+ALTER TABLE events ADD COLUMN IF NOT EXISTS src_owner VARCHAR;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS src_country VARCHAR;    -- ISO code, from GeoIP
+ALTER TABLE events ADD COLUMN IF NOT EXISTS src_city VARCHAR;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS src_asn UINTEGER;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS src_as_org VARCHAR;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS src_cloud VARCHAR;      -- provider/service/region of published ranges
+ALTER TABLE events ADD COLUMN IF NOT EXISTS dst_asset VARCHAR;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS dst_owner VARCHAR;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS dst_country VARCHAR;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS dst_city VARCHAR;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS dst_asn UINTEGER;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS dst_as_org VARCHAR;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS dst_cloud VARCHAR;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS team VARCHAR;           -- the account's owner
+ALTER TABLE events ADD COLUMN IF NOT EXISTS intel VARCHAR[];        -- threat-intel lists that matched
+ALTER TABLE events ADD COLUMN IF NOT EXISTS intel_indicator VARCHAR[]; -- the values they matched, in the same order
+ALTER TABLE events ADD COLUMN IF NOT EXISTS intel_type VARCHAR[];
+
 -- Inputs that could not be parsed, kept with the reason.
 CREATE TABLE IF NOT EXISTS quarantine (
     received     TIMESTAMP_NS NOT NULL,
