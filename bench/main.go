@@ -59,6 +59,8 @@ Commands:
   detect   the detection engine, every rule loaded, against sigma-go on the same events
   detect-import
            vigil import with detection on against with it off: what detection adds to ingest
+  enrich   vigil import with enrichment (1M inventory facts, 1M indicators, GeoIP, ranges)
+           against --enrich=false: what enrichment adds to ingest
   alert    event acknowledged to webhook received, under an ingest load against idle
   corpus   build (or find) a corpus and print its manifest
 
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = runDetect
 	case "detect-import":
 		cmd = runDetectImport
+	case "enrich":
+		cmd = runEnrich
 	case "alert":
 		cmd, defRuns = runAlert, 1
 	case "corpus":

@@ -54,11 +54,15 @@ type Inventory struct {
 	byValue map[string][]*Fact
 	// byID are the assets' keys by their lower-cased ids.
 	byID map[string][]string
+	// byAddr indexes the address facts by address, ordered by From:
+	// enrichment asks for every event's addresses, and a map keyed by
+	// the address answers without making its text.
+	byAddr map[netip.Addr][]*Fact
 }
 
 // NewInventory returns an empty Inventory.
 func NewInventory() *Inventory {
-	return &Inventory{byAsset: map[string][]*Fact{}, byValue: map[string][]*Fact{}, byID: map[string][]string{}}
+	return &Inventory{byAsset: map[string][]*Fact{}, byValue: map[string][]*Fact{}, byID: map[string][]string{}, byAddr: map[netip.Addr][]*Fact{}}
 }
 
 // indexed are the attributes looked up by their value.
@@ -82,10 +86,19 @@ func (inv *Inventory) Add(f Fact) {
 	inv.byAsset[k] = append(inv.byAsset[k], p)
 	if indexed[f.Attr] {
 		v := strings.ToLower(f.Value)
-		l := inv.byValue[v]
-		i, _ := slices.BinarySearchFunc(l, f.From, func(x *Fact, t time.Time) int { return x.From.Compare(t) })
-		inv.byValue[v] = slices.Insert(l, i, p)
+		inv.byValue[v] = insertFact(inv.byValue[v], p)
 	}
+	if f.Attr == "private_ip" || f.Attr == "public_ip" {
+		if ip, err := netip.ParseAddr(f.Value); err == nil {
+			inv.byAddr[ip.Unmap()] = insertFact(inv.byAddr[ip.Unmap()], p)
+		}
+	}
+}
+
+// insertFact inserts f into l, ordered by From.
+func insertFact(l []*Fact, f *Fact) []*Fact {
+	i, _ := slices.BinarySearchFunc(l, f.From, func(x *Fact, t time.Time) int { return x.From.Compare(t) })
+	return slices.Insert(l, i, f)
 }
 
 // End ends, at t, every fact of the asset that holds then, or only those
@@ -162,10 +175,14 @@ func (inv *Inventory) Addrs(a Asset, t time.Time) []netip.Addr {
 	return out
 }
 
-// AssetAt returns the asset that held an address at t, if one did.
+// AssetAt returns the asset that held an address at t, if one did: as
+// Who says, the one that began to last if two did.
 func (inv *Inventory) AssetAt(ip netip.Addr, t time.Time) (Asset, bool) {
-	for _, f := range inv.Who(ip.String(), t) {
-		return f.Asset, true
+	l := inv.byAddr[ip.Unmap().WithZone("")]
+	for i := len(l) - 1; i >= 0; i-- {
+		if l[i].Holds(t) {
+			return l[i].Asset, true
+		}
 	}
 	return Asset{}, false
 }

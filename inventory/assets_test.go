@@ -70,13 +70,16 @@ func TestAddressReuse(t *testing.T) {
 // TestObserveCloudTrail: a real RunInstances record (a fixture of
 // Panther's rule tests) makes an instance with its address, type and
 // image; TerminateInstances ends it; users come and go by name.
-func TestObserveCloudTrail(t *testing.T) {
+// launchEvent is a real RunInstances record from Panther's rule tests:
+// i-07d06021b0da55115 launched in account 111122223333 with the private
+// address 192.168.1.95.
+func launchEvent(t *testing.T) *event.Event {
+	t.Helper()
 	f, err := os.Open(testdata + "panther-analysis-rule-tests/aws_cloudtrail_rule_tests.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	inv := NewInventory()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	var launched *event.Event
@@ -98,6 +101,12 @@ func TestObserveCloudTrail(t *testing.T) {
 	if launched == nil {
 		t.Fatal("no RunInstances of i-07d06021b0da55115 in the fixture")
 	}
+	return launched
+}
+
+func TestObserveCloudTrail(t *testing.T) {
+	inv := NewInventory()
+	launched := launchEvent(t)
 	inv.Observe(launched)
 	at := launched.Time.Add(time.Minute)
 	got, ok := inv.AssetAt(netip.MustParseAddr("192.168.1.95"), at)

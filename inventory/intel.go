@@ -189,10 +189,16 @@ func (in *Intel) MatchIP(addr netip.Addr) (Match, bool) {
 // under: a listed evil.com matches a.b.evil.com. Case and a trailing dot
 // do not matter. The most specific listing wins.
 func (in *Intel) MatchDomain(name string) (Match, bool) {
+	return matchDomain(in, name)
+}
+
+func matchDomain[T string | []byte](in *Intel, name T) (Match, bool) {
 	if in == nil || len(in.domains) == 0 {
 		return Match{}, false
 	}
-	name = strings.TrimSuffix(name, ".")
+	if n := len(name); n > 0 && name[n-1] == '.' {
+		name = name[:n-1]
+	}
 	var buf [253]byte // the longest domain name
 	if len(name) == 0 || len(name) > len(buf) {
 		return Match{}, false
@@ -289,6 +295,10 @@ type domainNode struct {
 // MatchHash reports whether an indicator lists a file hash, given in hex
 // (either case): an MD5, SHA-1 or SHA-256 by its length.
 func (in *Intel) MatchHash(hexDigest string) (Match, bool) {
+	return matchHash(in, hexDigest)
+}
+
+func matchHash[T string | []byte](in *Intel, hexDigest T) (Match, bool) {
 	if in == nil {
 		return Match{}, false
 	}

@@ -146,7 +146,7 @@ func parseHashIndicator(s string) (indicator, bool) {
 }
 
 // parseHash decodes a hex MD5, SHA-1 or SHA-256 hash without allocating.
-func parseHash(s string) (indKind, [32]byte, bool) {
+func parseHash[T string | []byte](s T) (indKind, [32]byte, bool) {
 	var sum [32]byte
 	var kind indKind
 	switch len(s) {

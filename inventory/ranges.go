@@ -31,6 +31,7 @@ type Range struct {
 // safe for concurrent use; it never changes once loaded.
 type Ranges struct {
 	ranges []Range
+	names  []string // of each range: provider/service/region, as events hold it
 	table  prefixTable
 }
 
@@ -150,7 +151,26 @@ func LoadAWSRanges(r io.Reader) (*Ranges, error) {
 		return nil, errors.New("aws ip ranges: no prefixes or ipv6_prefixes: not an ip-ranges.json")
 	}
 	rs.table, _ = buildPrefixTable(v4, v6)
+	rs.names = make([]string, len(rs.ranges))
+	for i, r := range rs.ranges {
+		rs.names[i] = r.Name()
+	}
 	return rs, nil
+}
+
+// Name names the range as an event's src_cloud and dst_cloud hold it:
+// aws/EC2/us-east-1.
+func (r Range) Name() string { return r.Provider + "/" + r.Service + "/" + r.Region }
+
+// name returns the Name of the range holding addr, made once at load.
+func (rs *Ranges) name(addr netip.Addr) (string, bool) {
+	if rs == nil {
+		return "", false
+	}
+	if i, ok := rs.table.lookup(addr); ok {
+		return rs.names[i], true
+	}
+	return "", false
 }
 
 // Lookup returns the most specific Range holding addr. An IPv4-mapped

@@ -94,6 +94,14 @@ func (o *Options) defaults() {
 	}
 }
 
+// Addresses returns the source addresses a corpus of these options
+// draws its events' from, the needles aside: a benchmark that enriches
+// the corpus lists some of them, as a user's inventory and feeds would.
+func Addresses(o Options) []string {
+	o.defaults()
+	return newGenerator(o, nil).ips
+}
+
 // Manifest describes a written corpus. It is written last, as
 // manifest.json, so that its presence says the corpus is complete.
 type Manifest struct {

@@ -110,6 +110,9 @@ func (c *config) check() error {
 	if err := c.Playbooks.check(); err != nil {
 		return err
 	}
+	if err := c.Context.check(); err != nil {
+		return err
+	}
 	if c.Meta.URL != "" {
 		u, err := secretValue(c.Meta.URL)
 		if err == nil && !meta.IsPostgres(u) {

@@ -14,9 +14,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
-	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/ledger"
-	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store/duckdb"
 )
 
@@ -108,29 +106,6 @@ func openLedger(d *dataFlags, cfg *config, logger *slog.Logger) (*ledger.Ledger,
 			"segment", r.Segment, "bytes", r.BytesTruncated, "records", r.RecordsDropped)
 	}
 	return l, vkey, nil
-}
-
-// followIdentities makes the pipeline name the origin of each event made
-// with a temporary credential whose issue it has seen: in the events it
-// takes from now on, and, from the store, in those of the credentials
-// issued in the last three days of event time (the longest a temporary
-// credential lives is a day and a half).
-func followIdentities(ctx context.Context, dd *data, logger *slog.Logger) error {
-	ids := inventory.NewIdentities()
-	n := 0
-	err := finder{dd.db, query.Scope{All: true}}.Find(ctx, inventory.IssuingQuery, time.Now().Add(-72*time.Hour), time.Time{}, 0, func(ev *event.Event) error {
-		ids.Observe([]*event.Event{ev})
-		n++
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("reading the credentials issued lately: %w", err)
-	}
-	if n > 0 {
-		logger.Info("followed the credentials issued lately", "issues", n)
-	}
-	dd.pipeline.Enrich = ids.Enrich
-	return nil
 }
 
 func pipelineFor(l *ledger.Ledger, db *duckdb.DB, logger *slog.Logger) *ingest.Pipeline {

@@ -83,6 +83,9 @@ type config struct {
 	// Playbooks are the response playbooks vigil serve runs, and what
 	// they may act on.
 	Playbooks playbooksConfig `yaml:"playbooks"`
+	// Context says what enrichment adds to events: GeoIP, threat intel,
+	// cloud ranges, owners, inventory snapshots.
+	Context contextConfig `yaml:"context"`
 
 	maxSkew time.Duration
 	alerts  alert.Config

@@ -27,6 +27,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tenant := fs.String("tenant", "", "tenant the events belong to (default from the config, else \"default\")")
 	quiet := fs.Bool("q", false, "no progress bar")
 	detectOn := fs.Bool("detect", true, "run the detection rules (the built-in pack and the config's detect.rules) on the events, and record what they find")
+	enrichOn := fs.Bool("enrich", true, "enrich the events (credential origins, assets, the config's context section) before storing them")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: vigil import [--data DIR] [--format F] [--tenant T] PATH...\n\nImports log files and directories (recursively), plain or gzip-compressed.\n\nFlags:")
 		fs.PrintDefaults()
@@ -57,7 +58,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// A server holds the database: send it the files.
 		sum, err = remoteImport(ctx, base, token, paths, *format, *tenant, stderr)
 	} else {
-		sum, err = localImport(ctx, &d, cfg, paths, *format, *tenant, *detectOn, &detections, stderr, !*quiet && isTerminal(stderr))
+		sum, err = localImport(ctx, &d, cfg, paths, *format, *tenant, *detectOn, *enrichOn, &detections, stderr, !*quiet && isTerminal(stderr))
 	}
 	if err != nil {
 		return err
@@ -83,7 +84,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string, format, tenant string, detectOn bool, detections *int64, stderr io.Writer, bar bool) (ingest.Summary, error) {
+func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string, format, tenant string, detectOn, enrichOn bool, detections *int64, stderr io.Writer, bar bool) (ingest.Summary, error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var (
 		detectFn func([]*event.Event)
@@ -112,9 +113,13 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 	if err != nil {
 		return ingest.Summary{}, err
 	}
-	if err := followIdentities(ctx, dd, logger); err != nil {
-		dd.Close()
-		return ingest.Summary{}, err
+	if enrichOn {
+		enr, err := startEnrichment(ctx, dd, &cfg.Context, logger)
+		if err != nil {
+			dd.Close()
+			return ingest.Summary{}, err
+		}
+		defer enr.Close()
 	}
 	opts := cfg.parseOptions(tenant)
 	opts.Received = time.Now()

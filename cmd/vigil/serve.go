@@ -103,9 +103,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer dd.Close()
-	if err := followIdentities(ctx, dd, logger); err != nil {
+	enr, err := startEnrichment(ctx, dd, &cfg.Context, logger)
+	if err != nil {
 		return err
 	}
+	defer enr.Close()
+	go enr.watchIntel(ctx)
 	db := dd.db
 	// Correlation state is rebuilt from the events of its longest
 	// timespan, matched again without alerting again: at start, and when

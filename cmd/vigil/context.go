@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/inventory"
+	"github.com/vigilsec/vigil/query"
+)
+
+// contextConfig is the context section of the config file: what
+// enrichment adds to events as they arrive. Identities and the inventory
+// the audit logs tell of need no setting; the rest are files the user
+// supplies.
+type contextConfig struct {
+	// GeoIP names MaxMind databases: a City (or Country) one and an ASN
+	// one, either optional.
+	GeoIP struct {
+		City string `yaml:"city"`
+		ASN  string `yaml:"asn"`
+	} `yaml:"geoip"`
+	// Intel are threat-intel lists: files or folders of them (plain
+	// text, CSV, STIX 2.1 bundles), read again when they change.
+	Intel []intelConfig `yaml:"intel"`
+	// IntelReload is how often the lists are checked for changes
+	// (default 1m).
+	IntelReload string `yaml:"intel_reload"`
+	// CloudRanges are cloud providers' published ranges: AWS
+	// ip-ranges.json files.
+	CloudRanges []string `yaml:"cloud_ranges"`
+	// Owners is the owners map: a file of account and tag rules naming
+	// each one's team and on-call contact.
+	Owners string `yaml:"owners"`
+	// Inventory are asset snapshots (CSV, JSON, AWS Config items), files
+	// or folders, imported at start beside what the audit logs say.
+	Inventory []string `yaml:"inventory"`
+
+	intelReload time.Duration
+}
+
+// intelConfig is one threat-intel source: a path, or a mapping with the
+// list's name and format.
+type intelConfig struct {
+	Path   string `yaml:"path"`
+	Name   string `yaml:"name"`
+	Format string `yaml:"format"` // auto (default), text, csv, stix
+}
+
+// UnmarshalYAML takes a bare path as well as a mapping.
+func (c *intelConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&c.Path)
+	}
+	type plain intelConfig
+	return n.Decode((*plain)(c))
+}
+
+var intelFormats = map[string]inventory.IntelFormat{
+	"": inventory.IntelAuto, "auto": inventory.IntelAuto,
+	"text": inventory.IntelText, "csv": inventory.IntelCSV, "stix": inventory.IntelSTIX,
+}
+
+// check validates what can be without reading the files, which only the
+// commands that ingest do.
+func (c *contextConfig) check() error {
+	c.intelReload = time.Minute
+	if s := c.IntelReload; s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return &configError{"context.intel_reload", fmt.Errorf("%q is not a positive duration", s)}
+		}
+		c.intelReload = d
+	}
+	for i, in := range c.Intel {
+		if in.Path == "" {
+			return &configError{"context.intel", fmt.Errorf("entry %d has no path", i+1)}
+		}
+		if _, ok := intelFormats[in.Format]; !ok {
+			return &configError{"context.intel", fmt.Errorf("%s: format %q is not auto, text, csv or stix", in.Path, in.Format)}
+		}
+	}
+	return nil
+}
+
+// intelSources lists the files the intel entries name now: a folder's
+// files (not hidden ones), in name order, each with the folder's name
+// and format.
+func (c *contextConfig) intelSources() ([]inventory.IntelSource, error) {
+	var out []inventory.IntelSource
+	for _, in := range c.Intel {
+		format := intelFormats[in.Format]
+		fi, err := os.Stat(in.Path)
+		if err != nil {
+			return nil, fmt.Errorf("threat intel: %w", err)
+		}
+		if !fi.IsDir() {
+			out = append(out, inventory.IntelSource{Name: in.Name, Path: in.Path, Format: format})
+			continue
+		}
+		files, err := visibleFiles(in.Path)
+		if err != nil {
+			return nil, fmt.Errorf("threat intel: %w", err)
+		}
+		for _, f := range files {
+			out = append(out, inventory.IntelSource{Name: in.Name, Path: f, Format: format})
+		}
+	}
+	return out, nil
+}
+
+// visibleFiles returns the files of a folder that are not hidden, in
+// name order, not descending.
+func visibleFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out, nil
+}
+
+// stamp is what the intel files are now, to tell when they change: each
+// file's path, size and modification time.
+func stamp(srcs []inventory.IntelSource) string {
+	var b strings.Builder
+	for _, s := range srcs {
+		fi, err := os.Stat(s.Path)
+		if err != nil {
+			fmt.Fprintf(&b, "%s:missing;", s.Path)
+			continue
+		}
+		fmt.Fprintf(&b, "%s:%d:%d;", s.Path, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
+}
+
+// enrichment is the enricher of a command that ingests, and what keeps
+// its threat intel current.
+type enrichment struct {
+	*inventory.Enricher
+	cfg        *contextConfig
+	logger     *slog.Logger
+	intelStamp string
+	geo        *inventory.GeoIP
+}
+
+// startEnrichment makes the pipeline enrich events before the ledger
+// takes them. It follows the credentials issued in the last three days
+// of event time (the longest a temporary credential lives is a day and a
+// half) and every asset the stored audit logs tell of, imports the
+// configured snapshots, and loads the configured lookups.
+func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *slog.Logger) (*enrichment, error) {
+	ids := inventory.NewIdentities()
+	st := finder{dd.db, query.Scope{All: true}}
+	n := 0
+	err := st.Find(ctx, inventory.IssuingQuery, time.Now().Add(-72*time.Hour), time.Time{}, 0, func(ev *event.Event) error {
+		ids.Observe([]*event.Event{ev})
+		n++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the credentials issued lately: %w", err)
+	}
+	inv, err := inventory.Build(ctx, st, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 || inv.Len() > 0 {
+		logger.Info("followed the credentials issued lately and the assets the logs tell of", "issues", n, "facts", inv.Len())
+	}
+	e := &enrichment{Enricher: inventory.NewEnricher(ids, inv), cfg: cfg, logger: logger}
+	if err := e.load(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	dd.pipeline.Enrich = e.Enrich
+	return e, nil
+}
+
+// load reads the configured files. An error in any is an error at
+// start: a user who configured a feed expects it applied.
+func (e *enrichment) load() error {
+	c := e.cfg
+	if c.GeoIP.City != "" || c.GeoIP.ASN != "" {
+		g, err := inventory.OpenGeoIP(c.GeoIP.City, c.GeoIP.ASN)
+		if err != nil {
+			return fmt.Errorf("context.geoip: %w", err)
+		}
+		e.geo = g
+		e.SetGeoIP(g)
+	}
+	if len(c.CloudRanges) > 0 {
+		rs, err := loadRanges(c.CloudRanges)
+		if err != nil {
+			return fmt.Errorf("context.cloud_ranges: %w", err)
+		}
+		e.SetRanges(rs)
+		e.logger.Info("loaded cloud ranges", "ranges", rs.Len())
+	}
+	if len(c.Intel) > 0 {
+		if _, err := e.reloadIntel(); err != nil {
+			return fmt.Errorf("context.intel: %w", err)
+		}
+	}
+	return nil
+}
+
+func loadRanges(paths []string) (*inventory.Ranges, error) {
+	if len(paths) > 1 {
+		return nil, errors.New("one ip-ranges.json file for now")
+	}
+	f, err := os.Open(paths[0])
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rs, err := inventory.LoadAWSRanges(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", paths[0], err)
+	}
+	return rs, nil
+}
+
+// reloadIntel loads the threat-intel lists again if their files changed
+// since they were last loaded, and reports whether it did. On an error
+// the lists loaded before stay in use.
+func (e *enrichment) reloadIntel() (bool, error) {
+	srcs, err := e.cfg.intelSources()
+	if err != nil {
+		return false, err
+	}
+	s := stamp(srcs)
+	if s == e.intelStamp {
+		return false, nil
+	}
+	in, stats, err := inventory.LoadIntel(srcs...)
+	if err != nil {
+		return false, err
+	}
+	e.SetIntel(in)
+	e.intelStamp = s
+	for _, st := range stats {
+		e.logger.Info("loaded threat intel", "list", st.Name, "file", st.Path, "format", st.Format,
+			"ips", st.IPs, "cidrs", st.CIDRs, "domains", st.Domains, "hashes", st.Hashes, "skipped", st.Skipped)
+		for _, sk := range st.Skips {
+			e.logger.Warn("threat intel entry skipped", "file", st.Path, "line", sk.Line, "reason", sk.Reason)
+		}
+	}
+	return true, nil
+}
+
+// watchIntel reloads the threat-intel lists when their files change,
+// until ctx is done.
+func (e *enrichment) watchIntel(ctx context.Context) {
+	if len(e.cfg.Intel) == 0 {
+		return
+	}
+	t := time.NewTicker(e.cfg.intelReload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := e.reloadIntel(); err != nil {
+			e.logger.Error("reloading threat intel; the lists loaded before stay in use", "err", err)
+		}
+	}
+}
+
+// Close releases the GeoIP databases. No enrichment may run after it.
+func (e *enrichment) Close() error {
+	if e == nil || e.geo == nil {
+		return nil
+	}
+	return e.geo.Close()
+}
