@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maxmind/mmdbwriter"
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/inventory"
+)
+
+// writeCityDB writes a GeoLite2-City database placing one network.
+func writeCityDB(t *testing.T, path, cidr, country, city string) {
+	t.Helper()
+	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-City", RecordSize: 28})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n, _ := net.ParseCIDR(cidr)
+	if err := tree.Insert(n, mmdbtype.Map{
+		"country": mmdbtype.Map{"iso_code": mmdbtype.String(country)},
+		"city":    mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(city)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := tree.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEnrichImport: vigil import with a context section stores each
+// event with what the lookups say of it, searchable; --enrich=false
+// stores the same events without.
+func TestEnrichImport(t *testing.T) {
+	needFixtures(t)
+	dir := t.TempDir()
+	writeCityDB(t, filepath.Join(dir, "city.mmdb"), "18.236.0.0/15", "US", "Boardman")
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("ip-ranges.json", `{"syncToken":"1","createDate":"2024-08-01-00-00-00","prefixes":[
+		{"ip_prefix":"18.236.0.0/15","region":"us-west-2","service":"EC2","network_border_group":"us-west-2"}],"ipv6_prefixes":[]}`)
+	// A folder of lists.
+	if err := os.Mkdir(filepath.Join(dir, "feeds"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write("feeds/scanners.txt", "# lab scanners\n18.236.252.0/22\n")
+	conf := write("vigil.yaml", fmt.Sprintf(`context:
+  geoip: {city: %q}
+  cloud_ranges: [%q]
+  intel:
+    - %q
+`, filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "ip-ranges.json"), filepath.Join(dir, "feeds")))
+
+	steal := filepath.Join(stratus, "aws.credential-access.ec2-steal-instance-credentials.json")
+	data := t.TempDir()
+	mustVigil(t, "import", "--data", data, "--config", conf, steal)
+	count := func(data, q string) string {
+		rows := ndjson(t, mustVigil(t, "search", "--data", data, "--config", conf, "--format", "ndjson", q+" | stats count()"))
+		return fmt.Sprint(rows[0]["count"])
+	}
+	for q, want := range map[string]string{
+		"*":                                  "45",
+		"intel:scanners":                     "45",
+		"intel_indicator:18.236.253.47":      "45",
+		`src_country:US src_city:Boardman`:   "45",
+		`src_cloud:"aws/EC2/us-west-2"`:      "45",
+		`origin_actor:* OR session_origin:*`: "0", // no issue of the stolen key in this trail
+	} {
+		if got := count(data, q); got != want {
+			t.Errorf("%s: %s events, want %s", q, got, want)
+		}
+	}
+
+	plain := t.TempDir()
+	mustVigil(t, "import", "--data", plain, "--config", conf, "--enrich=false", steal)
+	if got := count(plain, "intel:* OR src_country:*"); got != "0" {
+		t.Errorf("--enrich=false: %s events enriched", got)
+	}
+	if got := count(plain, "*"); got != "45" {
+		t.Errorf("--enrich=false: %s events", got)
+	}
+
+	// A configured file that is not there stops the import, by name.
+	bad := write("bad.yaml", "context: {cloud_ranges: [/nonexistent/ip-ranges.json]}\n")
+	code, _, errOut := vigil(t, "import", "--data", t.TempDir(), "--config", bad, steal)
+	if code == 0 || !strings.Contains(errOut, "context.cloud_ranges") || !strings.Contains(errOut, "/nonexistent/ip-ranges.json") {
+		t.Errorf("missing ranges file: exit %d, %s", code, errOut)
+	}
+}
+
+// TestIntelReload: the lists are read again when a file changes, and a
+// change that breaks them keeps the lists loaded before in use.
+func TestIntelReload(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "watch.txt")
+	write := func(text string, mtime time.Time) {
+		if err := os.WriteFile(list, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Set the time, as a second write within the clock's tick may
+		// keep the first one's.
+		if err := os.Chtimes(list, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2024, 8, 1, 0, 0, 0, 0, time.UTC)
+	write("198.51.100.7\n", t0)
+	cfg := &contextConfig{Intel: []intelConfig{{Path: list}}}
+	if err := cfg.check(); err != nil {
+		t.Fatal(err)
+	}
+	e := &enrichment{Enricher: inventory.NewEnricher(nil, nil), cfg: cfg, logger: slog.New(slog.DiscardHandler)}
+	hits := func(addr string) int {
+		ev := &event.Event{Time: t0, SrcIP: netip.MustParseAddr(addr), Raw: []byte(`{}`)}
+		e.Enrich([]*event.Event{ev})
+		return len(ev.Context.Intel)
+	}
+	reload := func(want bool) {
+		t.Helper()
+		if got, err := e.reloadIntel(); err != nil || got != want {
+			t.Fatalf("reloadIntel = %v, %v; want %v", got, err, want)
+		}
+	}
+	reload(true)
+	reload(false)
+	if hits("198.51.100.7") != 1 || hits("198.51.100.8") != 0 {
+		t.Fatal("first list not in use")
+	}
+	write("198.51.100.8\n", t0.Add(time.Minute))
+	reload(true)
+	if hits("198.51.100.7") != 0 || hits("198.51.100.8") != 1 {
+		t.Error("changed list not in use")
+	}
+	write("not an indicator\n", t0.Add(2*time.Minute))
+	if _, err := e.reloadIntel(); err == nil || !strings.Contains(err.Error(), list) {
+		t.Errorf("a list of nothing readable: %v", err)
+	}
+	if hits("198.51.100.8") != 1 {
+		t.Error("a broken reload dropped the lists in use")
+	}
+	os.Remove(list)
+	if _, err := e.reloadIntel(); err == nil {
+		t.Error("a list that is gone: no error")
+	}
+	if hits("198.51.100.8") != 1 {
+		t.Error("a missing file dropped the lists in use")
+	}
+}
+
+func TestContextConfig(t *testing.T) {
+	for _, tc := range []struct{ yaml, wantErr string }{
+		{"context: {intel_reload: 30s, intel: [a.txt, {path: b.csv, name: feodo, format: csv}]}", ""},
+		{"context: {intel_reload: -1s}", `context.intel_reload: "-1s" is not a positive duration`},
+		{"context: {intel: [{path: b.csv, format: xml}]}", `b.csv: format "xml" is not auto, text, csv or stix`},
+		{"context: {intel: [{name: x}]}", "entry 1 has no path"},
+		{"context: {geoip: {country: x}}", "field country not found"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, configFile), []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := (&dataFlags{dir: dir}).loadConfig()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.yaml, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: error %v, want %q", tc.yaml, err, tc.wantErr)
+		}
+	}
+}
