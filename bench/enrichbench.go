@@ -186,7 +186,7 @@ func writeBenchInventory(r *rand.Rand, addrs []string, path string) error {
 
 // writeMMDBFile writes a MaxMind database of networks and their records.
 func writeMMDBFile(path, dbType string, networks map[netip.Prefix]mmdbtype.Map) error {
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: dbType, RecordSize: 28, IPVersion: 6})
+	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: dbType, RecordSize: 28, IPVersion: 6, IncludeReservedNetworks: true})
 	if err != nil {
 		return err
 	}

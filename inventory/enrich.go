@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"bytes"
+	"hash/maphash"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -26,12 +28,15 @@ const maxHits = 16
 type Enricher struct {
 	ids *Identities
 
-	mu  sync.Mutex // guards inv
-	inv *Inventory
+	mu    sync.Mutex // guards inv, addrs and gets
+	inv   *Inventory
+	addrs addrCache
+	gets  uint64
 
 	geo    atomic.Pointer[GeoIP]
 	intel  atomic.Pointer[Intel]
 	ranges atomic.Pointer[Ranges]
+	gen    atomic.Uint64 // counts the lookups swapped in
 }
 
 // NewEnricher returns an Enricher that follows identities and inventory
@@ -48,13 +53,13 @@ func NewEnricher(ids *Identities, inv *Inventory) *Enricher {
 
 // SetGeoIP sets the GeoIP databases; nil turns GeoIP off. The caller
 // closes the one it replaces once enrichments that may use it are done.
-func (e *Enricher) SetGeoIP(g *GeoIP) { e.geo.Store(g) }
+func (e *Enricher) SetGeoIP(g *GeoIP) { e.geo.Store(g); e.gen.Add(1) }
 
 // SetIntel sets the threat-intel lists; nil turns matching off.
-func (e *Enricher) SetIntel(in *Intel) { e.intel.Store(in) }
+func (e *Enricher) SetIntel(in *Intel) { e.intel.Store(in); e.gen.Add(1) }
 
 // SetRanges sets the cloud providers' published ranges; nil turns that off.
-func (e *Enricher) SetRanges(rs *Ranges) { e.ranges.Store(rs) }
+func (e *Enricher) SetRanges(rs *Ranges) { e.ranges.Store(rs); e.gen.Add(1) }
 
 // Inventory calls fn with the inventory, which it must not keep.
 func (e *Enricher) Inventory(fn func(*Inventory)) {
@@ -68,17 +73,18 @@ func (e *Enricher) Inventory(fn func(*Inventory)) {
 // events after it.
 func (e *Enricher) Enrich(evs []*event.Event) {
 	e.ids.Enrich(evs)
-	geo, intel, ranges := e.geo.Load(), e.intel.Load(), e.ranges.Load()
+	l := lookups{geo: e.geo.Load(), intel: e.intel.Load(), ranges: e.ranges.Load()}
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	// Loaded with the lookups, a generation older than the lookups at
+	// worst: the cache is then cleared again at the next batch.
+	gen := e.gen.Load()
 	for _, ev := range evs {
 		e.inv.Observe(ev)
 		c := &ev.Context
 		e.place(&c.Src, ev.SrcIP, ev)
 		e.place(&c.Dst, ev.DstIP, ev)
-	}
-	e.mu.Unlock()
-	for _, ev := range evs {
-		c := &ev.Context
+		var hits hitSet
 		for _, p := range []struct {
 			place *event.Place
 			addr  netip.Addr
@@ -86,17 +92,74 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 			if !p.addr.IsValid() {
 				continue
 			}
-			if g := geo.Lookup(p.addr); g != (Geo{}) {
-				p.place.Country, p.place.City, p.place.ASN, p.place.ASOrg = g.Country, g.City, g.ASN, g.ASOrg
+			e.gets++
+			a := e.addrs.get(p.addr, gen, &l, e.gets)
+			if a.geo != (Geo{}) {
+				p.place.Country, p.place.City, p.place.ASN, p.place.ASOrg = a.geo.Country, a.geo.City, a.geo.ASN, a.geo.ASOrg
 			}
-			if name, ok := ranges.name(p.addr); ok {
-				p.place.Cloud = name
+			if a.cloud != "" {
+				p.place.Cloud = a.cloud
+			}
+			if a.listed {
+				hits.add(a.match, p.addr.String())
 			}
 		}
-		if intel.Len() > 0 {
-			matchEvent(intel, ev)
+		if l.intel.Len() > 0 {
+			hits.scan(l.intel, ev)
+		}
+		c.Intel = append(c.Intel, hits.hits...)
+	}
+}
+
+// lookups are the lookups of one batch.
+type lookups struct {
+	geo    *GeoIP
+	intel  *Intel
+	ranges *Ranges
+}
+
+// An addrCache remembers what the lookups said of the addresses seen
+// last. Most of a log's addresses are ones it had just before: a few
+// clients, a few peers. A two-way set-associative table settles them
+// with a read or two, where the GeoIP databases alone take two lookups
+// and decodes.
+type addrCache struct {
+	seed maphash.Seed
+	sets [][2]addrInfo
+}
+
+// addrInfo is what the lookups say of an address.
+type addrInfo struct {
+	addr   netip.Addr
+	gen    uint64
+	used   uint64 // when last used, in gets: the older of a set goes
+	geo    Geo
+	cloud  string // the range's name
+	match  Match  // the intel listing, if listed
+	listed bool
+}
+
+const addrCacheSets = 1 << 13 // a power of two; twice as many entries
+
+func (c *addrCache) get(addr netip.Addr, gen uint64, l *lookups, now uint64) *addrInfo {
+	if c.sets == nil {
+		c.seed, c.sets = maphash.MakeSeed(), make([][2]addrInfo, addrCacheSets)
+	}
+	set := &c.sets[maphash.Comparable(c.seed, addr)&(addrCacheSets-1)]
+	s := &set[0]
+	for i := range set {
+		if set[i].addr == addr && set[i].gen == gen {
+			set[i].used = now
+			return &set[i]
+		}
+		if set[i].used < s.used {
+			s = &set[i]
 		}
 	}
+	*s = addrInfo{addr: addr, gen: gen, used: now, geo: l.geo.Lookup(addr)}
+	s.cloud, _ = l.ranges.name(addr)
+	s.match, s.listed = l.intel.MatchIP(addr)
+	return s
 }
 
 // place fills in the asset that held addr at the event's time, and its
@@ -112,36 +175,27 @@ func (e *Enricher) place(p *event.Place, addr netip.Addr, ev *event.Event) {
 	p.Asset = a.ID
 }
 
-// matchEvent adds to ev the hits of its addresses, and of the addresses,
-// domains and hashes its document names.
-func matchEvent(in *Intel, ev *event.Event) {
-	var hits hitSet
-	for _, a := range []netip.Addr{ev.SrcIP, ev.DstIP} {
-		if a.IsValid() {
-			if m, ok := in.MatchIP(a); ok {
-				hits.add(m, a.String())
-			}
-		}
-	}
-	scanTokens(ev.Document(), func(tok []byte, kind tokenKind) bool {
+// scan adds the hits of the addresses, domains and hashes the event's
+// document names, besides its own addresses.
+func (s *hitSet) scan(in *Intel, ev *event.Event) {
+	scanTokens(ev.Document(), in.hasHashes(), func(tok []byte, kind tokenKind) bool {
 		var m Match
 		var ok bool
 		switch kind {
 		case tokenHex:
 			m, ok = matchHash(in, tok)
 		case tokenIPv4:
-			if a, ok2 := parseIPv4(tok); ok2 && a != ev.SrcIP && a != ev.DstIP {
+			if a, isAddr := parseIPv4(tok); isAddr && a != ev.SrcIP && a != ev.DstIP {
 				m, ok = in.MatchIP(a)
 			}
 		default:
 			m, ok = matchDomain(in, tok)
 		}
 		if ok {
-			hits.add(m, string(tok))
+			s.add(m, string(tok))
 		}
-		return len(hits.hits) < maxHits
+		return len(s.hits) < maxHits
 	})
-	ev.Context.Intel = append(ev.Context.Intel, hits.hits...)
 }
 
 // hitSet collects an event's hits, each indicator once.
@@ -169,26 +223,74 @@ const (
 // until fn returns false. Tokens are runs of letters, digits, '.', '-'
 // and '_' (so a URL gives its host, an email its domain, a JSON string
 // its value), without leading or trailing dots, dashes and underscores.
-// Most tokens have no dot and are not a hash's length, and are passed
-// over as they are read; the scan allocates nothing.
-func scanTokens(doc []byte, fn func(tok []byte, kind tokenKind) bool) {
+//
+// It reads little of doc: every domain and address has a dot, so those
+// are found from the dots, which bytes.IndexByte finds fast; and a hash
+// is a run of 32 hex digits or more, which holds one of every 32nd
+// byte, so those are found from the hex digits among these. With hashes
+// false, hashes are not looked for. The scan allocates nothing.
+func scanTokens(doc []byte, hashes bool, fn func(tok []byte, kind tokenKind) bool) {
 	for i := 0; i < len(doc); {
-		if !tokenByte[doc[i]] {
-			i++
-			continue
+		j := bytes.IndexByte(doc[i:], '.')
+		if j < 0 {
+			break
 		}
-		start, dot := i, false
-		for ; i < len(doc) && tokenByte[doc[i]]; i++ {
-			dot = dot || doc[i] == '.'
-		}
-		if n := i - start; !dot && n != 32 && n != 40 && n != 64 {
-			continue
-		}
-		tok := trimToken(doc[start:i])
-		if kind, ok := classify(tok); ok && !fn(tok, kind) {
+		start, end := tokenAround(doc, i+j)
+		// The token ends at a byte that is not in a token, or at the end,
+		// so the next starts after it: start ≥ i.
+		// A hash (a token with no dot once trimmed) is the second
+		// loop's to find.
+		tok := trimToken(doc[start:end])
+		if kind, ok := classify(tok); ok && kind != tokenHex && !fn(tok, kind) {
 			return
 		}
+		i = end
 	}
+	if !hashes {
+		return
+	}
+	for i := 0; i < len(doc); i += 32 {
+		if !isHexDigit(doc[i]) {
+			continue
+		}
+		start, end := tokenAround(doc, i)
+		if tok := trimToken(doc[start:end]); isHash(tok) && !fn(tok, tokenHex) {
+			return
+		}
+		// On to the first probe past the token.
+		if next := (end+31)/32*32 - 32; next > i {
+			i = next
+		}
+	}
+}
+
+// tokenAround returns the bounds of the token holding doc[i].
+func tokenAround(doc []byte, i int) (start, end int) {
+	start, end = i, i
+	for start > 0 && tokenByte[doc[start-1]] {
+		start--
+	}
+	for end < len(doc) && tokenByte[doc[end]] {
+		end++
+	}
+	return start, end
+}
+
+// isHash reports whether tok is an MD5, SHA-1 or SHA-256 hash in hex.
+func isHash(tok []byte) bool {
+	if n := len(tok); n != 32 && n != 40 && n != 64 {
+		return false
+	}
+	for _, c := range tok {
+		if !isHexDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // classify says what a token may be an indicator of, if anything.

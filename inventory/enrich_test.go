@@ -39,7 +39,7 @@ func TestScanTokens(t *testing.T) {
 		{"", nil},
 	} {
 		var got []tok
-		scanTokens([]byte(tc.doc), func(b []byte, k tokenKind) bool {
+		scanTokens([]byte(tc.doc), true, func(b []byte, k tokenKind) bool {
 			got = append(got, tok{string(b), k})
 			return true
 		})
@@ -49,7 +49,7 @@ func TestScanTokens(t *testing.T) {
 	}
 	// fn stops the scan.
 	n := 0
-	scanTokens([]byte("a.example b.example c.example"), func([]byte, tokenKind) bool { n++; return n < 2 })
+	scanTokens([]byte("a.example b.example c.example"), true, func([]byte, tokenKind) bool { n++; return n < 2 })
 	if n != 2 {
 		t.Errorf("scan went on after fn said stop: %d calls", n)
 	}
@@ -220,7 +220,7 @@ func FuzzScanTokens(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		scanTokens(doc, func(tok []byte, kind tokenKind) bool {
+		scanTokens(doc, true, func(tok []byte, kind tokenKind) bool {
 			if !strings.Contains(string(doc), string(tok)) || len(tok) < 4 || !alnum(tok[0]) || !alnum(tok[len(tok)-1]) {
 				t.Fatalf("token %q of %q", tok, doc)
 			}

@@ -27,20 +27,23 @@ func (ids *Identities) Observe(evs []*event.Event) {
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
 	for _, ev := range evs {
-		is, ok := FromEvent(ev)
-		if !ok {
-			continue
+		for _, is := range Hops(ev) {
+			ids.add(is)
 		}
-		ids.g.Add(is)
-		if is.Time.After(ids.newest) {
-			ids.newest = is.Time
-		}
-		if ids.added++; ids.added >= 10_000 {
-			// Credentials expire: those long past cannot be in use, and
-			// holding them would grow without end.
-			ids.g.Prune(ids.newest.Add(-2 * maxSessionDuration))
-			ids.added = 0
-		}
+	}
+}
+
+// add adds an issue. The caller holds ids.mu.
+func (ids *Identities) add(is Issue) {
+	ids.g.Add(is)
+	if is.Time.After(ids.newest) {
+		ids.newest = is.Time
+	}
+	if ids.added++; ids.added >= 10_000 {
+		// Credentials expire: those long past cannot be in use, and
+		// holding them would grow without end.
+		ids.g.Prune(ids.newest.Add(-2 * maxSessionDuration))
+		ids.added = 0
 	}
 }
 
@@ -79,11 +82,17 @@ func temporary(ev *event.Event) bool {
 }
 
 // ID names a principal as events' session_origin holds it: its ARN, or
-// instance/ID, service/NAME, PROVIDER/SUBJECT.
+// instance/ID, azure-resource/RESOURCE-ID, service/NAME, PROVIDER/SUBJECT;
+// a GCP principal by its email or principalSubject.
 func (p Principal) ID() string {
 	switch {
 	case p.Type == "EC2Instance":
 		return "instance/" + p.Name
+	case p.Type == azureResourceType:
+		// ARM compares resource ids regardless of case, and its logs write
+		// the same id in either (resourcegroups, resourceGroups): one
+		// resource must have one origin.
+		return "azure-resource/" + strings.ToLower(strings.TrimPrefix(p.Name, "/"))
 	case p.Provider != "":
 		return p.Provider + "/" + p.Subject
 	case p.ARN != "":

@@ -36,6 +36,19 @@ const (
 	maxSessionDuration = 36 * time.Hour    // the longest a temporary credential lives (GetSessionToken)
 )
 
+// The kinds of an Issue in GCP and Azure: a short-lived credential of a
+// service account, named for the iamcredentials method that made it; a
+// hop of a delegation chain a call lists (identity_gcp.go); an Entra ID
+// token issued to a managed identity (identity_azure.go).
+const (
+	GCPAccessToken  = "GenerateAccessToken"
+	GCPIDToken      = "GenerateIdToken"
+	GCPSignJWT      = "SignJwt"
+	GCPSignBlob     = "SignBlob"
+	GCPDelegation   = "ServiceAccountDelegation"
+	ManagedIdentity = "ManagedIdentity"
+)
+
 // A Principal is who asked for a credential, or acts with one.
 type Principal struct {
 	Type string `json:"type"` // IAMUser, AssumedRole, Root, FederatedUser, AWSService, EC2Instance, SAMLUser, WebIdentityUser
@@ -59,6 +72,8 @@ func (p Principal) String() string {
 		return "the AWS service " + p.Service
 	case p.Type == "EC2Instance":
 		return "the instance " + p.Name + ", through its instance profile"
+	case p.Type == azureResourceType:
+		return azureResourceString(p.Name)
 	case p.ARN != "":
 		return p.ARN
 	}
@@ -99,8 +114,12 @@ func Issuing(action string) bool {
 }
 
 // IssuingQuery is the search that selects the events that may issue a
-// credential.
-const IssuingQuery = "source:aws.cloudtrail (action:AssumeRole OR action:AssumeRoleWithSAML OR action:AssumeRoleWithWebIdentity OR action:GetSessionToken OR action:GetFederationToken OR action:CreateAccessKey) outcome:success"
+// credential: AWS STS calls; GCP's Service Account Credentials calls and
+// the calls that list a delegation (the parser names its origin); Azure
+// calls made with a managed identity's token and its sign-ins.
+const IssuingQuery = "(source:aws.cloudtrail (action:AssumeRole OR action:AssumeRoleWithSAML OR action:AssumeRoleWithWebIdentity OR action:GetSessionToken OR action:GetFederationToken OR action:CreateAccessKey) outcome:success)" +
+	" OR (source:gcp.audit (service:iamcredentials.googleapis.com OR session_origin:*))" +
+	" OR (source:azure.activity xms_mirid) OR (source:azure.signin ManagedIdentitySignInLogs)"
 
 // stsRecord is what an issuing CloudTrail record says.
 type stsRecord struct {
@@ -148,6 +167,12 @@ type stsRecord struct {
 // FromEvent reads the credential an event issued, if it is a successful
 // STS call that issued one.
 func FromEvent(ev *event.Event) (Issue, bool) {
+	switch ev.Source {
+	case "gcp.audit":
+		return gcpIssue(ev)
+	case "azure.activity", "azure.signin":
+		return azureIssue(ev)
+	}
 	if ev.Source != "aws.cloudtrail" || !Issuing(ev.Action) || ev.Outcome.Result == event.OutcomeFailure {
 		return Issue{}, false
 	}
@@ -354,10 +379,11 @@ func (g *Graph) Chain(p Principal, at time.Time) []Link {
 }
 
 // ParseRef reads what a person names a credential by: an access key id
-// (AKIA…, ASIA…) or an ARN.
+// (AKIA…, ASIA…), an ARN, or a GCP service account's email, which Graph
+// keys that account's issues by as it keys sessions by their ARN.
 func ParseRef(ref string) Principal {
 	ref = strings.TrimSpace(ref)
-	if strings.HasPrefix(ref, "arn:") {
+	if strings.HasPrefix(ref, "arn:") || strings.Contains(ref, "@") {
 		return Principal{ARN: ref}
 	}
 	return Principal{Key: ref}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/query"
 )
 
 const testdata = "../../shared/testdata/"
@@ -345,5 +346,17 @@ func TestWhoInstanceAddresses(t *testing.T) {
 	}
 	if rep.Origin.Type != "EC2Instance" || rep.Origin.Name != "i-0123456789abcdef0" {
 		t.Errorf("origin %+v", rep.Origin)
+	}
+}
+
+// TestIssuingQuery: the search for the events that issue credentials is
+// one the store runs.
+func TestIssuingQuery(t *testing.T) {
+	q, err := query.Parse(IssuingQuery)
+	if err != nil {
+		t.Fatal(query.Caret(IssuingQuery, err))
+	}
+	if _, err := query.Compile(query.Request{Query: q, Scope: query.Scope{All: true}}, query.DuckDB); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -321,6 +321,12 @@ func matchHash[T string | []byte](in *Intel, hexDigest T) (Match, bool) {
 	return in.labels[l], true
 }
 
+// hasHashes reports whether any list names a hash: if none does, a
+// document's hashes need not be looked for.
+func (in *Intel) hasHashes() bool {
+	return in != nil && len(in.md5)+len(in.sha1)+len(in.sha256) > 0
+}
+
 // Len returns the number of distinct indicators: addresses and networks,
 // domains and hashes.
 func (in *Intel) Len() int {

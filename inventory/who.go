@@ -65,7 +65,7 @@ func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report
 		issuedFrom = from.Add(-maxSessionDuration)
 	}
 	err := st.Find(ctx, IssuingQuery, issuedFrom, to, 0, func(ev *event.Event) error {
-		if is, ok := FromEvent(ev); ok {
+		for _, is := range Hops(ev) {
 			g.Add(is)
 		}
 		return nil
@@ -102,7 +102,12 @@ func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report
 		if l.Issue.Key != "" && l.Issue.Key != l.As.Key {
 			terms = append(terms, "session:"+query.Quote(l.Issue.Key))
 		}
-		if l.As.ARN != "" && l.Issue.Kind != SessionToken {
+		switch {
+		case l.As.ARN == "" || l.Issue.Kind == SessionToken:
+		case strings.Contains(l.As.ARN, "@"):
+			// A GCP account, which events name by its email.
+			terms = append(terms, "actor:"+query.Quote(l.As.ARN))
+		default:
 			terms = append(terms, "actor_id:"+query.Quote(l.As.ARN))
 		}
 	}

@@ -99,3 +99,23 @@ func TestWho(t *testing.T) {
 		t.Errorf("the API's inventory: %+v %v", found, err)
 	}
 }
+
+// TestWhoGCP: a GCP service account is followed back to the person who
+// had a token made for it, and through a delegation chain to the
+// federated identity that started it (inventory/testdata/identity has
+// the records, in the audit log's documented shape).
+func TestWhoGCP(t *testing.T) {
+	data := t.TempDir()
+	mustVigil(t, "import", "--data", data, "--format", "gcp.audit", "../../inventory/testdata/identity/gcp_impersonation.jsonl")
+	for ref, want := range map[string][]string{
+		"deployer@acme-prod.iam.gserviceaccount.com": {"issued by GenerateAccessToken at 2024-07-10T09:20:00Z", "origin: user bob@example.com", "1 events done under it"},
+		"ci-runner@acme-prod.iam.gserviceaccount.com": {"issued by ServiceAccountDelegation", "origin: federated principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/aws-pool/subject/"},
+	} {
+		out := mustVigil(t, "who", "--data", data, ref)
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("vigil who %s: no %q in\n%s", ref, w, out)
+			}
+		}
+	}
+}
