@@ -108,7 +108,7 @@ func TestWhoGCP(t *testing.T) {
 	data := t.TempDir()
 	mustVigil(t, "import", "--data", data, "--format", "gcp.audit", "../../inventory/testdata/identity/gcp_impersonation.jsonl")
 	for ref, want := range map[string][]string{
-		"deployer@acme-prod.iam.gserviceaccount.com": {"issued by GenerateAccessToken at 2024-07-10T09:20:00Z", "origin: user bob@example.com", "1 events done under it"},
+		"deployer@acme-prod.iam.gserviceaccount.com":  {"issued by GenerateAccessToken at 2024-07-10T09:20:00Z", "origin: user bob@example.com", "1 events done under it"},
 		"ci-runner@acme-prod.iam.gserviceaccount.com": {"issued by ServiceAccountDelegation", "origin: federated principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/aws-pool/subject/"},
 	} {
 		out := mustVigil(t, "who", "--data", data, ref)
