@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vigilsec/vigil/event"
 )
@@ -22,14 +23,16 @@ const maxHits = 16
 // name their addresses or any address, domain or hash in their document.
 //
 // The inventory and the identities follow the events as they pass. The
+// inventory is kept by tenant: 10.0.3.7 is some instance in every
+// organization, and an event's asset is only ever its own tenant's. The
 // lookups (GeoIP, intel, ranges, owners) are swapped in whole when their
 // files change, so a batch is enriched against one version of each.
 // Its methods are safe for concurrent use.
 type Enricher struct {
 	ids *Identities
 
-	mu    sync.Mutex // guards inv, addrs and gets
-	inv   *Inventory
+	mu    sync.Mutex // guards invs, addrs and gets
+	invs  map[string]*Inventory
 	addrs addrCache
 	gets  uint64
 
@@ -39,16 +42,13 @@ type Enricher struct {
 	gen    atomic.Uint64 // counts the lookups swapped in
 }
 
-// NewEnricher returns an Enricher that follows identities and inventory
-// as events pass, starting from what they hold; either may be nil.
-func NewEnricher(ids *Identities, inv *Inventory) *Enricher {
+// NewEnricher returns an Enricher that follows identities as events pass,
+// starting from what ids holds (nil: nothing).
+func NewEnricher(ids *Identities) *Enricher {
 	if ids == nil {
 		ids = NewIdentities()
 	}
-	if inv == nil {
-		inv = NewInventory()
-	}
-	return &Enricher{ids: ids, inv: inv}
+	return &Enricher{ids: ids, invs: map[string]*Inventory{}}
 }
 
 // SetGeoIP sets the GeoIP databases; nil turns GeoIP off. The caller
@@ -61,11 +61,33 @@ func (e *Enricher) SetIntel(in *Intel) { e.intel.Store(in); e.gen.Add(1) }
 // SetRanges sets the cloud providers' published ranges; nil turns that off.
 func (e *Enricher) SetRanges(rs *Ranges) { e.ranges.Store(rs); e.gen.Add(1) }
 
-// Inventory calls fn with the inventory, which it must not keep.
-func (e *Enricher) Inventory(fn func(*Inventory)) {
+// Inventory calls fn with a tenant's inventory, which it must not keep.
+func (e *Enricher) Inventory(tenant string, fn func(*Inventory)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	fn(e.inv)
+	fn(e.inventory(tenant))
+}
+
+// inventory returns a tenant's inventory, made empty if it has none.
+// The caller holds e.mu.
+func (e *Enricher) inventory(tenant string) *Inventory {
+	inv := e.invs[tenant]
+	if inv == nil {
+		inv = NewInventory()
+		e.invs[tenant] = inv
+	}
+	return inv
+}
+
+// ObserveAssets follows what events say of assets without enriching
+// them: the stored events an Enricher starts from (AssetQuery's), in
+// time order.
+func (e *Enricher) ObserveAssets(evs []*event.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ev := range evs {
+		e.inventory(ev.Tenant).Observe(ev)
+	}
 }
 
 // Enrich enriches a batch of events, in time order as a batch reaches
@@ -80,10 +102,11 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 	// worst: the cache is then cleared again at the next batch.
 	gen := e.gen.Load()
 	for _, ev := range evs {
-		e.inv.Observe(ev)
+		inv := e.inventory(ev.Tenant)
+		inv.Observe(ev)
 		c := &ev.Context
-		e.place(&c.Src, ev.SrcIP, ev)
-		e.place(&c.Dst, ev.DstIP, ev)
+		place(inv, &c.Src, ev.SrcIP, ev.Time)
+		place(inv, &c.Dst, ev.DstIP, ev.Time)
 		var hits hitSet
 		for _, p := range []struct {
 			place *event.Place
@@ -162,13 +185,12 @@ func (c *addrCache) get(addr netip.Addr, gen uint64, l *lookups, now uint64) *ad
 	return s
 }
 
-// place fills in the asset that held addr at the event's time, and its
-// owner. The caller holds e.mu.
-func (e *Enricher) place(p *event.Place, addr netip.Addr, ev *event.Event) {
+// place fills in the asset that held addr at t, and its owner.
+func place(inv *Inventory, p *event.Place, addr netip.Addr, t time.Time) {
 	if !addr.IsValid() || p.Asset != "" {
 		return
 	}
-	a, ok := e.inv.AssetAt(addr, ev.Time)
+	a, ok := inv.AssetAt(addr, t)
 	if !ok {
 		return
 	}

@@ -122,7 +122,7 @@ var hostHeader = regexp.MustCompile(`"clientProvidedHostHeader": "([^"]+)"`)
 func TestEnrichFixture(t *testing.T) {
 	evs := events(t, stratusSteal)
 	slices.SortStableFunc(evs, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
-	e := NewEnricher(nil, nil)
+	e := NewEnricher(nil)
 	lookupsFor(t, e)
 	e.Enrich(evs)
 
@@ -154,15 +154,16 @@ func TestEnrichFixture(t *testing.T) {
 func TestEnrichAssets(t *testing.T) {
 	t0 := time.Date(2023, 7, 10, 11, 0, 0, 0, time.UTC)
 	t1 := t0.Add(50 * time.Minute)
-	inv := NewInventory()
+	e := NewEnricher(nil)
 	old := Asset{Kind: "instance", ID: "i-old", Provider: "aws", Account: "111122223333"}
-	inv.Add(Fact{Asset: old, Attr: "exists", Value: "true", From: t0})
-	inv.Add(Fact{Asset: old, Attr: "private_ip", Value: "10.0.3.7", From: t0})
-	inv.End(old, "", t1)
-	e := NewEnricher(nil, inv)
+	e.Inventory("acme", func(inv *Inventory) {
+		inv.Add(Fact{Asset: old, Attr: "exists", Value: "true", From: t0})
+		inv.Add(Fact{Asset: old, Attr: "private_ip", Value: "10.0.3.7", From: t0})
+		inv.End(old, "", t1)
+	})
 
 	flow := func(at time.Time, src string) *event.Event {
-		return &event.Event{Time: at, Source: "aws.vpcflow", SrcIP: netip.MustParseAddr(src), DstIP: netip.MustParseAddr("10.0.9.9")}
+		return &event.Event{Time: at, Tenant: "acme", Source: "aws.vpcflow", SrcIP: netip.MustParseAddr(src), DstIP: netip.MustParseAddr("10.0.9.9")}
 	}
 	before, boundary := flow(t1.Add(-time.Nanosecond), "10.0.3.7"), flow(t1, "10.0.3.7")
 	evs := []*event.Event{before, boundary}
@@ -175,6 +176,13 @@ func TestEnrichAssets(t *testing.T) {
 	}
 	if got := before.Context.Dst; got != (event.Place{}) {
 		t.Errorf("unknown destination: %+v", got)
+	}
+	// Another tenant's 10.0.3.7 is another machine.
+	other := flow(t1.Add(-time.Minute), "10.0.3.7")
+	other.Tenant = "globex"
+	e.Enrich([]*event.Event{other})
+	if got := other.Context.Src.Asset; got != "" {
+		t.Errorf("another tenant's event got src_asset %q", got)
 	}
 
 	// An instance launched, and a flow from its address after it, in
@@ -193,7 +201,7 @@ func TestEnrichAssets(t *testing.T) {
 // TestEnrichNothingKnown: with no lookups, events are left as they were,
 // and nothing is allocated for them.
 func TestEnrichNothingKnown(t *testing.T) {
-	e := NewEnricher(nil, nil)
+	e := NewEnricher(nil)
 	ev := &event.Event{Time: time.Now(), Source: "aws.cloudtrail", SrcIP: netip.MustParseAddr("198.51.100.1"),
 		Raw: []byte(`{"eventSource":"iam.amazonaws.com","sourceIPAddress":"198.51.100.1"}`)}
 	evs := []*event.Event{ev}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -175,14 +176,22 @@ func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *
 	if err != nil {
 		return nil, fmt.Errorf("reading the credentials issued lately: %w", err)
 	}
-	inv, err := inventory.Build(ctx, st, time.Time{})
+	e := &enrichment{Enricher: inventory.NewEnricher(ids), cfg: cfg, logger: logger}
+	// Every asset the stored logs tell of, of every tenant, in the order
+	// things happened.
+	var assets []*event.Event
+	err = st.Find(ctx, inventory.AssetQuery, time.Time{}, time.Time{}, 0, func(ev *event.Event) error {
+		assets = append(assets, ev)
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the events that make assets: %w", err)
 	}
-	if n > 0 || inv.Len() > 0 {
-		logger.Info("followed the credentials issued lately and the assets the logs tell of", "issues", n, "facts", inv.Len())
+	slices.SortStableFunc(assets, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
+	e.ObserveAssets(assets)
+	if n > 0 || len(assets) > 0 {
+		logger.Info("followed the credentials issued lately and the assets the logs tell of", "issues", n, "asset_events", len(assets))
 	}
-	e := &enrichment{Enricher: inventory.NewEnricher(ids, inv), cfg: cfg, logger: logger}
 	if err := e.load(); err != nil {
 		e.Close()
 		return nil, err

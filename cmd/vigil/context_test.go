@@ -128,7 +128,7 @@ func TestIntelReload(t *testing.T) {
 	if err := cfg.check(); err != nil {
 		t.Fatal(err)
 	}
-	e := &enrichment{Enricher: inventory.NewEnricher(nil, nil), cfg: cfg, logger: slog.New(slog.DiscardHandler)}
+	e := &enrichment{Enricher: inventory.NewEnricher(nil), cfg: cfg, logger: slog.New(slog.DiscardHandler)}
 	hits := func(addr string) int {
 		ev := &event.Event{Time: t0, SrcIP: netip.MustParseAddr(addr), Raw: []byte(`{}`)}
 		e.Enrich([]*event.Event{ev})
