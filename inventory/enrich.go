@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"hash/maphash"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/query"
 )
 
 // maxHits bounds the threat-intel hits one event keeps: a document that
@@ -39,6 +42,7 @@ type Enricher struct {
 	geo    atomic.Pointer[GeoIP]
 	intel  atomic.Pointer[Intel]
 	ranges atomic.Pointer[Ranges]
+	owners atomic.Pointer[Owners]
 	gen    atomic.Uint64 // counts the lookups swapped in
 }
 
@@ -61,6 +65,16 @@ func (e *Enricher) SetIntel(in *Intel) { e.intel.Store(in); e.gen.Add(1) }
 // SetRanges sets the cloud providers' published ranges; nil turns that off.
 func (e *Enricher) SetRanges(rs *Ranges) { e.ranges.Store(rs); e.gen.Add(1) }
 
+// SetOwners sets the owners map; nil turns it off.
+func (e *Enricher) SetOwners(o *Owners) { e.owners.Store(o) }
+
+// Import adds a snapshot to a tenant's inventory.
+func (e *Enricher) Import(tenant string, s *Snapshot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.inventory(tenant).Import(s)
+}
+
 // Inventory calls fn with a tenant's inventory, which it must not keep.
 func (e *Enricher) Inventory(tenant string, fn func(*Inventory)) {
 	e.mu.Lock()
@@ -77,6 +91,22 @@ func (e *Enricher) inventory(tenant string) *Inventory {
 		e.invs[tenant] = inv
 	}
 	return inv
+}
+
+// Lookup returns the assets ref names at t (over all time, for a zero t)
+// in the inventories of the tenants scope includes, as Inventory.Lookup
+// does.
+func (e *Enricher) Lookup(scope query.Scope, ref string, at time.Time) []Found {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Found
+	for tenant, inv := range e.invs {
+		if scope.Includes(tenant) {
+			out = append(out, inv.Lookup(ref, at)...)
+		}
+	}
+	slices.SortFunc(out, func(x, y Found) int { return strings.Compare(x.Asset.key(), y.Asset.key()) })
+	return out
 }
 
 // ObserveAssets follows what events say of assets without enriching
@@ -96,6 +126,7 @@ func (e *Enricher) ObserveAssets(evs []*event.Event) {
 func (e *Enricher) Enrich(evs []*event.Event) {
 	e.ids.Enrich(evs)
 	l := lookups{geo: e.geo.Load(), intel: e.intel.Load(), ranges: e.ranges.Load()}
+	owners := e.owners.Load()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// Loaded with the lookups, a generation older than the lookups at
@@ -105,8 +136,16 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 		inv := e.inventory(ev.Tenant)
 		inv.Observe(ev)
 		c := &ev.Context
-		place(inv, &c.Src, ev.SrcIP, ev.Time)
-		place(inv, &c.Dst, ev.DstIP, ev.Time)
+		place(inv, owners, &c.Src, ev.SrcIP, ev.Time)
+		place(inv, owners, &c.Dst, ev.DstIP, ev.Time)
+		if o, ok := owners.Of(ev.Cloud.Account, nil); ok {
+			if c.Team == "" {
+				c.Team = o.Team
+			}
+			if ev.Environment == "" {
+				ev.Environment = o.Environment
+			}
+		}
 		var hits hitSet
 		for _, p := range []struct {
 			place *event.Place
@@ -186,7 +225,7 @@ func (c *addrCache) get(addr netip.Addr, gen uint64, l *lookups, now uint64) *ad
 }
 
 // place fills in the asset that held addr at t, and its owner.
-func place(inv *Inventory, p *event.Place, addr netip.Addr, t time.Time) {
+func place(inv *Inventory, owners *Owners, p *event.Place, addr netip.Addr, t time.Time) {
 	if !addr.IsValid() || p.Asset != "" {
 		return
 	}
@@ -195,6 +234,9 @@ func place(inv *Inventory, p *event.Place, addr netip.Addr, t time.Time) {
 		return
 	}
 	p.Asset = a.ID
+	if o, ok := owners.OfAsset(inv, a, t); ok {
+		p.Owner = o.Team
+	}
 }
 
 // scan adds the hits of the addresses, domains and hashes the event's

@@ -47,9 +47,10 @@ type Options struct {
 	// Who reassembles the identity behind a credential
 	// (/api/v1/identities/{ref}) from the events scope sees.
 	Who func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error)
-	// Inventory builds the inventory of assets the events scope sees
-	// tell of (/api/v1/inventory).
-	Inventory func(ctx context.Context, scope query.Scope) (*inventory.Inventory, error)
+	// Inventory looks up the assets a reference names at a time (over
+	// all time for a zero one) in the inventories of the tenants scope
+	// includes (/api/v1/inventory).
+	Inventory func(ctx context.Context, scope query.Scope, ref string, at time.Time) ([]inventory.Found, error)
 	// Playbooks are the playbook runner (/api/v1/playbooks,
 	// /api/v1/playbook-runs).
 	Playbooks Playbooks
@@ -279,13 +280,16 @@ func (a *api) inventory(w http.ResponseWriter, r *http.Request) {
 	if t := v.Get("tenant"); t != "" {
 		scope = scope.Narrow(t)
 	}
-	inv, err := a.opts.Inventory(r.Context(), scope)
+	found, err := a.opts.Inventory(r.Context(), scope, v.Get("q"), at)
 	if err != nil {
-		a.opts.Logger.Error("building the inventory", "err", err)
-		writeError(w, http.StatusInternalServerError, errors.New("building the inventory failed"))
+		a.opts.Logger.Error("looking up the inventory", "err", err)
+		writeError(w, http.StatusInternalServerError, errors.New("looking up the inventory failed"))
 		return
 	}
-	writeJSON(w, http.StatusOK, inv.Lookup(v.Get("q"), at))
+	if found == nil {
+		found = []inventory.Found{}
+	}
+	writeJSON(w, http.StatusOK, found)
 }
 
 func (a *api) search(w http.ResponseWriter, r *http.Request) {

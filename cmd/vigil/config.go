@@ -110,7 +110,7 @@ func (c *config) check() error {
 	if err := c.Playbooks.check(); err != nil {
 		return err
 	}
-	if err := c.Context.check(); err != nil {
+	if err := c.Context.check(c.Tenant); err != nil {
 		return err
 	}
 	if c.Meta.URL != "" {

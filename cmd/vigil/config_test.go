@@ -66,6 +66,9 @@ func TestReadmeConfig(t *testing.T) {
 				len(c.Notify.Channels) > 0 && c.alerts.Window > 0
 		},
 		"../../docs/integrity.md": func(c *config) bool { return c.Retention.configured() && len(c.Ledger.Witnesses) > 0 },
+		"../../docs/context.md": func(c *config) bool {
+			return len(c.Context.Inventory) == 2 && c.Context.Inventory[1].Tenant == "acme" && c.Context.Inventory[0].Tenant == "default" && c.Context.Owners != ""
+		},
 		"../../docs/sources.md": func(c *config) bool {
 			return c.Ingest.Syslog.TLS != "" && len(c.Ingest.Syslog.ClientTenants) > 0 && len(c.Ingest.S3) > 0 && len(c.Ingest.Dirs) > 0 && c.Ingest.maxBody > 0
 		},

@@ -42,8 +42,9 @@ type contextConfig struct {
 	// each one's team and on-call contact.
 	Owners string `yaml:"owners"`
 	// Inventory are asset snapshots (CSV, JSON, AWS Config items), files
-	// or folders, imported at start beside what the audit logs say.
-	Inventory []string `yaml:"inventory"`
+	// or folders, imported at start beside what the audit logs say, each
+	// into a tenant's inventory (the config's tenant by default).
+	Inventory []snapshotConfig `yaml:"inventory"`
 
 	intelReload time.Duration
 }
@@ -65,6 +66,22 @@ func (c *intelConfig) UnmarshalYAML(n *yaml.Node) error {
 	return n.Decode((*plain)(c))
 }
 
+// snapshotConfig is one inventory snapshot source: a path, or a mapping
+// with the tenant whose assets it lists.
+type snapshotConfig struct {
+	Path   string `yaml:"path"`
+	Tenant string `yaml:"tenant"`
+}
+
+// UnmarshalYAML takes a bare path as well as a mapping.
+func (c *snapshotConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&c.Path)
+	}
+	type plain snapshotConfig
+	return n.Decode((*plain)(c))
+}
+
 var intelFormats = map[string]inventory.IntelFormat{
 	"": inventory.IntelAuto, "auto": inventory.IntelAuto,
 	"text": inventory.IntelText, "csv": inventory.IntelCSV, "stix": inventory.IntelSTIX,
@@ -72,7 +89,7 @@ var intelFormats = map[string]inventory.IntelFormat{
 
 // check validates what can be without reading the files, which only the
 // commands that ingest do.
-func (c *contextConfig) check() error {
+func (c *contextConfig) check(tenant string) error {
 	c.intelReload = time.Minute
 	if s := c.IntelReload; s != "" {
 		d, err := time.ParseDuration(s)
@@ -80,6 +97,15 @@ func (c *contextConfig) check() error {
 			return &configError{"context.intel_reload", fmt.Errorf("%q is not a positive duration", s)}
 		}
 		c.intelReload = d
+	}
+	for i := range c.Inventory {
+		s := &c.Inventory[i]
+		if s.Path == "" {
+			return &configError{"context.inventory", fmt.Errorf("entry %d has no path", i+1)}
+		}
+		if s.Tenant == "" {
+			s.Tenant = tenant
+		}
 	}
 	for i, in := range c.Intel {
 		if in.Path == "" {
@@ -165,8 +191,8 @@ type enrichment struct {
 // half) and every asset the stored audit logs tell of, imports the
 // configured snapshots, and loads the configured lookups.
 func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *slog.Logger) (*enrichment, error) {
-	ids := inventory.NewIdentities()
 	st := finder{dd.db, query.Scope{All: true}}
+	ids := inventory.NewIdentities()
 	n := 0
 	err := st.Find(ctx, inventory.IssuingQuery, time.Now().Add(-72*time.Hour), time.Time{}, 0, func(ev *event.Event) error {
 		ids.Observe([]*event.Event{ev})
@@ -176,21 +202,12 @@ func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *
 	if err != nil {
 		return nil, fmt.Errorf("reading the credentials issued lately: %w", err)
 	}
-	e := &enrichment{Enricher: inventory.NewEnricher(ids), cfg: cfg, logger: logger}
-	// Every asset the stored logs tell of, of every tenant, in the order
-	// things happened.
-	var assets []*event.Event
-	err = st.Find(ctx, inventory.AssetQuery, time.Time{}, time.Time{}, 0, func(ev *event.Event) error {
-		assets = append(assets, ev)
-		return nil
-	})
+	e, err := newEnrichment(ctx, st, ids, cfg, logger)
 	if err != nil {
-		return nil, fmt.Errorf("reading the events that make assets: %w", err)
+		return nil, err
 	}
-	slices.SortStableFunc(assets, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
-	e.ObserveAssets(assets)
-	if n > 0 || len(assets) > 0 {
-		logger.Info("followed the credentials issued lately and the assets the logs tell of", "issues", n, "asset_events", len(assets))
+	if n > 0 {
+		logger.Info("followed the credentials issued lately", "issues", n)
 	}
 	if err := e.load(); err != nil {
 		e.Close()
@@ -200,7 +217,38 @@ func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *
 	return e, nil
 }
 
-// load reads the configured files. An error in any is an error at
+// newEnrichment returns an enrichment that holds the inventory of the
+// tenants st sees: the assets their stored audit logs tell of, and the
+// configured snapshots. It is what vigil serve holds, and what the
+// commands that read a data directory build to answer as it would.
+func newEnrichment(ctx context.Context, st finder, ids *inventory.Identities, cfg *contextConfig, logger *slog.Logger) (*enrichment, error) {
+	e := &enrichment{Enricher: inventory.NewEnricher(ids), cfg: cfg, logger: logger}
+	// In the order things happened, which the store's need not be.
+	var assets []*event.Event
+	err := st.Find(ctx, inventory.AssetQuery, time.Time{}, time.Time{}, 0, func(ev *event.Event) error {
+		assets = append(assets, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the events that make assets: %w", err)
+	}
+	slices.SortStableFunc(assets, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
+	e.ObserveAssets(assets)
+	if len(assets) > 0 {
+		logger.Info("followed the assets the logs tell of", "events", len(assets))
+	}
+	for _, s := range cfg.Inventory {
+		if !st.scope.Includes(s.Tenant) {
+			continue
+		}
+		if err := e.importSnapshots(s); err != nil {
+			return nil, fmt.Errorf("context.inventory: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// load reads the configured lookups. An error in any is an error at
 // start: a user who configured a feed expects it applied.
 func (e *enrichment) load() error {
 	c := e.cfg
@@ -219,6 +267,18 @@ func (e *enrichment) load() error {
 		}
 		e.SetRanges(rs)
 		e.logger.Info("loaded cloud ranges", "ranges", rs.Len())
+	}
+	if c.Owners != "" {
+		f, err := os.Open(c.Owners)
+		if err != nil {
+			return fmt.Errorf("context.owners: %w", err)
+		}
+		o, err := inventory.LoadOwners(f, c.Owners)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("context.owners: %w", err)
+		}
+		e.SetOwners(o)
 	}
 	if len(c.Intel) > 0 {
 		if _, err := e.reloadIntel(); err != nil {
@@ -242,6 +302,47 @@ func loadRanges(paths []string) (*inventory.Ranges, error) {
 		return nil, fmt.Errorf("%s: %w", paths[0], err)
 	}
 	return rs, nil
+}
+
+// importSnapshots imports a snapshot file, or each file of a folder in
+// name order, into a tenant's inventory. A snapshot's rows without a
+// time of their own held when its file was last written.
+func (e *enrichment) importSnapshots(sc snapshotConfig) error {
+	fi, err := os.Stat(sc.Path)
+	if err != nil {
+		return err
+	}
+	files := []string{sc.Path}
+	if fi.IsDir() {
+		if files, err = visibleFiles(sc.Path); err != nil {
+			return err
+		}
+	}
+	for _, p := range files {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		var snap *inventory.Snapshot
+		if fi, err = f.Stat(); err == nil {
+			snap, err = inventory.ReadSnapshot(f, p, fi.ModTime())
+		}
+		f.Close()
+		if err != nil {
+			return err
+		}
+		e.Import(sc.Tenant, snap)
+		st := snap.Stats
+		e.logger.Info("imported an inventory snapshot", "file", p, "tenant", sc.Tenant, "format", st.Format,
+			"records", st.Records, "assets", st.Assets, "facts", len(snap.Facts), "skipped", st.Skipped)
+		for _, sk := range st.Skips {
+			e.logger.Warn("inventory snapshot record skipped", "file", p, "line", sk.Line, "reason", sk.Reason)
+		}
+		if len(st.Ignored) > 0 {
+			e.logger.Warn("inventory snapshot columns not read", "file", p, "columns", st.Ignored)
+		}
+	}
+	return nil
 }
 
 // reloadIntel loads the threat-intel lists again if their files changed

@@ -107,6 +107,45 @@ func TestEnrichImport(t *testing.T) {
 	}
 }
 
+// TestEnrichInventory: an asset snapshot and the owners map name the
+// asset behind an event's address and the teams that answer for it and
+// for its account; vigil inventory shows the snapshot's asset.
+func TestEnrichInventory(t *testing.T) {
+	needFixtures(t)
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// The address the Stratus detonation ran from, as a CMDB would list
+	// the lab machine that had it.
+	write("cmdb.csv", "kind,id,account,region,public_ip,tag:team,from\n"+
+		"instance,i-0a1b2c3d4e5f60718,017622104382,us-west-2,18.236.253.47,red-team,2024-08-01T00:00:00Z\n")
+	write("owners.yaml", "rules:\n"+
+		"  - account: \"017622104382\"\n    team: cloud-platform\n    contact: platform@example.com\n    environment: sandbox\n"+
+		"  - tag: team=red-team\n    team: offensive-security\n    contact: redteam@example.com\n")
+	conf := write("vigil.yaml", fmt.Sprintf("context:\n  inventory: [%q]\n  owners: %q\n", filepath.Join(dir, "cmdb.csv"), filepath.Join(dir, "owners.yaml")))
+
+	data := t.TempDir()
+	mustVigil(t, "import", "--data", data, "--config", conf, filepath.Join(stratus, "aws.credential-access.ec2-steal-instance-credentials.json"))
+	rows := ndjson(t, mustVigil(t, "search", "--data", data, "--config", conf, "--format", "ndjson",
+		"* | stats count() by src_asset, src_owner, team, environment"))
+	if len(rows) != 1 || rows[0]["src_asset"] != "i-0a1b2c3d4e5f60718" || rows[0]["src_owner"] != "offensive-security" ||
+		rows[0]["team"] != "cloud-platform" || rows[0]["environment"] != "sandbox" || fmt.Sprint(rows[0]["count"]) != "45" {
+		t.Errorf("enriched events: %v", rows)
+	}
+	out := mustVigil(t, "inventory", "--data", data, "--config", conf, "18.236.253.47")
+	if !strings.Contains(out, "instance i-0a1b2c3d4e5f60718") || !strings.Contains(out, "cmdb.csv") {
+		t.Errorf("vigil inventory of the snapshot's address:\n%s", out)
+	}
+	if out := mustVigil(t, "inventory", "--data", data, "--config", conf, "--tenant", "someone-else", "18.236.253.47"); strings.Contains(out, "i-0a1b2c3d4e5f60718") {
+		t.Errorf("another tenant sees the snapshot's asset:\n%s", out)
+	}
+}
+
 // TestIntelReload: the lists are read again when a file changes, and a
 // change that breaks them keeps the lists loaded before in use.
 func TestIntelReload(t *testing.T) {
@@ -125,7 +164,7 @@ func TestIntelReload(t *testing.T) {
 	t0 := time.Date(2024, 8, 1, 0, 0, 0, 0, time.UTC)
 	write("198.51.100.7\n", t0)
 	cfg := &contextConfig{Intel: []intelConfig{{Path: list}}}
-	if err := cfg.check(); err != nil {
+	if err := cfg.check("default"); err != nil {
 		t.Fatal(err)
 	}
 	e := &enrichment{Enricher: inventory.NewEnricher(nil), cfg: cfg, logger: slog.New(slog.DiscardHandler)}

@@ -19,7 +19,7 @@ func runInventory(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	tenant := fs.String("tenant", "", "this tenant's events only")
 	format := fs.String("format", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil inventory [--data DIR] [--at T] [--tenant T] [--format text|json] IP|INSTANCE_ID|ARN|NAME\n\nWhat an address, an instance, a user or a role was: the assets it names and\ntheir facts (addresses, type, image, tags, existence) over time, as the audit\nlogs made and ended them; with --at, only what held at that time. An address\nreused by several instances has one answer at any time.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil inventory [--data DIR] [--at T] [--tenant T] [--format text|json] IP|INSTANCE_ID|ARN|NAME\n\nWhat an address, an instance, a user or a role was: the assets it names and\ntheir facts (addresses, type, image, tags, existence) over time, as the audit\nlogs and the configured snapshots (context.inventory) tell; with --at, only what held at that time. An address\nreused by several instances has one answer at any time.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	ref, err := parseOneArg(fs, args)

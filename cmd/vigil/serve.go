@@ -279,8 +279,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Who: func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error) {
 			return inventory.Who(ctx, finder{db, scope}, ref, from, to)
 		},
-		Inventory: func(ctx context.Context, scope query.Scope) (*inventory.Inventory, error) {
-			return inventory.Build(ctx, finder{db, scope}, time.Time{})
+		Inventory: func(ctx context.Context, scope query.Scope, ref string, at time.Time) ([]inventory.Found, error) {
+			return enr.Lookup(scope, ref, at), nil
 		},
 		Hunter: db,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -167,6 +168,10 @@ func contextSourceOf(ctx context.Context, d *dataFlags, tenant string) (*context
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, nil, fmt.Errorf("no events in %s yet: run 'vigil import PATH' or 'vigil serve --demo' first", d.dir)
 	}
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
 	db, err := openReadOnly(ctx, path)
 	if err != nil {
 		return nil, nil, err
@@ -178,11 +183,11 @@ func contextSourceOf(ctx context.Context, d *dataFlags, tenant string) (*context
 	f := finder{db, scope}
 	return &contextSource{
 		inventory: func(ctx context.Context, ref string, at time.Time) ([]inventory.Found, error) {
-			inv, err := inventory.Build(ctx, f, time.Time{})
+			e, err := newEnrichment(ctx, f, nil, &cfg.Context, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return nil, err
 			}
-			return inv.Lookup(ref, at), nil
+			return e.Lookup(scope, ref, at), nil
 		},
 		who: func(ctx context.Context, ref string, from, to time.Time) (*inventory.Report, error) {
 			return inventory.Who(ctx, f, ref, from, to)
