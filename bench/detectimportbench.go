@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -89,8 +90,14 @@ func (c *config) cliImport(ctx context.Context, bin, name, files string, flags .
 		return r, fmt.Errorf("vigil import: %w: %s", err, out.String())
 	}
 	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	if _, err := fmt.Sscanf(lastLine(out.String(), "imported "), "imported %d events", &r.events); err != nil {
+	summary := lastLine(out.String(), "imported ")
+	if _, err := fmt.Sscanf(summary, "imported %d events", &r.events); err != nil {
 		return r, fmt.Errorf("vigil import said %q", out.String())
+	}
+	// The import's own time, after its start (opening the data
+	// directory, loading lookups): "… in 31.6s".
+	if i := strings.LastIndex(summary, " in "); i >= 0 {
+		r.ingest, _ = time.ParseDuration(strings.TrimSpace(summary[i+4:]))
 	}
 	c.logf("%s: %s; %s", name, r, lastLine(out.String(), ""))
 	return r, nil

@@ -81,6 +81,7 @@ type measure struct {
 	events  int64
 	elapsed time.Duration
 	cpu     time.Duration // user+system CPU of the whole process
+	ingest  time.Duration // of a vigil import: its own time, without its start
 }
 
 func (r measure) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }

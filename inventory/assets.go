@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -45,60 +46,160 @@ func (f *Fact) Holds(t time.Time) bool {
 
 // An Inventory holds assets' facts over time, and answers what held at a
 // time: which asset had an address, what an asset was. It is not safe
-// for concurrent use while facts are added.
+// for concurrent use while facts are added. (facts.go says how it keeps
+// them.)
 type Inventory struct {
-	facts   []*Fact
-	byAsset map[string][]*Fact
-	// byValue indexes the facts of attributes looked up by value (the
-	// addresses, ARNs), by value, ordered by From.
-	byValue map[string][]*Fact
-	// byID are the assets' keys by their lower-cased ids.
-	byID map[string][]string
-	// byAddr indexes the address facts by address, ordered by From:
-	// enrichment asks for every event's addresses, and a map keyed by
-	// the address answers without making its text.
-	byAddr map[netip.Addr][]*Fact
+	strs    strTable
+	assets  []assetRec
+	facts   []factRec
+	byKey   map[assetKey]int32
+	byID    map[uint32]int32   // lower-cased id → the newest asset with it
+	byValue map[uint32]int32   // lower-cased value of an indexed attribute → its newest fact
+	byAddr  map[[16]byte]int32 // address (IPv4 mapped) → the newest fact of it
+	// changes counts the changes to facts, so that what was worked out
+	// from them can tell it still holds.
+	changes uint64
 }
 
 // NewInventory returns an empty Inventory.
 func NewInventory() *Inventory {
-	return &Inventory{byAsset: map[string][]*Fact{}, byValue: map[string][]*Fact{}, byID: map[string][]string{}, byAddr: map[netip.Addr][]*Fact{}}
+	return &Inventory{byKey: map[assetKey]int32{}, byID: map[uint32]int32{}, byValue: map[uint32]int32{}, byAddr: map[[16]byte]int32{}}
 }
 
 // indexed are the attributes looked up by their value.
 var indexed = map[string]bool{"private_ip": true, "public_ip": true, "arn": true, "name": true}
 
+// asset returns the index of an asset, adding it if it is new. An asset
+// is filed by provider, kind and id; the account and region are those
+// first known.
+func (inv *Inventory) asset(a Asset) int32 {
+	k := assetKey{inv.strs.id(a.Provider), inv.strs.id(a.Kind), inv.strs.id(a.ID)}
+	if i, ok := inv.byKey[k]; ok {
+		r := &inv.assets[i]
+		if r.account == inv.strs.id("") {
+			r.account = inv.strs.id(a.Account)
+		}
+		if r.region == inv.strs.id("") {
+			r.region = inv.strs.id(a.Region)
+		}
+		return i
+	}
+	i := int32(len(inv.assets))
+	lower := inv.strs.id(strings.ToLower(a.ID))
+	next, ok := inv.byID[lower]
+	if !ok {
+		next = none
+	}
+	inv.assets = append(inv.assets, assetRec{
+		kind: k[1], id: k[2], provider: k[0], account: inv.strs.id(a.Account), region: inv.strs.id(a.Region),
+		first: none, last: none, nextSameID: next,
+	})
+	inv.byKey[k] = i
+	inv.byID[lower] = i
+	return i
+}
+
+// lookupAsset returns the index of an asset, if the inventory has it.
+func (inv *Inventory) lookupAsset(a Asset) (int32, bool) {
+	var k assetKey
+	for j, s := range []string{a.Provider, a.Kind, a.ID} {
+		id, ok := inv.strs.find(s)
+		if !ok {
+			return 0, false
+		}
+		k[j] = id
+	}
+	i, ok := inv.byKey[k]
+	return i, ok
+}
+
+func (inv *Inventory) assetOf(i int32) Asset {
+	r := &inv.assets[i]
+	return Asset{Kind: inv.strs.str(r.kind), ID: inv.strs.str(r.id), Provider: inv.strs.str(r.provider),
+		Account: inv.strs.str(r.account), Region: inv.strs.str(r.region)}
+}
+
+// fact returns fact i as a Fact.
+func (inv *Inventory) fact(i int32) Fact {
+	f := &inv.facts[i]
+	out := Fact{Asset: inv.assetOf(f.asset), Attr: inv.strs.str(f.attr), Value: inv.strs.str(f.value),
+		From: fromNanos(f.from), Source: inv.strs.str(f.source)}
+	if !f.open() {
+		out.To = fromNanos(f.to)
+	}
+	return out
+}
+
 // Add adds a fact that starts holding; one of the same asset, attribute
 // and value that holds already goes on holding.
-func (inv *Inventory) Add(f Fact) {
-	for _, g := range inv.byAsset[f.Asset.key()] {
-		if g.Attr == f.Attr && g.Value == f.Value && g.To.IsZero() && !f.From.Before(g.From) {
-			return
+func (inv *Inventory) Add(f Fact) { inv.add(f) }
+
+// add is Add, and returns the index of the fact added, if one was.
+func (inv *Inventory) add(f Fact) (int32, bool) {
+	a := inv.asset(f.Asset)
+	attr, value, from := inv.strs.id(f.Attr), inv.strs.id(f.Value), nanos(f.From)
+	for j := inv.assets[a].first; j != none; j = inv.facts[j].nextOfAsset {
+		if g := &inv.facts[j]; g.attr == attr && g.value == value && g.open() && from >= g.from {
+			return 0, false
 		}
 	}
-	p := &f
-	inv.facts = append(inv.facts, p)
-	k := f.Asset.key()
-	if len(inv.byAsset[k]) == 0 {
-		id := strings.ToLower(f.Asset.ID)
-		inv.byID[id] = append(inv.byID[id], k)
+	to := int64(openTo)
+	if !f.To.IsZero() {
+		to = nanos(f.To)
 	}
-	inv.byAsset[k] = append(inv.byAsset[k], p)
+	inv.changes++
+	i := int32(len(inv.facts))
+	inv.facts = append(inv.facts, factRec{from: from, to: to, asset: a, attr: attr, value: value,
+		source: inv.strs.id(f.Source), nextOfAsset: none, nextByValue: none, nextByAddr: none})
+	r := &inv.assets[a]
+	if r.last == none {
+		r.first = i
+	} else {
+		inv.facts[r.last].nextOfAsset = i
+	}
+	r.last = i
 	if indexed[f.Attr] {
-		v := strings.ToLower(f.Value)
-		inv.byValue[v] = insertFact(inv.byValue[v], p)
+		v := inv.strs.id(strings.ToLower(f.Value))
+		inv.byValue[v] = inv.insert(headOf(inv.byValue, v), i, byValue)
 	}
 	if f.Attr == "private_ip" || f.Attr == "public_ip" {
 		if ip, err := netip.ParseAddr(f.Value); err == nil {
-			inv.byAddr[ip.Unmap()] = insertFact(inv.byAddr[ip.Unmap()], p)
+			k := ip.Unmap().WithZone("").As16()
+			inv.byAddr[k] = inv.insert(headOf(inv.byAddr, k), i, byAddr)
 		}
 	}
+	return i, true
 }
 
-// insertFact inserts f into l, ordered by From.
-func insertFact(l []*Fact, f *Fact) []*Fact {
-	i, _ := slices.BinarySearchFunc(l, f.From, func(x *Fact, t time.Time) int { return x.From.Compare(t) })
-	return slices.Insert(l, i, f)
+// headOf returns the head of the list an index keeps at k.
+func headOf[K comparable](index map[K]int32, k K) int32 {
+	if h, ok := index[k]; ok {
+		return h
+	}
+	return none
+}
+
+// The links of the lists the indexes keep.
+func byValue(f *factRec) *int32 { return &f.nextByValue }
+func byAddr(f *factRec) *int32  { return &f.nextByAddr }
+
+// insert links fact i into a list of an index, newest first: after the
+// facts that began at its time or later, so that of two that began
+// together the one added first comes first. It returns the list's new
+// head.
+func (inv *Inventory) insert(head, i int32, next func(*factRec) *int32) int32 {
+	from := inv.facts[i].from
+	if head == none || inv.facts[head].from < from {
+		*next(&inv.facts[i]) = head
+		return i
+	}
+	p := head
+	for n := *next(&inv.facts[p]); n != none && inv.facts[n].from >= from; n = *next(&inv.facts[p]) {
+		p = n
+	}
+	*next(&inv.facts[i]) = *next(&inv.facts[p])
+	*next(&inv.facts[p]) = i
+	return head
 }
 
 // End ends, at t, every fact of the asset that holds then, or only those
@@ -106,9 +207,16 @@ func insertFact(l []*Fact, f *Fact) []*Fact {
 // A fact that starts after t is left alone: a source whose clock runs
 // behind must not end what began after it.
 func (inv *Inventory) End(a Asset, attr string, t time.Time) {
-	for _, f := range inv.byAsset[a.key()] {
-		if (attr == "" || f.Attr == attr) && f.To.IsZero() && !f.From.After(t) {
-			f.To = t
+	ai, ok := inv.lookupAsset(a)
+	if !ok {
+		return
+	}
+	at := nanos(t)
+	for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
+		f := &inv.facts[j]
+		if (attr == "" || inv.strs.str(f.attr) == attr) && f.open() && f.from <= at {
+			f.to = at
+			inv.changes++
 		}
 	}
 }
@@ -122,11 +230,19 @@ func (inv *Inventory) Len() int { return len(inv.facts) }
 // time: the asset that held it last began to, if two overlap (a
 // terminated instance logged late).
 func (inv *Inventory) Who(v string, t time.Time) []Fact {
-	l := inv.byValue[strings.ToLower(v)]
+	id, ok := inv.strs.find(strings.ToLower(v))
+	if !ok {
+		return nil
+	}
+	head, ok := inv.byValue[id]
+	if !ok {
+		return nil
+	}
+	at := nanos(t)
 	var out []Fact
-	for i := len(l) - 1; i >= 0; i-- {
-		if t.IsZero() || l[i].Holds(t) {
-			out = append(out, *l[i])
+	for j := head; j != none; j = inv.facts[j].nextByValue {
+		if t.IsZero() || inv.facts[j].holds(at) {
+			out = append(out, inv.fact(j))
 		}
 	}
 	return out
@@ -135,10 +251,19 @@ func (inv *Inventory) Who(v string, t time.Time) []Fact {
 // Facts returns an asset's facts that held at t (every fact, for a zero
 // t), in the order they began.
 func (inv *Inventory) Facts(a Asset, t time.Time) []Fact {
+	ai, ok := inv.lookupAsset(a)
+	if !ok {
+		return nil
+	}
+	return inv.factsOf(ai, t)
+}
+
+func (inv *Inventory) factsOf(ai int32, t time.Time) []Fact {
+	at := nanos(t)
 	var out []Fact
-	for _, f := range inv.byAsset[a.key()] {
-		if t.IsZero() || f.Holds(t) {
-			out = append(out, *f)
+	for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
+		if t.IsZero() || inv.facts[j].holds(at) {
+			out = append(out, inv.fact(j))
 		}
 	}
 	slices.SortStableFunc(out, func(x, y Fact) int { return x.From.Compare(y.From) })
@@ -153,10 +278,13 @@ func (inv *Inventory) Find(ref string, t time.Time) map[Asset][]Fact {
 	for _, f := range inv.Who(ref, t) {
 		out[f.Asset] = inv.Facts(f.Asset, t)
 	}
-	for _, k := range inv.byID[strings.ToLower(ref)] {
-		a := inv.byAsset[k][0].Asset
-		if fs := inv.Facts(a, t); len(fs) > 0 {
-			out[a] = fs
+	if id, ok := inv.strs.find(strings.ToLower(ref)); ok {
+		if head, ok := inv.byID[id]; ok {
+			for ai := head; ai != none; ai = inv.assets[ai].nextSameID {
+				if fs := inv.factsOf(ai, t); len(fs) > 0 {
+					out[inv.assetOf(ai)] = fs
+				}
+			}
 		}
 	}
 	return out
@@ -165,8 +293,8 @@ func (inv *Inventory) Find(ref string, t time.Time) map[Asset][]Fact {
 // Addrs returns the addresses (private and public) an asset held at t.
 func (inv *Inventory) Addrs(a Asset, t time.Time) []netip.Addr {
 	var out []netip.Addr
-	for _, f := range inv.byAsset[a.key()] {
-		if (f.Attr == "private_ip" || f.Attr == "public_ip") && f.Holds(t) {
+	for _, f := range inv.Facts(a, t) {
+		if f.Attr == "private_ip" || f.Attr == "public_ip" {
 			if ip, err := netip.ParseAddr(f.Value); err == nil {
 				out = append(out, ip.Unmap())
 			}
@@ -178,13 +306,40 @@ func (inv *Inventory) Addrs(a Asset, t time.Time) []netip.Addr {
 // AssetAt returns the asset that held an address at t, if one did: as
 // Who says, the one that began to last if two did.
 func (inv *Inventory) AssetAt(ip netip.Addr, t time.Time) (Asset, bool) {
-	l := inv.byAddr[ip.Unmap().WithZone("")]
-	for i := len(l) - 1; i >= 0; i-- {
-		if l[i].Holds(t) {
-			return l[i].Asset, true
-		}
+	if ai, ok := inv.assetAt(ip, nanos(t)); ok {
+		return inv.assetOf(ai), true
 	}
 	return Asset{}, false
+}
+
+func (inv *Inventory) assetAt(ip netip.Addr, at int64) (int32, bool) {
+	head, ok := inv.byAddr[ip.Unmap().WithZone("").As16()]
+	if !ok {
+		return 0, false
+	}
+	for j := head; j != none; j = inv.facts[j].nextByAddr {
+		if inv.facts[j].holds(at) {
+			return inv.facts[j].asset, true
+		}
+	}
+	return 0, false
+}
+
+// span returns the interval around at over which none of an asset's
+// facts begins or ends: what holds of it at at holds over all of it.
+func (inv *Inventory) span(ai int32, at int64) (lo, hi int64) {
+	lo, hi = math.MinInt64, math.MaxInt64
+	for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
+		for _, b := range [2]int64{inv.facts[j].from, inv.facts[j].to} {
+			switch {
+			case b <= at && b > lo:
+				lo = b
+			case b > at && b < hi:
+				hi = b
+			}
+		}
+	}
+	return lo, hi
 }
 
 // Observe adds what an event says of assets: instances launched and

@@ -34,10 +34,11 @@ const maxHits = 16
 type Enricher struct {
 	ids *Identities
 
-	mu    sync.Mutex // guards invs, addrs and gets
+	mu    sync.Mutex // guards invs, addrs, gets and owners
 	invs  map[string]*Inventory
 	addrs addrCache
 	gets  uint64
+	owned ownerCache
 
 	geo    atomic.Pointer[GeoIP]
 	intel  atomic.Pointer[Intel]
@@ -136,8 +137,8 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 		inv := e.inventory(ev.Tenant)
 		inv.Observe(ev)
 		c := &ev.Context
-		place(inv, owners, &c.Src, ev.SrcIP, ev.Time)
-		place(inv, owners, &c.Dst, ev.DstIP, ev.Time)
+		e.place(inv, owners, &c.Src, ev.SrcIP, ev.Time)
+		e.place(inv, owners, &c.Dst, ev.DstIP, ev.Time)
 		if o, ok := owners.Of(ev.Cloud.Account, nil); ok {
 			if c.Team == "" {
 				c.Team = o.Team
@@ -225,18 +226,55 @@ func (c *addrCache) get(addr netip.Addr, gen uint64, l *lookups, now uint64) *ad
 }
 
 // place fills in the asset that held addr at t, and its owner.
-func place(inv *Inventory, owners *Owners, p *event.Place, addr netip.Addr, t time.Time) {
+func (e *Enricher) place(inv *Inventory, owners *Owners, p *event.Place, addr netip.Addr, t time.Time) {
 	if !addr.IsValid() || p.Asset != "" {
 		return
 	}
-	a, ok := inv.AssetAt(addr, t)
+	at := nanos(t)
+	ai, ok := inv.assetAt(addr, at)
 	if !ok {
 		return
 	}
-	p.Asset = a.ID
-	if o, ok := owners.OfAsset(inv, a, t); ok {
-		p.Owner = o.Team
+	p.Asset = inv.strs.str(inv.assets[ai].id)
+	p.Owner = e.owned.of(inv, owners, ai, at)
+}
+
+// An ownerCache remembers the owners of the assets events were last
+// about: working one out reads all the asset's facts, and the addresses
+// of a log are mostly the same few.
+type ownerCache struct {
+	m map[ownerKey]ownerAt
+}
+
+type ownerKey struct {
+	inv   *Inventory
+	asset int32
+}
+
+// ownerAt is an asset's owner over an interval of time, as it was while
+// the inventory had seen changes changes and the owners map was owners.
+type ownerAt struct {
+	lo, hi  int64
+	changes uint64
+	owners  *Owners
+	team    string
+}
+
+func (c *ownerCache) of(inv *Inventory, owners *Owners, ai int32, at int64) string {
+	k := ownerKey{inv, ai}
+	if o, ok := c.m[k]; ok && o.lo <= at && at < o.hi && o.changes == inv.changes && o.owners == owners {
+		return o.team
 	}
+	if c.m == nil || len(c.m) > 1<<16 {
+		c.m = map[ownerKey]ownerAt{}
+	}
+	o := ownerAt{changes: inv.changes, owners: owners}
+	o.lo, o.hi = inv.span(ai, at)
+	if w, ok := owners.OfAsset(inv, inv.assetOf(ai), fromNanos(at)); ok {
+		o.team = w.Team
+	}
+	c.m[k] = o
+	return o.team
 }
 
 // scan adds the hits of the addresses, domains and hashes the event's

@@ -250,3 +250,51 @@ func FuzzScanTokens(f *testing.F) {
 		})
 	})
 }
+
+// TestEnrichOwners: an address's owner is its asset's at the event's
+// time, also when its tags change between events and when the inventory
+// changes after an owner was worked out.
+func TestEnrichOwners(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	owners, err := NewOwners(
+		OwnerRule{TagKey: "team", TagValue: "a", Owner: Owner{Team: "team-a"}},
+		OwnerRule{TagKey: "team", TagValue: "b", Owner: Owner{Team: "team-b"}},
+		OwnerRule{Account: "111122223333", Owner: Owner{Team: "platform", Environment: "prod"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEnricher(nil)
+	e.SetOwners(owners)
+	web := Asset{Kind: "instance", ID: "i-web", Provider: "aws", Account: "111122223333"}
+	e.Inventory("acme", func(inv *Inventory) {
+		inv.Add(Fact{Asset: web, Attr: "private_ip", Value: "10.0.0.5", From: t0})
+		inv.Add(Fact{Asset: web, Attr: "tag:team", Value: "a", From: t0})
+		inv.End(web, "tag:team", t0.Add(2*time.Hour))
+		inv.Add(Fact{Asset: web, Attr: "tag:team", Value: "b", From: t0.Add(2 * time.Hour)})
+	})
+	owner := func(at time.Time) string {
+		ev := &event.Event{Time: at, Tenant: "acme", Cloud: event.Cloud{Account: "111122223333"}, SrcIP: netip.MustParseAddr("10.0.0.5"), Raw: []byte(`{}`)}
+		e.Enrich([]*event.Event{ev})
+		if ev.Context.Team != "platform" || ev.Environment != "prod" {
+			t.Errorf("account's team %q, environment %q", ev.Context.Team, ev.Environment)
+		}
+		return ev.Context.Src.Owner
+	}
+	for _, tc := range []struct {
+		at   time.Duration
+		want string
+	}{{time.Hour, "team-a"}, {3 * time.Hour, "team-b"}, {time.Hour + time.Minute, "team-a"}, {2 * time.Hour, "team-b"}, {2*time.Hour - 1, "team-a"}} {
+		if got := owner(t0.Add(tc.at)); got != tc.want {
+			t.Errorf("owner at +%v: %q, want %q", tc.at, got, tc.want)
+		}
+	}
+	// The tag removed: the account's team, at once.
+	e.Inventory("acme", func(inv *Inventory) { inv.End(web, "tag:team", t0.Add(4*time.Hour)) })
+	if got := owner(t0.Add(5 * time.Hour)); got != "platform" {
+		t.Errorf("owner after the tag was removed: %q, want platform", got)
+	}
+	if got := owner(t0.Add(3 * time.Hour)); got != "team-b" {
+		t.Errorf("owner before it was removed: %q, want team-b", got)
+	}
+}

@@ -240,84 +240,107 @@ func ReadSnapshot(r io.Reader, name string, at time.Time) (*Snapshot, error) {
 // Import snapshots oldest first: a snapshot's open facts are taken to hold
 // until a later one, or the logs, say otherwise.
 func (inv *Inventory) Import(s *Snapshot) {
-	// What the snapshot said held, by asset, attribute and value.
-	said := make(map[string][]*Fact, len(s.Facts))
-	for i := range s.Facts {
-		f := &s.Facts[i]
-		k := factKey(f.Asset, f.Attr, f.Value)
-		said[k] = append(said[k], f)
+	// What the snapshot said held, by asset, attribute and value: made
+	// when first needed, for an asset the inventory had facts of.
+	var said map[string][]*Fact
+	saidHeld := func(a Asset, attr, value string, at time.Time) bool {
+		if said == nil {
+			said = make(map[string][]*Fact, len(s.Facts))
+			for i := range s.Facts {
+				f := &s.Facts[i]
+				k := factKey(f.Asset, f.Attr, f.Value)
+				said[k] = append(said[k], f)
+			}
+		}
+		return slices.ContainsFunc(said[factKey(a, attr, value)], func(g *Fact) bool { return g.Holds(at) })
 	}
 	// The inventory's open facts of each asset the snapshot saw, as the
 	// states end them.
-	open := map[string][]*Fact{}
+	open := map[string][]int32{}
 	states := slices.Clone(s.seen)
 	slices.SortStableFunc(states, func(a, b snapState) int { return a.at.Compare(b.at) })
 	for _, o := range states {
 		k := o.asset.key()
 		l, ok := open[k]
 		if !ok {
-			for _, f := range inv.byAsset[k] {
-				if f.To.IsZero() {
-					l = append(l, f)
+			if ai, found := inv.lookupAsset(o.asset); found {
+				for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
+					if inv.facts[j].open() {
+						l = append(l, j)
+					}
 				}
 			}
 		}
-		open[k] = slices.DeleteFunc(l, func(f *Fact) bool {
-			if f.From.After(o.at) {
+		at := nanos(o.at)
+		open[k] = slices.DeleteFunc(l, func(j int32) bool {
+			f := &inv.facts[j]
+			if f.from > at {
 				return false
 			}
 			if !o.gone {
-				if !o.covers.has(f.Attr) {
-					return false
-				}
-				if slices.ContainsFunc(said[factKey(f.Asset, f.Attr, f.Value)], func(g *Fact) bool { return g.Holds(o.at) }) {
+				attr := inv.strs.str(f.attr)
+				if !o.covers.has(attr) || saidHeld(o.asset, attr, inv.strs.str(f.value), o.at) {
 					return false
 				}
 			}
-			f.To = o.at
+			f.to = at
+			inv.changes++
 			return true
 		})
 	}
 	// The inventory's facts of each asset, by attribute and value: an asset
-	// may have thousands.
-	have := map[string][]*Fact{}
-	haveAsset := map[string]bool{}
+	// may have thousands. An asset the inventory did not have has only the
+	// snapshot's facts, which overlap in nothing, and is added as it is:
+	// a snapshot of a CMDB is mostly such assets.
+	have := map[string][]int32{}
+	known := map[Asset]bool{} // whether the inventory had the asset
 	facts := slices.Clone(s.Facts)
 	slices.SortStableFunc(facts, func(a, b Fact) int { return a.From.Compare(b.From) })
+	inv.facts = slices.Grow(inv.facts, len(facts))
 	for _, sf := range facts {
-		k := sf.Asset.key()
-		if !haveAsset[k] {
-			haveAsset[k] = true
-			for _, g := range inv.byAsset[k] {
-				fk := factKey(g.Asset, g.Attr, g.Value)
-				have[fk] = append(have[fk], g)
+		had, seen := known[sf.Asset]
+		if !seen {
+			ai, found := inv.lookupAsset(sf.Asset)
+			had = found && inv.assets[ai].first != none
+			known[sf.Asset] = had
+			if had {
+				for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
+					g := &inv.facts[j]
+					fk := factKey(sf.Asset, inv.strs.str(g.attr), inv.strs.str(g.value))
+					have[fk] = append(have[fk], j)
+				}
 			}
 		}
+		if !had {
+			inv.add(sf)
+			continue
+		}
 		fk := factKey(sf.Asset, sf.Attr, sf.Value)
-		var next time.Time // when the inventory has the value begin again
+		from := nanos(sf.From)
+		var next int64 = openTo // when the inventory has the value begin again
 		held := false
-		for _, g := range have[fk] {
-			if g.Holds(sf.From) {
-				if g.To.IsZero() && !sf.To.IsZero() {
-					g.To = sf.To
+		for _, j := range have[fk] {
+			g := &inv.facts[j]
+			if g.holds(from) {
+				if g.open() && !sf.To.IsZero() {
+					g.to = nanos(sf.To)
+					inv.changes++
 				}
 				held = true
 				break
 			}
-			if g.From.After(sf.From) && (next.IsZero() || g.From.Before(next)) {
-				next = g.From
+			if g.from > from && g.from < next {
+				next = g.from
 			}
 		}
 		if held {
 			continue
 		}
-		if sf.To.IsZero() && !next.IsZero() {
-			sf.To = next
+		if sf.To.IsZero() && next != openTo {
+			sf.To = fromNanos(next)
 		}
-		n := len(inv.byAsset[k])
-		inv.Add(sf)
-		if l := inv.byAsset[k]; len(l) > n {
-			have[fk] = append(have[fk], l[len(l)-1])
+		if j, added := inv.add(sf); added {
+			have[fk] = append(have[fk], j)
 		}
 	}
 }
