@@ -325,19 +325,40 @@ func (inv *Inventory) assetAt(ip netip.Addr, at int64) (int32, bool) {
 	return 0, false
 }
 
+// addrSpan returns the interval around at over which none of the facts
+// of an address begins or ends: which asset had it at at, had it (or
+// not) over all of it.
+func (inv *Inventory) addrSpan(ip netip.Addr, at int64) (lo, hi int64) {
+	lo, hi = math.MinInt64, math.MaxInt64
+	head, ok := inv.byAddr[ip.Unmap().WithZone("").As16()]
+	if !ok {
+		return lo, hi
+	}
+	for j := head; j != none; j = inv.facts[j].nextByAddr {
+		lo, hi = around(at, lo, hi, inv.facts[j].from, inv.facts[j].to)
+	}
+	return lo, hi
+}
+
+// around narrows [lo, hi) around at by the bounds of a fact.
+func around(at, lo, hi, from, to int64) (int64, int64) {
+	for _, b := range [2]int64{from, to} {
+		switch {
+		case b <= at && b > lo:
+			lo = b
+		case b > at && b < hi:
+			hi = b
+		}
+	}
+	return lo, hi
+}
+
 // span returns the interval around at over which none of an asset's
 // facts begins or ends: what holds of it at at holds over all of it.
 func (inv *Inventory) span(ai int32, at int64) (lo, hi int64) {
 	lo, hi = math.MinInt64, math.MaxInt64
 	for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
-		for _, b := range [2]int64{inv.facts[j].from, inv.facts[j].to} {
-			switch {
-			case b <= at && b > lo:
-				lo = b
-			case b > at && b < hi:
-				hi = b
-			}
-		}
+		lo, hi = around(at, lo, hi, inv.facts[j].from, inv.facts[j].to)
 	}
 	return lo, hi
 }

@@ -38,7 +38,6 @@ type Enricher struct {
 	invs  map[string]*Inventory
 	addrs addrCache
 	gets  uint64
-	owned ownerCache
 
 	geo    atomic.Pointer[GeoIP]
 	intel  atomic.Pointer[Intel]
@@ -137,8 +136,6 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 		inv := e.inventory(ev.Tenant)
 		inv.Observe(ev)
 		c := &ev.Context
-		e.place(inv, owners, &c.Src, ev.SrcIP, ev.Time)
-		e.place(inv, owners, &c.Dst, ev.DstIP, ev.Time)
 		if o, ok := owners.Of(ev.Cloud.Account, nil); ok {
 			if c.Team == "" {
 				c.Team = o.Team
@@ -157,6 +154,9 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 			}
 			e.gets++
 			a := e.addrs.get(p.addr, gen, &l, e.gets)
+			if p.place.Asset == "" {
+				p.place.Asset, p.place.Owner = a.assetAt(inv, owners, p.addr, nanos(ev.Time))
+			}
 			if a.geo != (Geo{}) {
 				p.place.Country, p.place.City, p.place.ASN, p.place.ASOrg = a.geo.Country, a.geo.City, a.geo.ASN, a.geo.ASOrg
 			}
@@ -200,6 +200,15 @@ type addrInfo struct {
 	cloud  string // the range's name
 	match  Match  // the intel listing, if listed
 	listed bool
+
+	// The asset that had the address, and its owner, in inv, at any time
+	// in [lo, hi), while inv has seen changes changes and the owners map
+	// is owners.
+	inv          *Inventory
+	changes      uint64
+	owners       *Owners
+	lo, hi       int64
+	asset, owner string
 }
 
 const addrCacheSets = 1 << 13 // a power of two; twice as many entries
@@ -225,56 +234,26 @@ func (c *addrCache) get(addr netip.Addr, gen uint64, l *lookups, now uint64) *ad
 	return s
 }
 
-// place fills in the asset that held addr at t, and its owner.
-func (e *Enricher) place(inv *Inventory, owners *Owners, p *event.Place, addr netip.Addr, t time.Time) {
-	if !addr.IsValid() || p.Asset != "" {
-		return
+// assetAt returns the asset that held the address at at in inv, and its
+// owner. The answer is kept with the span of time over which it holds,
+// which a change to the inventory ends: most events of a log are of the
+// same addresses, and of times close together.
+func (a *addrInfo) assetAt(inv *Inventory, owners *Owners, addr netip.Addr, at int64) (asset, owner string) {
+	if a.inv != inv || a.changes != inv.changes || a.owners != owners || at < a.lo || at >= a.hi {
+		a.inv, a.changes, a.owners = inv, inv.changes, owners
+		a.asset, a.owner = "", ""
+		ai, ok := inv.assetAt(addr, at)
+		a.lo, a.hi = inv.addrSpan(addr, at)
+		if ok {
+			lo, hi := inv.span(ai, at)
+			a.lo, a.hi = max(a.lo, lo), min(a.hi, hi)
+			a.asset = inv.strs.str(inv.assets[ai].id)
+			if o, ok := owners.OfAsset(inv, inv.assetOf(ai), fromNanos(at)); ok {
+				a.owner = o.Team
+			}
+		}
 	}
-	at := nanos(t)
-	ai, ok := inv.assetAt(addr, at)
-	if !ok {
-		return
-	}
-	p.Asset = inv.strs.str(inv.assets[ai].id)
-	p.Owner = e.owned.of(inv, owners, ai, at)
-}
-
-// An ownerCache remembers the owners of the assets events were last
-// about: working one out reads all the asset's facts, and the addresses
-// of a log are mostly the same few.
-type ownerCache struct {
-	m map[ownerKey]ownerAt
-}
-
-type ownerKey struct {
-	inv   *Inventory
-	asset int32
-}
-
-// ownerAt is an asset's owner over an interval of time, as it was while
-// the inventory had seen changes changes and the owners map was owners.
-type ownerAt struct {
-	lo, hi  int64
-	changes uint64
-	owners  *Owners
-	team    string
-}
-
-func (c *ownerCache) of(inv *Inventory, owners *Owners, ai int32, at int64) string {
-	k := ownerKey{inv, ai}
-	if o, ok := c.m[k]; ok && o.lo <= at && at < o.hi && o.changes == inv.changes && o.owners == owners {
-		return o.team
-	}
-	if c.m == nil || len(c.m) > 1<<16 {
-		c.m = map[ownerKey]ownerAt{}
-	}
-	o := ownerAt{changes: inv.changes, owners: owners}
-	o.lo, o.hi = inv.span(ai, at)
-	if w, ok := owners.OfAsset(inv, inv.assetOf(ai), fromNanos(at)); ok {
-		o.team = w.Team
-	}
-	c.m[k] = o
-	return o.team
+	return a.asset, a.owner
 }
 
 // scan adds the hits of the addresses, domains and hashes the event's
