@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
@@ -19,11 +21,6 @@ import (
 const (
 	enrichName   = "vigil import (enriched)"
 	noEnrichName = "vigil import --enrich=false"
-
-	// The lookups' sizes the issue sets: a million inventory intervals
-	// and a million threat-intel indicators.
-	benchFacts      = 1_000_000
-	benchIndicators = 1_000_000
 )
 
 // runEnrich answers what enrichment adds to ingest: `vigil import` of the
@@ -60,9 +57,12 @@ func runEnrich(ctx context.Context, c *config) error {
 	if err != nil {
 		return err
 	}
+	if err := c.checkEnriched(ctx, bin, conf, filepath.Join(c.corpusDir(), "AWSLogs")); err != nil {
+		return err
+	}
 	with, without := runs[0], runs[1]
 	report(c.out, fmt.Sprintf("import of %d CloudTrail events (%d gzip files, %.0f MB) enriched (%d inventory facts, %d indicators, GeoIP, ranges) and not",
-		m.Events, m.Files, mb(m.Bytes), benchFacts, benchIndicators), with, without)
+		m.Events, m.Files, mb(m.Bytes), c.facts, c.indicators), with, without)
 	var lost, added, addedCPU []float64
 	for i := range min(len(with), len(without)) {
 		// Throughput while ingesting: events over the import's own time,
@@ -78,6 +78,28 @@ func runEnrich(ctx context.Context, c *config) error {
 	return nil
 }
 
+// checkEnriched imports a corpus file enriched and searches it: the
+// enriched side must have enriched, or its time says nothing.
+func (c *config) checkEnriched(ctx context.Context, bin, conf, files string) error {
+	data := filepath.Join(c.dir, "enrich-check")
+	os.RemoveAll(data)
+	defer os.RemoveAll(data)
+	if out, err := exec.CommandContext(ctx, bin, "import", "--data", data, "--config", conf, "--detect=false", "-q", files).CombinedOutput(); err != nil {
+		return fmt.Errorf("vigil import: %w: %s", err, out)
+	}
+	for _, q := range []string{"intel:*", "src_asset:*", "src_country:*", "src_cloud:*"} {
+		out, err := exec.CommandContext(ctx, bin, "search", "--data", data, "--format", "ndjson", q+" | stats count()").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("vigil search: %w: %s", err, out)
+		}
+		if strings.Contains(string(out), `"count":0`) {
+			return fmt.Errorf("the enriched import has no event with %s", q)
+		}
+		c.logf("enriched: %s %s", q, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // enrichLookups writes, once, the lookups of the enriched side and the
 // config that loads them, and returns the config's path. They are drawn
 // from a fixed seed, and name some of the corpus's own addresses, as a
@@ -85,7 +107,7 @@ func runEnrich(ctx context.Context, c *config) error {
 // the intel list, 10% were an instance's public address, all are in the
 // GeoIP databases.
 func (c *config) enrichLookups() (string, error) {
-	dir := filepath.Join(c.dir, "enrich-lookups")
+	dir := filepath.Join(c.dir, fmt.Sprintf("enrich-lookups-f%d-i%d-s%d", c.facts, c.indicators, c.seed))
 	conf := filepath.Join(dir, "vigil.yaml")
 	if _, err := os.Stat(conf); err == nil {
 		return conf, nil
@@ -99,8 +121,12 @@ func (c *config) enrichLookups() (string, error) {
 		name  string
 		write func(*rand.Rand, []string, string) error
 	}{
-		{"intel.txt", writeBenchIntel},
-		{"inventory.csv", writeBenchInventory},
+		{"intel.txt", func(r *rand.Rand, addrs []string, path string) error {
+			return writeBenchIntel(r, addrs, path, c.indicators)
+		}},
+		{"inventory.csv", func(r *rand.Rand, addrs []string, path string) error {
+			return writeBenchInventory(r, addrs, path, c.facts)
+		}},
 		{"GeoLite2-City.mmdb", writeBenchCity},
 		{"GeoLite2-ASN.mmdb", writeBenchASN},
 		{"ip-ranges.json", writeBenchRanges},
@@ -143,17 +169,16 @@ func writeFile(path string, fn func(w *bufio.Writer) error) error {
 	return err
 }
 
-// writeBenchIntel writes a plain-text list of a million indicators: 2% of
-// the corpus's addresses, then random addresses (55%), networks from /24
-// to /30 (10%), domains (30%) and SHA-256 hashes (5%).
-func writeBenchIntel(r *rand.Rand, addrs []string, path string) error {
+// writeBenchIntel writes a plain-text list of n indicators: 2% of the
+// corpus's addresses, then random addresses (55%), networks from /24 to
+// /30 (10%), domains (30%) and SHA-256 hashes (5%).
+func writeBenchIntel(r *rand.Rand, addrs []string, path string, n int) error {
 	return writeFile(path, func(w *bufio.Writer) error {
-		n := 0
-		for i := 0; i < len(addrs); i += 50 {
-			fmt.Fprintln(w, addrs[i])
-			n++
+		i := 0
+		for ; i*50 < len(addrs) && i < n; i++ {
+			fmt.Fprintln(w, addrs[i*50])
 		}
-		for ; n < benchIndicators; n++ {
+		for ; i < n; i++ {
 			switch x := r.IntN(100); {
 			case x < 55:
 				fmt.Fprintln(w, randIPv4(r))
@@ -170,14 +195,14 @@ func writeBenchIntel(r *rand.Rand, addrs []string, path string) error {
 	})
 }
 
-// writeBenchInventory writes a snapshot of half a million instances, each
-// with a private and a public address held since before the corpus: a
-// million address intervals. A tenth of the corpus's addresses are among
-// the public ones.
-func writeBenchInventory(r *rand.Rand, addrs []string, path string) error {
+// writeBenchInventory writes a snapshot of n/2 instances, each with a
+// private and a public address held since before the corpus: n address
+// intervals (and an existence interval each). A tenth of the corpus's
+// addresses are among the public ones.
+func writeBenchInventory(r *rand.Rand, addrs []string, path string, n int) error {
 	return writeFile(path, func(w *bufio.Writer) error {
 		fmt.Fprintln(w, "kind,id,provider,account,region,private_ip,public_ip,from")
-		for i := range benchFacts / 2 {
+		for i := range n / 2 {
 			public := randIPv4(r).String()
 			if i%10 == 0 && i/10 < len(addrs) {
 				public = addrs[i/10]

@@ -125,6 +125,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if args[0] == "ledger" {
 		fs.BoolVar(&c.verifyOnly, "verify-only", false, "time only vigil verify (the import with the ledger builds its data directory once)")
 	}
+	if args[0] == "enrich" {
+		fs.IntVar(&c.facts, "facts", 1_000_000, "inventory address intervals loaded (a snapshot)")
+		fs.IntVar(&c.indicators, "indicators", 1_000_000, "threat-intel indicators loaded")
+	}
 	if args[0] == "detect" || args[0] == "detect-import" {
 		fs.StringVar(&c.rules, "rules", "../shared/testdata/sigmahq-cloud-rules", "directory of Sigma rules loaded beside the built-in pack")
 	}
@@ -162,6 +166,8 @@ type config struct {
 	rate       int  // alert: background events a second
 	needles    int  // alert: needle events a run
 	playbook   bool // alert: time a playbook's call too
+	facts      int  // enrich: inventory address intervals
+	indicators int  // enrich: threat-intel indicators
 	out, log   io.Writer
 }
 
