@@ -28,13 +28,14 @@ const maxHits = 16
 // The inventory and the identities follow the events as they pass. The
 // inventory is kept by tenant: 10.0.3.7 is some instance in every
 // organization, and an event's asset is only ever its own tenant's. The
-// lookups (GeoIP, intel, ranges, owners) are swapped in whole when their
-// files change, so a batch is enriched against one version of each.
+// lookups (GeoIP, intel, ranges, owners) are swapped in whole, as intel
+// is when its files change, so a batch is enriched against one version
+// of each.
 // Its methods are safe for concurrent use.
 type Enricher struct {
 	ids *Identities
 
-	mu    sync.Mutex // guards invs, addrs, gets and owners
+	mu    sync.Mutex // guards invs, addrs and gets
 	invs  map[string]*Inventory
 	addrs addrCache
 	gets  uint64
