@@ -128,12 +128,21 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 	e.ids.Enrich(evs)
 	l := lookups{geo: e.geo.Load(), intel: e.intel.Load(), ranges: e.ranges.Load()}
 	owners := e.owners.Load()
+	// Documents are scanned before the lock is taken: of the work, it is
+	// what needs nothing shared, and ingest enriches batches in parallel.
+	var found []hitSet
+	if l.intel.Len() > 0 {
+		found = make([]hitSet, len(evs))
+		for i, ev := range evs {
+			found[i].scan(l.intel, ev)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// Loaded with the lookups, a generation older than the lookups at
 	// worst: the cache is then cleared again at the next batch.
 	gen := e.gen.Load()
-	for _, ev := range evs {
+	for i, ev := range evs {
 		inv := e.inventory(ev.Tenant)
 		inv.Observe(ev)
 		c := &ev.Context
@@ -168,8 +177,10 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 				hits.add(a.match, p.addr.String())
 			}
 		}
-		if l.intel.Len() > 0 {
-			hits.scan(l.intel, ev)
+		if found != nil {
+			for _, h := range found[i].hits {
+				hits.add(Match{Source: h.List, Type: h.Type}, h.Indicator)
+			}
 		}
 		c.Intel = append(c.Intel, hits.hits...)
 	}
@@ -284,6 +295,9 @@ func (s *hitSet) scan(in *Intel, ev *event.Event) {
 type hitSet struct{ hits []event.IntelHit }
 
 func (s *hitSet) add(m Match, indicator string) {
+	if len(s.hits) >= maxHits {
+		return
+	}
 	for _, h := range s.hits {
 		if h.Indicator == indicator {
 			return
