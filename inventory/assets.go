@@ -59,6 +59,9 @@ type Inventory struct {
 	// changes counts the changes to facts, so that what was worked out
 	// from them can tell it still holds.
 	changes uint64
+	// gcpOps are the GCP operations whose first log entry was seen and
+	// whose last was not yet, by producer/operation id (assets_cloud.go).
+	gcpOps map[string]*gcpOp
 }
 
 // NewInventory returns an empty Inventory.
@@ -366,6 +369,16 @@ func (inv *Inventory) span(ai int32, at int64) (lo, hi int64) {
 // Observe adds what an event says of assets: instances launched and
 // terminated, users and roles created and deleted, addresses associated.
 func (inv *Inventory) Observe(ev *event.Event) {
+	// GCP's and Azure's logs are read in assets_cloud.go, GCP's failures
+	// too: a failed last entry undoes the operation its first began.
+	switch ev.Source {
+	case "gcp.audit":
+		inv.observeGCP(ev)
+		return
+	case "azure.activity":
+		inv.observeAzure(ev)
+		return
+	}
 	if ev.Source != "aws.cloudtrail" || ev.Outcome.Result == event.OutcomeFailure {
 		return
 	}
@@ -508,8 +521,12 @@ type ec2Instance struct {
 }
 
 // AssetQuery is the search that selects the events that make and end
-// assets.
-const AssetQuery = "source:aws.cloudtrail (action:RunInstances OR action:TerminateInstances OR action:CreateUser OR action:DeleteUser OR action:CreateRole OR action:DeleteRole OR action:AssociateAddress OR action:DisassociateAddress) outcome:success"
+// assets. GCP's failures are read too: a failed last entry of an
+// operation undoes its first (assets_cloud.go). Azure's operation names
+// come in either case, which only a wildcard value ignores.
+const AssetQuery = "(source:aws.cloudtrail (action:RunInstances OR action:TerminateInstances OR action:CreateUser OR action:DeleteUser OR action:CreateRole OR action:DeleteRole OR action:AssociateAddress OR action:DisassociateAddress) outcome:success)" +
+	" OR (source:gcp.audit (action:*compute.instances.insert OR action:*compute.instances.delete OR action:google.iam.admin.v1.CreateServiceAccount OR action:google.iam.admin.v1.DeleteServiceAccount))" +
+	" OR (source:azure.activity (action:microsoft.compute/virtualmachines/write* OR action:microsoft.compute/virtualmachines/delete* OR action:microsoft.network/networkinterfaces/write* OR action:microsoft.network/networkinterfaces/delete* OR action:microsoft.network/publicipaddresses/write* OR action:microsoft.network/publicipaddresses/delete*) outcome:success)"
 
 // Build builds the inventory the events of st before to tell of (all of
 // them, for a zero to).
