@@ -2,37 +2,18 @@ package inventory
 
 import (
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigilsec/vigil/event"
-	"github.com/vigilsec/vigil/parse"
 	"github.com/vigilsec/vigil/query"
 )
 
 // assetFixture parses a fixture of testdata/assets, every record of it.
 func assetFixture(t *testing.T, name string) []*event.Event {
-	t.Helper()
-	f, err := os.Open("testdata/assets/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []*event.Event
-	_, err = parse.Parse(f, parse.Auto, parse.Options{Tenant: "acme", Received: time.Now()}, func(r parse.Result) error {
-		if r.Event == nil {
-			t.Fatalf("%s: a record was not parsed: %v", name, r.Err)
-		}
-		out = append(out, r.Event)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return ownFixture(t, "testdata/assets/"+name)
 }
 
 // observed builds an inventory from events in the order things happened,

@@ -12,8 +12,14 @@ import (
 
 // identityFixture parses a fixture of testdata/identity.
 func identityFixture(t *testing.T, name string) []*event.Event {
+	return ownFixture(t, "testdata/identity/"+name)
+}
+
+// ownFixture parses a fixture of testdata, every record of it, numbering
+// the events as the ledger would.
+func ownFixture(t *testing.T, path string) []*event.Event {
 	t.Helper()
-	f, err := os.Open("testdata/identity/" + name)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +27,7 @@ func identityFixture(t *testing.T, name string) []*event.Event {
 	var out []*event.Event
 	_, err = parse.Parse(f, parse.Auto, parse.Options{Tenant: "acme", Received: time.Now()}, func(r parse.Result) error {
 		if r.Event == nil {
-			t.Fatalf("%s: a record was not parsed: %v", name, r.Err)
+			t.Fatalf("%s: a record was not parsed: %v", path, r.Err)
 		}
 		r.Event.Seq = uint64(len(out) + 1)
 		out = append(out, r.Event)
