@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"reflect"
@@ -109,6 +110,10 @@ func TestContextMigration(t *testing.T) {
 	}
 	old.Close()
 
+	// Read-only, it cannot be brought up to date: a clear error.
+	if _, err := Open(Options{Path: path, ReadOnly: true}); !errors.Is(err, ErrOldSchema) {
+		t.Fatalf("read-only open of an old store: %v, want ErrOldSchema", err)
+	}
 	db, err := Open(Options{Path: path})
 	if err != nil {
 		t.Fatal(err)
@@ -129,4 +134,10 @@ func TestContextMigration(t *testing.T) {
 	if n := len(search(t, db, "team:t", query.Scope{All: true}).Rows); n != 1 {
 		t.Errorf("team:t after migration: %d rows", n)
 	}
+	db.Close()
+	ro, err := Open(Options{Path: path, ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open of the migrated store: %v", err)
+	}
+	ro.Close()
 }

@@ -69,6 +69,10 @@ type DB struct {
 
 var _ store.Store = (*DB)(nil)
 
+// ErrOldSchema is returned by a read-only Open of a store made by an
+// earlier vigil, which an Open that may write brings up to date.
+var ErrOldSchema = errors.New("the store was made by an earlier vigil: run 'vigil serve' or 'vigil import' on it once to add the columns this one reads")
+
 // Open opens or creates the database.
 func Open(opts Options) (*DB, error) {
 	if opts.Logger == nil {
@@ -102,6 +106,18 @@ func Open(opts Options) (*DB, error) {
 			s.Close()
 			return nil, fmt.Errorf("creating schema in %s: %w", opts.Path, err)
 		}
+		return s, nil
+	}
+	// A read-only store cannot be given the columns added since it was
+	// made; say so, rather than fail each search on a missing column.
+	var n int
+	err = s.db.QueryRow(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'intel_type'`).Scan(&n)
+	if err == nil && n == 0 {
+		err = ErrOldSchema
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("opening %s: %w", opts.Path, err)
 	}
 	return s, nil
 }
