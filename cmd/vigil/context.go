@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigilsec/vigil/demo"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/query"
@@ -115,6 +117,33 @@ func (c *contextConfig) check(tenant string) error {
 			return &configError{"context.intel", fmt.Errorf("%s: format %q is not auto, text, csv or stix", in.Path, in.Format)}
 		}
 	}
+	return nil
+}
+
+// unset reports whether the section names no files.
+func (c *contextConfig) unset() bool {
+	return c.GeoIP.City == "" && c.GeoIP.ASN == "" && len(c.Intel) == 0 && len(c.CloudRanges) == 0 &&
+		c.Owners == "" && len(c.Inventory) == 0
+}
+
+// useDemo writes the demo's lookups (a threat-intel list and a cloud's
+// ranges) into dir and names them, so that the demo's events are
+// enriched as a user's would be.
+func (c *contextConfig) useDemo(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("demo context: %w", err)
+	}
+	for _, name := range []string{"watchlist.txt", "ip-ranges.json"} {
+		b, err := fs.ReadFile(demo.Context(), name)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), b, 0o600)
+		}
+		if err != nil {
+			return fmt.Errorf("demo context: %w", err)
+		}
+	}
+	c.Intel = []intelConfig{{Path: filepath.Join(dir, "watchlist.txt"), Name: "demo-watchlist"}}
+	c.CloudRanges = []string{filepath.Join(dir, "ip-ranges.json")}
 	return nil
 }
 

@@ -133,6 +133,16 @@ func TestSearchWhileServing(t *testing.T) {
 	if len(rows) != 1 || rows[0]["action"] != "StopLogging" {
 		t.Errorf("search through the server: %v", rows)
 	}
+	// The demo is enriched with its sample watch list and ranges.
+	for q, want := range map[string]string{
+		"intel:demo-watchlist": "84", // 45 + 34 + 5 events from the three addresses
+		`intel_indicator:"18.236.253.47" src_cloud:"aws/EC2/us-west-2"`: "45",
+	} {
+		rows := ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", q+" | stats count()"))
+		if len(rows) != 1 || fmt.Sprint(rows[0]["count"]) != want {
+			t.Errorf("demo %s: %v, want %s events", q, rows, want)
+		}
+	}
 
 	for _, path := range []string{"/api/v1/search?q=*", "/metrics", "/api/v1/ingest"} {
 		resp, err := http.Get("http://" + addr + path)

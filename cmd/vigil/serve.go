@@ -103,6 +103,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer dd.Close()
+	if *loadDemo && cfg.Context.unset() {
+		if err := cfg.Context.useDemo(d.path("demo-context")); err != nil {
+			return err
+		}
+	}
 	enr, err := startEnrichment(ctx, dd, &cfg.Context, logger)
 	if err != nil {
 		return err
