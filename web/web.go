@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -248,10 +249,7 @@ func (a *api) who(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("to: %w", err))
 		return
 	}
-	scope := id.Scope
-	if t := v.Get("tenant"); t != "" {
-		scope = scope.Narrow(t)
-	}
+	scope := requestScope(id, v)
 	rep, err := a.opts.Who(r.Context(), scope, r.PathValue("ref"), from, to)
 	if err != nil {
 		a.opts.Logger.Error("reassembling an identity", "err", err)
@@ -259,6 +257,15 @@ func (a *api) who(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// requestScope is the caller's scope, narrowed to the tenant a request
+// names with tenant=, if it names one: never wider than the caller's.
+func requestScope(id Identity, v url.Values) query.Scope {
+	if t := v.Get("tenant"); t != "" {
+		return id.Scope.Narrow(t)
+	}
+	return id.Scope
 }
 
 // inventory answers GET /api/v1/inventory?q=REF&at=T&tenant=: the assets
@@ -276,10 +283,7 @@ func (a *api) inventory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("at: %w", err))
 		return
 	}
-	scope := id.Scope
-	if t := v.Get("tenant"); t != "" {
-		scope = scope.Narrow(t)
-	}
+	scope := requestScope(id, v)
 	found, err := a.opts.Inventory(r.Context(), scope, v.Get("q"), at)
 	if err != nil {
 		a.opts.Logger.Error("looking up the inventory", "err", err)
@@ -316,10 +320,7 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) {
 	if limit == 0 || limit > a.opts.MaxLimit {
 		limit = a.opts.MaxLimit
 	}
-	scope := id.Scope
-	if t := v.Get("tenant"); t != "" {
-		scope = scope.Narrow(t)
-	}
+	scope := requestScope(id, v)
 	var res *store.Result
 	if v.Get("quarantine") != "" {
 		res, err = a.opts.Store.SearchQuarantine(r.Context(), v.Get("q"), scope, from, to, limit)
