@@ -531,7 +531,21 @@ const AssetQuery = "(source:aws.cloudtrail (action:RunInstances OR action:Termin
 // Build builds the inventory the events of st before to tell of (all of
 // them, for a zero to).
 func Build(ctx context.Context, st Store, to time.Time) (*Inventory, error) {
+	evs, err := assetEvents(ctx, st, to)
+	if err != nil {
+		return nil, err
+	}
 	inv := NewInventory()
+	for _, ev := range evs {
+		inv.Observe(ev)
+	}
+	return inv, nil
+}
+
+// assetEvents reads the events of st before to that make and end assets
+// (all of them, for a zero to), in the order things happened, which the
+// store's need not be.
+func assetEvents(ctx context.Context, st Store, to time.Time) ([]*event.Event, error) {
 	var evs []*event.Event
 	err := st.Find(ctx, AssetQuery, time.Time{}, to, 0, func(ev *event.Event) error {
 		evs = append(evs, ev)
@@ -540,12 +554,8 @@ func Build(ctx context.Context, st Store, to time.Time) (*Inventory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory: reading the events that make assets: %w", err)
 	}
-	// In the order things happened, which the store's need not be.
 	slices.SortStableFunc(evs, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
-	for _, ev := range evs {
-		inv.Observe(ev)
-	}
-	return inv, nil
+	return evs, nil
 }
 
 // A Found is an asset a reference names, with its facts.

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"bytes"
+	"context"
 	"hash/maphash"
 	"net/netip"
 	"slices"
@@ -110,15 +111,20 @@ func (e *Enricher) Lookup(scope query.Scope, ref string, at time.Time) []Found {
 	return out
 }
 
-// ObserveAssets follows what events say of assets without enriching
-// them: the stored events an Enricher starts from (AssetQuery's), in
-// time order.
-func (e *Enricher) ObserveAssets(evs []*event.Event) {
+// FollowAssets follows every asset the events of st tell of, of each
+// tenant in its own inventory: what an Enricher starts from. It returns
+// how many events it read.
+func (e *Enricher) FollowAssets(ctx context.Context, st Store) (int, error) {
+	evs, err := assetEvents(ctx, st, time.Time{})
+	if err != nil {
+		return 0, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, ev := range evs {
 		e.inventory(ev.Tenant).Observe(ev)
 	}
+	return len(evs), nil
 }
 
 // Enrich enriches a batch of events, in time order as a batch reaches

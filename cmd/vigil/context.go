@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -252,19 +251,12 @@ func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *
 // commands that read a data directory build to answer as it would.
 func newEnrichment(ctx context.Context, st finder, ids *inventory.Identities, cfg *contextConfig, logger *slog.Logger) (*enrichment, error) {
 	e := &enrichment{Enricher: inventory.NewEnricher(ids), cfg: cfg, logger: logger}
-	// In the order things happened, which the store's need not be.
-	var assets []*event.Event
-	err := st.Find(ctx, inventory.AssetQuery, time.Time{}, time.Time{}, 0, func(ev *event.Event) error {
-		assets = append(assets, ev)
-		return nil
-	})
+	n, err := e.FollowAssets(ctx, st)
 	if err != nil {
-		return nil, fmt.Errorf("reading the events that make assets: %w", err)
+		return nil, err
 	}
-	slices.SortStableFunc(assets, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
-	e.ObserveAssets(assets)
-	if len(assets) > 0 {
-		logger.Info("followed the assets the logs tell of", "events", len(assets))
+	if n > 0 {
+		logger.Info("followed the assets the logs tell of", "events", n)
 	}
 	for _, s := range cfg.Inventory {
 		if !st.scope.Includes(s.Tenant) {
