@@ -62,14 +62,20 @@ func runDetectImport(ctx context.Context, c *config) error {
 	}
 	with, without := runs[0], runs[1]
 	report(c.out, fmt.Sprintf("import of %d CloudTrail events (%d gzip files, %.0f MB) with detection and without", m.Events, m.Files, mb(m.Bytes)), with, without)
-	var added, addedCPU []float64
-	for i := range min(len(with), len(without)) {
-		added = append(added, with[i].elapsed.Seconds()/without[i].elapsed.Seconds()-1)
-		addedCPU = append(addedCPU, with[i].cpu.Seconds()/without[i].cpu.Seconds()-1)
-	}
+	added, addedCPU := addedCost(with, without)
 	fmt.Fprintf(c.out, "\ndetection adds to the import's time: median %.1f%% (runs: %s); to its CPU time: median %.1f%% (runs: %s). Target: under 10%%\n",
 		100*median(added, cmpFloat), fmtPercents1(added), 100*median(addedCPU, cmpFloat), fmtPercents1(addedCPU))
 	return nil
+}
+
+// addedCost returns, run by run, what side a adds to side b: to its
+// time and to its CPU time, as fractions.
+func addedCost(a, b []measure) (elapsed, cpu []float64) {
+	for i := range min(len(a), len(b)) {
+		elapsed = append(elapsed, a[i].elapsed.Seconds()/b[i].elapsed.Seconds()-1)
+		cpu = append(cpu, a[i].cpu.Seconds()/b[i].cpu.Seconds()-1)
+	}
+	return elapsed, cpu
 }
 
 // cliImport times `vigil import` of files into a fresh data directory:
