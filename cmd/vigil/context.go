@@ -60,11 +60,16 @@ type intelConfig struct {
 
 // UnmarshalYAML takes a bare path as well as a mapping.
 func (c *intelConfig) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		return n.Decode(&c.Path)
-	}
 	type plain intelConfig
-	return n.Decode((*plain)(c))
+	return decodePathOr(n, &c.Path, (*plain)(c))
+}
+
+// decodePathOr decodes a bare path into path, and a mapping into v.
+func decodePathOr(n *yaml.Node, path *string, v any) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(path)
+	}
+	return n.Decode(v)
 }
 
 // snapshotConfig is one inventory snapshot source: a path, or a mapping
@@ -76,11 +81,8 @@ type snapshotConfig struct {
 
 // UnmarshalYAML takes a bare path as well as a mapping.
 func (c *snapshotConfig) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		return n.Decode(&c.Path)
-	}
 	type plain snapshotConfig
-	return n.Decode((*plain)(c))
+	return decodePathOr(n, &c.Path, (*plain)(c))
 }
 
 var intelFormats = map[string]inventory.IntelFormat{
