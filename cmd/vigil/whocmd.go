@@ -23,7 +23,7 @@ func runWho(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	tenant := fs.String("tenant", "", "this tenant's events only")
 	format := fs.String("format", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil who [--data DIR] [--from T] [--to T] [--tenant T] [--format text|json] KEY_ID|ARN\n\nWho is behind a credential: the chain of temporary credentials from it back to\nthe identity that started it (a user, root, a federated user, an AWS service),\nacross accounts, as the logs' STS calls issued them; and every event done under\nthe chain, oldest first. A session of an instance's role used off the instance\nis flagged.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil who [--data DIR] [--from T] [--to T] [--tenant T] [--format text|json] KEY_ID|ARN|SERVICE_ACCOUNT_EMAIL\n\nWho is behind a credential: the chain of temporary credentials from it back to\nthe identity that started it (a user, root, a federated user, an AWS service,\nan instance), across accounts, as the logs' STS calls, GCP's service-account\nimpersonations and Azure's managed-identity tokens issued them; and every event done under\nthe chain, oldest first. A session of an instance's role used off the instance\nis flagged.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	ref, err := parseOneArg(fs, args)
