@@ -77,8 +77,9 @@ func (e *Enricher) Import(tenant string, s *Snapshot) {
 	e.inventory(tenant).Import(s)
 }
 
-// Inventory calls fn with a tenant's inventory, which it must not keep.
-func (e *Enricher) Inventory(tenant string, fn func(*Inventory)) {
+// withInventory calls fn with a tenant's inventory, which it must not
+// keep.
+func (e *Enricher) withInventory(tenant string, fn func(*Inventory)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	fn(e.inventory(tenant))

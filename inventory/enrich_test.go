@@ -156,7 +156,7 @@ func TestEnrichAssets(t *testing.T) {
 	t1 := t0.Add(50 * time.Minute)
 	e := NewEnricher(nil)
 	old := Asset{Kind: "instance", ID: "i-old", Provider: "aws", Account: "111122223333"}
-	e.Inventory("acme", func(inv *Inventory) {
+	e.withInventory("acme", func(inv *Inventory) {
 		inv.Add(Fact{Asset: old, Attr: "exists", Value: "true", From: t0})
 		inv.Add(Fact{Asset: old, Attr: "private_ip", Value: "10.0.3.7", From: t0})
 		inv.End(old, "", t1)
@@ -267,7 +267,7 @@ func TestEnrichOwners(t *testing.T) {
 	e := NewEnricher(nil)
 	e.SetOwners(owners)
 	web := Asset{Kind: "instance", ID: "i-web", Provider: "aws", Account: "111122223333"}
-	e.Inventory("acme", func(inv *Inventory) {
+	e.withInventory("acme", func(inv *Inventory) {
 		inv.Add(Fact{Asset: web, Attr: "private_ip", Value: "10.0.0.5", From: t0})
 		inv.Add(Fact{Asset: web, Attr: "tag:team", Value: "a", From: t0})
 		inv.End(web, "tag:team", t0.Add(2*time.Hour))
@@ -290,7 +290,7 @@ func TestEnrichOwners(t *testing.T) {
 		}
 	}
 	// The tag removed: the account's team, at once.
-	e.Inventory("acme", func(inv *Inventory) { inv.End(web, "tag:team", t0.Add(4*time.Hour)) })
+	e.withInventory("acme", func(inv *Inventory) { inv.End(web, "tag:team", t0.Add(4*time.Hour)) })
 	if got := owner(t0.Add(5 * time.Hour)); got != "platform" {
 		t.Errorf("owner after the tag was removed: %q, want platform", got)
 	}
