@@ -17,10 +17,20 @@ type Identities struct {
 	g      *Graph
 	newest time.Time // the latest issue seen
 	added  int       // since the last prune
+
+	// awaiting holds the temporary credentials whose issue is not known
+	// yet, by key and by lower-cased session ARN, with the span of event
+	// time of the events that used them (or whose chain ended at them);
+	// late, the spans of those whose issue has since arrived, which
+	// BackfillLate gives their origin (backfill.go).
+	awaiting map[string]*useSpan
+	late     []lateSpan
 }
 
 // NewIdentities returns an empty Identities.
-func NewIdentities() *Identities { return &Identities{g: NewGraph()} }
+func NewIdentities() *Identities {
+	return &Identities{g: NewGraph(), awaiting: map[string]*useSpan{}}
+}
 
 // Observe adds the credentials events issued.
 func (ids *Identities) Observe(evs []*event.Event) {
@@ -36,13 +46,15 @@ func (ids *Identities) Observe(evs []*event.Event) {
 // add adds an issue. The caller holds ids.mu.
 func (ids *Identities) add(is Issue) {
 	ids.g.Add(is)
+	ids.arrived(is)
 	if is.Time.After(ids.newest) {
 		ids.newest = is.Time
 	}
 	if ids.added++; ids.added >= 10_000 {
 		// Credentials expire: those long past cannot be in use, and
 		// holding them would grow without end.
-		ids.g.Prune(ids.newest.Add(-2 * maxSessionDuration))
+		ids.g.Prune(ids.newest.Add(-2 * MaxSessionDuration))
+		ids.pruneAwaiting(ids.newest.Add(-awaitingHorizon))
 		ids.added = 0
 	}
 }
@@ -55,17 +67,20 @@ func (ids *Identities) Enrich(evs []*event.Event) {
 	ids.Observe(evs)
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	if ids.g.Len() == 0 {
-		return
-	}
 	for _, ev := range evs {
 		if ev.Session.Origin != "" || !temporary(ev) && len(ids.g.byKey[ev.Session.ID]) == 0 {
 			continue
 		}
-		chain := ids.g.Chain(Principal{Key: ev.Session.ID, ARN: ev.Actor.ID}, ev.Time)
+		p := Principal{Key: ev.Session.ID, ARN: ev.Actor.ID}
+		if ids.g.Len() == 0 {
+			ids.await(p, ev.Time)
+			continue
+		}
+		chain := ids.g.Chain(p, ev.Time)
 		if len(chain) > 1 {
 			ev.Session.Origin = Origin(chain).ID()
 		}
+		ids.await(Origin(chain), ev.Time)
 	}
 }
 
@@ -110,7 +125,7 @@ func (g *Graph) Prune(t time.Time) {
 	expired := func(is *Issue) bool {
 		end := is.Expires
 		if end.IsZero() {
-			end = is.Time.Add(maxSessionDuration)
+			end = is.Time.Add(MaxSessionDuration)
 		}
 		return end.Before(t)
 	}

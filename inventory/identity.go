@@ -33,7 +33,7 @@ const (
 	InstanceProfile    = "InstanceProfile" // AssumeRole by ec2.amazonaws.com for an instance
 	ServiceRole        = "ServiceRole"     // AssumeRole by another AWS service (Lambda, ECS, …)
 	maxChain           = 16                // links followed, at most: role chains are short
-	maxSessionDuration = 36 * time.Hour    // the longest a temporary credential lives (GetSessionToken)
+	MaxSessionDuration = 36 * time.Hour    // the longest a temporary credential lives (GetSessionToken)
 )
 
 // The kinds of an Issue in GCP and Azure: a short-lived credential of a
@@ -325,7 +325,7 @@ func latestBefore(l []*Issue, at time.Time) *Issue {
 		}
 		end := is.Expires
 		if end.IsZero() {
-			end = is.Time.Add(maxSessionDuration)
+			end = is.Time.Add(MaxSessionDuration)
 		}
 		if at.Before(end) {
 			return is

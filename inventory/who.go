@@ -62,7 +62,7 @@ func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report
 	g := NewGraph()
 	issuedFrom := from
 	if !from.IsZero() {
-		issuedFrom = from.Add(-maxSessionDuration)
+		issuedFrom = from.Add(-MaxSessionDuration)
 	}
 	err := st.Find(ctx, IssuingQuery, issuedFrom, to, 0, func(ev *event.Event) error {
 		for _, is := range Hops(ev) {

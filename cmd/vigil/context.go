@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -209,10 +210,15 @@ func stamp(srcs []inventory.IntelSource) string {
 // its threat intel current.
 type enrichment struct {
 	*inventory.Enricher
+	ids        *inventory.Identities
 	cfg        *contextConfig
 	logger     *slog.Logger
 	intelStamp string
 	geo        *inventory.GeoIP
+
+	// The span of event time enriched, which an import backfills.
+	mu          sync.Mutex
+	first, last time.Time
 }
 
 // startEnrichment makes the pipeline enrich events before the ledger
@@ -243,8 +249,106 @@ func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *
 		e.Close()
 		return nil, err
 	}
-	dd.pipeline.Enrich = e.Enrich
+	dd.pipeline.Enrich = e.enrich
 	return e, nil
+}
+
+// enrich enriches a batch, and notes the span of event time it covers.
+func (e *enrichment) enrich(evs []*event.Event) {
+	e.Enrich(evs)
+	if len(evs) == 0 {
+		return
+	}
+	first, last := evs[0].Time, evs[0].Time
+	for _, ev := range evs[1:] {
+		if ev.Time.Before(first) {
+			first = ev.Time
+		}
+		if ev.Time.After(last) {
+			last = ev.Time
+		}
+	}
+	e.mu.Lock()
+	if e.first.IsZero() || first.Before(e.first) {
+		e.first = first
+	}
+	if last.After(e.last) {
+		e.last = last
+	}
+	e.mu.Unlock()
+}
+
+// backfillImported gives origins to the events whose credential's issue
+// the store got after them, over the span of event time an import
+// enriched: its events may use credentials whose issue it read later,
+// or an earlier import stored, and the credentials it issued may be
+// those of events stored before, up to a day and a half later.
+func (e *enrichment) backfillImported(ctx context.Context, st finder) (int, error) {
+	e.mu.Lock()
+	first, last := e.first, e.last
+	e.mu.Unlock()
+	if first.IsZero() {
+		return 0, nil
+	}
+	return inventory.Backfill(ctx, st, first.Add(-5*time.Minute), last.Add(inventory.MaxSessionDuration))
+}
+
+// backfillEvery is how often vigil serve gives origins to the events
+// whose credential's issue arrived after them. Tests shorten it.
+var backfillEvery = 30 * time.Second
+
+// followOrigins gives origins to the events stored before the issue of
+// their credential: at once to those of the last three days, whose
+// credentials' issues startEnrichment read, and then every backfillEvery
+// to those whose issue arrives late, once the store holds them. size
+// says how far the ledger goes, and stored up to where the store holds
+// its events, committed. It returns a function that stops it and waits,
+// to call before the store closes.
+func (e *enrichment) followOrigins(ctx context.Context, st finder, size, stored func() int64) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		now := time.Now()
+		n, err := e.ids.Backfill(ctx, st, now.Add(-72*time.Hour), now)
+		e.logBackfill(ctx, n, err)
+		// A mark is the ledger's size at a time: once the store holds
+		// that much, it holds every event enriched a second before (an
+		// event reaches the ledger right after its enrichment).
+		type mark struct {
+			at   time.Time
+			size int64
+		}
+		var marks []mark
+		t := time.NewTicker(backfillEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			marks = append(marks, mark{time.Now(), size()})
+			var before time.Time
+			for s := stored(); len(marks) > 0 && marks[0].size <= s; marks = marks[1:] {
+				before = marks[0].at.Add(-time.Second)
+			}
+			if !before.IsZero() {
+				n, err := e.ids.BackfillLate(ctx, st, before)
+				e.logBackfill(ctx, n, err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func (e *enrichment) logBackfill(ctx context.Context, n int, err error) {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		e.logger.Error("giving events the origin of their credential, issued after them", "err", err)
+	case n > 0:
+		e.logger.Info("gave events the origin of their credential, issued after them", "events", n)
+	}
 }
 
 // newEnrichment returns an enrichment that holds the inventory of the
@@ -252,7 +356,7 @@ func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *
 // configured snapshots. It is what vigil serve holds, and what the
 // commands that read a data directory build to answer as it would.
 func newEnrichment(ctx context.Context, st finder, ids *inventory.Identities, cfg *contextConfig, logger *slog.Logger) (*enrichment, error) {
-	e := &enrichment{Enricher: inventory.NewEnricher(ids), cfg: cfg, logger: logger}
+	e := &enrichment{Enricher: inventory.NewEnricher(ids), ids: ids, cfg: cfg, logger: logger}
 	n, err := e.FollowAssets(ctx, st)
 	if err != nil {
 		return nil, err

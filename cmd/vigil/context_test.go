@@ -226,3 +226,78 @@ func TestContextConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillOrigins: the uses of the stolen instance credential of the
+// OTRF story arrive before the instance profile's AssumeRole that issued
+// it, in one import and then another, and through a running server.
+// Either way the uses get the instance as their origin once the issue
+// is stored; the store, which differs from the ledger in those origins,
+// still verifies against it, and a rebuild keeps them.
+func TestBackfillOrigins(t *testing.T) {
+	needFixtures(t)
+	dir := t.TempDir()
+	raw, err := os.ReadFile("../../../shared/testdata/otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uses, issues []byte
+	for line := range strings.Lines(string(raw)) {
+		if strings.Contains(line, `"eventName":"AssumeRole"`) {
+			issues = append(issues, line...)
+		} else {
+			uses = append(uses, line...)
+		}
+	}
+	if len(issues) == 0 {
+		t.Fatal("no AssumeRole in the fixture")
+	}
+	usesFile, issuesFile := filepath.Join(dir, "uses.json"), filepath.Join(dir, "issues.json")
+	if os.WriteFile(usesFile, uses, 0o644) != nil || os.WriteFile(issuesFile, issues, 0o644) != nil {
+		t.Fatal("writing the halves")
+	}
+	const instance = `session_origin:"instance/i-0317f6c6b66ae9c40" | stats count()`
+	count := func(data string) string {
+		t.Helper()
+		return fmt.Sprint(ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", instance))[0]["count"])
+	}
+
+	data := filepath.Join(dir, "imported")
+	mustVigil(t, "import", "--data", data, usesFile)
+	if n := count(data); n != "0" {
+		t.Fatalf("%s uses have an origin before their issue is imported", n)
+	}
+	code, _, errOut := vigil(t, "import", "--data", data, issuesFile)
+	if code != 0 || !strings.Contains(errOut, "gave 11 events the origin of their credential") {
+		t.Errorf("vigil import of the issue: exit %d\n%s", code, errOut)
+	}
+	if n := count(data); n != "11" {
+		t.Errorf("after the issue's import, %s uses have the instance as origin, want 11", n)
+	}
+	if code, out := verifyData(t, data); code != 0 {
+		t.Errorf("vigil verify after a backfill:\n%s", out)
+	}
+	if out := mustVigil(t, "rebuild", "--data", data); !strings.Contains(out, "carried over 11 origins") {
+		t.Errorf("vigil rebuild:\n%s", out)
+	}
+	if n := count(data); n != "11" {
+		t.Errorf("after a rebuild, %s uses have the instance as origin, want 11", n)
+	}
+	if code, out := verifyData(t, data); code != 0 {
+		t.Errorf("vigil verify after a rebuild:\n%s", out)
+	}
+
+	every := backfillEvery
+	backfillEvery = 50 * time.Millisecond
+	t.Cleanup(func() { backfillEvery = every })
+	data = filepath.Join(dir, "served")
+	srv := serve(t, data)
+	srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail", uses)
+	if n := count(data); n != "0" {
+		t.Fatalf("%s uses have an origin before their issue arrived", n)
+	}
+	srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail", issues)
+	srv.wait("the uses' origin", func() bool { return count(data) == "11" })
+	if !strings.Contains(srv.log.String(), "gave events the origin of their credential") {
+		t.Errorf("the server did not say it gave events their origin:\n%s", srv.log.String())
+	}
+}

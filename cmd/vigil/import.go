@@ -17,6 +17,7 @@ import (
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/query"
 )
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -113,9 +114,9 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 	if err != nil {
 		return ingest.Summary{}, err
 	}
+	var enr *enrichment
 	if enrichOn {
-		enr, err := startEnrichment(ctx, dd, &cfg.Context, logger)
-		if err != nil {
+		if enr, err = startEnrichment(ctx, dd, &cfg.Context, logger); err != nil {
 			dd.Close()
 			return ingest.Summary{}, err
 		}
@@ -125,6 +126,17 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 	opts.Received = time.Now()
 	opts.Backfill = true
 	sum, err := importPaths(ctx, dd.pipeline, paths, format, opts, stderr, bar)
+	if enr != nil && err == nil {
+		// The events are stored whatever this finds: a failure is said,
+		// not made the import's.
+		n, berr := enr.backfillImported(ctx, finder{dd.db, query.Scope{All: true}})
+		switch {
+		case berr != nil:
+			logger.Warn("the origins of credentials issued after their use were not given to their events", "err", berr)
+		case n > 0:
+			fmt.Fprintf(stderr, "gave %d events the origin of their credential, issued after them\n", n)
+		}
+	}
 	if cerr := dd.Close(); err == nil {
 		err = cerr
 	}

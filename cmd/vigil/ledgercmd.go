@@ -215,7 +215,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var d dataFlags
 	d.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil rebuild [--data DIR]\n\nDrops the store and rebuilds it from the ledger. Quarantined records, which\nare not in the ledger, are carried over when the old store can be read.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil rebuild [--data DIR]\n\nDrops the store and rebuilds it from the ledger. Quarantined records and the\norigins found after their events were stored, which are not in the ledger, are\ncarried over when the old store can be read.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseNoArgs(fs, args); err != nil {
@@ -255,6 +255,14 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	p := pipelineFor(l, db, logger)
 	n, err := p.CatchUp(ctx)
+	if _, serr := os.Stat(old); err == nil && serr == nil {
+		// Origins learned after ingest are not in the ledger.
+		if c, err := db.CopyOrigins(ctx, old); err != nil {
+			logger.Warn("the old store's backfilled origins could not be read; the events have the origins known when they were ingested", "err", err)
+		} else if c > 0 {
+			fmt.Fprintf(stdout, "carried over %d origins found after their events were stored\n", c)
+		}
+	}
 	err = errors.Join(err, db.Close(), l.Close())
 	if err != nil {
 		return err

@@ -180,6 +180,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			logger.Error("storing the last accepted events; the store catches up at the next start", "err", err)
 		}
 	}()
+	defer enr.followOrigins(ctx, finder{dd.db, query.Scope{All: true}}, dd.pipeline.Ledger.Size, intake.Stored)()
 
 	// Stopped before the intake is: the runs' records go to the ledger
 	// through it.

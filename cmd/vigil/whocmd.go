@@ -81,6 +81,22 @@ func (f finder) Find(ctx context.Context, q string, from, to time.Time, limit in
 	return f.db.EventsAt(ctx, seqs, fn)
 }
 
+// Sessions reads only the seq, time, actor and session of the events a
+// search matches, for identity reassembly's backfill.
+func (f finder) Sessions(ctx context.Context, q string, from, to time.Time, fn func(*event.Event) error) error {
+	parsed, err := query.Parse(q)
+	if err != nil {
+		return err
+	}
+	return f.db.Sessions(ctx, query.Request{Query: parsed, Scope: f.scope, From: from, To: to}, fn)
+}
+
+// SetOrigins corrects the origins of events. It does not look at the
+// scope: the seqs come from the finder's own reads.
+func (f finder) SetOrigins(ctx context.Context, origins map[uint64]string) error {
+	return f.db.SetOrigins(ctx, origins)
+}
+
 // printWho writes a report for people: the chain, its origin, and the
 // events done under it.
 func printWho(w io.Writer, r *inventory.Report) error {

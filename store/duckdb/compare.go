@@ -49,6 +49,9 @@ type Comparison struct {
 	lo, hi  uint64
 	rows    map[uint64]*event.Event
 	matched map[uint64]bool
+	// The window's backfilled origins (origins.go): the store's, and
+	// the ledger's it replaced.
+	origins map[uint64][2]string
 	// The next window, read while this one is compared: reading from
 	// DuckDB takes as long as decoding and comparing, and each can have
 	// a core.
@@ -90,6 +93,9 @@ func (c *Comparison) Record(rec ledger.Record) error {
 			return fmt.Errorf("ledger record %d: %w", rec.Index, err)
 		}
 		want.Seq = seq
+		if b, ok := c.origins[seq]; ok && want.Session.Origin == b[1] {
+			want.Session.Origin = b[0]
+		}
 		if diff := diffEvents(StoredForm(want), row); len(diff) > 0 {
 			c.add(seq, MismatchChanged, "differs from the ledger in "+strings.Join(diff, ", "))
 		}
@@ -147,7 +153,9 @@ type window struct {
 	lo   uint64
 	done chan struct{}
 	evs  []*event.Event
-	err  error
+	// origins are the backfills of the window's events.
+	origins map[uint64][2]string
+	err     error
 }
 
 func (c *Comparison) read(lo uint64) *window {
@@ -158,6 +166,9 @@ func (c *Comparison) read(lo uint64) *window {
 			w.evs = append(w.evs, e)
 			return nil
 		})
+		if w.err == nil {
+			w.origins, w.err = c.db.backfilled(c.ctx, lo, lo+comparisonWindow)
+		}
 	}()
 	return w
 }
@@ -183,6 +194,7 @@ func (c *Comparison) load(seq uint64) error {
 	}
 	c.rows = make(map[uint64]*event.Event, len(w.evs))
 	c.matched = make(map[uint64]bool, len(w.evs))
+	c.origins = w.origins
 	for _, e := range w.evs {
 		if c.rows[e.Seq] != nil {
 			c.add(e.Seq, MismatchAdded, "the store has this seq twice")

@@ -71,7 +71,7 @@ var _ store.Store = (*DB)(nil)
 
 // ErrOldSchema is returned by a read-only Open of a store made by an
 // earlier vigil, which an Open that may write brings up to date.
-var ErrOldSchema = errors.New("the store was made by an earlier vigil: run 'vigil serve' or 'vigil import' on it once to add the columns this one reads")
+var ErrOldSchema = errors.New("the store was made by an earlier vigil: run 'vigil serve' or 'vigil import' on it once to add the columns and tables this one reads")
 
 // Open opens or creates the database.
 func Open(opts Options) (*DB, error) {
@@ -111,8 +111,9 @@ func Open(opts Options) (*DB, error) {
 	// A read-only store cannot be given the columns added since it was
 	// made; say so, rather than fail each search on a missing column.
 	var n int
-	err = s.db.QueryRow(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'intel_type'`).Scan(&n)
-	if err == nil && n == 0 {
+	err = s.db.QueryRow(`SELECT (SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'intel_type') +
+		(SELECT count(*) FROM information_schema.tables WHERE table_name = 'origin_backfills')`).Scan(&n)
+	if err == nil && n < 2 {
 		err = ErrOldSchema
 	}
 	if err != nil {

@@ -111,8 +111,10 @@ func (s *DB) Delete(ctx context.Context, seqs []uint64) error {
 			args[i] = q
 		}
 		in := strings.TrimSuffix(strings.Repeat("CAST(? AS UBIGINT),", n), ",")
-		if _, err := s.db.ExecContext(ctx, "DELETE FROM events WHERE seq IN ("+in+")", args...); err != nil {
-			return fmt.Errorf("deleting events from %s: %w", s.opts.Path, err)
+		for _, table := range []string{"events", "origin_backfills"} {
+			if _, err := s.db.ExecContext(ctx, "DELETE FROM "+table+" WHERE seq IN ("+in+")", args...); err != nil {
+				return fmt.Errorf("deleting events from %s: %w", s.opts.Path, err)
+			}
 		}
 		rest = rest[n:]
 	}

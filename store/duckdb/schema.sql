@@ -60,6 +60,17 @@ ALTER TABLE events ADD COLUMN IF NOT EXISTS intel VARCHAR[];        -- threat-in
 ALTER TABLE events ADD COLUMN IF NOT EXISTS intel_indicator VARCHAR[]; -- the values they matched, in the same order
 ALTER TABLE events ADD COLUMN IF NOT EXISTS intel_type VARCHAR[];
 
+-- Origins learned after the event was stored (identity reassembly's
+-- backfill: the call that issued its credential arrived after it). The
+-- events table holds the new origin; the ledger keeps the one known at
+-- ingest, recorded here beside it so that a comparison of the store with
+-- the ledger tells a backfill from a store gone wrong.
+CREATE TABLE IF NOT EXISTS origin_backfills (
+    seq           UBIGINT PRIMARY KEY,
+    origin        VARCHAR NOT NULL,
+    ledger_origin VARCHAR
+);
+
 -- Inputs that could not be parsed, kept with the reason.
 CREATE TABLE IF NOT EXISTS quarantine (
     received     TIMESTAMP_NS NOT NULL,
