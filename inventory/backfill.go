@@ -36,24 +36,22 @@ type OriginStore interface {
 // without an origin, and those whose origin is itself an STS session.
 const UnresolvedQuery = `(session:ASIA* OR actor_type:AssumedRole OR actor_type:FederatedUser) (NOT session_origin:* OR session_origin:"arn:*:sts::*")`
 
-// Backfill gives the events of st in [from, to) made with a temporary
-// credential the origin their chain has from the credentials st holds
-// issued in that span and the day and a half before it (the longest a
-// temporary credential lives). It returns how many events it changed.
-// An import runs it over the span it read, as the events of an earlier
-// import may be the uses of credentials it issued, or the reverse.
-func Backfill(ctx context.Context, st OriginStore, from, to time.Time) (int, error) {
-	g := NewGraph()
-	err := st.Find(ctx, IssuingQuery, from.Add(-MaxSessionDuration), to, 0, func(ev *event.Event) error {
-		for _, is := range Hops(ev) {
-			g.Add(is)
-		}
+// Follow adds the credentials issued by the events of st that q (a
+// search narrowing IssuingQuery) matches in [from, to), for events that
+// used them to find their origin: the issues of the last days when vigil
+// serve starts, those an earlier import stored when an import ends. It
+// returns how many events it read.
+func (ids *Identities) Follow(ctx context.Context, st Store, q string, from, to time.Time) (int, error) {
+	n := 0
+	err := st.Find(ctx, q, from, to, 0, func(ev *event.Event) error {
+		ids.Observe([]*event.Event{ev})
+		n++
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("inventory: reading the credentials issued: %w", err)
+		return n, fmt.Errorf("inventory: reading the credentials issued: %w", err)
 	}
-	return backfill(ctx, st, g.Chain, from, to)
+	return n, nil
 }
 
 // BackfillLate gives their origin the events Enrich saw without it
@@ -89,25 +87,19 @@ func (ids *Identities) BackfillLate(ctx context.Context, st OriginStore, before 
 // credential the origin their chain has from the credentials ids holds,
 // and notes those still without one, so that BackfillLate gives it to
 // them when their issue arrives. vigil serve runs it over the last days
-// when it starts, with what it follows of the credentials issued in
-// them: the events stored before it stopped wait for their issues again.
+// when it starts, so that the events stored before it stopped wait for
+// their issues again; an import, over the span of event time it read
+// and a day and a half beyond (the longest a temporary credential
+// lives), as the events of an earlier import may be the uses of the
+// credentials it issued, or the reverse.
 func (ids *Identities) Backfill(ctx context.Context, st OriginStore, from, to time.Time) (int, error) {
-	return backfill(ctx, st, func(p Principal, at time.Time) []Link {
-		ids.mu.Lock()
-		defer ids.mu.Unlock()
-		chain := ids.g.Chain(p, at)
-		ids.await(Origin(chain), at)
-		return chain
-	}, from, to)
-}
-
-// backfill sets the origin of the events in [from, to) that
-// UnresolvedQuery selects and chain leads further back than they say.
-func backfill(ctx context.Context, st OriginStore, chain func(Principal, time.Time) []Link, from, to time.Time) (int, error) {
 	origins := map[uint64]string{}
 	err := st.Sessions(ctx, UnresolvedQuery, from, to, func(ev *event.Event) error {
-		c := chain(Principal{Key: ev.Session.ID, ARN: ev.Actor.ID}, ev.Time)
-		if origin, ok := further(c, ev.Session.Origin); ok {
+		ids.mu.Lock()
+		chain := ids.g.Chain(Principal{Key: ev.Session.ID, ARN: ev.Actor.ID}, ev.Time)
+		ids.await(Origin(chain), ev.Time)
+		ids.mu.Unlock()
+		if origin, ok := further(chain, ev.Session.Origin); ok {
 			origins[ev.Seq] = origin
 		}
 		return nil

@@ -96,18 +96,28 @@ func TestBackfillLate(t *testing.T) {
 		t.Errorf("a second pass backfilled %d (%v)", n, err)
 	}
 
-	// Backfill over the span, from the issues the store holds, finds the
-	// same: what an import does at its end.
+	// Another Identities that follows the issues the store holds and
+	// backfills over the span finds the same: what an import does at its
+	// end, for the events of another.
 	fresh := events(t, "otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json")
 	st = &originStore{memStore: memStore(fresh)}
 	first := slices.MinFunc(fresh, func(a, b *event.Event) int { return a.Time.Compare(b.Time) }).Time
 	last := slices.MaxFunc(fresh, func(a, b *event.Event) int { return a.Time.Compare(b.Time) }).Time
-	n, err = Backfill(ctx, st, first, last.Add(time.Second))
+	ids = NewIdentities()
+	if n, err := ids.Follow(ctx, st, IssuingQuery, first, last); err != nil || n != len(issues) {
+		t.Fatalf("followed %d issuing events (%v), want %d", n, err, len(issues))
+	}
+	n, err = ids.Backfill(ctx, st, first, last.Add(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := withOrigin(fresh, instance); n != 11 || got != 11 {
 		t.Errorf("Backfill: %d events changed, %d have the instance as origin; want 11", n, got)
+	}
+	// Following them again adds nothing: an issue is held once.
+	before := ids.g.Len()
+	if _, err := ids.Follow(ctx, st, IssuingQuery, first, last); err != nil || ids.g.Len() != before {
+		t.Errorf("following again: %d issues, had %d (%v)", ids.g.Len(), before, err)
 	}
 }
 
@@ -145,11 +155,15 @@ func TestBackfillChain(t *testing.T) {
 	if n := withOrigin(uses, hopA); n != 3 {
 		t.Fatalf("%d uses have the first hop as origin, want 3", n)
 	}
-	// Read without the first hop's issue, the chain ends at it: the
-	// uses keep it.
+	// Without the first hop's issue, the chain ends at it: the uses
+	// keep it. With a chain that does not reach as far (the second hop's
+	// issue not followed either), they keep it too.
 	st := &originStore{memStore: memStore{issueB, uses[0], uses[1], uses[2]}}
-	if n, err := Backfill(ctx, st, t0, t0.Add(time.Hour)); n != 0 || err != nil || withOrigin(uses, hopA) != 3 {
+	if n, err := ids.Backfill(ctx, st, t0, t0.Add(time.Hour)); n != 0 || err != nil || withOrigin(uses, hopA) != 3 {
 		t.Errorf("without the first hop's issue: backfilled %d (%v)", n, err)
+	}
+	if n, err := NewIdentities().Backfill(ctx, st, t0, t0.Add(time.Hour)); n != 0 || err != nil || withOrigin(uses, hopA) != 3 {
+		t.Errorf("without either issue: backfilled %d (%v)", n, err)
 	}
 	ids.Enrich([]*event.Event{issueA})
 	st = &originStore{memStore: memStore(all)}

@@ -271,6 +271,9 @@ func NewGraph() *Graph {
 
 // Add adds an issued credential.
 func (g *Graph) Add(is Issue) {
+	if g.has(&is) {
+		return // read again: from the store, after ingest saw it
+	}
 	p := &is
 	g.n++
 	if is.Key != "" {
@@ -282,6 +285,25 @@ func (g *Graph) Add(is Issue) {
 		k := strings.ToLower(is.Session)
 		g.bySession[k] = insertByTime(g.bySession[k], p)
 	}
+}
+
+// has reports whether the graph holds the issue of the same event for
+// the same credential.
+func (g *Graph) has(is *Issue) bool {
+	if is.Event == "" {
+		return false
+	}
+	l := g.byKey[is.Key]
+	if is.Key == "" {
+		l = g.bySession[strings.ToLower(is.Session)]
+	}
+	i, _ := slices.BinarySearchFunc(l, is.Time, func(x *Issue, t time.Time) int { return x.Time.Compare(t) })
+	for ; i < len(l) && l[i].Time.Equal(is.Time); i++ {
+		if l[i].Event == is.Event && l[i].Key == is.Key && l[i].Session == is.Session {
+			return true
+		}
+	}
+	return false
 }
 
 func insertByTime(list []*Issue, is *Issue) []*Issue {

@@ -229,14 +229,9 @@ type enrichment struct {
 func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *slog.Logger) (*enrichment, error) {
 	st := finder{dd.db, query.Scope{All: true}}
 	ids := inventory.NewIdentities()
-	n := 0
-	err := st.Find(ctx, inventory.IssuingQuery, time.Now().Add(-72*time.Hour), time.Time{}, 0, func(ev *event.Event) error {
-		ids.Observe([]*event.Event{ev})
-		n++
-		return nil
-	})
+	n, err := ids.Follow(ctx, st, inventory.IssuingQuery, time.Now().Add(-72*time.Hour), time.Time{})
 	if err != nil {
-		return nil, fmt.Errorf("reading the credentials issued lately: %w", err)
+		return nil, err
 	}
 	e, err := newEnrichment(ctx, st, ids, cfg, logger)
 	if err != nil {
@@ -282,15 +277,22 @@ func (e *enrichment) enrich(evs []*event.Event) {
 // the store got after them, over the span of event time an import
 // enriched: its events may use credentials whose issue it read later,
 // or an earlier import stored, and the credentials it issued may be
-// those of events stored before, up to a day and a half later.
-func (e *enrichment) backfillImported(ctx context.Context, st finder) (int, error) {
+// those of events stored before, up to a day and a half later. The
+// import's own events, those with seqs from since on, went through the
+// enrichment, which followed the credentials they issued.
+func (e *enrichment) backfillImported(ctx context.Context, st finder, since int64) (int, error) {
 	e.mu.Lock()
 	first, last := e.first, e.last
 	e.mu.Unlock()
 	if first.IsZero() {
 		return 0, nil
 	}
-	return inventory.Backfill(ctx, st, first.Add(-5*time.Minute), last.Add(inventory.MaxSessionDuration))
+	from, to := first.Add(-5*time.Minute), last.Add(inventory.MaxSessionDuration)
+	before := fmt.Sprintf("(%s) seq<%d", inventory.IssuingQuery, since)
+	if _, err := e.ids.Follow(ctx, st, before, from.Add(-inventory.MaxSessionDuration), to); err != nil {
+		return 0, err
+	}
+	return e.ids.Backfill(ctx, st, from, to)
 }
 
 // backfillEvery is how often vigil serve gives origins to the events

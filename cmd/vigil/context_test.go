@@ -286,6 +286,17 @@ func TestBackfillOrigins(t *testing.T) {
 		t.Errorf("vigil verify after a rebuild:\n%s", out)
 	}
 
+	// The other way round: the uses of the second import get the origin
+	// of the credential issued in the first.
+	data = filepath.Join(dir, "reversed")
+	mustVigil(t, "import", "--data", data, issuesFile)
+	if code, _, errOut := vigil(t, "import", "--data", data, usesFile); code != 0 || !strings.Contains(errOut, "gave 11 events") {
+		t.Errorf("vigil import of the uses after the issue: exit %d\n%s", code, errOut)
+	}
+	if n := count(data); n != "11" {
+		t.Errorf("imported after their issue, %s uses have the instance as origin, want 11", n)
+	}
+
 	every := backfillEvery
 	backfillEvery = 50 * time.Millisecond
 	t.Cleanup(func() { backfillEvery = every })

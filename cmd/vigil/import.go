@@ -125,11 +125,14 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 	opts := cfg.parseOptions(tenant)
 	opts.Received = time.Now()
 	opts.Backfill = true
+	since := dd.pipeline.Ledger.Size()
 	sum, err := importPaths(ctx, dd.pipeline, paths, format, opts, stderr, bar)
 	if enr != nil && err == nil {
 		// The events are stored whatever this finds: a failure is said,
 		// not made the import's.
-		n, berr := enr.backfillImported(ctx, finder{dd.db, query.Scope{All: true}})
+		start := time.Now()
+		n, berr := enr.backfillImported(ctx, finder{dd.db, query.Scope{All: true}}, since)
+		sum.Elapsed += time.Since(start)
 		switch {
 		case berr != nil:
 			logger.Warn("the origins of credentials issued after their use were not given to their events", "err", berr)
