@@ -261,6 +261,26 @@ func (inv *Inventory) Facts(a Asset, t time.Time) []Fact {
 	return inv.factsOf(ai, t)
 }
 
+// tagAt returns the value of the asset's tag key at at (over all time
+// when all is set): of the facts that give one, the latest.
+func (inv *Inventory) tagAt(ai int32, key string, at int64, all bool) (string, bool) {
+	var (
+		v     string
+		from  int64
+		found bool
+	)
+	for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
+		f := &inv.facts[j]
+		if !all && !f.holds(at) || found && f.from < from {
+			continue
+		}
+		if attr := inv.strs.str(f.attr); len(attr) == len("tag:")+len(key) && strings.HasPrefix(attr, "tag:") && attr[len("tag:"):] == key {
+			v, from, found = inv.strs.str(f.value), f.from, true
+		}
+	}
+	return v, found
+}
+
 func (inv *Inventory) factsOf(ai int32, t time.Time) []Fact {
 	at := nanos(t)
 	var out []Fact

@@ -36,10 +36,14 @@ const maxHits = 16
 type Enricher struct {
 	ids *Identities
 
-	mu    sync.Mutex // guards invs, addrs and gets
-	invs  map[string]*Inventory
-	addrs addrCache
-	gets  uint64
+	// Each stage of Enrich has its lock, so that while a batch's
+	// addresses are looked up another's assets are worked out: ingest
+	// enriches batches in parallel.
+	lookMu sync.Mutex // guards looked
+	looked addrCache[lookedUp]
+	mu     sync.Mutex // guards invs and held
+	invs   map[string]*Inventory
+	held   addrCache[heldBy]
 
 	geo    atomic.Pointer[GeoIP]
 	intel  atomic.Pointer[Intel]
@@ -135,8 +139,8 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 	e.ids.Enrich(evs)
 	l := lookups{geo: e.geo.Load(), intel: e.intel.Load(), ranges: e.ranges.Load()}
 	owners := e.owners.Load()
-	// Documents are scanned before the lock is taken: of the work, it is
-	// what needs nothing shared, and ingest enriches batches in parallel.
+	// Documents are scanned before any lock is taken: of the work, it is
+	// what needs nothing shared.
 	var found []hitSet
 	if l.intel.Len() > 0 {
 		found = make([]hitSet, len(evs))
@@ -144,12 +148,11 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 			found[i].scan(l.intel, ev)
 		}
 	}
+	e.lookup(evs, &l, found)
+
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	// Loaded with the lookups, a generation older than the lookups at
-	// worst: the cache is then cleared again at the next batch.
-	gen := e.gen.Load()
-	for i, ev := range evs {
+	for _, ev := range evs {
 		inv := e.inventory(ev.Tenant)
 		inv.Observe(ev)
 		c := &ev.Context
@@ -161,18 +164,43 @@ func (e *Enricher) Enrich(evs []*event.Event) {
 				ev.Environment = o.Environment
 			}
 		}
+		at := nanos(ev.Time)
+		for _, p := range [...]struct {
+			place *event.Place
+			addr  netip.Addr
+		}{{&c.Src, ev.SrcIP}, {&c.Dst, ev.DstIP}} {
+			if p.addr.IsValid() && p.place.Asset == "" {
+				h, _ := e.held.get(p.addr)
+				p.place.Asset, p.place.Owner = h.assetAt(inv, owners, p.addr, at)
+			}
+		}
+	}
+}
+
+// lookup sets what the lookups say of the events' addresses, and their
+// threat-intel hits: the addresses' first, then those found in their
+// documents.
+func (e *Enricher) lookup(evs []*event.Event, l *lookups, found []hitSet) {
+	// Loaded with the lookups, a generation older than the lookups at
+	// worst: the cache is then cleared again at the next batch.
+	gen := e.gen.Load()
+	e.lookMu.Lock()
+	defer e.lookMu.Unlock()
+	for i, ev := range evs {
+		c := &ev.Context
 		var hits hitSet
-		for _, p := range []struct {
+		for _, p := range [...]struct {
 			place *event.Place
 			addr  netip.Addr
 		}{{&c.Src, ev.SrcIP}, {&c.Dst, ev.DstIP}} {
 			if !p.addr.IsValid() {
 				continue
 			}
-			e.gets++
-			a := e.addrs.get(p.addr, gen, &l, e.gets)
-			if p.place.Asset == "" {
-				p.place.Asset, p.place.Owner = a.assetAt(inv, owners, p.addr, nanos(ev.Time))
+			a, hit := e.looked.get(p.addr)
+			if !hit || a.gen != gen {
+				*a = lookedUp{gen: gen, geo: l.geo.Lookup(p.addr)}
+				a.cloud, _ = l.ranges.name(p.addr)
+				a.match, a.listed = l.intel.MatchIP(p.addr)
 			}
 			if a.geo != (Geo{}) {
 				p.place.Country, p.place.City, p.place.ASN, p.place.ASOrg = a.geo.Country, a.geo.City, a.geo.ASN, a.geo.ASOrg
@@ -200,29 +228,60 @@ type lookups struct {
 	ranges *Ranges
 }
 
-// An addrCache remembers what the lookups said of the addresses seen
-// last. Most of a log's addresses are ones it had just before: a few
-// clients, a few peers. A two-way set-associative table settles them
-// with a read or two, where the GeoIP databases alone take two lookups
-// and decodes.
-type addrCache struct {
+// An addrCache remembers something of the addresses seen last. Most of
+// a log's addresses are ones it had just before: a few clients, a few
+// peers. A two-way set-associative table settles them with a read or
+// two, where the GeoIP databases alone take two lookups and decodes.
+type addrCache[T any] struct {
 	seed maphash.Seed
-	sets [][2]addrInfo
+	sets [][2]cached[T]
+	now  uint64 // counts gets: the entry of a set used least lately goes
 }
 
-// addrInfo is what the lookups say of an address.
-type addrInfo struct {
-	addr   netip.Addr
+type cached[T any] struct {
+	addr netip.Addr
+	used uint64 // zero: empty
+	v    T
+}
+
+const addrCacheSets = 1 << 13 // a power of two; twice as many entries
+
+// get returns the entry of addr, and whether it held one: one that did
+// not is a zero value, in place of the entry used least lately of its
+// set, for the caller to fill.
+func (c *addrCache[T]) get(addr netip.Addr) (*T, bool) {
+	if c.sets == nil {
+		c.seed, c.sets = maphash.MakeSeed(), make([][2]cached[T], addrCacheSets)
+	}
+	c.now++
+	set := &c.sets[maphash.Comparable(c.seed, addr)&(addrCacheSets-1)]
+	s := &set[0]
+	for i := range set {
+		if set[i].used != 0 && set[i].addr == addr {
+			set[i].used = c.now
+			return &set[i].v, true
+		}
+		if set[i].used < s.used {
+			s = &set[i]
+		}
+	}
+	*s = cached[T]{addr: addr, used: c.now}
+	return &s.v, false
+}
+
+// lookedUp is what the lookups of generation gen say of an address.
+type lookedUp struct {
 	gen    uint64
-	used   uint64 // when last used, in gets: the older of a set goes
 	geo    Geo
 	cloud  string // the range's name
 	match  Match  // the intel listing, if listed
 	listed bool
+}
 
-	// The asset that had the address, and its owner, in inv, at any time
-	// in [lo, hi), while inv has seen changes changes and the owners map
-	// is owners.
+// heldBy is the asset that had an address, and its owner, in inv, at any
+// time in [lo, hi), while inv has seen changes changes and the owners
+// map is owners.
+type heldBy struct {
 	inv          *Inventory
 	changes      uint64
 	owners       *Owners
@@ -230,34 +289,11 @@ type addrInfo struct {
 	asset, owner string
 }
 
-const addrCacheSets = 1 << 13 // a power of two; twice as many entries
-
-func (c *addrCache) get(addr netip.Addr, gen uint64, l *lookups, now uint64) *addrInfo {
-	if c.sets == nil {
-		c.seed, c.sets = maphash.MakeSeed(), make([][2]addrInfo, addrCacheSets)
-	}
-	set := &c.sets[maphash.Comparable(c.seed, addr)&(addrCacheSets-1)]
-	s := &set[0]
-	for i := range set {
-		if set[i].addr == addr && set[i].gen == gen {
-			set[i].used = now
-			return &set[i]
-		}
-		if set[i].used < s.used {
-			s = &set[i]
-		}
-	}
-	*s = addrInfo{addr: addr, gen: gen, used: now, geo: l.geo.Lookup(addr)}
-	s.cloud, _ = l.ranges.name(addr)
-	s.match, s.listed = l.intel.MatchIP(addr)
-	return s
-}
-
 // assetAt returns the asset that held the address at at in inv, and its
 // owner. The answer is kept with the span of time over which it holds,
 // which a change to the inventory ends: most events of a log are of the
 // same addresses, and of times close together.
-func (a *addrInfo) assetAt(inv *Inventory, owners *Owners, addr netip.Addr, at int64) (asset, owner string) {
+func (a *heldBy) assetAt(inv *Inventory, owners *Owners, addr netip.Addr, at int64) (asset, owner string) {
 	if a.inv != inv || a.changes != inv.changes || a.owners != owners || at < a.lo || at >= a.hi {
 		a.inv, a.changes, a.owners = inv, inv.changes, owners
 		a.asset, a.owner = "", ""
@@ -267,7 +303,7 @@ func (a *addrInfo) assetAt(inv *Inventory, owners *Owners, addr netip.Addr, at i
 			lo, hi := inv.span(ai, at)
 			a.lo, a.hi = max(a.lo, lo), min(a.hi, hi)
 			a.asset = inv.strs.str(inv.assets[ai].id)
-			if o, ok := owners.OfAsset(inv, inv.assetOf(ai), fromNanos(at)); ok {
+			if o, ok := owners.ofAsset(inv, ai, at, false); ok {
 				a.owner = o.Team
 			}
 		}

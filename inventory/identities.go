@@ -34,12 +34,19 @@ func NewIdentities() *Identities {
 
 // Observe adds the credentials events issued.
 func (ids *Identities) Observe(evs []*event.Event) {
+	// Read before the lock is taken: reading an issue decodes its
+	// event's document, and ingest enriches batches in parallel.
+	var issues []Issue
+	for _, ev := range evs {
+		issues = append(issues, Hops(ev)...)
+	}
+	if len(issues) == 0 {
+		return
+	}
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	for _, ev := range evs {
-		for _, is := range Hops(ev) {
-			ids.add(is)
-		}
+	for _, is := range issues {
+		ids.add(is)
 	}
 }
 

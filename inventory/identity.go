@@ -376,14 +376,16 @@ type Link struct {
 // (a user, root, a federated user, an AWS service), or the first
 // identity whose issue is not in the graph.
 func (g *Graph) Chain(p Principal, at time.Time) []Link {
-	var chain []Link
-	seen := map[*Issue]bool{}
-	for range maxChain {
+	var (
+		chain []Link
+		seen  [maxChain]*Issue
+	)
+	for i := range maxChain {
 		is := g.issuer(p.Key, p.ARN, at)
-		if is == nil || seen[is] {
+		if is == nil || slices.Contains(seen[:i], is) {
 			return append(chain, Link{As: p})
 		}
-		seen[is] = true
+		seen[i] = is
 		if p.ARN == "" {
 			p.ARN = is.Session
 		}

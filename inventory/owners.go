@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/mail"
 	"slices"
 	"strings"
@@ -334,21 +335,39 @@ func mergeOwners(a Owner, aok bool, b Owner, bok bool, c Owner, cok bool) (Owner
 // contact is that of the rules naming the team) and environment fact,
 // else by the rule for its account; merged as Of merges them.
 func (o *Owners) OfAsset(inv *Inventory, a Asset, t time.Time) (Owner, bool) {
+	ai, ok := inv.lookupAsset(a)
+	if !ok {
+		if o == nil {
+			return Owner{}, false
+		}
+		return o.ofAccount(a.Account)
+	}
+	return o.ofAsset(inv, ai, nanos(t), t.IsZero())
+}
+
+// ofAsset is OfAsset for the asset inv holds at ai, at at (over all time
+// when all is set). It reads the asset's facts where they are, as the
+// enrichment of events calls it for their addresses' assets.
+func (o *Owners) ofAsset(inv *Inventory, ai int32, at int64, all bool) (Owner, bool) {
+	// Of the owner and environment facts, the earliest; of the tags, the
+	// latest (tagAt).
 	var (
-		tags  map[string]string
-		facts Owner
+		facts             Owner
+		teamFrom, envFrom int64 = math.MaxInt64, math.MaxInt64
+		tagged            bool
 	)
-	for _, f := range inv.Facts(a, t) {
-		switch {
-		case strings.HasPrefix(f.Attr, "tag:"):
-			if tags == nil {
-				tags = map[string]string{}
-			}
-			tags[f.Attr[len("tag:"):]] = f.Value
-		case f.Attr == "owner" && facts.Team == "":
-			facts.Team = f.Value
-		case f.Attr == "environment" && facts.Environment == "":
-			facts.Environment = f.Value
+	for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
+		f := &inv.facts[j]
+		if !all && !f.holds(at) {
+			continue
+		}
+		switch attr := inv.strs.str(f.attr); {
+		case strings.HasPrefix(attr, "tag:"):
+			tagged = true
+		case attr == "owner" && f.from < teamFrom:
+			facts.Team, teamFrom = inv.strs.str(f.value), f.from
+		case attr == "environment" && f.from < envFrom:
+			facts.Environment, envFrom = inv.strs.str(f.value), f.from
 		}
 	}
 	if o == nil {
@@ -357,10 +376,13 @@ func (o *Owners) OfAsset(inv *Inventory, a Asset, t time.Time) (Owner, bool) {
 	if facts.Team != "" {
 		facts.Contact = o.teams[facts.Team].Contact
 	}
-	tw, tok := o.ofTags(func(k string) (string, bool) {
-		v, ok := tags[k]
-		return v, ok
-	})
-	aw, aok := o.ofAccount(a.Account)
+	var (
+		tw  Owner
+		tok bool
+	)
+	if tagged {
+		tw, tok = o.ofTags(func(k string) (string, bool) { return inv.tagAt(ai, k, at, all) })
+	}
+	aw, aok := o.ofAccount(inv.strs.str(inv.assets[ai].account))
 	return mergeOwners(tw, tok, facts, facts != Owner{}, aw, aok)
 }
