@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -67,6 +68,28 @@ type Inventory struct {
 // NewInventory returns an empty Inventory.
 func NewInventory() *Inventory {
 	return &Inventory{byKey: map[assetKey]int32{}, byID: map[uint32]int32{}, byValue: map[uint32]int32{}, byAddr: map[[16]byte]int32{}}
+}
+
+// reserve makes room for assets and facts more, so that a snapshot of
+// millions is not added into indexes grown and rehashed many times over.
+func (inv *Inventory) reserve(assets, facts int) {
+	inv.assets = slices.Grow(inv.assets, assets)
+	inv.facts = slices.Grow(inv.facts, facts)
+	inv.byKey = regrow(inv.byKey, assets)
+	inv.byID = regrow(inv.byID, assets)
+	inv.byValue = regrow(inv.byValue, facts)
+	inv.byAddr = regrow(inv.byAddr, facts)
+}
+
+// regrow returns m, or, when it holds fewer than n entries, a copy of it
+// with room for n more.
+func regrow[K comparable, V any](m map[K]V, n int) map[K]V {
+	if len(m) >= n {
+		return m
+	}
+	out := make(map[K]V, len(m)+n)
+	maps.Copy(out, m)
+	return out
 }
 
 // indexed are the attributes looked up by their value.

@@ -3,6 +3,7 @@ package inventory
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -286,27 +287,32 @@ func (inv *Inventory) Import(s *Snapshot) {
 	// snapshot's facts, which overlap in nothing, and is added as it is:
 	// a snapshot of a CMDB is mostly such assets.
 	have := map[string][]int32{}
-	known := map[Asset]bool{} // whether the inventory had the asset
-	facts := slices.Clone(s.Facts)
-	slices.SortStableFunc(facts, func(a, b Fact) int { return a.From.Compare(b.From) })
-	inv.facts = slices.Grow(inv.facts, len(facts))
+	// Whether the inventory had facts of each asset it had, before the
+	// snapshot's, and whether those are in have yet.
+	had := make([]bool, len(inv.assets))
+	for ai := range inv.assets {
+		had[ai] = inv.assets[ai].first != none
+	}
+	gathered := map[int32]bool{}
+	facts := s.Facts
+	if !slices.IsSortedFunc(facts, func(a, b Fact) int { return a.From.Compare(b.From) }) {
+		facts = slices.Clone(facts)
+		slices.SortStableFunc(facts, func(a, b Fact) int { return a.From.Compare(b.From) })
+	}
+	inv.reserve(s.Stats.Assets, len(facts))
 	for _, sf := range facts {
-		had, seen := known[sf.Asset]
-		if !seen {
-			ai, found := inv.lookupAsset(sf.Asset)
-			had = found && inv.assets[ai].first != none
-			known[sf.Asset] = had
-			if had {
-				for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
-					g := &inv.facts[j]
-					fk := factKey(sf.Asset, inv.strs.str(g.attr), inv.strs.str(g.value))
-					have[fk] = append(have[fk], j)
-				}
-			}
-		}
-		if !had {
+		ai, found := inv.lookupAsset(sf.Asset)
+		if !found || int(ai) >= len(had) || !had[ai] {
 			inv.add(sf)
 			continue
+		}
+		if !gathered[ai] {
+			gathered[ai] = true
+			for j := inv.assets[ai].first; j != none; j = inv.facts[j].nextOfAsset {
+				g := &inv.facts[j]
+				fk := factKey(sf.Asset, inv.strs.str(g.attr), inv.strs.str(g.value))
+				have[fk] = append(have[fk], j)
+			}
 		}
 		fk := factKey(sf.Asset, sf.Attr, sf.Value)
 		from := nanos(sf.From)
@@ -436,20 +442,36 @@ func (sr *snapReader) fileErr(err error) error {
 // build turns the records into facts: the records of an asset, in the
 // order of their times, are its history.
 func (sr *snapReader) build() *Snapshot {
-	s := &Snapshot{Stats: sr.st}
-	groups := map[string][]snapRecord{}
-	var order []string
-	for _, r := range sr.recs {
+	// The records of each asset together, the assets in the order of
+	// their first record: sorted in place, rather than gathered in a
+	// slice an asset, as a snapshot of a million assets has a million
+	// with one record.
+	first := make(map[string]int, len(sr.recs))
+	rank := make([]int, len(sr.recs))
+	nvals := len(sr.facts)
+	for i, r := range sr.recs {
 		k := r.asset.key()
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
+		f, ok := first[k]
+		if !ok {
+			f = len(first)
+			first[k] = f
 		}
-		groups[k] = append(groups[k], r)
+		rank[i] = f
+		nvals += len(r.vals)
 	}
-	assets := map[string]bool{}
-	for _, k := range order {
-		assets[k] = true
-		recs := groups[k]
+	byAsset := make([]int, len(sr.recs))
+	for i := range byAsset {
+		byAsset[i] = i
+	}
+	slices.SortStableFunc(byAsset, func(a, b int) int { return cmp.Compare(rank[a], rank[b]) })
+	s := &Snapshot{Stats: sr.st, Facts: make([]Fact, 0, nvals), seen: make([]snapState, 0, len(sr.recs))}
+	assets := len(first)
+	recs := make([]snapRecord, 0, 16)
+	for lo, hi := 0, 0; lo < len(byAsset); lo = hi {
+		recs = recs[:0]
+		for hi = lo; hi < len(byAsset) && rank[byAsset[hi]] == rank[byAsset[lo]]; hi++ {
+			recs = append(recs, sr.recs[byAsset[hi]])
+		}
 		// A deletion last among the records of a time: a resource made
 		// and deleted within one instant is gone.
 		slices.SortStableFunc(recs, func(a, b snapRecord) int {
@@ -505,11 +527,15 @@ func (sr *snapReader) build() *Snapshot {
 	// one capture time) never held.
 	s.Facts = slices.DeleteFunc(s.Facts, func(f Fact) bool { return !f.To.IsZero() && !f.To.After(f.From) })
 	for _, f := range sr.facts {
-		assets[f.Asset.key()] = true
+		k := f.Asset.key()
+		if _, ok := first[k]; !ok {
+			first[k] = -1
+			assets++
+		}
 	}
 	s.Facts = append(s.Facts, sr.facts...)
 	slices.SortStableFunc(s.Facts, func(a, b Fact) int { return a.From.Compare(b.From) })
-	s.Stats.Assets = len(assets)
+	s.Stats.Assets = assets
 	return s
 }
 
