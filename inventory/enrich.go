@@ -132,6 +132,17 @@ func (e *Enricher) FollowAssets(ctx context.Context, st Store) (int, error) {
 	return len(evs), nil
 }
 
+// Addrs returns the addresses an asset of a tenant had at t, as the
+// Enricher's inventory of the tenant knows them.
+func (e *Enricher) Addrs(tenant string, a Asset, t time.Time) []netip.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if inv := e.invs[tenant]; inv != nil {
+		return inv.Addrs(a, t)
+	}
+	return nil
+}
+
 // Enrich enriches a batch of events, in time order as a batch reaches
 // the ledger: the credentials and assets an event makes are known to the
 // events after it.

@@ -337,7 +337,7 @@ func TestWhoInstanceAddresses(t *testing.T) {
 			Session: event.Session{ID: "ASIAWEB"}, Actor: event.Actor{Type: "AssumedRole", ID: role}}
 	}
 	st := memStore{launch, profile, use("203.0.113.9", 5*time.Minute), use("198.51.100.1", 6*time.Minute)}
-	rep, err := Who(context.Background(), st, "ASIAWEB", time.Time{}, time.Time{})
+	rep, err := Who(context.Background(), st, nil, "ASIAWEB", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

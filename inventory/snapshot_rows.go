@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -148,7 +149,9 @@ func (sr *snapReader) row(cells []snapCell, cov *coverage, line int) {
 		sr.skip(line, fmt.Sprintf("no kind, and the id %.64q tells none", id))
 		return
 	}
-	if provider == "" && (isAWSAccount(account) || strings.HasPrefix(id, "arn:aws")) {
+	if provider == "" && (isAWSAccount(account) || strings.HasPrefix(id, "arn:aws") || awsResourceID.MatchString(id)) {
+		// A CMDB's export names no cloud: the events that name its
+		// assets do, by these ids.
 		provider = "aws"
 	}
 	rec := snapRecord{asset: Asset{Kind: kind, ID: id, Provider: provider, Account: account, Region: region}, at: sr.at, covers: cov, source: sr.source(line)}
@@ -232,6 +235,10 @@ func (sr *snapReader) row(cells []snapCell, cov *coverage, line int) {
 func isAddrSep(r rune) bool { return r == ',' || r == ';' || unicode.IsSpace(r) }
 
 // kindOfID tells an asset's kind from its id, where the id tells it.
+// awsResourceID matches the ids EC2 gives instances, network interfaces
+// and address allocations.
+var awsResourceID = regexp.MustCompile(`^(?:i|eni|eipalloc)-[0-9a-f]{8,17}$`)
+
 func kindOfID(id string) string {
 	switch {
 	case strings.HasPrefix(id, "i-"):

@@ -3,6 +3,7 @@ package inventory
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"regexp"
@@ -516,6 +517,25 @@ func TestSnapshotRows(t *testing.T) {
 				t.Errorf("skips %+v\nwant %+v", s.Stats.Skips, c.skips)
 			}
 		})
+	}
+}
+
+// TestSnapshotProvider: a row that names no cloud is AWS's when its id
+// has the shape of an id EC2 gives, or its account an AWS account's, as
+// the events that name the asset say; else it names none.
+func TestSnapshotProvider(t *testing.T) {
+	doc := "kind,id,account\ninstance,i-0317f6c6b66ae9c40,\n,eni-0a1b2c3d4e5f60718,\nvm,web-1,\ninstance,i-1,\nvm,web-2,123456789012\n"
+	s, err := ReadSnapshot(strings.NewReader(doc), "t", snapAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range s.Facts {
+		got[f.Asset.ID] = f.Asset.Provider
+	}
+	want := map[string]string{"i-0317f6c6b66ae9c40": "aws", "eni-0a1b2c3d4e5f60718": "aws", "web-1": "", "i-1": "", "web-2": "aws"}
+	if !maps.Equal(got, want) {
+		t.Errorf("providers %v, want %v", got, want)
 	}
 }
 

@@ -46,6 +46,13 @@ type Use struct {
 	OffInstance string `json:"off_instance,omitempty"`
 }
 
+// An AddrBook says which addresses an asset of a tenant had at a time.
+// The Enricher is one, from the inventory it keeps of the logs and the
+// snapshots.
+type AddrBook interface {
+	Addrs(tenant string, a Asset, t time.Time) []netip.Addr
+}
+
 // MaxUses bounds the events a Report lists.
 const MaxUses = 2000
 
@@ -53,8 +60,11 @@ const MaxUses = 2000
 // from the events of st between from and to: the credentials STS issued
 // in that time (and up to a day and a half before, the longest a
 // temporary credential lives), the chain from ref back to its origin,
-// and every event done under the chain's temporary credentials.
-func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report, error) {
+// and every event done under the chain's temporary credentials. An
+// instance's addresses, which tell the calls made with its credential
+// from elsewhere, come from book, or when it is nil from an inventory
+// of the audit logs of st.
+func Who(ctx context.Context, st Store, book AddrBook, ref string, from, to time.Time) (*Report, error) {
 	p := ParseRef(ref)
 	if p.Key == "" && p.ARN == "" {
 		return nil, fmt.Errorf("inventory: name a credential by its access key id or an ARN")
@@ -132,16 +142,17 @@ func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report
 	}
 	// An instance's credential: its addresses, as the inventory knows
 	// them, tell its own calls from others'.
-	var inv *Inventory
-	if instance {
-		if inv, err = Build(ctx, st, to); err != nil {
+	if instance && book == nil {
+		inv, err := Build(ctx, st, to)
+		if err != nil {
 			return nil, err
 		}
+		book = builtBook{inv}
 	}
 	for _, ev := range uses {
 		var addrs []netip.Addr
-		if id, ok := InstanceOf(ev); ok && inv != nil {
-			addrs = inv.Addrs(Asset{Kind: "instance", ID: id, Provider: "aws", Account: ev.Cloud.Account, Region: ev.Cloud.Region}, ev.Time)
+		if id, ok := InstanceOf(ev); ok {
+			addrs = book.Addrs(ev.Tenant, Asset{Kind: "instance", ID: id, Provider: "aws", Account: ev.Cloud.Account, Region: ev.Cloud.Region}, ev.Time)
 		}
 		r.Uses = append(r.Uses, Use{Seq: ev.Seq, Time: ev.Time, Account: ev.Cloud.Account, Region: ev.Cloud.Region, Action: ev.Action,
 			Actor: ev.Actor.Name, Key: ev.Session.ID, SrcIP: ev.SrcIP, Outcome: ev.Outcome.Result, OffInstance: OffInstance(ev, addrs)})
@@ -152,3 +163,10 @@ func Who(ctx context.Context, st Store, ref string, from, to time.Time) (*Report
 	slices.SortStableFunc(r.Uses, func(a, b Use) int { return a.Time.Compare(b.Time) })
 	return r, nil
 }
+
+// builtBook is the AddrBook of an inventory Build made of the events of
+// the tenants a search sees, whose assets are each filed under its
+// provider's id.
+type builtBook struct{ inv *Inventory }
+
+func (b builtBook) Addrs(_ string, a Asset, t time.Time) []netip.Addr { return b.inv.Addrs(a, t) }

@@ -283,7 +283,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Alerts:     alerts,
 		Playbooks:  playbooks,
 		Who: func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error) {
-			return inventory.Who(ctx, finder{db, scope}, ref, from, to)
+			return inventory.Who(ctx, finder{db, scope}, enr, ref, from, to)
 		},
 		Inventory: func(ctx context.Context, scope query.Scope, ref string, at time.Time) ([]inventory.Found, error) {
 			return enr.Lookup(scope, ref, at), nil

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigilsec/vigil/inventory"
@@ -190,7 +191,14 @@ func contextSourceOf(ctx context.Context, d *dataFlags, tenant string) (*context
 			return e.Lookup(scope, ref, at), nil
 		},
 		who: func(ctx context.Context, ref string, from, to time.Time) (*inventory.Report, error) {
-			return inventory.Who(ctx, f, ref, from, to)
+			book := &lazyBook{build: func() (*enrichment, error) {
+				return newEnrichment(ctx, f, nil, &cfg.Context, slog.New(slog.DiscardHandler))
+			}}
+			rep, err := inventory.Who(ctx, f, book, ref, from, to)
+			if err == nil {
+				err = book.err
+			}
+			return rep, err
 		},
 		search: func(ctx context.Context, q string, from, to time.Time, limit int) (*store.Result, error) {
 			parsed, err := query.Parse(q)
@@ -200,4 +208,23 @@ func contextSourceOf(ctx context.Context, d *dataFlags, tenant string) (*context
 			return db.Search(ctx, query.Request{Query: parsed, Scope: scope, From: from, To: to, Limit: limit})
 		},
 	}, func() { db.Close() }, nil
+}
+
+// lazyBook is the inventory of an offline command's data directory and
+// configured snapshots, read when Who first asks for an instance's
+// addresses: only an instance's credential needs them. Who's caller
+// reports err.
+type lazyBook struct {
+	build func() (*enrichment, error)
+	once  sync.Once
+	e     *enrichment
+	err   error
+}
+
+func (b *lazyBook) Addrs(tenant string, a inventory.Asset, t time.Time) []netip.Addr {
+	b.once.Do(func() { b.e, b.err = b.build() })
+	if b.e == nil {
+		return nil
+	}
+	return b.e.Addrs(tenant, a, t)
 }

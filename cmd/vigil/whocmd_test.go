@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,5 +118,44 @@ func TestWhoGCP(t *testing.T) {
 				t.Errorf("vigil who %s: no %q in\n%s", ref, w, out)
 			}
 		}
+	}
+}
+
+// TestWhoSnapshot: the addresses an imported snapshot gives an instance
+// decide whether its credential was used off it, from the data
+// directory and through a running server. The OTRF story's stolen
+// credential was used from 1.2.3.4: with a snapshot saying the instance
+// had that address, the uses are its own; with one giving it others,
+// they are named as from elsewhere.
+func TestWhoSnapshot(t *testing.T) {
+	needFixtures(t)
+	otrf := "../../../shared/testdata/otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json"
+	for _, tc := range []struct {
+		public, want string
+	}{
+		{"1.2.3.4", ""},
+		{"54.210.1.7", "! the credential of instance i-0317f6c6b66ae9c40 was used from 1.2.3.4, not one of the instance's addresses"},
+	} {
+		data := t.TempDir()
+		snapshot := filepath.Join(data, "cmdb.csv")
+		csv := "kind,id,private_ip,public_ip,from\ninstance,i-0317f6c6b66ae9c40,172.31.7.9," + tc.public + ",2020-09-14T00:00:00Z\n"
+		conf := fmt.Sprintf("context:\n  inventory: [%q]\n", snapshot)
+		if os.WriteFile(snapshot, []byte(csv), 0o600) != nil || os.WriteFile(filepath.Join(data, configFile), []byte(conf), 0o600) != nil {
+			t.Fatal("writing the snapshot and config")
+		}
+		mustVigil(t, "import", "--data", data, otrf)
+		check := func(how, out string) {
+			t.Helper()
+			flagged := strings.Count(out, "! the credential of instance")
+			switch {
+			case tc.want == "" && flagged != 0:
+				t.Errorf("%s, the instance had %s: uses flagged\n%s", how, tc.public, out)
+			case tc.want != "" && !strings.Contains(out, tc.want):
+				t.Errorf("%s, the instance had %s: no %q in\n%s", how, tc.public, tc.want, out)
+			}
+		}
+		check("offline", mustVigil(t, "who", "--data", data, "ASIA5FLZVX4OPVKKVBMX"))
+		serve(t, data)
+		check("through the server", mustVigil(t, "who", "--data", data, "ASIA5FLZVX4OPVKKVBMX"))
 	}
 }
