@@ -33,6 +33,7 @@ type Ranges struct {
 	ranges []Range
 	names  []string // of each range: provider/service/region, as events hold it
 	table  prefixTable
+	v4, v6 []span // the table's, for MergeRanges
 }
 
 // awsPrefix is an entry of AWS's prefixes or ipv6_prefixes.
@@ -150,12 +151,42 @@ func LoadAWSRanges(r io.Reader) (*Ranges, error) {
 	if lists == 0 {
 		return nil, errors.New("aws ip ranges: no prefixes or ipv6_prefixes: not an ip-ranges.json")
 	}
+	rs.v4, rs.v6 = v4, v6
 	rs.table, _ = buildPrefixTable(v4, v6)
 	rs.names = make([]string, len(rs.ranges))
 	for i, r := range rs.ranges {
 		rs.names[i] = r.Name()
 	}
 	return rs, nil
+}
+
+// MergeRanges returns the ranges of several files as one, as each
+// partition of AWS (aws, aws-cn, aws-us-gov) publishes its own. Of the
+// entries for one block, the specific service wins, then the first
+// listed, the files taken in order.
+func MergeRanges(rss ...*Ranges) *Ranges {
+	if len(rss) == 1 {
+		return rss[0]
+	}
+	out := &Ranges{}
+	for _, rs := range rss {
+		base := uint32(len(out.ranges))
+		for _, l := range []struct {
+			from []span
+			to   *[]span
+		}{{rs.v4, &out.v4}, {rs.v6, &out.v6}} {
+			order := uint32(len(*l.to))
+			for _, sp := range l.from {
+				sp.label += base
+				sp.order += order
+				*l.to = append(*l.to, sp)
+			}
+		}
+		out.ranges = append(out.ranges, rs.ranges...)
+		out.names = append(out.names, rs.names...)
+	}
+	out.table, _ = buildPrefixTable(out.v4, out.v6)
+	return out
 }
 
 // Name names the range as an event's src_cloud and dst_cloud hold it:

@@ -135,3 +135,45 @@ func TestRangesAWSMappedPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeRanges: the files of two partitions answer as one: the
+// specific service over AMAZON, the most specific block, and of one
+// block listed in both files under the same service the first file's.
+func TestMergeRanges(t *testing.T) {
+	load := func(doc string) *Ranges {
+		t.Helper()
+		rs, err := LoadAWSRanges(strings.NewReader(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	commercial := loadAWSSample(t)
+	china := load(`{"prefixes":[` +
+		`{"ip_prefix":"52.80.0.0/16","region":"cn-north-1","service":"AMAZON","network_border_group":"cn-north-1"},` +
+		`{"ip_prefix":"52.80.0.0/16","region":"cn-north-1","service":"EC2","network_border_group":"cn-north-1"},` +
+		`{"ip_prefix":"52.94.0.0/16","region":"cn-northwest-1","service":"AMAZON","network_border_group":"cn-northwest-1"},` +
+		`{"ip_prefix":"3.5.140.0/22","region":"cn-north-1","service":"AMAZON","network_border_group":"cn-north-1"}],` +
+		`"ipv6_prefixes":[{"ipv6_prefix":"2404:c2c0::/40","region":"cn-north-1","service":"EC2","network_border_group":"cn-north-1"}]}`)
+	rs := MergeRanges(commercial, china)
+	if rs.Len() != commercial.Len()+china.Len() {
+		t.Errorf("Len = %d, want %d", rs.Len(), commercial.Len()+china.Len())
+	}
+	for addr, want := range map[string]string{
+		"52.80.1.1":     "aws/EC2/cn-north-1",
+		"2404:c2c0::1":  "aws/EC2/cn-north-1",
+		"52.94.1.1":     "aws/AMAZON/us-east-1",      // in both under AMAZON: the first file's
+		"52.94.77.1":    "aws/DYNAMODB/us-west-2",    // the commercial /22 within
+		"3.5.140.1":     "aws/S3/ap-northeast-2",     // S3 over the other file's AMAZON
+		"13.33.1.2":     "aws/CLOUDFRONT/GLOBAL",
+		"8.8.8.8":       "",
+	} {
+		got, _ := rs.name(netip.MustParseAddr(addr))
+		if got != want {
+			t.Errorf("%s: %q, want %q", addr, got, want)
+		}
+	}
+	if MergeRanges(china) != china {
+		t.Error("a merge of one is not that one")
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -34,14 +33,15 @@ type contextConfig struct {
 	// Intel are threat-intel lists: files or folders of them (plain
 	// text, CSV, STIX 2.1 bundles), read again when they change.
 	Intel []intelConfig `yaml:"intel"`
-	// IntelReload is how often the lists are checked for changes
-	// (default 1m).
+	// IntelReload is how often the intel lists, the owners map and the
+	// cloud ranges are checked for changes (default 1m).
 	IntelReload string `yaml:"intel_reload"`
 	// CloudRanges are cloud providers' published ranges: AWS
-	// ip-ranges.json files.
+	// ip-ranges.json files (one a partition), read again when they
+	// change.
 	CloudRanges []string `yaml:"cloud_ranges"`
 	// Owners is the owners map: a file of account and tag rules naming
-	// each one's team and on-call contact.
+	// each one's team and on-call contact, read again when it changes.
 	Owners string `yaml:"owners"`
 	// Inventory are asset snapshots (CSV, JSON, AWS Config items), files
 	// or folders, imported at start beside what the audit logs say, each
@@ -191,17 +191,17 @@ func visibleFiles(dir string) ([]string, error) {
 	return out, nil
 }
 
-// stamp is what the intel files are now, to tell when they change: each
-// file's path, size and modification time.
-func stamp(srcs []inventory.IntelSource) string {
+// stamp is what files are now, to tell when they change: each file's
+// path, size and modification time.
+func stamp(paths []string) string {
 	var b strings.Builder
-	for _, s := range srcs {
-		fi, err := os.Stat(s.Path)
+	for _, p := range paths {
+		fi, err := os.Stat(p)
 		if err != nil {
-			fmt.Fprintf(&b, "%s:missing;", s.Path)
+			fmt.Fprintf(&b, "%s:missing;", p)
 			continue
 		}
-		fmt.Fprintf(&b, "%s:%d:%d;", s.Path, fi.Size(), fi.ModTime().UnixNano())
+		fmt.Fprintf(&b, "%s:%d:%d;", p, fi.Size(), fi.ModTime().UnixNano())
 	}
 	return b.String()
 }
@@ -210,11 +210,14 @@ func stamp(srcs []inventory.IntelSource) string {
 // its threat intel current.
 type enrichment struct {
 	*inventory.Enricher
-	ids        *inventory.Identities
-	cfg        *contextConfig
-	logger     *slog.Logger
-	intelStamp string
-	geo        *inventory.GeoIP
+	ids    *inventory.Identities
+	cfg    *contextConfig
+	logger *slog.Logger
+	geo    *inventory.GeoIP
+
+	// What the files of the lookups read again on change were when last
+	// read (stamp).
+	intelStamp, ownersStamp, rangesStamp string
 
 	// The span of event time enriched, which an import backfills.
 	mu          sync.Mutex
@@ -389,25 +392,11 @@ func (e *enrichment) load() error {
 		e.geo = g
 		e.SetGeoIP(g)
 	}
-	if len(c.CloudRanges) > 0 {
-		rs, err := loadRanges(c.CloudRanges)
-		if err != nil {
-			return fmt.Errorf("context.cloud_ranges: %w", err)
-		}
-		e.SetRanges(rs)
-		e.logger.Info("loaded cloud ranges", "ranges", rs.Len())
+	if _, err := e.reloadRanges(); err != nil {
+		return fmt.Errorf("context.cloud_ranges: %w", err)
 	}
-	if c.Owners != "" {
-		f, err := os.Open(c.Owners)
-		if err != nil {
-			return fmt.Errorf("context.owners: %w", err)
-		}
-		o, err := inventory.LoadOwners(f, c.Owners)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("context.owners: %w", err)
-		}
-		e.SetOwners(o)
+	if _, err := e.reloadOwners(); err != nil {
+		return fmt.Errorf("context.owners: %w", err)
 	}
 	if len(c.Intel) > 0 {
 		if _, err := e.reloadIntel(); err != nil {
@@ -417,20 +406,22 @@ func (e *enrichment) load() error {
 	return nil
 }
 
+// loadRanges reads and merges AWS ip-ranges.json files.
 func loadRanges(paths []string) (*inventory.Ranges, error) {
-	if len(paths) > 1 {
-		return nil, errors.New("one ip-ranges.json file for now")
+	var all []*inventory.Ranges
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := inventory.LoadAWSRanges(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		all = append(all, rs)
 	}
-	f, err := os.Open(paths[0])
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rs, err := inventory.LoadAWSRanges(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", paths[0], err)
-	}
-	return rs, nil
+	return inventory.MergeRanges(all...), nil
 }
 
 // importSnapshots imports a snapshot file, or each file of a folder in
@@ -482,7 +473,11 @@ func (e *enrichment) reloadIntel() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	s := stamp(srcs)
+	paths := make([]string, len(srcs))
+	for i, src := range srcs {
+		paths[i] = src.Path
+	}
+	s := stamp(paths)
 	if s == e.intelStamp {
 		return false, nil
 	}
@@ -502,13 +497,62 @@ func (e *enrichment) reloadIntel() (bool, error) {
 	return true, nil
 }
 
-// watchIntel reloads the threat-intel lists when their files change,
-// until ctx is done.
-func (e *enrichment) watchIntel(ctx context.Context) {
-	if len(e.cfg.Intel) == 0 {
+// reloadOwners reads the owners map if it changed since it was last
+// read, and reports whether it did.
+func (e *enrichment) reloadOwners() (bool, error) {
+	path := e.cfg.Owners
+	if path == "" {
+		return false, nil
+	}
+	st := stamp([]string{path})
+	if st == e.ownersStamp {
+		return false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	o, err := inventory.LoadOwners(f, path)
+	if err != nil {
+		return false, err
+	}
+	e.SetOwners(o)
+	e.ownersStamp = st
+	e.logger.Info("loaded the owners map", "file", path)
+	return true, nil
+}
+
+// reloadRanges reads the cloud ranges if a file of them changed since
+// they were last read, and reports whether one did.
+func (e *enrichment) reloadRanges() (bool, error) {
+	paths := e.cfg.CloudRanges
+	if len(paths) == 0 {
+		return false, nil
+	}
+	st := stamp(paths)
+	if st == e.rangesStamp {
+		return false, nil
+	}
+	rs, err := loadRanges(paths)
+	if err != nil {
+		return false, err
+	}
+	e.SetRanges(rs)
+	e.rangesStamp = st
+	e.logger.Info("loaded cloud ranges", "files", len(paths), "ranges", rs.Len())
+	return true, nil
+}
+
+// watch reads the threat-intel lists, the owners map and the cloud
+// ranges again when their files change, until ctx is done. A change
+// that cannot be read keeps what was loaded before in use.
+func (e *enrichment) watch(ctx context.Context) {
+	c := e.cfg
+	if len(c.Intel) == 0 && c.Owners == "" && len(c.CloudRanges) == 0 {
 		return
 	}
-	t := time.NewTicker(e.cfg.intelReload)
+	t := time.NewTicker(c.intelReload)
 	defer t.Stop()
 	for {
 		select {
@@ -518,6 +562,12 @@ func (e *enrichment) watchIntel(ctx context.Context) {
 		}
 		if _, err := e.reloadIntel(); err != nil {
 			e.logger.Error("reloading threat intel; the lists loaded before stay in use", "err", err)
+		}
+		if _, err := e.reloadOwners(); err != nil {
+			e.logger.Error("reloading the owners map; the map loaded before stays in use", "err", err)
+		}
+		if _, err := e.reloadRanges(); err != nil {
+			e.logger.Error("reloading cloud ranges; the ranges loaded before stay in use", "err", err)
 		}
 	}
 }

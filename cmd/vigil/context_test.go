@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -202,6 +203,77 @@ func TestIntelReload(t *testing.T) {
 	}
 	if hits("198.51.100.8") != 1 {
 		t.Error("a missing file dropped the lists in use")
+	}
+}
+
+// TestWatch: the owners map and the cloud ranges, two files of them, are
+// read again when a file changes, by the loop vigil serve runs; a change
+// that cannot be read keeps what was in use, and says so.
+func TestWatch(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2024, 8, 1, 0, 0, 0, 0, time.UTC)
+	write := func(name, text string, mtime time.Time) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	owners := func(team string) string {
+		return "rules:\n  - account: \"111111111111\"\n    team: " + team + "\n"
+	}
+	ranges := func(prefix, service string) string {
+		return `{"prefixes":[{"ip_prefix":"` + prefix + `","region":"cn-north-1","service":"` + service + `","network_border_group":"cn-north-1"}]}`
+	}
+	cfg := &contextConfig{
+		Owners:      write("owners.yaml", owners("payments"), t0),
+		CloudRanges: []string{write("cn.json", ranges("52.80.0.0/16", "EC2"), t0), write("gov.json", ranges("15.200.0.0/16", "S3"), t0)},
+		IntelReload: "20ms",
+	}
+	if err := cfg.check("default"); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	e := &enrichment{Enricher: inventory.NewEnricher(nil), cfg: cfg, logger: slog.New(slog.NewTextHandler(&log, nil))}
+	if err := e.load(); err != nil {
+		t.Fatal(err)
+	}
+	enriched := func() string {
+		ev := &event.Event{Time: t0, Cloud: event.Cloud{Account: "111111111111"}, SrcIP: netip.MustParseAddr("52.80.1.1"),
+			DstIP: netip.MustParseAddr("15.200.0.9"), Raw: []byte(`{}`)}
+		e.Enrich([]*event.Event{ev})
+		return ev.Context.Team + " " + ev.Context.Src.Cloud + " " + ev.Context.Dst.Cloud
+	}
+	if got := enriched(); got != "payments aws/EC2/cn-north-1 aws/S3/cn-north-1" {
+		t.Fatalf("at start: %q", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.watch(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: never; log:\n%s", what, log.String())
+			}
+		}
+	}
+	write("owners.yaml", owners("identity"), t0.Add(time.Minute))
+	write("cn.json", ranges("52.80.0.0/16", "DYNAMODB"), t0.Add(time.Minute))
+	waitFor("the changed files in use", func() bool { return enriched() == "identity aws/DYNAMODB/cn-north-1 aws/S3/cn-north-1" })
+
+	write("owners.yaml", "rules: [", t0.Add(2*time.Minute))
+	write("gov.json", "{", t0.Add(2*time.Minute))
+	waitFor("the broken files reported", func() bool {
+		return strings.Contains(log.String(), "the map loaded before stays in use") && strings.Contains(log.String(), "the ranges loaded before stay in use")
+	})
+	if got := enriched(); got != "identity aws/DYNAMODB/cn-north-1 aws/S3/cn-north-1" {
+		t.Errorf("after broken changes: %q", got)
 	}
 }
 

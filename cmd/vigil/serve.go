@@ -113,7 +113,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer enr.Close()
-	go enr.watchIntel(ctx)
+	go enr.watch(ctx)
 	db := dd.db
 	// Correlation state is rebuilt from the events of its longest
 	// timespan, matched again without alerting again: at start, and when
