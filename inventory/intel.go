@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file holds threat intelligence: lists of known-bad IP addresses and
@@ -105,10 +106,15 @@ const (
 // Intel matches addresses, domains and hashes against indicator lists.
 // Its methods are safe for concurrent use; it never changes once loaded.
 type Intel struct {
-	labels  []Match
-	ips     prefixTable
-	domains map[string]domainNode // lower case, no trailing dot
-	tops    topFilter             // the last two labels of the listed domains
+	labels []Match
+	ips    prefixTable
+	// The listed domains (lower case, no trailing dot) and the last two
+	// labels of each, by number in a table: a million names held in
+	// byte arrays, not as strings the garbage collector traces at every
+	// cycle while ingest runs.
+	domains strTable
+	nodes   []domainNode // by the number of the domain
+	tops    topFilter    // the last two labels of the listed domains
 	md5     map[[16]byte]uint32
 	sha1    map[[20]byte]uint32
 	sha256  map[[32]byte]uint32
@@ -193,7 +199,7 @@ func (in *Intel) MatchDomain(name string) (Match, bool) {
 }
 
 func matchDomain[T string | []byte](in *Intel, name T) (Match, bool) {
-	if in == nil || len(in.domains) == 0 {
+	if in == nil || len(in.nodes) == 0 {
 		return Match{}, false
 	}
 	if n := len(name); n > 0 && name[n-1] == '.' {
@@ -228,15 +234,14 @@ func matchDomain[T string | []byte](in *Intel, name T) (Match, bool) {
 	if !in.tops.mayHave(buf[top:n]) {
 		return Match{}, false
 	}
-	// The compiler turns m[string(b)] into a lookup that does not copy b.
-	node, ok := in.domains[string(buf[top:n])]
+	node, ok := in.domain(buf[top:n])
 	if !ok {
 		return Match{}, false
 	}
 	name1 := buf[:n]
 	for ; labels > 2; labels-- {
 		if labels <= int(node.deepest) {
-			if d, ok := in.domains[string(name1)]; ok && d.listed {
+			if d, ok := in.domain(name1); ok && d.listed {
 				return in.labels[d.label], true
 			}
 		}
@@ -246,6 +251,17 @@ func matchDomain[T string | []byte](in *Intel, name T) (Match, bool) {
 		return in.labels[node.label], true
 	}
 	return Match{}, false
+}
+
+// domain returns the node of a domain name.
+func (in *Intel) domain(name []byte) (domainNode, bool) {
+	// The table only reads the name, and keeps nothing of it: a string
+	// sharing its bytes costs no copy.
+	id, ok := in.domains.find(unsafe.String(unsafe.SliceData(name), len(name)))
+	if !ok {
+		return domainNode{}, false
+	}
+	return in.nodes[id], true
 }
 
 // topFilter says whether a name may be the last two labels of a listed
@@ -448,34 +464,42 @@ func (b *intelBuilder) add(ind indicator, label uint32, st *IntelStats) {
 
 func (b *intelBuilder) build() *Intel {
 	ips, n := buildPrefixTable(b.v4, b.v6)
-	domains := make(map[string]domainNode, len(b.domains))
-	for d, l := range b.domains {
-		node := domains[d]
-		node.label, node.listed = l, true
-		domains[d] = node
+	var (
+		domains strTable
+		nodes   []domainNode
+	)
+	node := func(d string) *domainNode {
+		id := domains.id(d)
+		if int(id) == len(nodes) {
+			nodes = append(nodes, domainNode{})
+		}
+		return &nodes[id]
+	}
+	for d, label := range b.domains {
+		n := node(d)
+		n.label, n.listed = label, true
 		labels := strings.Count(d, ".") + 1
 		i := strings.LastIndexByte(d, '.')
-		top := d[strings.LastIndexByte(d[:i], '.')+1:]
-		node = domains[top]
-		node.deepest = max(node.deepest, uint8(labels))
-		domains[top] = node
+		n = node(d[strings.LastIndexByte(d[:i], '.')+1:])
+		n.deepest = max(n.deepest, uint8(labels))
 	}
 	n2 := 0
-	for _, node := range domains {
-		if node.deepest > 0 {
+	for _, n := range nodes {
+		if n.deepest > 0 {
 			n2++
 		}
 	}
 	tops := newTopFilter(n2)
-	for d, node := range domains {
-		if node.deepest > 0 {
-			tops.add(d)
+	for id, n := range nodes {
+		if n.deepest > 0 {
+			tops.add(domains.str(uint32(id)))
 		}
 	}
 	return &Intel{
 		labels:  b.labels,
 		ips:     ips,
 		domains: domains,
+		nodes:   nodes,
 		tops:    tops,
 		md5:     b.md5,
 		sha1:    b.sha1,
