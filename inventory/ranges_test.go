@@ -160,13 +160,13 @@ func TestMergeRanges(t *testing.T) {
 		t.Errorf("Len = %d, want %d", rs.Len(), commercial.Len()+china.Len())
 	}
 	for addr, want := range map[string]string{
-		"52.80.1.1":     "aws/EC2/cn-north-1",
-		"2404:c2c0::1":  "aws/EC2/cn-north-1",
-		"52.94.1.1":     "aws/AMAZON/us-east-1",      // in both under AMAZON: the first file's
-		"52.94.77.1":    "aws/DYNAMODB/us-west-2",    // the commercial /22 within
-		"3.5.140.1":     "aws/S3/ap-northeast-2",     // S3 over the other file's AMAZON
-		"13.33.1.2":     "aws/CLOUDFRONT/GLOBAL",
-		"8.8.8.8":       "",
+		"52.80.1.1":    "aws/EC2/cn-north-1",
+		"2404:c2c0::1": "aws/EC2/cn-north-1",
+		"52.94.1.1":    "aws/AMAZON/us-east-1",   // in both under AMAZON: the first file's
+		"52.94.77.1":   "aws/DYNAMODB/us-west-2", // the commercial /22 within
+		"3.5.140.1":    "aws/S3/ap-northeast-2",  // S3 over the other file's AMAZON
+		"13.33.1.2":    "aws/CLOUDFRONT/GLOBAL",
+		"8.8.8.8":      "",
 	} {
 		got, _ := rs.name(netip.MustParseAddr(addr))
 		if got != want {
