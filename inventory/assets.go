@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"math"
 	"net/netip"
@@ -57,9 +58,12 @@ type Inventory struct {
 	byID    map[uint32]int32   // lower-cased id → the newest asset with it
 	byValue map[uint32]int32   // lower-cased value of an indexed attribute → its newest fact
 	byAddr  map[[16]byte]int32 // address (IPv4 mapped) → the newest fact of it
-	// changes counts the changes to facts, so that what was worked out
-	// from them can tell it still holds.
-	changes uint64
+	// addrGens count the changes to the facts of addresses, by a hash of
+	// the address (addrGen), and each assetRec the changes to its own, so
+	// that what enrichment worked out of them (heldBy) can tell that it
+	// still holds: an instance launched elsewhere changes neither.
+	addrGens []uint32
+	addrSeed maphash.Seed
 	// gcpOps are the GCP operations whose first log entry was seen and
 	// whose last was not yet, by producer/operation id (assets_cloud.go).
 	gcpOps map[string]*gcpOp
@@ -173,7 +177,6 @@ func (inv *Inventory) add(f Fact) (int32, bool) {
 	if !f.To.IsZero() {
 		to = nanos(f.To)
 	}
-	inv.changes++
 	i := int32(len(inv.facts))
 	inv.facts = append(inv.facts, factRec{from: from, to: to, asset: a, attr: attr, value: value,
 		source: inv.strs.id(f.Source), nextOfAsset: none, nextByValue: none, nextByAddr: none})
@@ -194,7 +197,34 @@ func (inv *Inventory) add(f Fact) (int32, bool) {
 			inv.byAddr[k] = inv.insert(headOf(inv.byAddr, k), i, byAddr)
 		}
 	}
+	inv.changed(i)
 	return i, true
+}
+
+// addrGenSlots is how many counters addrGens has: addresses that share
+// one only count each other's changes too.
+const addrGenSlots = 1 << 14
+
+// changed counts a change to fact j: added, or ended.
+func (inv *Inventory) changed(j int32) {
+	f := &inv.facts[j]
+	inv.assets[f.asset].changes++
+	if attr := inv.strs.str(f.attr); attr == "private_ip" || attr == "public_ip" {
+		if ip, err := netip.ParseAddr(inv.strs.str(f.value)); err == nil {
+			inv.addrGens[inv.addrSlot(ip)]++
+		}
+	}
+}
+
+// addrGen returns the count of the changes to the facts of ip (and of
+// the addresses that share its counter).
+func (inv *Inventory) addrGen(ip netip.Addr) uint32 { return inv.addrGens[inv.addrSlot(ip)] }
+
+func (inv *Inventory) addrSlot(ip netip.Addr) int {
+	if inv.addrGens == nil {
+		inv.addrSeed, inv.addrGens = maphash.MakeSeed(), make([]uint32, addrGenSlots)
+	}
+	return int(maphash.Comparable(inv.addrSeed, ip.Unmap().WithZone("").As16()) & (addrGenSlots - 1))
 }
 
 // headOf returns the head of the list an index keeps at k.
@@ -242,7 +272,7 @@ func (inv *Inventory) End(a Asset, attr string, t time.Time) {
 		f := &inv.facts[j]
 		if (attr == "" || inv.strs.str(f.attr) == attr) && f.open() && f.from <= at {
 			f.to = at
-			inv.changes++
+			inv.changed(j)
 		}
 	}
 }

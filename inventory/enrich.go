@@ -290,12 +290,15 @@ type lookedUp struct {
 }
 
 // heldBy is the asset that had an address, and its owner, in inv, at any
-// time in [lo, hi), while inv has seen changes changes and the owners
-// map is owners.
+// time in [lo, hi), while the facts of the address and of the asset are
+// as they were (addrGen, and the asset's changes, assetGen) and the
+// owners map is owners.
 type heldBy struct {
 	inv          *Inventory
-	changes      uint64
 	owners       *Owners
+	addrGen      uint32
+	ai           int32 // the asset, or none
+	assetGen     uint32
 	lo, hi       int64
 	asset, owner string
 }
@@ -305,12 +308,15 @@ type heldBy struct {
 // which a change to the inventory ends: most events of a log are of the
 // same addresses, and of times close together.
 func (a *heldBy) assetAt(inv *Inventory, owners *Owners, addr netip.Addr, at int64) (asset, owner string) {
-	if a.inv != inv || a.changes != inv.changes || a.owners != owners || at < a.lo || at >= a.hi {
-		a.inv, a.changes, a.owners = inv, inv.changes, owners
+	gen := inv.addrGen(addr)
+	if a.inv != inv || a.owners != owners || a.addrGen != gen || at < a.lo || at >= a.hi ||
+		a.ai != none && inv.assets[a.ai].changes != a.assetGen {
+		a.inv, a.owners, a.addrGen, a.ai = inv, owners, gen, none
 		a.asset, a.owner = "", ""
 		ai, ok := inv.assetAt(addr, at)
 		a.lo, a.hi = inv.addrSpan(addr, at)
 		if ok {
+			a.ai, a.assetGen = ai, inv.assets[ai].changes
 			lo, hi := inv.span(ai, at)
 			a.lo, a.hi = max(a.lo, lo), min(a.hi, hi)
 			a.asset = inv.strs.str(inv.assets[ai].id)

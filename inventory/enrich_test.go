@@ -198,6 +198,44 @@ func TestEnrichAssets(t *testing.T) {
 	}
 }
 
+// TestEnrichAddressChanged: what enrichment keeps of an address is
+// worked out again when the address's facts change, even at a time it
+// had already answered for, and not lost when another address's do.
+func TestEnrichAddressChanged(t *testing.T) {
+	t0 := time.Date(2023, 7, 10, 11, 0, 0, 0, time.UTC)
+	e := NewEnricher(nil)
+	web := Asset{Kind: "instance", ID: "i-web", Provider: "aws"}
+	db := Asset{Kind: "instance", ID: "i-db", Provider: "aws"}
+	e.withInventory("acme", func(inv *Inventory) {
+		inv.Add(Fact{Asset: web, Attr: "private_ip", Value: "10.0.3.7", From: t0})
+	})
+	asset := func() string {
+		ev := &event.Event{Time: t0.Add(time.Hour), Tenant: "acme", Source: "aws.vpcflow", SrcIP: netip.MustParseAddr("10.0.3.7")}
+		e.Enrich([]*event.Event{ev})
+		return ev.Context.Src.Asset
+	}
+	if got := asset(); got != "i-web" {
+		t.Fatalf("src_asset %q, want i-web", got)
+	}
+	e.withInventory("acme", func(inv *Inventory) {
+		inv.Add(Fact{Asset: db, Attr: "private_ip", Value: "10.0.5.5", From: t0})
+	})
+	if got := asset(); got != "i-web" {
+		t.Errorf("after another address changed: src_asset %q, want i-web", got)
+	}
+	// A log that arrives late says the address was released before.
+	e.withInventory("acme", func(inv *Inventory) { inv.End(web, "private_ip", t0.Add(30*time.Minute)) })
+	if got := asset(); got != "" {
+		t.Errorf("after the address was released: src_asset %q, want none", got)
+	}
+	e.withInventory("acme", func(inv *Inventory) {
+		inv.Add(Fact{Asset: db, Attr: "private_ip", Value: "10.0.3.7", From: t0.Add(45 * time.Minute)})
+	})
+	if got := asset(); got != "i-db" {
+		t.Errorf("after the address was taken again: src_asset %q, want i-db", got)
+	}
+}
+
 // TestEnrichNothingKnown: with no lookups, events are left as they were,
 // and nothing is allocated for them.
 func TestEnrichNothingKnown(t *testing.T) {

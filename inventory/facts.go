@@ -107,6 +107,7 @@ type assetRec struct {
 	kind, id, provider, account, region uint32
 	first, last                         int32 // its facts, in the order added
 	nextSameID                          int32 // the next asset whose id is the same but for case
+	changes                             uint32
 }
 
 // assetKey names an asset as the inventory files it: provider, kind, id.

@@ -278,7 +278,7 @@ func (inv *Inventory) Import(s *Snapshot) {
 				}
 			}
 			f.to = at
-			inv.changes++
+			inv.changed(j)
 			return true
 		})
 	}
@@ -323,7 +323,7 @@ func (inv *Inventory) Import(s *Snapshot) {
 			if g.holds(from) {
 				if g.open() && !sf.To.IsZero() {
 					g.to = nanos(sf.To)
-					inv.changes++
+					inv.changed(j)
 				}
 				held = true
 				break
