@@ -427,6 +427,19 @@ func (s *DB) Seqs(ctx context.Context, req query.Request) ([]uint64, error) {
 // path, which must not be open, into s: when the store is rebuilt from
 // the ledger, which does not hold them.
 func (s *DB) CopyQuarantine(ctx context.Context, path string) (int64, error) {
+	return s.fromOldStore(ctx, path, func(conn *sql.Conn) (int64, error) {
+		res, err := conn.ExecContext(ctx, "INSERT INTO quarantine SELECT * FROM old_store.quarantine")
+		if err != nil {
+			return 0, fmt.Errorf("copying the quarantine of %s: %w", path, err)
+		}
+		return res.RowsAffected()
+	})
+}
+
+// fromOldStore runs fn on a connection to s with the store file at path,
+// which must not be open, attached read-only as old_store: for what a
+// store rebuilt from the ledger carries over from the one it replaces.
+func (s *DB) fromOldStore(ctx context.Context, path string, fn func(*sql.Conn) (int64, error)) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	conn, err := s.db.Conn(ctx)
@@ -438,11 +451,7 @@ func (s *DB) CopyQuarantine(ctx context.Context, path string) (int64, error) {
 		return 0, fmt.Errorf("opening %s: %w", path, err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "DETACH old_store")
-	res, err := conn.ExecContext(ctx, "INSERT INTO quarantine SELECT * FROM old_store.quarantine")
-	if err != nil {
-		return 0, fmt.Errorf("copying the quarantine of %s: %w", path, err)
-	}
-	return res.RowsAffected()
+	return fn(conn)
 }
 
 // quoteLiteral quotes s as an SQL string literal, for the statements that

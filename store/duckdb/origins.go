@@ -110,40 +110,31 @@ func (s *DB) SetOrigins(ctx context.Context, origins map[uint64]string) error {
 // not hold them. An event whose origin in s is no longer the one the
 // old store recorded as the ledger's keeps its own.
 func (s *DB) CopyOrigins(ctx context.Context, path string) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "ATTACH "+quoteLiteral(path)+" AS old_store (READ_ONLY)"); err != nil {
-		return 0, fmt.Errorf("opening %s: %w", path, err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "DETACH old_store")
-	var n int
-	err = conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = 'old_store' AND table_name = 'origin_backfills'`).Scan(&n)
-	if err != nil || n == 0 {
-		return 0, err // a store made before backfills has none
-	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	const applicable = `FROM old_store.origin_backfills b JOIN events e ON e.seq = b.seq
-		WHERE e.session_origin IS NOT DISTINCT FROM b.ledger_origin`
-	if _, err := tx.ExecContext(ctx, `INSERT INTO origin_backfills SELECT b.seq, b.origin, b.ledger_origin `+applicable+` ON CONFLICT (seq) DO NOTHING`); err != nil {
-		return 0, fmt.Errorf("copying the origins of %s: %w", path, err)
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE events SET session_origin = b.origin FROM origin_backfills b WHERE events.seq = b.seq`)
-	if err != nil {
-		return 0, fmt.Errorf("copying the origins of %s: %w", path, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("copying the origins of %s: %w", path, err)
-	}
-	return res.RowsAffected()
+	return s.fromOldStore(ctx, path, func(conn *sql.Conn) (int64, error) {
+		var n int
+		err := conn.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = 'old_store' AND table_name = 'origin_backfills'`).Scan(&n)
+		if err != nil || n == 0 {
+			return 0, err // a store made before backfills has none
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer tx.Rollback()
+		const applicable = `FROM old_store.origin_backfills b JOIN events e ON e.seq = b.seq
+			WHERE e.session_origin IS NOT DISTINCT FROM b.ledger_origin`
+		if _, err := tx.ExecContext(ctx, `INSERT INTO origin_backfills SELECT b.seq, b.origin, b.ledger_origin `+applicable+` ON CONFLICT (seq) DO NOTHING`); err != nil {
+			return 0, fmt.Errorf("copying the origins of %s: %w", path, err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE events SET session_origin = b.origin FROM origin_backfills b WHERE events.seq = b.seq`)
+		if err != nil {
+			return 0, fmt.Errorf("copying the origins of %s: %w", path, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, fmt.Errorf("copying the origins of %s: %w", path, err)
+		}
+		return res.RowsAffected()
+	})
 }
 
 // backfilled returns the backfills of the events with seqs in [lo, hi):
