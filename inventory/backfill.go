@@ -71,12 +71,19 @@ func (ids *Identities) BackfillLate(ctx context.Context, st OriginStore, before 
 	ids.mu.Unlock()
 
 	n := 0
-	for _, s := range merge(ready) {
+	spans := merge(ready)
+	for i, s := range spans {
 		// Skew between sources: a use may be logged a little before its
 		// issue.
 		m, err := ids.Backfill(ctx, st, s.first.Add(-5*time.Minute), s.last.Add(time.Nanosecond))
 		n += m
 		if err != nil {
+			// Tried again at the next call.
+			ids.mu.Lock()
+			for _, s := range spans[i:] {
+				ids.late = append(ids.late, lateSpan{s, before.Add(-time.Nanosecond)})
+			}
+			ids.mu.Unlock()
 			return n, err
 		}
 	}

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -45,6 +46,13 @@ func (m *originStore) SetOrigins(_ context.Context, origins map[uint64]string) e
 	return nil
 }
 
+// failing is an OriginStore whose reads fail.
+type failing struct{ *originStore }
+
+func (failing) Sessions(context.Context, string, time.Time, time.Time, func(*event.Event) error) error {
+	return errors.New("the store is closed")
+}
+
 // withOrigin counts the events with an origin.
 func withOrigin(evs []*event.Event, origin string) int {
 	n := 0
@@ -84,6 +92,10 @@ func TestBackfillLate(t *testing.T) {
 	ids.Enrich(issues)
 	if n, err := ids.BackfillLate(ctx, st, time.Now().Add(-time.Hour)); n != 0 || err != nil {
 		t.Errorf("before the store settled: backfilled %d (%v)", n, err)
+	}
+	// A store that fails: the uses are tried again at the next call.
+	if _, err := ids.BackfillLate(ctx, failing{st}, time.Now()); err == nil {
+		t.Error("a failing store: no error")
 	}
 	n, err := ids.BackfillLate(ctx, st, time.Now())
 	if err != nil {
