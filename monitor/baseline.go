@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"slices"
 	"time"
+
+	"github.com/vigilsec/vigil/metric"
 )
 
 // A Season is the cycle a series repeats: a period, cut into buckets
@@ -75,8 +77,8 @@ const (
 // of its season. Each bucket's level
 // is the median of its values: an incident in one period of several
 // does not move it, nor does a slow drift within one.
-func Fit(samples []Sample, season Season, from, to time.Time) Baseline {
-	hist := between(samples, from, to)
+func Fit(samples []metric.Sample, season Season, from, to time.Time) Baseline {
+	hist := metric.Between(samples, from, to)
 	n := season.buckets()
 	b := Baseline{Season: season, Level: make([]float64, n)}
 	values := make([][]float64, n)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilsec/vigil/metric"
 	"gopkg.in/yaml.v3"
 )
 
@@ -128,18 +129,18 @@ type Anomaly struct {
 	Rule     string
 	Severity string
 	Metric   string
-	Labels   Labels
+	Labels   metric.Labels
 	// Start and End are the times of the first and last stray samples.
 	Start, End time.Time
 	Direction  string // up or down
 	// Peak is the sample that strayed most, Score how many scales it
 	// strayed, and Expected the baseline's level at its time.
-	Peak     Sample
+	Peak     metric.Sample
 	Score    float64
 	Expected float64
 	// Observed are the stray samples, and Levels the baseline's level at
 	// each, the first maxObserved.
-	Observed, Levels []Sample
+	Observed, Levels []metric.Sample
 }
 
 // maxObserved bounds the samples an Anomaly carries.
@@ -151,7 +152,7 @@ const maxObserved = 288
 // starts at a sample that strays by the rule's score, and goes on while
 // samples stray by half of it, so that a burst that wavers is one
 // anomaly, not several.
-func (r *Rule) Evaluate(s *Series, from, to time.Time) []Anomaly {
+func (r *Rule) Evaluate(s *metric.Series, from, to time.Time) []Anomaly {
 	season := seasons[r.Season]
 	period := season.Period
 	if period == 0 {
@@ -171,7 +172,7 @@ func (r *Rule) Evaluate(s *Series, from, to time.Time) []Anomaly {
 	for day := from.Truncate(24 * time.Hour); day.Before(to); day = day.Add(24 * time.Hour) {
 		b := Fit(s.Samples, season, day.Add(-history), day)
 		lo, hi := maxTime(day, from), minTime(day.Add(24*time.Hour), to)
-		for _, x := range between(s.Samples, lo, hi) {
+		for _, x := range metric.Between(s.Samples, lo, hi) {
 			score, level, ok := b.Score(x.Time, x.Value)
 			dir, need := "up", r.Score
 			if score < 0 {
@@ -196,7 +197,7 @@ func (r *Rule) Evaluate(s *Series, from, to time.Time) []Anomaly {
 			}
 			if len(run.Observed) < maxObserved {
 				run.Observed = append(run.Observed, x)
-				run.Levels = append(run.Levels, Sample{x.Time, level})
+				run.Levels = append(run.Levels, metric.Sample{Time: x.Time, Value: level})
 			}
 		}
 	}
@@ -214,7 +215,7 @@ func (r *Rule) strays(dir string, score, change, need float64) bool {
 
 // EvaluateAll sums the rule's metric's series by its labels and
 // evaluates each sum.
-func (r *Rule) EvaluateAll(series []Series, from, to time.Time) []Anomaly {
+func (r *Rule) EvaluateAll(series []metric.Series, from, to time.Time) []Anomaly {
 	var out []Anomaly
 	for _, s := range Aggregate(series, r.Metric, r.By) {
 		out = append(out, r.Evaluate(&s, from, to)...)
@@ -222,14 +223,14 @@ func (r *Rule) EvaluateAll(series []Series, from, to time.Time) []Anomaly {
 	return out
 }
 
-// Aggregate sums the series of a metric that are alike in the labels
+// Aggregate sums the series of the metric name that are alike in the labels
 // by, at each time any of them has a sample. With no labels by, it
 // returns the metric's series as they are.
-func Aggregate(series []Series, metric string, by []string) []Series {
-	var out []Series
+func Aggregate(series []metric.Series, name string, by []string) []metric.Series {
+	var out []metric.Series
 	if len(by) == 0 {
 		for _, s := range series {
-			if s.Metric == metric {
+			if s.Metric == name {
 				out = append(out, s)
 			}
 		}
@@ -238,7 +239,7 @@ func Aggregate(series []Series, metric string, by []string) []Series {
 	index := map[string]int{}
 	sums := map[string]map[int64]float64{}
 	for _, s := range series {
-		if s.Metric != metric {
+		if s.Metric != name {
 			continue
 		}
 		m := map[string]string{}
@@ -252,7 +253,7 @@ func Aggregate(series []Series, metric string, by []string) []Series {
 		k := key.String()
 		if _, ok := index[k]; !ok {
 			index[k] = len(out)
-			out = append(out, Series{Metric: metric, Labels: NewLabels(m)})
+			out = append(out, metric.Series{Metric: name, Labels: metric.NewLabels(m)})
 			sums[k] = map[int64]float64{}
 		}
 		for _, x := range s.Samples {
@@ -265,9 +266,9 @@ func Aggregate(series []Series, metric string, by []string) []Series {
 			times = append(times, t)
 		}
 		slices.Sort(times)
-		samples := make([]Sample, len(times))
+		samples := make([]metric.Sample, len(times))
 		for j, t := range times {
-			samples[j] = Sample{time.Unix(0, t).UTC(), sums[k][t]}
+			samples[j] = metric.Sample{Time: time.Unix(0, t).UTC(), Value: sums[k][t]}
 		}
 		out[i].Samples = samples
 	}

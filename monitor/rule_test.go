@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigilsec/vigil/metric"
 )
 
 // start is a Monday: the generated series begin at it.
@@ -100,9 +102,9 @@ func kpis() []kpi {
 
 // generate makes a kpi's series over eight weeks, with its incident if
 // asked for.
-func (k *kpi) generate(seed uint64, withIncident bool) *Series {
+func (k *kpi) generate(seed uint64, withIncident bool) *metric.Series {
 	r := rand.New(rand.NewPCG(seed, 0x6b7069))
-	s := &Series{Metric: k.rule.Metric, Labels: Labels{{"account", "111122223333"}}}
+	s := &metric.Series{Metric: k.rule.Metric, Labels: metric.Labels{{Name: "account", Value: "111122223333"}}}
 	for t := start; t.Before(start.Add(8 * week)); t = t.Add(k.step) {
 		v := k.shape(t)
 		v += r.NormFloat64() * k.noise * v
@@ -112,7 +114,7 @@ func (k *kpi) generate(seed uint64, withIncident bool) *Series {
 		if withIncident && !t.Before(k.incident.from) && t.Before(k.incident.to) {
 			v = k.incident.apply(t, v)
 		}
-		s.Samples = append(s.Samples, Sample{t, max(v, 0)})
+		s.Samples = append(s.Samples, metric.Sample{Time: t, Value: max(v, 0)})
 	}
 	return s
 }
@@ -172,7 +174,7 @@ func describe(a Anomaly) string {
 func TestWarmUp(t *testing.T) {
 	k := kpis()[1]
 	s := k.generate(1, false)
-	s.Samples = between(s.Samples, start.Add(5*week+24*time.Hour), start.Add(8*week))
+	s.Samples = metric.Between(s.Samples, start.Add(5*week+24*time.Hour), start.Add(8*week))
 	for i := range s.Samples {
 		if i%50 == 0 {
 			s.Samples[i].Value *= 100
@@ -194,11 +196,11 @@ func TestWarmUp(t *testing.T) {
 // time by sample time.
 func TestAggregate(t *testing.T) {
 	t0 := start
-	series := []Series{
-		{Metric: "network_out_bytes", Labels: NewLabels(map[string]string{"account": "1", "instance": "i-a"}), Samples: []Sample{{t0, 1}, {t0.Add(time.Minute), 2}}},
-		{Metric: "network_out_bytes", Labels: NewLabels(map[string]string{"account": "1", "instance": "i-b"}), Samples: []Sample{{t0.Add(time.Minute), 10}}},
-		{Metric: "network_out_bytes", Labels: NewLabels(map[string]string{"account": "2", "instance": "i-c"}), Samples: []Sample{{t0, 100}}},
-		{Metric: "cpu_percent", Labels: NewLabels(map[string]string{"account": "1"}), Samples: []Sample{{t0, 50}}},
+	series := []metric.Series{
+		{Metric: "network_out_bytes", Labels: metric.NewLabels(map[string]string{"account": "1", "instance": "i-a"}), Samples: []metric.Sample{{Time: t0, Value: 1}, {Time: t0.Add(time.Minute), Value: 2}}},
+		{Metric: "network_out_bytes", Labels: metric.NewLabels(map[string]string{"account": "1", "instance": "i-b"}), Samples: []metric.Sample{{Time: t0.Add(time.Minute), Value: 10}}},
+		{Metric: "network_out_bytes", Labels: metric.NewLabels(map[string]string{"account": "2", "instance": "i-c"}), Samples: []metric.Sample{{Time: t0, Value: 100}}},
+		{Metric: "cpu_percent", Labels: metric.NewLabels(map[string]string{"account": "1"}), Samples: []metric.Sample{{Time: t0, Value: 50}}},
 	}
 	got := Aggregate(series, "network_out_bytes", []string{"account"})
 	var text []string

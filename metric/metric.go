@@ -1,10 +1,8 @@
-// Package monitor watches the measures whose trends reveal an incident
-// that no single log line shows: cost (crypto-mining), resource use (DoS,
-// malware), network in and out (exfiltration, DoS) and availability
-// (DoS, tampering, failure). It learns each series' usual shape over the
-// week, scores how far a new value strays from it, and turns a lasting
-// stray, as a rule defines it, into an anomaly for the alert layer.
-package monitor
+// Package metric is the model of the measures vigil keeps beside events:
+// series of samples, each series named by a metric and its labels.
+// Ingest writes them, the store keeps them and monitor judges them; like
+// event, it imports nothing of vigil's.
+package metric
 
 import (
 	"slices"
@@ -31,8 +29,13 @@ func NewLabels(m map[string]string) Labels {
 	for n, v := range m {
 		ls = append(ls, Label{n, v})
 	}
-	slices.SortFunc(ls, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
+	ls.Sort()
 	return ls
+}
+
+// Sort sorts the labels by name.
+func (ls Labels) Sort() {
+	slices.SortFunc(ls, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // Get returns the value of a label, or "".
@@ -69,9 +72,9 @@ type Series struct {
 	Samples []Sample
 }
 
-// between returns the samples in [from, to).
-func between(s []Sample, from, to time.Time) []Sample {
-	lo, _ := slices.BinarySearchFunc(s, from, func(x Sample, t time.Time) int { return x.Time.Compare(t) })
-	hi, _ := slices.BinarySearchFunc(s, to, func(x Sample, t time.Time) int { return x.Time.Compare(t) })
-	return s[lo:hi]
+// Between returns the samples in [from, to) of samples sorted by time.
+func Between(samples []Sample, from, to time.Time) []Sample {
+	lo, _ := slices.BinarySearchFunc(samples, from, func(x Sample, t time.Time) int { return x.Time.Compare(t) })
+	hi, _ := slices.BinarySearchFunc(samples, to, func(x Sample, t time.Time) int { return x.Time.Compare(t) })
+	return samples[lo:hi]
 }
