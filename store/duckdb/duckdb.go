@@ -112,8 +112,8 @@ func Open(opts Options) (*DB, error) {
 	// made; say so, rather than fail each search on a missing column.
 	var n int
 	err = s.db.QueryRow(`SELECT (SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'intel_type') +
-		(SELECT count(*) FROM information_schema.tables WHERE table_name = 'origin_backfills')`).Scan(&n)
-	if err == nil && n < 2 {
+		(SELECT count(*) FROM information_schema.tables WHERE table_name IN ('origin_backfills', 'samples'))`).Scan(&n)
+	if err == nil && n < 3 {
 		err = ErrOldSchema
 	}
 	if err != nil {
@@ -469,18 +469,7 @@ var quarantineColumns = []string{"received", "tenant", "source", "origin", "line
 // insensitive); "" or "*" lists them all. Records of tenants outside
 // scope are never returned.
 func (s *DB) SearchQuarantine(ctx context.Context, text string, scope query.Scope, from, to time.Time, limit int) (*store.Result, error) {
-	var where []string
-	var args []any
-	switch {
-	case scope.All:
-	case len(scope.Tenants) == 0:
-		where = append(where, "FALSE")
-	default:
-		where = append(where, "tenant IN (?"+strings.Repeat(", ?", len(scope.Tenants)-1)+")")
-		for _, t := range scope.Tenants {
-			args = append(args, t)
-		}
-	}
+	where, args := scopeWhere(scope)
 	if !from.IsZero() {
 		where = append(where, "received >= ?")
 		args = append(args, from.UTC())

@@ -71,6 +71,17 @@ CREATE TABLE IF NOT EXISTS origin_backfills (
     ledger_origin VARCHAR
 );
 
+-- Metric samples (monitor): a row a sample. series is a hash of the
+-- tenant, metric and labels; labels is a JSON object, names in order.
+CREATE TABLE IF NOT EXISTS samples (
+    tenant  VARCHAR NOT NULL,
+    metric  VARCHAR NOT NULL,
+    series  UBIGINT NOT NULL,
+    labels  VARCHAR NOT NULL,
+    time    TIMESTAMP_NS NOT NULL,
+    value   DOUBLE NOT NULL
+);
+
 -- Inputs that could not be parsed, kept with the reason.
 CREATE TABLE IF NOT EXISTS quarantine (
     received     TIMESTAMP_NS NOT NULL,

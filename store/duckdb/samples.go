@@ -1,0 +1,160 @@
+package duckdb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/vigilsec/vigil/metric"
+	"github.com/vigilsec/vigil/query"
+)
+
+// seriesID returns the id of a tenant's series: a hash of its metric
+// and labels, the same in every process that writes the store.
+func seriesID(tenant string, s *metric.Series) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(s.Metric))
+	for _, l := range s.Labels {
+		h.Write([]byte{0})
+		h.Write([]byte(l.Name))
+		h.Write([]byte{1})
+		h.Write([]byte(l.Value))
+	}
+	return h.Sum64()
+}
+
+// AppendSamples stores the samples of a tenant's series. A sample that
+// is not a number (NaN, ±Inf: a target's staleness marker) is not
+// stored.
+func (s *DB) AppendSamples(ctx context.Context, tenant string, series []metric.Series) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.withAppender(ctx, "samples", func(a *duckdb.Appender) error {
+		for i := range series {
+			sr := &series[i]
+			sr.Labels.Sort()
+			labels, err := labelsJSON(sr.Labels)
+			if err != nil {
+				return err
+			}
+			id := seriesID(tenant, sr)
+			for _, x := range sr.Samples {
+				if math.IsNaN(x.Value) || math.IsInf(x.Value, 0) {
+					continue
+				}
+				if err := a.AppendRow(tenant, sr.Metric, id, labels, x.Time.UTC(), x.Value); err != nil {
+					return fmt.Errorf("appending a sample of %s%s: %w", sr.Metric, sr.Labels, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// labelsJSON writes labels as a JSON object, names in order.
+func labelsJSON(ls metric.Labels) (string, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, l := range ls {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		for _, s := range [2]string{l.Name, l.Value} {
+			q, err := json.Marshal(s)
+			if err != nil {
+				return "", err
+			}
+			b.Write(q)
+			if s == l.Name {
+				b.WriteByte(':')
+			}
+		}
+	}
+	b.WriteByte('}')
+	return b.String(), nil
+}
+
+// Samples returns the series of a metric in scope with samples in
+// [from, to), each with its samples oldest first. match narrows them to
+// the series whose labels have the values it gives; a series' tenant is
+// its label "tenant".
+func (s *DB) Samples(ctx context.Context, scope query.Scope, name string, match map[string]string, from, to time.Time) ([]metric.Series, error) {
+	where, args := scopeWhere(scope)
+	where = append(where, "metric = ?", "time >= ?", "time < ?")
+	args = append(args, name, from.UTC(), to.UTC())
+	for n, v := range match {
+		if n == "tenant" {
+			where = append(where, "tenant = ?")
+			args = append(args, v)
+			continue
+		}
+		where = append(where, "json_extract_string(labels, ?) = ?")
+		args = append(args, "$."+jsonPathKey(n), v)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT tenant, series, labels, time, value FROM samples
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY series, time`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading samples of %s: %w", name, err)
+	}
+	defer rows.Close()
+	var (
+		out  []metric.Series
+		last uint64
+	)
+	for rows.Next() {
+		var (
+			tenant, labels string
+			id             uint64
+			x              metric.Sample
+		)
+		if err := rows.Scan(&tenant, &id, &labels, &x.Time, &x.Value); err != nil {
+			return nil, fmt.Errorf("reading samples of %s: %w", name, err)
+		}
+		x.Time = x.Time.UTC()
+		if len(out) == 0 || id != last {
+			var m map[string]string
+			if err := json.Unmarshal([]byte(labels), &m); err != nil {
+				return nil, fmt.Errorf("reading the labels of a series of %s: %w", name, err)
+			}
+			m["tenant"] = tenant
+			out = append(out, metric.Series{Metric: name, Labels: metric.NewLabels(m)})
+			last = id
+		}
+		sr := &out[len(out)-1]
+		sr.Samples = append(sr.Samples, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading samples of %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// jsonPathKey quotes a label name as a key of a JSON path.
+func jsonPathKey(name string) string {
+	q, _ := json.Marshal(name)
+	return string(q)
+}
+
+// scopeWhere returns the condition that keeps a query to the tenants of
+// a scope: none for all of them, FALSE for none.
+func scopeWhere(scope query.Scope) ([]string, []any) {
+	switch {
+	case scope.All:
+		return nil, nil
+	case len(scope.Tenants) == 0:
+		return []string{"FALSE"}, nil
+	}
+	args := make([]any, len(scope.Tenants))
+	for i, t := range scope.Tenants {
+		args[i] = t
+	}
+	return []string{"tenant IN (?" + strings.Repeat(", ?", len(scope.Tenants)-1) + ")"}, args
+}
