@@ -25,6 +25,7 @@ import (
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/metric"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
 )
@@ -39,6 +40,10 @@ type Searcher interface {
 type Options struct {
 	Store  Searcher
 	Ingest http.Handler // mounted at /api/v1/ingest
+	// RemoteWrite receives metrics (/api/v1/write), as Ingest events.
+	RemoteWrite http.Handler
+	// Series reads back a metric's series in scope (/api/v1/series).
+	Series func(ctx context.Context, scope query.Scope, name string, match map[string]string, from, to time.Time) ([]metric.Series, error)
 	// Sources lists the ingest sources seen (/api/v1/sources).
 	Sources func() []ingest.SourceStats
 	// Detections are the rules' matches (/api/v1/detections).
@@ -103,6 +108,12 @@ func Handler(opts Options) http.Handler {
 	}
 	if opts.Ingest != nil {
 		mux.Handle("/api/v1/ingest", a.auth(opts.Ingest, access.Admin, access.Ingest))
+	}
+	if opts.RemoteWrite != nil {
+		mux.Handle("/api/v1/write", a.auth(opts.RemoteWrite, access.Admin, access.Ingest))
+	}
+	if opts.Series != nil {
+		mux.Handle("GET /api/v1/series", a.auth(http.HandlerFunc(a.series), readers...))
 	}
 	// Profiles of the running server, for its operators.
 	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index), access.Admin))
@@ -294,6 +305,72 @@ func (a *api) inventory(w http.ResponseWriter, r *http.Request) {
 		found = []inventory.Found{}
 	}
 	writeJSON(w, http.StatusOK, found)
+}
+
+// series answers GET /api/v1/series?metric=NAME&match=LABEL=VALUE&from=&to=:
+// the metric's series in the caller's tenants (narrowed by tenant=),
+// each with its samples in [from, to) (the last hour by default).
+func (a *api) series(w http.ResponseWriter, r *http.Request) {
+	id, _ := IdentityFrom(r.Context())
+	v := r.URL.Query()
+	name := v.Get("metric")
+	if name == "" {
+		writeError(w, http.StatusBadRequest, errors.New("metric: name the metric"))
+		return
+	}
+	match := map[string]string{}
+	for _, m := range v["match"] {
+		k, val, ok := strings.Cut(m, "=")
+		if !ok || k == "" {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("match %q: want LABEL=VALUE", m))
+			return
+		}
+		match[k] = val
+	}
+	now := a.opts.Now()
+	from, err := query.ParseTimeArg(v.Get("from"), now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("from: %w", err))
+		return
+	}
+	to, err := query.ParseTimeArg(v.Get("to"), now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("to: %w", err))
+		return
+	}
+	if to.IsZero() {
+		to = now
+	}
+	if from.IsZero() {
+		from = to.Add(-time.Hour)
+	}
+	series, err := a.opts.Series(r.Context(), requestScope(id, v), name, match, from, to)
+	if err != nil {
+		a.opts.Logger.Error("reading series", "metric", name, "err", err)
+		writeError(w, http.StatusInternalServerError, errors.New("reading the series failed"))
+		return
+	}
+	type sample struct {
+		Time  time.Time `json:"time"`
+		Value float64   `json:"value"`
+	}
+	type out struct {
+		Metric  string            `json:"metric"`
+		Labels  map[string]string `json:"labels"`
+		Samples []sample          `json:"samples"`
+	}
+	res := make([]out, 0, len(series))
+	for _, s := range series {
+		o := out{Metric: s.Metric, Labels: map[string]string{}, Samples: make([]sample, len(s.Samples))}
+		for _, l := range s.Labels {
+			o.Labels[l.Name] = l.Value
+		}
+		for i, x := range s.Samples {
+			o.Samples[i] = sample{x.Time, x.Value}
+		}
+		res = append(res, o)
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (a *api) search(w http.ResponseWriter, r *http.Request) {

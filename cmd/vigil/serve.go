@@ -24,6 +24,7 @@ import (
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/monitor"
 	"github.com/vigilsec/vigil/parse"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/web"
@@ -289,6 +290,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return enr.Lookup(scope, ref, at), nil
 		},
 		Hunter: db,
+		RemoteWrite: monitor.RemoteWriteHandler(db, func(r *http.Request) (string, error) {
+			tenant, _, err := ingestIdentity(po.Tenant)(r)
+			return tenant, err
+		}, logger),
+		Series: db.Samples,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,
 			Logger:    logger,

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/exp/api/remote"
+	writev2 "github.com/prometheus/client_golang/exp/api/remote/genproto/v2"
+)
+
+// bearer adds a token to each request a client sends.
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestRemoteWriteServed: Prometheus' remote-write client writes into a
+// running vigil with an ingest token of tenant acme; the series are read
+// back through the API, by acme's analyst and by the administrator, and
+// not by globex's; a token that may only read cannot write.
+func TestRemoteWriteServed(t *testing.T) {
+	data := t.TempDir()
+	ingestToken := createToken(t, "--data", data, "--tenant", "acme", "--role", "ingest")
+	acme := createToken(t, "--data", data, "--tenant", "acme", "--role", "analyst")
+	globex := createToken(t, "--data", data, "--tenant", "globex", "--role", "analyst")
+	srv := serve(t, data)
+
+	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond).UTC()
+	req := &writev2.Request{
+		Symbols: []string{"", "__name__", "network_out_bytes", "instance", "i-web"},
+		Timeseries: []*writev2.TimeSeries{{LabelsRefs: []uint32{1, 2, 3, 4}, Samples: []*writev2.Sample{
+			{Value: 1e6, Timestamp: t0.UnixMilli()}, {Value: 2e8, Timestamp: t0.Add(time.Minute).UnixMilli()}}}},
+	}
+	write := func(token string) error {
+		api, err := remote.NewAPI(srv.base, remote.WithAPIPath("/api/v1/write"),
+			remote.WithAPIHTTPClient(&http.Client{Transport: bearer{token}}), remote.WithAPINoRetryOnRateLimit(),
+			remote.WithAPIBackoff(remote.BackoffConfig{Min: time.Millisecond, Max: time.Millisecond, MaxRetries: 1}))
+		if err != nil {
+			return err
+		}
+		_, err = api.Write(context.Background(), remote.WriteV2MessageType, req)
+		return err
+	}
+	if err := write(ingestToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(acme); err == nil {
+		t.Error("an analyst's token wrote metrics")
+	}
+
+	type series struct {
+		Metric  string            `json:"metric"`
+		Labels  map[string]string `json:"labels"`
+		Samples []struct {
+			Time  time.Time `json:"time"`
+			Value float64   `json:"value"`
+		} `json:"samples"`
+	}
+	read := func(token string) []series {
+		t.Helper()
+		q := url.Values{"metric": {"network_out_bytes"}, "match": {"instance=i-web"}, "from": {t0.Add(-time.Minute).Format(time.RFC3339)}}
+		r, _ := http.NewRequest(http.MethodGet, srv.base+"/api/v1/series?"+q.Encode(), nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/series: %s", resp.Status)
+		}
+		var out []series
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for name, token := range map[string]string{"acme's analyst": acme, "the administrator": srv.token} {
+		got := read(token)
+		if len(got) != 1 || got[0].Labels["tenant"] != "acme" || len(got[0].Samples) != 2 ||
+			got[0].Samples[1].Value != 2e8 || !got[0].Samples[0].Time.Equal(t0) {
+			t.Errorf("%s reads %+v", name, got)
+		}
+	}
+	if got := read(globex); len(got) != 0 {
+		t.Errorf("globex's analyst reads acme's series: %+v", got)
+	}
+}
