@@ -40,8 +40,9 @@ type Searcher interface {
 type Options struct {
 	Store  Searcher
 	Ingest http.Handler // mounted at /api/v1/ingest
-	// RemoteWrite receives metrics (/api/v1/write), as Ingest events.
-	RemoteWrite http.Handler
+	// RemoteWrite and OTLPMetrics receive metrics (/api/v1/write,
+	// /api/v1/otlp/v1/metrics), as Ingest events.
+	RemoteWrite, OTLPMetrics http.Handler
 	// Series reads back a metric's series in scope (/api/v1/series).
 	Series func(ctx context.Context, scope query.Scope, name string, match map[string]string, from, to time.Time) ([]metric.Series, error)
 	// Sources lists the ingest sources seen (/api/v1/sources).
@@ -111,6 +112,9 @@ func Handler(opts Options) http.Handler {
 	}
 	if opts.RemoteWrite != nil {
 		mux.Handle("/api/v1/write", a.auth(opts.RemoteWrite, access.Admin, access.Ingest))
+	}
+	if opts.OTLPMetrics != nil {
+		mux.Handle("/api/v1/otlp/v1/metrics", a.auth(opts.OTLPMetrics, access.Admin, access.Ingest))
 	}
 	if opts.Series != nil {
 		mux.Handle("GET /api/v1/series", a.auth(http.HandlerFunc(a.series), readers...))

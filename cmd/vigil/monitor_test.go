@@ -10,6 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/exp/api/remote"
 	writev2 "github.com/prometheus/client_golang/exp/api/remote/genproto/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	otelmetric "go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // bearer adds a token to each request a client sends.
@@ -21,11 +26,12 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// TestRemoteWriteServed: Prometheus' remote-write client writes into a
-// running vigil with an ingest token of tenant acme; the series are read
-// back through the API, by acme's analyst and by the administrator, and
-// not by globex's; a token that may only read cannot write.
-func TestRemoteWriteServed(t *testing.T) {
+// TestMetricsServed: Prometheus' remote-write client and the
+// OpenTelemetry SDK's OTLP exporter write into a running vigil with an
+// ingest token of tenant acme; the series are read back through the
+// API, by acme's analyst and by the administrator, and not by globex's;
+// a token that may only read cannot write.
+func TestMetricsServed(t *testing.T) {
 	data := t.TempDir()
 	ingestToken := createToken(t, "--data", data, "--tenant", "acme", "--role", "ingest")
 	acme := createToken(t, "--data", data, "--tenant", "acme", "--role", "analyst")
@@ -53,6 +59,23 @@ func TestRemoteWriteServed(t *testing.T) {
 	}
 	if err := write(acme); err == nil {
 		t.Error("an analyst's token wrote metrics")
+	}
+	// And by OTLP, from the OpenTelemetry SDK.
+	ctx := context.Background()
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(srv.base+"/api/v1/otlp/v1/metrics"),
+		otlpmetrichttp.WithHeaders(map[string]string{"Authorization": "Bearer " + ingestToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := sdkmetric.NewManualReader()
+	gauge, _ := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test").Float64Gauge("network_out_bytes")
+	gauge.Record(ctx, 5e8, otelmetric.WithAttributes(attribute.String("instance", "i-web")))
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Export(ctx, &rm); err != nil {
+		t.Fatal(err)
 	}
 
 	type series struct {
@@ -84,9 +107,17 @@ func TestRemoteWriteServed(t *testing.T) {
 	}
 	for name, token := range map[string]string{"acme's analyst": acme, "the administrator": srv.token} {
 		got := read(token)
-		if len(got) != 1 || got[0].Labels["tenant"] != "acme" || len(got[0].Samples) != 2 ||
-			got[0].Samples[1].Value != 2e8 || !got[0].Samples[0].Time.Equal(t0) {
-			t.Errorf("%s reads %+v", name, got)
+		if len(got) != 2 || got[0].Labels["tenant"] != "acme" || got[1].Labels["tenant"] != "acme" {
+			t.Errorf("%s reads %+v, want the remote-write series and the OTLP one", name, got)
+			continue
+		}
+		for _, s := range got {
+			switch {
+			case len(s.Samples) == 2 && s.Samples[1].Value == 2e8 && s.Samples[0].Time.Equal(t0):
+			case len(s.Samples) == 1 && s.Samples[0].Value == 5e8:
+			default:
+				t.Errorf("%s reads %+v", name, s)
+			}
 		}
 	}
 	if got := read(globex); len(got) != 0 {

@@ -289,12 +289,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Inventory: func(ctx context.Context, scope query.Scope, ref string, at time.Time) ([]inventory.Found, error) {
 			return enr.Lookup(scope, ref, at), nil
 		},
-		Hunter: db,
-		RemoteWrite: monitor.RemoteWriteHandler(db, func(r *http.Request) (string, error) {
-			tenant, _, err := ingestIdentity(po.Tenant)(r)
-			return tenant, err
-		}, logger),
-		Series: db.Samples,
+		Hunter:      db,
+		RemoteWrite: monitor.RemoteWriteHandler(db, metricsTenant(po.Tenant), logger),
+		OTLPMetrics: monitor.OTLPHandler(db, metricsTenant(po.Tenant), logger),
+		Series:      db.Samples,
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,
 			Logger:    logger,
@@ -345,6 +343,15 @@ func ingestIdentity(def string) func(*http.Request) (string, string, error) {
 			return "", "", fmt.Errorf("this token ingests into tenant %q only, not %q", id.Tenant, want)
 		}
 		return id.Tenant, id.Name, nil
+	}
+}
+
+// metricsTenant is the tenant metrics are written into: as events are.
+func metricsTenant(def string) func(*http.Request) (string, error) {
+	identify := ingestIdentity(def)
+	return func(r *http.Request) (string, error) {
+		tenant, _, err := identify(r)
+		return tenant, err
 	}
 }
 
