@@ -45,6 +45,7 @@ var commands = []command{
 	{"who", "who is behind a temporary credential: its chain back to its origin, and its events", runWho},
 	{"inventory", "what an address, instance, user or role was, at a time", runInventory},
 	{"timeline", "the state at a time of an address, principal or asset, and the events around it", runTimeline},
+	{"cost", "import cloud cost exports as daily cost metrics", runCost},
 	{"approve", "approve the step a playbook run waits on", runApprove},
 	{"reject", "say no to the step a playbook run waits on", runReject},
 	{"version", "print the version", runVersion},

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +127,47 @@ func TestMetricsServed(t *testing.T) {
 	}
 	if got := read(globex); len(got) != 0 {
 		t.Errorf("globex's analyst reads acme's series: %+v", got)
+	}
+}
+
+// TestCostImport: vigil cost import reads a Cost and Usage Report, plain
+// and gzip-compressed, into daily cost series that the API gives back;
+// a file that is not a cost export is named with why.
+func TestCostImport(t *testing.T) {
+	data := t.TempDir()
+	cur := "../../monitor/testdata/cost/cur.csv"
+	gz := filepath.Join(t.TempDir(), "cur2.csv.gz")
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte("line_item_usage_account_id,line_item_usage_start_date,line_item_product_code,line_item_unblended_cost\n111122223333,2026-01-07T00:00:00Z,AmazonEC2,30\n"))
+	zw.Close()
+	if err := os.WriteFile(gz, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notCost := filepath.Join(t.TempDir(), "flows.csv")
+	if err := os.WriteFile(notCost, []byte("srcaddr,dstaddr\n1.2.3.4,5.6.7.8\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := vigil(t, "cost", "import", "--data", data, "--tenant", "acme", cur, gz, notCost)
+	if code != 0 || !strings.Contains(out, "cur.csv: 10 rows, 3 skipped: daily cost of 3 account and service pairs, 2026-01-05 to 2026-01-06") ||
+		!strings.Contains(errOut, "skipped "+notCost+": cost export: no account, start, cost column") {
+		t.Errorf("vigil cost import: exit %d\n%s%s", code, out, errOut)
+	}
+	srv := serve(t, data)
+	var got []struct {
+		Labels  map[string]string `json:"labels"`
+		Samples []struct {
+			Time  time.Time `json:"time"`
+			Value float64   `json:"value"`
+		} `json:"samples"`
+	}
+	q := url.Values{"metric": {"cost"}, "match": {"account=111122223333", "service=AmazonEC2"}, "from": {"2026-01-01"}, "to": {"2026-01-10"}}
+	if err := json.Unmarshal(srv.call("GET", "/api/v1/series?"+q.Encode(), nil), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Labels["tenant"] != "acme" || got[0].Labels["provider"] != "aws" || len(got[0].Samples) != 3 ||
+		got[0].Samples[1].Value != 24.48 || got[0].Samples[2].Value != 30 {
+		t.Errorf("the cost series: %+v", got)
 	}
 }

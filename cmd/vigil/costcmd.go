@@ -1,0 +1,99 @@
+package main
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/vigilsec/vigil/access"
+	"github.com/vigilsec/vigil/monitor"
+)
+
+// runCost imports cost exports: `vigil cost import FILE...`.
+func runCost(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := "Usage: vigil cost import [--data DIR] [--tenant T] FILE...\n\n" +
+		"Reads cloud cost exports (AWS Cost and Usage Reports and CUR 2.0, FOCUS, Google\n" +
+		"Cloud billing and Azure cost exports, in CSV, gzip-compressed or not) and keeps\n" +
+		"the daily usage cost of each account and service as the metric \"cost\", for\n" +
+		"monitoring rules (docs/monitoring.md). Credits, refunds and taxes are left out.\n\nFlags:"
+	if len(args) == 0 || args[0] != "import" {
+		fmt.Fprintln(stderr, usage)
+		return errUsage
+	}
+	fs := newFlags("cost import", stderr)
+	var d dataFlags
+	d.register(fs)
+	tenant := fs.String("tenant", "", "tenant the costs belong to (default from the config, else \"default\")")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, usage)
+		fs.PrintDefaults()
+	}
+	files, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
+	}
+	t := cfg.parseOptions(*tenant).Tenant
+	if err := access.CheckTenant(t); err != nil {
+		return err
+	}
+	dd, logger, err := d.offline(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer dd.Close()
+	failed := 0
+	for _, name := range files {
+		st, err := importCost(ctx, dd, t, name)
+		if err != nil {
+			fmt.Fprintf(stderr, "skipped %s: %v\n", name, err)
+			failed++
+			continue
+		}
+		for _, sk := range st.Skips {
+			logger.Warn("cost row skipped", "file", name, "line", sk.Line, "reason", sk.Reason)
+		}
+		span := "no usage"
+		if !st.From.IsZero() {
+			span = st.From.Format("2006-01-02") + " to " + st.To.Format("2006-01-02")
+		}
+		fmt.Fprintf(stdout, "%s: %d rows, %d skipped: daily cost of %d account and service pairs, %s\n", name, st.Rows, st.Skipped, st.Series, span)
+	}
+	if failed == len(files) {
+		return &exitError{1, errors.New("no file could be read")}
+	}
+	return nil
+}
+
+// importCost reads one cost export into the store.
+func importCost(ctx context.Context, dd *data, tenant, name string) (monitor.CostStats, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return monitor.CostStats{}, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(name, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return monitor.CostStats{}, err
+		}
+		r = zr
+	}
+	series, st, err := monitor.ReadCost(r)
+	if err != nil {
+		return st, err
+	}
+	return st, dd.db.AppendSamples(ctx, tenant, series)
+}
