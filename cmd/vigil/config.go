@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/monitor"
 )
 
 // A configError is a bad setting, named by its path in the file
@@ -112,6 +113,9 @@ func (c *config) check() error {
 	}
 	if err := c.Context.check(c.Tenant); err != nil {
 		return err
+	}
+	if err := monitor.LoadProbes(c.Monitor.Probes); err != nil {
+		return &configError{"monitor.probes", err}
 	}
 	if c.Meta.URL != "" {
 		u, err := secretValue(c.Meta.URL)

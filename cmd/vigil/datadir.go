@@ -86,6 +86,8 @@ type config struct {
 	// Context says what enrichment adds to events: GeoIP, threat intel,
 	// cloud ranges, owners, inventory snapshots.
 	Context contextConfig `yaml:"context"`
+	// Monitor configures what vigil serve watches itself: probes.
+	Monitor monitorConfig `yaml:"monitor"`
 
 	maxSkew time.Duration
 	alerts  alert.Config

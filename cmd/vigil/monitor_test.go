@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -169,5 +171,70 @@ func TestCostImport(t *testing.T) {
 	if len(got) != 1 || got[0].Labels["tenant"] != "acme" || got[0].Labels["provider"] != "aws" || len(got[0].Samples) != 3 ||
 		got[0].Samples[1].Value != 24.48 || got[0].Samples[2].Value != 30 {
 		t.Errorf("the cost series: %+v", got)
+	}
+}
+
+// TestProbesServed: a probe of a loopback server, configured for vigil
+// serve, records its checks as samples, and the server going down and
+// coming back as availability events, searchable.
+func TestProbesServed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	up := func() *http.Server {
+		t.Helper()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })}
+		go s.Serve(ln)
+		return s
+	}
+	web := up()
+	data := t.TempDir()
+	conf := fmt.Sprintf("monitor:\n  probes:\n    - {name: web, target: \"http://%s/\", every: 1s, timeout: 500ms, labels: {environment: prod}}\n", addr)
+	if err := os.WriteFile(filepath.Join(data, configFile), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, data)
+	count := func(q string) string {
+		rows := ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", q+" | stats count()"))
+		return fmt.Sprint(rows[0]["count"])
+	}
+	// The probe's samples: how many checks found the server up, down.
+	checks := func() (ups, downs int) {
+		var got []struct {
+			Samples []struct {
+				Value float64 `json:"value"`
+			} `json:"samples"`
+		}
+		q := url.Values{"metric": {"probe_up"}, "match": {"probe=web"}, "from": {"-1h"}}
+		if err := json.Unmarshal(srv.call("GET", "/api/v1/series?"+q.Encode(), nil), &got); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range got {
+			for _, x := range s.Samples {
+				if x.Value == 1 {
+					ups++
+				} else {
+					downs++
+				}
+			}
+		}
+		return ups, downs
+	}
+	srv.wait("a check finding the server up", func() bool { ups, _ := checks(); return ups > 0 })
+	web.Close()
+	srv.wait("the probe_down event", func() bool { return count("source:vigil.probe action:probe_down environment:prod") == "1" })
+	web = up()
+	defer web.Close()
+	srv.wait("the probe_up event", func() bool { return count("source:vigil.probe action:probe_up") == "1" })
+	ups, downs := checks()
+	if ups < 2 || downs < 1 {
+		t.Errorf("probe_up samples: %d up, %d down", ups, downs)
 	}
 }

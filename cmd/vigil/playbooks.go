@@ -506,12 +506,18 @@ func (b *builtins) audit(ctx context.Context, rec playbook.Record) error {
 			}
 		}
 	}
-	// The intake pushes back when the pipeline is behind; a record waits
-	// its turn, for a while, rather than being lost.
+	return acceptPatiently(ctx, b.deps.intake, ingest.Batch{Source: "playbook", Events: []*event.Event{ev}})
+}
+
+// acceptPatiently hands vigil's own records (a playbook's steps, a
+// probe's changes) to the intake. The intake pushes back when the
+// pipeline is behind; a record waits its turn, for up to a minute,
+// rather than being lost.
+func acceptPatiently(ctx context.Context, intake *ingest.Intake, b ingest.Batch) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		err = b.deps.intake.Accept(ctx, ingest.Batch{Source: "playbook", Events: []*event.Event{ev}})
+		err := intake.Accept(ctx, b)
 		if !errors.Is(err, ingest.ErrBusy) {
 			return err
 		}

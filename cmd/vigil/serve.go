@@ -182,6 +182,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 	defer enr.followOrigins(ctx, finder{dd.db, query.Scope{All: true}}, dd.pipeline.Ledger.Size, intake.Stored)()
+	// Probes stop before the intake does: their changes go through it.
+	probesCtx, stopProbes := context.WithCancel(ctx)
+	probesDone := make(chan struct{})
+	go func() { startProbes(probesCtx, cfg, dd, intake, logger); close(probesDone) }()
+	defer func() { stopProbes(); <-probesDone }()
 
 	// Stopped before the intake is: the runs' records go to the ledger
 	// through it.
