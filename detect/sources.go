@@ -41,6 +41,11 @@ func targets(l Logsource) []target {
 		case "":
 			return []target{{source: "azure.activity"}, {source: "azure.signin"}}
 		}
+	case "vigil":
+		// vigil's own records: vigil.monitor (silent sources), vigil.probe.
+		if l.Service != "" {
+			return []target{{source: "vigil." + l.Service}}
+		}
 	case "linux":
 		switch l.Service {
 		case "", "syslog":

@@ -238,3 +238,55 @@ func TestProbesServed(t *testing.T) {
 		t.Errorf("probe_up samples: %d up, %d down", ups, downs)
 	}
 }
+
+// TestSilentSource: the Stratus "cloudtrail-stop" detonation reaches a
+// running vigil, and then the account's trail sends nothing more; past
+// the bound the config gives it, an alert says the source went silent,
+// and its event names the StopLogging call, by its event id.
+func TestSilentSource(t *testing.T) {
+	needFixtures(t)
+	every := silenceEvery
+	silenceEvery = 100 * time.Millisecond
+	t.Cleanup(func() { silenceEvery = every })
+	data := t.TempDir()
+	conf := "monitor:\n  sources:\n    - {tenant: default, source: aws.cloudtrail, from: \"143434273843\", max_gap: 2s}\n"
+	if err := os.WriteFile(filepath.Join(data, configFile), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, data)
+	stop, err := os.ReadFile(filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail", stop)
+
+	type alert struct {
+		ID, Title, Tenant string
+		Seqs              []uint64
+	}
+	var silent alert
+	srv.wait("the silent-source alert", func() bool {
+		var alerts []alert
+		json.Unmarshal(srv.call("GET", "/api/v1/alerts", nil), &alerts)
+		for _, a := range alerts {
+			if a.Title == "Log Source Went Silent" {
+				silent = a
+				return true
+			}
+		}
+		return false
+	})
+	if silent.Tenant != "default" || len(silent.Seqs) != 1 {
+		t.Fatalf("alert %+v", silent)
+	}
+	var rows []map[string]any
+	srv.wait("the alert's event in the store", func() bool {
+		rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", fmt.Sprintf("seq:%d", silent.Seqs[0])))
+		return len(rows) == 1
+	})
+	msg := fmt.Sprint(rows[0]["message"])
+	if rows[0]["account"] != "143434273843" || !strings.Contains(msg, "aws.cloudtrail from 143434273843 has sent nothing since") ||
+		!strings.Contains(msg, "before it went quiet: StopLogging") || !strings.Contains(msg, "10163ed2-2253-469d-a5ee-cbc6651f8934") {
+		t.Errorf("the alert's event: %v", rows)
+	}
+}

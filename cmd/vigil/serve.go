@@ -99,7 +99,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: detectionSinks{&detectionSink{db: mdb, log: logger}, alerts}, Logger: logger, Registerer: reg})
 
-	dd, err := openData(ctx, &d, cfg, logger, reg, runner.Process)
+	// The sources that send are followed as detection sees their events.
+	watch := monitor.NewWatch(monitor.WatchOptions{Expected: cfg.Monitor.Sources, Start: time.Now()})
+	dd, err := openData(ctx, &d, cfg, logger, reg, func(evs []*event.Event) {
+		watch.Observe(evs, time.Now())
+		runner.Process(evs)
+	})
 	if err != nil {
 		return err
 	}
@@ -182,10 +187,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 	defer enr.followOrigins(ctx, finder{dd.db, query.Scope{All: true}}, dd.pipeline.Ledger.Size, intake.Stored)()
-	// Probes stop before the intake does: their changes go through it.
+	// Probes and the silence watch stop before the intake does: what they
+	// find goes through it.
 	probesCtx, stopProbes := context.WithCancel(ctx)
 	probesDone := make(chan struct{})
-	go func() { startProbes(probesCtx, cfg, dd, intake, logger); close(probesDone) }()
+	go func() {
+		var wg sync.WaitGroup
+		wg.Go(func() { startProbes(probesCtx, cfg, dd, intake, logger) })
+		wg.Go(func() { watchSilence(probesCtx, watch, intake, logger) })
+		wg.Wait()
+		close(probesDone)
+	}()
 	defer func() { stopProbes(); <-probesDone }()
 
 	// Stopped before the intake is: the runs' records go to the ledger
