@@ -285,16 +285,7 @@ func OTLPHandler(st SampleAppender, identify func(*http.Request) (string, error)
 			return
 		}
 		series, skipped, err := DecodeOTLPMetrics(msg)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if skipped > 0 {
-			logger.Warn("otlp metrics: points skipped", "tenant", tenant, "skipped", skipped, "reason", "a metric without a name")
-		}
-		if err := st.AppendSamples(r.Context(), tenant, series); err != nil {
-			logger.Error("otlp metrics: storing samples", "tenant", tenant, "err", err)
-			http.Error(w, "storing the samples failed; send them again", http.StatusInternalServerError)
+		if !keep(w, r, st, tenant, series, err, logger, "otlp metrics", skipped, "points of a metric without a name") {
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-protobuf")

@@ -320,16 +320,7 @@ func RemoteWriteHandler(st SampleAppender, identify func(*http.Request) (string,
 			return
 		}
 		series, skipped, err := DecodeRemoteWrite(version, body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if skipped > 0 {
-			logger.Warn("remote write: series skipped", "tenant", tenant, "skipped", skipped, "reason", "no __name__ label, or labels out of the symbols")
-		}
-		if err := st.AppendSamples(r.Context(), tenant, series); err != nil {
-			logger.Error("remote write: storing samples", "tenant", tenant, "err", err)
-			http.Error(w, "storing the samples failed; send them again", http.StatusInternalServerError)
+		if !keep(w, r, st, tenant, series, err, logger, "remote write", skipped, "no __name__ label, or labels out of the symbols") {
 			return
 		}
 		if version == RemoteWriteV2 {
@@ -343,4 +334,26 @@ func RemoteWriteHandler(st SampleAppender, identify func(*http.Request) (string,
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// keep stores what a metrics receiver decoded for a tenant, and answers
+// the sender when it cannot: 400 for a message that could not be
+// decoded (err), which a sender does not retry; 500 when the store
+// fails, which it does. It logs the items the message had that were
+// skipped, and why.
+func keep(w http.ResponseWriter, r *http.Request, st SampleAppender, tenant string, series []metric.Series, err error,
+	logger *slog.Logger, protocol string, skipped int, why string) bool {
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return false
+	}
+	if skipped > 0 {
+		logger.Warn(protocol+": skipped", "tenant", tenant, "skipped", skipped, "reason", why)
+	}
+	if err := st.AppendSamples(r.Context(), tenant, series); err != nil {
+		logger.Error(protocol+": storing samples", "tenant", tenant, "err", err)
+		http.Error(w, "storing the samples failed; send them again", http.StatusInternalServerError)
+		return false
+	}
+	return true
 }

@@ -253,15 +253,9 @@ func (a *api) identify(r *http.Request) (Identity, error) {
 func (a *api) who(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	v := r.URL.Query()
-	now := a.opts.Now()
-	from, err := query.ParseTimeArg(v.Get("from"), now)
+	from, to, err := timeRange(v, a.opts.Now())
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("from: %w", err))
-		return
-	}
-	to, err := query.ParseTimeArg(v.Get("to"), now)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("to: %w", err))
+		writeError(w, http.StatusBadRequest, err)
 		return
 	}
 	scope := requestScope(id, v)
@@ -272,6 +266,18 @@ func (a *api) who(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// timeRange reads a request's from= and to=, as query.ParseTimeArg
+// reads them; a bound not given is zero.
+func timeRange(v url.Values, now time.Time) (from, to time.Time, err error) {
+	if from, err = query.ParseTimeArg(v.Get("from"), now); err != nil {
+		return from, to, fmt.Errorf("from: %w", err)
+	}
+	if to, err = query.ParseTimeArg(v.Get("to"), now); err != nil {
+		return from, to, fmt.Errorf("to: %w", err)
+	}
+	return from, to, nil
 }
 
 // requestScope is the caller's scope, narrowed to the tenant a request
@@ -332,14 +338,9 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 		match[k] = val
 	}
 	now := a.opts.Now()
-	from, err := query.ParseTimeArg(v.Get("from"), now)
+	from, to, err := timeRange(v, now)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("from: %w", err))
-		return
-	}
-	to, err := query.ParseTimeArg(v.Get("to"), now)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("to: %w", err))
+		writeError(w, http.StatusBadRequest, err)
 		return
 	}
 	if to.IsZero() {
@@ -380,13 +381,7 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 func (a *api) search(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	v := r.URL.Query()
-	now := a.opts.Now()
-	from, err := query.ParseTimeArg(v.Get("from"), now)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	to, err := query.ParseTimeArg(v.Get("to"), now)
+	from, to, err := timeRange(v, a.opts.Now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
