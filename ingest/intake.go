@@ -42,6 +42,10 @@ type IntakeOptions struct {
 	CommitEvery time.Duration
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer
+	// Accepted, if set, is called with each batch the ledger took, after
+	// it did: for what follows arrivals as they happen (silent sources),
+	// which imports of archives must not look like.
+	Accepted func([]*event.Event)
 }
 
 // An Intake is the live side of a Pipeline, for sources that send
@@ -181,6 +185,9 @@ func (in *Intake) Accept(ctx context.Context, b Batch) error {
 		}
 	}
 	in.observe(b, evs)
+	if in.opts.Accepted != nil {
+		in.opts.Accepted(evs)
+	}
 	if end > first {
 		h := handoff{first: first, end: end, events: evs}
 		select {

@@ -99,12 +99,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: detectionSinks{&detectionSink{db: mdb, log: logger}, alerts}, Logger: logger, Registerer: reg})
 
-	// The sources that send are followed as detection sees their events.
-	watch := monitor.NewWatch(monitor.WatchOptions{Expected: cfg.Monitor.Sources, Start: time.Now()})
-	dd, err := openData(ctx, &d, cfg, logger, reg, func(evs []*event.Event) {
-		watch.Observe(evs, time.Now())
-		runner.Process(evs)
-	})
+	dd, err := openData(ctx, &d, cfg, logger, reg, runner.Process)
 	if err != nil {
 		return err
 	}
@@ -171,7 +166,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	tokens := access.NewTokens(mdb, access.Options{Logger: logger})
 
-	intake, err := ingest.NewIntake(dd.pipeline, ingest.IntakeOptions{MaxLag: cfg.Ingest.MaxLag, Logger: logger, Registerer: reg})
+	// The sources that send are followed as their events arrive: live,
+	// not the demo's or an import's.
+	watch := monitor.NewWatch(monitor.WatchOptions{Expected: cfg.Monitor.Sources, Start: time.Now()})
+	intake, err := ingest.NewIntake(dd.pipeline, ingest.IntakeOptions{MaxLag: cfg.Ingest.MaxLag, Logger: logger, Registerer: reg,
+		Accepted: func(evs []*event.Event) { watch.Observe(evs, time.Now()) }})
 	if err != nil {
 		return err
 	}
