@@ -67,18 +67,42 @@ func LoadRules(r io.Reader) ([]Rule, error) {
 	if err := dec.Decode(&rules); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("monitor rules: %w", err)
 	}
+	return rules, CheckRules(rules)
+}
+
+// CheckRules fills the rules' defaults and says what is wrong with the
+// first that is wrong.
+func CheckRules(rules []Rule) error {
 	names := map[string]bool{}
 	for i := range rules {
 		r := &rules[i]
 		if err := r.check(); err != nil {
-			return nil, fmt.Errorf("monitor rule %d (%s): %w", i+1, r.Name, err)
+			return fmt.Errorf("monitor rule %d (%s): %w", i+1, r.Name, err)
 		}
 		if names[r.Name] {
-			return nil, fmt.Errorf("monitor rule %d: a second rule named %q", i+1, r.Name)
+			return fmt.Errorf("monitor rule %d: a second rule named %q", i+1, r.Name)
 		}
 		names[r.Name] = true
 	}
-	return rules, nil
+	return nil
+}
+
+// DefaultRules are the rules vigil serve runs when the config names
+// none, on the metrics vigil makes itself: an account's daily cost of a
+// service jumping (crypto-mining), and a probed service unavailable.
+func DefaultRules() []Rule {
+	rules := []Rule{
+		{Name: "cost-jump", Metric: CostMetric, By: []string{"provider", "account", "service", "currency"}, Direction: "up",
+			Change: 50, Season: "weekly-by-day", Severity: "high",
+			Description: "An account's daily cost of a service far above its usual for the day of the week: crypto-mining, or a runaway job."},
+		{Name: "availability-lost", Metric: ProbeUp, By: []string{"probe", "target"}, Direction: "down",
+			For: Duration(2 * time.Minute), Season: "none", Severity: "high",
+			Description: "A probed service failed its checks for two minutes or more."},
+	}
+	if err := CheckRules(rules); err != nil {
+		panic(err) // the rules above are wrong
+	}
+	return rules
 }
 
 // check fills a rule's defaults, and says what is wrong with it.
@@ -123,6 +147,15 @@ func (r *Rule) check() error {
 	return nil
 }
 
+// HistorySpan is how far back the baseline of a day looks.
+func (r *Rule) HistorySpan() time.Duration {
+	period := seasons[r.Season].Period
+	if period == 0 {
+		period = 7 * 24 * time.Hour
+	}
+	return time.Duration(r.History) * period
+}
+
 // An Anomaly is a run of a series' samples that strayed from its
 // baseline as a rule says, with what was expected of them.
 type Anomaly struct {
@@ -154,11 +187,7 @@ const maxObserved = 288
 // anomaly, not several.
 func (r *Rule) Evaluate(s *metric.Series, from, to time.Time) []Anomaly {
 	season := seasons[r.Season]
-	period := season.Period
-	if period == 0 {
-		period = 7 * 24 * time.Hour
-	}
-	history := time.Duration(r.History) * period
+	history := r.HistorySpan()
 	var (
 		out []Anomaly
 		run *Anomaly

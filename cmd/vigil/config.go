@@ -117,6 +117,9 @@ func (c *config) check() error {
 	if err := monitor.LoadProbes(c.Monitor.Probes); err != nil {
 		return &configError{"monitor.probes", err}
 	}
+	if err := monitor.CheckRules(c.Monitor.Rules); err != nil {
+		return &configError{"monitor.rules", err}
+	}
 	if c.Meta.URL != "" {
 		u, err := secretValue(c.Meta.URL)
 		if err == nil && !meta.IsPostgres(u) {

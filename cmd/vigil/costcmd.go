@@ -48,6 +48,9 @@ func runCost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := access.CheckTenant(t); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
 	dd, logger, err := d.offline(ctx, cfg, stderr)
 	if err != nil {
 		return err

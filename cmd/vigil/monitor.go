@@ -6,12 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/metric"
 	"github.com/vigilsec/vigil/monitor"
+	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store/duckdb"
 )
 
 // monitorConfig is the monitor section of the config file.
@@ -22,6 +27,117 @@ type monitorConfig struct {
 	// Sources are the sources that must send, each with the longest it
 	// may be quiet; others are learned from what arrives.
 	Sources []monitor.ExpectedSource `yaml:"sources"`
+	// Rules say which strays of which metrics are anomalies (the
+	// defaults, monitor.DefaultRules, when none).
+	Rules []monitor.Rule `yaml:"rules"`
+}
+
+// rules returns the configured rules, or the defaults.
+func (c *monitorConfig) rules() []monitor.Rule {
+	if len(c.Rules) > 0 {
+		return c.Rules
+	}
+	return monitor.DefaultRules()
+}
+
+// evaluateEvery is how often vigil serve evaluates the monitoring rules.
+// Tests shorten it.
+var evaluateEvery = 5 * time.Minute
+
+// anomalyAlerter raises the anomalies the monitoring rules find in the
+// stored series, each once: as an event in the ledger, which says what
+// was expected and what was seen, and as an alert of its rule.
+type anomalyAlerter struct {
+	rules    []monitor.Rule
+	store    *duckdb.DB
+	intake   *ingest.Intake
+	alerts   interface{ Detected([]detect.Detection) }
+	logger   *slog.Logger
+	reported map[string]time.Time // anomaly key → when it was reported
+}
+
+// run evaluates the rules every evaluateEvery until ctx is done.
+func (a *anomalyAlerter) run(ctx context.Context) {
+	a.reported = map[string]time.Time{}
+	t := time.NewTicker(evaluateEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for i := range a.rules {
+			if err := a.evaluate(ctx, &a.rules[i], now); err != nil && ctx.Err() == nil {
+				a.logger.Error("evaluating a monitoring rule", "rule", a.rules[i].Name, "err", err)
+			}
+		}
+		for k, at := range a.reported {
+			if now.Sub(at) > 48*time.Hour {
+				delete(a.reported, k)
+			}
+		}
+	}
+}
+
+// evaluate runs one rule over the last day of its metric, with the
+// history its baseline needs, and raises what it finds that was not
+// raised before.
+func (a *anomalyAlerter) evaluate(ctx context.Context, r *monitor.Rule, now time.Time) error {
+	from := now.Add(-24 * time.Hour)
+	series, err := a.store.Samples(ctx, query.Scope{All: true}, r.Metric, nil, from.Add(-r.HistorySpan()-24*time.Hour), now)
+	if err != nil {
+		return err
+	}
+	// Each tenant's series are judged apart.
+	rule := *r
+	if len(rule.By) > 0 && !slices.Contains(rule.By, "tenant") {
+		rule.By = append(slices.Clip(rule.By), "tenant")
+	}
+	for _, an := range rule.EvaluateAll(series, from, now) {
+		key := an.Rule + an.Labels.String() + an.Start.String()
+		if _, done := a.reported[key]; done {
+			continue
+		}
+		ev := anomalyEvent(an)
+		if err := acceptPatiently(ctx, a.intake, ingest.Batch{Source: "monitor", Events: []*event.Event{ev}}); err != nil {
+			return fmt.Errorf("recording an anomaly: %w", err)
+		}
+		a.reported[key] = now
+		a.alerts.Detected([]detect.Detection{{
+			Rule:   &detect.Rule{ID: "vigil-monitor-" + r.Name, Title: "KPI anomaly: " + r.Name, Level: r.Severity, Description: r.Description, Tags: []string{"vigil.monitor"}},
+			Group:  labelMap(an.Labels),
+			Events: []detect.EventRef{{Seq: ev.Seq, Time: ev.Time, ID: ev.ID, Tenant: ev.Tenant, Action: ev.Action}},
+		}})
+	}
+	return nil
+}
+
+// anomalyEvent is the event of an anomaly: the series, what was seen
+// and what was expected, in its message, and the samples in its
+// document.
+func anomalyEvent(an monitor.Anomaly) *event.Event {
+	labels := labelMap(an.Labels)
+	msg := fmt.Sprintf("%s%s %s: %.4g at %s against %.4g expected (%.1f scales), from %s to %s", an.Metric, an.Labels, an.Direction,
+		an.Peak.Value, an.Peak.Time.UTC().Format(time.RFC3339), an.Expected, an.Score,
+		an.Start.UTC().Format(time.RFC3339), an.End.UTC().Format(time.RFC3339))
+	doc, _ := json.Marshal(an)
+	now := time.Now()
+	ev := &event.Event{Time: an.End, Received: now, Tenant: labels["tenant"], Source: "vigil.monitor", Class: "kpi",
+		Action: "anomaly", Service: an.Metric, Message: msg, Raw: doc, Outcome: event.Outcome{Result: event.OutcomeUnknown}}
+	if acct := labels["account"]; acct != "" {
+		ev.Cloud = event.Cloud{Provider: labels["provider"], Account: acct}
+	}
+	return ev
+}
+
+func labelMap(ls metric.Labels) map[string]string {
+	m := make(map[string]string, len(ls))
+	for _, l := range ls {
+		m[l.Name] = l.Value
+	}
+	return m
 }
 
 // silenceEvery is how often vigil serve looks for silent sources. Tests

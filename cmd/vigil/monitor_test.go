@@ -290,3 +290,64 @@ func TestSilentSource(t *testing.T) {
 		t.Errorf("the alert's event: %v", rows)
 	}
 }
+
+// TestCostAnomalyServed: five weeks of an account's daily EC2 cost, the
+// last two days five times the usual, imported as a Cost and Usage
+// Report; vigil serve's default rule raises an alert for the jump, in
+// the account's tenant, whose event says what was expected.
+func TestCostAnomalyServed(t *testing.T) {
+	every := evaluateEvery
+	evaluateEvery = 100 * time.Millisecond
+	t.Cleanup(func() { evaluateEvery = every })
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	var csv strings.Builder
+	csv.WriteString("lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UsageStartDate,lineItem/ProductCode,lineItem/CurrencyCode,lineItem/UnblendedCost\n")
+	for d := 35; d >= 0; d-- {
+		day := today.AddDate(0, 0, -d)
+		cost := 120.0
+		if wd := day.Weekday(); wd == time.Saturday || wd == time.Sunday {
+			cost = 60
+		}
+		cost += float64(d%5) - 2 // a little noise
+		if d <= 1 {
+			cost *= 5
+		}
+		fmt.Fprintf(&csv, "111122223333,Usage,%s,AmazonEC2,USD,%.2f\n", day.Format(time.RFC3339), cost)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cur.csv")
+	if err := os.WriteFile(file, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	mustVigil(t, "cost", "import", "--data", data, "--tenant", "acme", file)
+	srv := serve(t, data)
+	type alert struct {
+		Title, Tenant, Severity string
+		Seqs                    []uint64
+	}
+	var found alert
+	srv.wait("the cost anomaly's alert", func() bool {
+		var alerts []alert
+		json.Unmarshal(srv.call("GET", "/api/v1/alerts", nil), &alerts)
+		for _, a := range alerts {
+			if a.Title == "KPI anomaly: cost-jump" {
+				found = a
+				return true
+			}
+		}
+		return false
+	})
+	if found.Tenant != "acme" || found.Severity != "high" || len(found.Seqs) != 1 {
+		t.Fatalf("alert %+v", found)
+	}
+	var rows []map[string]any
+	srv.wait("the anomaly's event in the store", func() bool {
+		rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", fmt.Sprintf("seq:%d", found.Seqs[0])))
+		return len(rows) == 1
+	})
+	if msg := fmt.Sprint(rows[0]["message"]); rows[0]["account"] != "111122223333" || rows[0]["tenant"] != "acme" ||
+		!strings.Contains(msg, `cost{account="111122223333"`) || !strings.Contains(msg, "expected") {
+		t.Errorf("the anomaly's event: %v", rows[0])
+	}
+}

@@ -194,6 +194,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		var wg sync.WaitGroup
 		wg.Go(func() { startProbes(probesCtx, cfg, dd, intake, logger) })
 		wg.Go(func() { watchSilence(probesCtx, watch, intake, logger) })
+		wg.Go(func() {
+			(&anomalyAlerter{rules: cfg.Monitor.rules(), store: dd.db, intake: intake, alerts: alerts, logger: logger}).run(probesCtx)
+		})
 		wg.Wait()
 		close(probesDone)
 	}()
