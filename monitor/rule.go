@@ -89,12 +89,16 @@ func CheckRules(rules []Rule) error {
 
 // DefaultRules are the rules vigil serve runs when the config names
 // none, on the metrics vigil makes itself: an account's daily cost of a
-// service jumping (crypto-mining), and a probed service unavailable.
+// service jumping (crypto-mining), bytes out of an interface far above
+// their usual (exfiltration), and a probed service unavailable.
 func DefaultRules() []Rule {
 	rules := []Rule{
 		{Name: "cost-jump", Metric: CostMetric, By: []string{"provider", "account", "service", "currency"}, Direction: "up",
 			Change: 50, Season: "weekly-by-day", Severity: "high",
 			Description: "An account's daily cost of a service far above its usual for the day of the week: crypto-mining, or a runaway job."},
+		{Name: "egress-burst", Metric: NetworkOutBytes, By: []string{"provider", "account", "interface"}, Direction: "up",
+			Change: 1e8, For: Duration(10 * time.Minute), Severity: "high",
+			Description: "Far more bytes out to the internet from a network interface than usual at that hour of the week, for ten minutes or more: exfiltration."},
 		{Name: "availability-lost", Metric: ProbeUp, By: []string{"probe", "target"}, Direction: "down",
 			For: Duration(2 * time.Minute), Season: "none", Severity: "high",
 			Description: "A probed service failed its checks for two minutes or more."},

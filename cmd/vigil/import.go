@@ -16,6 +16,7 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/monitor"
 	"github.com/vigilsec/vigil/parse"
 	"github.com/vigilsec/vigil/query"
 )
@@ -110,7 +111,15 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 		}
 		detectFn = detect.NewRunner(e, detect.RunnerOptions{Sink: detectionSinks{sink, alerts}, Logger: logger}).Process
 	}
-	dd, err := openData(ctx, d, cfg, logger, nil, detectFn)
+	// Flow logs are summed into network use as they pass, as vigil serve
+	// does.
+	var flows monitor.FlowRollup
+	dd, err := openData(ctx, d, cfg, logger, nil, func(evs []*event.Event) {
+		flows.Observe(evs)
+		if detectFn != nil {
+			detectFn(evs)
+		}
+	})
 	if err != nil {
 		return ingest.Summary{}, err
 	}
@@ -138,6 +147,11 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 			logger.Warn("the origins of credentials issued after their use were not given to their events", "err", berr)
 		case n > 0:
 			fmt.Fprintf(stderr, "gave %d events the origin of their credential, issued after them\n", n)
+		}
+	}
+	for tenant, series := range flows.Flush(true) {
+		if serr := dd.db.AppendSamples(ctx, tenant, series); serr != nil {
+			logger.Warn("the network use the flow logs gave was not stored", "err", serr)
 		}
 	}
 	if cerr := dd.Close(); err == nil {

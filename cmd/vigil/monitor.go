@@ -40,6 +40,25 @@ func (c *monitorConfig) rules() []monitor.Rule {
 	return monitor.DefaultRules()
 }
 
+// storeFlows stores the network use flow logs gave every minute, and
+// what is left when ctx is done.
+func storeFlows(ctx context.Context, flows *monitor.FlowRollup, dd *data, logger *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-t.C:
+		}
+		for tenant, series := range flows.Flush(done) {
+			if err := dd.db.AppendSamples(context.WithoutCancel(ctx), tenant, series); err != nil {
+				logger.Error("storing the network use of flow logs", "tenant", tenant, "err", err)
+			}
+		}
+	}
+}
+
 // evaluateEvery is how often vigil serve evaluates the monitoring rules.
 // Tests shorten it.
 var evaluateEvery = 5 * time.Minute

@@ -351,3 +351,26 @@ func TestCostAnomalyServed(t *testing.T) {
 		t.Errorf("the anomaly's event: %v", rows[0])
 	}
 }
+
+// TestFlowRollupImported: importing AWS's documented flow-log examples
+// stores the network use they give, which the API reads back.
+func TestFlowRollupImported(t *testing.T) {
+	needFixtures(t)
+	data := t.TempDir()
+	mustVigil(t, "import", "--data", data, "--tenant", "acme", "../../../shared/testdata/aws-docs-examples/vpc-flow/default_v2_examples.log")
+	srv := serve(t, data)
+	var got []struct {
+		Labels  map[string]string `json:"labels"`
+		Samples []struct {
+			Value float64 `json:"value"`
+		} `json:"samples"`
+	}
+	q := url.Values{"metric": {"network_in_bytes"}, "from": {"2015-05-29"}, "to": {"2015-05-30"}}
+	if err := json.Unmarshal(srv.call("GET", "/api/v1/series?"+q.Encode(), nil), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Labels["interface"] != "eni-1235b8ca123456789" || got[0].Labels["tenant"] != "acme" ||
+		len(got[0].Samples) != 1 || got[0].Samples[0].Value != 336 {
+		t.Errorf("network_in_bytes: %+v", got)
+	}
+}

@@ -99,7 +99,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: detectionSinks{&detectionSink{db: mdb, log: logger}, alerts}, Logger: logger, Registerer: reg})
 
-	dd, err := openData(ctx, &d, cfg, logger, reg, runner.Process)
+	// Flow logs are summed into network use as detection sees them.
+	flows := &monitor.FlowRollup{}
+	dd, err := openData(ctx, &d, cfg, logger, reg, func(evs []*event.Event) {
+		flows.Observe(evs)
+		runner.Process(evs)
+	})
 	if err != nil {
 		return err
 	}
@@ -194,6 +199,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		var wg sync.WaitGroup
 		wg.Go(func() { startProbes(probesCtx, cfg, dd, intake, logger) })
 		wg.Go(func() { watchSilence(probesCtx, watch, intake, logger) })
+		wg.Go(func() { storeFlows(probesCtx, flows, dd, logger) })
 		wg.Go(func() {
 			(&anomalyAlerter{rules: cfg.Monitor.rules(), store: dd.db, intake: intake, alerts: alerts, logger: logger}).run(probesCtx)
 		})
