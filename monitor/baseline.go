@@ -63,7 +63,11 @@ type Baseline struct {
 	// Scale is 1.4826 times the median absolute deviation of the
 	// history's values from their levels: for normal noise, its standard
 	// deviation, but not moved by the outliers an incident makes.
-	Scale float64
+	// RelScale is the same of their deviations as shares of their
+	// levels: noise that grows with the value (a busy hour's traffic
+	// wavers more than a quiet one's) has one RelScale where it has no
+	// one Scale.
+	Scale, RelScale float64
 }
 
 // minPeriods is how many periods of history a bucket needs for a level;
@@ -93,7 +97,7 @@ func Fit(samples []metric.Sample, season Season, from, to time.Time) Baseline {
 		values[i] = append(values[i], s.Value)
 		periods[i] |= 1 << (uint64(p) % 64)
 	}
-	var residuals []float64
+	var residuals, relative []float64
 	for i, vs := range values {
 		enough := bits.OnesCount64(periods[i]) >= minPeriods
 		if season.Period == 0 {
@@ -105,11 +109,18 @@ func Fit(samples []metric.Sample, season Season, from, to time.Time) Baseline {
 		}
 		b.Level[i] = median(vs)
 		for _, v := range vs {
-			residuals = append(residuals, math.Abs(v-b.Level[i]))
+			d := math.Abs(v - b.Level[i])
+			residuals = append(residuals, d)
+			if b.Level[i] != 0 {
+				relative = append(relative, d/math.Abs(b.Level[i]))
+			}
 		}
 	}
 	if len(residuals) > 0 {
 		b.Scale = 1.4826 * median(residuals)
+	}
+	if len(relative) > 0 {
+		b.RelScale = 1.4826 * median(relative)
 	}
 	return b
 }
@@ -120,14 +131,17 @@ func Fit(samples []metric.Sample, season Season, from, to time.Time) Baseline {
 const relativeScale = 0.02
 
 // Score returns how many scales v, at t, is from its bucket's level, and
-// the level; ok is false while the bucket has none.
+// the level; ok is false while the bucket has none. The scale is the
+// wider of the series' one Scale and its RelScale share of the level:
+// whichever kind of noise the series has, a value is judged against the
+// wider, so that a busy hour's wavering is not an anomaly.
 func (b *Baseline) Score(t time.Time, v float64) (score, level float64, ok bool) {
 	i, _ := b.Season.bucket(t)
 	level = b.Level[i]
 	if math.IsNaN(level) {
 		return 0, level, false
 	}
-	scale := max(b.Scale, relativeScale*math.Abs(level), 1e-9)
+	scale := max(b.Scale, max(b.RelScale, relativeScale)*math.Abs(level), 1e-9)
 	return (v - level) / scale, level, true
 }
 
