@@ -7,6 +7,7 @@
 //	go run ./bench detect [-events 1000000] [-runs 3] [-rules DIR]
 //	go run ./bench detect-import [-events 1000000] [-runs 3] [-rules DIR]
 //	go run ./bench alert [-rate 20000] [-needles 100] [-runs 1] [-playbook]
+//	go run ./bench monitor [-series 100000] [-events 1000000] [-runs 3]
 //	go run ./bench corpus [-events N]
 //
 // import times vigil's file importer (parse, normalize, append to a fresh
@@ -62,6 +63,8 @@ Commands:
   enrich   vigil import with enrichment (1M inventory facts, 1M indicators, GeoIP, ranges)
            against --enrich=false: what enrichment adds to ingest
   alert    event acknowledged to webhook received, under an ingest load against idle
+  monitor  an evaluation pass over 100k series against a static mean ± 6σ; samples stored
+           through remote write against appended to the store directly
   corpus   build (or find) a corpus and print its manifest
 
 Run 'go run ./bench COMMAND -h' for the flags.`
@@ -90,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = runEnrich
 	case "alert":
 		cmd, defRuns = runAlert, 1
+	case "monitor":
+		cmd = runMonitor
 	case "corpus":
 		cmd = runCorpus
 	case "help", "-h", "-help", "--help":
@@ -125,6 +130,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if args[0] == "ledger" {
 		fs.BoolVar(&c.verifyOnly, "verify-only", false, "time only vigil verify (the import with the ledger builds its data directory once)")
 	}
+	if args[0] == "monitor" {
+		fs.IntVar(&c.series, "series", 100_000, "series of the evaluation pass (-events is the samples written)")
+	}
 	if args[0] == "enrich" {
 		fs.IntVar(&c.facts, "facts", 1_000_000, "inventory address intervals loaded (a snapshot)")
 		fs.IntVar(&c.indicators, "indicators", 1_000_000, "threat-intel indicators loaded")
@@ -151,6 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // config is what every command is given.
 type config struct {
 	events     int
+	series     int // monitor
 	seed       uint64
 	dir        string
 	fixtures   string
