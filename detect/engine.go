@@ -180,6 +180,25 @@ func (e *Engine) Sources() []string {
 	return out
 }
 
+// RuleSources returns the vigil sources a rule of the engine applies to,
+// by its logsource; for a correlation, those of the rules it counts.
+func (e *Engine) RuleSources(r *Rule) []string {
+	var out []string
+	if r.corr != nil {
+		for _, ref := range r.corr.Rules {
+			if c := e.byRef[ref]; c != nil && c.corr == nil {
+				out = append(out, e.RuleSources(c)...)
+			}
+		}
+	} else {
+		for _, t := range targets(r.Logsource) {
+			out = append(out, t.source)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // Rules returns the rules the engine holds.
 func (e *Engine) Rules() []*Rule { return e.rules }
 

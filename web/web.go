@@ -43,6 +43,9 @@ type Options struct {
 	// RemoteWrite and OTLPMetrics receive metrics (/api/v1/write,
 	// /api/v1/otlp/v1/metrics), as Ingest events.
 	RemoteWrite, OTLPMetrics http.Handler
+	// Coverage says what the tenants in scope sent over the last days,
+	// and which rules had nothing to run on (/api/v1/coverage).
+	Coverage func(ctx context.Context, scope query.Scope, days int) (any, error)
 	// Series reads back a metric's series in scope (/api/v1/series).
 	Series func(ctx context.Context, scope query.Scope, name string, match map[string]string, from, to time.Time) ([]metric.Series, error)
 	// Sources lists the ingest sources seen (/api/v1/sources).
@@ -118,6 +121,9 @@ func Handler(opts Options) http.Handler {
 	}
 	if opts.Series != nil {
 		mux.Handle("GET /api/v1/series", a.auth(http.HandlerFunc(a.series), readers...))
+	}
+	if opts.Coverage != nil {
+		mux.Handle("GET /api/v1/coverage", a.auth(http.HandlerFunc(a.coverage), readers...))
 	}
 	// Profiles of the running server, for its operators.
 	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index), access.Admin))
@@ -376,6 +382,29 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 		res = append(res, o)
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// coverage answers GET /api/v1/coverage?days=7&tenant=: what the
+// caller's tenants sent over the last days, and the rules without data.
+func (a *api) coverage(w http.ResponseWriter, r *http.Request) {
+	id, _ := IdentityFrom(r.Context())
+	v := r.URL.Query()
+	days := 7
+	if s := v.Get("days"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 || n > 3660 {
+			writeError(w, http.StatusBadRequest, errors.New("days: want a number of days, 1 to 3660"))
+			return
+		}
+		days = n
+	}
+	rep, err := a.opts.Coverage(r.Context(), requestScope(id, v), days)
+	if err != nil {
+		a.opts.Logger.Error("reporting coverage", "err", err)
+		writeError(w, http.StatusInternalServerError, errors.New("reporting coverage failed"))
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (a *api) search(w http.ResponseWriter, r *http.Request) {

@@ -46,6 +46,7 @@ var commands = []command{
 	{"inventory", "what an address, instance, user or role was, at a time", runInventory},
 	{"timeline", "the state at a time of an address, principal or asset, and the events around it", runTimeline},
 	{"cost", "import cloud cost exports as daily cost metrics", runCost},
+	{"coverage", "which sources sent, how late, and which rules had no data", runCoverage},
 	{"approve", "approve the step a playbook run waits on", runApprove},
 	{"reject", "say no to the step a playbook run waits on", runReject},
 	{"version", "print the version", runVersion},

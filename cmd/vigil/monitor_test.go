@@ -374,3 +374,73 @@ func TestFlowRollupImported(t *testing.T) {
 		t.Errorf("network_in_bytes: %+v", got)
 	}
 }
+
+// TestCoverage: after CloudTrail and flow logs are imported, vigil
+// coverage names both sources with their counts and accounts, and the
+// rules for GCP and Azure as without data; the API says the same, and
+// for another tenant's caller, nothing of acme's.
+func TestCoverage(t *testing.T) {
+	needFixtures(t)
+	data := t.TempDir()
+	mustVigil(t, "import", "--data", data, "--tenant", "acme", filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json"),
+		"../../../shared/testdata/aws-docs-examples/vpc-flow/default_v2_examples.log")
+	type report struct {
+		Sources []struct {
+			Tenant, Source, From string
+			Events               int64
+		} `json:"sources"`
+		Blind []struct {
+			ID, Title, Reason string
+		} `json:"rules_without_data"`
+	}
+	check := func(how string, r report) {
+		t.Helper()
+		got := map[string]int64{}
+		for _, s := range r.Sources {
+			got[s.Tenant+" "+s.Source+" "+s.From] = s.Events
+		}
+		if got["acme aws.cloudtrail 143434273843"] != 1 || got["acme aws.vpcflow 123456789010"] != 7 || len(got) != 2 {
+			t.Errorf("%s: sources %v", how, got)
+		}
+		blind := map[string]string{}
+		for _, b := range r.Blind {
+			blind[b.Title] = b.Reason
+		}
+		if !strings.Contains(blind["GCP Logging Sink, Bucket or Log Deleted or Changed"], "nothing from gcp.audit") ||
+			!strings.Contains(blind["Azure Diagnostic Setting or Log Profile Deleted"], "nothing from azure.activity") {
+			t.Errorf("%s: rules without data %v", how, blind)
+		}
+		for title := range blind {
+			if title == "CloudTrail Logging Stopped, Deleted or Weakened" {
+				t.Errorf("%s: a CloudTrail rule is listed without data", how)
+			}
+		}
+	}
+	var r report
+	if err := json.Unmarshal([]byte(mustVigil(t, "coverage", "--data", data, "--format", "json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	check("vigil coverage", r)
+	if out := mustVigil(t, "coverage", "--data", data); !strings.Contains(out, "aws.cloudtrail  143434273843") || !strings.Contains(out, "rules without data") {
+		t.Errorf("vigil coverage:\n%s", out)
+	}
+
+	globex := createToken(t, "--data", data, "--tenant", "globex", "--role", "analyst")
+	srv := serve(t, data)
+	var viaAPI report
+	if err := json.Unmarshal(srv.call("GET", "/api/v1/coverage?days=30", nil), &viaAPI); err != nil {
+		t.Fatal(err)
+	}
+	check("the API", viaAPI)
+	req, _ := http.NewRequest("GET", srv.base+"/api/v1/coverage", nil)
+	req.Header.Set("Authorization", "Bearer "+globex)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var other report
+	if err := json.NewDecoder(resp.Body).Decode(&other); err != nil || len(other.Sources) != 0 {
+		t.Errorf("globex's analyst sees %+v (%v)", other.Sources, err)
+	}
+}

@@ -318,6 +318,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		RemoteWrite: monitor.RemoteWriteHandler(db, metricsTenant(po.Tenant), logger),
 		OTLPMetrics: monitor.OTLPHandler(db, metricsTenant(po.Tenant), logger),
 		Series:      db.Samples,
+		Coverage: func(ctx context.Context, scope query.Scope, days int) (any, error) {
+			e, _ := loadEngine(cfg.Detect, nil)
+			return coverage(ctx, db, e, scope, days, time.Now())
+		},
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,
 			Logger:    logger,
