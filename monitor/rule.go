@@ -19,10 +19,12 @@ import (
 type Rule struct {
 	Name   string `yaml:"name"`
 	Metric string `yaml:"metric"`
-	// By are the labels whose values make a series: the metric's series
-	// alike in them are summed (egress per account: by [account]). None:
-	// each series on its own.
-	By []string `yaml:"by"`
+	// Match keeps the metric's series whose labels have these values
+	// (state: user). By are the labels whose values make a series: the
+	// series alike in them are summed (egress per account: by
+	// [account]). None: each series on its own.
+	Match map[string]string `yaml:"match"`
+	By    []string          `yaml:"by"`
 	// Direction is up (the default), down or both.
 	Direction string `yaml:"direction"`
 	// Score is how many scales from the baseline a value must be (6 by
@@ -88,9 +90,11 @@ func CheckRules(rules []Rule) error {
 }
 
 // DefaultRules are the rules vigil serve runs when the config names
-// none, on the metrics vigil makes itself: an account's daily cost of a
-// service jumping (crypto-mining), bytes out of an interface far above
-// their usual (exfiltration), and a probed service unavailable.
+// none: on the metrics vigil makes itself, an account's daily cost of a
+// service jumping (crypto-mining), bytes out of or into an interface
+// far above their usual (exfiltration, DoS), a probed service
+// unavailable; and on OpenTelemetry's host metrics, an account's CPU
+// saturated across its hosts at once.
 func DefaultRules() []Rule {
 	rules := []Rule{
 		{Name: "cost-jump", Metric: CostMetric, By: []string{"provider", "account", "service", "currency"}, Direction: "up",
@@ -99,6 +103,12 @@ func DefaultRules() []Rule {
 		{Name: "egress-burst", Metric: NetworkOutBytes, By: []string{"provider", "account", "interface"}, Direction: "up",
 			Change: 1e8, For: Duration(10 * time.Minute), Severity: "high",
 			Description: "Far more bytes out to the internet from a network interface than usual at that hour of the week, for ten minutes or more: exfiltration."},
+		{Name: "ingress-spike", Metric: NetworkInBytes, By: []string{"provider", "account", "interface"}, Direction: "up",
+			Change: 1e8, For: Duration(10 * time.Minute), Severity: "medium",
+			Description: "Far more bytes in from the internet to a network interface than usual at that hour of the week, for ten minutes or more: a DoS, or a large download to stage tools."},
+		{Name: "cpu-saturation", Metric: "system.cpu.utilization", Match: map[string]string{"state": "user"}, By: []string{"cloud.account.id"}, Direction: "up",
+			Change: 2, For: Duration(15 * time.Minute), Severity: "high",
+			Description: "The user CPU used across an account's hosts (OpenTelemetry's system.cpu.utilization, state user, summed) far above its usual for the hour of the week, by two CPUs or more, for fifteen minutes: crypto-mining or malware on many machines at once."},
 		{Name: "availability-lost", Metric: ProbeUp, By: []string{"probe", "target"}, Direction: "down",
 			For: Duration(2 * time.Minute), Season: "none", Severity: "high",
 			Description: "A probed service failed its checks for two minutes or more."},
@@ -246,9 +256,19 @@ func (r *Rule) strays(dir string, score, change, need float64) bool {
 	return math.Abs(score) >= need && math.Abs(change) >= r.Change
 }
 
-// EvaluateAll sums the rule's metric's series by its labels and
-// evaluates each sum.
+// EvaluateAll keeps the rule's metric's series that match it, sums them
+// by its labels and evaluates each sum.
 func (r *Rule) EvaluateAll(series []metric.Series, from, to time.Time) []Anomaly {
+	if len(r.Match) > 0 {
+		series = slices.DeleteFunc(slices.Clone(series), func(s metric.Series) bool {
+			for k, v := range r.Match {
+				if s.Labels.Get(k) != v {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	var out []Anomaly
 	for _, s := range Aggregate(series, r.Metric, r.By) {
 		out = append(out, r.Evaluate(&s, from, to)...)

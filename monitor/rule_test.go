@@ -215,6 +215,30 @@ func TestAggregate(t *testing.T) {
 	}
 }
 
+// TestRuleMatch: a rule's match keeps only the series it names, before
+// they are summed: an incident in a series it does not match is not
+// the rule's.
+func TestRuleMatch(t *testing.T) {
+	k := kpis()[1] // egress, with its burst at night
+	clean, burst := k.generate(1, false), k.generate(1, true)
+	clean.Labels = metric.Labels{{Name: "account", Value: "1"}, {Name: "state", Value: "user"}}
+	burst.Labels = metric.Labels{{Name: "account", Value: "1"}, {Name: "state", Value: "idle"}}
+	from, to := start.Add(4*week), start.Add(8*week)
+	for _, tc := range []struct {
+		match map[string]string
+		want  bool
+	}{{nil, true}, {map[string]string{"state": "user"}, false}, {map[string]string{"state": "idle"}, true}} {
+		r := k.rule
+		r.Match, r.By = tc.match, []string{"account"}
+		if err := r.check(); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(r.EvaluateAll([]metric.Series{*clean, *burst}, from, to)) > 0; got != tc.want {
+			t.Errorf("match %v: anomalies %v, want %v", tc.match, got, tc.want)
+		}
+	}
+}
+
 func TestLoadRules(t *testing.T) {
 	for _, tc := range []struct{ yaml, err string }{
 		{"- {name: a, metric: cost_usd, season: weekly-by-day, for: 1h, by: [account]}", ""},

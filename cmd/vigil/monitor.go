@@ -105,7 +105,7 @@ func (a *anomalyAlerter) run(ctx context.Context) {
 // raised before.
 func (a *anomalyAlerter) evaluate(ctx context.Context, r *monitor.Rule, now time.Time) error {
 	from := now.Add(-24 * time.Hour)
-	series, err := a.store.Samples(ctx, query.Scope{All: true}, r.Metric, nil, from.Add(-r.HistorySpan()-24*time.Hour), now)
+	series, err := a.store.Samples(ctx, query.Scope{All: true}, r.Metric, r.Match, from.Add(-r.HistorySpan()-24*time.Hour), now)
 	if err != nil {
 		return err
 	}
