@@ -43,6 +43,9 @@ type Options struct {
 	// RemoteWrite and OTLPMetrics receive metrics (/api/v1/write,
 	// /api/v1/otlp/v1/metrics), as Ingest events.
 	RemoteWrite, OTLPMetrics http.Handler
+	// Probes says how available each probed target was in the tenants
+	// in scope, over the last hour, day and week (/api/v1/probes).
+	Probes func(ctx context.Context, scope query.Scope) (any, error)
 	// Coverage says what the tenants in scope sent over the last days,
 	// and which rules had nothing to run on (/api/v1/coverage).
 	Coverage func(ctx context.Context, scope query.Scope, days int) (any, error)
@@ -124,6 +127,18 @@ func Handler(opts Options) http.Handler {
 	}
 	if opts.Coverage != nil {
 		mux.Handle("GET /api/v1/coverage", a.auth(http.HandlerFunc(a.coverage), readers...))
+	}
+	if opts.Probes != nil {
+		mux.Handle("GET /api/v1/probes", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, _ := IdentityFrom(r.Context())
+			rep, err := opts.Probes(r.Context(), requestScope(id, r.URL.Query()))
+			if err != nil {
+				a.opts.Logger.Error("reporting probes", "err", err)
+				writeError(w, http.StatusInternalServerError, errors.New("reporting probes failed"))
+				return
+			}
+			writeJSON(w, http.StatusOK, rep)
+		}), readers...))
 	}
 	// Profiles of the running server, for its operators.
 	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index), access.Admin))

@@ -238,3 +238,37 @@ func acceptProbeEvent(ctx context.Context, intake *ingest.Intake, tenant string,
 		Outcome: event.Outcome{Result: result}, Message: msg, Raw: []byte(msg)}
 	return acceptPatiently(ctx, intake, ingest.Batch{Source: "probe", Events: []*event.Event{ev}})
 }
+
+// probeAvailability is a probed target's availability: the share of its
+// checks that found it up over the last hour, day and week.
+type probeAvailability struct {
+	Probe  string             `json:"probe"`
+	Target string             `json:"target"`
+	Tenant string             `json:"tenant"`
+	Up     bool               `json:"up"` // at the last check
+	Last   time.Time          `json:"last_check"`
+	Shares map[string]float64 `json:"availability"` // "1h", "24h", "7d"
+	Checks map[string]int     `json:"checks"`
+}
+
+// probeReport gives the availability of every probed target in scope.
+func probeReport(ctx context.Context, db *duckdb.DB, scope query.Scope, now time.Time) ([]probeAvailability, error) {
+	series, err := db.Samples(ctx, scope, monitor.ProbeUp, nil, now.Add(-7*24*time.Hour), now)
+	if err != nil {
+		return nil, err
+	}
+	out := []probeAvailability{}
+	for i := range series {
+		s := &series[i]
+		p := probeAvailability{Probe: s.Labels.Get("probe"), Target: s.Labels.Get("target"), Tenant: s.Labels.Get("tenant"),
+			Shares: map[string]float64{}, Checks: map[string]int{}}
+		if n := len(s.Samples); n > 0 {
+			p.Up, p.Last = s.Samples[n-1].Value >= 1, s.Samples[n-1].Time
+		}
+		for name, span := range map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour} {
+			p.Shares[name], p.Checks[name] = monitor.Availability(s, now.Add(-span), now.Add(time.Nanosecond))
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -237,6 +237,20 @@ func TestProbesServed(t *testing.T) {
 	if ups < 2 || downs < 1 {
 		t.Errorf("probe_up samples: %d up, %d down", ups, downs)
 	}
+	// Its availability over the last hour: the share of checks up.
+	var probes []struct {
+		Probe  string             `json:"probe"`
+		Up     bool               `json:"up"`
+		Shares map[string]float64 `json:"availability"`
+		Checks map[string]int     `json:"checks"`
+	}
+	if err := json.Unmarshal(srv.call("GET", "/api/v1/probes", nil), &probes); err != nil {
+		t.Fatal(err)
+	}
+	if len(probes) != 1 || probes[0].Probe != "web" || probes[0].Checks["1h"] < ups+downs ||
+		probes[0].Shares["1h"] <= 0 || probes[0].Shares["1h"] >= 1 {
+		t.Errorf("probes %+v (checks seen: %d up, %d down)", probes, ups, downs)
+	}
 }
 
 // TestSilentSource: the Stratus "cloudtrail-stop" detonation reaches a

@@ -318,6 +318,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		RemoteWrite: monitor.RemoteWriteHandler(db, metricsTenant(po.Tenant), logger),
 		OTLPMetrics: monitor.OTLPHandler(db, metricsTenant(po.Tenant), logger),
 		Series:      db.Samples,
+		Probes: func(ctx context.Context, scope query.Scope) (any, error) {
+			return probeReport(ctx, db, scope, time.Now())
+		},
 		Coverage: func(ctx context.Context, scope query.Scope, days int) (any, error) {
 			e, _ := loadEngine(cfg.Detect, nil)
 			return coverage(ctx, db, e, scope, days, time.Now())
