@@ -325,14 +325,7 @@ func (e *enrichment) followOrigins(ctx context.Context, st finder, size, stored 
 			size int64
 		}
 		var marks []mark
-		t := time.NewTicker(backfillEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		everyTick(ctx, backfillEvery, func() {
 			marks = append(marks, mark{time.Now(), size()})
 			var before time.Time
 			for s := stored(); len(marks) > 0 && marks[0].size <= s; marks = marks[1:] {
@@ -342,7 +335,7 @@ func (e *enrichment) followOrigins(ctx context.Context, st finder, size, stored 
 				n, err := e.ids.BackfillLate(ctx, st, before)
 				e.logBackfill(ctx, n, err)
 			}
-		}
+		})
 	}()
 	return func() { cancel(); <-done }
 }
@@ -552,14 +545,7 @@ func (e *enrichment) watch(ctx context.Context) {
 	if len(c.Intel) == 0 && c.Owners == "" && len(c.CloudRanges) == 0 {
 		return
 	}
-	t := time.NewTicker(c.intelReload)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	everyTick(ctx, c.intelReload, func() {
 		if _, err := e.reloadIntel(); err != nil {
 			e.logger.Error("reloading threat intel; the lists loaded before stay in use", "err", err)
 		}
@@ -568,6 +554,20 @@ func (e *enrichment) watch(ctx context.Context) {
 		}
 		if _, err := e.reloadRanges(); err != nil {
 			e.logger.Error("reloading cloud ranges; the ranges loaded before stay in use", "err", err)
+		}
+	})
+}
+
+// everyTick calls fn every d until ctx is done.
+func everyTick(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
 		}
 	}
 }

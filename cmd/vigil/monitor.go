@@ -78,14 +78,7 @@ type anomalyAlerter struct {
 // run evaluates the rules every evaluateEvery until ctx is done.
 func (a *anomalyAlerter) run(ctx context.Context) {
 	a.reported = map[string]time.Time{}
-	t := time.NewTicker(evaluateEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	everyTick(ctx, evaluateEvery, func() {
 		now := time.Now()
 		for i := range a.rules {
 			if err := a.evaluate(ctx, &a.rules[i], now); err != nil && ctx.Err() == nil {
@@ -97,7 +90,7 @@ func (a *anomalyAlerter) run(ctx context.Context) {
 				delete(a.reported, k)
 			}
 		}
-	}
+	})
 }
 
 // evaluate runs one rule over the last day of its metric, with the
@@ -167,20 +160,13 @@ var silenceEvery = time.Minute
 // quiet for longer than its bound as an event, which the built-in rule
 // "Log Source Went Silent" alerts on.
 func watchSilence(ctx context.Context, w *monitor.Watch, intake *ingest.Intake, logger *slog.Logger) {
-	t := time.NewTicker(silenceEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	everyTick(ctx, silenceEvery, func() {
 		for _, s := range w.Silent(time.Now()) {
 			if err := acceptPatiently(ctx, intake, ingest.Batch{Source: "monitor", Events: []*event.Event{silenceEvent(s)}}); err != nil && ctx.Err() == nil {
 				logger.Error("recording a silent source", "source", s.String(), "err", err)
 			}
 		}
-	}
+	})
 }
 
 // silenceEvent is the event of a silent source: its account (or host),

@@ -274,34 +274,14 @@ func TestSilentSource(t *testing.T) {
 	}
 	srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail", stop)
 
-	type alert struct {
-		ID, Title, Tenant string
-		Seqs              []uint64
-	}
-	var silent alert
-	srv.wait("the silent-source alert", func() bool {
-		var alerts []alert
-		json.Unmarshal(srv.call("GET", "/api/v1/alerts", nil), &alerts)
-		for _, a := range alerts {
-			if a.Title == "Log Source Went Silent" {
-				silent = a
-				return true
-			}
-		}
-		return false
-	})
-	if silent.Tenant != "default" || len(silent.Seqs) != 1 {
+	silent, ev := srv.waitAlert(data, "Log Source Went Silent")
+	if silent.Tenant != "default" {
 		t.Fatalf("alert %+v", silent)
 	}
-	var rows []map[string]any
-	srv.wait("the alert's event in the store", func() bool {
-		rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", fmt.Sprintf("seq:%d", silent.Seqs[0])))
-		return len(rows) == 1
-	})
-	msg := fmt.Sprint(rows[0]["message"])
-	if rows[0]["account"] != "143434273843" || !strings.Contains(msg, "aws.cloudtrail from 143434273843 has sent nothing since") ||
+	msg := fmt.Sprint(ev["message"])
+	if ev["account"] != "143434273843" || !strings.Contains(msg, "aws.cloudtrail from 143434273843 has sent nothing since") ||
 		!strings.Contains(msg, "before it went quiet: StopLogging") || !strings.Contains(msg, "10163ed2-2253-469d-a5ee-cbc6651f8934") {
-		t.Errorf("the alert's event: %v", rows)
+		t.Errorf("the alert's event: %v", ev)
 	}
 }
 
@@ -336,33 +316,13 @@ func TestCostAnomalyServed(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	mustVigil(t, "cost", "import", "--data", data, "--tenant", "acme", file)
 	srv := serve(t, data)
-	type alert struct {
-		Title, Tenant, Severity string
-		Seqs                    []uint64
-	}
-	var found alert
-	srv.wait("the cost anomaly's alert", func() bool {
-		var alerts []alert
-		json.Unmarshal(srv.call("GET", "/api/v1/alerts", nil), &alerts)
-		for _, a := range alerts {
-			if a.Title == "KPI anomaly: cost-jump" {
-				found = a
-				return true
-			}
-		}
-		return false
-	})
-	if found.Tenant != "acme" || found.Severity != "high" || len(found.Seqs) != 1 {
+	found, ev := srv.waitAlert(data, "KPI anomaly: cost-jump")
+	if found.Tenant != "acme" || found.Severity != "high" {
 		t.Fatalf("alert %+v", found)
 	}
-	var rows []map[string]any
-	srv.wait("the anomaly's event in the store", func() bool {
-		rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", fmt.Sprintf("seq:%d", found.Seqs[0])))
-		return len(rows) == 1
-	})
-	if msg := fmt.Sprint(rows[0]["message"]); rows[0]["account"] != "111122223333" || rows[0]["tenant"] != "acme" ||
+	if msg := fmt.Sprint(ev["message"]); ev["account"] != "111122223333" || ev["tenant"] != "acme" ||
 		!strings.Contains(msg, `cost{account="111122223333"`) || !strings.Contains(msg, "expected") {
-		t.Errorf("the anomaly's event: %v", rows[0])
+		t.Errorf("the anomaly's event: %v", ev)
 	}
 }
 
@@ -457,4 +417,37 @@ func TestCoverage(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&other); err != nil || len(other.Sources) != 0 {
 		t.Errorf("globex's analyst sees %+v (%v)", other.Sources, err)
 	}
+}
+
+// servedAlert is what the tests read of an alert.
+type servedAlert struct {
+	Title, Tenant, Severity string
+	Seqs                    []uint64
+}
+
+// waitAlert waits for an alert with a title, and for its one event to
+// be searchable in data, and returns both.
+func (s *served) waitAlert(data, title string) (servedAlert, map[string]any) {
+	s.t.Helper()
+	var found servedAlert
+	s.wait("the alert "+title, func() bool {
+		var alerts []servedAlert
+		json.Unmarshal(s.call("GET", "/api/v1/alerts", nil), &alerts)
+		for _, a := range alerts {
+			if a.Title == title {
+				found = a
+				return true
+			}
+		}
+		return false
+	})
+	if len(found.Seqs) != 1 {
+		s.t.Fatalf("alert %+v: want one event", found)
+	}
+	var rows []map[string]any
+	s.wait("the alert's event in the store", func() bool {
+		rows = ndjson(s.t, mustVigil(s.t, "search", "--data", data, "--format", "ndjson", fmt.Sprintf("seq:%d", found.Seqs[0])))
+		return len(rows) == 1
+	})
+	return found, rows[0]
 }
