@@ -120,6 +120,9 @@ func (c *config) check() error {
 	if err := monitor.CheckRules(c.Monitor.Rules); err != nil {
 		return &configError{"monitor.rules", err}
 	}
+	if err := monitor.CheckScrapeTargets(c.Monitor.Scrape); err != nil {
+		return &configError{"monitor.scrape", err}
+	}
 	if c.Meta.URL != "" {
 		u, err := secretValue(c.Meta.URL)
 		if err == nil && !meta.IsPostgres(u) {

@@ -24,6 +24,9 @@ type monitorConfig struct {
 	// Probes are the checks vigil serve makes, on their schedules, of
 	// the services the organization depends on.
 	Probes []monitor.Probe `yaml:"probes"`
+	// Scrape are the Prometheus endpoints vigil serve reads, each on its
+	// schedule.
+	Scrape []monitor.ScrapeTarget `yaml:"scrape"`
 	// Sources are the sources that must send, each with the longest it
 	// may be quiet; others are learned from what arrives.
 	Sources []monitor.ExpectedSource `yaml:"sources"`

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/exp/api/remote"
 	writev2 "github.com/prometheus/client_golang/exp/api/remote/genproto/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	otelmetric "go.opentelemetry.io/otel/metric"
@@ -450,4 +453,32 @@ func (s *served) waitAlert(data, title string) (servedAlert, map[string]any) {
 		return len(rows) == 1
 	})
 	return found, rows[0]
+}
+
+// TestScrapeServed: vigil serve reads a Prometheus endpoint the config
+// names, and its metrics are read back through the API.
+func TestScrapeServed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "queue_depth"})
+	reg.MustRegister(g)
+	g.Set(42)
+	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer target.Close()
+	data := t.TempDir()
+	conf := fmt.Sprintf("monitor:\n  scrape:\n    - {name: app, url: %q, every: 1s, labels: {environment: prod}}\n", target.URL+"/metrics")
+	if err := os.WriteFile(filepath.Join(data, configFile), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, data)
+	srv.wait("the scraped gauge", func() bool {
+		var got []struct {
+			Labels  map[string]string `json:"labels"`
+			Samples []struct {
+				Value float64 `json:"value"`
+			} `json:"samples"`
+		}
+		q := url.Values{"metric": {"queue_depth"}, "match": {"scrape=app"}}
+		json.Unmarshal(srv.call("GET", "/api/v1/series?"+q.Encode(), nil), &got)
+		return len(got) == 1 && got[0].Labels["environment"] == "prod" && len(got[0].Samples) > 0 && got[0].Samples[0].Value == 42
+	})
 }

@@ -201,6 +201,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		wg.Go(func() { watchSilence(probesCtx, watch, intake, logger) })
 		wg.Go(func() { storeFlows(probesCtx, flows, dd, logger) })
 		wg.Go(func() {
+			(&monitor.Scraper{Targets: cfg.Monitor.Scrape, Store: dd.db, Tenant: cfg.Tenant, Logger: logger}).Run(probesCtx)
+		})
+		wg.Go(func() {
 			(&anomalyAlerter{rules: cfg.Monitor.rules(), store: dd.db, intake: intake, alerts: alerts, logger: logger}).run(probesCtx)
 		})
 		wg.Wait()
