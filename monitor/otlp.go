@@ -239,12 +239,12 @@ func keyValue(b []byte) (metric.Label, error) {
 	return l, err
 }
 
-// OTLPHandler receives OTLP metrics over HTTP, in protobuf, gzip-
-// compressed or not, into st, for the tenant identify names (its error
-// answered 403). It answers 200 with an empty ExportMetricsServiceResponse;
-// 415 to JSON, which it does not read yet, and to another encoding; 400
-// to a message it cannot read (not retried); 500 when the store fails
-// (retried).
+// OTLPHandler receives OTLP metrics over HTTP, in protobuf or JSON,
+// gzip-compressed or not, into st, for the tenant identify names (its
+// error answered 403). It answers 200 with an empty
+// ExportMetricsServiceResponse; 415 to another content type or
+// encoding; 400 to a message it cannot read (not retried); 500 when the
+// store fails (retried).
 func OTLPHandler(st SampleAppender, identify func(*http.Request) (string, error), logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -252,8 +252,9 @@ func OTLPHandler(st SampleAppender, identify func(*http.Request) (string, error)
 			http.Error(w, "OTLP takes POST", http.StatusMethodNotAllowed)
 			return
 		}
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-protobuf" {
-			http.Error(w, "OTLP metrics in protobuf only: want Content-Type application/x-protobuf", http.StatusUnsupportedMediaType)
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if mt != "application/x-protobuf" && mt != "application/json" {
+			http.Error(w, "OTLP metrics: want Content-Type application/x-protobuf or application/json", http.StatusUnsupportedMediaType)
 			return
 		}
 		tenant, err := identify(r)
@@ -284,11 +285,19 @@ func OTLPHandler(st SampleAppender, identify func(*http.Request) (string, error)
 			http.Error(w, fmt.Sprintf("the message is more than %d bytes", MaxRemoteWriteBytes), http.StatusRequestEntityTooLarge)
 			return
 		}
-		series, skipped, err := DecodeOTLPMetrics(msg)
+		decode := DecodeOTLPMetrics
+		if mt == "application/json" {
+			decode = DecodeOTLPMetricsJSON
+		}
+		series, skipped, err := decode(msg)
 		if !keep(w, r, st, tenant, series, err, logger, "otlp metrics", skipped, "points of a metric without a name") {
 			return
 		}
-		w.Header().Set("Content-Type", "application/x-protobuf")
+		// An empty ExportMetricsServiceResponse, in the request's encoding.
+		w.Header().Set("Content-Type", mt)
 		w.WriteHeader(http.StatusOK)
+		if mt == "application/json" {
+			w.Write([]byte("{}"))
+		}
 	})
 }

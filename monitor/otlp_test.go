@@ -117,7 +117,9 @@ func TestOTLPHandler(t *testing.T) {
 		code                              int
 	}{
 		{"empty", "application/x-protobuf", "", "", nil, http.StatusOK},
-		{"JSON", "application/json", "", "", []byte("{}"), http.StatusUnsupportedMediaType},
+		{"JSON, empty", "application/json", "", "", []byte("{}"), http.StatusOK},
+		{"JSON, broken", "application/json", "", "", []byte("{"), http.StatusBadRequest},
+		{"XML", "application/xml", "", "", []byte("<x/>"), http.StatusUnsupportedMediaType},
 		{"brotli", "application/x-protobuf", "br", "", nil, http.StatusUnsupportedMediaType},
 		{"not gzip", "application/x-protobuf", "gzip", "", []byte("plain"), http.StatusBadRequest},
 		{"truncated", "application/x-protobuf", "", "", []byte{0x0a, 0x20, 0x0a}, http.StatusBadRequest},
@@ -133,20 +135,58 @@ func TestOTLPHandler(t *testing.T) {
 	}
 }
 
-// FuzzDecodeOTLPMetrics: any bytes give series or an error, never a
-// panic, and every series a name.
+// FuzzDecodeOTLPMetrics: any bytes, as protobuf or as JSON, give series
+// or an error, never a panic, and every series a name.
 func FuzzDecodeOTLPMetrics(f *testing.F) {
 	f.Add([]byte{0x0a, 0x20, 0x0a})
 	f.Add([]byte{})
+	f.Add([]byte(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"a","gauge":{"dataPoints":[{"asInt":"1","timeUnixNano":"1"}]}}]}]}]}`))
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		series, _, err := DecodeOTLPMetrics(msg)
-		if err != nil && series != nil {
-			t.Errorf("series with an error: %+v", series)
-		}
-		for _, s := range series {
-			if s.Metric == "" || len(s.Samples) != 1 {
-				t.Errorf("series %+v", s)
+		for _, decode := range []func([]byte) ([]metric.Series, int, error){DecodeOTLPMetrics, DecodeOTLPMetricsJSON} {
+			series, _, err := decode(msg)
+			if err != nil && series != nil {
+				t.Errorf("series with an error: %+v", series)
+			}
+			for _, s := range series {
+				if s.Metric == "" || len(s.Samples) != 1 {
+					t.Errorf("series %+v", s)
+				}
 			}
 		}
 	})
+}
+
+// TestOTLPJSON: OTLP's JSON encoding, as its specification's example
+// writes a gauge and a histogram (integers and times as strings).
+func TestOTLPJSON(t *testing.T) {
+	doc := `{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}},{"key":"host.cpus","value":{"intValue":"8"}}]},
+	  "scopeMetrics":[{"scope":{"name":"x"},"metrics":[
+	    {"name":"queue.depth","unit":"1","gauge":{"dataPoints":[{"asInt":"42","timeUnixNano":"1767225600000000000","attributes":[{"key":"queue","value":{"stringValue":"orders"}}]}]}},
+	    {"name":"request.duration","histogram":{"aggregationTemporality":2,"dataPoints":[{"count":"3","sum":1.5,"timeUnixNano":"1767225600000000000","bucketCounts":["1","2"],"explicitBounds":[0.5]}]}},
+	    {"name":"","gauge":{"dataPoints":[{"asDouble":1,"timeUnixNano":"1767225600000000000"}]}}
+	  ]}]}]}`
+	series, skipped, err := DecodeOTLPMetricsJSON([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, s := range series {
+		got[s.Metric+s.Labels.String()] = s.Samples[0].Value
+		if s.Samples[0].Time.Unix() != 1767225600 {
+			t.Errorf("%s at %s", s.Metric, s.Samples[0].Time)
+		}
+	}
+	want := map[string]float64{
+		`queue.depth{host.cpus="8", queue="orders", service.name="checkout"}`: 42,
+		`request.duration_count{host.cpus="8", service.name="checkout"}`:      3,
+		`request.duration_sum{host.cpus="8", service.name="checkout"}`:        1.5,
+	}
+	if skipped != 1 || len(got) != len(want) {
+		t.Errorf("series %v, skipped %d", got, skipped)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
 }
