@@ -17,8 +17,8 @@ import (
 func runCost(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	usage := "Usage: vigil cost import [--data DIR] [--tenant T] FILE...\n\n" +
 		"Reads cloud cost exports (AWS Cost and Usage Reports and CUR 2.0, FOCUS, Google\n" +
-		"Cloud billing and Azure cost exports, in CSV, gzip-compressed or not) and keeps\n" +
-		"the daily usage cost of each account and service as the metric \"cost\", for\n" +
+		"Cloud billing and Azure cost exports: CSV, gzip-compressed or not, or Parquet) and\n" +
+		"keeps the daily usage cost of each account and service as the metric \"cost\", for\n" +
 		"monitoring rules (docs/monitoring.md). Credits, refunds and taxes are left out.\n\nFlags:"
 	if len(args) == 0 || args[0] != "import" {
 		fmt.Fprintln(stderr, usage)
@@ -81,6 +81,19 @@ func runCost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // importCost reads one cost export into the store.
 func importCost(ctx context.Context, dd *data, tenant, name string) (monitor.CostStats, error) {
+	if strings.HasSuffix(name, ".parquet") {
+		// DuckDB reads Parquet; the export's CSV reader reads its rows.
+		tmp, err := os.CreateTemp("", "vigil-cost-*.csv")
+		if err != nil {
+			return monitor.CostStats{}, err
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		if err := dd.db.ParquetToCSV(ctx, name, tmp.Name()); err != nil {
+			return monitor.CostStats{}, err
+		}
+		name = tmp.Name()
+	}
 	f, err := os.Open(name)
 	if err != nil {
 		return monitor.CostStats{}, err

@@ -158,3 +158,13 @@ func scopeWhere(scope query.Scope) ([]string, []any) {
 	}
 	return []string{"tenant IN (?" + strings.Repeat(", ?", len(scope.Tenants)-1) + ")"}, args
 }
+
+// ParquetToCSV writes the rows of a Parquet file as a CSV file with a
+// header, for readers of CSV exports (cost exports come as either).
+func (s *DB) ParquetToCSV(ctx context.Context, src, dst string) error {
+	_, err := s.db.ExecContext(ctx, "COPY (SELECT * FROM read_parquet("+quoteLiteral(src)+")) TO "+quoteLiteral(dst)+" (HEADER, DELIMITER ',')")
+	if err != nil {
+		return fmt.Errorf("reading %s as Parquet: %w", src, err)
+	}
+	return nil
+}
