@@ -62,6 +62,26 @@ func storeFlows(ctx context.Context, flows *monitor.FlowRollup, dd *data, logger
 	}
 }
 
+// rawSamplesFor is how long metric samples are kept as they came;
+// older, each series keeps an hour's mean (downsampling).
+const rawSamplesFor = 7 * 24 * time.Hour
+
+// downsample rolls the samples older than rawSamplesFor up into hours,
+// at start and every hour after, until ctx is done.
+func downsample(ctx context.Context, db *duckdb.DB, logger *slog.Logger) {
+	roll := func() {
+		n, err := db.Downsample(ctx, time.Now().Add(-rawSamplesFor))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("downsampling metric samples", "err", err)
+		case n > 0:
+			logger.Info("downsampled metric samples into hours", "samples", n)
+		}
+	}
+	roll()
+	everyTick(ctx, time.Hour, roll)
+}
+
 // evaluateEvery is how often vigil serve evaluates the monitoring rules.
 // Tests shorten it.
 var evaluateEvery = 5 * time.Minute

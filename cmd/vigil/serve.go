@@ -200,6 +200,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		wg.Go(func() { startProbes(probesCtx, cfg, dd, intake, logger) })
 		wg.Go(func() { watchSilence(probesCtx, watch, intake, logger) })
 		wg.Go(func() { storeFlows(probesCtx, flows, dd, logger) })
+		wg.Go(func() { downsample(probesCtx, dd.db, logger) })
 		wg.Go(func() {
 			(&monitor.Scraper{Targets: cfg.Monitor.Scrape, Store: dd.db, Tenant: cfg.Tenant, Logger: logger}).Run(probesCtx)
 		})

@@ -112,8 +112,8 @@ func Open(opts Options) (*DB, error) {
 	// made; say so, rather than fail each search on a missing column.
 	var n int
 	err = s.db.QueryRow(`SELECT (SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'intel_type') +
-		(SELECT count(*) FROM information_schema.tables WHERE table_name IN ('origin_backfills', 'samples'))`).Scan(&n)
-	if err == nil && n < 3 {
+		(SELECT count(*) FROM information_schema.tables WHERE table_name IN ('origin_backfills', 'samples', 'samples_hourly'))`).Scan(&n)
+	if err == nil && n < 4 {
 		err = ErrOldSchema
 	}
 	if err != nil {

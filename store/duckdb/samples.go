@@ -83,12 +83,13 @@ func labelsJSON(ls metric.Labels) (string, error) {
 }
 
 // Samples returns the series of a metric in scope with samples in
-// [from, to), each with its samples oldest first. match narrows them to
-// the series whose labels have the values it gives; a series' tenant is
-// its label "tenant".
+// [from, to), each with its samples oldest first: the samples as they
+// came, and for the hours Downsample rolled up, their means. match
+// narrows them to the series whose labels have the values it gives; a
+// series' tenant is its label "tenant".
 func (s *DB) Samples(ctx context.Context, scope query.Scope, name string, match map[string]string, from, to time.Time) ([]metric.Series, error) {
 	where, args := scopeWhere(scope)
-	where = append(where, "metric = ?", "time >= ?", "time < ?")
+	where = append(where, "metric = ?", "time >= CAST(? AS TIMESTAMP_NS)", "time < CAST(? AS TIMESTAMP_NS)")
 	args = append(args, name, from.UTC(), to.UTC())
 	for n, v := range match {
 		if n == "tenant" {
@@ -99,8 +100,11 @@ func (s *DB) Samples(ctx context.Context, scope query.Scope, name string, match 
 		where = append(where, "json_extract_string(labels, ?) = ?")
 		args = append(args, "$."+jsonPathKey(n), v)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT tenant, series, labels, time, value FROM samples
-		WHERE `+strings.Join(where, " AND ")+` ORDER BY series, time`, args...)
+	// Raw samples, and the hourly means of those downsampled.
+	cond := strings.Join(where, " AND ")
+	rows, err := s.db.QueryContext(ctx, `SELECT tenant, series, labels, time, value FROM samples WHERE `+cond+`
+		UNION ALL SELECT tenant, series, labels, time, value FROM samples_hourly WHERE `+cond+`
+		ORDER BY series, time`, append(args, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading samples of %s: %w", name, err)
 	}
@@ -167,4 +171,34 @@ func (s *DB) ParquetToCSV(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("reading %s as Parquet: %w", src, err)
 	}
 	return nil
+}
+
+// Downsample rolls the samples older than before up into an hour a
+// series a row (their mean, least, greatest and count), and deletes
+// them: what a baseline of weeks reads, in a sixtieth of the rows of
+// minute samples. It returns how many samples it rolled up. Samples that
+// arrive for an hour already rolled up make a second row of it.
+func (s *DB) Downsample(ctx context.Context, before time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	b := before.UTC().Truncate(time.Hour)
+	_, err = tx.ExecContext(ctx, `INSERT INTO samples_hourly
+		SELECT tenant, metric, series, any_value(labels), date_trunc('hour', time), avg(value), min(value), max(value), count(*)
+		FROM samples WHERE time < CAST(? AS TIMESTAMP_NS) GROUP BY tenant, metric, series, date_trunc('hour', time)`, b)
+	if err != nil {
+		return 0, fmt.Errorf("downsampling samples: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM samples WHERE time < CAST(? AS TIMESTAMP_NS)`, b)
+	if err != nil {
+		return 0, fmt.Errorf("downsampling samples: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("downsampling samples: %w", err)
+	}
+	return res.RowsAffected()
 }

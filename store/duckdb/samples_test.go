@@ -84,3 +84,37 @@ func TestSamples(t *testing.T) {
 		t.Errorf("an empty scope reads %d series", len(got))
 	}
 }
+
+// TestDownsample: samples older than the cut become their hour's mean,
+// which Samples gives in their place; later ones stay as they came.
+func TestDownsample(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	s := metric.Series{Metric: "cpu", Labels: metric.Labels{{Name: "host", Value: "web-1"}}}
+	for i := range 150 { // 10:00 to 12:29, a minute apart
+		s.Samples = append(s.Samples, metric.Sample{Time: t0.Add(time.Duration(i) * time.Minute), Value: float64(i % 60)})
+	}
+	if err := db.AppendSamples(ctx, "acme", []metric.Series{s}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.Downsample(ctx, t0.Add(2*time.Hour+15*time.Minute)) // rolls 10:00 and 11:00 up
+	if err != nil || n != 120 {
+		t.Fatalf("downsampled %d samples (%v), want 120", n, err)
+	}
+	got, err := db.Samples(ctx, query.Scope{All: true}, "cpu", map[string]string{"host": "web-1"}, t0, t0.Add(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(got[0].Samples) != 2+30 {
+		t.Fatalf("series %+v", got)
+	}
+	for i, x := range got[0].Samples[:2] {
+		if !x.Time.Equal(t0.Add(time.Duration(i)*time.Hour)) || x.Value != 29.5 {
+			t.Errorf("hour %d: %+v, want the mean 29.5", i, x)
+		}
+	}
+	if x := got[0].Samples[2]; !x.Time.Equal(t0.Add(2*time.Hour)) || x.Value != 0 {
+		t.Errorf("the first raw sample: %+v", x)
+	}
+}

@@ -82,6 +82,20 @@ CREATE TABLE IF NOT EXISTS samples (
     value   DOUBLE NOT NULL
 );
 
+-- Metric samples older than a few days, an hour a row (Downsample): the
+-- mean, least and greatest of the hour's samples, and how many.
+CREATE TABLE IF NOT EXISTS samples_hourly (
+    tenant  VARCHAR NOT NULL,
+    metric  VARCHAR NOT NULL,
+    series  UBIGINT NOT NULL,
+    labels  VARCHAR NOT NULL,
+    time    TIMESTAMP_NS NOT NULL,   -- the hour's start
+    value   DOUBLE NOT NULL,         -- the mean
+    min     DOUBLE NOT NULL,
+    max     DOUBLE NOT NULL,
+    count   UBIGINT NOT NULL
+);
+
 -- Inputs that could not be parsed, kept with the reason.
 CREATE TABLE IF NOT EXISTS quarantine (
     received     TIMESTAMP_NS NOT NULL,
