@@ -85,7 +85,21 @@ func Fit(samples []metric.Sample, season Season, from, to time.Time) Baseline {
 	hist := metric.Between(samples, from, to)
 	n := season.buckets()
 	b := Baseline{Season: season, Level: make([]float64, n)}
+	// Each bucket's values, in one array: a pass judges many series, and
+	// a slice a bucket grown by appends cost most of its time.
+	counts := make([]int, n)
+	for _, s := range hist {
+		if !math.IsNaN(s.Value) && !math.IsInf(s.Value, 0) {
+			i, _ := season.bucket(s.Time)
+			counts[i]++
+		}
+	}
+	all := make([]float64, 0, len(hist))
 	values := make([][]float64, n)
+	for i, c := range counts {
+		values[i] = all[len(all) : len(all) : len(all)+c]
+		all = all[:len(all)+c]
+	}
 	// The periods each bucket has values of, a bit each: a history is
 	// at most 52 periods long, so no two of them share a bit.
 	periods := make([]uint64, n)
@@ -97,7 +111,7 @@ func Fit(samples []metric.Sample, season Season, from, to time.Time) Baseline {
 		values[i] = append(values[i], s.Value)
 		periods[i] |= 1 << (uint64(p) % 64)
 	}
-	var residuals, relative []float64
+	residuals, relative := make([]float64, 0, len(all)), make([]float64, 0, len(all))
 	for i, vs := range values {
 		enough := bits.OnesCount64(periods[i]) >= minPeriods
 		if season.Period == 0 {
