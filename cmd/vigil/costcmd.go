@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vigilsec/vigil/access"
+	"github.com/vigilsec/vigil/metric"
 	"github.com/vigilsec/vigil/monitor"
 )
 
@@ -56,14 +57,21 @@ func runCost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer dd.Close()
+	// The files' daily costs are summed before they are stored: a
+	// month's report comes in several files, and each day's cost of an
+	// account's service may be spread over them. What is stored replaces
+	// what an earlier import stored for the same days, as a provider
+	// restates the month so far each time it writes its report.
 	failed := 0
+	var all []metric.Series
 	for _, name := range files {
-		st, err := importCost(ctx, dd, t, name)
+		series, st, err := readCostFile(ctx, dd, name)
 		if err != nil {
 			fmt.Fprintf(stderr, "skipped %s: %v\n", name, err)
 			failed++
 			continue
 		}
+		all = append(all, series...)
 		for _, sk := range st.Skips {
 			logger.Warn("cost row skipped", "file", name, "line", sk.Line, "reason", sk.Reason)
 		}
@@ -76,40 +84,36 @@ func runCost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if failed == len(files) {
 		return &exitError{1, errors.New("no file could be read")}
 	}
-	return nil
+	return dd.db.ReplaceSamples(ctx, t, monitor.Aggregate(all, monitor.CostMetric, []string{"provider", "account", "service", "currency"}))
 }
 
-// importCost reads one cost export into the store.
-func importCost(ctx context.Context, dd *data, tenant, name string) (monitor.CostStats, error) {
+// readCostFile reads one cost export.
+func readCostFile(ctx context.Context, dd *data, name string) ([]metric.Series, monitor.CostStats, error) {
 	if strings.HasSuffix(name, ".parquet") {
 		// DuckDB reads Parquet; the export's CSV reader reads its rows.
 		tmp, err := os.CreateTemp("", "vigil-cost-*.csv")
 		if err != nil {
-			return monitor.CostStats{}, err
+			return nil, monitor.CostStats{}, err
 		}
 		tmp.Close()
 		defer os.Remove(tmp.Name())
 		if err := dd.db.ParquetToCSV(ctx, name, tmp.Name()); err != nil {
-			return monitor.CostStats{}, err
+			return nil, monitor.CostStats{}, err
 		}
 		name = tmp.Name()
 	}
 	f, err := os.Open(name)
 	if err != nil {
-		return monitor.CostStats{}, err
+		return nil, monitor.CostStats{}, err
 	}
 	defer f.Close()
 	var r io.Reader = f
 	if strings.HasSuffix(name, ".gz") {
 		zr, err := gzip.NewReader(f)
 		if err != nil {
-			return monitor.CostStats{}, err
+			return nil, monitor.CostStats{}, err
 		}
 		r = zr
 	}
-	series, st, err := monitor.ReadCost(r)
-	if err != nil {
-		return st, err
-	}
-	return st, dd.db.AppendSamples(ctx, tenant, series)
+	return monitor.ReadCost(r)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -201,4 +202,34 @@ func (s *DB) Downsample(ctx context.Context, before time.Time) (int64, error) {
 		return 0, fmt.Errorf("downsampling samples: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// ReplaceSamples stores a tenant's series in place of the samples the
+// store has of them at the same times: for measures restated whole, as
+// a cloud's cost export is each day for the month so far.
+func (s *DB) ReplaceSamples(ctx context.Context, tenant string, series []metric.Series) error {
+	s.mu.Lock()
+	for i := range series {
+		sr := &series[i]
+		sr.Labels.Sort()
+		id := seriesID(tenant, sr)
+		for rest := sr.Samples; len(rest) > 0; {
+			n := min(len(rest), 500)
+			// As text: database/sql takes no uint64 with its high bit set.
+			args := []any{tenant, strconv.FormatUint(id, 10)}
+			for _, x := range rest[:n] {
+				args = append(args, x.Time.UTC())
+			}
+			in := strings.TrimSuffix(strings.Repeat("CAST(? AS TIMESTAMP_NS),", n), ",")
+			for _, table := range []string{"samples", "samples_hourly"} {
+				if _, err := s.db.ExecContext(ctx, "DELETE FROM "+table+" WHERE tenant = ? AND series = CAST(? AS UBIGINT) AND time IN ("+in+")", args...); err != nil {
+					s.mu.Unlock()
+					return fmt.Errorf("replacing samples of %s%s: %w", sr.Metric, sr.Labels, err)
+				}
+			}
+			rest = rest[n:]
+		}
+	}
+	s.mu.Unlock()
+	return s.AppendSamples(ctx, tenant, series)
 }
