@@ -48,6 +48,15 @@ func (ls Labels) Get(name string) string {
 	return ""
 }
 
+// Map returns the labels as a map of name to value.
+func (ls Labels) Map() map[string]string {
+	m := make(map[string]string, len(ls))
+	for _, l := range ls {
+		m[l.Name] = l.Value
+	}
+	return m
+}
+
 // String writes the labels as {a="1", b="2"}.
 func (ls Labels) String() string {
 	var b strings.Builder

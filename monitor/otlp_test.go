@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -96,20 +95,9 @@ func TestOTLPHandler(t *testing.T) {
 	}, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	post := func(contentType, encoding, auth string, body []byte) int {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
-		req.Header.Set("Content-Type", contentType)
-		if encoding != "" {
-			req.Header.Set("Content-Encoding", encoding)
-		}
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		t.Helper()
+		code, _ := postTo(t, srv, contentType, encoding, auth, body)
+		return code
 	}
 	for _, tc := range []struct {
 		name, contentType, encoding, auth string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -132,26 +133,7 @@ func TestRemoteWriteHandler(t *testing.T) {
 		metric.Series{Labels: metric.Labels{{Name: "job", Value: "nameless"}}, Samples: []metric.Sample{{Time: t0, Value: 1}}})
 	post := func(contentType, encoding, auth string, body []byte) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
-		if contentType != "" {
-			req.Header.Set("Content-Type", contentType)
-		}
-		if encoding != "" {
-			req.Header.Set("Content-Encoding", encoding)
-		}
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b strings.Builder
-		buf := make([]byte, 512)
-		n, _ := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		return resp.StatusCode, b.String()
+		return postTo(t, srv, contentType, encoding, auth, body)
 	}
 	if code, body := post("application/x-protobuf", "snappy", "", v1); code != http.StatusNoContent {
 		t.Fatalf("1.0: %d %s", code, body)
@@ -229,4 +211,23 @@ func FuzzDecodeRemoteWrite(f *testing.F) {
 			}
 		}
 	})
+}
+
+// postTo posts a body to a test server with the headers given (none
+// when empty), and returns the answer's status and body.
+func postTo(t *testing.T, srv *httptest.Server, contentType, encoding, auth string, body []byte) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
+	for k, v := range map[string]string{"Content-Type": contentType, "Content-Encoding": encoding, "Authorization": auth} {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, string(answer)
 }

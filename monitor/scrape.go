@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -203,12 +204,7 @@ func (s *Scraper) scrape(ctx context.Context, t *ScrapeTarget, now time.Time) ([
 
 // withLabels returns ls with extra's labels added, extra's winning.
 func withLabels(ls metric.Labels, extra map[string]string) metric.Labels {
-	m := make(map[string]string, len(ls)+len(extra))
-	for _, l := range ls {
-		m[l.Name] = l.Value
-	}
-	for k, v := range extra {
-		m[k] = v
-	}
+	m := ls.Map()
+	maps.Copy(m, extra)
 	return metric.NewLabels(m)
 }

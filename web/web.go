@@ -387,10 +387,7 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 	}
 	res := make([]out, 0, len(series))
 	for _, s := range series {
-		o := out{Metric: s.Metric, Labels: map[string]string{}, Samples: make([]sample, len(s.Samples))}
-		for _, l := range s.Labels {
-			o.Labels[l.Name] = l.Value
-		}
+		o := out{Metric: s.Metric, Labels: s.Labels.Map(), Samples: make([]sample, len(s.Samples))}
 		for i, x := range s.Samples {
 			o.Samples[i] = sample{x.Time, x.Value}
 		}

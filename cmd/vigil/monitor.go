@@ -13,7 +13,6 @@ import (
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
-	"github.com/vigilsec/vigil/metric"
 	"github.com/vigilsec/vigil/monitor"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store/duckdb"
@@ -142,7 +141,7 @@ func (a *anomalyAlerter) evaluate(ctx context.Context, r *monitor.Rule, now time
 		a.reported[key] = now
 		a.alerts.Detected([]detect.Detection{{
 			Rule:   &detect.Rule{ID: "vigil-monitor-" + r.Name, Title: "KPI anomaly: " + r.Name, Level: r.Severity, Description: r.Description, Tags: []string{"vigil.monitor"}},
-			Group:  labelMap(an.Labels),
+			Group:  an.Labels.Map(),
 			Events: []detect.EventRef{{Seq: ev.Seq, Time: ev.Time, ID: ev.ID, Tenant: ev.Tenant, Action: ev.Action}},
 		}})
 	}
@@ -153,7 +152,7 @@ func (a *anomalyAlerter) evaluate(ctx context.Context, r *monitor.Rule, now time
 // and what was expected, in its message, and the samples in its
 // document.
 func anomalyEvent(an monitor.Anomaly) *event.Event {
-	labels := labelMap(an.Labels)
+	labels := an.Labels.Map()
 	msg := fmt.Sprintf("%s%s %s: %.4g at %s against %.4g expected (%.1f scales), from %s to %s", an.Metric, an.Labels, an.Direction,
 		an.Peak.Value, an.Peak.Time.UTC().Format(time.RFC3339), an.Expected, an.Score,
 		an.Start.UTC().Format(time.RFC3339), an.End.UTC().Format(time.RFC3339))
@@ -165,14 +164,6 @@ func anomalyEvent(an monitor.Anomaly) *event.Event {
 		ev.Cloud = event.Cloud{Provider: labels["provider"], Account: acct}
 	}
 	return ev
-}
-
-func labelMap(ls metric.Labels) map[string]string {
-	m := make(map[string]string, len(ls))
-	for _, l := range ls {
-		m[l.Name] = l.Value
-	}
-	return m
 }
 
 // silenceEvery is how often vigil serve looks for silent sources. Tests
