@@ -45,6 +45,9 @@ type Token struct {
 	// token over every tenant.
 	Tenant string
 	Role   Role
+	// Principal is the user or service account the token acts as, with
+	// its roles, when it has no role of its own.
+	Principal string
 	// The times are UTC; a zero Expires never comes, a zero LastUsed or
 	// Revoked has not happened. LastUsed is recorded at most once a
 	// minute, so it may be that much behind.
@@ -58,6 +61,10 @@ type Spec struct {
 	Name   string
 	Tenant string
 	Role   Role
+	// Principal makes a token that acts as a user or service account
+	// (its id), with the principal's roles; Tenant and Role are then
+	// empty.
+	Principal string
 	// Expires is when the token stops working; zero means never.
 	Expires time.Time
 }
@@ -100,14 +107,18 @@ func (t *Tokens) Create(ctx context.Context, spec Spec) (secret string, tok Toke
 	}
 	if spec.Name == "" {
 		spec.Name = strings.TrimPrefix(spec.Tenant+"-"+string(spec.Role), "-")
+		if spec.Principal != "" {
+			spec.Name = "principal " + spec.Principal
+		}
 	}
 	secret, hash := newSecret()
 	tok = Token{
 		ID:      newID(),
 		Name:    spec.Name,
-		Tenant:  spec.Tenant,
-		Role:    spec.Role,
-		Created: fromNanos(nanos(now)),
+		Tenant:    spec.Tenant,
+		Role:      spec.Role,
+		Principal: spec.Principal,
+		Created:   fromNanos(nanos(now)),
 		Expires: fromNanos(nanos(spec.Expires)),
 	}
 	err = t.db.Write(ctx, func(tx *sql.Tx) error {
@@ -117,8 +128,17 @@ func (t *Tokens) Create(ctx context.Context, spec Spec) (secret string, tok Toke
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, name, tenant, role, hash, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			tok.ID, tok.Name, nullString(tok.Tenant), string(tok.Role), hash, nanos(tok.Created), nanos(tok.Expires))
+		if tok.Principal != "" {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM principals WHERE id = $1`, tok.Principal).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("principal %s: %w", tok.Principal, ErrNotFound)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, name, tenant, role, hash, created, expires, principal_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			tok.ID, tok.Name, nullString(tok.Tenant), string(tok.Role), hash, nanos(tok.Created), nanos(tok.Expires), nullString(tok.Principal))
 		return err
 	})
 	if err != nil {
@@ -129,10 +149,15 @@ func (t *Tokens) Create(ctx context.Context, spec Spec) (secret string, tok Toke
 }
 
 func (s *Spec) check(now time.Time) error {
-	if _, err := ParseRole(string(s.Role)); err != nil {
+	if s.Principal != "" {
+		if s.Role != "" || s.Tenant != "" {
+			return errors.New("a token that acts as a principal has the principal's roles, not a role or tenant of its own")
+		}
+	} else if _, err := ParseRole(string(s.Role)); err != nil {
 		return err
 	}
 	switch {
+	case s.Principal != "":
 	case s.Tenant != "":
 		if err := CheckTenant(s.Tenant); err != nil {
 			return err
@@ -178,19 +203,19 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-const tokenColumns = `id, name, tenant, role, created, expires, last_used, revoked`
+const tokenColumns = `id, name, tenant, role, created, expires, last_used, revoked, principal_id`
 
 func scanToken(row interface{ Scan(...any) error }) (Token, error) {
 	var (
 		tok                        Token
-		tenant                     sql.NullString
+		tenant, principal          sql.NullString
 		created                    int64
 		expires, lastUsed, revoked sql.NullInt64
 	)
-	if err := row.Scan(&tok.ID, &tok.Name, &tenant, &tok.Role, &created, &expires, &lastUsed, &revoked); err != nil {
+	if err := row.Scan(&tok.ID, &tok.Name, &tenant, &tok.Role, &created, &expires, &lastUsed, &revoked, &principal); err != nil {
 		return Token{}, err
 	}
-	tok.Tenant = tenant.String
+	tok.Tenant, tok.Principal = tenant.String, principal.String
 	tok.Created = time.Unix(0, created).UTC()
 	tok.Expires = fromNanos(expires)
 	tok.LastUsed = fromNanos(lastUsed)

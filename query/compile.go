@@ -2,20 +2,13 @@ package query
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// Scope is the set of tenants whose events a query may read. It comes
-// from the caller's identity, never from the query. The zero Scope reads
-// nothing, so that a caller that forgets to set it fails closed.
-type Scope struct {
-	All     bool     // every tenant (operators of the whole installation)
-	Tenants []string // otherwise, these tenants only
-}
 
 // A Request is a query and the context it runs in.
 type Request struct {
@@ -73,13 +66,14 @@ func Compile(req Request, d *Dialect) (*SQL, error) {
 	if q == nil {
 		q = &Query{}
 	}
-	c := &compiler{d: d, src: q.text}
+	c := &compiler{d: d, src: q.text, hide: req.Scope.hidden()}
 	return c.compile(req, q)
 }
 
 type compiler struct {
 	d     *Dialect
 	src   string
+	hide  Redaction // what the scope's shares hide, which the query may not name
 	nextC int // numbers the column aliases _cN, unique in the whole statement
 	nextT int // numbers the subquery aliases _tN
 }
@@ -132,17 +126,11 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 	st.order = []orderKey{{sqlf("time"), true}, {sqlf("seq"), true}}
 
 	// Tenant scope first: it is the one condition that must never be lost.
-	switch {
-	case req.Scope.All:
-	case len(req.Scope.Tenants) == 0:
-		st.where = append(st.where, sqlf(c.d.falseLit))
-	default:
-		ps := make([]frag, len(req.Scope.Tenants))
-		for i, t := range req.Scope.Tenants {
-			ps[i] = sqlf(param{t})
-		}
-		st.where = append(st.where, sqlf("tenant IN (", join(ps, ", "), ")"))
+	scope, err := c.scope(req.Scope)
+	if err != nil {
+		return nil, err
 	}
+	st.where = append(st.where, scope)
 	if !req.From.IsZero() {
 		st.where = append(st.where, sqlf("time >= ", c.d.timeValue(req.From)))
 	}
@@ -160,7 +148,6 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 		st.where = append(st.where, f)
 	}
 
-	var err error
 	hasHead := false
 	for _, p := range q.Pipes {
 		switch p := p.(type) {
@@ -194,6 +181,57 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 		}
 	}
 	return out, nil
+}
+
+// scope is the condition that keeps a statement to the events s reads:
+// its tenants', and those its shares select.
+func (c *compiler) scope(s Scope) (frag, error) {
+	var parts []frag
+	switch {
+	case s.All && slices.Contains(s.Tenants, SystemTenant):
+		return sqlf(c.d.trueLit), nil
+	case s.All:
+		parts = append(parts, sqlf("tenant <> ", param{SystemTenant}))
+	case len(s.Tenants) > 0:
+		ps := make([]frag, len(s.Tenants))
+		for i, t := range s.Tenants {
+			ps[i] = sqlf(param{t})
+		}
+		parts = append(parts, sqlf("tenant IN (", join(ps, ", "), ")"))
+	}
+	for _, sh := range s.Shares {
+		if s.Includes(sh.Tenant) {
+			continue // already read whole
+		}
+		if err := CheckShare(sh); err != nil {
+			return frag{}, fmt.Errorf("grant %s: %w", sh.Grant, err)
+		}
+		f := sqlf("tenant = ", param{sh.Tenant})
+		if !sh.From.IsZero() {
+			f = sqlf(f, " AND time >= ", c.d.timeValue(sh.From))
+		}
+		if !sh.To.IsZero() {
+			f = sqlf(f, " AND time < ", c.d.timeValue(sh.To))
+		}
+		if sh.Filter != nil && sh.Filter.Filter != nil {
+			// The grant's own text, for the positions of its errors; it
+			// may name what the query's scope hides, being the owner's.
+			sc := &compiler{d: c.d, src: sh.Filter.text}
+			x, err := sc.expr(sh.Filter.Filter)
+			if err != nil {
+				return frag{}, fmt.Errorf("grant %s: %w", sh.Grant, err)
+			}
+			f = sqlf(f, " AND ", c.d.isTrue(x))
+		}
+		parts = append(parts, sqlf("(", f, ")"))
+	}
+	switch len(parts) {
+	case 0:
+		return sqlf(c.d.falseLit), nil
+	case 1:
+		return parts[0], nil
+	}
+	return sqlf("(", join(parts, " OR "), ")"), nil
 }
 
 // render writes the SELECT of st.
@@ -286,7 +324,7 @@ func (c *compiler) resolve(st *stage, ref FieldRef) (operand, error) {
 	if st.allow != nil && !st.allow[ref.Name] {
 		return operand{}, c.errorf(ref.At, "%s was dropped by an earlier fields command", ref.Name)
 	}
-	return c.field(ref.Name), nil
+	return c.field(ref.Name, ref.At)
 }
 
 // column returns the column of st's result called ref.
@@ -303,16 +341,21 @@ func (c *compiler) column(st *stage, ref FieldRef) (outCol, error) {
 	return outCol{}, c.errorf(ref.At, "unknown column %q (the columns here are %s)", ref.Name, strings.Join(names, ", "))
 }
 
-// field returns the expression for a field of the events table.
-func (c *compiler) field(name string) operand {
+// field returns the expression for a field of the events table, named
+// at at. Every name of the events a query reads passes here, which is
+// where the fields a share hides are refused.
+func (c *compiler) field(name string, at int) (operand, error) {
+	if c.hide.Hides(name) {
+		return operand{}, c.errorf(at, "%s is hidden from you in some of the events you may read (a grant redacts it); name tenant= to search your own tenant's", name)
+	}
 	if f, ok := fieldsByName[name]; ok {
 		op := operand{f: sqlf(f.Column), typ: f.Type}
 		if f.BinColumn != "" {
 			op.bin = sqlf(f.BinColumn)
 		}
-		return op
+		return op, nil
 	}
-	return operand{f: c.d.docText(strings.Split(name, ".")), typ: typeDoc}
+	return operand{f: c.d.docText(strings.Split(name, ".")), typ: typeDoc}, nil
 }
 
 func (c *compiler) fields(st *stage, p *Project) (*stage, error) {
@@ -518,6 +561,10 @@ func (c *compiler) expr(e Expr) (frag, error) {
 		if e.Value.matchesAll() {
 			return sqlf(c.d.trueLit), nil
 		}
+		if !c.hide.Empty() {
+			// Free text reads the whole raw event, hidden fields too.
+			return frag{}, c.errorf(e.Value.At, "free text cannot search events a grant shares with fields hidden; search named fields, or name tenant= to search your own tenant's")
+		}
 		if e.Value.HasWildcard() {
 			return c.d.iLike(sqlf("raw"), "%"+likePattern(e.Value.Pattern)+"%"), nil
 		}
@@ -603,7 +650,10 @@ func (c *compiler) compare(e *Compare) (frag, error) {
 	if perr != nil {
 		return frag{}, perr
 	}
-	x := c.field(e.Field)
+	x, err := c.field(e.Field, e.At)
+	if err != nil {
+		return frag{}, err
+	}
 	doc, err := c.match(x, p, e.At)
 	if err != nil || x.typ != typeDoc {
 		return doc, err

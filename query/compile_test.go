@@ -147,8 +147,11 @@ func TestCompileScope(t *testing.T) {
 	}{
 		{Scope{}, "WHERE FALSE AND ", []any{"a", pat}},
 		{Scope{Tenants: []string{}}, "WHERE FALSE AND ", []any{"a", pat}},
-		{Scope{All: true}, "WHERE (contains", []any{"a", pat}},
-		{Scope{All: true, Tenants: []string{"x"}}, "WHERE (contains", []any{"a", pat}},
+		// All reads every tenant but the system tenant, unless it names it.
+		{Scope{All: true}, "WHERE tenant <> ? AND (contains", []any{SystemTenant, "a", pat}},
+		{Scope{All: true, Tenants: []string{"x"}}, "WHERE tenant <> ? AND (contains", []any{SystemTenant, "a", pat}},
+		{Scope{All: true, Tenants: []string{SystemTenant}}, "WHERE TRUE AND (contains", []any{"a", pat}},
+		{Scope{Tenants: []string{SystemTenant}}, "WHERE tenant IN (?) AND ", []any{SystemTenant, "a", pat}},
 		{Scope{Tenants: []string{"x", "y'"}}, "WHERE tenant IN (?, ?) AND ", []any{"x", "y'", "a", pat}},
 	} {
 		out, err := Compile(Request{Query: q, Scope: tt.scope}, DuckDB)
@@ -164,12 +167,12 @@ func TestCompileScope(t *testing.T) {
 func TestCompileTimeRange(t *testing.T) {
 	from := time.Date(2024, 7, 1, 0, 0, 0, 0, time.FixedZone("CEST", 2*3600))
 	to := from.Add(time.Hour)
-	out, err := Compile(Request{Scope: Scope{All: true}, From: from, To: to}, DuckDB)
+	out, err := Compile(Request{Scope: Scope{Tenants: []string{"x"}}, From: from, To: to}, DuckDB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "WHERE time >= make_timestamp_ns(?) AND time < make_timestamp_ns(?) ORDER BY"
-	if !strings.Contains(out.Text, want) || !reflect.DeepEqual(out.Args, []any{from.UnixNano(), to.UnixNano()}) {
+	want := "WHERE tenant IN (?) AND time >= make_timestamp_ns(?) AND time < make_timestamp_ns(?) ORDER BY"
+	if !strings.Contains(out.Text, want) || !reflect.DeepEqual(out.Args, []any{"x", from.UnixNano(), to.UnixNano()}) {
 		t.Errorf("got %s %v", compact(out.Text), out.Args)
 	}
 	if strings.Contains(out.Text, "LIMIT") {

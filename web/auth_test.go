@@ -73,7 +73,7 @@ func TestTokens(t *testing.T) {
 			}
 		})
 	}
-	if len(ingested) != 2 || ingested[0].Tenant != "team-a" || ingested[0].Role != access.Ingest || ingested[1].Tenant != "" {
+	if len(ingested) != 2 || ingested[0].Tenant != "team-a" || !ingested[0].Can(access.IngestEvents) || ingested[0].Can(access.Read) || ingested[1].Tenant != "" || !ingested[1].Scope.All {
 		t.Errorf("ingest identities: %+v", ingested)
 	}
 	// A viewer's searches are confined to its tenant, whatever it asks.

@@ -4,7 +4,6 @@ package web
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,9 +75,19 @@ type Options struct {
 	// tenant. Tokens, if set, checks every other token.
 	AdminToken string
 	Tokens     Authenticator
-	Gatherer   prometheus.Gatherer
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Access is the directory of principals, groups, roles, grants and
+	// sessions: it resolves tokens of principals and console sessions,
+	// and serves /api/v1/access/… and /api/v1/login. Without it, only
+	// tokens with roles of their own authenticate.
+	Access *access.Directory
+	// Audit keeps a record of each request (in the ledger, through the
+	// intake). Nil keeps none.
+	Audit func(ctx context.Context, r *access.Record) error
+	// OnElevate is told of each break-glass elevation, to notify.
+	OnElevate func(ctx context.Context, e access.Elevation, who string)
+	Gatherer  prometheus.Gatherer
+	Logger    *slog.Logger
+	Now       func() time.Time
 	// MaxLimit caps the rows a search returns.
 	MaxLimit int
 }
@@ -95,38 +103,56 @@ func Handler(opts Options) http.Handler {
 	if opts.MaxLimit <= 0 {
 		opts.MaxLimit = 100000
 	}
-	a := &api{opts: opts}
+	a := &api{
+		opts: opts,
+		// Per address before authentication, per credential after: a
+		// console user or a script, not a flood.
+		ipLimit:     &access.Limiter{Rate: 100, Burst: 200, Now: opts.Now},
+		callerLimit: &access.Limiter{Rate: 50, Burst: 100, Now: opts.Now},
+		// Ten wrong credentials from an address in ten minutes lock it
+		// out for fifteen: slow enough to stop guessing, short enough
+		// that a mistyped token locks no one out for long.
+		badAuth: &access.Lockout{Max: 10, Window: 10 * time.Minute, Lock: 15 * time.Minute, Now: opts.Now},
+		// Five wrong passwords for a name lock that name out.
+		badLogin: &access.Lockout{Max: 5, Window: 15 * time.Minute, Lock: 15 * time.Minute, Now: opts.Now},
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 	})
-	readers := []access.Role{access.Admin, access.Analyst, access.Responder, access.Viewer}
-	mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}), access.Admin))
-	mux.Handle("GET /api/v1/search", a.auth(http.HandlerFunc(a.search), readers...))
+	read := func(action string) route { return route{action: action, perm: access.Read} }
+	admin := func(action string) route { return route{action: action, perm: access.Manage} }
+	ingest := route{perm: access.IngestEvents}
+	mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}), admin("metrics")))
+	// A search reads the events of the caller's roles and the audit
+	// trail of its auditor roles.
+	mux.Handle("GET /api/v1/search", a.auth(http.HandlerFunc(a.search), route{action: "search", perm: access.Read,
+		also: []access.Permission{access.ReadAudit}, scope: (*access.Identity).SearchScope}))
 	if opts.Who != nil {
-		mux.Handle("GET /api/v1/identities/{ref}", a.auth(http.HandlerFunc(a.who), readers...))
+		mux.Handle("GET /api/v1/identities/{ref}", a.auth(http.HandlerFunc(a.who), read("identity")))
 	}
 	if opts.Inventory != nil {
-		mux.Handle("GET /api/v1/inventory", a.auth(http.HandlerFunc(a.inventory), readers...))
+		mux.Handle("GET /api/v1/inventory", a.auth(http.HandlerFunc(a.inventory), read("inventory")))
 	}
 	if opts.Ledger != nil {
-		mux.Handle("GET /api/v1/events/{seq}/proof", a.auth(http.HandlerFunc(a.proof), readers...))
+		mux.Handle("GET /api/v1/events/{seq}/proof", a.auth(http.HandlerFunc(a.proof), route{action: "proof", perm: access.Read,
+			also: []access.Permission{access.ReadAudit}, scope: (*access.Identity).SearchScope}))
 	}
 	if opts.Ingest != nil {
-		mux.Handle("/api/v1/ingest", a.auth(opts.Ingest, access.Admin, access.Ingest))
+		mux.Handle("/api/v1/ingest", a.auth(opts.Ingest, ingest))
 	}
 	if opts.RemoteWrite != nil {
-		mux.Handle("/api/v1/write", a.auth(opts.RemoteWrite, access.Admin, access.Ingest))
+		mux.Handle("/api/v1/write", a.auth(opts.RemoteWrite, ingest))
 	}
 	if opts.OTLPMetrics != nil {
-		mux.Handle("/api/v1/otlp/v1/metrics", a.auth(opts.OTLPMetrics, access.Admin, access.Ingest))
+		mux.Handle("/api/v1/otlp/v1/metrics", a.auth(opts.OTLPMetrics, ingest))
 	}
 	if opts.Series != nil {
-		mux.Handle("GET /api/v1/series", a.auth(http.HandlerFunc(a.series), readers...))
+		mux.Handle("GET /api/v1/series", a.auth(http.HandlerFunc(a.series), read("series")))
 	}
 	if opts.Coverage != nil {
-		mux.Handle("GET /api/v1/coverage", a.auth(http.HandlerFunc(a.coverage), readers...))
+		mux.Handle("GET /api/v1/coverage", a.auth(http.HandlerFunc(a.coverage), read("coverage")))
 	}
 	if opts.Probes != nil {
 		mux.Handle("GET /api/v1/probes", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -138,132 +164,63 @@ func Handler(opts Options) http.Handler {
 				return
 			}
 			writeJSON(w, http.StatusOK, rep)
-		}), readers...))
+		}), read("probes")))
 	}
 	// Profiles of the running server, for its operators.
-	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index), access.Admin))
-	mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile), access.Admin))
-	mux.Handle("GET /debug/pprof/trace", a.auth(http.HandlerFunc(pprof.Trace), access.Admin))
+	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index), admin("profile")))
+	mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile), admin("profile")))
+	mux.Handle("GET /debug/pprof/trace", a.auth(http.HandlerFunc(pprof.Trace), admin("profile")))
 	if opts.Sources != nil {
-		mux.Handle("GET /api/v1/sources", a.auth(http.HandlerFunc(a.sources), access.Admin))
+		mux.Handle("GET /api/v1/sources", a.auth(http.HandlerFunc(a.sources), admin("sources")))
 	}
 	if opts.Alerts != nil {
-		workers := []access.Role{access.Admin, access.Analyst, access.Responder}
-		mux.Handle("GET /api/v1/alerts", a.auth(http.HandlerFunc(a.alerts), readers...))
+		work := func(action string) route { return route{action: action, perm: access.Work} }
+		mux.Handle("GET /api/v1/alerts", a.auth(http.HandlerFunc(a.alerts), read("alert.list")))
 		if opts.Playbooks != nil {
 			// Approving and starting acts on the world: responders and
 			// administrators only; the kill switch is the administrators'.
-			responders := []access.Role{access.Admin, access.Responder}
-			mux.Handle("GET /api/v1/playbooks", a.auth(http.HandlerFunc(a.playbookList), readers...))
-			mux.Handle("POST /api/v1/playbooks/{name}/run", a.auth(http.HandlerFunc(a.startRun), responders...))
-			mux.Handle("GET /api/v1/playbook-runs", a.auth(http.HandlerFunc(a.runs), readers...))
-			mux.Handle("GET /api/v1/playbook-runs/{id}", a.auth(http.HandlerFunc(a.run), readers...))
-			mux.Handle("POST /api/v1/playbook-runs/{id}/{action}", a.auth(http.HandlerFunc(a.decide), responders...))
-			mux.Handle("GET /api/v1/playbooks/kill-switch", a.auth(http.HandlerFunc(a.killSwitch), readers...))
-			mux.Handle("POST /api/v1/playbooks/kill-switch", a.auth(http.HandlerFunc(a.killSwitch), access.Admin))
+			respond := func(action string) route { return route{action: action, perm: access.Respond} }
+			mux.Handle("GET /api/v1/playbooks", a.auth(http.HandlerFunc(a.playbookList), read("playbook.list")))
+			mux.Handle("POST /api/v1/playbooks/{name}/run", a.auth(http.HandlerFunc(a.startRun), respond("playbook.start")))
+			mux.Handle("GET /api/v1/playbook-runs", a.auth(http.HandlerFunc(a.runs), read("playbook.runs")))
+			mux.Handle("GET /api/v1/playbook-runs/{id}", a.auth(http.HandlerFunc(a.run), read("playbook.run")))
+			mux.Handle("POST /api/v1/playbook-runs/{id}/{action}", a.auth(http.HandlerFunc(a.decide), respond("playbook.decide")))
+			mux.Handle("GET /api/v1/playbooks/kill-switch", a.auth(http.HandlerFunc(a.killSwitch), read("playbook.kill-switch")))
+			mux.Handle("POST /api/v1/playbooks/kill-switch", a.auth(http.HandlerFunc(a.killSwitch), admin("playbook.kill-switch")))
 		}
-		mux.Handle("GET /api/v1/alerts/{id}", a.auth(http.HandlerFunc(a.alert), readers...))
-		mux.Handle("POST /api/v1/alerts/{id}/{action}", a.auth(http.HandlerFunc(a.setStatus), workers...))
-		mux.Handle("GET /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppressions), readers...))
-		mux.Handle("POST /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppress), workers...))
-		mux.Handle("DELETE /api/v1/suppressions/{id}", a.auth(http.HandlerFunc(a.unsuppress), workers...))
-		mux.Handle("GET /api/v1/cases", a.auth(http.HandlerFunc(a.cases), readers...))
-		mux.Handle("POST /api/v1/cases", a.auth(http.HandlerFunc(a.openCase), workers...))
-		mux.Handle("GET /api/v1/cases/{id}", a.auth(http.HandlerFunc(a.caseDetail), readers...))
-		mux.Handle("POST /api/v1/cases/{id}", a.auth(http.HandlerFunc(a.setCase), workers...))
-		mux.Handle("POST /api/v1/cases/{id}/timeline", a.auth(http.HandlerFunc(a.addToCase), workers...))
+		mux.Handle("GET /api/v1/alerts/{id}", a.auth(http.HandlerFunc(a.alert), read("alert.read")))
+		mux.Handle("POST /api/v1/alerts/{id}/{action}", a.auth(http.HandlerFunc(a.setStatus), work("alert.status")))
+		mux.Handle("GET /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppressions), read("suppression.list")))
+		mux.Handle("POST /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppress), work("suppression.create")))
+		mux.Handle("DELETE /api/v1/suppressions/{id}", a.auth(http.HandlerFunc(a.unsuppress), work("suppression.delete")))
+		mux.Handle("GET /api/v1/cases", a.auth(http.HandlerFunc(a.cases), read("case.list")))
+		mux.Handle("POST /api/v1/cases", a.auth(http.HandlerFunc(a.openCase), work("case.open")))
+		mux.Handle("GET /api/v1/cases/{id}", a.auth(http.HandlerFunc(a.caseDetail), read("case.read")))
+		mux.Handle("POST /api/v1/cases/{id}", a.auth(http.HandlerFunc(a.setCase), work("case.update")))
+		mux.Handle("POST /api/v1/cases/{id}/timeline", a.auth(http.HandlerFunc(a.addToCase), work("case.add")))
 	}
 	if opts.Detections != nil {
-		mux.Handle("GET /api/v1/detections", a.auth(http.HandlerFunc(a.detections), readers...))
+		mux.Handle("GET /api/v1/detections", a.auth(http.HandlerFunc(a.detections), read("detection.list")))
 	}
 	if opts.Hunter != nil {
-		mux.Handle("POST /api/v1/hunt", a.auth(http.HandlerFunc(a.hunt), access.Admin, access.Analyst, access.Responder))
+		mux.Handle("POST /api/v1/hunt", a.auth(http.HandlerFunc(a.hunt), route{action: "hunt", perm: access.Hunt}))
+	}
+	if opts.Access != nil {
+		a.accessRoutes(mux)
 	}
 	return mux
 }
 
 type api struct {
-	opts Options
+	opts                 Options
+	ipLimit, callerLimit *access.Limiter
+	badAuth, badLogin    *access.Lockout
 }
 
 // A DetectionLister reads detections; the query carries the caller's
 // tenants, which it must apply.
 type DetectionLister interface {
 	Detections(ctx context.Context, q meta.DetectionQuery) ([]meta.Detection, error)
-}
-
-type identityKey struct{}
-
-// An Authenticator checks API tokens.
-type Authenticator interface {
-	Authenticate(ctx context.Context, secret string) (access.Token, error)
-}
-
-// Identity is who made a request.
-type Identity struct {
-	Name string
-	Role access.Role
-	// Tenant is the tenant the caller's token is bound to; empty for an
-	// administrator of every tenant.
-	Tenant string
-	Scope  query.Scope
-}
-
-// WithIdentity returns ctx carrying id, as the API's authentication
-// does; for handlers mounted under it and their tests.
-func WithIdentity(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
-}
-
-// IdentityFrom returns the authenticated caller of a request.
-func IdentityFrom(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(Identity)
-	return id, ok
-}
-
-// auth admits requests bearing a valid token of one of the roles.
-func (a *api) auth(h http.Handler, roles ...access.Role) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := a.identify(r)
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
-			writeError(w, http.StatusUnauthorized, errors.New("missing or invalid API token"))
-			a.opts.Logger.Info("refused a request", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err)
-			return
-		}
-		if !slices.Contains(roles, id.Role) {
-			writeError(w, http.StatusForbidden, fmt.Errorf("a token with role %s may not use %s", id.Role, r.URL.Path))
-			return
-		}
-		h.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
-	})
-}
-
-// identify finds the caller of r from its bearer token.
-func (a *api) identify(r *http.Request) (Identity, error) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return Identity{}, errors.New("no bearer token")
-	}
-	if a.opts.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.opts.AdminToken)) == 1 {
-		return Identity{Name: "admin", Role: access.Admin, Scope: query.Scope{All: true}}, nil
-	}
-	if a.opts.Tokens == nil {
-		return Identity{}, errors.New("unknown token")
-	}
-	t, err := a.opts.Tokens.Authenticate(r.Context(), tok)
-	if err != nil {
-		return Identity{}, err
-	}
-	id := Identity{Name: t.Name, Role: t.Role, Tenant: t.Tenant, Scope: query.Scope{All: true}}
-	if id.Name == "" {
-		// Who did what (an alert acknowledged) names the token.
-		id.Name = "token " + t.ID
-	}
-	if t.Tenant != "" {
-		id.Scope = query.Scope{Tenants: []string{t.Tenant}}
-	}
-	return id, nil
 }
 
 // search answers GET /api/v1/search?q=&from=&to=&limit=&tenant=&quarantine=.

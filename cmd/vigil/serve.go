@@ -358,8 +358,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // ingestIdentity names the tenant and sender of an ingest request from
-// its token: an ingest token's own tenant, or, for an administrator, the
-// tenant query parameter or def.
+// its caller: the tenant query parameter, which must be one the caller
+// ingests into, else the one tenant it ingests into, else (for a caller
+// of every tenant) def.
 func ingestIdentity(def string) func(*http.Request) (string, string, error) {
 	return func(r *http.Request) (string, string, error) {
 		id, ok := web.IdentityFrom(r.Context())
@@ -368,17 +369,20 @@ func ingestIdentity(def string) func(*http.Request) (string, string, error) {
 		}
 		want := r.URL.Query().Get("tenant")
 		switch {
-		case id.Tenant == "" && want != "":
+		case want != "":
 			if err := access.CheckTenant(want); err != nil {
 				return "", "", err
 			}
+			if !id.Scope.Includes(want) {
+				return "", "", fmt.Errorf("you may not ingest into tenant %q", want)
+			}
 			return want, id.Name, nil
-		case id.Tenant == "":
+		case id.Tenant != "":
+			return id.Tenant, id.Name, nil
+		case id.Scope.All:
 			return def, id.Name, nil
-		case want != "" && want != id.Tenant:
-			return "", "", fmt.Errorf("this token ingests into tenant %q only, not %q", id.Tenant, want)
 		}
-		return id.Tenant, id.Name, nil
+		return "", "", errors.New("you ingest into several tenants: name one with tenant=")
 	}
 }
 

@@ -5,11 +5,16 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/access"
+	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/web"
 )
 
 func TestIngestIdentity(t *testing.T) {
 	identify := ingestIdentity("default")
+	ingester := func(tenants ...string) web.Identity {
+		return web.Identity{Identity: access.Identity{Name: "ci"}, Scope: query.Scope{Tenants: tenants}, Tenant: tenants[0]}
+	}
+	admin := web.Identity{Identity: access.Identity{Name: "admin"}, Scope: query.Scope{All: true}}
 	for _, tc := range []struct {
 		name       string
 		id         web.Identity
@@ -18,12 +23,15 @@ func TestIngestIdentity(t *testing.T) {
 		wantErr    bool
 		wantSender string
 	}{
-		{name: "ingest token", id: web.Identity{Name: "ci", Role: access.Ingest, Tenant: "team-a"}, tenant: "team-a", wantSender: "ci"},
-		{name: "ingest token naming its tenant", id: web.Identity{Name: "ci", Role: access.Ingest, Tenant: "team-a"}, query: "tenant=team-a", tenant: "team-a", wantSender: "ci"},
-		{name: "ingest token of another tenant", id: web.Identity{Name: "ci", Role: access.Ingest, Tenant: "team-a"}, query: "tenant=team-b", wantErr: true},
-		{name: "admin, default tenant", id: web.Identity{Name: "admin", Role: access.Admin}, tenant: "default", wantSender: "admin"},
-		{name: "admin names a tenant", id: web.Identity{Name: "admin", Role: access.Admin}, query: "tenant=team-b", tenant: "team-b", wantSender: "admin"},
-		{name: "admin names a hostile tenant", id: web.Identity{Name: "admin", Role: access.Admin}, query: "tenant=%27%3B+DROP", wantErr: true},
+		{name: "ingest token", id: ingester("team-a"), tenant: "team-a", wantSender: "ci"},
+		{name: "ingest token naming its tenant", id: ingester("team-a"), query: "tenant=team-a", tenant: "team-a", wantSender: "ci"},
+		{name: "ingest token of another tenant", id: ingester("team-a"), query: "tenant=team-b", wantErr: true},
+		{name: "admin, default tenant", id: admin, tenant: "default", wantSender: "admin"},
+		{name: "admin names a tenant", id: admin, query: "tenant=team-b", tenant: "team-b", wantSender: "admin"},
+		{name: "admin names a hostile tenant", id: admin, query: "tenant=%27%3B+DROP", wantErr: true},
+		{name: "admin may not name the system tenant", id: admin, query: "tenant=_system", wantErr: true},
+		{name: "ingester of two tenants names none", id: web.Identity{Identity: access.Identity{Name: "ci"}, Scope: query.Scope{Tenants: []string{"a", "b"}}}, wantErr: true},
+		{name: "ingester of two tenants names one", id: web.Identity{Identity: access.Identity{Name: "ci"}, Scope: query.Scope{Tenants: []string{"a", "b"}}}, query: "tenant=b", tenant: "b", wantSender: "ci"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/api/v1/ingest?"+tc.query, nil)

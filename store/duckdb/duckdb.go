@@ -349,6 +349,13 @@ func (s *DB) Search(ctx context.Context, req query.Request) (*store.Result, erro
 	if res.Rows, err = scanRows(rows, len(cols)); err != nil {
 		return nil, fmt.Errorf("reading search results: %w", err)
 	}
+	if q.Kind == query.Events && req.Scope.Redacts() {
+		tenant := slices.Index(cols, "tenant")
+		for _, row := range res.Rows {
+			t, _ := row[tenant].(string)
+			store.RedactRow(row, req.Scope.Redaction(t))
+		}
+	}
 	s.metrics.searchSeconds.Observe(time.Since(start).Seconds())
 	return res, nil
 }

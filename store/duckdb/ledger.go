@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
 )
 
 // The store is derived from the ledger: an event's seq is its ledger
@@ -571,6 +572,7 @@ func (s *DB) scanWindow(ctx context.Context, req query.Request, fn func(*event.E
 		if err != nil {
 			return fmt.Errorf("scanning events: %w", err)
 		}
+		store.RedactEvent(e, req.Scope.Redaction(e.Tenant))
 		if err := fn(e); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -148,12 +149,16 @@ func jsonPathKey(name string) string {
 	return string(q)
 }
 
-// scopeWhere returns the condition that keeps a query to the tenants of
-// a scope: none for all of them, FALSE for none.
+// scopeWhere returns the condition that keeps a query of what is kept
+// by tenant outside the events (samples, quarantine, coverage) to the
+// tenants of a scope, as the query compiler keeps the events: shares do
+// not reach here, and all tenants are every tenant but the system's.
 func scopeWhere(scope query.Scope) ([]string, []any) {
 	switch {
-	case scope.All:
+	case scope.All && slices.Contains(scope.Tenants, query.SystemTenant):
 		return nil, nil
+	case scope.All:
+		return []string{"tenant <> ?"}, []any{query.SystemTenant}
 	case len(scope.Tenants) == 0:
 		return []string{"FALSE"}, nil
 	}
