@@ -34,9 +34,11 @@ type Identity struct {
 	Elevated string `json:"elevated,omitempty"`
 }
 
-// Can reports whether the identity holds p in some tenant.
+// Can reports whether the identity holds p in some tenant. A grant is
+// enough to read: a partner with no role anywhere reads what was shared
+// with it.
 func (id *Identity) Can(p Permission) bool {
-	return slices.ContainsFunc(id.Bindings, func(b Binding) bool { return b.Role.Allows(p) })
+	return p == Read && len(id.Shares) > 0 || slices.ContainsFunc(id.Bindings, func(b Binding) bool { return b.Role.Allows(p) })
 }
 
 // CanIn reports whether the identity holds p in tenant.

@@ -876,6 +876,7 @@ func TestRandomASTScope(t *testing.T) {
 		// The rows of the query over all of a store, by the store's
 		// events: scopes that read the same events share them.
 		overAll := make(map[string][]string)
+		ran := make(map[string][]string)
 		for j, sc := range scopeCases {
 			where := fmt.Sprintf("case %d %q, scope %s", i, q, sc.name)
 			req.Scope = sc.scope
@@ -920,10 +921,22 @@ func TestRandomASTScope(t *testing.T) {
 					t.Errorf("%s: tenant %s is not an argument: %v", where, tn, out.Args)
 				}
 			}
-			got, err := rowsOf(full, out)
-			if err != nil {
-				t.Errorf("%s: DuckDB: %v\n%s\n%v", where, err, out.Text, out.Args)
+			// Running SQL is what takes the time (a few ms a statement),
+			// so each case runs the statements of about half the scopes,
+			// in turn, and each distinct statement once: scopes that
+			// compile to the same SQL (a share of a tenant read whole
+			// adds nothing) share its rows.
+			if (i+j)%2 != 0 {
 				continue
+			}
+			stmt := fmt.Sprintf("%s %#v", out.Text, out.Args)
+			got, ok := ran[stmt]
+			if !ok {
+				if got, err = rowsOf(full, out); err != nil {
+					t.Errorf("%s: DuckDB: %v\n%s\n%v", where, err, out.Text, out.Args)
+					continue
+				}
+				ran[stmt] = got
 			}
 			if !sc.diff {
 				continue

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -82,6 +83,9 @@ type served struct {
 	ctx         context.Context
 	base, token string
 	log         *syncBuffer // its standard error: the log
+	// stop stops the server and waits until it has; the test's cleanup
+	// calls it too.
+	stop func()
 }
 
 // serve starts vigil serve on data and waits until it answers.
@@ -94,10 +98,11 @@ func serve(t *testing.T, data string) *served {
 	go func() {
 		done <- run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, &out, s.log)
 	}()
-	t.Cleanup(func() {
+	s.stop = sync.OnceFunc(func() {
 		cancel()
 		<-done
 	})
+	t.Cleanup(s.stop)
 	if err := waitFile(filepath.Join(data, addrFile)); err != nil {
 		t.Fatal(err)
 	}

@@ -170,6 +170,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer os.Remove(d.path(addrFile))
 
 	tokens := access.NewTokens(mdb, access.Options{Logger: logger})
+	dir := access.NewDirectory(mdb, access.Options{Logger: logger})
 
 	// The sources that send are followed as their events arrive: live,
 	// not the demo's or an import's.
@@ -306,6 +307,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		LedgerKey:  dd.vkey,
 		AdminToken: token,
 		Tokens:     tokens,
+		Access:     dir,
+		Audit: func(ctx context.Context, r *access.Record) error {
+			return acceptPatiently(ctx, intake, ingest.Batch{Source: "audit", Events: []*event.Event{r.Event()}})
+		},
+		OnElevate: func(ctx context.Context, e access.Elevation, who string) {
+			alerts.Detected([]detect.Detection{breakGlassDetection(e, who)})
+		},
 		Gatherer:   prometheus.Gatherers{reg, &srcMetrics},
 		Logger:     logger,
 		Sources:    intake.Sources,
@@ -434,5 +442,18 @@ func retentionLoop(ctx context.Context, dd *data, cfg *config, logger *slog.Logg
 			continue
 		}
 		logger.Info("retention applied", "erased", res.Erased, "segments_removed", len(res.Removal.Removed), "segments_held", len(res.Removal.Held))
+	}
+}
+
+// breakGlassDetection is the alert of a break-glass elevation: high, so
+// that the routes page someone, and across tenants, so that it is the
+// CSIRT's to see.
+func breakGlassDetection(e access.Elevation, who string) detect.Detection {
+	return detect.Detection{
+		Rule: &detect.Rule{ID: "vigil-break-glass", Title: "Break-glass access: " + who + " is " + string(e.Role) + " in every tenant",
+			Level: "high", Description: fmt.Sprintf("%s broke glass until %s: %s", who, e.Expires.Format(time.RFC3339), e.Reason),
+			Tags: []string{"vigil.access"}},
+		Group:  map[string]string{"principal": who, "elevation": e.ID},
+		Events: []detect.EventRef{{Time: e.Started, ID: e.ID, Action: "break-glass"}},
 	}
 }
