@@ -113,13 +113,13 @@ func (t *Tokens) Create(ctx context.Context, spec Spec) (secret string, tok Toke
 	}
 	secret, hash := newSecret()
 	tok = Token{
-		ID:      newID(),
-		Name:    spec.Name,
+		ID:        newID(),
+		Name:      spec.Name,
 		Tenant:    spec.Tenant,
 		Role:      spec.Role,
 		Principal: spec.Principal,
 		Created:   fromNanos(nanos(now)),
-		Expires: fromNanos(nanos(spec.Expires)),
+		Expires:   fromNanos(nanos(spec.Expires)),
 	}
 	err = t.db.Write(ctx, func(tx *sql.Tx) error {
 		if tok.Tenant != "" {

@@ -74,8 +74,8 @@ type compiler struct {
 	d     *Dialect
 	src   string
 	hide  Redaction // what the scope's shares hide, which the query may not name
-	nextC int // numbers the column aliases _cN, unique in the whole statement
-	nextT int // numbers the subquery aliases _tN
+	nextC int       // numbers the column aliases _cN, unique in the whole statement
+	nextT int       // numbers the subquery aliases _tN
 }
 
 // An operand is a typed SQL expression.
