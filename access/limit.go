@@ -116,7 +116,7 @@ func (l *Lockout) Failed(key string) bool {
 		}
 	}
 	f := l.keys[key]
-	if f == nil || now.Sub(f.first) > l.Window {
+	if f == nil || now.Sub(f.first) > l.Window && !now.Before(f.locked) {
 		f = &failures{first: now}
 		l.keys[key] = f
 	}

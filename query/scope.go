@@ -1,6 +1,7 @@
 package query
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -132,6 +133,16 @@ func (r Redaction) Hides(name string) bool {
 	if f, ok := fieldsByName[name]; ok {
 		return slices.Contains(r.Columns, f.Column)
 	}
+	if len(r.Columns) > 0 {
+		// A hidden normalized field hides the whole document (see
+		// store.RedactDocument), so that no path of it leaks the value.
+		return true
+	}
+	for _, dc := range docColumns[name] {
+		if slices.Contains(r.Columns, dc.column) {
+			return true // read from the hidden column for some sources
+		}
+	}
 	p := strings.Split(name, ".")
 	for _, q := range r.Paths {
 		n := min(len(p), len(q))
@@ -168,6 +179,10 @@ func CheckShare(sh Share) error {
 			err = fmt.Errorf("the grant's filter names %s, which it redacts", name)
 		}
 	})
+	if err == nil && !r.Empty() && hasText(sh.Filter.Filter) {
+		// Free text searches the hidden fields too.
+		err = errors.New("a grant that redacts fields cannot select events by free text; name the fields")
+	}
 	return err
 }
 
@@ -189,13 +204,25 @@ func names(e Expr, fn func(name string, at int)) {
 	}
 }
 
+// hasText reports whether a filter has a free-text term other than *.
+func hasText(e Expr) bool {
+	switch e := e.(type) {
+	case *And:
+		return slices.ContainsFunc(e.Args, hasText)
+	case *Or:
+		return slices.ContainsFunc(e.Args, hasText)
+	case *Not:
+		return hasText(e.X)
+	case *Text:
+		return !e.Value.matchesAll()
+	}
+	return false
+}
+
 // hidden is what a query over s may not name: the union of what its
 // shares of tenants it does not include redact.
 func (s Scope) hidden() Redaction {
 	var r Redaction
-	if s.All {
-		return r
-	}
 	for _, sh := range s.Shares {
 		if !s.Includes(sh.Tenant) {
 			r.add(sh.Redact)

@@ -108,11 +108,13 @@ func mustFilter(s string) *Query {
 	return q
 }
 
-// The names a redacting share below hides, and the shares' filters.
+// The paths and fields redacting shares below hide, and the shares'
+// filters.
 var (
-	redactedNames = []string{"requestParameters", "userIdentity.arn", "env"}
-	shareFilter   = `source:aws.cloudtrail AND NOT outcome:failure`
-	sharesFilter  = `action:StopLogging OR src_ip:10.0.0.0/8`
+	redactedPaths  = []string{"requestParameters", "userIdentity.arn"}
+	redactedFields = []string{"src_ip", "env"}
+	shareFilter    = `source:aws.cloudtrail AND NOT outcome:failure`
+	sharesFilter   = `action:StopLogging OR src_ip:10.0.0.0/8`
 )
 
 // A scopeCase is a scope and, worked out by hand from scopeEvents, the
@@ -122,7 +124,7 @@ type scopeCase struct {
 	scope   Scope
 	reads   []uint64 // the seqs of the events the scope reads
 	hides   []string // what a query may not name
-	diff    bool     // compare each query's rows with its rows over a store of reads alone
+	diff    bool     // compare each query's rows with its rows over a store of reads alone (not when redacting: the store redacts rows after SQL)
 	tenants []string // tenant names that must be arguments of every statement
 }
 
@@ -147,13 +149,13 @@ var scopeCases = []scopeCase{
 	}}, reads: []uint64{5, 9, 10, 14}, diff: true, tenants: []string{"t2", "t3"}},
 	// eventName:* selects t2's JSON events: all but the syslog line 9.
 	{name: "redacting share", scope: Scope{Tenants: []string{"t1"}, Shares: []Share{{
-		Grant: "g-r", Tenant: "t2", Filter: mustFilter(`eventName:*`), Redact: redactedNames,
-	}}}, reads: []uint64{1, 2, 3, 4, 5, 6, 7, 8, 13, 14}, hides: redactedNames, tenants: []string{"t1", "t2"}},
+		Grant: "g-r", Tenant: "t2", Filter: mustFilter(`eventName:*`), Redact: redactedPaths,
+	}}}, reads: []uint64{1, 2, 3, 4, 5, 6, 7, 8, 13, 14}, hides: redactedPaths, tenants: []string{"t1", "t2"}},
 	// Two tenants' shares hide the union of what each hides.
 	{name: "two redacting shares", scope: Scope{Shares: []Share{
 		{Grant: "g-r2", Tenant: "t2", Redact: []string{"requestParameters"}},
-		{Grant: "g-r3", Tenant: "t3", Redact: []string{"src_ip"}},
-	}}, reads: []uint64{5, 7, 8, 9, 10, 11, 13, 14}, hides: []string{"requestParameters", "src_ip"}, tenants: []string{"t2", "t3"}},
+		{Grant: "g-r3", Tenant: "t3", Redact: redactedFields},
+	}}, reads: []uint64{5, 7, 8, 9, 10, 11, 13, 14}, hides: append([]string{"requestParameters"}, redactedFields...), tenants: []string{"t2", "t3"}},
 	{name: "zero", scope: Scope{}, diff: true},
 	{name: "no tenants", scope: Scope{Tenants: []string{}}, diff: true},
 	{name: "all", scope: Scope{All: true}, reads: allButSystem, diff: true},
@@ -261,6 +263,68 @@ func namesHidden(q *Query, redact []string) string {
 		}
 	})
 	return hit
+}
+
+// A verdict is what Compile must do with a query over a redacting scope.
+type verdict int
+
+const (
+	mustCompile verdict = iota // when it compiles over a tenant alone
+	mustRefuse                 // with a *query.Error
+	mayRefuse                  // either; refused with a *query.Error
+)
+
+// redactVerdict says what Compile must do with q over a scope hiding
+// hides, and why: refuse a query naming what the scope hides or
+// searching free text (which reads the whole raw event); compile one
+// that names nothing of the kind. A document path while a normalized
+// field is hidden is left open: the store then hides the whole document
+// of the events (store.RedactRow), which Compile does not refuse to read
+// (see TestCompileRedactedColumnHidesDocument).
+func redactVerdict(q *Query, hides []string) (verdict, string) {
+	if len(hides) == 0 {
+		return mustCompile, ""
+	}
+	if n := namesHidden(q, hides); n != "" {
+		return mustRefuse, n
+	}
+	if freeText(q.Filter) {
+		return mustRefuse, "free text"
+	}
+	if !slices.ContainsFunc(hides, func(n string) bool { _, ok := LookupField(n); return ok }) {
+		return mustCompile, ""
+	}
+	var path string
+	eventNames(q, func(n string) {
+		if _, ok := LookupField(n); !ok && path == "" {
+			path = n
+		}
+	})
+	if path != "" {
+		return mayRefuse, path
+	}
+	return mustCompile, ""
+}
+
+// readsHiddenColumn returns a column of the events table that s reads
+// other than to return it in an event (which the store redacts) and
+// other than in the scope's condition cond (a grant's filter, the
+// owner's): a column of a normalized field in hides, or "".
+func readsHiddenColumn(s *SQL, cond scopeCond, hides []string) string {
+	text := strings.ReplaceAll(s.Text, cond.text, "<scope>")
+	text = strings.ReplaceAll(text, strings.Join(eventColumns, ", "), "<events>")
+	for _, n := range hides {
+		f, ok := LookupField(n)
+		if !ok {
+			continue
+		}
+		for _, col := range []string{f.Column, f.BinColumn} {
+			if col != "" && regexp.MustCompile(`\b`+col+`\b`).MatchString(text) {
+				return col
+			}
+		}
+	}
+	return ""
 }
 
 // freeText reports whether q searches free text other than '*', which
@@ -881,29 +945,27 @@ func TestRandomASTScope(t *testing.T) {
 			where := fmt.Sprintf("case %d %q, scope %s", i, q, sc.name)
 			req.Scope = sc.scope
 			out, err := Compile(req, DuckDB)
-			text := freeText(q.Filter)
-			hidden := ""
-			if len(sc.hides) > 0 {
-				hidden = namesHidden(q, sc.hides)
-			}
+			v, why := redactVerdict(q, sc.hides)
+			var qe *Error
 			switch {
-			case hidden != "" || text && len(sc.hides) > 0:
-				var qe *Error
+			case v == mustRefuse:
 				if !errors.As(err, &qe) {
-					t.Errorf("%s: names %q (free text %v), which the scope hides: got %v, want a *query.Error", where, hidden, text, err)
-					continue
-				}
-				if hidden != "" {
-					refusedName++
-				} else {
+					t.Errorf("%s: names %s, which the scope hides: got %v, want a *query.Error", where, why, err)
+				} else if why == "free text" {
 					refusedText++
+				} else {
+					refusedName++
+				}
+				continue
+			case v == mayRefuse && err != nil:
+				if !errors.As(err, &qe) {
+					t.Errorf("%s: error %T %v, want *query.Error", where, err, err)
 				}
 				continue
 			case (err == nil) != (baseErr == nil):
 				t.Errorf("%s: %v; over tenant t1: %v", where, err, baseErr)
 				continue
 			case err != nil:
-				var qe *Error
 				if !errors.As(err, &qe) {
 					t.Errorf("%s: error %T %v, want *query.Error", where, err, err)
 				}
@@ -911,6 +973,9 @@ func TestRandomASTScope(t *testing.T) {
 			}
 			if len(sc.hides) > 0 {
 				redactedOK++
+				if col := readsHiddenColumn(out, conds[j], sc.hides); col != "" {
+					t.Errorf("%s: reads column %s, which the scope hides:\n%s", where, col, out.Text)
+				}
 			}
 			if _, err := checkScoped(out, conds[j]); err != nil {
 				t.Errorf("%s: %v\n%s\n%v", where, err, out.Text, out.Args)
@@ -997,9 +1062,12 @@ var fuzzScopes = []struct {
 	{func(tn string) Scope {
 		return Scope{Shares: []Share{
 			{Grant: "g-a", Tenant: tn, Filter: mustFilter(sharesFilter), To: mustTime("2024-08-01T00:00:00Z")},
-			{Grant: "g-r", Tenant: tn, Redact: redactedNames},
+			{Grant: "g-r", Tenant: tn, Redact: redactedPaths},
 		}}
-	}, redactedNames},
+	}, redactedPaths},
+	{func(tn string) Scope {
+		return Scope{Shares: []Share{{Grant: "g-f", Tenant: tn, Redact: redactedFields}}}
+	}, redactedFields},
 }
 
 // sentinel is a tenant name no fuzzed query holds: compiling over it and
@@ -1049,8 +1117,7 @@ func FuzzCompileScope(f *testing.F) {
 			}
 			out, err := Compile(Request{Query: q, Scope: sc}, DuckDB)
 			outS, errS := Compile(Request{Query: q, Scope: ss}, DuckDB)
-			hidden := namesHidden(q, fs.hides)
-			text := len(fs.hides) > 0 && freeText(q.Filter)
+			v, why := redactVerdict(q, fs.hides)
 			switch {
 			case (err == nil) != (errS == nil):
 				t.Fatalf("Compile(%q) over scope %d: %v over tenant %q, %v over another", s, i, err, tenant, errS)
@@ -1059,14 +1126,17 @@ func FuzzCompileScope(f *testing.F) {
 				if !errors.As(err, &qe) {
 					t.Fatalf("Compile(%q) over scope %d: error %T %v, want *query.Error", s, i, err, err)
 				}
-				if hidden == "" && !text && baseErr == nil {
+				if v == mustCompile && baseErr == nil {
 					t.Fatalf("Compile(%q) over scope %d: %v, but it names nothing the scope hides", s, i, err)
 				}
 				continue
-			case hidden != "" || text:
-				t.Fatalf("Compile(%q) over scope %d hiding %v: names %q (free text %v), yet compiles:\n%s", s, i, fs.hides, hidden, text, out.Text)
+			case v == mustRefuse:
+				t.Fatalf("Compile(%q) over scope %d hiding %v: names %s, yet compiles:\n%s", s, i, fs.hides, why, out.Text)
 			case baseErr != nil:
 				t.Fatalf("Compile(%q) over scope %d compiles, over t1 fails: %v", s, i, baseErr)
+			}
+			if col := readsHiddenColumn(out, cond, fs.hides); col != "" {
+				t.Fatalf("Compile(%q) over scope %d reads column %s, which it hides:\n%s", s, i, col, out.Text)
 			}
 			at, err := checkScoped(out, cond)
 			if err != nil {
@@ -1130,4 +1200,79 @@ func FuzzCompileScope(f *testing.F) {
 			t.Fatalf("Compile(%q) over %s: rows differ from the query's over a store of its events alone\ngot  %q\nwant %q\n%s", s, diff.name, got, want, out.Text)
 		}
 	})
+}
+
+// TestCompileRedactedCopiedColumns: a document path that a parser copies
+// into a column (eventName into action for CloudTrail) is read from the
+// column; when a share hides the column, a query naming the path must be
+// refused, or at least not read the column, else it filters on what the
+// share hides.
+func TestCompileRedactedCopiedColumns(t *testing.T) {
+	var leaks []string
+	for path, cols := range docColumns {
+		for _, dc := range cols {
+			var field string
+			for _, f := range Fields() {
+				if f.Column == dc.column {
+					field = f.Name
+				}
+			}
+			if field == "" {
+				t.Fatalf("no field has column %s", dc.column)
+			}
+			s := Scope{Tenants: []string{"t1"}, Shares: []Share{{Grant: "g", Tenant: "t2", Redact: []string{field}}}}
+			cond, err := scopeCondOf(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := mustFilter(path + ":x")
+			out, err := Compile(Request{Query: q, Scope: s}, DuckDB)
+			if err != nil {
+				var qe *Error
+				if !errors.As(err, &qe) {
+					t.Errorf("%s with %s hidden: %v, want a *query.Error", path, field, err)
+				}
+				continue
+			}
+			if col := readsHiddenColumn(out, cond, []string{field}); col != "" {
+				leaks = append(leaks, fmt.Sprintf("%s:x reads %s, hidden", path, col))
+			}
+		}
+	}
+	if len(leaks) > 0 {
+		slices.Sort(leaks)
+		t.Errorf("a query naming a document path that CloudTrail copies into a column reads the column a share hides: %s", strings.Join(leaks, "; "))
+	}
+}
+
+// TestCompileRedactedColumnHidesDocument: a share that hides a normalized
+// field hides the whole document of its events, since vigil cannot tell
+// from which key the field was read (store.RedactRow). A query that names
+// a document path then reads what the grantee may not see: in a stats
+// table, which the store does not redact, or in a filter.
+func TestCompileRedactedColumnHidesDocument(t *testing.T) {
+	full := eventsDB(t, true, nil)
+	s := Scope{Tenants: []string{"t1"}, Shares: []Share{{Grant: "g", Tenant: "t2", Redact: []string{"src_ip"}}}}
+	var leaks []string
+	for _, src := range []string{`| stats values(secret), values(requestParameters.bucketName)`, `requestParameters.bucketName:secret*`} {
+		out, err := Compile(Request{Query: mustFilter(src), Scope: s}, DuckDB)
+		if err != nil {
+			var qe *Error
+			if !errors.As(err, &qe) {
+				t.Errorf("%s: %v, want a *query.Error", src, err)
+			}
+			continue
+		}
+		rows, err := rowsOf(full, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rows {
+			rows[i] = r[:min(len(r), 40)]
+		}
+		leaks = append(leaks, fmt.Sprintf("%s returns %q", src, rows))
+	}
+	if len(leaks) > 0 {
+		t.Errorf("over a share hiding src_ip, queries read t2's documents, which the store hides: %s", strings.Join(leaks, "; "))
+	}
 }
