@@ -134,7 +134,8 @@ func scanPrincipal(row interface{ Scan(...any) error }) (Principal, error) {
 
 // Principal returns the principal with the id or name ref.
 func (d *Directory) Principal(ctx context.Context, ref string) (Principal, error) {
-	p, err := scanPrincipal(d.db.QueryRow(ctx, `SELECT `+principalColumns+` FROM principals WHERE id = $1 OR name = $1`, ref))
+	// A name may look like another principal's id: the id wins.
+	p, err := scanPrincipal(d.db.QueryRow(ctx, `SELECT `+principalColumns+` FROM principals WHERE id = $1 OR name = $1 ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1`, ref))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, fmt.Errorf("principal %q: %w", ref, ErrNotFound)
 	}
@@ -196,7 +197,10 @@ func (d *Directory) CheckPassword(ctx context.Context, name, password string) (P
 		err = d.db.QueryRow(ctx, `SELECT password FROM principals WHERE id = $1`, p.ID).Scan(&hash)
 	}
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, sql.ErrNoRows) || err == nil && hash == "":
+		// No such user, or one without a password (who logs in through
+		// OIDC): as slow as a wrong password, so that timing does not
+		// tell which names exist.
 		checkPassword(dummyHash(), password)
 		return Principal{}, ErrBadLogin
 	case err != nil:

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigilsec/vigil/meta"
 )
@@ -490,5 +491,33 @@ func TestResolveNameThatIsAnotherID(t *testing.T) {
 	}
 	if got, err := d.Principal(ctx, victim.ID); err != nil || got.ID != victim.ID {
 		t.Errorf("Principal(victim's id) = %+v, %v; want victim, not %s", got, err, impostor.ID)
+	}
+}
+
+// CheckPassword takes as long for an unknown name as for a wrong
+// password, so that the time it takes does not tell which names exist.
+// A user without a password (one who logs in through OIDC) must take as
+// long too: today its login is refused without hashing anything, a
+// hundred times faster than an unknown name's, and that tells an
+// attacker the name exists.
+func TestCheckPasswordTimingNoPassword(t *testing.T) {
+	ctx := context.Background()
+	d, _, _, _ := newDirectory(t)
+	mustPrincipal(t, d, "carol", User) // no password
+	dummyHash()                        // made once, on first use: not part of what is timed
+	fastest := func(name string) time.Duration {
+		best := time.Duration(1<<63 - 1)
+		for range 3 {
+			start := time.Now()
+			if _, err := d.CheckPassword(ctx, name, "a guess at a password"); err != ErrBadLogin {
+				t.Fatalf("CheckPassword(%q): %v, want ErrBadLogin", name, err)
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	unknown, noPassword := fastest("nobody"), fastest("carol")
+	if noPassword < unknown/4 {
+		t.Errorf("refusing a user without a password took %v, an unknown name %v: the time tells the name exists", noPassword, unknown)
 	}
 }

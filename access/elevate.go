@@ -44,12 +44,18 @@ func (d *Directory) Elevate(ctx context.Context, principalID string, role Role, 
 	if err != nil {
 		return Elevation{}, err
 	}
+	p, err := d.Principal(ctx, principalID)
+	if err != nil {
+		return Elevation{}, err
+	}
 	csirt := false
 	for _, b := range id.Bindings {
-		csirt = csirt || b.Tenant == AllTenants
+		// An ingest or auditor role in every tenant is a workload's or
+		// an auditor's, not the CSIRT's.
+		csirt = csirt || b.Tenant == AllTenants && b.Role.Allows(Read)
 	}
-	if !csirt {
-		return Elevation{}, errors.New("only a principal bound in every tenant (the CSIRT) may break glass")
+	if !csirt || p.Kind != User {
+		return Elevation{}, errors.New("only a person bound to read in every tenant (the CSIRT) may break glass")
 	}
 	now := d.now()
 	e := Elevation{ID: "e-" + newID(), Principal: principalID, Role: role, Reason: reason,

@@ -61,8 +61,10 @@ func (g *Grant) Share() (query.Share, error) {
 }
 
 // CreateGrant records a grant made by createdBy and returns it with its
-// id. The owner's tenant and the grantee must exist; the filter must
-// parse; the grant must expire, within MaxGrant.
+// id. The owner must be a tenant's name (tenants are known by their
+// events, which the metadata database does not list) and the grantee
+// must exist; the filter must parse; the grant must expire, within
+// MaxGrant.
 func (d *Directory) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 	now := d.now()
 	if err := CheckTenant(g.Owner); err != nil {

@@ -305,7 +305,7 @@ func TestElevate(t *testing.T) {
 		dur       time.Duration
 		says      string
 	}{
-		{"not of the CSIRT", alice.ID, Admin, reason, time.Hour, "only a principal bound in every tenant"},
+		{"not of the CSIRT", alice.ID, Admin, reason, time.Hour, "only a person bound to read in every tenant"},
 		{"disabled", carol.ID, Admin, reason, time.Hour, "disabled"},
 		{"unknown", "nosuchid", Admin, reason, time.Hour, "not found"},
 		{"no reason", bob.ID, Admin, "", time.Hour, "reason"},

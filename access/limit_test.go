@@ -171,7 +171,8 @@ func TestLockoutSucceeded(t *testing.T) {
 	l.Failed("bob")
 	l.Failed("bob")
 	l.Succeeded("alice")
-	if l.Failed("alice") || l.Failed("alice") {
+	first := l.Failed("alice")
+	if second := l.Failed("alice"); first || second {
 		t.Error("failures before a success still count")
 	}
 	if !l.Failed("bob") {
