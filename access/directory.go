@@ -73,12 +73,7 @@ type Directory struct {
 
 // NewDirectory returns the directory kept in db.
 func NewDirectory(db *meta.DB, opts Options) *Directory {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts = opts.withDefaults()
 	return &Directory{db: db, now: opts.Now, log: opts.Logger}
 }
 
@@ -291,22 +286,31 @@ func (d *Directory) checkBinding(ctx context.Context, s Subject, b Binding) erro
 			return err
 		}
 	}
-	kind, ref, _ := strings.Cut(string(s), ":")
-	var n int
-	var err error
-	switch kind {
-	case "principal":
-		err = d.db.QueryRow(ctx, `SELECT count(*) FROM principals WHERE id = $1`, ref).Scan(&n)
-	case "group":
-		err = d.db.QueryRow(ctx, `SELECT count(*) FROM groups WHERE name = $1`, ref).Scan(&n)
-	default:
+	kind, _, _ := strings.Cut(string(s), ":")
+	if kind != "principal" && kind != "group" {
 		return fmt.Errorf("subject %q is not principal:ID or group:NAME", s)
 	}
-	if err != nil {
-		return fmt.Errorf("access: looking up %s: %w", s, err)
+	return d.exists(ctx, string(s))
+}
+
+// exists checks that what ref names ("principal:ID", "group:NAME" or
+// "tenant:NAME") is known, failing with ErrNotFound when it is not.
+func (d *Directory) exists(ctx context.Context, ref string) error {
+	kind, name, _ := strings.Cut(ref, ":")
+	stmt, ok := map[string]string{
+		"principal": `SELECT count(*) FROM principals WHERE id = $1`,
+		"group":     `SELECT count(*) FROM groups WHERE name = $1`,
+		"tenant":    `SELECT count(*) FROM tenants WHERE name = $1`,
+	}[kind]
+	if !ok {
+		return fmt.Errorf("%q names no principal, group or tenant", ref)
+	}
+	var n int
+	if err := d.db.QueryRow(ctx, stmt, name).Scan(&n); err != nil {
+		return fmt.Errorf("access: looking up %s: %w", ref, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%s: %w", s, ErrNotFound)
+		return fmt.Errorf("%s: %w", ref, ErrNotFound)
 	}
 	return nil
 }
@@ -460,14 +464,7 @@ func (d *Directory) TokenIdentity(ctx context.Context, tok Token) (Identity, err
 		id.Credential = "token " + tok.ID
 		return id, nil
 	}
-	tenant := tok.Tenant
-	if tenant == "" {
-		tenant = AllTenants
-	}
-	id := Identity{Name: tok.Name, Credential: "token " + tok.ID, Bindings: []Binding{{Role: tok.Role, Tenant: tenant}}}
-	if id.Name == "" {
-		id.Name = "token " + tok.ID
-	}
+	id := tok.Identity()
 	if err := d.addShares(ctx, &id, nil); err != nil {
 		return Identity{}, err
 	}

@@ -106,8 +106,6 @@ func (d *Directory) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 
 func (d *Directory) checkGrantee(ctx context.Context, grantee, owner string) error {
 	kind, ref, _ := strings.Cut(grantee, ":")
-	var n int
-	var err error
 	switch kind {
 	case "tenant":
 		if ref == owner {
@@ -116,21 +114,11 @@ func (d *Directory) checkGrantee(ctx context.Context, grantee, owner string) err
 		if err := CheckTenant(ref); err != nil {
 			return err
 		}
-		err = d.db.QueryRow(ctx, `SELECT count(*) FROM tenants WHERE name = $1`, ref).Scan(&n)
-	case "group":
-		err = d.db.QueryRow(ctx, `SELECT count(*) FROM groups WHERE name = $1`, ref).Scan(&n)
-	case "principal":
-		err = d.db.QueryRow(ctx, `SELECT count(*) FROM principals WHERE id = $1`, ref).Scan(&n)
+	case "group", "principal":
 	default:
 		return fmt.Errorf("grantee %q is not tenant:NAME, group:NAME or principal:ID", grantee)
 	}
-	if err != nil {
-		return fmt.Errorf("access: looking up grantee %s: %w", grantee, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("grantee %s: %w", grantee, ErrNotFound)
-	}
-	return nil
+	return d.exists(ctx, grantee)
 }
 
 // RevokeGrant ends a grant now; by names who revoked it. Revoking a

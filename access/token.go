@@ -86,15 +86,36 @@ type Tokens struct {
 	log *slog.Logger
 }
 
+// Identity returns the identity of a token with a role of its own: that
+// role in its tenant, or in every tenant for an admin token without one.
+// The grants to its tenant are the Directory's to add (TokenIdentity);
+// a principal's token is resolved there too.
+func (t Token) Identity() Identity {
+	tenant := t.Tenant
+	if tenant == "" {
+		tenant = AllTenants
+	}
+	id := Identity{Name: t.Name, Credential: "token " + t.ID, Bindings: []Binding{{Role: t.Role, Tenant: tenant}}}
+	if id.Name == "" {
+		id.Name = "token " + t.ID
+	}
+	return id
+}
+
 // NewTokens returns the tokens kept in db.
 func NewTokens(db *meta.DB, opts Options) *Tokens {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts = opts.withDefaults()
 	return &Tokens{db: db, now: opts.Now, log: opts.Logger}
+}
+
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
 }
 
 // Create creates a token and returns its secret, which is not kept and

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigilsec/vigil/event"
@@ -21,14 +21,13 @@ func RedactRow(row []any, r query.Redaction) {
 	if r.Empty() {
 		return
 	}
-	cols := query.EventColumns()
-	idx := func(name string) int { return slices.Index(cols, name) }
+	idx := eventColumn()
 	for _, c := range r.Columns {
-		if i := idx(c); i >= 0 {
+		if i, ok := idx[c]; ok {
 			row[i] = nil
 		}
 	}
-	raw, rawBin, doc := idx("raw"), idx("raw_bin"), idx("doc")
+	raw, rawBin, doc := idx["raw"], idx["raw_bin"], idx["doc"]
 	text := func(v any) []byte {
 		s, _ := v.(string)
 		return []byte(s)
@@ -39,6 +38,15 @@ func RedactRow(row []any, r query.Redaction) {
 		row[doc] = string(newDoc)
 	}
 }
+
+// eventColumn maps each of query.EventColumns to its index in a row.
+var eventColumn = sync.OnceValue(func() map[string]int {
+	m := map[string]int{}
+	for i, c := range query.EventColumns() {
+		m[c] = i
+	}
+	return m
+})
 
 // RedactDocument returns an event's raw bytes and document (hasDoc says
 // whether it has one apart from raw) with what r hides removed:

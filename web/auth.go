@@ -113,9 +113,11 @@ func (a *api) auth(h http.Handler, rt route) http.Handler {
 		for _, p := range rt.also {
 			allowed = allowed || id.Can(p)
 		}
-		scope := id.Scope(rt.perm)
+		var scope query.Scope
 		if rt.scope != nil {
 			scope = rt.scope(&id)
+		} else {
+			scope = id.Scope(rt.perm)
 		}
 		rec.Tenants = scopeTenants(scope)
 		if !allowed {
@@ -255,15 +257,7 @@ func (a *api) bearer(r *http.Request) (access.Identity, error) {
 	if t.Principal != "" {
 		return access.Identity{}, errors.New("a principal's token, with no directory to resolve it")
 	}
-	tenant := t.Tenant
-	if tenant == "" {
-		tenant = access.AllTenants
-	}
-	name := t.Name
-	if name == "" {
-		name = "token " + t.ID
-	}
-	return access.Identity{Name: name, Credential: "token " + t.ID, Bindings: []access.Binding{{Role: t.Role, Tenant: tenant}}}, nil
+	return t.Identity(), nil
 }
 
 func safeMethod(m string) bool {

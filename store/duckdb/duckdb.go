@@ -351,9 +351,15 @@ func (s *DB) Search(ctx context.Context, req query.Request) (*store.Result, erro
 	}
 	if q.Kind == query.Events && req.Scope.Redacts() {
 		tenant := slices.Index(cols, "tenant")
+		byTenant := map[string]query.Redaction{}
 		for _, row := range res.Rows {
 			t, _ := row[tenant].(string)
-			store.RedactRow(row, req.Scope.Redaction(t))
+			r, ok := byTenant[t]
+			if !ok {
+				r = req.Scope.Redaction(t)
+				byTenant[t] = r
+			}
+			store.RedactRow(row, r)
 		}
 	}
 	s.metrics.searchSeconds.Observe(time.Since(start).Seconds())

@@ -566,13 +566,16 @@ func (s *DB) scanWindow(ctx context.Context, req query.Request, fn func(*event.E
 	if err != nil {
 		return fmt.Errorf("scanning events: %w", err)
 	}
+	redacts := req.Scope.Redacts()
 	defer rows.Close()
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
 			return fmt.Errorf("scanning events: %w", err)
 		}
-		store.RedactEvent(e, req.Scope.Redaction(e.Tenant))
+		if redacts {
+			store.RedactEvent(e, req.Scope.Redaction(e.Tenant))
+		}
 		if err := fn(e); err != nil {
 			return err
 		}
