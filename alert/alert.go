@@ -214,12 +214,15 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 				a.Seqs = append(a.Seqs, s)
 			}
 		}
+		if tenant == "" {
+			addParts(a, d.Parts())
+		}
 		a.Updated = now
 		changed[a.ID] = a
 	}
 	save := make([]meta.Alert, 0, len(changed))
 	for _, a := range changed {
-		save = append(save, *a)
+		save = append(save, snapshot(a))
 	}
 	slices.SortFunc(save, func(a, b meta.Alert) int { return strings.Compare(a.ID, b.ID) })
 	// Saved under the lock, so that no later count of an alert is
@@ -243,7 +246,7 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 	}
 	news := make([]meta.Alert, len(opened))
 	for i, a := range opened {
-		news[i] = *a
+		news[i] = snapshot(a)
 	}
 	m.forget()
 	m.mu.Unlock()
@@ -254,6 +257,42 @@ func (m *Manager) detected(ctx context.Context, ds []detect.Detection) error {
 		m.OnNew(news, firsts)
 	}
 	return nil
+}
+
+// snapshot copies an active alert for those who read it outside the
+// lock: its parts, which later hits change in place, are copied too.
+func snapshot(a *meta.Alert) meta.Alert {
+	c := *a
+	c.Parts = slices.Clone(a.Parts)
+	return c
+}
+
+// addParts adds the events of a correlation across tenants to its
+// alert's parts: each tenant's count, first seqs and times, so that the
+// tenant is shown its own share of the alert (see meta.Alert.Partial).
+func addParts(a *meta.Alert, ps []detect.Part) {
+	for _, p := range ps {
+		i := slices.IndexFunc(a.Parts, func(ap meta.AlertPart) bool { return ap.Tenant == p.Tenant })
+		if i < 0 {
+			a.Parts = append(a.Parts, meta.AlertPart{Tenant: p.Tenant})
+			i = len(a.Parts) - 1
+		}
+		ap := &a.Parts[i]
+		for _, e := range p.Events {
+			at := e.Time.UTC()
+			if ap.Count == 0 || at.Before(ap.FirstSeen) {
+				ap.FirstSeen = at
+			}
+			if at.After(ap.LastSeen) {
+				ap.LastSeen = at
+			}
+			ap.Count++
+			if len(ap.Seqs) < MaxSeqs {
+				ap.Seqs = append(ap.Seqs, e.Seq)
+			}
+		}
+	}
+	slices.SortFunc(a.Parts, func(x, y meta.AlertPart) int { return strings.Compare(x.Tenant, y.Tenant) })
 }
 
 // maxActive is how many alerts the manager keeps taking hits before it
@@ -429,7 +468,9 @@ var ErrTransition = errors.New("alert: not allowed")
 
 // SetStatus moves an alert to a status, for actor, with a reason (which
 // closing requires). tenants scope which alerts actor may change (nil:
-// every tenant's). A resolved or closed alert takes no more hits.
+// every tenant's); an alert across tenants is changed only by a scope
+// that sees all of its tenants, and others get meta.ErrPartial. A
+// resolved or closed alert takes no more hits.
 func (m *Manager) SetStatus(ctx context.Context, tenants []string, id, to, actor, reason string) (meta.Alert, error) {
 	if _, ok := next[to]; !ok {
 		return meta.Alert{}, fmt.Errorf("%w: unknown status %q", ErrTransition, to)
@@ -440,6 +481,9 @@ func (m *Manager) SetStatus(ctx context.Context, tenants []string, id, to, actor
 	cur, err := m.alert(ctx, tenants, id)
 	if err != nil {
 		return meta.Alert{}, err
+	}
+	if cur.Partial {
+		return meta.Alert{}, fmt.Errorf("alert %s: %w", id, meta.ErrPartial)
 	}
 	from := cur.Status
 	if !slices.Contains(next[from], to) {
@@ -457,7 +501,8 @@ func (m *Manager) SetStatus(ctx context.Context, tenants []string, id, to, actor
 		}
 	case Open, Acknowledged:
 		if cur := m.active[a.Key]; cur == nil || cur.ID == a.ID || a.LastSeen.After(cur.LastSeen) {
-			m.active[a.Key] = &a
+			active := snapshot(&a)
+			m.active[a.Key] = &active
 		}
 	}
 	if cur := m.active[a.Key]; cur != nil && cur.ID == a.ID {
@@ -516,21 +561,14 @@ func (m *Manager) Alerts(ctx context.Context, q meta.AlertQuery) ([]meta.Alert, 
 }
 
 // AlertDetail returns an alert, its changes of status and its
-// notifications, oldest first, if tenants (nil: every tenant) see it.
+// notifications, oldest first, if tenants (nil: every tenant) see it,
+// as they see it (see meta.DB.AlertDetail).
 func (m *Manager) AlertDetail(ctx context.Context, tenants []string, id string) (meta.Alert, []meta.Transition, []meta.Delivery, error) {
-	a, err := m.alert(ctx, tenants, id)
-	if err != nil {
-		return a, nil, nil, err
-	}
-	ts, err := m.db.AlertTransitions(ctx, id)
-	if err != nil {
-		return a, nil, nil, err
-	}
-	ds, err := m.db.AlertDeliveries(ctx, id)
-	return a, ts, ds, err
+	return m.db.AlertDetail(ctx, tenants, id)
 }
 
-// alert returns the alert id, if tenants (nil: every tenant) see it.
+// alert returns the alert id, if tenants (nil: every tenant) see it, as
+// they see it.
 func (m *Manager) alert(ctx context.Context, tenants []string, id string) (meta.Alert, error) {
 	as, err := m.db.Alerts(ctx, meta.AlertQuery{Tenants: tenants, AllTenants: tenants == nil, ID: id, Limit: 1})
 	if err != nil {

@@ -36,6 +36,7 @@ func TestPostgres(t *testing.T) {
 	}{
 		{"Grouping", TestGrouping}, {"Window", TestWindow}, {"Lifecycle", TestLifecycle}, {"Suppression", TestSuppression},
 		{"Restart", TestRestart}, {"ResolvedElsewhere", TestResolvedElsewhere}, {"StratusAlerts", TestStratusAlerts}, {"Cases", TestCases}, {"QuietAndEscalate", TestQuietAndEscalate},
+		{"CrossTenantAlert", TestCrossTenantAlert},
 	} {
 		t.Run(tc.name, tc.fn)
 	}

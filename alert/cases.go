@@ -45,6 +45,8 @@ var ErrCase = errors.New("alert: case")
 // opener, actor), with the given alerts, for a caller who sees tenants
 // (nil: every tenant). Its tenant is the caller's, or for a caller who
 // sees every tenant, the tenant its alerts share ("" when they do not).
+// An alert across tenants that the caller sees only part of is refused
+// with meta.ErrPartial (see caseAlert).
 func (m *Manager) OpenCase(ctx context.Context, tenants []string, title, owner, actor string, alertIDs []string) (meta.Case, error) {
 	title = strings.TrimSpace(title)
 	if title == "" {
@@ -52,9 +54,9 @@ func (m *Manager) OpenCase(ctx context.Context, tenants []string, title, owner, 
 	}
 	var as []meta.Alert
 	for _, id := range alertIDs {
-		a, err := m.alert(ctx, tenants, id)
+		a, err := m.caseAlert(ctx, tenants, id)
 		if err != nil {
-			return meta.Case{}, fmt.Errorf("alert %s: %w", id, err)
+			return meta.Case{}, err
 		}
 		as = append(as, a)
 	}
@@ -81,17 +83,19 @@ func (m *Manager) OpenCase(ctx context.Context, tenants []string, title, owner, 
 }
 
 // AddToCase adds to a case's timeline: an alert (ref its id, which the
-// caller must see), a note or an action taken (text), or an evidence
-// export (ref its name, text what it holds).
+// caller must see whole, see caseAlert), a note or an action taken
+// (text), or an evidence export (ref its name, text what it holds). A
+// case holds the alerts of its tenant; a case across tenants, any.
 func (m *Manager) AddToCase(ctx context.Context, tenants []string, id, kind, ref, text, actor string) (meta.Case, error) {
 	e := meta.CaseEntry{Actor: actor, Kind: kind, Ref: ref, Text: strings.TrimSpace(text)}
+	var alertTenant string
 	switch kind {
 	case EntryAlert:
-		a, err := m.alert(ctx, tenants, ref)
+		a, err := m.caseAlert(ctx, tenants, ref)
 		if err != nil {
-			return meta.Case{}, fmt.Errorf("alert %s: %w", ref, err)
+			return meta.Case{}, err
 		}
-		e.Text = a.Title
+		e.Text, alertTenant = a.Title, a.Tenant
 	case EntryNote, EntryAction:
 		if e.Text == "" {
 			return meta.Case{}, fmt.Errorf("%w: a %s needs text", ErrCase, kind)
@@ -104,10 +108,38 @@ func (m *Manager) AddToCase(ctx context.Context, tenants []string, id, kind, ref
 		return meta.Case{}, fmt.Errorf("%w: cannot add a %q (alert, note, action or export)", ErrCase, kind)
 	}
 	return m.db.UpdateCase(ctx, tenants, id, func(c *meta.Case) ([]meta.CaseEntry, error) {
+		// One tenant's case showing another's alert, or a correlation
+		// across tenants, would tell the case's readers of it (its
+		// title), and the playbooks run on the alert would write their
+		// acts into the case.
+		if kind == EntryAlert && c.Tenant != "" && alertTenant != c.Tenant {
+			what := "a correlation across tenants"
+			if alertTenant != "" {
+				what = "of tenant " + alertTenant
+			}
+			return nil, fmt.Errorf("%w: alert %s is %s, and case %s is of tenant %s: a case holds its own tenant's alerts; open a case across tenants for it",
+				ErrCase, ref, what, c.ID, c.Tenant)
+		}
 		c.Updated = m.now().UTC()
 		e.At = c.Updated
 		return []meta.CaseEntry{e}, nil
 	})
+}
+
+// caseAlert returns the alert id to put in a case, if the caller who
+// sees tenants (nil: every tenant) sees it whole. An alert across
+// tenants that a team sees part of is the work of those who see all of
+// it: in one team's case, its title and the acts of playbooks run on it
+// would reach that team, and a case across tenants is the CSIRT's.
+func (m *Manager) caseAlert(ctx context.Context, tenants []string, id string) (meta.Alert, error) {
+	a, err := m.alert(ctx, tenants, id)
+	if err != nil {
+		return a, fmt.Errorf("alert %s: %w", id, err)
+	}
+	if a.Partial {
+		return a, fmt.Errorf("alert %s: %w; only those who see all of them may put it in a case", id, meta.ErrPartial)
+	}
+	return a, nil
 }
 
 // SetCase changes a case's status or owner (an empty one is left as it

@@ -263,6 +263,38 @@ func (d *Detection) Tenant() string {
 	return t
 }
 
+// A Part is one tenant's share of a correlation across tenants: the
+// events of that tenant among the correlation's, oldest first.
+type Part struct {
+	Tenant string
+	Events []EventRef
+}
+
+// Parts returns, for a correlation whose events span tenants (Tenant
+// returns ""), each tenant's events, by tenant name; nil for a detection
+// of one tenant. An event of no tenant (that of a correlation across
+// tenants feeding another) is in no part: whose it is cannot be said,
+// so only a scope over every tenant sees it.
+func (d *Detection) Parts() []Part {
+	if d.Event != nil || d.Tenant() != "" {
+		return nil
+	}
+	var ps []Part
+	for _, e := range d.Events {
+		if e.Tenant == "" {
+			continue
+		}
+		i := slices.IndexFunc(ps, func(p Part) bool { return p.Tenant == e.Tenant })
+		if i < 0 {
+			ps = append(ps, Part{Tenant: e.Tenant})
+			i = len(ps) - 1
+		}
+		ps[i].Events = append(ps[i].Events, e)
+	}
+	slices.SortFunc(ps, func(a, b Part) int { return strings.Compare(a.Tenant, b.Tenant) })
+	return ps
+}
+
 // A Matcher matches events against an engine's rules. It keeps buffers
 // from one event to the next and is not safe for concurrent use.
 type Matcher struct {

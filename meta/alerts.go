@@ -36,6 +36,78 @@ type Alert struct {
 	Updated time.Time `json:"updated"`
 	// Reason is why it was last resolved or closed.
 	Reason string `json:"reason,omitempty"`
+
+	// Parts are, for an alert across tenants (Tenant ""), each tenant's
+	// share of its events, by tenant name. SaveAlerts keeps them;
+	// Alerts returns those the reader sees.
+	Parts []AlertPart `json:"parts,omitempty"`
+	// Tenants are, for an alert across tenants, the tenants of the
+	// parts the reader sees.
+	Tenants []string `json:"tenants,omitempty"`
+	// Partial is set when the reader sees only some of the parts of an
+	// alert across tenants. Seqs, Count, FirstSeen and LastSeen are then
+	// those of the reader's parts (Count: their events), and what could
+	// tell of another tenant's events is left out: Context keeps only
+	// the group's values, which the reader's events hold too, and
+	// Reason, written by someone who saw every part, is empty.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// An AlertPart is one tenant's share of an alert across tenants.
+type AlertPart struct {
+	Tenant string `json:"tenant"`
+	// Seqs are the ledger indices of the tenant's first events, MaxSeqs
+	// of them at most; Count counts them all.
+	Seqs  []uint64 `json:"seqs"`
+	Count int64    `json:"count"`
+	// FirstSeen and LastSeen are the times of the tenant's first and
+	// last events.
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// trim cuts an alert across tenants down to what a scope (tenants, or
+// every tenant with all) sees of it, as Partial says; it sets Tenants.
+// Every read of alerts goes through it, so that no caller can forget
+// it.
+func (a *Alert) trim(tenants []string, all bool) {
+	if a.Tenant != "" {
+		return
+	}
+	names := make([]string, len(a.Parts))
+	for i, p := range a.Parts {
+		names[i] = p.Tenant
+	}
+	_, whole := coverage("", names, tenants, all)
+	if whole {
+		a.Tenants = names
+		return
+	}
+	a.Parts = slices.DeleteFunc(a.Parts, func(p AlertPart) bool { return !slices.Contains(tenants, p.Tenant) })
+	a.Partial, a.Tenants, a.Seqs, a.Count, a.Reason = true, nil, nil, 0, ""
+	a.FirstSeen, a.LastSeen = time.Time{}, time.Time{}
+	for _, p := range a.Parts {
+		a.Tenants = append(a.Tenants, p.Tenant)
+		a.Seqs = append(a.Seqs, p.Seqs...)
+		a.Count += p.Count
+		if a.FirstSeen.IsZero() || p.FirstSeen.Before(a.FirstSeen) {
+			a.FirstSeen = p.FirstSeen
+		}
+		if p.LastSeen.After(a.LastSeen) {
+			a.LastSeen = p.LastSeen
+		}
+	}
+	slices.Sort(a.Seqs)
+	// The context is the first event's facts, which may be another
+	// tenant's event: only those that are the group's values, which
+	// every part's events share, are kept.
+	ctx := map[string]string{}
+	for k, v := range a.Context {
+		if g, ok := a.Group[k]; ok && g == v {
+			ctx[k] = v
+		}
+	}
+	a.Context = ctx
 }
 
 // A Transition is a change of an alert's status.
@@ -52,14 +124,27 @@ type Transition struct {
 // exist or that the scope does not see.
 var ErrNotFound = errors.New("meta: not found")
 
+// ErrPartial is returned for a change to an alert across tenants asked
+// by a scope that sees only some of its tenants: its status and its
+// cases are the work of those who see all of them (the CSIRT).
+var ErrPartial = errors.New("meta: the alert correlates events of tenants besides yours")
+
 // ErrConflict is returned by SetAlertStatus when the alert's status is no
 // longer the one the change was decided from.
 var ErrConflict = errors.New("meta: the alert changed meanwhile")
 
-// SaveAlerts writes alerts, new or updated, in one transaction. An
-// update changes what grouping changes (count, last seen, seqs) and
-// never the status, which only SetAlertStatus changes.
+// SaveAlerts writes alerts, new or updated, with their parts, in one
+// transaction. An update changes what grouping changes (count, last
+// seen, seqs, the parts) and never the status, which only
+// SetAlertStatus changes. A part is never removed: an alert's parts
+// only grow. It refuses an alert read as Partial, which would write one
+// tenant's view over the whole.
 func (db *DB) SaveAlerts(ctx context.Context, as []Alert) error {
+	for i := range as {
+		if as[i].Partial {
+			return fmt.Errorf("meta: saving alert %s: it was read as a part of it, not the whole", as[i].ID)
+		}
+	}
 	err := db.Write(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, context, created, updated, reason)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
@@ -68,6 +153,12 @@ ON CONFLICT (id) DO UPDATE SET count = excluded.count, first_seen = excluded.fir
 			return err
 		}
 		defer stmt.Close()
+		parts, err := tx.PrepareContext(ctx, `INSERT INTO alert_parts (alert_id, tenant, seqs, count, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (alert_id, tenant) DO UPDATE SET seqs = excluded.seqs, count = excluded.count, first_seen = excluded.first_seen, last_seen = excluded.last_seen`)
+		if err != nil {
+			return err
+		}
+		defer parts.Close()
 		for i := range as {
 			a := &as[i]
 			grp, _ := json.Marshal(orEmptyMap(a.Group))
@@ -77,6 +168,15 @@ ON CONFLICT (id) DO UPDATE SET count = excluded.count, first_seen = excluded.fir
 			if _, err := stmt.ExecContext(ctx, a.ID, nullString(a.Tenant), a.RuleID, a.Title, a.Severity, a.Key, string(grp), string(tags),
 				a.Status, a.Count, a.FirstSeen.UnixNano(), a.LastSeen.UnixNano(), string(seqs), string(facts), a.Created.UnixNano(), a.Updated.UnixNano(), a.Reason); err != nil {
 				return err
+			}
+			for _, p := range a.Parts {
+				if a.Tenant != "" || p.Tenant == "" {
+					return fmt.Errorf("alert %s: only an alert across tenants has parts, each of a tenant", a.ID)
+				}
+				seqs, _ := json.Marshal(orEmpty(p.Seqs))
+				if _, err := parts.ExecContext(ctx, a.ID, p.Tenant, string(seqs), p.Count, p.FirstSeen.UnixNano(), p.LastSeen.UnixNano()); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -89,9 +189,11 @@ ON CONFLICT (id) DO UPDATE SET count = excluded.count, first_seen = excluded.fir
 
 // An AlertQuery selects alerts, most recently updated first.
 type AlertQuery struct {
-	// Tenants are the tenants whose alerts are seen; with AllTenants,
-	// every tenant's and those across tenants. Neither sees nothing:
-	// scoping here, in the query, is what keeps tenants apart.
+	// Tenants are the tenants whose alerts are seen, and the alerts
+	// across tenants with a part in one of them, trimmed to those parts
+	// unless the tenants hold every part (see Alert.Partial); with
+	// AllTenants, every alert, whole. Neither sees nothing: scoping
+	// here, in the query, is what keeps tenants apart.
 	Tenants    []string
 	AllTenants bool
 	ID         string
@@ -107,7 +209,7 @@ const alertColumns = `id, tenant, rule_id, title, severity, dedup_key, grp, tags
 // Alerts returns the alerts q selects.
 func (db *DB) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 	var f filter
-	if !f.scope(q.Tenants, q.AllTenants) {
+	if !f.scopeParts(q.Tenants, q.AllTenants, "alert_parts.alert_id") {
 		return nil, nil
 	}
 	if q.ID != "" {
@@ -139,7 +241,62 @@ func (db *DB) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("meta: reading alerts: %w", err)
 	}
+	rows.Close()
+	if err := withParts(ctx, db.read, out); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].trim(q.Tenants, q.AllTenants)
+	}
 	return out, nil
+}
+
+// withParts reads the parts of the alerts across tenants of as.
+func withParts(ctx context.Context, q querier, as []Alert) error {
+	var ids []string
+	for _, a := range as {
+		if a.Tenant == "" {
+			ids = append(ids, a.ID)
+		}
+	}
+	parts := map[string][]AlertPart{}
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		var f filter
+		f.in("alert_id", ids[:n])
+		rows, err := q.QueryContext(ctx, "SELECT alert_id, tenant, seqs, count, first_seen, last_seen FROM alert_parts WHERE "+f.where[0]+" ORDER BY alert_id, tenant", f.args...)
+		if err != nil {
+			return fmt.Errorf("meta: reading alerts' parts: %w", err)
+		}
+		for rows.Next() {
+			var (
+				id, seqs    string
+				p           AlertPart
+				first, last int64
+			)
+			if err := rows.Scan(&id, &p.Tenant, &seqs, &p.Count, &first, &last); err != nil {
+				rows.Close()
+				return fmt.Errorf("meta: reading alerts' parts: %w", err)
+			}
+			if err := json.Unmarshal([]byte(seqs), &p.Seqs); err != nil {
+				rows.Close()
+				return fmt.Errorf("meta: alert %s: %w", id, err)
+			}
+			p.FirstSeen, p.LastSeen = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+			parts[id] = append(parts[id], p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("meta: reading alerts' parts: %w", err)
+		}
+		ids = ids[n:]
+	}
+	for i := range as {
+		if ps, ok := parts[as[i].ID]; ok {
+			as[i].Parts = ps
+		}
+	}
+	return nil
 }
 
 func scanAlert(row interface{ Scan(...any) error }) (Alert, error) {
@@ -196,20 +353,34 @@ func (db *DB) AlertStatuses(ctx context.Context, ids []string) (map[string]strin
 }
 
 // SetAlertStatus changes an alert's status from t.From to t.To and
-// records the transition, in one transaction. It returns ErrNotFound for
-// an alert the scope (tenants, or every tenant with nil) does not see,
-// and ErrConflict when the alert's status is no longer t.From.
+// records the transition, in one transaction, and returns the alert,
+// whole. It returns ErrNotFound for an alert the scope (tenants, or
+// every tenant with nil) does not see, ErrPartial for one across tenants
+// it sees only part of, and ErrConflict when the alert's status is no
+// longer t.From.
 func (db *DB) SetAlertStatus(ctx context.Context, tenants []string, t Transition) (Alert, error) {
 	var a Alert
 	err := db.Write(ctx, func(tx *sql.Tx) error {
 		var err error
 		a, err = scanAlert(tx.QueryRowContext(ctx, "SELECT "+alertColumns+" FROM alerts WHERE id = $1", t.AlertID))
-		if errors.Is(err, sql.ErrNoRows) || err == nil && tenants != nil && !slices.Contains(tenants, a.Tenant) {
+		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
+		as := []Alert{a}
+		if err := withParts(ctx, tx, as); err != nil {
+			return err
+		}
+		a = as[0]
+		switch seen, whole := coverage(a.Tenant, a.partTenants(), tenants, tenants == nil); {
+		case !seen:
+			return ErrNotFound
+		case !whole:
+			return ErrPartial
+		}
+		a.trim(tenants, tenants == nil)
 		if a.Status != t.From {
 			return ErrConflict
 		}
@@ -223,7 +394,7 @@ func (db *DB) SetAlertStatus(ctx context.Context, tenants []string, t Transition
 		return err
 	})
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrPartial):
 		return Alert{}, err
 	case err != nil:
 		return Alert{}, fmt.Errorf("meta: changing alert %s: %w", t.AlertID, err)
@@ -231,7 +402,52 @@ func (db *DB) SetAlertStatus(ctx context.Context, tenants []string, t Transition
 	return a, nil
 }
 
-// AlertTransitions returns an alert's transitions, oldest first.
+func (a *Alert) partTenants() []string {
+	out := make([]string, len(a.Parts))
+	for i, p := range a.Parts {
+		out[i] = p.Tenant
+	}
+	return out
+}
+
+// AlertDetail returns an alert as the scope (tenants, or every tenant
+// with nil) sees it, with its changes of status and its notifications,
+// oldest first, or ErrNotFound.
+//
+// A reader who sees only part of an alert across tenants gets the
+// changes of status without their reasons, and no notifications. Who
+// changed it, from what to what and when tell the team that the alert
+// is being worked and by whom; a reason is free text, written by
+// someone who saw every part, that may name another tenant, its
+// accounts or its events. Notifications name the channels of the routes
+// that took the alert, other teams' among them, and their errors the
+// addresses sent to.
+func (db *DB) AlertDetail(ctx context.Context, tenants []string, id string) (Alert, []Transition, []Delivery, error) {
+	as, err := db.Alerts(ctx, AlertQuery{Tenants: tenants, AllTenants: tenants == nil, ID: id, Limit: 1})
+	if err != nil {
+		return Alert{}, nil, nil, err
+	}
+	if len(as) == 0 {
+		return Alert{}, nil, nil, ErrNotFound
+	}
+	a := as[0]
+	ts, err := db.AlertTransitions(ctx, id)
+	if err != nil {
+		return a, nil, nil, err
+	}
+	if a.Partial {
+		for i := range ts {
+			ts[i].Reason = ""
+		}
+		return a, ts, nil, nil
+	}
+	ds, err := db.AlertDeliveries(ctx, id)
+	return a, ts, ds, err
+}
+
+// AlertTransitions returns an alert's transitions, oldest first, as
+// they are: for a reader of every tenant (AlertDetail is for the
+// others).
 func (db *DB) AlertTransitions(ctx context.Context, id string) ([]Transition, error) {
 	rows, err := db.Query(ctx, "SELECT at, actor, from_status, to_status, reason FROM alert_transitions WHERE alert_id = $1 ORDER BY at", id)
 	if err != nil {
@@ -412,7 +628,8 @@ func (db *DB) AddDelivery(ctx context.Context, d Delivery) error {
 	return nil
 }
 
-// AlertDeliveries returns an alert's deliveries, oldest first.
+// AlertDeliveries returns an alert's deliveries, oldest first: for a
+// reader of every tenant (AlertDetail is for the others).
 func (db *DB) AlertDeliveries(ctx context.Context, id string) ([]Delivery, error) {
 	rows, err := db.Query(ctx, "SELECT channel, action, status, attempts, error, queued, done FROM deliveries WHERE alert_id = $1 ORDER BY queued, done", id)
 	if err != nil {

@@ -9,8 +9,9 @@ import (
 )
 
 // TestDetectionsScope: a tenant sees its own detections only; a
-// correlation across tenants only a scope over every tenant sees; no
-// scope sees nothing.
+// correlation across tenants without parts (as recorded before they had
+// parts) only a scope over every tenant sees; no scope sees nothing.
+// TestPartsEngines has the correlations with parts.
 func TestDetectionsScope(t *testing.T) {
 	ctx := context.Background()
 	db, err := Open(ctx, filepath.Join(t.TempDir(), "meta.db"), nil)

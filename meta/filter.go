@@ -1,6 +1,9 @@
 package meta
 
 import (
+	"context"
+	"database/sql"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -38,13 +41,61 @@ func (f *filter) scope(tenants []string, all bool) bool {
 	return true
 }
 
+// scopeParts is scope for rows that may span tenants (alerts,
+// detections): those of the tenants listed, and those across tenants
+// (tenant NULL) with a part in one of them, in the table of parts whose
+// column of row ids idCol names (alert_parts.alert_id). The rows across
+// tenants come whole: the query trims them to the tenants' parts (see
+// coverage).
+func (f *filter) scopeParts(tenants []string, all bool, idCol string) bool {
+	if all {
+		return true
+	}
+	if len(tenants) == 0 {
+		return false
+	}
+	table, col, _ := strings.Cut(idCol, ".")
+	f.where = append(f.where, "("+f.inList("tenant", tenants)+
+		" OR tenant IS NULL AND id IN (SELECT "+col+" FROM "+table+" WHERE "+f.inList("tenant", tenants)+"))")
+	return true
+}
+
+// coverage says how a scope (tenants, or every tenant with all) sees a
+// row of tenant, or, for a row across tenants (tenant ""), of the
+// tenants of its parts: whether it sees the row at all, and whether it
+// sees the whole of it. A row across tenants without parts (recorded
+// before rows had parts) is seen by a scope over every tenant only.
+func coverage(tenant string, parts []string, tenants []string, all bool) (seen, whole bool) {
+	if all {
+		return true, true
+	}
+	if tenant != "" {
+		in := slices.Contains(tenants, tenant)
+		return in, in
+	}
+	whole = len(parts) > 0
+	for _, p := range parts {
+		if slices.Contains(tenants, p) {
+			seen = true
+		} else {
+			whole = false
+		}
+	}
+	return seen, whole
+}
+
 // in adds "col IN (values)".
 func (f *filter) in(col string, vs []string) {
+	f.where = append(f.where, f.inList(col, vs))
+}
+
+// inList returns "col IN (values)", with the values as arguments.
+func (f *filter) inList(col string, vs []string) string {
 	ph := make([]string, len(vs))
 	for i, v := range vs {
 		ph[i] = f.arg(v)
 	}
-	f.where = append(f.where, col+" IN ("+strings.Join(ph, ", ")+")")
+	return col + " IN (" + strings.Join(ph, ", ") + ")"
 }
 
 // list returns the query of rows from what, selected by the filter,
@@ -59,4 +110,10 @@ func (f *filter) list(what, order string, limit int) string {
 		q += " WHERE " + strings.Join(f.where, " AND ")
 	}
 	return q + " ORDER BY " + order + " DESC, id DESC LIMIT " + f.arg(min(limit, 10_000))
+}
+
+// A querier runs queries: a *sql.DB, or a *sql.Tx for reads inside a
+// write.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }

@@ -2,7 +2,11 @@ package meta_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,3 +142,164 @@ func TestRunsEngines(t *testing.T) {
 		}
 	})
 }
+
+// TestPartsEngines: alerts and detections across tenants keep each
+// tenant's part, on SQLite and PostgreSQL alike. A scope sees its own
+// rows and the rows across tenants with a part of its, trimmed to its
+// parts unless it holds them all; a scope over every tenant sees every
+// row whole; changing an alert across tenants needs the whole of it.
+func TestPartsEngines(t *testing.T) {
+	metatest.Each(t, func(t *testing.T, db *meta.DB) {
+		ctx := context.Background()
+		at := time.Date(2024, 7, 10, 12, 0, 0, 0, time.UTC)
+		minute := func(n int) time.Time { return at.Add(time.Duration(n) * time.Minute) }
+		grp := map[string]string{"vigil.src_ip": "198.51.100.20"}
+		cross := meta.Alert{ID: "x1", RuleID: "corr", Title: "One Source Address in Three Accounts", Severity: "medium", Key: "k-x",
+			Group: grp, Context: map[string]string{"vigil.src_ip": "198.51.100.20", "vigil.account": "333333333333", "vigil.actor": "deploy-b"},
+			Status: "open", Count: 1, FirstSeen: minute(0), LastSeen: minute(20), Seqs: []uint64{1, 2, 3}, Created: at, Updated: at,
+			Parts: []meta.AlertPart{
+				{Tenant: "team-a", Seqs: []uint64{1, 2}, Count: 2, FirstSeen: minute(0), LastSeen: minute(10)},
+				{Tenant: "team-b", Seqs: []uint64{3}, Count: 1, FirstSeen: minute(20), LastSeen: minute(20)},
+			}}
+		legacy := meta.Alert{ID: "x0", RuleID: "corr", Title: "before parts", Severity: "medium", Key: "k-0", Status: "open", Count: 1,
+			FirstSeen: at, LastSeen: at, Created: at, Updated: at.Add(-time.Hour)}
+		own := meta.Alert{ID: "a1", Tenant: "team-a", RuleID: "r1", Title: "a's own", Severity: "high", Key: "k-a", Status: "open", Count: 1,
+			FirstSeen: at, LastSeen: at, Seqs: []uint64{9}, Created: at, Updated: at.Add(-time.Minute)}
+		if err := db.SaveAlerts(ctx, []meta.Alert{cross, legacy, own}); err != nil {
+			t.Fatal(err)
+		}
+		// A merged hit updates the parts, and adds one.
+		cross.Count, cross.LastSeen, cross.Seqs = 2, minute(32), []uint64{1, 2, 3, 4, 5}
+		cross.Parts[1] = meta.AlertPart{Tenant: "team-b", Seqs: []uint64{3, 4}, Count: 2, FirstSeen: minute(20), LastSeen: minute(30)}
+		cross.Parts = append(cross.Parts, meta.AlertPart{Tenant: "team-c", Seqs: []uint64{5}, Count: 1, FirstSeen: minute(32), LastSeen: minute(32)})
+		if err := db.SaveAlerts(ctx, []meta.Alert{cross}); err != nil {
+			t.Fatal(err)
+		}
+		ids := func(q meta.AlertQuery) (string, map[string]meta.Alert) {
+			t.Helper()
+			as, err := db.Alerts(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			byID := map[string]meta.Alert{}
+			for _, a := range as {
+				out = append(out, a.ID)
+				byID[a.ID] = a
+			}
+			return strings.Join(out, " "), byID
+		}
+		for _, tc := range []struct {
+			name string
+			q    meta.AlertQuery
+			want string
+		}{
+			{"every tenant", meta.AlertQuery{AllTenants: true}, "x1 a1 x0"},
+			{"team-a", meta.AlertQuery{Tenants: []string{"team-a"}}, "x1 a1"},
+			{"team-b", meta.AlertQuery{Tenants: []string{"team-b"}}, "x1"},
+			{"team-d", meta.AlertQuery{Tenants: []string{"team-d"}}, ""},
+			{"team-d, open", meta.AlertQuery{Tenants: []string{"team-d"}, Status: []string{"open"}}, ""},
+			{"team-d, by id", meta.AlertQuery{Tenants: []string{"team-d"}, ID: "x1"}, ""},
+			{"team-b, a rule", meta.AlertQuery{Tenants: []string{"team-b"}, RuleID: "r1"}, ""},
+			{"no scope", meta.AlertQuery{}, ""},
+		} {
+			if got, _ := ids(tc.q); got != tc.want {
+				t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+			}
+		}
+		_, all := ids(meta.AlertQuery{AllTenants: true})
+		if a := all["x1"]; a.Partial || a.Count != 2 || len(a.Seqs) != 5 || len(a.Parts) != 3 || strings.Join(a.Tenants, ",") != "team-a,team-b,team-c" ||
+			a.Context["vigil.account"] != "333333333333" || a.Parts[1].Count != 2 || !a.Parts[1].LastSeen.Equal(minute(30)) {
+			t.Errorf("the whole: %+v", a)
+		}
+		if a := all["a1"]; a.Tenants != nil || a.Partial || a.Parts != nil {
+			t.Errorf("one tenant's alert: %+v", a)
+		}
+		_, whole := ids(meta.AlertQuery{Tenants: []string{"team-c", "team-a", "team-b"}})
+		if a := whole["x1"]; a.Partial || a.Count != 2 || len(a.Parts) != 3 {
+			t.Errorf("a scope of all its tenants: %+v", a)
+		}
+		_, as := ids(meta.AlertQuery{Tenants: []string{"team-b"}})
+		a := as["x1"]
+		if !a.Partial || a.Tenant != "" || strings.Join(a.Tenants, ",") != "team-b" || fmt.Sprint(a.Seqs) != "[3 4]" || a.Count != 2 ||
+			!a.FirstSeen.Equal(minute(20)) || !a.LastSeen.Equal(minute(30)) || len(a.Parts) != 1 || a.Group["vigil.src_ip"] != "198.51.100.20" ||
+			len(a.Context) != 1 || a.Context["vigil.src_ip"] != "198.51.100.20" {
+			t.Errorf("team-b's part: %+v", a)
+		}
+		if b, _ := json.Marshal(a); strings.Contains(string(b), "team-a") || strings.Contains(string(b), "team-c") || strings.Contains(string(b), "deploy-b") {
+			t.Errorf("team-b's part tells of others: %s", b)
+		}
+		if err := db.SaveAlerts(ctx, []meta.Alert{a}); err == nil {
+			t.Error("saved a part over the whole")
+		}
+
+		// Changing it.
+		tr := meta.Transition{AlertID: "x1", At: minute(40), Actor: "carol", From: "open", To: "acknowledged", Reason: "team-c's scanner"}
+		for _, tenants := range [][]string{{"team-a"}, {"team-a", "team-b"}} {
+			if _, err := db.SetAlertStatus(ctx, tenants, tr); !errors.Is(err, meta.ErrPartial) {
+				t.Errorf("%v changed it: %v", tenants, err)
+			}
+		}
+		if _, err := db.SetAlertStatus(ctx, []string{"team-d"}, tr); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("team-d changed it: %v", err)
+		}
+		if _, err := db.SetAlertStatus(ctx, []string{"team-a"}, meta.Transition{AlertID: "x0", From: "open", To: "acknowledged"}); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("team-a changed an alert across tenants without parts: %v", err)
+		}
+		got, err := db.SetAlertStatus(ctx, []string{"team-a", "team-b", "team-c"}, tr)
+		if err != nil || got.Status != "acknowledged" || got.Partial || len(got.Parts) != 3 || got.Count != 2 {
+			t.Fatalf("all its tenants changed it: %+v, %v", got, err)
+		}
+		if err := db.AddDelivery(ctx, meta.Delivery{AlertID: "x1", Channel: "team-c-pager", Action: "trigger", Status: "delivered", Queued: at, Done: at}); err != nil {
+			t.Fatal(err)
+		}
+		a, ts, ds, err := db.AlertDetail(ctx, []string{"team-b"}, "x1")
+		if err != nil || !a.Partial || a.Reason != "" || len(ts) != 1 || ts[0].Reason != "" || ts[0].To != "acknowledged" || ts[0].Actor != "carol" || ds != nil {
+			t.Errorf("team-b's detail: %+v %+v %+v %v", a, ts, ds, err)
+		}
+		a, ts, ds, err = db.AlertDetail(ctx, nil, "x1")
+		if err != nil || a.Partial || ts[0].Reason != "team-c's scanner" || len(ds) != 1 {
+			t.Errorf("the CSIRT's detail: %+v %+v %+v %v", a, ts, ds, err)
+		}
+		if _, _, _, err := db.AlertDetail(ctx, []string{"team-d"}, "x1"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("team-d's detail: %v", err)
+		}
+
+		// Detections.
+		if err := db.AddDetections(ctx, []meta.Detection{
+			{Created: minute(1), Tenant: "team-a", RuleID: "r1", Title: "a's", Level: "high", Seq: ptr(9)},
+			{Created: minute(2), RuleID: "corr", Title: "across", Level: "medium", Group: grp, Events: []uint64{1, 2, 3},
+				Parts: []meta.DetectionPart{{Tenant: "team-a", Seqs: []uint64{1, 2}}, {Tenant: "team-b", Seqs: []uint64{3}}}},
+			{Created: minute(3), RuleID: "corr", Title: "before parts", Level: "medium", Events: []uint64{4, 5, 6}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		dets := func(q meta.DetectionQuery) []meta.Detection {
+			t.Helper()
+			ds, err := db.Detections(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ds
+		}
+		if ds := dets(meta.DetectionQuery{AllTenants: true}); len(ds) != 3 || ds[1].Partial || fmt.Sprint(ds[1].Events) != "[1 2 3]" || strings.Join(ds[1].Tenants, ",") != "team-a,team-b" {
+			t.Errorf("every tenant's detections: %+v", ds)
+		}
+		if ds := dets(meta.DetectionQuery{Tenants: []string{"team-a", "team-b"}}); len(ds) != 2 || ds[0].Partial || len(ds[0].Parts) != 2 {
+			t.Errorf("team-a and team-b's detections: %+v", ds)
+		}
+		bs := dets(meta.DetectionQuery{Tenants: []string{"team-b"}})
+		if len(bs) != 1 || !bs[0].Partial || bs[0].Title != "across" || fmt.Sprint(bs[0].Events) != "[3]" || strings.Join(bs[0].Tenants, ",") != "team-b" ||
+			len(bs[0].Parts) != 1 || bs[0].Group["vigil.src_ip"] != "198.51.100.20" {
+			t.Errorf("team-b's detections: %+v", bs)
+		}
+		if ds := dets(meta.DetectionQuery{Tenants: []string{"team-d"}}); len(ds) != 0 {
+			t.Errorf("team-d's detections: %+v", ds)
+		}
+		if ds := dets(meta.DetectionQuery{Tenants: []string{"team-b"}, RuleID: "r1"}); len(ds) != 0 {
+			t.Errorf("team-b's detections of r1: %+v", ds)
+		}
+	})
+}
+
+func ptr(n uint64) *uint64 { return &n }

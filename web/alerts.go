@@ -35,10 +35,15 @@ type Alerts interface {
 }
 
 // tenantsOf is the caller's tenants as the alert layer takes them: nil
-// for a scope over every tenant.
+// for a scope over every tenant, and never nil otherwise: a scope of
+// shares only (a grant of events, no role in a tenant) has no tenants,
+// and sees no alert, case or run.
 func tenantsOf(id Identity) []string {
 	if id.Scope.All {
 		return nil
+	}
+	if id.Scope.Tenants == nil {
+		return []string{}
 	}
 	return id.Scope.Tenants
 }
@@ -85,7 +90,9 @@ func (a *api) alerts(w http.ResponseWriter, r *http.Request) {
 }
 
 // alert answers GET /api/v1/alerts/{id}: the alert, its transitions and
-// its notifications.
+// its notifications, as the caller sees them: of an alert across
+// tenants that they see part of, their part, and the transitions
+// without reasons and no notifications (see meta.DB.AlertDetail).
 func (a *api) alert(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	al, ts, ds, err := a.opts.Alerts.AlertDetail(r.Context(), tenantsOf(id), r.PathValue("id"))
@@ -207,6 +214,9 @@ func (a *api) alertError(w http.ResponseWriter, err error) bool {
 		return false
 	case errors.Is(err, meta.ErrNotFound):
 		writeError(w, http.StatusNotFound, errors.New("no such alert, suppression or case"))
+	case errors.Is(err, meta.ErrPartial):
+		writeError(w, http.StatusForbidden, errors.New("this alert correlates events of other tenants besides yours: "+
+			"only those who see all of its tenants (the CSIRT) may change it or put it in a case; you see your part of it"))
 	case errors.Is(err, meta.ErrConflict):
 		writeError(w, http.StatusConflict, err)
 	case errors.Is(err, alert.ErrTransition), errors.Is(err, alert.ErrCase):

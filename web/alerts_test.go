@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/query"
 )
 
 // TestAlertsAPI: each tenant sees and changes its own alerts only,
@@ -202,5 +204,129 @@ func TestCasesAPI(t *testing.T) {
 				t.Fatalf("%d %s, want %d with %q", code, body, tc.status, tc.has)
 			}
 		})
+	}
+}
+
+// TestCrossTenantAlertsAPI: an alert and a detection across team-a and
+// team-b are listed and read whole by an administrator, as team-a's
+// part by team-a (its seqs, its count, nothing of team-b), not at all by
+// team-c; team-a may neither change the alert nor put it in a case.
+func TestCrossTenantAlertsAPI(t *testing.T) {
+	var mdb *meta.DB
+	f := newAlertsFixture(t, func(db *meta.DB, _ *alert.Manager, o *Options) { mdb, o.Detections = db, db })
+	ctx := context.Background()
+	tokens := access.NewTokens(mdb, access.Options{})
+	analystC, _, err := tokens.Create(ctx, access.Spec{Name: "cat", Tenant: "team-c", Role: access.Analyst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	corr := &detect.Rule{ID: "c1", Title: "One Source Address Active in Three or More Cloud Accounts", Level: "medium"}
+	ref := func(seq uint64, tenant string, at time.Duration) detect.EventRef {
+		return detect.EventRef{Seq: seq, Tenant: tenant, Time: f.at.Add(at), Rule: "p1"}
+	}
+	d := detect.Detection{Rule: corr, Group: map[string]string{"vigil.src_ip": "198.51.100.20"}, Value: 3,
+		Events: []detect.EventRef{ref(11, "team-a", 0), ref(12, "team-b", time.Minute), ref(13, "team-b", 2*time.Minute)}}
+	f.alerts.Detected([]detect.Detection{d})
+	id := f.ids[""]
+	if id == "" {
+		t.Fatal("no alert across tenants")
+	}
+	if err := mdb.AddDetections(ctx, []meta.Detection{{Created: f.at, RuleID: "c1", Title: corr.Title, Level: "medium", Group: d.Group,
+		Events: []uint64{11, 12, 13}, Parts: []meta.DetectionPart{{Tenant: "team-a", Seqs: []uint64{11}}, {Tenant: "team-b", Seqs: []uint64{12, 13}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mdb.AddDelivery(ctx, meta.Delivery{AlertID: id, Channel: "team-b-pager", Action: "trigger", Status: "delivered", Queued: f.at, Done: f.at}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(token, path string, v any) string {
+		t.Helper()
+		code, body := f.call("GET", path, token, "")
+		if code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, body)
+		}
+		if err := json.Unmarshal([]byte(body), v); err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	find := func(as []meta.Alert) *meta.Alert {
+		for i := range as {
+			if as[i].ID == id {
+				return &as[i]
+			}
+		}
+		return nil
+	}
+
+	var all []meta.Alert
+	get("admin-secret", "/api/v1/alerts", &all)
+	if a := find(all); a == nil || a.Partial || a.Count != 1 || len(a.Seqs) != 3 || strings.Join(a.Tenants, ",") != "team-a,team-b" {
+		t.Fatalf("the administrator's view: %+v", a)
+	}
+	var as []meta.Alert
+	body := get(f.analystA, "/api/v1/alerts", &as)
+	if a := find(as); a == nil || !a.Partial || a.Tenant != "" || a.Count != 1 || fmt.Sprint(a.Seqs) != "[11]" || strings.Join(a.Tenants, ",") != "team-a" {
+		t.Fatalf("team-a's view: %+v", a)
+	}
+	if strings.Contains(body, "team-b") {
+		t.Errorf("team-a's list names team-b: %s", body)
+	}
+	var detail struct {
+		meta.Alert
+		Transitions []meta.Transition `json:"transitions"`
+		Deliveries  []meta.Delivery   `json:"deliveries"`
+	}
+	body = get(f.viewerA, "/api/v1/alerts/"+id, &detail)
+	if !detail.Partial || len(detail.Deliveries) != 0 || !strings.Contains(body, `"deliveries":[]`) || strings.Contains(body, "team-b") {
+		t.Errorf("team-a's viewer reads %s", body)
+	}
+	var ds []meta.Detection
+	body = get(f.analystA, "/api/v1/detections?since=-1000000h", &ds)
+	if len(ds) != 1 || !ds[0].Partial || fmt.Sprint(ds[0].Events) != "[11]" || strings.Contains(body, "team-b") {
+		t.Errorf("team-a's detections: %s", body)
+	}
+	body = get(analystC, "/api/v1/detections?since=-1000000h", &ds)
+	if len(ds) != 0 {
+		t.Errorf("team-c's detections: %s", body)
+	}
+	for _, tc := range []struct {
+		name, method, path, token, body string
+		status                          int
+		has                             string
+	}{
+		{"team-a may not acknowledge", "POST", "/api/v1/alerts/" + id + "/ack", f.analystA, "", 403, "CSIRT"},
+		{"team-a may not close", "POST", "/api/v1/alerts/" + id + "/close", f.analystA, `{"reason":"ours"}`, 403, "other tenants"},
+		{"team-a may not open a case of it", "POST", "/api/v1/cases", f.analystA, `{"title":"x","alerts":["` + id + `"]}`, 403, "CSIRT"},
+		{"team-c does not see it", "GET", "/api/v1/alerts/" + id, analystC, "", 404, ""},
+		{"team-c may not acknowledge", "POST", "/api/v1/alerts/" + id + "/ack", analystC, "", 404, ""},
+		{"team-c's list", "GET", "/api/v1/alerts", analystC, "", 200, "[]"},
+		{"the administrator acknowledges", "POST", "/api/v1/alerts/" + id + "/ack", "admin-secret", `{"reason":"team-b's scanner"}`, 200, `"tenants":["team-a","team-b"]`},
+		{"the administrator reads all", "GET", "/api/v1/alerts/" + id, "admin-secret", "", 200, `"channel":"team-b-pager"`},
+		{"team-a reads no reason", "GET", "/api/v1/alerts/" + id, f.analystA, "", 200, `"to":"acknowledged"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := f.call(tc.method, tc.path, tc.token, tc.body)
+			if code != tc.status || !strings.Contains(body, tc.has) {
+				t.Fatalf("%d %s, want %d with %q", code, body, tc.status, tc.has)
+			}
+			if tc.token != "admin-secret" && strings.Contains(body, "team-b") {
+				t.Errorf("the answer names team-b: %s", body)
+			}
+		})
+	}
+}
+
+// TestTenantsOf: a scope of shares only, with no tenant, is no tenant to
+// the alert layer, never nil, which is every tenant.
+func TestTenantsOf(t *testing.T) {
+	shares := Identity{Scope: query.Scope{Shares: []query.Share{{Grant: "g1", Tenant: "team-a"}}}}
+	if ts := tenantsOf(shares); ts == nil || len(ts) != 0 {
+		t.Errorf("a scope of shares: %#v", ts)
+	}
+	if ts := tenantsOf(Identity{Scope: query.Scope{All: true}}); ts != nil {
+		t.Errorf("a scope of every tenant: %#v", ts)
+	}
+	if ts := tenantsOf(Identity{Scope: query.Scope{Tenants: []string{"team-a"}}}); len(ts) != 1 {
+		t.Errorf("a scope of team-a: %#v", ts)
 	}
 }

@@ -44,7 +44,8 @@ func (a *api) cases(w http.ResponseWriter, r *http.Request) {
 }
 
 // openCase answers POST /api/v1/cases with a body {"title", "owner",
-// "alerts": [ids]}.
+// "alerts": [ids]}. An alert across tenants that the caller sees only
+// part of is refused (403): it is the CSIRT's to put in a case.
 func (a *api) openCase(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	var body struct {
@@ -80,7 +81,9 @@ func (a *api) caseDetail(w http.ResponseWriter, r *http.Request) {
 }
 
 // addToCase answers POST /api/v1/cases/{id}/timeline with a body
-// {"kind": "alert"|"note"|"action"|"export", "ref", "text"}.
+// {"kind": "alert"|"note"|"action"|"export", "ref", "text"}. An alert
+// is refused as it is by openCase, and when it is not of the case's
+// tenant (409).
 func (a *api) addToCase(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	var body struct {

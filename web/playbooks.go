@@ -145,6 +145,11 @@ func (a *api) startRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	al, _, _, err := a.opts.Alerts.AlertDetail(r.Context(), tenantsOf(id), body.AlertID)
+	if err == nil && al.Partial {
+		// A playbook acts on what the alert names, across every tenant
+		// of it: the CSIRT's, who sees them all.
+		err = meta.ErrPartial
+	}
 	if a.alertError(w, err) {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/alert"
+	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/playbook"
 )
@@ -60,6 +61,16 @@ steps:
 	call("POST", "/api/v1/playbooks/lock/run", f.analystA, `{"alert_id":"`+a+`"}`, 403)
 	call("POST", "/api/v1/playbooks/lock/run", f.responderA, `{"alert_id":"`+b+`"}`, 404)
 	call("POST", "/api/v1/playbooks/none/run", f.responderA, `{"alert_id":"`+a+`"}`, 400)
+	// An alert across team-a and team-b is the CSIRT's to act on: team-a
+	// sees its part only.
+	ref := func(seq uint64, tenant string) detect.EventRef {
+		return detect.EventRef{Seq: seq, Tenant: tenant, Time: f.at, Rule: "p1"}
+	}
+	f.alerts.Detected([]detect.Detection{{Rule: &detect.Rule{ID: "c1", Title: "One source in several accounts", Level: "medium"},
+		Group: map[string]string{"vigil.src_ip": "198.51.100.20"}, Events: []detect.EventRef{ref(11, "team-a"), ref(12, "team-b")}}})
+	if out := call("POST", "/api/v1/playbooks/lock/run", f.responderA, `{"alert_id":"`+f.ids[""]+`"}`, 403); !strings.Contains(out, "CSIRT") {
+		t.Errorf("starting a playbook on a partial alert: %s", out)
+	}
 	var run meta.Run
 	json.Unmarshal([]byte(call("POST", "/api/v1/playbooks/lock/run", f.responderA, `{"alert_id":"`+a+`"}`, 202)), &run)
 	runner.Wait()

@@ -141,6 +141,15 @@ func (s *detectionSink) Detected(ds []detect.Detection) {
 		for _, e := range d.Events {
 			row.Events = append(row.Events, e.Seq)
 		}
+		// A correlation across tenants keeps each tenant's events, which
+		// is what lets that tenant see its part of it.
+		for _, p := range d.Parts() {
+			part := meta.DetectionPart{Tenant: p.Tenant}
+			for _, e := range p.Events {
+				part.Seqs = append(part.Seqs, e.Seq)
+			}
+			row.Parts = append(row.Parts, part)
+		}
 		rows = append(rows, row)
 		if d.Event != nil {
 			s.log.Debug("detection", "rule", d.Rule.ID, "title", d.Rule.Title, "level", d.Rule.Level, "tenant", row.Tenant, "seq", d.Event.Seq)
