@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilsec/vigil/meta"
@@ -69,6 +70,8 @@ type Directory struct {
 	db  *meta.DB
 	now func() time.Time
 	log *slog.Logger
+	// links caches the key that signs export links, once read.
+	links atomic.Pointer[[]byte]
 }
 
 // NewDirectory returns the directory kept in db.

@@ -185,6 +185,7 @@ func TestRetention(t *testing.T) {
 	batch("a", old, 100)                // expired
 	batch("b", old, 50)                 // expired, but half under a legal hold
 	batch("c", old, 20)                 // kept forever
+	batch(query.SystemTenant, old, 30)  // the audit trail: the default is not for it
 	batch("a", now.Add(-time.Hour), 10) // recent
 	held := [2]time.Time{old, old.Add(25 * time.Minute)}
 	res, err := p.ApplyRetention(ctx, Retention{
@@ -203,13 +204,13 @@ func TestRetention(t *testing.T) {
 	}
 	count := func(q string) int64 {
 		t.Helper()
-		r, err := db.Search(ctx, query.Request{Query: mustParse(t, q+" | stats count()"), Scope: query.Scope{All: true}})
+		r, err := db.Search(ctx, query.Request{Query: mustParse(t, q+" | stats count()"), Scope: query.Scope{All: true, Tenants: []string{query.SystemTenant}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r.Rows[0][0].(int64)
 	}
-	for q, want := range map[string]int64{"tenant:a": 10, "tenant:b": 25, "tenant:c": 20} {
+	for q, want := range map[string]int64{"tenant:a": 10, "tenant:b": 25, "tenant:c": 20, "tenant:" + query.SystemTenant: 30} {
 		if n := count(q); n != want {
 			t.Errorf("%s: %d events after retention, want %d", q, n, want)
 		}

@@ -8,12 +8,17 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/ledger"
+	"github.com/vigilsec/vigil/query"
 )
 
 // A Retention says how long events are kept, per tenant, and what legal
 // holds keep longer.
 type Retention struct {
-	Default time.Duration            // for tenants not in Tenants; 0 keeps events forever
+	// Default is for tenants not in Tenants, except the audit trail
+	// (query.SystemTenant), which is kept until Tenants names it: a
+	// default chosen for logs must not erase the record of who read
+	// them. 0 keeps events forever.
+	Default time.Duration
 	Tenants map[string]time.Duration // 0 keeps the tenant's events forever
 	Holds   []Hold
 }
@@ -51,7 +56,7 @@ func (p *Pipeline) ApplyRetention(ctx context.Context, r Retention, now time.Tim
 	}
 	for _, t := range tenants {
 		keepFor, ok := r.Tenants[t]
-		if !ok {
+		if !ok && t != query.SystemTenant {
 			keepFor = r.Default
 		}
 		if keepFor <= 0 {

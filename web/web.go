@@ -65,6 +65,9 @@ type Options struct {
 	// Playbooks are the playbook runner (/api/v1/playbooks,
 	// /api/v1/playbook-runs).
 	Playbooks Playbooks
+	// Exports writes the evidence bundles of /api/v1/exports, which
+	// signed links open; it needs Access, which keeps their records.
+	Exports Bundler
 	// Hunter runs retro-hunts (/api/v1/hunt) over the store's events.
 	Hunter detect.Scanner
 	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
@@ -207,6 +210,9 @@ func Handler(opts Options) http.Handler {
 	}
 	if opts.Access != nil {
 		a.accessRoutes(mux)
+		if opts.Exports != nil {
+			a.exportRoutes(mux)
+		}
 	}
 	return mux
 }

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
+	"net/url"
 	"os/user"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,19 +29,19 @@ var alertsCommands = []command{
 }
 
 func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runSubcommand(ctx, "alerts", "Alerts: the rules' detections grouped by rule, tenant and actor (or the fields\nthe config's alerts.group_by names), kept in the data directory's metadata\ndatabase. Changes made here show at once in a 'vigil serve' on the same\ndata directory.", alertsCommands, args, stdout, stderr)
+	return runSubcommand(ctx, "alerts", "Alerts: the rules' detections grouped by rule, tenant and actor (or the fields\nthe config's alerts.group_by names), kept in the data directory's metadata\ndatabase. Changes made here show at once in a 'vigil serve' on the same\ndata directory. Through a server (--server, "+serverEnv+", vigil login), its API\nshows and changes those of the tenants you may see.", alertsCommands, args, stdout, stderr)
 }
 
 func runAlertsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("alerts list", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	status := fs.String("status", "open,acknowledged", "the statuses to list, comma-separated, or all")
 	tenant := fs.String("tenant", "", "list this tenant's alerts only (default every tenant's)")
 	rule := fs.String("rule", "", "list this rule's alerts only")
 	limit := fs.Int("limit", 100, "list at most this many")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil alerts list [--data DIR] [--status S,...] [--tenant T] [--rule ID] [--limit N]\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil alerts list [--data DIR | --server URL] [--status S,...] [--tenant T] [--rule ID] [--limit N]\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseNoArgs(fs, args); err != nil {
@@ -56,12 +59,16 @@ func runAlertsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 			q.Status = append(q.Status, s)
 		}
 	}
-	db, err := openExistingMeta(ctx, &d, stderr)
+	c, err := d.remote()
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	as, err := db.Alerts(ctx, q)
+	var as []meta.Alert
+	if c != nil {
+		as, err = remoteAlerts(ctx, c, q)
+	} else {
+		as, err = localAlerts(ctx, &d, q, stderr)
+	}
 	if err != nil {
 		return err
 	}
@@ -78,17 +85,75 @@ func runAlertsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return tw.Flush()
 }
 
+func localAlerts(ctx context.Context, d *dataFlags, q meta.AlertQuery, stderr io.Writer) ([]meta.Alert, error) {
+	db, err := openExistingMeta(ctx, d, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.Alerts(ctx, q)
+}
+
+// remoteAlerts lists the alerts of q the server lets the caller see. The
+// API lists the caller's tenants and takes no tenant to narrow them to,
+// so a tenant asked for is picked here, from as many as the server
+// gives.
+func remoteAlerts(ctx context.Context, c *client, q meta.AlertQuery) ([]meta.Alert, error) {
+	v := url.Values{"limit": {strconv.Itoa(q.Limit)}}
+	if len(q.Tenants) > 0 {
+		v.Set("limit", strconv.Itoa(max(q.Limit, remoteFilterLimit)))
+	}
+	if q.RuleID != "" {
+		v.Set("rule", q.RuleID)
+	}
+	if len(q.Status) > 0 {
+		v.Set("status", strings.Join(q.Status, ","))
+	}
+	var as []meta.Alert
+	if err := c.get(ctx, "/api/v1/alerts?"+v.Encode(), &as); err != nil {
+		return nil, err
+	}
+	if len(q.Tenants) > 0 {
+		as = slices.DeleteFunc(as, func(a meta.Alert) bool { return !slices.Contains(q.Tenants, a.Tenant) })
+	}
+	return as[:min(len(as), q.Limit)], nil
+}
+
+// remoteFilterLimit is how many items a remote list asks for when it
+// picks a tenant's among them itself.
+const remoteFilterLimit = 10000
+
 func runAlertsShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("alerts show", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil alerts show [--data DIR] ID\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil alerts show [--data DIR | --server URL] ID\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	arg, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
+	}
+	c, err := d.remote()
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		var detail struct {
+			meta.Alert
+			Transitions []meta.Transition `json:"transitions"`
+			Deliveries  []meta.Delivery   `json:"deliveries"`
+		}
+		err := c.get(ctx, "/api/v1/alerts/"+url.PathEscape(arg), &detail)
+		if isStatus(err, http.StatusNotFound) {
+			return fmt.Errorf("no alert %s among those you may see", arg)
+		}
+		if err != nil {
+			return err
+		}
+		printAlert(stdout, detail.Alert, detail.Transitions, detail.Deliveries)
+		return nil
 	}
 	db, err := openExistingMeta(ctx, &d, stderr)
 	if err != nil {
@@ -107,6 +172,16 @@ func runAlertsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	ds, err := db.AlertDeliveries(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	printAlert(stdout, a, ts, ds)
+	return nil
+}
+
+// printAlert writes an alert, who changed it and where it was sent.
+func printAlert(stdout io.Writer, a meta.Alert, ts []meta.Transition, ds []meta.Delivery) {
 	fmt.Fprintf(stdout, "%s  %s  %s\n", a.ID, a.Severity, a.Title)
 	fmt.Fprintf(stdout, "status:     %s%s\n", a.Status, reasonText(a.Reason))
 	fmt.Fprintf(stdout, "rule:       %s\ntenant:     %s\ngroup:      %s\n", a.RuleID, tenantOrAll(a.Tenant), groupText(a.Group))
@@ -126,14 +201,9 @@ func runAlertsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	for _, t := range ts {
 		fmt.Fprintf(stdout, "%s  %s → %s by %s%s\n", t.At.Format(time.RFC3339), t.From, t.To, t.Actor, reasonText(t.Reason))
 	}
-	ds, err := db.AlertDeliveries(ctx, a.ID)
-	if err != nil {
-		return err
-	}
 	for _, d := range ds {
 		fmt.Fprintf(stdout, "%s  %s to %s: %s after %d attempts%s\n", d.Done.Format(time.RFC3339), d.Action, d.Channel, d.Status, d.Attempts, reasonText(d.Error))
 	}
-	return nil
 }
 
 // alertsSetter returns the command that moves an alert to a status.
@@ -141,16 +211,35 @@ func alertsSetter(name, to string) func(context.Context, []string, io.Writer, io
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlags("alerts "+name, stderr)
 		var d dataFlags
-		d.register(fs)
+		d.registerClient(fs)
 		reason := fs.String("reason", "", "why (required to close)")
-		by := fs.String("by", "", "who does it (default the local user)")
+		by := fs.String("by", "", "who does it (default the local user; through a server, the server records who you are)")
 		fs.Usage = func() {
-			fmt.Fprintf(stderr, "Usage: vigil alerts %s [--data DIR] [--reason R] [--by NAME] ID\n\nFlags:\n", name)
+			fmt.Fprintf(stderr, "Usage: vigil alerts %s [--data DIR | --server URL] [--reason R] [--by NAME] ID\n\nFlags:\n", name)
 			fs.PrintDefaults()
 		}
 		arg, err := parseOneArg(fs, args)
 		if err != nil {
 			return err
+		}
+		c, err := d.remote()
+		if err != nil {
+			return err
+		}
+		if c != nil {
+			if err := noBy(*by); err != nil {
+				return err
+			}
+			var a meta.Alert
+			err := c.do(ctx, http.MethodPost, "/api/v1/alerts/"+url.PathEscape(arg)+"/"+name, map[string]string{"reason": *reason}, &a)
+			if isStatus(err, http.StatusNotFound) {
+				return fmt.Errorf("no alert %s among those you may see", arg)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "alert %s is %s\n", a.ID, a.Status)
+			return nil
 		}
 		actor := *by
 		if actor == "" {

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,7 +26,7 @@ var casesCommands = []command{
 }
 
 func runCases(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runSubcommand(ctx, "cases", "Cases: incidents being worked, grouping alerts, with an owner, a status and a\ntimeline of who added and changed what. Kept in the data directory's metadata\ndatabase.", casesCommands, args, stdout, stderr)
+	return runSubcommand(ctx, "cases", "Cases: incidents being worked, grouping alerts, with an owner, a status and a\ntimeline of who added and changed what. Kept in the data directory's metadata\ndatabase; through a server (--server, "+serverEnv+", vigil login), its API's.", casesCommands, args, stdout, stderr)
 }
 
 // alertManager opens the metadata database and the alert manager over
@@ -48,8 +51,12 @@ func alertManager(ctx context.Context, d *dataFlags, stderr io.Writer) (*alert.M
 func runCasesList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("cases list", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	status := fs.String("status", "open,investigating", "the statuses to list, comma-separated, or all")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigil cases list [--data DIR | --server URL] [--status S,...]\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -62,12 +69,20 @@ func runCasesList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			q.Status = append(q.Status, s)
 		}
 	}
-	m, done, err := alertManager(ctx, &d, stderr)
+	c, err := d.remote()
 	if err != nil {
 		return err
 	}
-	defer done()
-	cs, err := m.Cases(ctx, q)
+	var cs []meta.Case
+	if c != nil {
+		v := url.Values{"limit": {strconv.Itoa(q.Limit)}}
+		if len(q.Status) > 0 {
+			v.Set("status", strings.Join(q.Status, ","))
+		}
+		err = c.get(ctx, "/api/v1/cases?"+v.Encode(), &cs)
+	} else {
+		cs, err = localCases(ctx, &d, q, stderr)
+	}
 	if err != nil {
 		return err
 	}
@@ -83,29 +98,76 @@ func runCasesList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return tw.Flush()
 }
 
+func localCases(ctx context.Context, d *dataFlags, q meta.CaseQuery, stderr io.Writer) ([]meta.Case, error) {
+	m, done, err := alertManager(ctx, d, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return m.Cases(ctx, q)
+}
+
+// caseRemote sends a request about a case to the server and decodes
+// its answer into out; a case the server does not show the caller is
+// said so.
+func caseRemote(ctx context.Context, c *client, method, id, path string, in, out any) error {
+	err := c.do(ctx, method, path, in, out)
+	if isStatus(err, http.StatusNotFound) && id != "" {
+		return fmt.Errorf("no case %s among those you may see (or an alert it names is not)", id)
+	}
+	return err
+}
+
+// noBy refuses --by through a server, which records who the caller is.
+func noBy(by string) error {
+	if by != "" {
+		return errors.New("--by: the server records who you are; --by is for commands on the data directory")
+	}
+	return nil
+}
+
 func runCasesShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("cases show", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil cases show [--data DIR] ID\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil cases show [--data DIR | --server URL] ID\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	id, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
 	}
-	m, done, err := alertManager(ctx, &d, stderr)
+	rc, err := d.remote()
 	if err != nil {
 		return err
 	}
-	defer done()
-	c, es, err := m.Case(ctx, nil, id)
-	if errors.Is(err, meta.ErrNotFound) {
-		return fmt.Errorf("no case %s", id)
-	}
-	if err != nil {
-		return err
+	var (
+		c  meta.Case
+		es []meta.CaseEntry
+	)
+	if rc != nil {
+		var detail struct {
+			meta.Case
+			Timeline []meta.CaseEntry `json:"timeline"`
+		}
+		if err := caseRemote(ctx, rc, http.MethodGet, id, "/api/v1/cases/"+url.PathEscape(id), nil, &detail); err != nil {
+			return err
+		}
+		c, es = detail.Case, detail.Timeline
+	} else {
+		m, done, err := alertManager(ctx, &d, stderr)
+		if err != nil {
+			return err
+		}
+		defer done()
+		c, es, err = m.Case(ctx, nil, id)
+		if errors.Is(err, meta.ErrNotFound) {
+			return fmt.Errorf("no case %s", id)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "%s  %s\nstatus: %s\nowner:  %s\ntenant: %s\n", c.ID, c.Title, c.Status, c.Owner, tenantOrAll(c.Tenant))
 	for _, e := range es {
@@ -121,17 +183,32 @@ func runCasesShow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func runCasesOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("cases open", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	title := fs.String("title", "", "what the case is about (required)")
 	owner := fs.String("owner", "", "who works it (default who opens it)")
 	by := fs.String("by", "", "who opens it (default the local user)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil cases open [--data DIR] --title T [--owner O] [ALERT_ID...]\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil cases open [--data DIR | --server URL] --title T [--owner O] [ALERT_ID...]\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	ids, err := parseFlags(fs, args)
 	if err != nil {
 		return err
+	}
+	if rc, err := d.remote(); err != nil || rc != nil {
+		if err == nil {
+			err = noBy(*by)
+		}
+		if err != nil {
+			return err
+		}
+		var c meta.Case
+		body := map[string]any{"title": *title, "owner": *owner, "alerts": ids}
+		if err := caseRemote(ctx, rc, http.MethodPost, "", "/api/v1/cases", body, &c); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "opened case %s %q, owner %s\n", c.ID, c.Title, c.Owner)
+		return nil
 	}
 	m, done, err := alertManager(ctx, &d, stderr)
 	if err != nil {
@@ -149,14 +226,14 @@ func runCasesOpen(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func runCasesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("cases add", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	note := fs.String("note", "", "a note")
 	action := fs.String("action", "", "an action taken")
 	alertID := fs.String("alert", "", "an alert's id")
 	export := fs.String("export", "", "the name of an evidence bundle exported")
 	by := fs.String("by", "", "who adds it (default the local user)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil cases add [--data DIR] (--note TEXT | --action TEXT | --alert ID | --export NAME [--note WHAT]) CASE_ID\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil cases add [--data DIR | --server URL] (--note TEXT | --action TEXT | --alert ID | --export NAME [--note WHAT]) CASE_ID\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	id, err := parseOneArg(fs, args)
@@ -171,6 +248,20 @@ func runCasesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		kind, ref = alert.EntryAlert, *alertID
 	case *export != "":
 		kind, ref = alert.EntryExport, *export
+	}
+	if rc, err := d.remote(); err != nil || rc != nil {
+		if err == nil {
+			err = noBy(*by)
+		}
+		if err != nil {
+			return err
+		}
+		body := map[string]string{"kind": kind, "ref": ref, "text": text}
+		if err := caseRemote(ctx, rc, http.MethodPost, id, "/api/v1/cases/"+url.PathEscape(id)+"/timeline", body, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added a %s to case %s\n", kind, id)
+		return nil
 	}
 	m, done, err := alertManager(ctx, &d, stderr)
 	if err != nil {
@@ -187,17 +278,32 @@ func runCasesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func runCasesSet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("cases set", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	status := fs.String("status", "", "open, investigating or closed")
 	owner := fs.String("owner", "", "who works it now")
 	by := fs.String("by", "", "who changes it (default the local user)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil cases set [--data DIR] [--status S] [--owner O] CASE_ID\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil cases set [--data DIR | --server URL] [--status S] [--owner O] CASE_ID\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	id, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
+	}
+	if rc, err := d.remote(); err != nil || rc != nil {
+		if err == nil {
+			err = noBy(*by)
+		}
+		if err != nil {
+			return err
+		}
+		var c meta.Case
+		body := map[string]string{"status": *status, "owner": *owner}
+		if err := caseRemote(ctx, rc, http.MethodPost, id, "/api/v1/cases/"+url.PathEscape(id), body, &c); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "case %s is %s, owner %s\n", c.ID, c.Status, c.Owner)
+		return nil
 	}
 	m, done, err := alertManager(ctx, &d, stderr)
 	if err != nil {

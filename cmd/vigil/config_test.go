@@ -31,6 +31,8 @@ func TestConfigRetention(t *testing.T) {
 		{"retention: {default: ninety}", `retention.default: "ninety" is not a duration`, nil},
 		{"retention: {default: -5d}", `is not a number of days`, nil},
 		{"retention: {tenants: {acme: 1y}}", `retention.tenants.acme`, nil},
+		{"retention: {tenants: {_system: 30d}}", `retention.tenants._system: the audit trail is kept at least 365 days`, nil},
+		{"retention: {tenants: {_system: 400d}}", "", func(c *config) bool { return c.Retention.policy.Tenants["_system"] == 400*24*time.Hour }},
 		{"retention: {legal_holds: [{tenant: acme}]}", `a hold needs a reason`, nil},
 		{"retention: {legal_holds: [{from: yesterday, reason: r}]}", `"yesterday" is not an RFC 3339 time or a date`, nil},
 		{"ledger: {checkpoint_every: 0s}", `ledger.checkpoint_every: "0s" is not a positive duration`, nil},

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -68,12 +70,12 @@ func coverage(ctx context.Context, db *duckdb.DB, e *detect.Engine, scope query.
 func runCoverage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("coverage", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	days := fs.Int("days", 7, "the span, in days to now")
 	tenant := fs.String("tenant", "", "only this tenant's sources")
 	format := fs.String("format", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil coverage [--data DIR] [--days 7] [--tenant T] [--format text|json]\n\n"+
+		fmt.Fprintln(stderr, "Usage: vigil coverage [--data DIR | --server URL] [--days 7] [--tenant T] [--format text|json]\n\n"+
 			"Says what vigil could see over the last days: each source that sent (a tenant's log\n"+
 			"format from an account or host, in its environment), how many events, when last, how\n"+
 			"late they arrive; and the enabled detection rules that had nothing to run on.\n\nFlags:")
@@ -86,21 +88,23 @@ func runCoverage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := d.loadConfig()
+	c, err := d.client(ctx)
 	if err != nil {
 		return err
 	}
-	dd, _, err := d.offline(ctx, cfg, stderr)
-	if err != nil {
-		return err
+	var r *coverageReport
+	if c != nil {
+		// A server holds the store, or the user named one: ask it, for
+		// the tenants the caller may read.
+		v := url.Values{"days": {strconv.Itoa(*days)}}
+		if *tenant != "" {
+			v.Set("tenant", *tenant)
+		}
+		r = new(coverageReport)
+		err = c.get(ctx, "/api/v1/coverage?"+v.Encode(), r)
+	} else {
+		r, err = localCoverage(ctx, &d, *tenant, *days, stderr)
 	}
-	defer dd.Close()
-	e, _ := loadEngine(cfg.Detect, nil)
-	scope := query.Scope{All: true}
-	if *tenant != "" {
-		scope = scope.Narrow(*tenant)
-	}
-	r, err := coverage(ctx, dd.db, e, scope, *days, time.Now())
 	if err != nil {
 		return err
 	}
@@ -124,6 +128,24 @@ func runCoverage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.ID, b.Title, b.Reason)
 	}
 	return tw.Flush()
+}
+
+func localCoverage(ctx context.Context, d *dataFlags, tenant string, days int, stderr io.Writer) (*coverageReport, error) {
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	dd, _, err := d.offline(ctx, cfg, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer dd.Close()
+	e, _ := loadEngine(cfg.Detect, nil)
+	scope := query.Scope{All: true}
+	if tenant != "" {
+		scope = scope.Narrow(tenant)
+	}
+	return coverage(ctx, dd.db, e, scope, days, time.Now())
 }
 
 // delay writes a delay for people: in days past two.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/vigilsec/vigil/alert"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigilsec/vigil/alert"
+	"github.com/vigilsec/vigil/query"
 
 	"gopkg.in/yaml.v3"
 
@@ -38,9 +40,15 @@ const (
 type dataFlags struct {
 	dir    string
 	config string
+	// serverURL is --server, for the commands that take it
+	// (registerClient).
+	serverURL string
+	// fs is the command's flags, to tell whether --data was given.
+	fs *flag.FlagSet
 }
 
 func (d *dataFlags) register(fs *flag.FlagSet) {
+	d.fs = fs
 	def := os.Getenv("VIGIL_DATA")
 	if def == "" {
 		def = "vigil-data"
@@ -120,6 +128,9 @@ type storeConfig struct {
 	MemoryLimit string `yaml:"memory_limit"`
 }
 
+// minAuditRetention is the shortest retention the audit trail takes.
+const minAuditRetention = 365 * 24 * time.Hour
+
 // retentionConfig is the retention section of the config file. Durations
 // are Go durations or days ("90d"); none, or 0, keeps events forever.
 type retentionConfig struct {
@@ -145,6 +156,12 @@ func (r *retentionConfig) parse() error {
 	for t, d := range r.Tenants {
 		if r.policy.Tenants[t], err = parseDays(d); err != nil {
 			return &configError{"retention.tenants." + t, err}
+		}
+		// The audit trail is what shows who read the data: a year is
+		// what audit standards ask (PCI DSS 10.5.1), and forever is
+		// the default.
+		if keep := r.policy.Tenants[t]; t == query.SystemTenant && keep > 0 && keep < minAuditRetention {
+			return &configError{"retention.tenants." + t, fmt.Errorf("the audit trail is kept at least %d days", minAuditRetention/(24*time.Hour))}
 		}
 	}
 	for i, h := range r.LegalHolds {
@@ -302,7 +319,9 @@ func (d *dataFlags) adminToken() (string, error) {
 }
 
 // server returns the base URL and token of a vigil server running on this
-// data directory, or "" when none answers.
+// data directory, or "" when none answers. It never looks at remote
+// settings: commands that need the data directory to themselves ask it
+// whether one runs (noServer); client is what asks remote servers too.
 func (d *dataFlags) server(ctx context.Context) (base, token string) {
 	addr, err := os.ReadFile(d.path(addrFile))
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 func runHunt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("hunt", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	from := fs.String("from", "", "start of the hunted range: RFC 3339, a date, or relative (-30d) (default: the beginning)")
 	to := fs.String("to", "", "end of the hunted range (exclusive), in the same forms (default: now)")
 	var rules stringList
@@ -31,7 +31,7 @@ func runHunt(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tenant := fs.String("tenant", "", "hunt only this tenant's events (default: all)")
 	format := fs.String("format", "table", "output: table or ndjson")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil hunt [--data DIR] [--from T] [--to T] [--rules DIR]... [--format ndjson] [RULE_FILE...]\n\nRuns Sigma rules over stored events, oldest first, and prints a line per\nmatching event: rule_id, title, level, seq, time, action, event_id. A\ncorrelation's match prints a line per contributing event under the\ncorrelation's id. With no rule files it runs the built-in pack and every\n--rules directory; with rule files, those and the --rules directories only,\nso that a new rule can be backtested before it is enabled. A rule that does\nnot load stops the hunt, naming its file, line and reason.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil hunt [--data DIR | --server URL] [--from T] [--to T] [--rules DIR]... [--format ndjson] [RULE_FILE...]\n\nRuns Sigma rules over stored events, oldest first, and prints a line per\nmatching event: rule_id, title, level, seq, time, action, event_id. A\ncorrelation's match prints a line per contributing event under the\ncorrelation's id. With no rule files it runs the built-in pack and every\n--rules directory; with rule files, those and the --rules directories only,\nso that a new rule can be backtested before it is enabled. A rule that does\nnot load stops the hunt, naming its file, line and reason.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	files, err := parseFlags(fs, args)
@@ -67,9 +67,13 @@ func runHunt(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	out := newHitWriter(stdout, *format)
 	defer out.flush()
-	if base, token := d.server(ctx); base != "" {
+	c, err := d.client(ctx)
+	if err != nil {
+		return err
+	}
+	if c != nil {
 		body, _ := json.Marshal(req)
-		resp, err := serverDo(ctx, "POST", base, token, "/api/v1/hunt", bytes.NewReader(body))
+		resp, err := c.open(ctx, "POST", "/api/v1/hunt", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}

@@ -24,14 +24,14 @@ import (
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("import", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	format := fs.String("format", parse.Auto, "log format, or auto to detect it per file (see 'vigil formats')")
 	tenant := fs.String("tenant", "", "tenant the events belong to (default from the config, else \"default\")")
 	quiet := fs.Bool("q", false, "no progress bar")
 	detectOn := fs.Bool("detect", true, "run the detection rules (the built-in pack and the config's detect.rules) on the events, and record what they find")
 	enrichOn := fs.Bool("enrich", true, "enrich the events (credential origins, assets, the config's context section) before storing them")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil import [--data DIR] [--format F] [--tenant T] PATH...\n\nImports log files and directories (recursively), plain or gzip-compressed.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil import [--data DIR | --server URL] [--format F] [--tenant T] PATH...\n\nImports log files and directories (recursively), plain or gzip-compressed.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	paths, err := parseFlags(fs, args)
@@ -45,22 +45,29 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, ok := parse.Lookup(*format); !ok && *format != parse.Auto {
 		return fmt.Errorf("unknown format %q (see 'vigil formats')", *format)
 	}
-	cfg, err := d.loadConfig()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(d.dir, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
-	}
 	var (
 		sum        ingest.Summary
 		detections int64
 	)
-	if base, token := d.server(ctx); base != "" {
+	c, err := d.remote()
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		var cfg *config
+		if cfg, err = d.loadConfig(); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(d.dir, 0o700); err != nil {
+			return fmt.Errorf("creating data directory: %w", err)
+		}
+		if c = d.localClient(ctx); c == nil {
+			sum, err = localImport(ctx, &d, cfg, paths, *format, *tenant, *detectOn, *enrichOn, &detections, stderr, !*quiet && isTerminal(stderr))
+		}
+	}
+	if c != nil {
 		// A server holds the database: send it the files.
-		sum, err = remoteImport(ctx, base, token, paths, *format, *tenant, stderr)
-	} else {
-		sum, err = localImport(ctx, &d, cfg, paths, *format, *tenant, *detectOn, *enrichOn, &detections, stderr, !*quiet && isTerminal(stderr))
+		sum, err = remoteImport(ctx, c, paths, *format, *tenant)
 	}
 	if err != nil {
 		return err
@@ -163,8 +170,10 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 	return sum, err
 }
 
-// remoteImport posts each file to a running server's ingest API.
-func remoteImport(ctx context.Context, base, token string, paths []string, format, tenant string, stderr io.Writer) (ingest.Summary, error) {
+// remoteImport posts each file to a server's ingest API. A file the
+// server refuses is skipped; a token it refuses stops the import, as
+// every other file would be refused too.
+func remoteImport(ctx context.Context, c *client, paths []string, format, tenant string) (ingest.Summary, error) {
 	start := time.Now()
 	var sum ingest.Summary
 	names, _, err := ingest.Files(paths)
@@ -172,12 +181,14 @@ func remoteImport(ctx context.Context, base, token string, paths []string, forma
 		return sum, err
 	}
 	for _, name := range names {
-		resp, err := postFile(ctx, base, token, name, format, tenant)
+		resp, err := postFile(ctx, c, name, format, tenant)
 		sum.Events += int64(resp.Accepted)
 		sum.Quarantined += int64(resp.Quarantined)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return sum, ctx.Err()
+		case isStatus(err, http.StatusUnauthorized):
+			return sum, err
 		case err != nil:
 			sum.Skipped = append(sum.Skipped, ingest.Skipped{Path: name, Reason: err.Error()})
 		default:
@@ -188,7 +199,7 @@ func remoteImport(ctx context.Context, base, token string, paths []string, forma
 	return sum, nil
 }
 
-func postFile(ctx context.Context, base, token, path, format, tenant string) (ingest.IngestResponse, error) {
+func postFile(ctx context.Context, c *client, path, format, tenant string) (ingest.IngestResponse, error) {
 	var ir ingest.IngestResponse
 	f, err := os.Open(path)
 	if err != nil {
@@ -199,16 +210,19 @@ func postFile(ctx context.Context, base, token, path, format, tenant string) (in
 	if tenant != "" {
 		v.Set("tenant", tenant)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/ingest?"+v.Encode(), f)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/v1/ingest?"+v.Encode(), f)
 	if err != nil {
 		return ir, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		return ir, fmt.Errorf("sending to the server: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return ir, c.answerError(resp)
+	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ir); err != nil {
 		return ir, fmt.Errorf("reading the server's answer: %s", resp.Status)
 	}

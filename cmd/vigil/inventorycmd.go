@@ -14,12 +14,12 @@ import (
 func runInventory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("inventory", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	atArg := fs.String("at", "", "what held at this time: RFC 3339, a date, or relative (-2h); default: all history")
 	tenant := fs.String("tenant", "", "this tenant's events only")
 	format := fs.String("format", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil inventory [--data DIR] [--at T] [--tenant T] [--format text|json] IP|INSTANCE_ID|ARN|NAME\n\nWhat an address, an instance, a user or a role was: the assets it names and\ntheir facts (addresses, type, image, tags, existence) over time, as the audit\nlogs and the configured snapshots (context.inventory) tell; with --at, only what held at that time. An address\nreused by several instances has one answer at any time.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil inventory [--data DIR | --server URL] [--at T] [--tenant T] [--format text|json] IP|INSTANCE_ID|ARN|NAME\n\nWhat an address, an instance, a user or a role was: the assets it names and\ntheir facts (addresses, type, image, tags, existence) over time, as the audit\nlogs and the configured snapshots (context.inventory) tell; with --at, only what held at that time. An address\nreused by several instances has one answer at any time.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	ref, err := parseOneArg(fs, args)

@@ -372,15 +372,16 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("export", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	fromArg := fs.String("from", "", "events from this time: RFC 3339, a date, or relative (-30d) (required)")
 	toArg := fs.String("to", "now", "events before this time")
 	q := fs.String("query", "*", "the events to export, as a search")
 	tenant := fs.String("tenant", "", "only this tenant's events")
 	out := fs.String("out", "", "the bundle to write, a .zip (required)")
-	reason := fs.String("reason", "", "why: a case or ticket number, recorded in the chain of custody")
+	reason := fs.String("reason", "", "why: a case or ticket number, recorded in the chain of custody (required through a server)")
+	hours := fs.Int("link-hours", 0, "through a server: how long the export's link opens the bundle (default 24, at most 168)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil export [--data DIR] --from T [--to T] [--query Q] [--tenant T] [--reason R] --out FILE.zip\n\nWrites an evidence bundle: the matching events (raw and normalized), an\ninclusion proof for each against a checkpoint the ledger signs now, the\ncheckpoint and public key, a signed manifest and a chain-of-custody record.\n'vigil verify-bundle' checks it offline.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil export [--data DIR | --server URL] --from T [--to T] [--query Q] [--tenant T] [--reason R] --out FILE.zip\n\nWrites an evidence bundle: the matching events (raw and normalized), an\ninclusion proof for each against a checkpoint the ledger signs now, the\ncheckpoint and public key, a signed manifest and a chain-of-custody record.\n'vigil verify-bundle' checks it offline.\n\nThrough a server (a login, VIGIL_SERVER, --server, or the vigil serve on the\ndata directory) the server writes the bundle of the events you may read, and\nanswers with a signed link that opens it for --link-hours; the bundle is\ndownloaded to --out and the link printed, to hand on.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseNoArgs(fs, args); err != nil {
@@ -389,6 +390,13 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *fromArg == "" || *out == "" {
 		fs.Usage()
 		return errUsage
+	}
+	c, err := d.client(ctx)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		return serverExport(ctx, c, exportRequest{Query: *q, From: *fromArg, To: *toArg, Tenant: *tenant, Reason: *reason, Hours: *hours}, *out, stdout)
 	}
 	now := time.Now()
 	from, err := query.ParseTimeArg(*fromArg, now)

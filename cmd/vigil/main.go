@@ -49,7 +49,22 @@ var commands = []command{
 	{"coverage", "which sources sent, how late, and which rules had no data", runCoverage},
 	{"approve", "approve the step a playbook run waits on", runApprove},
 	{"reject", "say no to the step a playbook run waits on", runReject},
+	{"login", "check an API token with a server and save both, for the commands that follow", runLogin},
+	{"logout", "forget the saved login", runLogout},
+	{"whoami", "say which server the commands ask, and who they act as there", runWhoami},
+	{"principals", "list, create and disable users and service accounts; set passwords", runPrincipals},
+	{"groups", "list and create groups of principals; add and remove members", runGroups},
+	{"roles", "list, bind and unbind roles in tenants", runRoles},
+	{"grants", "share a tenant's events with others; list and revoke grants", runGrants},
+	{"break-glass", "hold a role in every tenant for a while, for a reason everyone is told", runBreakGlass},
 	{"version", "print the version", runVersion},
+}
+
+// localOnly are the commands that work on a data directory and never
+// through a server. When one fails while a server is set up, the user
+// is told, lest they think it worked on the server's data.
+var localOnly = map[string]bool{
+	"serve": true, "verify": true, "key": true, "rebuild": true, "redact": true, "retention": true, "cost": true,
 }
 
 func main() {
@@ -89,6 +104,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		fmt.Fprintf(stderr, "vigil %s: %v\n", c.name, err)
+		if from := remoteConfigured(); localOnly[c.name] && from != "" {
+			fmt.Fprintf(stderr, "(vigil %s works on a data directory, --data or $VIGIL_DATA, not through the server of %s)\n", c.name, from)
+		}
 		var ee *exitError
 		if errors.As(err, &ee) {
 			return ee.code
@@ -106,9 +124,13 @@ var errUsage = errors.New("usage")
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "vigil — cloud detection and response\n\nUsage: vigil COMMAND [flags] [args]\n\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'vigil COMMAND -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'vigil COMMAND -h' for a command's flags.\n\n"+
+		"Commands that read or change data work through a server when one is named:\n"+
+		"--server URL, else $"+serverEnv+" with $"+tokenEnv+", else the server and token\n"+
+		"'vigil login' saved; with --data DIR on the command line, or none of these, on the\n"+
+		"data directory (through the 'vigil serve' running on it, if one does).")
 }
 
 func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,13 +43,13 @@ func runPlaybooks(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func runPlaybooksRuns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("playbooks runs", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	status := fs.String("status", "", "the statuses to list, comma-separated (waiting, running, done, failed, …); default all")
 	tenant := fs.String("tenant", "", "list this tenant's runs only (default every tenant's)")
 	name := fs.String("playbook", "", "list this playbook's runs only")
 	limit := fs.Int("limit", 100, "list at most this many")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil playbooks runs [--data DIR] [--status S,...] [--tenant T] [--playbook NAME] [--limit N]\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil playbooks runs [--data DIR | --server URL] [--status S,...] [--tenant T] [--playbook NAME] [--limit N]\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseNoArgs(fs, args); err != nil {
@@ -61,12 +62,16 @@ func runPlaybooksRuns(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *status != "" {
 		q.Status = strings.Split(*status, ",")
 	}
-	db, err := openExistingMeta(ctx, &d, stderr)
+	c, err := d.remote()
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	rs, err := db.Runs(ctx, q)
+	var rs []meta.Run
+	if c != nil {
+		rs, err = remoteRuns(ctx, c, q)
+	} else {
+		rs, err = localRuns(ctx, &d, q, stderr)
+	}
 	if err != nil {
 		return err
 	}
@@ -83,6 +88,38 @@ func runPlaybooksRuns(ctx context.Context, args []string, stdout, stderr io.Writ
 	return tw.Flush()
 }
 
+func localRuns(ctx context.Context, d *dataFlags, q meta.RunQuery, stderr io.Writer) ([]meta.Run, error) {
+	db, err := openExistingMeta(ctx, d, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.Runs(ctx, q)
+}
+
+// remoteRuns lists the runs of q the server lets the caller see; as for
+// alerts, a tenant asked for is picked here.
+func remoteRuns(ctx context.Context, c *client, q meta.RunQuery) ([]meta.Run, error) {
+	v := url.Values{"limit": {strconv.Itoa(q.Limit)}}
+	if len(q.Tenants) > 0 {
+		v.Set("limit", strconv.Itoa(max(q.Limit, remoteFilterLimit)))
+	}
+	if q.Playbook != "" {
+		v.Set("playbook", q.Playbook)
+	}
+	if len(q.Status) > 0 {
+		v.Set("status", strings.Join(q.Status, ","))
+	}
+	var rs []meta.Run
+	if err := c.get(ctx, "/api/v1/playbook-runs?"+v.Encode(), &rs); err != nil {
+		return nil, err
+	}
+	if len(q.Tenants) > 0 {
+		rs = slices.DeleteFunc(rs, func(r meta.Run) bool { return !slices.Contains(q.Tenants, r.Tenant) })
+	}
+	return rs[:min(len(rs), q.Limit)], nil
+}
+
 // stepsText summarizes a run's steps: each one's name and status.
 func stepsText(ss []meta.RunStep) string {
 	parts := make([]string, len(ss))
@@ -95,25 +132,40 @@ func stepsText(ss []meta.RunStep) string {
 func runPlaybooksShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("playbooks show", stderr)
 	var d dataFlags
-	d.register(fs)
-	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: vigil playbooks show [--data DIR] RUN_ID") }
+	d.registerClient(fs)
+	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: vigil playbooks show [--data DIR | --server URL] RUN_ID") }
 	id, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
 	}
-	db, err := openExistingMeta(ctx, &d, stderr)
+	c, err := d.remote()
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	rs, err := db.Runs(ctx, meta.RunQuery{AllTenants: true, ID: id, Limit: 1, Steps: true})
-	if err != nil {
-		return err
+	var r meta.Run
+	if c != nil {
+		err := c.get(ctx, "/api/v1/playbook-runs/"+url.PathEscape(id), &r)
+		if isStatus(err, http.StatusNotFound) {
+			return &exitError{1, fmt.Errorf("no playbook run %s among those you may see", id)}
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		db, err := openExistingMeta(ctx, &d, stderr)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		rs, err := db.Runs(ctx, meta.RunQuery{AllTenants: true, ID: id, Limit: 1, Steps: true})
+		if err != nil {
+			return err
+		}
+		if len(rs) == 0 {
+			return &exitError{1, fmt.Errorf("no playbook run %s", id)}
+		}
+		r = rs[0]
 	}
-	if len(rs) == 0 {
-		return &exitError{1, fmt.Errorf("no playbook run %s", id)}
-	}
-	r := rs[0]
 	fmt.Fprintf(stdout, "run %s of playbook %s: %s\n", r.ID, r.Playbook, r.Status)
 	fmt.Fprintf(stdout, "  started %s by %s; tenant %s; alert %s; case %s\n", r.Created.Format(time.RFC3339), r.Actor, tenantOrAll(r.Tenant),
 		cmp.Or(r.AlertID, "-"), cmp.Or(r.CaseID, "-"))
@@ -150,10 +202,10 @@ func runPlaybooksShow(ctx context.Context, args []string, stdout, stderr io.Writ
 func runPlaybooksRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("playbooks run", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	alertID := fs.String("alert", "", "the alert the playbook acts on (required)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil playbooks run [--data DIR] --alert ID PLAYBOOK\n\nStarts the playbook on the alert in the 'vigil serve' running on the data directory.")
+		fmt.Fprintln(stderr, "Usage: vigil playbooks run [--data DIR | --server URL] --alert ID PLAYBOOK\n\nStarts the playbook on the alert in the server: the one named, or the 'vigil serve'\nrunning on the data directory.")
 	}
 	name, err := parseOneArg(fs, args)
 	if err != nil {
@@ -180,10 +232,10 @@ func runReject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func decideCommand(ctx context.Context, action string, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(action, stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	reason := fs.String("reason", "", "why (recorded with the decision)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: vigil %s [--data DIR] [--reason TEXT] RUN_ID\n\nDecides the step a playbook run waits on, in the 'vigil serve' running on the\ndata directory. 'vigil playbooks runs --status waiting' lists the runs waiting.\n", action)
+		fmt.Fprintf(stderr, "Usage: vigil %s [--data DIR | --server URL] [--reason TEXT] RUN_ID\n\nDecides the step a playbook run waits on, in the server: the one named, or the\n'vigil serve' running on the data directory. 'vigil playbooks runs --status waiting' lists the runs waiting.\n", action)
 	}
 	id, err := parseOneArg(fs, args)
 	if err != nil {
@@ -196,11 +248,14 @@ func decideCommand(ctx context.Context, action string, args []string, stdout, st
 // serverRunCommand sends a request about a run to the running server and
 // prints the run it answers with.
 func serverRunCommand(ctx context.Context, d *dataFlags, stdout io.Writer, method, path string, body []byte) error {
-	base, token := d.server(ctx)
-	if base == "" {
-		return fmt.Errorf("no 'vigil serve' answers on %s: playbook runs are carried out by the server", d.dir)
+	c, err := d.client(ctx)
+	if err != nil {
+		return err
 	}
-	resp, err := serverDo(ctx, method, base, token, path, bytes.NewReader(body))
+	if c == nil {
+		return fmt.Errorf("no 'vigil serve' answers on %s, and no server is named (--server, %s, vigil login): playbook runs are carried out by the server", d.dir, serverEnv)
+	}
+	resp, err := c.open(ctx, method, path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -216,9 +271,9 @@ func serverRunCommand(ctx context.Context, d *dataFlags, stdout io.Writer, metho
 func runPlaybooksKill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("playbooks kill", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil playbooks kill [--data DIR] on|off|status\n\nThe kill switch: while on, no playbook step acts (dry runs go on), and a run\nthat reaches an act ends halted. It is kept in the metadata database, so it\nholds at once for every vigil serve on it, and across restarts.")
+		fmt.Fprintln(stderr, "Usage: vigil playbooks kill [--data DIR | --server URL] on|off|status\n\nThe kill switch: while on, no playbook step acts (dry runs go on), and a run\nthat reaches an act ends halted. It is kept in the metadata database, so it\nholds at once for every vigil serve on it, and across restarts.")
 	}
 	arg, err := parseOneArg(fs, args)
 	if err != nil {
@@ -227,6 +282,32 @@ func runPlaybooksKill(ctx context.Context, args []string, stdout, stderr io.Writ
 	if arg != "on" && arg != "off" && arg != "status" {
 		fs.Usage()
 		return errUsage
+	}
+	c, err := d.remote()
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		var s struct {
+			On      bool      `json:"on"`
+			Actor   string    `json:"actor"`
+			Updated time.Time `json:"updated"`
+		}
+		if arg == "status" {
+			err = c.get(ctx, "/api/v1/playbooks/kill-switch", &s)
+		} else {
+			err = c.do(ctx, http.MethodPost, "/api/v1/playbooks/kill-switch", map[string]bool{"on": arg == "on"}, &s)
+		}
+		if err != nil {
+			return err
+		}
+		state := map[bool]string{true: "on", false: "off"}[s.On]
+		if s.Updated.IsZero() {
+			fmt.Fprintf(stdout, "kill switch: %s\n", state)
+		} else {
+			fmt.Fprintf(stdout, "kill switch: %s (set by %s at %s)\n", state, s.Actor, s.Updated.Format(time.RFC3339))
+		}
+		return nil
 	}
 	db, err := openExistingMeta(ctx, &d, stderr)
 	if err != nil {

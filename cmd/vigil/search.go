@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +21,7 @@ import (
 func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("search", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	from := fs.String("from", "", "start of the time range: RFC 3339, a date, now, or relative (-24h, -7d)")
 	to := fs.String("to", "", "end of the time range (exclusive), in the same forms")
 	limit := fs.Int("limit", 100, "most events to return (0: no limit)")
@@ -30,7 +29,7 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tenant := fs.String("tenant", "", "search only this tenant's events (default: all)")
 	quarantine := fs.Bool("quarantine", false, "search quarantined records: their reason, origin and raw bytes")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil search [--data DIR] [--from T] [--to T] [--limit N] [--format F] QUERY\n\nThe query language is described in docs/query.md. Examples:\n  vigil search 'eventName:StopLogging'\n  vigil search --from -7d 'src_ip:203.0.113.0/24 | stats count() by action'\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil search [--data DIR | --server URL] [--from T] [--to T] [--limit N] [--format F] QUERY\n\nThe query language is described in docs/query.md. Examples:\n  vigil search 'eventName:StopLogging'\n  vigil search --from -7d 'src_ip:203.0.113.0/24 | stats count() by action'\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	rest, err := parseFlags(fs, args)
@@ -68,9 +67,13 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	var res *store.Result
-	if base, token := d.server(ctx); base != "" {
-		// A server holds the database: ask it.
-		res, err = remoteSearch(ctx, base, token, text, *from, *to, *tenant, *limit, *quarantine)
+	c, err := d.client(ctx)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		// A server holds the database, or the user named one: ask it.
+		res, err = remoteSearch(ctx, c, text, *from, *to, *tenant, *limit, *quarantine)
 	} else {
 		res, err = localSearch(ctx, &d, q, text, scope, fromT, toT, *limit, *quarantine)
 	}
@@ -120,8 +123,8 @@ func openReadOnly(ctx context.Context, path string) (*duckdb.DB, error) {
 	}
 }
 
-// remoteSearch asks a running server.
-func remoteSearch(ctx context.Context, base, token, text, from, to, tenant string, limit int, quarantine bool) (*store.Result, error) {
+// remoteSearch asks a server, which answers within the caller's scope.
+func remoteSearch(ctx context.Context, c *client, text, from, to, tenant string, limit int, quarantine bool) (*store.Result, error) {
 	v := url.Values{"q": {text}, "from": {from}, "to": {to}, "limit": {strconv.Itoa(limit)}}
 	if tenant != "" {
 		v.Set("tenant", tenant)
@@ -129,53 +132,18 @@ func remoteSearch(ctx context.Context, base, token, text, from, to, tenant strin
 	if quarantine {
 		v.Set("quarantine", "1")
 	}
-	body, err := serverGet(ctx, base, token, "/api/v1/search?"+v.Encode())
-	if err != nil {
-		return nil, err
-	}
-	defer body.Close()
 	var res store.Result
-	dec := json.NewDecoder(body)
-	dec.UseNumber()
-	if err := dec.Decode(&res); err != nil {
-		return nil, fmt.Errorf("reading the server's answer: %w", err)
+	if err := c.get(ctx, "/api/v1/search?"+v.Encode(), &res); err != nil {
+		return nil, err
 	}
 	return &res, nil
 }
 
-// serverGet asks a running server's API for path, as the local
-// administrator, and returns the body of its answer; an answer other than
-// 2xx is an error carrying the server's message.
-func serverGet(ctx context.Context, base, token, path string) (io.ReadCloser, error) {
-	return serverDo(ctx, http.MethodGet, base, token, path, nil)
-}
-
 // serverDo sends a request with a JSON body (or none) to a running
-// server's API and returns the body of a 2xx answer, or the server's
-// error.
+// server's API with token and returns the body of a 2xx answer, or the
+// server's error; for callers with a base URL and token rather than a
+// client.
 func serverDo(ctx context.Context, method, base, token, path string, body io.Reader) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking the server: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		var e struct {
-			Error string `json:"error"`
-		}
-		json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e)
-		if e.Error == "" {
-			e.Error = resp.Status
-		}
-		return nil, errors.New(e.Error)
-	}
-	return resp.Body, nil
+	c := &client{base: base, token: token, tokenFrom: "the token", hc: http.DefaultClient}
+	return c.open(ctx, method, path, body)
 }

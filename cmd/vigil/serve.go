@@ -320,6 +320,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Detections: mdb,
 		Alerts:     alerts,
 		Playbooks:  playbooks,
+		Exports:    &bundles{dd: dd, keyPath: d.path(keyFile), dir: d.path(exportsDir)},
 		Who: func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error) {
 			return inventory.Who(ctx, finder{db, scope}, enr, ref, from, to)
 		},

@@ -14,27 +14,25 @@ import (
 func runSources(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("sources", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil sources [--data DIR] [--json]\n\nLists every source a running 'vigil serve' has received events from since it\nstarted: events, rate, the newest event's time, clock skew (receipt minus\nevent time) and quarantined records.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil sources [--data DIR | --server URL] [--json]\n\nLists every source a running 'vigil serve' has received events from since it\nstarted: events, rate, the newest event's time, clock skew (receipt minus\nevent time) and quarantined records.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	base, token := d.server(ctx)
-	if base == "" {
-		return fmt.Errorf("no vigil server is running on %s: sources are counted by 'vigil serve'", d.dir)
-	}
-	body, err := serverGet(ctx, base, token, "/api/v1/sources")
+	c, err := d.client(ctx)
 	if err != nil {
 		return err
 	}
-	defer body.Close()
+	if c == nil {
+		return fmt.Errorf("no vigil server is running on %s: sources are counted by 'vigil serve'", d.dir)
+	}
 	var srcs []ingest.SourceStats
-	if err := json.NewDecoder(io.LimitReader(body, 64<<20)).Decode(&srcs); err != nil {
-		return fmt.Errorf("reading the server's answer: %w", err)
+	if err := c.get(ctx, "/api/v1/sources", &srcs); err != nil {
+		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,13 +23,13 @@ import (
 func runTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("timeline", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	atArg := fs.String("at", "", "the time: RFC 3339, a date, or relative (-2h) (required)")
 	around := fs.Duration("around", 30*time.Minute, "the events this long before and after")
 	tenant := fs.String("tenant", "", "this tenant's events only")
 	limit := fs.Int("limit", 200, "list at most this many events")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil timeline [--data DIR] --at T [--around 30m] [--tenant T] IP|KEY_ID|ARN|INSTANCE_ID|NAME\n\nThe state of things at T for an address, a principal or an asset: the assets it\nnamed then (as the audit logs made and ended them), the chain of credentials\nbehind it, and the events that name it from T-around to T+around.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil timeline [--data DIR | --server URL] --at T [--around 30m] [--tenant T] IP|KEY_ID|ARN|INSTANCE_ID|NAME\n\nThe state of things at T for an address, a principal or an asset: the assets it\nnamed then (as the audit logs made and ended them), the chain of credentials\nbehind it, and the events that name it from T-around to T+around.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	ref, err := parseOneArg(fs, args)
@@ -123,7 +122,8 @@ func isAddr(s string) bool {
 }
 
 // A contextSource answers the context commands: from the data
-// directory, or from the vigil serve running on it.
+// directory, or from a server (the one running on it, or a remote one)
+// within the caller's scope.
 type contextSource struct {
 	inventory func(ctx context.Context, ref string, at time.Time) ([]inventory.Found, error)
 	who       func(ctx context.Context, ref string, from, to time.Time) (*inventory.Report, error)
@@ -131,18 +131,12 @@ type contextSource struct {
 }
 
 func contextSourceOf(ctx context.Context, d *dataFlags, tenant string) (*contextSource, func(), error) {
-	if base, token := d.server(ctx); base != "" {
-		get := func(path string, v any) error {
-			body, err := serverGet(ctx, base, token, path)
-			if err != nil {
-				return err
-			}
-			defer body.Close()
-			if err := json.NewDecoder(body).Decode(v); err != nil {
-				return fmt.Errorf("reading the server's answer: %w", err)
-			}
-			return nil
-		}
+	c, err := d.client(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c != nil {
+		get := func(path string, v any) error { return c.get(ctx, path, v) }
 		rfc := func(t time.Time) string {
 			if t.IsZero() {
 				return "" // unbounded, as the API reads an empty time
@@ -161,7 +155,7 @@ func contextSourceOf(ctx context.Context, d *dataFlags, tenant string) (*context
 				return &rep, err
 			},
 			search: func(ctx context.Context, q string, from, to time.Time, limit int) (*store.Result, error) {
-				return remoteSearch(ctx, base, token, q, rfc(from), rfc(to), tenant, limit, false)
+				return remoteSearch(ctx, c, q, rfc(from), rfc(to), tenant, limit, false)
 			},
 		}, func() {}, nil
 	}

@@ -17,13 +17,13 @@ import (
 func runWho(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("who", stderr)
 	var d dataFlags
-	d.register(fs)
+	d.registerClient(fs)
 	fromArg := fs.String("from", "", "events from this time: RFC 3339, a date, or relative (-30d); default all")
 	toArg := fs.String("to", "", "events before this time; default now")
 	tenant := fs.String("tenant", "", "this tenant's events only")
 	format := fs.String("format", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil who [--data DIR] [--from T] [--to T] [--tenant T] [--format text|json] KEY_ID|ARN|SERVICE_ACCOUNT_EMAIL\n\nWho is behind a credential: the chain of temporary credentials from it back to\nthe identity that started it (a user, root, a federated user, an AWS service,\nan instance), across accounts, as the logs' STS calls, GCP's service-account\nimpersonations and Azure's managed-identity tokens issued them; and every event done under\nthe chain, oldest first. A session of an instance's role used off the instance\nis flagged.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil who [--data DIR | --server URL] [--from T] [--to T] [--tenant T] [--format text|json] KEY_ID|ARN|SERVICE_ACCOUNT_EMAIL\n\nWho is behind a credential: the chain of temporary credentials from it back to\nthe identity that started it (a user, root, a federated user, an AWS service,\nan instance), across accounts, as the logs' STS calls, GCP's service-account\nimpersonations and Azure's managed-identity tokens issued them; and every event done under\nthe chain, oldest first. A session of an instance's role used off the instance\nis flagged.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	ref, err := parseOneArg(fs, args)
