@@ -164,9 +164,12 @@ func (d *Directory) Disable(ctx context.Context, id string) error {
 }
 
 // LinkOIDC makes the OIDC identity subject (issuer and subject, as
-// OIDCSubjectOf makes it) log in as the principal id.
+// OIDCSubjectOf makes it) log in as the principal id, a user not linked
+// yet: of two first logins at once, one links, and the other finds
+// ErrNotFound.
 func (d *Directory) LinkOIDC(ctx context.Context, id, subject string) error {
-	return d.update(ctx, "linking "+id+" to its OIDC identity", `UPDATE principals SET oidc_subject = $1 WHERE id = $2 AND kind = 'user'`, subject, id)
+	return d.update(ctx, "linking "+id+" to its OIDC identity",
+		`UPDATE principals SET oidc_subject = $1 WHERE id = $2 AND kind = 'user' AND oidc_subject IS NULL`, subject, id)
 }
 
 // OIDCSubjectOf is how an OIDC identity is kept: the subject is unique

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigilsec/vigil/access"
@@ -18,6 +19,7 @@ func (a *api) accessRoutes(mux *http.ServeMux) {
 	self := func(action string) route { return route{action: action, anyone: true} }
 	manage := func(action string) route { return route{action: action, perm: access.Manage} }
 	mux.HandleFunc("POST /api/v1/login", a.login)
+	a.oidcRoutes(mux, a.opts.OIDC)
 	mux.Handle("POST /api/v1/logout", a.auth(http.HandlerFunc(a.logout), self("logout")))
 	mux.Handle("GET /api/v1/whoami", a.auth(http.HandlerFunc(a.whoami), self("whoami")))
 	mux.Handle("POST /api/v1/break-glass", a.auth(http.HandlerFunc(a.breakGlass), self("break-glass")))
@@ -105,8 +107,7 @@ func (a *api) startSession(w http.ResponseWriter, r *http.Request, p access.Prin
 	if err == nil {
 		var id access.Identity
 		if id, err = a.opts.Access.Resolve(r.Context(), p.ID); err == nil {
-			http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/", Expires: s.Expires,
-				HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+			setSessionCookie(w, secret, s.Expires)
 			writeJSON(w, http.StatusOK, map[string]any{"identity": id, "csrf": s.CSRF, "expires": s.Expires})
 			rec.Principal, rec.Kind, rec.Credential, rec.Status, rec.Detail = p.ID, "principal", "session "+s.ID, http.StatusOK, method
 			a.audit(r.Context(), rec)
@@ -117,6 +118,14 @@ func (a *api) startSession(w http.ResponseWriter, r *http.Request, p access.Prin
 	writeError(w, http.StatusInternalServerError, errors.New("starting the session failed"))
 	rec.Status = http.StatusInternalServerError
 	a.audit(r.Context(), rec)
+}
+
+// setSessionCookie sets a console session's cookie: out of scripts'
+// reach, over HTTPS (or to localhost) only, and never sent on a request
+// another site starts, which is half of the CSRF defence.
+func setSessionCookie(w http.ResponseWriter, secret string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/", Expires: expires,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 }
 
 func (a *api) logout(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +139,9 @@ func (a *api) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // whoami answers with the caller's identity: roles, groups, the grants
-// shared with it and its elevation.
+// shared with it and its elevation; and, to a console session, its CSRF
+// token, which a page logged in through OIDC has no other way to learn.
+// Only a page of vigil's own origin reads the answer.
 func (a *api) whoami(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	type share struct {
@@ -147,7 +158,13 @@ func (a *api) whoami(w http.ResponseWriter, r *http.Request) {
 		}
 		shares = append(shares, s)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"identity": id.Identity, "shares": shares})
+	answer := map[string]any{"identity": id.Identity, "shares": shares}
+	if c, err := r.Cookie(sessionCookie); err == nil && strings.HasPrefix(id.Credential, "session ") {
+		if s, err := a.opts.Access.Session(r.Context(), c.Value); err == nil {
+			answer["csrf"] = s.CSRF
+		}
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
 func (a *api) breakGlass(w http.ResponseWriter, r *http.Request) {

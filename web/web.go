@@ -83,6 +83,10 @@ type Options struct {
 	// and serves /api/v1/access/… and /api/v1/login. Without it, only
 	// tokens with roles of their own authenticate.
 	Access *access.Directory
+	// OIDC, if set, logs console users in through an OpenID Connect
+	// provider (/api/v1/oidc/login and /api/v1/oidc/callback); it needs
+	// Access.
+	OIDC *OIDC
 	// Audit keeps a record of each request (in the ledger, through the
 	// intake). Nil keeps none.
 	Audit func(ctx context.Context, r *access.Record) error

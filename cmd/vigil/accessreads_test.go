@@ -39,6 +39,11 @@ func TestAccessReads(t *testing.T) {
 		return code, string(out)
 	}
 
+	// A token's whoami has no CSRF token: it needs none.
+	if code, body := get(w.alice, "/api/v1/whoami"); code != 200 || strings.Contains(body, "csrf") || !strings.Contains(body, w.aliceID) {
+		t.Errorf("whoami of a token: %d %s", code, body)
+	}
+
 	// Reads of one thing, by each caller: team-b's data, for its own
 	// viewer and the CSIRT, and for no one else. team-b also made an
 	// IAM user, for the inventory to know.

@@ -88,15 +88,23 @@ type served struct {
 	stop func()
 }
 
-// serve starts vigil serve on data and waits until it answers.
+// serve starts vigil serve on data, on a free loopback port, and waits
+// until it answers.
 func serve(t *testing.T, data string) *served {
+	t.Helper()
+	return serveWith(t, data, "--listen", "127.0.0.1:0")
+}
+
+// serveWith starts vigil serve on data with more flags, and waits until
+// it answers.
+func serveWith(t *testing.T, data string, flags ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	var out syncBuffer
 	s := &served{t: t, ctx: ctx, log: &syncBuffer{}}
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, &out, s.log)
+		done <- run(ctx, append([]string{"serve", "--data", data}, flags...), &out, s.log)
 	}()
 	s.stop = sync.OnceFunc(func() {
 		cancel()

@@ -36,10 +36,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	d.register(fs)
 	listen := fs.String("listen", "127.0.0.1:8080", "address the HTTP API listens on")
 	loadDemo := fs.Bool("demo", false, "load the bundled demo dataset (Stratus Red Team CloudTrail logs) into an empty data directory")
+	var oidcf oidcFlags
+	oidcf.register(fs)
 	var rules stringList
 	fs.Var(&rules, "rules", "a Sigma rule file or directory to run, besides the built-in pack and the config's detect.rules (repeatable; reloaded when its files change)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil serve [--data DIR] [--listen ADDR] [--demo] [--rules DIR]...\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil serve [--data DIR] [--listen ADDR] [--demo] [--rules DIR]... [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE]\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if rest, err := parseFlags(fs, args); err != nil {
@@ -48,6 +50,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("unexpected arguments %q", rest)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	oidcLogin, err := oidcf.login(ctx, *listen, logger)
+	if err != nil {
+		return err
+	}
 	cfg, err := d.loadConfig()
 	if err != nil {
 		return err
@@ -308,6 +314,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AdminToken: token,
 		Tokens:     tokens,
 		Access:     dir,
+		OIDC:       oidcLogin,
 		Audit: func(ctx context.Context, r *access.Record) error {
 			return acceptPatiently(ctx, intake, ingest.Batch{Source: "audit", Events: []*event.Event{r.Event()}})
 		},
