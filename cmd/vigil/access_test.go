@@ -366,6 +366,11 @@ func TestAccessMatrix(t *testing.T) {
 		"action:logout":                                   2, // one refused without the CSRF token
 		"action:grant.* outcome:success":                  3, // two made, one revoked
 		"action:grant.create outcome:failure actor:alice": 1,
+		"action:role.bind outcome:success":                4,
+		"action:role.bind outcome:failure actor:alice":    1,
+		"action:group.add outcome:success":                1,
+		"action:principal.create outcome:success":         6,
+		"action:token.create outcome:success":             6,
 	})
 	_, recs, body := srv.searchAs(dave, "*")
 	if len(recs) == 0 || tenants(recs)[0] != "_system" || len(tenants(recs)) != 1 || strings.Contains(body, `tenant:team-b"`) {

@@ -52,6 +52,11 @@ func TestAccessReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail&tenant=team-b", b)
+	srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail&tenant=team-b", []byte(`{"Records": [{"eventName": "`+teamBAccount))
+	srv.wait("team-b's quarantined record", func() bool {
+		_, body := get(w.admin, "/api/v1/search?quarantine=1&q=*")
+		return strings.Contains(body, teamBAccount)
+	})
 	srv.wait("team-b's IAM user", func() bool {
 		_, body := get(w.admin, "/api/v1/inventory?q=malicious-iam-user")
 		return strings.Contains(body, "malicious-iam-user")
@@ -65,6 +70,7 @@ func TestAccessReads(t *testing.T) {
 		{"/api/v1/identities/ASIANQQHHS551LWULIWD", teamBAccount},
 		{"/api/v1/inventory?q=malicious-iam-user", "malicious-iam-user"},
 		{"/api/v1/coverage", "team-b"},
+		{"/api/v1/search?quarantine=1&q=*", teamBAccount},
 		{"/api/v1/events/" + bSeq + "/proof", `"seq":` + bSeq},
 	} {
 		t.Run(tc.path, func(t *testing.T) {

@@ -166,6 +166,15 @@ playbooks:
 		t.Errorf("approving again: %v", err)
 	}
 
+	// Each approval, given or refused, is one record in the audit trail.
+	for q, n := range map[string]int{"action:playbook.decide outcome:success": 1, "action:playbook.decide outcome:failure": 1} {
+		wait("the approvals in the audit trail", func() bool {
+			var res struct{ Rows [][]any }
+			json.Unmarshal(call("GET", "/api/v1/search?q="+url.QueryEscape("source:vigil.audit "+q), nil), &res)
+			return len(res.Rows) == n
+		})
+	}
+
 	// The case of the run tells the story.
 	var c struct {
 		Timeline []struct{ Kind, Text string } `json:"timeline"`
