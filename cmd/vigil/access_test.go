@@ -79,12 +79,14 @@ type accessWorld struct {
 	grant                                         string // the partner's grant
 }
 
-func newAccessWorld(t *testing.T) *accessWorld {
+// serveTwoTeams serves a new data directory holding team-a's and
+// team-b's CloudTrail (Stratus Red Team detonations: team-a stopped a
+// trail, team-b read an instance's password data).
+func serveTwoTeams(t *testing.T) (*served, string) {
 	t.Helper()
 	needFixtures(t)
-	w := &accessWorld{data: t.TempDir()}
-	srv := serve(t, w.data)
-	w.srv, w.admin = srv, srv.token
+	data := t.TempDir()
+	srv := serve(t, data)
 	for tenant, file := range map[string]string{
 		"team-a": "aws.defense-evasion.cloudtrail-stop.json",
 		"team-b": "aws.credential-access.ec2-get-password-data.json",
@@ -96,9 +98,16 @@ func newAccessWorld(t *testing.T) *accessWorld {
 		srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail&tenant="+tenant, b)
 	}
 	srv.wait("both tenants' events", func() bool {
-		_, rows, _ := srv.searchAs(w.admin, "source:aws.cloudtrail | stats count() by tenant")
+		_, rows, _ := srv.searchAs(srv.token, "source:aws.cloudtrail | stats count() by tenant")
 		return len(rows) == 2
 	})
+	return srv, data
+}
+
+func newAccessWorld(t *testing.T) *accessWorld {
+	t.Helper()
+	srv, data := serveTwoTeams(t)
+	w := &accessWorld{srv: srv, data: data, admin: srv.token}
 	principal := func(name, password string) string {
 		return w.mustAPI("POST", "/api/v1/access/principals", map[string]any{"name": name, "password": password})["id"].(string)
 	}

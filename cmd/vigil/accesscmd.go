@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -101,33 +102,50 @@ func parseArgs(fs *flag.FlagSet, args []string, n int) ([]string, error) {
 	return rest, nil
 }
 
-func runPrincipalsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, d, asJSON := accessFlags("principals list", "principals list [--server URL | --data DIR] [--json]", stderr)
+// fetchList parses a list command's flags and asks the server for the
+// list at path.
+func fetchList[T any](ctx context.Context, fs *flag.FlagSet, d *dataFlags, args []string, path string) (*client, []T, error) {
 	if err := parseNoArgs(fs, args); err != nil {
-		return err
+		return nil, nil, err
 	}
 	c, err := d.needClient(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	var items []T
+	if err := c.get(ctx, path, &items); err != nil {
+		return nil, nil, err
+	}
+	return c, items, nil
+}
+
+// printList prints items as JSON, or as a table of header and a row of
+// cells each, or says none when there are none.
+func printList[T any](w io.Writer, asJSON bool, items []T, none, header string, row func(T) []string) error {
+	if asJSON {
+		return printJSON(w, items)
+	}
+	if len(items) == 0 {
+		_, err := fmt.Fprintln(w, none)
 		return err
 	}
-	var ps []access.Principal
-	if err := c.get(ctx, "/api/v1/access/principals", &ps); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(stdout, ps)
-	}
-	if len(ps) == 0 {
-		fmt.Fprintln(stdout, "no principals")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tKIND\tDISPLAY\tPASSWORD\tOIDC\tCREATED\tDISABLED")
-	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, p.Kind, cmp.Or(p.Display, "-"), yesNo(p.HasPassword),
-			yesNo(p.OIDCSubject != ""), timeOr(p.Created, "-"), timeOr(p.Disabled, "-"))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, strings.Join(row(it), "\t"))
 	}
 	return tw.Flush()
+}
+
+func runPrincipalsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, d, asJSON := accessFlags("principals list", "principals list [--server URL | --data DIR] [--json]", stderr)
+	_, ps, err := fetchList[access.Principal](ctx, fs, d, args, "/api/v1/access/principals")
+	if err != nil {
+		return err
+	}
+	return printList(stdout, *asJSON, ps, "no principals", "ID\tNAME\tKIND\tDISPLAY\tPASSWORD\tOIDC\tCREATED\tDISABLED", func(p access.Principal) []string {
+		return []string{p.ID, p.Name, p.Kind, cmp.Or(p.Display, "-"), yesNo(p.HasPassword), yesNo(p.OIDCSubject != ""), timeOr(p.Created, "-"), timeOr(p.Disabled, "-")}
+	})
 }
 
 func yesNo(b bool) string {
@@ -201,48 +219,47 @@ func readNewPassword(ctx context.Context, file, name string, stderr io.Writer) (
 func runPrincipalsPassword(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, d, _ := accessFlags("principals password", "principals password [--server URL | --data DIR] [--password-file FILE] NAME|ID", stderr)
 	passwordFile := fs.String("password-file", "", "read the password from this file ('-': standard input) rather than ask for it")
-	rest, err := parseArgs(fs, args, 1)
+	c, ref, id, err := principalArg(ctx, fs, d, args)
 	if err != nil {
 		return err
 	}
-	c, err := d.needClient(ctx)
-	if err != nil {
-		return err
-	}
-	id, err := resolvePrincipal(ctx, c, rest[0])
-	if err != nil {
-		return err
-	}
-	pw, err := readNewPassword(ctx, *passwordFile, rest[0], stderr)
+	pw, err := readNewPassword(ctx, *passwordFile, ref, stderr)
 	if err != nil {
 		return err
 	}
 	if err := c.do(ctx, http.MethodPost, "/api/v1/access/principals/"+url.PathEscape(id)+"/password", map[string]string{"password": pw}, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "set the password of %s\n", rest[0])
+	fmt.Fprintf(stdout, "set the password of %s\n", ref)
 	return nil
 }
 
 func runPrincipalsDisable(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, d, _ := accessFlags("principals disable", "principals disable [--server URL | --data DIR] NAME|ID", stderr)
-	rest, err := parseArgs(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	c, err := d.needClient(ctx)
-	if err != nil {
-		return err
-	}
-	id, err := resolvePrincipal(ctx, c, rest[0])
+	c, ref, id, err := principalArg(ctx, fs, d, args)
 	if err != nil {
 		return err
 	}
 	if err := c.do(ctx, http.MethodPost, "/api/v1/access/principals/"+url.PathEscape(id)+"/disable", nil, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "disabled %s (principal %s): it can no longer log in or use its tokens\n", rest[0], id)
+	fmt.Fprintf(stdout, "disabled %s (principal %s): it can no longer log in or use its tokens\n", ref, id)
 	return nil
+}
+
+// principalArg parses the flags of a command about one principal, named
+// by its argument, and returns the server's client, the argument and
+// the principal's id.
+func principalArg(ctx context.Context, fs *flag.FlagSet, d *dataFlags, args []string) (c *client, ref, id string, err error) {
+	rest, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if c, err = d.needClient(ctx); err != nil {
+		return nil, "", "", err
+	}
+	id, err = resolvePrincipal(ctx, c, rest[0])
+	return c, rest[0], id, err
 }
 
 // resolvePrincipal returns the id of the principal ref names, by id or
@@ -302,31 +319,13 @@ func resolveSubject(ctx context.Context, c *client, s string, kinds ...string) (
 
 func runGroupsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, d, asJSON := accessFlags("groups list", "groups list [--server URL | --data DIR] [--json]", stderr)
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	c, err := d.needClient(ctx)
+	_, gs, err := fetchList[access.Group](ctx, fs, d, args, "/api/v1/access/groups")
 	if err != nil {
 		return err
 	}
-	var gs []access.Group
-	if err := c.get(ctx, "/api/v1/access/groups", &gs); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(stdout, gs)
-	}
-	if len(gs) == 0 {
-		fmt.Fprintln(stdout, "no groups")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMEMBERS\tDESCRIPTION")
-	for _, g := range gs {
-		members := strings.Join(g.Members, ",")
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Name, cmp.Or(members, "-"), cmp.Or(g.Description, "-"))
-	}
-	return tw.Flush()
+	return printList(stdout, *asJSON, gs, "no groups", "NAME\tMEMBERS\tDESCRIPTION", func(g access.Group) []string {
+		return []string{g.Name, cmp.Or(strings.Join(g.Members, ","), "-"), cmp.Or(g.Description, "-")}
+	})
 }
 
 func runGroupsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -386,52 +385,29 @@ func groupMember(action string) func(context.Context, []string, io.Writer, io.Wr
 func runRolesList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, d, asJSON := accessFlags("roles list", "roles list [--server URL | --data DIR] [--tenant T] [--json]", stderr)
 	tenant := fs.String("tenant", "", "only the bindings in this tenant ('*': those in every tenant)")
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	c, err := d.needClient(ctx)
+	c, bs, err := fetchList[access.SubjectBinding](ctx, fs, d, args, "/api/v1/access/bindings")
 	if err != nil {
 		return err
 	}
-	var bs []access.SubjectBinding
-	if err := c.get(ctx, "/api/v1/access/bindings", &bs); err != nil {
-		return err
-	}
 	if *tenant != "" {
-		kept := bs[:0]
-		for _, b := range bs {
-			if b.Tenant == *tenant {
-				kept = append(kept, b)
-			}
-		}
-		bs = kept
-	}
-	if *asJSON {
-		return printJSON(stdout, bs)
-	}
-	if len(bs) == 0 {
-		fmt.Fprintln(stdout, "no role bindings")
-		return nil
+		bs = slices.DeleteFunc(bs, func(b access.SubjectBinding) bool { return b.Tenant != *tenant })
 	}
 	// Principals are bound by id; their names say more. Whoever may list
 	// bindings may list principals, but a failure only costs the names.
 	names := map[string]string{}
 	var ps []access.Principal
-	if c.get(ctx, "/api/v1/access/principals", &ps) == nil {
+	if !*asJSON && len(bs) > 0 && c.get(ctx, "/api/v1/access/principals", &ps) == nil {
 		for _, p := range ps {
 			names["principal:"+p.ID] = p.Name
 		}
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SUBJECT\tNAME\tTENANT\tROLE")
-	for _, b := range bs {
+	return printList(stdout, *asJSON, bs, "no role bindings", "SUBJECT\tNAME\tTENANT\tROLE", func(b access.SubjectBinding) []string {
 		name := names[string(b.Subject)]
 		if g, ok := strings.CutPrefix(string(b.Subject), "group:"); ok {
 			name = g
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Subject, cmp.Or(name, "-"), b.Tenant, b.Role)
-	}
-	return tw.Flush()
+		return []string{string(b.Subject), cmp.Or(name, "-"), b.Tenant, string(b.Role)}
+	})
 }
 
 // roleBinding returns the command that binds a role, or unbinds one.
@@ -486,37 +462,15 @@ func roleBinding(action string) func(context.Context, []string, io.Writer, io.Wr
 func runGrantsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, d, asJSON := accessFlags("grants list", "grants list [--server URL | --data DIR] [--active] [--json]", stderr)
 	active := fs.Bool("active", false, "only the grants in force: not expired, not revoked")
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	c, err := d.needClient(ctx)
+	_, gs, err := fetchList[access.Grant](ctx, fs, d, args, "/api/v1/grants")
 	if err != nil {
-		return err
-	}
-	var gs []access.Grant
-	if err := c.get(ctx, "/api/v1/grants", &gs); err != nil {
 		return err
 	}
 	now := time.Now()
 	if *active {
-		kept := gs[:0]
-		for _, g := range gs {
-			if g.Active(now) {
-				kept = append(kept, g)
-			}
-		}
-		gs = kept
+		gs = slices.DeleteFunc(gs, func(g access.Grant) bool { return !g.Active(now) })
 	}
-	if *asJSON {
-		return printJSON(stdout, gs)
-	}
-	if len(gs) == 0 {
-		fmt.Fprintln(stdout, "no grants")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tOWNER\tGRANTEE\tFILTER\tEVENTS FROM\tEVENTS TO\tHIDDEN\tEXPIRES\tBY\tREASON")
-	for _, g := range gs {
+	return printList(stdout, *asJSON, gs, "no grants", "ID\tSTATUS\tOWNER\tGRANTEE\tFILTER\tEVENTS FROM\tEVENTS TO\tHIDDEN\tEXPIRES\tBY\tREASON", func(g access.Grant) []string {
 		status := "active"
 		switch {
 		case !g.Revoked.IsZero():
@@ -524,11 +478,9 @@ func runGrantsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 		case !now.Before(g.Expires):
 			status = "expired"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, status, g.Owner, g.Grantee, cmp.Or(g.Filter, "*"),
-			timeOr(g.From, "-"), timeOr(g.To, "-"), cmp.Or(strings.Join(g.Redact, ","), "-"), timeOr(g.Expires, "-"), g.CreatedBy,
-			strings.ReplaceAll(g.Reason, "\t", " "))
-	}
-	return tw.Flush()
+		return []string{g.ID, status, g.Owner, g.Grantee, cmp.Or(g.Filter, "*"), timeOr(g.From, "-"), timeOr(g.To, "-"),
+			cmp.Or(strings.Join(g.Redact, ","), "-"), timeOr(g.Expires, "-"), g.CreatedBy, strings.ReplaceAll(g.Reason, "\t", " ")}
+	})
 }
 
 func runGrantsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

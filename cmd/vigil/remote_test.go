@@ -94,25 +94,9 @@ func tenantsOfRows(t *testing.T, out string) []string {
 // not acknowledge; a revoked or expired token is refused, clearly; and no
 // token is ever printed.
 func TestRemoteCLI(t *testing.T) {
-	needFixtures(t)
 	configDir := noRemote(t)
-	data := t.TempDir()
-	srv := serve(t, data)
+	srv, data := serveTwoTeams(t)
 	admin := srv.token
-	for tenant, file := range map[string]string{
-		"team-a": "aws.defense-evasion.cloudtrail-stop.json",
-		"team-b": "aws.credential-access.ec2-get-password-data.json",
-	} {
-		b, err := os.ReadFile(filepath.Join(stratus, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail&tenant="+tenant, b)
-	}
-	srv.wait("both tenants' events", func() bool {
-		_, rows, _ := srv.searchAs(admin, "source:aws.cloudtrail | stats count() by tenant")
-		return len(rows) == 2
-	})
 	var aAlert string
 	var otherAlerts []string
 	srv.wait("team-a's alert", func() bool {
