@@ -177,6 +177,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	tokens := access.NewTokens(mdb, access.Options{Logger: logger})
 	dir := access.NewDirectory(mdb, access.Options{Logger: logger})
+	adminPassword, err := firstAdmin(ctx, dir, &d)
+	if err != nil {
+		return err
+	}
 
 	// The sources that send are followed as their events arrive: live,
 	// not the demo's or an import's.
@@ -358,6 +362,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("vigil serving", "addr", "http://"+ln.Addr().String(), "data", d.dir, "token_file", d.path(tokenFile))
 	fmt.Fprintf(stdout, "vigil %s listening on http://%s\n", version, ln.Addr())
 	fmt.Fprintf(stdout, "API token: %s (send it as 'Authorization: Bearer …')\n", d.path(tokenFile))
+	if adminPassword != "" {
+		fmt.Fprintf(stdout, "console: http://%s/ (user admin, password in %s; change it, then delete the file)\n", ln.Addr(), adminPassword)
+	}
 	fmt.Fprintf(stdout, "try: vigil search --data %s 'eventName:StopLogging'\n", d.dir)
 
 	errc := make(chan error, 1)
