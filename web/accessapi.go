@@ -74,30 +74,53 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.Actor = body.Name
-	for _, key := range []string{"name " + body.Name, "addr " + remote} {
+	p, ref := a.checkLogin(r.Context(), rec, body.Name, body.Password)
+	if ref != nil {
+		if ref.status == http.StatusTooManyRequests {
+			tooMany(w, ref.wait, ref.msg)
+		} else {
+			writeError(w, ref.status, errors.New(ref.msg))
+		}
+		return
+	}
+	a.startSession(w, r, p, "password", rec)
+}
+
+// A loginRefusal is why a login was refused: the status to answer
+// with, the message, and how long a lockout lasts.
+type loginRefusal struct {
+	status int
+	msg    string
+	wait   time.Duration
+}
+
+// checkLogin checks a name and password, under the lockouts of names and
+// addresses (five failures lock either), for the API's login and the
+// console's. A refusal is audited in rec, whose actor and address are
+// set; a success is left to the session that follows.
+func (a *api) checkLogin(ctx context.Context, rec *access.Record, name, password string) (access.Principal, *loginRefusal) {
+	for _, key := range []string{"name " + name, "addr " + rec.Remote} {
 		if locked, wait := a.badLogin.Locked(key); locked {
-			tooMany(w, wait, "too many failed logins; try again later")
 			rec.Status, rec.Detail = http.StatusTooManyRequests, "refused: locked out"
-			a.audit(r.Context(), rec)
-			return
+			a.audit(ctx, rec)
+			return access.Principal{}, &loginRefusal{http.StatusTooManyRequests, "too many failed logins; try again later", wait}
 		}
 	}
-	p, err := a.opts.Access.CheckPassword(r.Context(), body.Name, body.Password)
+	p, err := a.opts.Access.CheckPassword(ctx, name, password)
 	if err != nil {
 		status := http.StatusUnauthorized
 		if !errors.Is(err, access.ErrBadLogin) {
 			a.opts.Logger.Error("checking a password", "err", err)
 			status = http.StatusInternalServerError
 		}
-		a.badLogin.Failed("name " + body.Name)
-		a.badLogin.Failed("addr " + remote)
-		writeError(w, status, access.ErrBadLogin)
+		a.badLogin.Failed("name " + name)
+		a.badLogin.Failed("addr " + rec.Remote)
 		rec.Status, rec.Detail = status, "wrong name or password"
-		a.audit(r.Context(), rec)
-		return
+		a.audit(ctx, rec)
+		return access.Principal{}, &loginRefusal{status, access.ErrBadLogin.Error(), 0}
 	}
-	a.badLogin.Succeeded("name " + body.Name)
-	a.startSession(w, r, p, "password", rec)
+	a.badLogin.Succeeded("name " + name)
+	return p, nil
 }
 
 // startSession logs p in: the session cookie, and the identity with the

@@ -34,6 +34,9 @@ type Identity struct {
 	// Tenant is the one tenant of Scope, for actions that need a tenant
 	// and were not told one; "" when the scope has several, or all.
 	Tenant string
+	// csrf is the CSRF token of the request's console session, which the
+	// console's forms carry; "" for a bearer token.
+	csrf string
 }
 
 // WithIdentity returns ctx carrying id, as the API's authentication
@@ -63,6 +66,10 @@ type route struct {
 	// anyone admits every authenticated caller (their own identity,
 	// their own password); the handler decides the rest.
 	anyone bool
+	// page is a console page: refusals are pages, a GET without a
+	// session is sent to the login page, and a form's CSRF token may
+	// come in its csrf field.
+	page bool
 }
 
 // auth admits requests whose caller holds the route's permission, and
@@ -86,9 +93,17 @@ func (a *api) auth(h http.Handler, rt route) http.Handler {
 		rec := &access.Record{Time: a.opts.Now(), Action: rt.action, Remote: remote, UserAgent: r.UserAgent(), Method: r.Method, Path: r.URL.Path, Kind: "anonymous"}
 		id, csrf, err := a.identify(r)
 		if err != nil {
-			a.badAuth.Failed(remote)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
-			writeError(w, http.StatusUnauthorized, errors.New("missing or invalid API token or session"))
+			// A browser opening a page before logging in has guessed
+			// nothing: only a credential presented counts.
+			if !rt.page || hasCredential(r) {
+				a.badAuth.Failed(remote)
+			}
+			if rt.page {
+				a.consoleUnauthenticated(w, r)
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+				writeError(w, http.StatusUnauthorized, errors.New("missing or invalid API token or session"))
+			}
 			a.opts.Logger.Info("refused a request", "path", r.URL.Path, "remote", remote, "reason", err)
 			rec.Action, rec.Status, rec.Detail = "authenticate", http.StatusUnauthorized, "refused: "+publicReason(err)
 			a.audit(r.Context(), rec)
@@ -103,8 +118,8 @@ func (a *api) auth(h http.Handler, rt route) http.Handler {
 			}
 		}
 		if csrf != "" && !safeMethod(r.Method) &&
-			subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(csrf)) != 1 {
-			writeError(w, http.StatusForbidden, errors.New("missing or wrong X-CSRF-Token: a change from the console carries its session's CSRF token"))
+			subtle.ConstantTimeCompare([]byte(csrfToken(w, r, rt)), []byte(csrf)) != 1 {
+			a.refuse(w, r, rt, http.StatusForbidden, errors.New("missing or wrong X-CSRF-Token: a change from the console carries its session's CSRF token"))
 			rec.Status, rec.Detail = http.StatusForbidden, "refused: no CSRF token"
 			a.audit(r.Context(), rec)
 			return
@@ -121,12 +136,12 @@ func (a *api) auth(h http.Handler, rt route) http.Handler {
 		}
 		rec.Tenants = scopeTenants(scope)
 		if !allowed {
-			writeError(w, http.StatusForbidden, fmt.Errorf("you may not %s (%s): no role of yours allows it", rt.perm, r.URL.Path))
+			a.refuse(w, r, rt, http.StatusForbidden, fmt.Errorf("you may not %s (%s): no role of yours allows it", rt.perm, r.URL.Path))
 			rec.Status = http.StatusForbidden
 			a.audit(r.Context(), rec)
 			return
 		}
-		rid := Identity{Identity: id, Scope: scope}
+		rid := Identity{Identity: id, Scope: scope, csrf: csrf}
 		if !scope.All && len(scope.Tenants) == 1 {
 			rid.Tenant = scope.Tenants[0]
 		}
@@ -141,6 +156,35 @@ func (a *api) auth(h http.Handler, rt route) http.Handler {
 		rec.Status = sw.status()
 		a.audit(r.Context(), rec)
 	})
+}
+
+// refuse answers a refused request: an error to the API, a page to the
+// console.
+func (a *api) refuse(w http.ResponseWriter, r *http.Request, rt route, status int, err error) {
+	if rt.page {
+		a.consoleError(w, r, status, err.Error())
+		return
+	}
+	writeError(w, status, err)
+}
+
+// csrfToken is the CSRF token a request carries: its X-CSRF-Token
+// header, or, for a console page's form, its csrf field.
+func csrfToken(w http.ResponseWriter, r *http.Request, rt route) string {
+	if t := r.Header.Get("X-CSRF-Token"); t != "" || !rt.page {
+		return t
+	}
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) != "application/x-www-form-urlencoded" {
+		return ""
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	return r.PostFormValue("csrf")
+}
+
+// hasCredential reports whether r presents a credential at all.
+func hasCredential(r *http.Request) bool {
+	_, err := r.Cookie(sessionCookie)
+	return err == nil || r.Header.Get("Authorization") != ""
 }
 
 // audit hands rec to the trail. A record that cannot be kept is logged:

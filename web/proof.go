@@ -76,17 +76,39 @@ func (a *api) proof(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, errors.New("reading the ledger failed"))
 		return
 	}
-	signed, cp, err := a.opts.Ledger.CheckpointCovering(r.Context(), int64(seq))
+	p, err := a.proofOf(r.Context(), seq, rec)
 	if err != nil {
-		a.opts.Logger.Error("proof: checkpoint", "seq", seq, "err", err)
-		writeError(w, http.StatusInternalServerError, errors.New("signing a checkpoint failed"))
+		a.opts.Logger.Error("proof", "seq", seq, "err", err)
+		writeError(w, http.StatusInternalServerError, errors.New("proving the event failed"))
 		return
+	}
+	if rec.Kind != ledger.KindRedacted {
+		p.Content = base64.StdEncoding.EncodeToString(rec.Content)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(p)
+}
+
+// eventProof proves that the event at seq is in the ledger, for a caller
+// that has looked the event up in its scope first.
+func (a *api) eventProof(ctx context.Context, seq uint64) (Proof, error) {
+	rec, err := a.opts.Ledger.Read(int64(seq))
+	if err != nil {
+		return Proof{}, fmt.Errorf("reading the ledger: %w", err)
+	}
+	return a.proofOf(ctx, seq, rec)
+}
+
+// proofOf is the proof that rec is the ledger's record seq, against a
+// checkpoint covering it, without the record's content.
+func (a *api) proofOf(ctx context.Context, seq uint64, rec ledger.Record) (Proof, error) {
+	signed, cp, err := a.opts.Ledger.CheckpointCovering(ctx, int64(seq))
+	if err != nil {
+		return Proof{}, fmt.Errorf("signing a checkpoint: %w", err)
 	}
 	hashes, err := a.opts.Ledger.InclusionProof(int64(seq), cp.Size)
 	if err != nil {
-		a.opts.Logger.Error("proof", "seq", seq, "err", err)
-		writeError(w, http.StatusInternalServerError, errors.New("computing the proof failed"))
-		return
+		return Proof{}, fmt.Errorf("computing the proof: %w", err)
 	}
 	p := Proof{
 		Seq:         seq,
@@ -108,9 +130,6 @@ func (a *api) proof(w http.ResponseWriter, r *http.Request) {
 		if red, err := rec.Redaction(); err == nil {
 			p.Redaction = red.Reason
 		}
-	} else {
-		p.Content = base64.StdEncoding.EncodeToString(rec.Content)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(p)
+	return p, nil
 }

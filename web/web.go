@@ -214,6 +214,8 @@ func Handler(opts Options) http.Handler {
 	}
 	if opts.Access != nil {
 		a.accessRoutes(mux)
+		// The console logs in with the directory's sessions.
+		a.consoleRoutes(mux)
 		if opts.Exports != nil {
 			a.exportRoutes(mux)
 		}
