@@ -119,8 +119,8 @@ type consolePage struct {
 	// User is the caller's name and roles; nil on the login page.
 	User *consoleUser
 	CSRF string
-	// Alerts says the alert pages exist.
-	Alerts bool
+	// Sections are the console's sections, in the order of the nav.
+	Sections []consoleSection
 	// Body is the page's own data.
 	Body any
 }
@@ -145,12 +145,30 @@ func (a *api) consoleRoutes(mux *http.ServeMux) {
 	eventRoute := searchRoute
 	eventRoute.action = "console.event"
 	mux.Handle("GET /events/{seq}", a.auth(http.HandlerFunc(a.consoleEvent), eventRoute))
+	a.addSection("search", "Search", "/")
 	if a.opts.Alerts != nil {
+		a.addSection("alerts", "Alerts", "/alerts")
 		mux.Handle("GET /alerts", a.auth(http.HandlerFunc(a.consoleAlerts), page("console.alert.list", access.Read)))
 		mux.Handle("POST /alerts", a.auth(http.HandlerFunc(a.consoleAlertsBulk), page("alert.status", access.Work)))
 		mux.Handle("GET /alerts/{id}", a.auth(http.HandlerFunc(a.consoleAlert), page("console.alert.read", access.Read)))
 		mux.Handle("POST /alerts/{id}/{action}", a.auth(http.HandlerFunc(a.consoleAlertStatus), page("alert.status", access.Work)))
 	}
+	a.consoleCaseRoutes(mux)
+	a.consoleMonitorRoutes(mux)
+	a.consoleAdminRoutes(mux)
+}
+
+// A consoleSection is a section of the console: its pages' Nav, its
+// name in the nav, and its first page.
+type consoleSection struct {
+	ID, Name, Path string
+}
+
+// addSection adds a section to the nav, as its routes are mounted: a
+// section whose capability the server lacks (no alert layer, no
+// playbooks) is not shown.
+func (a *api) addSection(id, name, path string) {
+	a.sections = append(a.sections, consoleSection{ID: id, Name: name, Path: path})
 }
 
 // consoleStatic serves an embedded asset: for a year when asked by the
@@ -197,7 +215,7 @@ func (a *api) render(w http.ResponseWriter, r *http.Request, status int, name st
 			p.CSRF = id.csrf
 		}
 	}
-	p.Alerts = a.opts.Alerts != nil
+	p.Sections = a.sections
 	var buf bytes.Buffer
 	if err := consolePages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
 		a.opts.Logger.Error("rendering a console page", "page", name, "err", err)

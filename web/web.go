@@ -227,6 +227,8 @@ type api struct {
 	opts                 Options
 	ipLimit, callerLimit *access.Limiter
 	badAuth, badLogin    *access.Lockout
+	// sections are the console's, as its routes are mounted.
+	sections []consoleSection
 }
 
 // A DetectionLister reads detections; the query carries the caller's
