@@ -283,8 +283,8 @@ type server struct {
 	stopped     bool
 }
 
-func startServer(ctx context.Context, bin, data string) (*server, error) {
-	cmd := exec.CommandContext(ctx, bin, "serve", "--data", data, "--listen", "127.0.0.1:0")
+func startServer(ctx context.Context, bin, data string, flags ...string) (*server, error) {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, flags...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

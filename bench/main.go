@@ -8,6 +8,7 @@
 //	go run ./bench detect-import [-events 1000000] [-runs 3] [-rules DIR]
 //	go run ./bench alert [-rate 20000] [-needles 100] [-runs 1] [-playbook]
 //	go run ./bench monitor [-series 100000] [-events 1000000] [-runs 3]
+//	go run ./bench console [-runs 20]
 //	go run ./bench corpus [-events N]
 //
 // import times vigil's file importer (parse, normalize, append to a fresh
@@ -65,6 +66,7 @@ Commands:
   alert    event acknowledged to webhook received, under an ingest load against idle
   monitor  an evaluation pass over 100k series against a static mean ± 6σ; samples stored
            through remote write against appended to the store directly
+  console  the console's pages on the demo data, each against the API read it shows
   corpus   build (or find) a corpus and print its manifest
 
 Run 'go run ./bench COMMAND -h' for the flags.`
@@ -95,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd, defRuns = runAlert, 1
 	case "monitor":
 		cmd = runMonitor
+	case "console":
+		cmd, defRuns = runConsole, 20
 	case "corpus":
 		cmd = runCorpus
 	case "help", "-h", "-help", "--help":

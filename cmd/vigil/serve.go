@@ -159,6 +159,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		go retentionLoop(ctx, dd, cfg, logger)
 	}
 
+	// The first administrator is made before the server says where it
+	// listens: whoever waits for that finds the password there.
+	tokens := access.NewTokens(mdb, access.Options{Logger: logger})
+	dir := access.NewDirectory(mdb, access.Options{Logger: logger})
+	adminPassword, err := firstAdmin(ctx, dir, &d)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
@@ -174,13 +182,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("writing %s: %w", addrFile, err)
 	}
 	defer os.Remove(d.path(addrFile))
-
-	tokens := access.NewTokens(mdb, access.Options{Logger: logger})
-	dir := access.NewDirectory(mdb, access.Options{Logger: logger})
-	adminPassword, err := firstAdmin(ctx, dir, &d)
-	if err != nil {
-		return err
-	}
 
 	// The sources that send are followed as their events arrive: live,
 	// not the demo's or an import's.
