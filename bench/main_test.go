@@ -31,6 +31,7 @@ func TestSmoke(t *testing.T) {
 		{[]string{"detect-import", "-events", "5000", "-runs", "1", "-rules", "../../shared/testdata/sigmahq-cloud-rules"}, "detection adds to the import's time"},
 		{[]string{"enrich", "-events", "5000", "-runs", "1", "-facts", "20000", "-indicators", "20000"}, "enrichment costs of ingest throughput"},
 		{[]string{"monitor", "-events", "5000", "-series", "200", "-runs", "1"}, "values judged anomalous in the clean series"},
+		{[]string{"console", "-runs", "2"}, "event and its proof"},
 	} {
 		var out, log bytes.Buffer
 		args := append(tt.args, "-dir", dir, "-fixtures", fixtures)

@@ -239,15 +239,25 @@ func (a *api) endBreakGlass(w http.ResponseWriter, r *http.Request) {
 // the caller.
 func (a *api) grants(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
+	out, err := a.grantsOf(r.Context(), id)
+	if err != nil {
+		a.accessError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// grantsOf returns the grants id sees: those of the tenants it manages,
+// and those shared with it. The API and the console list the same.
+func (a *api) grantsOf(ctx context.Context, id Identity) ([]access.Grant, error) {
 	managed := id.Identity.Scope(access.Manage)
 	var owners []string
 	if !managed.All {
 		owners = append([]string{}, managed.Tenants...)
 	}
-	gs, err := a.opts.Access.Grants(r.Context(), owners)
+	gs, err := a.opts.Access.Grants(ctx, owners)
 	if err != nil {
-		a.accessError(w, err)
-		return
+		return nil, err
 	}
 	out := []access.Grant{}
 	seen := map[string]bool{}
@@ -258,11 +268,30 @@ func (a *api) grants(w http.ResponseWriter, r *http.Request) {
 		if seen[sh.Grant] {
 			continue
 		}
-		if g, err := a.opts.Access.Grant(r.Context(), sh.Grant); err == nil {
+		if g, err := a.opts.Access.Grant(ctx, sh.Grant); err == nil {
 			out = append(out, g)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
+}
+
+// mayShare says why id may not share owner's events, or nil if it may.
+func mayShare(id Identity, owner string) error {
+	if !id.CanIn(access.Manage, owner) {
+		return fmt.Errorf("you do not manage tenant %q, so you may not share its events", owner)
+	}
+	return nil
+}
+
+// grantManaged reports whether id manages g's tenant, and so may revoke
+// it; to anyone else it is as absent as a grant that does not exist.
+func grantManaged(id Identity, g access.Grant) bool {
+	return id.CanIn(access.Manage, g.Owner)
+}
+
+// grantDetail is what the audit trail says of a grant made.
+func grantDetail(g access.Grant) string {
+	return fmt.Sprintf("to %s: %q until %s, hiding %v: %s", g.Grantee, g.Filter, g.Expires.Format(time.RFC3339), g.Redact, g.Reason)
 }
 
 func (a *api) createGrant(w http.ResponseWriter, r *http.Request) {
@@ -274,8 +303,8 @@ func (a *api) createGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := auditRecord(r.Context())
 	rec.Tenants = []string{g.Owner}
-	if !id.CanIn(access.Manage, g.Owner) {
-		writeError(w, http.StatusForbidden, fmt.Errorf("you do not manage tenant %q, so you may not share its events", g.Owner))
+	if err := mayShare(id, g.Owner); err != nil {
+		writeError(w, http.StatusForbidden, err)
 		return
 	}
 	g.CreatedBy = id.Name
@@ -284,7 +313,7 @@ func (a *api) createGrant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	rec.Target, rec.Detail = "grant:"+g.ID, fmt.Sprintf("to %s: %q until %s, hiding %v: %s", g.Grantee, g.Filter, g.Expires.Format(time.RFC3339), g.Redact, g.Reason)
+	rec.Target, rec.Detail = "grant:"+g.ID, grantDetail(g)
 	writeJSON(w, http.StatusCreated, g)
 }
 
@@ -293,7 +322,7 @@ func (a *api) revokeGrant(w http.ResponseWriter, r *http.Request) {
 	g, err := a.opts.Access.Grant(r.Context(), r.PathValue("id"))
 	rec := auditRecord(r.Context())
 	rec.Target = "grant:" + r.PathValue("id")
-	if err != nil || !id.CanIn(access.Manage, g.Owner) {
+	if err != nil || !grantManaged(id, g) {
 		// A grant of a tenant the caller does not manage is as absent
 		// as one that does not exist.
 		writeError(w, http.StatusNotFound, errors.New("no such grant among those you manage"))
@@ -311,11 +340,29 @@ func (a *api) revokeGrant(w http.ResponseWriter, r *http.Request) {
 // installation reports whether the caller manages every tenant: who
 // may make principals and groups, which every tenant shares.
 func installation(w http.ResponseWriter, id Identity) bool {
-	if !id.Scope.All {
-		writeError(w, http.StatusForbidden, errors.New("only an administrator of every tenant manages principals and groups"))
+	if err := manageInstallation(id); err != nil {
+		writeError(w, http.StatusForbidden, err)
 		return false
 	}
 	return true
+}
+
+// manageInstallation says why id may not manage principals and groups,
+// or nil if it may: only an administrator of every tenant does.
+func manageInstallation(id Identity) error {
+	if !id.Identity.Scope(access.Manage).All {
+		return errors.New("only an administrator of every tenant manages principals and groups")
+	}
+	return nil
+}
+
+// maySetPassword says why id may not set target's password, or nil if
+// it may: its own, or anyone's for an administrator of every tenant.
+func maySetPassword(id Identity, target string) error {
+	if target != id.Principal && !id.Identity.Scope(access.Manage).All {
+		return errors.New("you may set only your own password")
+	}
+	return nil
 }
 
 func (a *api) principals(w http.ResponseWriter, r *http.Request) {
@@ -370,8 +417,8 @@ func (a *api) setPassword(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	target := r.PathValue("id")
 	auditRecord(r.Context()).Target = "principal:" + target
-	if target != id.Principal && !id.Identity.Scope(access.Manage).All {
-		writeError(w, http.StatusForbidden, errors.New("you may set only your own password"))
+	if err := maySetPassword(id, target); err != nil {
+		writeError(w, http.StatusForbidden, err)
 		return
 	}
 	var body struct {
@@ -482,11 +529,29 @@ func (a *api) bindings(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []access.SubjectBinding{}
 	for _, b := range bs {
-		if id.Scope.All || slices.Contains(id.Scope.Tenants, b.Tenant) {
+		if bindingVisible(id, b) {
 			out = append(out, b)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// bindingVisible reports whether id sees b: a binding in a tenant it
+// manages, or any for an administrator of every tenant.
+func bindingVisible(id Identity, b access.SubjectBinding) bool {
+	manage := id.Identity.Scope(access.Manage)
+	return manage.All || slices.Contains(manage.Tenants, b.Tenant)
+}
+
+// mayBind says why id may not change bindings in tenant, or nil if it
+// may: in a tenant it manages, or in every tenant ("*") for an
+// administrator of every tenant.
+func mayBind(id Identity, tenant string) error {
+	manage := id.Identity.Scope(access.Manage)
+	if tenant == access.AllTenants && !manage.All || tenant != access.AllTenants && !manage.Includes(tenant) {
+		return fmt.Errorf("you do not manage tenant %q", tenant)
+	}
+	return nil
 }
 
 func (a *api) bind(w http.ResponseWriter, r *http.Request) {
@@ -508,8 +573,8 @@ func (a *api) binding(w http.ResponseWriter, r *http.Request, change func(contex
 	}
 	rec := auditRecord(r.Context())
 	rec.Tenants, rec.Target, rec.Detail = []string{b.Tenant}, string(b.Subject), string(b.Role)
-	if b.Tenant == access.AllTenants && !id.Scope.All || b.Tenant != access.AllTenants && !id.Scope.Includes(b.Tenant) {
-		writeError(w, http.StatusForbidden, fmt.Errorf("you do not manage tenant %q", b.Tenant))
+	if err := mayBind(id, b.Tenant); err != nil {
+		writeError(w, http.StatusForbidden, err)
 		return
 	}
 	if err := change(r.Context(), b.Subject, b.Binding); err != nil {
@@ -542,7 +607,7 @@ func (a *api) tokens(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []access.Token{}
 	for _, t := range all {
-		if id.Scope.All || t.Tenant != "" && id.Scope.Includes(t.Tenant) {
+		if tokenManaged(id, t) {
 			out = append(out, t)
 		}
 	}
@@ -570,33 +635,67 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	manage := id.Identity.Scope(access.Manage)
-	switch {
-	case body.Principal != "" && body.Principal == id.Principal:
-	case body.Principal != "" && manage.All:
-	case body.Principal == "" && body.Tenant == "" && manage.All:
-	case body.Principal == "" && body.Tenant != "" && manage.Includes(body.Tenant):
-	default:
-		writeError(w, http.StatusForbidden, errors.New("you may make tokens for yourself, and for the tenants you manage"))
+	if err := mayMakeToken(id, body.Principal, body.Tenant); err != nil {
+		writeError(w, http.StatusForbidden, err)
 		return
 	}
-	if body.Days <= 0 || body.Days > 366 {
-		writeError(w, http.StatusBadRequest, errors.New("days: a token made through the API expires, in 1 to 366 days"))
+	expires, err := tokenExpiry(a.opts.Now(), body.Days)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	spec := access.Spec{Name: body.Name, Tenant: body.Tenant, Role: access.Role(body.Role), Principal: body.Principal,
-		Expires: a.opts.Now().Add(time.Duration(body.Days) * 24 * time.Hour)}
+	spec := access.Spec{Name: body.Name, Tenant: body.Tenant, Role: access.Role(body.Role), Principal: body.Principal, Expires: expires}
 	secret, tok, err := ts.Create(r.Context(), spec)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	rec := auditRecord(r.Context())
+	auditToken(r.Context(), tok)
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "secret": secret})
+}
+
+// mayMakeToken says why id may not make a token acting as principal (an
+// id) or with a role of its own in tenant, or nil if it may: for
+// itself, for the tenants it manages, and any for an administrator of
+// every tenant.
+func mayMakeToken(id Identity, principal, tenant string) error {
+	manage := id.Identity.Scope(access.Manage)
+	switch {
+	case principal != "" && principal == id.Principal:
+	case principal != "" && manage.All:
+	case principal == "" && tenant == "" && manage.All:
+	case principal == "" && tenant != "" && manage.Includes(tenant):
+	default:
+		return errors.New("you may make tokens for yourself, and for the tenants you manage")
+	}
+	return nil
+}
+
+// tokenExpiry is when a token made days from now expires: every token
+// made through the API or the console does, within a year.
+func tokenExpiry(now time.Time, days int) (time.Time, error) {
+	if days <= 0 || days > 366 {
+		return time.Time{}, errors.New("days: a token made through the API expires, in 1 to 366 days")
+	}
+	return now.Add(time.Duration(days) * 24 * time.Hour), nil
+}
+
+// auditToken says in the request's audit record which token was made,
+// never its secret.
+func auditToken(ctx context.Context, tok access.Token) {
+	rec := auditRecord(ctx)
 	rec.Target, rec.Detail = "token:"+tok.ID, fmt.Sprintf("%q role %q tenant %q principal %q", tok.Name, tok.Role, tok.Tenant, tok.Principal)
 	if tok.Tenant != "" {
 		rec.Tenants = []string{tok.Tenant}
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "secret": secret})
+}
+
+// tokenManaged reports whether id manages t: a token of a tenant it
+// manages, or any (principals' included) for an administrator of every
+// tenant. A token it does not manage is as absent as a missing one.
+func tokenManaged(id Identity, t access.Token) bool {
+	manage := id.Identity.Scope(access.Manage)
+	return manage.All || t.Tenant != "" && manage.Includes(t.Tenant)
 }
 
 func (a *api) revokeToken(w http.ResponseWriter, r *http.Request) {
@@ -612,7 +711,7 @@ func (a *api) revokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	auditRecord(r.Context()).Target = "token:" + r.PathValue("id")
 	i := slices.IndexFunc(all, func(t access.Token) bool { return t.ID == r.PathValue("id") })
-	if i < 0 || !id.Scope.All && (all[i].Tenant == "" || !id.Scope.Includes(all[i].Tenant)) {
+	if i < 0 || !tokenManaged(id, all[i]) {
 		writeError(w, http.StatusNotFound, errors.New("no such token among those you manage"))
 		return
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,6 +29,9 @@ type alertsBody struct {
 	CanWork bool
 	// Self is the queue's URL with its filters, where changes return.
 	Self string
+	// Runs says playbook runs are served: the queue links those waiting
+	// for approval.
+	Runs bool
 }
 
 // alertStatuses are the queue's status filters; "" is every status.
@@ -38,7 +42,7 @@ var alertStatuses = []string{"", alert.Open, alert.Acknowledged, alert.Resolved,
 func (a *api) consoleAlerts(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	v := r.URL.Query()
-	b := &alertsBody{Status: v.Get("status"), Severity: v.Get("severity"), Rule: v.Get("rule"), Statuses: alertStatuses,
+	b := &alertsBody{Runs: a.opts.Playbooks != nil, Status: v.Get("status"), Severity: v.Get("severity"), Rule: v.Get("rule"), Statuses: alertStatuses,
 		Severities: append([]string{""}, alert.Severities...), CanWork: id.Can(workPermission)}
 	if !v.Has("status") {
 		b.Status = "active"
@@ -189,6 +193,9 @@ type alertBody struct {
 	CanWork bool
 	Message string
 	Search  string // a search for the alert's events
+	// Response is the alert's part in cases and playbook runs (see
+	// alertResponse).
+	Response template.HTML
 }
 
 // consoleAlert answers GET /alerts/{id}: the alert, the events behind
@@ -231,6 +238,7 @@ func (a *api) consoleAlert(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	b.Response = a.alertResponse(r, id, al)
 	a.render(w, r, http.StatusOK, "alert", &consolePage{Title: al.Title, Nav: "alerts", Body: b})
 }
 

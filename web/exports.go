@@ -165,21 +165,30 @@ func (a *api) withLink(ctx context.Context, e access.Export) (exportAnswer, erro
 // the tenants it reads, with the links of those in force.
 func (a *api) exports(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	es, err := a.opts.Access.Exports(r.Context(), creatorOf(id), id.Scope)
+	out, err := a.exportsOf(r.Context(), id)
 	if err != nil {
 		a.accessError(w, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// exportsOf returns the exports id sees, with the links of those in
+// force: its own, and those of the tenants it reads.
+func (a *api) exportsOf(ctx context.Context, id Identity) ([]exportAnswer, error) {
+	es, err := a.opts.Access.Exports(ctx, creatorOf(id), id.Identity.Scope(access.Read))
+	if err != nil {
+		return nil, err
+	}
 	out := make([]exportAnswer, 0, len(es))
 	for _, e := range es {
-		ans, err := a.withLink(r.Context(), e)
+		ans, err := a.withLink(ctx, e)
 		if err != nil {
-			a.accessError(w, err)
-			return
+			return nil, err
 		}
 		out = append(out, ans)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // revokeExport answers DELETE /api/v1/exports/{id}: the link stops
@@ -188,26 +197,50 @@ func (a *api) revokeExport(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	xid := r.PathValue("id")
 	auditRecord(r.Context()).Target = "export:" + xid
-	e, err := a.opts.Access.Export(r.Context(), xid)
-	if err == nil && !e.VisibleTo(creatorOf(id), id.Scope) {
-		// Another tenant's export is as absent as a missing one.
-		err = fmt.Errorf("export %s: %w", xid, access.ErrNotFound)
-	}
-	if err == nil && !e.VisibleTo(creatorOf(id), id.Identity.Scope(access.Manage)) {
-		writeError(w, http.StatusForbidden, errors.New("an export is revoked by who made it or by an administrator of its tenants"))
+	err := a.revokeExportAs(r.Context(), id, xid)
+	if errors.Is(err, errNotRevoker) {
+		writeError(w, http.StatusForbidden, err)
 		return
-	}
-	if err == nil {
-		err = a.opts.Access.RevokeExport(r.Context(), xid, id.Name)
 	}
 	if err != nil {
 		a.accessError(w, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "revoked"})
+}
+
+// errNotRevoker refuses to revoke an export the caller sees but neither
+// made nor administers.
+var errNotRevoker = errors.New("an export is revoked by who made it or by an administrator of its tenants")
+
+// revokeExportAs revokes export xid for id, as the API and the console
+// do: an export id does not see is ErrNotFound, one it sees but may not
+// revoke errNotRevoker.
+func (a *api) revokeExportAs(ctx context.Context, id Identity, xid string) error {
+	e, err := a.opts.Access.Export(ctx, xid)
+	if err == nil && !e.VisibleTo(creatorOf(id), id.Identity.Scope(access.Read)) {
+		// Another tenant's export is as absent as a missing one.
+		err = fmt.Errorf("export %s: %w", xid, access.ErrNotFound)
+	}
+	if err == nil && !exportRevocable(id, e) {
+		return errNotRevoker
+	}
+	if err == nil {
+		err = a.opts.Access.RevokeExport(ctx, xid, id.Name)
+	}
+	if err != nil {
+		return err
+	}
 	if err := a.opts.Exports.RemoveBundle(xid); err != nil {
 		a.opts.Logger.Error("deleting a revoked export's bundle", "export", xid, "err", err)
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "revoked"})
+	return nil
+}
+
+// exportRevocable reports whether id may revoke e: who made it may, and
+// so may an administrator of all its tenants.
+func exportRevocable(id Identity, e access.Export) bool {
+	return e.VisibleTo(creatorOf(id), id.Identity.Scope(access.Manage))
 }
 
 // downloadExport answers GET /api/v1/exports/{id}/bundle?expires=&sig=:

@@ -24,6 +24,7 @@ import (
 	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/metric"
+	"github.com/vigilsec/vigil/monitor"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
 )
@@ -49,6 +50,10 @@ type Options struct {
 	Coverage func(ctx context.Context, scope query.Scope, days int) (any, error)
 	// Series reads back a metric's series in scope (/api/v1/series).
 	Series func(ctx context.Context, scope query.Scope, name string, match map[string]string, from, to time.Time) ([]metric.Series, error)
+	// MonitorRules are the anomaly rules the server evaluates, whose
+	// baselines and anomalies the console's KPI charts draw; nil: the
+	// defaults (monitor.DefaultRules).
+	MonitorRules []monitor.Rule
 	// Sources lists the ingest sources seen (/api/v1/sources).
 	Sources func() []ingest.SourceStats
 	// Detections are the rules' matches (/api/v1/detections).

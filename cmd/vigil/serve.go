@@ -339,10 +339,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Inventory: func(ctx context.Context, scope query.Scope, ref string, at time.Time) ([]inventory.Found, error) {
 			return enr.Lookup(scope, ref, at), nil
 		},
-		Hunter:      db,
-		RemoteWrite: monitor.RemoteWriteHandler(db, metricsTenant(po.Tenant), logger),
-		OTLPMetrics: monitor.OTLPHandler(db, metricsTenant(po.Tenant), logger),
-		Series:      db.Samples,
+		Hunter:       db,
+		RemoteWrite:  monitor.RemoteWriteHandler(db, metricsTenant(po.Tenant), logger),
+		OTLPMetrics:  monitor.OTLPHandler(db, metricsTenant(po.Tenant), logger),
+		Series:       db.Samples,
+		MonitorRules: cfg.Monitor.rules(),
 		Probes: func(ctx context.Context, scope query.Scope) (any, error) {
 			return probeReport(ctx, db, scope, time.Now())
 		},
