@@ -596,13 +596,7 @@ func (a *api) grantsPage(w http.ResponseWriter, r *http.Request, status int, b *
 	}
 	now := a.opts.Now()
 	for _, g := range gs {
-		state := "active"
-		switch {
-		case !g.Revoked.IsZero():
-			state = "revoked"
-		case !now.Before(g.Expires):
-			state = "expired"
-		}
+		state := lifeState(g.Revoked, g.Expires, now)
 		b.Grants = append(b.Grants, adminGrant{Grant: g, State: state, CanRevoke: state == "active" && grantManaged(id, g)})
 	}
 	a.render(w, r, status, "admin_grants", &consolePage{Title: "Grants", Nav: "admin", Body: b})
@@ -709,13 +703,7 @@ func (a *api) exportsPage(w http.ResponseWriter, r *http.Request, status int, b 
 	}
 	now := a.opts.Now()
 	for _, e := range es {
-		state := "active"
-		switch {
-		case !e.Revoked.IsZero():
-			state = "revoked"
-		case !now.Before(e.Expires):
-			state = "expired"
-		}
+		state := lifeState(e.Revoked, e.Expires, now)
 		b.Exports = append(b.Exports, adminExport{exportAnswer: e, State: state, CanRevoke: state == "active" && exportRevocable(id, e.Export)})
 	}
 	a.render(w, r, status, "admin_exports", &consolePage{Title: "Exports", Nav: "admin", Body: b})
@@ -841,4 +829,16 @@ func auditRows(cols []string, rows [][]any) []auditRow {
 		out = append(out, ar)
 	}
 	return out
+}
+
+// lifeState says where a grant or an export is in its life at now:
+// active, revoked, or expired.
+func lifeState(revoked, expires, now time.Time) string {
+	switch {
+	case !revoked.IsZero():
+		return "revoked"
+	case !now.Before(expires):
+		return "expired"
+	}
+	return "active"
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/query"
-	"github.com/vigilsec/vigil/store/duckdb"
 )
 
 // adminWorld is the console over a real directory, token store, ledger
@@ -87,20 +86,7 @@ func newAdminWorld(t *testing.T) *adminWorld {
 	}
 	w.export = e.ID
 
-	signer, _, vkey, err := ledger.LoadOrCreateKey(filepath.Join(dir, "key"), "vigil")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(filepath.Join(dir, "ledger"), ledger.Options{Signer: signer, Name: "vigil"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(dir, "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	l, vkey, db := openLedgerStore(t, dir)
 
 	w.consoleWorld = &consoleWorld{t: t}
 	var mu sync.Mutex

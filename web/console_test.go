@@ -74,20 +74,7 @@ func newConsoleWorld(t *testing.T) *consoleWorld {
 		}
 	}
 
-	signer, _, vkey, err := ledger.LoadOrCreateKey(filepath.Join(dir, "key"), "vigil")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(filepath.Join(dir, "ledger"), ledger.Options{Signer: signer, Name: "vigil"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(dir, "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	l, vkey, db := openLedgerStore(t, dir)
 
 	now := time.Now().UTC()
 	raw := `{"eventName":"` + strings.ReplaceAll(xssScript, `/`, `\/`) + `","userAgent":"\"><img src=x onerror=alert(1)>","link":"javascript:alert(1)","eventSource":"x.amazonaws.com"}`
@@ -134,6 +121,27 @@ func newConsoleWorld(t *testing.T) *consoleWorld {
 			return nil
 		}})
 	return w
+}
+
+// openLedgerStore opens a signed ledger and a store in dir, closed when
+// the test ends, and returns the ledger's public key too.
+func openLedgerStore(t *testing.T, dir string) (*ledger.Ledger, string, *duckdb.DB) {
+	t.Helper()
+	signer, _, vkey, err := ledger.LoadOrCreateKey(filepath.Join(dir, "key"), "vigil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), ledger.Options{Signer: signer, Name: "vigil"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(dir, "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return l, vkey, db
 }
 
 // do sends a request with the session cookie, if any, and a form body,
