@@ -125,11 +125,16 @@ func (a *api) createExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.Events, e.SHA256 = n, hex.EncodeToString(sum[:])
-	if e, err = a.opts.Access.RecordExport(r.Context(), e); err != nil {
-		a.opts.Exports.RemoveBundle(e.ID)
+	recorded, err := a.opts.Access.RecordExport(r.Context(), e)
+	if err != nil {
+		// A bundle no record names is one nobody could revoke.
+		if rerr := a.opts.Exports.RemoveBundle(e.ID); rerr != nil {
+			a.opts.Logger.Error("deleting an unrecorded export's bundle", "export", e.ID, "err", rerr)
+		}
 		a.accessError(w, err)
 		return
 	}
+	e = recorded
 	rec.Detail = fmt.Sprintf("%d events, sha256 %s, link until %s: %s", e.Events, e.SHA256, e.Expires.Format(time.RFC3339), e.Reason)
 	ans, err := a.withLink(r.Context(), e)
 	if err != nil {
