@@ -145,6 +145,14 @@ func (a *api) consoleRoutes(mux *http.ServeMux) {
 	eventRoute := searchRoute
 	eventRoute.action = "console.event"
 	mux.Handle("GET /events/{seq}", a.auth(http.HandlerFunc(a.consoleEvent), eventRoute))
+	for _, format := range []string{"csv", "ndjson"} {
+		downloadRoute := searchRoute
+		downloadRoute.action = "search.export"
+		mux.Handle("GET /search."+format, a.auth(a.consoleSearchDownload(format), downloadRoute))
+	}
+	if a.opts.Exports != nil {
+		mux.Handle("POST /exports", a.auth(http.HandlerFunc(a.consoleExport), page("export", access.Read)))
+	}
 	a.addSection("search", "Search", "/")
 	if a.opts.Alerts != nil {
 		a.addSection("alerts", "Alerts", "/alerts")

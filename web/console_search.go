@@ -69,6 +69,11 @@ type searchBody struct {
 	Tenants []string
 	// Earlier is the last match before an empty range, if any.
 	Earlier *earlierMatch
+	// CSV and NDJSON download the results, up to MaxExport rows; Bundle
+	// says whether the server makes evidence bundles.
+	CSV, NDJSON string
+	MaxExport   int
+	Bundle      bool
 }
 
 // An earlierMatch is the last match before the range searched, and the
@@ -158,6 +163,7 @@ func (a *api) consoleSearch(w http.ResponseWriter, r *http.Request) {
 		l.from, l.to = pr.From, ""
 		b.Presets = append(b.Presets, presetLink{Label: pr.Label, URL: l.url(), Active: p.from == pr.From && p.to == ""})
 	}
+	b.CSV, b.NDJSON, b.MaxExport, b.Bundle = p.exportURL("csv"), p.exportURL("ndjson"), maxExportRows, a.opts.Exports != nil
 	page := &consolePage{Title: "Search", Nav: "search", Body: b}
 	status := http.StatusOK
 	defer func() { a.render(w, r, status, "search", page) }()
@@ -311,6 +317,12 @@ func tenantChoices(id Identity) []string {
 // eventRows makes the table of events, with their columns: normalized
 // fields from their columns, anything else from the document.
 func eventRows(res *store.Result, cols []string) []resultRow {
+	return eventTable(res, cols, true)
+}
+
+// eventTable makes the table of events, with long values shortened as
+// the page shows them, or whole (for a download).
+func eventTable(res *store.Result, cols []string, short bool) []resultRow {
 	index := map[string]int{}
 	for i, c := range res.Columns {
 		index[c] = i
@@ -368,11 +380,14 @@ func eventRows(res *store.Result, cols []string) []resultRow {
 			switch {
 			case s.col >= 0:
 				rr.Cells[i] = cellOf(row[s.col])
-				if cols[i] == "message" {
+				if short && cols[i] == "message" {
 					rr.Cells[i].Text = shorten(rr.Cells[i].Text, 120)
 				}
 			case docVals != nil:
-				rr.Cells[i] = cell{Text: shorten(docVals[s.path], 200)}
+				rr.Cells[i] = cell{Text: docVals[s.path]}
+				if short {
+					rr.Cells[i].Text = shorten(rr.Cells[i].Text, 200)
+				}
 			}
 		}
 		rows = append(rows, rr)

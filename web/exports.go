@@ -53,6 +53,28 @@ type exportAnswer struct {
 	Link string `json:"link,omitempty"`
 }
 
+// exportParams are what an export is asked for with: the query, its
+// range and tenant, the reason the chain of custody records, and how many
+// hours its link opens the bundle (0: 24).
+type exportParams struct {
+	Query  string `json:"query"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Tenant string `json:"tenant"`
+	Reason string `json:"reason"`
+	Hours  int    `json:"hours"`
+}
+
+// An exportError is why an export was not made, with the status to
+// answer with.
+type exportError struct {
+	status int
+	err    error
+}
+
+func (e *exportError) Error() string { return e.err.Error() }
+func (e *exportError) Unwrap() error { return e.err }
+
 // createExport answers POST /api/v1/exports {"query", "from", "to",
 // "tenant", "reason", "hours"}: it writes the evidence bundle of the
 // events the caller reads that the query selects, and answers with a
@@ -60,88 +82,96 @@ type exportAnswer struct {
 // at most a week).
 func (a *api) createExport(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	var body struct {
-		Query  string `json:"query"`
-		From   string `json:"from"`
-		To     string `json:"to"`
-		Tenant string `json:"tenant"`
-		Reason string `json:"reason"`
-		Hours  int    `json:"hours"`
-	}
+	var body exportParams
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	ans, xerr := a.makeExport(r.Context(), id, body)
+	if xerr != nil {
+		writeError(w, xerr.status, xerr.err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ans)
+}
+
+// makeExport writes the evidence bundle of the events id reads that p
+// selects, records the export and returns it with its link, as the API
+// and the console's search page ask for one. The request's audit record
+// names the export.
+func (a *api) makeExport(ctx context.Context, id Identity, p exportParams) (exportAnswer, *exportError) {
+	fail := func(status int, err error) (exportAnswer, *exportError) {
+		return exportAnswer{}, &exportError{status: status, err: err}
+	}
 	now := a.opts.Now()
-	from, to, err := timeRange(url.Values{"from": {body.From}, "to": {body.To}}, now)
+	from, to, err := timeRange(url.Values{"from": {p.From}, "to": {p.To}}, now)
 	switch {
 	case err != nil:
-		writeError(w, http.StatusBadRequest, err)
-		return
+		return fail(http.StatusBadRequest, err)
 	case from.IsZero():
-		writeError(w, http.StatusBadRequest, errors.New("from: an export names the time its events start"))
-		return
-	case strings.TrimSpace(body.Reason) == "":
-		writeError(w, http.StatusBadRequest, errors.New("reason: an export needs a reason (a case or ticket), which its chain of custody records"))
-		return
-	case body.Hours < 0 || time.Duration(body.Hours)*time.Hour > access.MaxExportLink:
-		writeError(w, http.StatusBadRequest, fmt.Errorf("hours: a link opens its bundle for 1 to %d hours", int(access.MaxExportLink.Hours())))
-		return
+		return fail(http.StatusBadRequest, errors.New("from: an export names the time its events start"))
+	case strings.TrimSpace(p.Reason) == "":
+		return fail(http.StatusBadRequest, errors.New("reason: an export needs a reason (a case or ticket), which its chain of custody records"))
+	case p.Hours < 0 || time.Duration(p.Hours)*time.Hour > access.MaxExportLink:
+		return fail(http.StatusBadRequest, fmt.Errorf("hours: a link opens its bundle for 1 to %d hours", int(access.MaxExportLink.Hours())))
 	}
-	if body.Query == "" {
-		body.Query = "*"
+	if p.Query == "" {
+		p.Query = "*"
 	}
-	q, err := query.Parse(body.Query)
+	q, err := query.Parse(p.Query)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
+		return fail(http.StatusBadRequest, err)
 	}
-	scope := requestScope(id, url.Values{"tenant": {body.Tenant}})
+	scope := requestScope(id, url.Values{"tenant": {p.Tenant}})
 	// A bundle holds the ledger's records as they were written, since
 	// that is what its proofs prove: there is no redacting them.
 	if scope.Redacts() {
-		writeError(w, http.StatusForbidden, errors.New("a grant that hides fields from you cannot be exported: an evidence bundle holds whole records"))
-		return
+		return fail(http.StatusForbidden, errors.New("a grant that hides fields from you cannot be exported: an evidence bundle holds whole records"))
 	}
 	link := defaultLink
-	if body.Hours > 0 {
-		link = time.Duration(body.Hours) * time.Hour
+	if p.Hours > 0 {
+		link = time.Duration(p.Hours) * time.Hour
 	}
 	e := access.Export{
-		ID: access.NewExportID(), Tenants: access.ExportTenants(scope), Query: body.Query, From: from, To: to,
-		Reason: body.Reason, CreatedBy: id.Name, Creator: creatorOf(id), Expires: now.Add(link),
+		ID: access.NewExportID(), Tenants: access.ExportTenants(scope), Query: p.Query, From: from, To: to,
+		Reason: p.Reason, CreatedBy: id.Name, Creator: creatorOf(id), Expires: now.Add(link),
 	}
-	rec := auditRecord(r.Context())
+	rec := auditRecord(ctx)
 	rec.Target = "export:" + e.ID
-	custody := ledger.Custody{ExportedBy: id.Name + " (" + id.Credential + ")", ExportedAt: now.UTC(), Query: body.Query, From: from, To: to, Reason: body.Reason}
-	n, sum, err := a.opts.Exports.WriteBundle(r.Context(), e.ID, query.Request{Query: q, Scope: scope, From: from, To: to}, custody)
+	custody := ledger.Custody{ExportedBy: id.Name + " (" + id.Credential + ")", ExportedAt: now.UTC(), Query: p.Query, From: from, To: to, Reason: p.Reason}
+	n, sum, err := a.opts.Exports.WriteBundle(ctx, e.ID, query.Request{Query: q, Scope: scope, From: from, To: to}, custody)
 	switch {
 	case errors.Is(err, ErrNoEvents):
-		writeError(w, http.StatusUnprocessableEntity, errors.New("no event you read matches; nothing exported"))
-		return
+		return fail(http.StatusUnprocessableEntity, errors.New("no event you read matches; nothing exported"))
 	case err != nil:
 		a.opts.Logger.Error("writing an evidence bundle", "export", e.ID, "err", err)
-		writeError(w, http.StatusInternalServerError, errors.New("writing the evidence bundle failed"))
-		return
+		return fail(http.StatusInternalServerError, errors.New("writing the evidence bundle failed"))
 	}
 	e.Events, e.SHA256 = n, hex.EncodeToString(sum[:])
-	recorded, err := a.opts.Access.RecordExport(r.Context(), e)
+	recorded, err := a.opts.Access.RecordExport(ctx, e)
 	if err != nil {
 		// A bundle no record names is one nobody could revoke.
 		if rerr := a.opts.Exports.RemoveBundle(e.ID); rerr != nil {
 			a.opts.Logger.Error("deleting an unrecorded export's bundle", "export", e.ID, "err", rerr)
 		}
-		a.accessError(w, err)
-		return
+		return fail(a.accessStatus(err))
 	}
 	e = recorded
 	rec.Detail = fmt.Sprintf("%d events, sha256 %s, link until %s: %s", e.Events, e.SHA256, e.Expires.Format(time.RFC3339), e.Reason)
-	ans, err := a.withLink(r.Context(), e)
+	ans, err := a.withLink(ctx, e)
 	if err != nil {
-		a.accessError(w, err)
-		return
+		return fail(a.accessStatus(err))
 	}
-	writeJSON(w, http.StatusCreated, ans)
+	return ans, nil
+}
+
+// accessStatus is the status and error accessError answers err with.
+func (a *api) accessStatus(err error) (int, error) {
+	if errors.Is(err, access.ErrNotFound) {
+		return http.StatusNotFound, err
+	}
+	a.opts.Logger.Error("access", "err", err)
+	return http.StatusInternalServerError, errors.New("the access layer failed")
 }
 
 // creatorOf is what an export keeps of who made it: the principal, or
