@@ -512,8 +512,7 @@ func (a *api) histogram(ctx context.Context, b *searchBody, p searchParams, scop
 			counts[t.Unix()] += toInt64(row[1])
 		}
 	}
-	// Buckets are aligned on the epoch, as timechart's are.
-	start := from.Truncate(span)
+	start := epochFloor(from, span)
 	var buckets []chart.Bucket
 	for t := start; t.Before(to); t = t.Add(span) {
 		buckets = append(buckets, chart.Bucket{Start: t, End: t.Add(span), Count: counts[t.Unix()]})
@@ -529,6 +528,17 @@ func (a *api) histogram(ctx context.Context, b *searchBody, p searchParams, scop
 		Location: time.UTC,
 	})
 	return nil
+}
+
+// epochFloor is the start of the bucket of span holding t, with buckets
+// aligned on the Unix epoch, as timechart's are. (time.Truncate aligns
+// on the zero Time, in year 1: the same for spans that divide a day, two
+// days off for 30 days.)
+func epochFloor(t time.Time, span time.Duration) time.Time {
+	sec := int64(span / time.Second)
+	u := t.Unix()
+	u -= (u%sec + sec) % sec
+	return time.Unix(u, 0).UTC()
 }
 
 func toInt64(v any) int64 {

@@ -361,6 +361,14 @@ func TestConsoleSearchEscapesAndScopes(t *testing.T) {
 		t.Error("an empty range with no match before it points somewhere")
 	}
 
+	// Over years, the buckets are weeks or months, which must line up
+	// with timechart's to show the matches at all.
+	for _, from := range []string{"-1825d", "-400d", "-60d"} {
+		if body := w.do("GET", "/?from="+from, session, nil).Body.String(); !strings.Contains(body, `class="chart-bar"`) {
+			t.Errorf("from=%s: the histogram shows no bar", from)
+		}
+	}
+
 	// A mistake in the query is shown under the box, at its column.
 	rec := w.do("GET", "/?q="+url.QueryEscape("src_ip:10.0.0.0/33 <b>"), session, nil)
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "Column 8:") || !strings.Contains(rec.Body.String(), `aria-invalid="true"`) {
@@ -483,5 +491,21 @@ func TestConsoleAlerts(t *testing.T) {
 	}
 	if refused != 4 {
 		t.Errorf("%d CSRF refusals audited, want 4", refused)
+	}
+}
+
+// TestEpochFloor: histogram buckets start where timechart's do, on the
+// epoch, for every span the page picks.
+func TestEpochFloor(t *testing.T) {
+	at := time.Date(2024, 7, 31, 13, 6, 24, 0, time.UTC)
+	for _, span := range spans {
+		got := epochFloor(at, span)
+		sec := int64(span / time.Second)
+		if got.Unix()%sec != 0 || got.After(at) || !got.Add(span).After(at) {
+			t.Errorf("span %s: %s is not the epoch-aligned bucket of %s", span, got, at)
+		}
+	}
+	if got := epochFloor(time.Unix(-1, 0), time.Hour); got.Unix() != -3600 {
+		t.Errorf("before the epoch: %s", got)
 	}
 }
