@@ -482,14 +482,7 @@ func (a *api) tokensPage(w http.ResponseWriter, r *http.Request, status int, b *
 		if !tokenManaged(id, t) {
 			continue
 		}
-		state := "active"
-		switch {
-		case !t.Revoked.IsZero():
-			state = "revoked"
-		case !t.Expires.IsZero() && !now.Before(t.Expires):
-			state = "expired"
-		}
-		b.Tokens = append(b.Tokens, adminToken{Token: t, PrincipalName: names[t.Principal], State: state})
+		b.Tokens = append(b.Tokens, adminToken{Token: t, PrincipalName: names[t.Principal], State: lifeState(t.Revoked, t.Expires, now)})
 	}
 	a.render(w, r, status, "admin_tokens", &consolePage{Title: "API tokens", Nav: "admin", Body: b})
 }
@@ -831,13 +824,14 @@ func auditRows(cols []string, rows [][]any) []auditRow {
 	return out
 }
 
-// lifeState says where a grant or an export is in its life at now:
-// active, revoked, or expired.
+// lifeState says where a grant, an export or a token is in its life at
+// now: active, revoked, or expired. A zero expiry (a token's) never
+// comes.
 func lifeState(revoked, expires, now time.Time) string {
 	switch {
 	case !revoked.IsZero():
 		return "revoked"
-	case !now.Before(expires):
+	case !expires.IsZero() && !now.Before(expires):
 		return "expired"
 	}
 	return "active"

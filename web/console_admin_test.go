@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ledger"
-	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/query"
 )
 
@@ -53,31 +51,11 @@ func newAdminWorld(t *testing.T) *adminWorld {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	mdb, err := meta.Open(ctx, filepath.Join(dir, "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mdb.Close() })
-	w := &adminWorld{dir: access.NewDirectory(mdb, access.Options{}), tokens: access.NewTokens(mdb, access.Options{}), ids: map[string]string{}}
-	for _, p := range []struct {
-		name, tenant string
-		role         access.Role
-	}{
-		{"root", access.AllTenants, access.Admin}, {"ada", "team-a", access.Admin}, {"alice", "team-a", access.Analyst},
-		{"bob", "team-b", access.Viewer}, {"dave", "team-a", access.Auditor},
-	} {
-		pr, err := w.dir.CreatePrincipal(ctx, p.name, access.User, xssScript)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.dir.SetPassword(ctx, pr.ID, "correct horse battery "+p.name); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.dir.Bind(ctx, access.PrincipalSubject(pr.ID), access.Binding{Role: p.role, Tenant: p.tenant}); err != nil {
-			t.Fatal(err)
-		}
-		w.ids[p.name] = pr.ID
-	}
+	mdb, directory, ids := newTestDirectory(t, dir, xssScript,
+		consolePerson{"root", access.AllTenants, access.Admin}, consolePerson{"ada", "team-a", access.Admin},
+		consolePerson{"alice", "team-a", access.Analyst}, consolePerson{"bob", "team-b", access.Viewer},
+		consolePerson{"dave", "team-a", access.Auditor})
+	w := &adminWorld{dir: directory, tokens: access.NewTokens(mdb, access.Options{}), ids: ids}
 	e, err := w.dir.RecordExport(ctx, access.Export{ID: access.NewExportID(), Tenants: []string{"team-a"}, Query: xssScript,
 		Reason: "export " + xssAttr, CreatedBy: "root", Creator: "principal:" + w.ids["root"], Events: 1, SHA256: "00",
 		Expires: time.Now().Add(time.Hour)})

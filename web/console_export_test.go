@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/event"
-	"github.com/vigilsec/vigil/meta"
 )
 
 // Cells a spreadsheet would run as formulas, and one that breaks naive
@@ -38,27 +36,7 @@ func newExportWorld(t *testing.T) (*consoleWorld, *fakeBundles) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	mdb, err := meta.Open(ctx, filepath.Join(dir, "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mdb.Close() })
-	directory := access.NewDirectory(mdb, access.Options{})
-	for _, p := range []struct {
-		name, tenant string
-		role         access.Role
-	}{{"alice", "team-a", access.Analyst}, {"bob", "team-b", access.Viewer}} {
-		pr, err := directory.CreatePrincipal(ctx, p.name, access.User, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := directory.SetPassword(ctx, pr.ID, "correct horse battery "+p.name); err != nil {
-			t.Fatal(err)
-		}
-		if err := directory.Bind(ctx, access.PrincipalSubject(pr.ID), access.Binding{Role: p.role, Tenant: p.tenant}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, directory, _ := newTestDirectory(t, dir, "", consoleTeams...)
 	l, vkey, db := openLedgerStore(t, dir)
 	now := time.Now().UTC()
 	evs := []*event.Event{

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,9 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/inventory"
-	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/metric"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
@@ -171,28 +168,7 @@ func (silentStore) SearchQuarantine(context.Context, string, query.Scope, time.T
 // and bob a viewer of team-b. Without fakes, it has no monitoring.
 func newMonitorWorld(t *testing.T, f *monitorFakes) *consoleWorld {
 	t.Helper()
-	ctx := context.Background()
-	mdb, err := meta.Open(ctx, filepath.Join(t.TempDir(), "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mdb.Close() })
-	directory := access.NewDirectory(mdb, access.Options{})
-	for _, p := range []struct {
-		name, tenant string
-		role         access.Role
-	}{{"alice", "team-a", access.Analyst}, {"bob", "team-b", access.Viewer}} {
-		pr, err := directory.CreatePrincipal(ctx, p.name, access.User, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := directory.SetPassword(ctx, pr.ID, "correct horse battery "+p.name); err != nil {
-			t.Fatal(err)
-		}
-		if err := directory.Bind(ctx, access.PrincipalSubject(pr.ID), access.Binding{Role: p.role, Tenant: p.tenant}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, directory, _ := newTestDirectory(t, t.TempDir(), "", consoleTeams...)
 	opts := Options{Access: directory, Gatherer: prometheus.NewRegistry(), Store: silentStore{f}}
 	if f != nil {
 		opts.Series, opts.Coverage, opts.Probes, opts.Inventory, opts.Who = f.series, f.coverage, f.probes, f.inventory, f.who

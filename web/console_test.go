@@ -51,29 +51,7 @@ func newConsoleWorld(t *testing.T) *consoleWorld {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	mdb, err := meta.Open(ctx, filepath.Join(dir, "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mdb.Close() })
-	directory := access.NewDirectory(mdb, access.Options{})
-	for _, p := range []struct{ name, tenant string }{{"alice", "team-a"}, {"bob", "team-b"}} {
-		pr, err := directory.CreatePrincipal(ctx, p.name, access.User, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := directory.SetPassword(ctx, pr.ID, "correct horse battery "+p.name); err != nil {
-			t.Fatal(err)
-		}
-		role := access.Analyst
-		if p.name == "bob" {
-			role = access.Viewer
-		}
-		if err := directory.Bind(ctx, access.PrincipalSubject(pr.ID), access.Binding{Role: role, Tenant: p.tenant}); err != nil {
-			t.Fatal(err)
-		}
-	}
-
+	mdb, directory, _ := newTestDirectory(t, dir, "", consoleTeams...)
 	l, vkey, db := openLedgerStore(t, dir)
 
 	now := time.Now().UTC()
@@ -96,6 +74,7 @@ func newConsoleWorld(t *testing.T) *consoleWorld {
 	}
 	w := &consoleWorld{t: t, seqA: evs[0].Seq, seqB: evs[2].Seq}
 
+	var err error
 	if w.alerts, err = alert.NewManager(ctx, mdb, alert.Config{}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +100,46 @@ func newConsoleWorld(t *testing.T) *consoleWorld {
 			return nil
 		}})
 	return w
+}
+
+// A consolePerson is a user of a test world: a password of
+// "correct horse battery NAME", and a role in a tenant.
+type consolePerson struct {
+	name, tenant string
+	role         access.Role
+}
+
+// consoleTeams are the two users most tests need: alice, analyst of
+// team-a, and bob, viewer of team-b.
+var consoleTeams = []consolePerson{{"alice", "team-a", access.Analyst}, {"bob", "team-b", access.Viewer}}
+
+// newTestDirectory opens a metadata database in dir, closed when the
+// test ends, with a directory of people (display is their display
+// name), and returns the people's ids by name.
+func newTestDirectory(t *testing.T, dir, display string, people ...consolePerson) (*meta.DB, *access.Directory, map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	mdb, err := meta.Open(ctx, filepath.Join(dir, "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mdb.Close() })
+	directory := access.NewDirectory(mdb, access.Options{})
+	ids := map[string]string{}
+	for _, p := range people {
+		pr, err := directory.CreatePrincipal(ctx, p.name, access.User, display)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := directory.SetPassword(ctx, pr.ID, "correct horse battery "+p.name); err != nil {
+			t.Fatal(err)
+		}
+		if err := directory.Bind(ctx, access.PrincipalSubject(pr.ID), access.Binding{Role: p.role, Tenant: p.tenant}); err != nil {
+			t.Fatal(err)
+		}
+		ids[p.name] = pr.ID
+	}
+	return mdb, directory, ids
 }
 
 // openLedgerStore opens a signed ledger and a store in dir, closed when

@@ -14,7 +14,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/vigilsec/vigil/awstest"
 	"github.com/vigilsec/vigil/web/browsertest"
 )
 
@@ -25,16 +24,7 @@ import (
 // once, and the step names them as its approver.
 func TestConsoleBrowserApprove(t *testing.T) {
 	needFixtures(t)
-	creds := awstest.Credentials{KeyID: "AKIDVIGILTEST0000001", Secret: "test-secret", Region: "us-east-1", Service: "iam"}
-	iam := awstest.NewQueryServer(t, awstest.IAM, creds, nil)
-	// The standard chain finds the key in the environment, and never
-	// looks further (no shared files, no instance metadata).
-	t.Setenv("AWS_ACCESS_KEY_ID", creds.KeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", creds.Secret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	iam, _ := localIAM(t)
 	// The playbook's first step tells the on-call, here a local hook.
 	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer hook.Close()

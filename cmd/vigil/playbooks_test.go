@@ -19,6 +19,24 @@ import (
 	"github.com/vigilsec/vigil/notify"
 )
 
+// localIAM is a local stand-in for IAM that checks calls as AWS
+// documents them, and the test credentials it takes, which the AWS SDK
+// in the process under test finds in the environment.
+func localIAM(t *testing.T) (*awstest.QueryServer, awstest.Credentials) {
+	t.Helper()
+	creds := awstest.Credentials{KeyID: "AKIDVIGILTEST0000001", Secret: "test-secret", Region: "us-east-1", Service: "iam"}
+	iam := awstest.NewQueryServer(t, awstest.IAM, creds, nil)
+	// The standard chain finds the key in the environment, and never
+	// looks further (no shared files, no instance metadata).
+	t.Setenv("AWS_ACCESS_KEY_ID", creds.KeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", creds.Secret)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	return iam, creds
+}
+
 // TestServePlaybooks, end to end: the Stratus "create an access key for
 // another user" trail, sent to a running vigil, opens an alert whose
 // playbook waits for approval and asks for it (with a link) on a
@@ -31,16 +49,7 @@ import (
 // acted on.
 func TestServePlaybooks(t *testing.T) {
 	needFixtures(t)
-	creds := awstest.Credentials{KeyID: "AKIDVIGILTEST0000001", Secret: "test-secret", Region: "us-east-1", Service: "iam"}
-	iam := awstest.NewQueryServer(t, awstest.IAM, creds, nil)
-	// The standard chain finds the key in the environment, and never
-	// looks further (no shared files, no instance metadata).
-	t.Setenv("AWS_ACCESS_KEY_ID", creds.KeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", creds.Secret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	iam, creds := localIAM(t)
 
 	var hook hookLog
 	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
