@@ -3,6 +3,7 @@ package detect
 import (
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path"
 )
@@ -40,4 +41,13 @@ func Builtin() ([]*Rule, error) {
 		errs = append(errs, err)
 	}
 	return rules, errors.Join(errs...)
+}
+
+// BuiltinFile returns the text of a built-in rule file by the name its
+// rules carry in File (builtin/<name>.yml).
+func BuiltinFile(name string) ([]byte, error) {
+	if path.Dir(name) != "builtin" {
+		return nil, fmt.Errorf("%s: not a built-in rule file", name)
+	}
+	return builtinFS.ReadFile(name)
 }

@@ -18,6 +18,11 @@ type Options struct {
 	// Placeholders are the values of the placeholders (%name%) that rules
 	// with the expand modifier use.
 	Placeholders map[string][]string
+	// Off are the ids of rules turned off: they load and still feed the
+	// correlations that count them, but make no detections of their own,
+	// so that silencing a noisy rule cannot break a correlation built on
+	// it.
+	Off map[string]bool
 }
 
 // An Engine is a set of rules compiled for matching. It is immutable and
@@ -36,6 +41,8 @@ type Engine struct {
 	// quiet are rules correlated without generate: their matches feed
 	// correlations but are not detections of their own.
 	quiet map[*Rule]bool
+	// off are the rules turned off (Options.Off).
+	off map[*Rule]bool
 }
 
 // NewEngine compiles rules. A rule that cannot be compiled (an unknown
@@ -48,6 +55,7 @@ func NewEngine(rules []*Rule, opts Options) (*Engine, error) {
 		byRef:   map[string]*Rule{},
 		feeds:   map[*Rule][]*corrRule{},
 		quiet:   map[*Rule]bool{},
+		off:     map[*Rule]bool{},
 	}
 	var errs []error
 	seen := map[string]*Rule{}
@@ -108,6 +116,11 @@ func NewEngine(rules []*Rule, opts Options) (*Engine, error) {
 		kept = append(kept, r)
 	}
 	e.rules = kept
+	for _, r := range e.rules {
+		if r.ID != "" && opts.Off[r.ID] {
+			e.off[r] = true
+		}
+	}
 	for _, s := range e.sources {
 		if err := s.finish(); err != nil {
 			errs = append(errs, fmt.Errorf("compiling the fields of %s rules: %w", s.name, err))
@@ -215,6 +228,9 @@ type Disabled struct {
 // Disabled returns the rules that loaded but do not run: those whose
 // placeholders have no values.
 func (e *Engine) Disabled() []Disabled { return e.disabled }
+
+// IsOff reports whether r is turned off (Options.Off).
+func (e *Engine) IsOff(r *Rule) bool { return e.off[r] }
 
 // Unmatched returns the rules whose logsource no vigil source produces:
 // they are loaded but see no events.

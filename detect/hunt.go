@@ -81,7 +81,7 @@ func Hunt(e *Engine, end time.Time, scan func(func(*event.Event) error) error, f
 	if err != nil {
 		return err
 	}
-	return emit(d.c.Flush(end))
+	return emit(d.Flush(end))
 }
 
 func hits(d *Detection) []Hit {

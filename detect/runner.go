@@ -138,7 +138,7 @@ func (r *Runner) Process(evs []*event.Event) {
 func (r *Runner) Flush(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.emit(r.d.c.Flush(now))
+	r.emit(r.d.Flush(now))
 	r.m.groups.Set(float64(r.d.c.Groups()))
 }
 

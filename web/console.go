@@ -92,6 +92,15 @@ var consoleFuncs = template.FuncMap{
 	// turns into a local time on hover.
 	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"join": strings.Join,
+	// dict makes a map of key and value pairs, for a select's options
+	// (ranged over in key order).
+	"dict": func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	},
 }
 
 // consolePages are the parsed templates, each page with the layout.
@@ -162,6 +171,7 @@ func (a *api) consoleRoutes(mux *http.ServeMux) {
 		mux.Handle("POST /alerts/{id}/{action}", a.auth(http.HandlerFunc(a.consoleAlertStatus), page("alert.status", access.Work)))
 	}
 	a.consoleCaseRoutes(mux)
+	a.consoleRuleRoutes(mux)
 	a.consoleMonitorRoutes(mux)
 	a.consoleAdminRoutes(mux)
 }

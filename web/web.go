@@ -73,8 +73,11 @@ type Options struct {
 	// Exports writes the evidence bundles of /api/v1/exports, which
 	// signed links open; it needs Access, which keeps their records.
 	Exports Bundler
-	// Hunter runs retro-hunts (/api/v1/hunt) over the store's events.
+	// Hunter runs retro-hunts (/api/v1/hunt) over the store's events,
+	// and rule backtests.
 	Hunter detect.Scanner
+	// Rules are the rules the server runs (/api/v1/rules, /rules).
+	Rules *RuleBook
 	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
 	// LedgerKey is the public key of its checkpoints.
 	Ledger    Prover
@@ -217,6 +220,7 @@ func Handler(opts Options) http.Handler {
 	if opts.Hunter != nil {
 		mux.Handle("POST /api/v1/hunt", a.auth(http.HandlerFunc(a.hunt), route{action: "hunt", perm: access.Hunt}))
 	}
+	a.ruleRoutes(mux)
 	if opts.Access != nil {
 		a.accessRoutes(mux)
 		// The console logs in with the directory's sessions.

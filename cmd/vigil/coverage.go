@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store/duckdb"
 )
@@ -140,7 +141,12 @@ func localCoverage(ctx context.Context, d *dataFlags, tenant string, days int, s
 		return nil, err
 	}
 	defer dd.Close()
-	e, _ := loadEngine(cfg.Detect, nil)
+	mdb, err := meta.Open(ctx, d.metaLocation(cfg), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer mdb.Close()
+	e, _ := loadEngine(ctx, cfg.Detect, nil, mdb)
 	scope := query.Scope{All: true}
 	if tenant != "" {
 		scope = scope.Narrow(tenant)

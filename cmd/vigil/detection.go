@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/web"
 )
 
 // detectConfig is the detect section of the config file.
@@ -29,13 +31,16 @@ type detectConfig struct {
 	Placeholders map[string][]string `yaml:"placeholders"`
 }
 
-// loadEngine loads the rules the config and flags name. Rules that do not
-// load are left out and returned as errors, each naming its file, line
-// and reason; the engine holds the rest.
-func loadEngine(cfg detectConfig, extra []string) (*detect.Engine, []error) {
+// loadEngine loads the rules the config and flags name, and those
+// written in the console that mdb keeps (none when mdb is nil), with the
+// rules turned off there off. Rules that do not load are left out and
+// returned as errors, each naming its file, line and reason; the engine
+// holds the rest.
+func loadEngine(ctx context.Context, cfg detectConfig, extra []string, mdb *meta.DB) (*detect.Engine, []error) {
 	var (
 		rules []*detect.Rule
 		errs  []error
+		off   map[string]bool
 	)
 	if cfg.Builtin == nil || *cfg.Builtin {
 		rs, err := detect.Builtin()
@@ -48,7 +53,26 @@ func loadEngine(cfg detectConfig, extra []string) (*detect.Engine, []error) {
 		rules = append(rules, rs...)
 		errs = append(errs, unjoin(err)...)
 	}
-	e, err := detect.NewEngine(rules, detect.Options{Placeholders: cfg.Placeholders})
+	if mdb != nil {
+		saved, err := mdb.SavedRules(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading the rules written in the console: %w", err))
+		}
+		for _, s := range saved {
+			rs, err := detect.Parse(web.SavedRuleFile(s.ID), []byte(s.Body))
+			rules = append(rules, rs...)
+			errs = append(errs, unjoin(err)...)
+		}
+		switches, err := mdb.RulesOff(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading which rules are turned off: %w", err))
+		}
+		off = map[string]bool{}
+		for _, s := range switches {
+			off[s.RuleID] = true
+		}
+	}
+	e, err := detect.NewEngine(rules, detect.Options{Placeholders: cfg.Placeholders, Off: off})
 	return e, append(errs, unjoin(err)...)
 }
 
@@ -82,14 +106,52 @@ func rulesSignature(paths []string) string {
 	return strings.Join(parts, "\n")
 }
 
-// watchRules reloads the runner's rules when the rule files change, or on
-// a signal on reload, until ctx is done. A reload that refuses rules keeps
-// the rest; one that fails altogether keeps the running rules.
-//
-// The new rules' correlation state is rebuilt with warm.
-func watchRules(ctx context.Context, r *detect.Runner, cfg func() detectConfig, extra []string, every time.Duration, reload <-chan struct{}, warm func(*detect.Engine) error, logger *slog.Logger) {
-	paths := func() []string { return append(append([]string(nil), cfg().Rules...), extra...) }
-	sig := rulesSignature(paths())
+// A ruleLoader loads the rules a server runs and swaps them into its
+// runner: when their files change, on a signal, and when the console
+// changes them.
+type ruleLoader struct {
+	runner *detect.Runner
+	cfg    func() detectConfig
+	extra  []string
+	mdb    *meta.DB
+	// warm rebuilds the new rules' correlation state.
+	warm   func(*detect.Engine) error
+	logger *slog.Logger
+
+	mu sync.Mutex // one reload at a time
+}
+
+// reload loads the rules and runs them. A reload that refuses rules
+// keeps the rest.
+func (l *ruleLoader) reload(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, errs := loadEngine(ctx, l.cfg(), l.extra, l.mdb)
+	logEngine(l.logger, e, errs)
+	l.runner.Swap(e)
+	l.logger.Info("reloaded detection rules")
+	if err := l.warm(e); err != nil {
+		return fmt.Errorf("rebuilding correlation state for the reloaded rules: %w", err)
+	}
+	return nil
+}
+
+// signature summarizes what the rules are loaded from: the files, and
+// the version of the rules in the metadata database, which every node
+// sharing it sees change.
+func (l *ruleLoader) signature(ctx context.Context) string {
+	sig := rulesSignature(append(append([]string(nil), l.cfg().Rules...), l.extra...))
+	v, err := l.mdb.RulesVersion(ctx)
+	if err != nil {
+		l.logger.Error("reading the version of the rules", "err", err)
+	}
+	return fmt.Sprintf("%s\nconsole %d", sig, v)
+}
+
+// watch reloads the rules when what they are loaded from changes, or on
+// a signal on reload, until ctx is done.
+func (l *ruleLoader) watch(ctx context.Context, every time.Duration, reload <-chan struct{}) {
+	sig := l.signature(ctx)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -97,21 +159,17 @@ func watchRules(ctx context.Context, r *detect.Runner, cfg func() detectConfig, 
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			next := rulesSignature(paths())
+			next := l.signature(ctx)
 			if next == sig {
 				continue
 			}
 			sig = next
 		case <-reload:
-			sig = rulesSignature(paths())
+			sig = l.signature(ctx)
 		}
-		e, errs := loadEngine(cfg(), extra)
-		logEngine(logger, e, errs)
-		r.Swap(e)
-		if err := warm(e); err != nil {
-			logger.Error("rebuilding correlation state for the reloaded rules", "err", err)
+		if err := l.reload(ctx); err != nil {
+			l.logger.Error("reloading rules", "err", err)
 		}
-		logger.Info("reloaded detection rules")
 	}
 }
 

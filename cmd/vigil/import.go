@@ -105,7 +105,7 @@ func localImport(ctx context.Context, d *dataFlags, cfg *config, paths []string,
 			return ingest.Summary{}, err
 		}
 		defer mdb.Close()
-		e, errs := loadEngine(cfg.Detect, nil)
+		e, errs := loadEngine(ctx, cfg.Detect, nil, mdb)
 		for _, err := range errs {
 			fmt.Fprintf(stderr, "rule not loaded: %v\n", err)
 		}

@@ -82,7 +82,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := checkRulePaths(append(append([]string(nil), cfg.Detect.Rules...), rules...)); err != nil {
 		return err
 	}
-	engine, errs := loadEngine(cfg.Detect, rules)
+	engine, errs := loadEngine(ctx, cfg.Detect, rules, mdb)
 	logEngine(logger, engine, errs)
 	alerts, err := newAlertManager(ctx, mdb, cfg.alerts, logger)
 	if err != nil {
@@ -244,11 +244,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var srcMu sync.Mutex // guards srcs and running against a reload
 	running := cfg
 	reloadRules := make(chan struct{}, 1)
-	go watchRules(ctx, runner, func() detectConfig {
-		srcMu.Lock()
-		defer srcMu.Unlock()
-		return running.Detect
-	}, rules, 5*time.Second, reloadRules, warm, logger)
+	loader := &ruleLoader{runner: runner, extra: rules, mdb: mdb, warm: warm, logger: logger,
+		cfg: func() detectConfig {
+			srcMu.Lock()
+			defer srcMu.Unlock()
+			return running.Detect
+		}}
+	go loader.watch(ctx, 5*time.Second, reloadRules)
 	// Correlation windows with an upper bound on a count are decided once
 	// they are over, whether or not another event of their group comes.
 	go func() {
@@ -340,6 +342,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return enr.Lookup(scope, ref, at), nil
 		},
 		Hunter:       db,
+		Rules:        &web.RuleBook{DB: mdb, Running: runner.Engine, Reload: loader.reload},
 		RemoteWrite:  monitor.RemoteWriteHandler(db, metricsTenant(po.Tenant), logger),
 		OTLPMetrics:  monitor.OTLPHandler(db, metricsTenant(po.Tenant), logger),
 		Series:       db.Samples,
@@ -348,8 +351,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return probeReport(ctx, db, scope, time.Now())
 		},
 		Coverage: func(ctx context.Context, scope query.Scope, days int) (any, error) {
-			e, _ := loadEngine(cfg.Detect, nil)
-			return coverage(ctx, db, e, scope, days, time.Now())
+			return coverage(ctx, db, runner.Engine(), scope, days, time.Now())
 		},
 		Ingest: ingest.HTTPHandler(intake, ingest.HTTPOptions{
 			Parse:     po,
