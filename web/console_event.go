@@ -2,11 +2,15 @@ package web
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigilsec/vigil/query"
@@ -16,6 +20,14 @@ import (
 type eventBody struct {
 	Seq    uint64
 	Fields []eventField
+	// Enrichment is what vigil knew of the event's addresses and account
+	// when it arrived (event.Context); Intel the threat-intel lists that
+	// named one of its values.
+	Enrichment []eventField
+	Intel      []intelHit
+	// Identity is the chain of credentials behind the event's, when it
+	// has one to follow.
+	Identity *eventIdentity
 	// Raw is the document as received, pretty-printed when it is JSON.
 	Raw string
 	// Proof is the event's inclusion proof in the ledger; ProofError
@@ -32,8 +44,35 @@ type eventField struct {
 }
 
 // hiddenEventColumns are columns of an event the page does not list as
-// fields: the document and raw bytes, which it shows whole.
-var hiddenEventColumns = map[string]bool{"raw": true, "raw_bin": true, "doc": true}
+// fields: the document and raw bytes, which it shows whole, and the
+// threat-intel hits, which it shows as hits.
+var hiddenEventColumns = map[string]bool{"raw": true, "raw_bin": true, "doc": true,
+	"intel": true, "intel_indicator": true, "intel_type": true}
+
+// enrichmentColumns are the columns enrichment fills (event.Context),
+// which the page shows apart from what the log said.
+var enrichmentColumns = map[string]bool{
+	"src_asset": true, "src_owner": true, "src_country": true, "src_city": true, "src_asn": true, "src_as_org": true, "src_cloud": true,
+	"dst_asset": true, "dst_owner": true, "dst_country": true, "dst_city": true, "dst_asn": true, "dst_as_org": true, "dst_cloud": true,
+	"team": true,
+}
+
+// An intelHit is a value of the event that a threat-intel list names.
+type intelHit struct {
+	List, Indicator, Type string
+}
+
+// eventIdentity is the identity section of the event page: the chain of
+// credentials from the event's back to whoever started it.
+type eventIdentity struct {
+	Ref    string // the credential followed: an access key id or an ARN
+	Chain  []chainLink
+	Origin string
+	// Page is the identity page of Ref around the event's time.
+	Page string
+	// Error says why the chain could not be followed.
+	Error string
+}
 
 // consoleEvent answers GET /events/{seq}: an event's fields, its raw
 // document and its proof of inclusion in the ledger. An event of a
@@ -81,6 +120,10 @@ func (a *api) consoleEvent(w http.ResponseWriter, r *http.Request) {
 				b.Raw = fmt.Sprintf("(%d bytes of binary data)", len(s))
 			}
 		case hiddenEventColumns[c] || row[i] == nil:
+		case enrichmentColumns[c]:
+			if f := (eventField{Name: fieldName(c), Cell: cellOf(row[i])}); f.Cell.Text != "" && f.Cell.Text != "0" {
+				b.Enrichment = append(b.Enrichment, f)
+			}
 		default:
 			f := eventField{Name: fieldName(c), Cell: cellOf(row[i])}
 			if f.Cell.Text == "" && f.Cell.Time.IsZero() {
@@ -94,6 +137,10 @@ func (a *api) consoleEvent(w http.ResponseWriter, r *http.Request) {
 			}
 			b.Fields = append(b.Fields, f)
 		}
+	}
+	b.Intel = intelHits(res.Columns, row)
+	if ref := credentialOf(res.Columns, row); ref != "" && a.opts.Who != nil && !at.IsZero() {
+		b.Identity = a.eventIdentity(r.Context(), id.Scope, ref, at)
 	}
 	if a.opts.Ledger == nil {
 		b.ProofError = "This server keeps no ledger."
@@ -123,4 +170,69 @@ func prettyJSON(s string) string {
 		return s
 	}
 	return buf.String()
+}
+
+// column returns the value of a column of a row, or nil.
+func column(cols []string, row []any, name string) any {
+	if i := slices.Index(cols, name); i >= 0 && i < len(row) {
+		return row[i]
+	}
+	return nil
+}
+
+// intelHits zips the event's threat-intel columns into hits.
+func intelHits(cols []string, row []any) []intelHit {
+	list, _ := column(cols, row, "intel").([]any)
+	ind, _ := column(cols, row, "intel_indicator").([]any)
+	typ, _ := column(cols, row, "intel_type").([]any)
+	var out []intelHit
+	for i, l := range list {
+		h := intelHit{List: fmt.Sprint(l)}
+		if i < len(ind) && ind[i] != nil {
+			h.Indicator = fmt.Sprint(ind[i])
+		}
+		if i < len(typ) && typ[i] != nil {
+			h.Type = fmt.Sprint(typ[i])
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// credentialOf returns the credential of an event whose chain is worth
+// following: a temporary one (an AWS session's access key, a role
+// assumed), whose holder the event alone does not name. "" for others.
+func credentialOf(cols []string, row []any) string {
+	key, _ := column(cols, row, "session_id").(string)
+	arn, _ := column(cols, row, "actor_id").(string)
+	typ, _ := column(cols, row, "actor_type").(string)
+	switch {
+	case strings.HasPrefix(key, "ASIA"):
+		return key
+	case typ == "AssumedRole" || typ == "FederatedUser":
+		return cmp.Or(key, arn)
+	}
+	return ""
+}
+
+// eventIdentity follows the chain of credentials behind ref, from the
+// events scope reads up to the event's time.
+func (a *api) eventIdentity(ctx context.Context, scope query.Scope, ref string, at time.Time) *eventIdentity {
+	// The credentials issued up to a day and a half before from are
+	// read too (inventory.Who): an hour before the event is enough.
+	from, to := at.Add(-time.Hour), at.Add(time.Minute)
+	ei := &eventIdentity{Ref: ref, Page: identityURL(ref) + "?" + url.Values{
+		"from": {from.UTC().Format(time.RFC3339)}, "to": {to.UTC().Format(time.RFC3339)}}.Encode()}
+	rep, err := a.opts.Who(ctx, scope, ref, from, to)
+	switch {
+	case err != nil:
+		a.opts.Logger.Error("console: following an event's credentials", "ref", ref, "err", err)
+		ei.Error = "Following the chain of credentials failed."
+	case rep == nil || len(rep.Chain) == 0 || rep.Chain[0].Issue == nil:
+		// The chain is then the credential alone.
+		ei.Error = "vigil saw no event that issued this credential."
+	default:
+		ei.Chain, ei.Origin = chainLinks(rep), rep.Origin.String()
+	}
+	return ei
 }

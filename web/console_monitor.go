@@ -839,6 +839,25 @@ type useView struct {
 	Link string
 }
 
+// chainLinks are the links of a report's chain of credentials, as pages
+// show them.
+func chainLinks(rep *inventory.Report) []chainLink {
+	var out []chainLink
+	for _, l := range rep.Chain {
+		cl := chainLink{As: l.As.String(), Key: l.As.Key, Issue: l.Issue}
+		if l.Issue != nil {
+			if l.Issue.Seq != 0 {
+				cl.Event = "/events/" + strconv.FormatUint(l.Issue.Seq, 10)
+			}
+			if c := cmp.Or(l.Issue.Caller.Key, l.Issue.Caller.ARN); c != "" {
+				cl.Who = identityURL(c)
+			}
+		}
+		out = append(out, cl)
+	}
+	return out
+}
+
 // consoleIdentity answers GET /identities/{ref}?from=&to=&tenant=: who is
 // behind a credential, the chain of credentials back to them and the
 // events done under it.
@@ -866,18 +885,7 @@ func (a *api) consoleIdentity(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.Report = rep
-	for _, l := range rep.Chain {
-		cl := chainLink{As: l.As.String(), Key: l.As.Key, Issue: l.Issue}
-		if l.Issue != nil {
-			if l.Issue.Seq != 0 {
-				cl.Event = "/events/" + strconv.FormatUint(l.Issue.Seq, 10)
-			}
-			if c := cmp.Or(l.Issue.Caller.Key, l.Issue.Caller.ARN); c != "" {
-				cl.Who = identityURL(c)
-			}
-		}
-		b.Chain = append(b.Chain, cl)
-	}
+	b.Chain = chainLinks(rep)
 	b.Origin = rep.Origin.String()
 	if o := rep.Origin.ID(); o != "" {
 		sv := url.Values{"q": {"session_origin:\"" + quoteValue(o) + "\""}, "from": {b.From}}
