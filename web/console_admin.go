@@ -35,9 +35,10 @@ func (a *api) consoleAdminRoutes(mux *http.ServeMux) {
 	handle := func(pattern string, h http.HandlerFunc, rt route) { mux.Handle(pattern, a.auth(h, rt)) }
 
 	a.addSection("admin", "Admin", "/admin")
-	// The section's first page lets auditors in too, to send them on to
-	// the audit trail, the one page of it they may see.
-	handle("GET /admin", a.consoleAdmin, route{action: "console.admin", perm: access.Manage, also: []access.Permission{access.ReadAudit}, page: true})
+	// The section's first page lets everyone in, to send auditors on to
+	// the audit trail and readers on to their exports, the pages of it
+	// they may see.
+	handle("GET /admin", a.consoleAdmin, route{action: "console.admin", perm: access.Manage, also: []access.Permission{access.ReadAudit, access.Read}, page: true})
 	handle("POST /admin/principals", a.consoleCreatePrincipal, manage("principal.create"))
 	handle("POST /admin/principals/{id}/password", a.consoleSetPassword, manage("principal.password"))
 	handle("POST /admin/principals/{id}/disable", a.consoleDisablePrincipal, manage("principal.disable"))
@@ -55,8 +56,10 @@ func (a *api) consoleAdminRoutes(mux *http.ServeMux) {
 	handle("POST /admin/grants", a.consoleCreateGrant, manage("grant.create"))
 	handle("POST /admin/grants/{id}/revoke", a.consoleRevokeGrant, manage("grant.revoke"))
 	if a.opts.Exports != nil {
-		handle("GET /admin/exports", a.consoleExports, manage("console.admin.exports"))
-		handle("POST /admin/exports/{id}/revoke", a.consoleRevokeExport, manage("export.revoke"))
+		// Whoever exports sees and revokes their own exports, as the API
+		// lets them; administrators those of their tenants too.
+		handle("GET /admin/exports", a.consoleExports, page("console.admin.exports", access.Read))
+		handle("POST /admin/exports/{id}/revoke", a.consoleRevokeExport, page("export.revoke", access.Read))
 	}
 	handle("GET /admin/audit", a.consoleAudit, page("console.audit", access.ReadAudit))
 }
@@ -79,9 +82,9 @@ func (a *api) adminTabs(id Identity, current string) []adminTab {
 			add("API tokens", "/admin/tokens")
 		}
 		add("Grants", "/admin/grants")
-		if a.opts.Exports != nil {
-			add("Exports", "/admin/exports")
-		}
+	}
+	if a.opts.Exports != nil && id.Can(access.Read) {
+		add("Exports", "/admin/exports")
 	}
 	if id.Can(access.ReadAudit) {
 		add("Audit trail", "/admin/audit")
@@ -161,9 +164,18 @@ type adminBinding struct {
 func (a *api) consoleAdmin(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	if !id.Can(access.Manage) {
-		// An auditor: the trail is its part of the section.
+		// An auditor's part of the section is the trail; a reader's,
+		// their exports.
+		next := "/admin/audit"
+		if !id.Can(access.ReadAudit) {
+			if a.opts.Exports == nil {
+				a.consoleError(w, r, http.StatusForbidden, "You may not manage access: no role of yours allows it.")
+				return
+			}
+			next = "/admin/exports"
+		}
 		pageHeaders(w)
-		http.Redirect(w, r, "/admin/audit", http.StatusSeeOther)
+		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
 	a.adminPage(w, r, http.StatusOK, adminDone[r.URL.Query().Get("done")], "")

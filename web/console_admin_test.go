@@ -209,10 +209,18 @@ func TestConsoleAdminAnalystRefused(t *testing.T) {
 	if body := w.do("GET", "/", alice, nil).Body.String(); !strings.Contains(body, `href="/admin"`) {
 		t.Error("the nav lacks the admin section")
 	}
-	for _, path := range []string{"/admin", "/admin/tokens", "/admin/grants", "/admin/exports", "/admin/audit"} {
+	for _, path := range []string{"/admin/tokens", "/admin/grants", "/admin/audit"} {
 		if rec := w.do("GET", path, alice, nil); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "<h1>Forbidden</h1>") {
 			t.Errorf("an analyst's GET %s: %d", path, rec.Code)
 		}
+	}
+	// Her part of the section is her exports, which the API lets her
+	// list and revoke too.
+	if rec := w.do("GET", "/admin", alice, nil); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/admin/exports" {
+		t.Errorf("an analyst's GET /admin: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	if rec := w.do("GET", "/admin/exports", alice, nil); rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), `href="/admin/grants"`) {
+		t.Errorf("an analyst's exports: %d, or with tabs she may not open", rec.Code)
 	}
 	before := w.state()
 	for _, c := range w.adminChanges() {
@@ -418,5 +426,38 @@ func TestConsoleAdminAuditorScope(t *testing.T) {
 		if rec := w.do("GET", "/admin/audit?"+q, dave, nil); rec.Code != http.StatusBadRequest {
 			t.Errorf("/admin/audit?%s: %d", q, rec.Code)
 		}
+	}
+}
+
+// TestConsoleOwnExports: whoever made an export sees it in the console
+// and revokes it there, as the API lets them, without managing access;
+// another tenant's reader sees none of it.
+func TestConsoleOwnExports(t *testing.T) {
+	w := newAdminWorld(t)
+	ctx := context.Background()
+	alice, bob := w.login("alice"), w.login("bob")
+	mine, err := w.dir.RecordExport(ctx, access.Export{ID: access.NewExportID(), Tenants: []string{"team-a"}, Query: "action:StopLogging",
+		Reason: "case 12", CreatedBy: "alice", Creator: "principal:" + w.ids["alice"], Events: 1, SHA256: "00",
+		Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := w.do("GET", "/admin/exports", alice, nil).Body.String()
+	if !strings.Contains(body, "case 12") || !strings.Contains(body, `action="/admin/exports/`+mine.ID+`/revoke"`) ||
+		strings.Contains(body, `action="/admin/exports/`+w.export+`/revoke"`) {
+		t.Errorf("alice's exports page: hers revocable, root's not:\n%s", body)
+	}
+	if body := w.do("GET", "/admin/exports", bob, nil).Body.String(); strings.Contains(body, "case 12") || strings.Contains(body, w.export) {
+		t.Error("bob sees team-a's exports")
+	}
+	if rec := w.do("POST", "/admin/exports/"+mine.ID+"/revoke", bob, url.Values{"csrf": {w.csrfOf(bob)}}); rec.Code != http.StatusNotFound {
+		t.Errorf("bob revokes alice's export: %d", rec.Code)
+	}
+	rec := w.do("POST", "/admin/exports/"+mine.ID+"/revoke", alice, url.Values{"csrf": {w.csrfOf(alice)}})
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("alice revokes her export: %d %s", rec.Code, rec.Body)
+	}
+	if e, err := w.dir.Export(ctx, mine.ID); err != nil || e.Revoked.IsZero() || e.RevokedBy != "alice" {
+		t.Errorf("after the revocation: %+v %v", e, err)
 	}
 }
