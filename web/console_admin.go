@@ -740,6 +740,9 @@ type auditBody struct {
 	Records                          []auditRow
 	Limit                            int
 	Search                           string // the same records on the search page
+	// Older is the page of the records before these, when there may be
+	// more than one page.
+	Older string
 }
 
 // An auditRow is a record of the trail, with its event's page.
@@ -761,6 +764,9 @@ func (a *api) consoleAudit(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	b := &auditBody{Tabs: a.adminTabs(id, "/admin/audit"), Action: v.Get("action"), Actor: v.Get("actor"), Outcome: v.Get("outcome"),
 		From: v.Get("from"), To: v.Get("to"), Limit: auditLimit}
+	if n, err := strconv.Atoi(v.Get("limit")); err == nil && n > 0 && n < auditLimit {
+		b.Limit = n
+	}
 	if !v.Has("from") {
 		b.From = "-24h"
 	}
@@ -797,13 +803,23 @@ func (a *api) consoleAudit(w http.ResponseWriter, r *http.Request) {
 		render(http.StatusBadRequest)
 		return
 	}
-	res, err := a.opts.Store.Search(r.Context(), query.Request{Query: q, Scope: id.Identity.Scope(access.ReadAudit), From: from, To: to, Limit: auditLimit})
+	res, err := a.opts.Store.Search(r.Context(), query.Request{Query: q, Scope: id.Identity.Scope(access.ReadAudit), From: from, To: to, Limit: b.Limit})
 	if err != nil {
 		a.opts.Logger.Error("console: reading the audit trail", "err", err)
 		a.consoleError(w, r, http.StatusInternalServerError, "Reading the audit trail failed.")
 		return
 	}
 	b.Records = auditRows(res.Columns, res.Rows)
+	if n := len(b.Records); n > 0 && n == b.Limit {
+		// The next page ends where this one does: the records older
+		// than its oldest.
+		older := url.Values{"action": {b.Action}, "actor": {b.Actor}, "outcome": {b.Outcome}, "from": {b.From},
+			"to": {b.Records[n-1].Time.UTC().Format(time.RFC3339Nano)}}
+		if b.Limit != auditLimit {
+			older.Set("limit", strconv.Itoa(b.Limit))
+		}
+		b.Older = "/admin/audit?" + older.Encode()
+	}
 	render(http.StatusOK)
 }
 

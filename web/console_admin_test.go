@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -459,5 +460,41 @@ func TestConsoleOwnExports(t *testing.T) {
 	}
 	if e, err := w.dir.Export(ctx, mine.ID); err != nil || e.Revoked.IsZero() || e.RevokedBy != "alice" {
 		t.Errorf("after the revocation: %+v %v", e, err)
+	}
+}
+
+// TestConsoleAuditPages: the trail is read a page at a time, each
+// linking to the records before its oldest, until none are left; no
+// record is on two pages or on none.
+func TestConsoleAuditPages(t *testing.T) {
+	w := newAdminWorld(t)
+	root := w.login("root")
+	for _, name := range []string{"alice", "bob", "dave", "ada", "root"} {
+		w.login(name)
+	}
+	want := strings.Count(w.do("GET", "/admin/audit?action=login", root, nil).Body.String(), `data-row-link`)
+	if want < 6 {
+		t.Fatalf("%d logins in the trail", want)
+	}
+	seen := map[string]bool{}
+	next := "/admin/audit?action=login&limit=2"
+	for pages := 0; next != ""; pages++ {
+		if pages > want {
+			t.Fatal("the pages never end")
+		}
+		body := w.do("GET", next, root, nil).Body.String()
+		for _, m := range regexp.MustCompile(`href="(/events/\d+)" data-row-link`).FindAllStringSubmatch(body, -1) {
+			if seen[m[1]] {
+				t.Errorf("record %s on two pages", m[1])
+			}
+			seen[m[1]] = true
+		}
+		next = ""
+		if m := regexp.MustCompile(`href="([^"]+)" id="older"`).FindStringSubmatch(body); m != nil {
+			next = html.UnescapeString(m[1])
+		}
+	}
+	if len(seen) != want {
+		t.Errorf("the pages hold %d records, want %d", len(seen), want)
 	}
 }
