@@ -370,7 +370,7 @@ func kpiChartOf(k kpi, rule monitor.Rule, tenant string, series []metric.Series,
 		c.Band = slices.ContainsFunc(band, func(b chart.Band) bool { return !math.IsNaN(b.Low) })
 	}
 	label := k.Title + " of " + cmp.Or(tenant, "no tenant")
-	c.Chart = chart.Line(lines, chart.LineOptions{Width: 1000, Height: 220, Label: label, Unit: unit, Band: band, Marks: marks})
+	c.Chart = chart.Line(lines, chart.LineOptions{Width: 1000, Height: 220, Label: label, Unit: unit, Band: band, Marks: marks, From: from, To: to})
 	c.Search = searchURL("source:vigil.monitor action:anomaly service:\""+quoteValue(rule.Metric)+"\"", from, to, tenant)
 	return c
 }

@@ -46,6 +46,10 @@ type LineOptions struct {
 	// tooltip. Beyond 500 they are noise, and the rest are counted but
 	// not drawn.
 	Marks []Mark
+	// From and To, if set, are the range the chart is of: its time axis
+	// spans at least them, so that a series that starts late or stops
+	// early is seen to, and charts of one range line up.
+	From, To time.Time
 }
 
 // A Band is the expected range of values at a time.
@@ -125,6 +129,12 @@ func Line(series []Series, opts LineOptions) template.HTML {
 	}
 	if !seen {
 		return empty("chart-timeseries", w, h, label, "no data")
+	}
+	if !opts.From.IsZero() && opts.From.Before(t0) {
+		t0 = opts.From
+	}
+	if !opts.To.IsZero() && opts.To.After(t1) {
+		t1 = opts.To
 	}
 	if !t1.After(t0) { // one instant: a minute either side of it
 		t0, t1 = t0.Add(-time.Minute), t1.Add(time.Minute)

@@ -182,3 +182,29 @@ func TestMarks(t *testing.T) {
 		t.Errorf("a mark at NaN was drawn")
 	}
 }
+
+// TestLineRange: a chart of a range spans the range, so that a series
+// that starts halfway starts halfway across, and one that strays beyond
+// it still shows whole.
+func TestLineRange(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	firstX := func(out string) float64 {
+		d := out[strings.Index(out, `<path class="chart-line chart-line-0"`):]
+		d = d[strings.Index(d, ` d="M`)+5:]
+		var x float64
+		fmt.Sscanf(d, "%g", &x)
+		return x
+	}
+	late := []Series{{"s", wave(t0.Add(12*time.Hour), time.Hour, 12, 5, 1)}}
+	whole := firstX(string(Line(late, LineOptions{})))
+	ranged := firstX(string(Line(late, LineOptions{From: t0, To: t0.Add(24 * time.Hour)})))
+	// The plot is about 950 units wide: halfway is near 500.
+	if ranged < whole+400 {
+		t.Errorf("the series starts at x=%g over the range, at x=%g over its own extent", ranged, whole)
+	}
+	// A range inside the data does not cut it.
+	inside := string(Line(late, LineOptions{From: t0.Add(13 * time.Hour), To: t0.Add(14 * time.Hour)}))
+	if x := firstX(inside); math.Abs(x-whole) > 1 {
+		t.Errorf("a range inside the data moved its start from x=%g to x=%g", whole, x)
+	}
+}
