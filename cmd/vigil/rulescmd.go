@@ -1,18 +1,30 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/web"
 )
 
 var rulesCommands = []command{
 	{"lint", "check that rules load", runRulesLint},
 	{"test", "run the tests kept beside rules", runRulesTest},
+	{"list", "list the rules a server runs, with their hits", runRulesList},
+	{"off", "turn a rule off on a server, saying why", runRulesSwitch(true)},
+	{"on", "turn a rule back on", runRulesSwitch(false)},
+	{"backtest", "run a rule file over a server's recent events", runRulesBacktest},
 }
 
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -96,4 +108,103 @@ func unjoin(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// The commands below work through a server's API, as the console's rules
+// pages do: the server checks the caller may, and audits the change.
+
+func runRulesList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, d, asJSON := accessFlags("rules list", "rules list [--server URL | --data DIR] [--json]", stderr)
+	_, rs, err := fetchList[web.RuleInfo](ctx, fs, d, args, "/api/v1/rules")
+	if err != nil {
+		return err
+	}
+	return printList(stdout, *asJSON, rs, "no rules", "ID\tSTATE\tLEVEL\tKIND\tFROM\tHITS(30D)\tLAST MATCH\tTITLE", func(r web.RuleInfo) []string {
+		state := "on"
+		switch {
+		case r.Off != nil:
+			state = "off"
+		case r.NotRunning != "":
+			state = "not running"
+		}
+		return []string{r.ID, state, cmp.Or(r.Level, "-"), r.Kind, r.Origin, strconv.FormatInt(r.Hits, 10), timeOr(r.LastMatch, "never"), r.Title}
+	})
+}
+
+func runRulesSwitch(off bool) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	name, usage := "rules on", "rules on [--server URL | --data DIR] RULE-ID"
+	if off {
+		name, usage = "rules off", "rules off [--server URL | --data DIR] --reason TEXT RULE-ID"
+	}
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		fs, d, _ := accessFlags(name, usage, stderr)
+		reason := new(string)
+		if off {
+			reason = fs.String("reason", "", "why the rule is turned off, kept with it (required)")
+		}
+		rest, err := parseArgs(fs, args, 1)
+		if err != nil {
+			return err
+		}
+		if off && strings.TrimSpace(*reason) == "" {
+			return &exitError{2, errors.New("--reason: say why the rule is turned off")}
+		}
+		c, err := d.needClient(ctx)
+		if err != nil {
+			return err
+		}
+		path, state := "/api/v1/rules/"+url.PathEscape(rest[0])+"/on", "on"
+		var body any
+		if off {
+			path, state, body = "/api/v1/rules/"+url.PathEscape(rest[0])+"/off", "off", web.RuleRequest{Reason: *reason}
+		}
+		if err := c.do(ctx, http.MethodPost, path, body, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "turned rule %s %s\n", rest[0], state)
+		return nil
+	}
+}
+
+func runRulesBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, d, asJSON := accessFlags("rules backtest", "rules backtest [--server URL | --data DIR] [--days N | --from T [--to T]] FILE", stderr)
+	days := fs.Int("days", 7, "run over the last N days (at most 90)")
+	from := fs.String("from", "", "run from this time instead (a date, a time, or relative as -36h)")
+	to := fs.String("to", "", "and up to this time (default now)")
+	rest, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	content, err := os.ReadFile(rest[0])
+	if err != nil {
+		return err
+	}
+	c, err := d.needClient(ctx)
+	if err != nil {
+		return err
+	}
+	// Linted first, so that a file that does not load is told line by
+	// line, as vigil rules lint tells it.
+	var lint web.LintResult
+	if err := c.do(ctx, http.MethodPost, "/api/v1/rules/lint", web.RuleRequest{Content: string(content)}, &lint); err != nil {
+		return err
+	}
+	for _, p := range lint.Problems {
+		fmt.Fprintf(stderr, "%s:%d: %s: %s\n", rest[0], p.Line, p.Severity, p.Message)
+	}
+	if !lint.OK {
+		return &exitError{1, fmt.Errorf("%s does not load; not run", rest[0])}
+	}
+	var bt web.Backtest
+	if err := c.do(ctx, http.MethodPost, "/api/v1/rules/backtest", web.RuleRequest{Content: string(content), Days: *days, From: *from, To: *to}, &bt); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, bt)
+	}
+	fmt.Fprintf(stdout, "%d hits from %s to %s\n", bt.Total, bt.From.Format(time.RFC3339), bt.To.Format(time.RFC3339))
+	for _, h := range bt.Sample {
+		fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\tseq %d\n", h.Time.Format(time.RFC3339), h.Tenant, h.RuleID, h.Action, h.Seq)
+	}
+	return nil
 }

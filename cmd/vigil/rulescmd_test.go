@@ -65,3 +65,55 @@ func TestRulesTest(t *testing.T) {
 		t.Fatalf("rules test of a failing test: exit %d\n%s", code, out)
 	}
 }
+
+// TestRulesRemote: the rules commands that work through a server list
+// its rules with their hits, backtest a file over a range of its events
+// in the caller's tenants, and turn rules off and on for those who may.
+func TestRulesRemote(t *testing.T) {
+	noRemote(t)
+	w := newAccessWorld(t)
+	const stopTrail = "6b1d3f7c-2a44-4f6e-9b1a-0c5d8e7f9a21"
+	dir := t.TempDir()
+	rule := "title: Trail stopped\nid: " + stopTrail + "\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  s: {eventSource: cloudtrail.amazonaws.com, eventName: StopLogging}\n  condition: s\nlevel: high\n"
+	file := filepath.Join(dir, "stop.yml")
+	if err := os.WriteFile(file, []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := mustVigil(t, "rules", "list", "--data", w.data)
+	if !strings.Contains(out, "CloudTrail Logging Stopped, Deleted or Weakened") || !strings.Contains(out, "HITS(30D)") {
+		t.Errorf("rules list:\n%s", out)
+	}
+	// team-a stopped its trail; team-b did not.
+	as := func(token string, args ...string) (int, string, string) {
+		t.Setenv(serverEnv, w.srv.base)
+		t.Setenv(tokenEnv, token)
+		defer t.Setenv(tokenEnv, "")
+		return vigil(t, args...)
+	}
+	code, out, errOut := as(w.alice, "rules", "backtest", "--from", "2024-07-30", "--to", "2024-08-02", file)
+	if code != 0 || !strings.Contains(out, "1 hits from 2024-07-30T00:00:00Z") || !strings.Contains(out, "team-a\t"+stopTrail+"\tStopLogging") {
+		t.Errorf("alice's backtest: exit %d\n%s%s", code, out, errOut)
+	}
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte(strings.Replace(rule, "eventName:", "eventName|sounds_like:", 1)), 0o644)
+	if code, _, errOut := as(w.alice, "rules", "backtest", bad); code != 1 || !strings.Contains(errOut, bad+`:5: error: eventName|sounds_like: unknown modifier "sounds_like"`) {
+		t.Errorf("a backtest of a bad file: exit %d\n%s", code, errOut)
+	}
+	const builtin = "f6dd0262-074b-4b46-95a3-46a50af84de2"
+	if code, _, errOut := as(w.alice, "rules", "off", "--reason", "noisy", builtin); code == 0 || !strings.Contains(errOut, "every tenant") {
+		t.Errorf("alice turns a rule off: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := vigil(t, "rules", "off", "--data", w.data, builtin); code != 2 || !strings.Contains(errOut, "--reason") {
+		t.Errorf("off without a reason: exit %d %s", code, errOut)
+	}
+	if out := mustVigil(t, "rules", "off", "--data", w.data, "--reason", "we rebuilt the trail alerts", builtin); !strings.Contains(out, "turned rule "+builtin+" off") {
+		t.Errorf("off: %s", out)
+	}
+	if out := mustVigil(t, "rules", "list", "--data", w.data, "--json"); !strings.Contains(out, `"reason": "we rebuilt the trail alerts"`) {
+		t.Errorf("the list after off:\n%s", out)
+	}
+	mustVigil(t, "rules", "on", "--data", w.data, builtin)
+	if out := mustVigil(t, "rules", "list", "--data", w.data, "--json"); strings.Contains(out, `"off"`) {
+		t.Errorf("the list after on:\n%s", out)
+	}
+}
