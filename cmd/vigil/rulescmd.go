@@ -37,7 +37,7 @@ func runSubcommand(ctx context.Context, group, about string, cmds []command, arg
 	usage := func() {
 		fmt.Fprintf(stderr, "Usage: vigil %s COMMAND [flags] [args]\n\n%s\n\nCommands:\n", group, about)
 		for _, c := range cmds {
-			fmt.Fprintf(stderr, "  %-7s %s\n", c.name, c.summary)
+			fmt.Fprintf(stderr, "  %-9s %s\n", c.name, c.summary)
 		}
 		fmt.Fprintf(stderr, "\nRun 'vigil %s COMMAND -h' for a command's flags.\n", group)
 	}
