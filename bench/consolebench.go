@@ -112,6 +112,9 @@ func runConsole(ctx context.Context, c *config) error {
 		{"cases", "/cases", "/api/v1/cases"},
 		{"monitoring", "/monitoring", ""},
 		{"coverage", "/coverage", "/api/v1/coverage"},
+		{"rules", "/rules", "/api/v1/rules"},
+		{"a rule", "/rules/f6dd0262-074b-4b46-95a3-46a50af84de2", "/api/v1/rules/f6dd0262-074b-4b46-95a3-46a50af84de2"},
+		{"rule editor", "/rules/new?from=f6dd0262-074b-4b46-95a3-46a50af84de2", ""},
 		{"admin", "/admin", ""},
 		{"audit trail", "/admin/audit", ""},
 	}

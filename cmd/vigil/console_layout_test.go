@@ -157,6 +157,7 @@ func TestConsoleNarrowScreen(t *testing.T) {
 	// Each section, the first item of its list (an alert, a case), the
 	// admin's tabs, and an event.
 	pages := append([]string{event}, sections...)
+	pages = append(pages, "/rules/new")
 	seen := map[string]bool{}
 	for i := 0; i < len(pages); i++ {
 		p := pages[i]
