@@ -305,6 +305,13 @@ func (a *api) consoleRuleBacktest(w http.ResponseWriter, r *http.Request) {
 		a.editor(w, r, http.StatusBadRequest, b)
 		return
 	}
+	done, ok := a.startScan()
+	if !ok {
+		b.Error = "Other hunts or backtests are running: try again in a moment."
+		a.editor(w, r, http.StatusTooManyRequests, b)
+		return
+	}
+	defer done()
 	bt, err := a.opts.Rules.backtest(r.Context(), a.opts.Hunter, id.Scope, b.Content, b.File, from, to)
 	if err != nil {
 		a.opts.Logger.Error("console: backtesting a rule", "err", err)

@@ -582,6 +582,12 @@ func (a *api) backtestRule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("backtest: %w", err))
 		return
 	}
+	done, ok := a.startScan()
+	if !ok {
+		tooMany(w, 10*time.Second, errBusy.Error())
+		return
+	}
+	defer done()
 	bt, err := a.opts.Rules.backtest(r.Context(), a.opts.Hunter, id.Scope, req.Content, r.URL.Query().Get("file"), from, to)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("backtest: %w", err))

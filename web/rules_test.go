@@ -21,6 +21,7 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/query"
 )
 
 // noMFARule is the built-in "AWS Console Login Without MFA".
@@ -35,6 +36,7 @@ type rulesWorld struct {
 	*consoleWorld
 	book *RuleBook
 	mdb  *meta.DB
+	opts Options
 	// logins counts the ConsoleLogin events by tenant.
 	logins map[string]int
 }
@@ -130,13 +132,14 @@ func newRulesWorld(t *testing.T) *rulesWorld {
 	}
 	w.book = &RuleBook{DB: mdb, Running: running.Load, Reload: reload}
 	w.consoleWorld = &consoleWorld{t: t}
-	w.h = Handler(Options{Store: db, Hunter: db, Rules: w.book, Access: directory, Gatherer: prometheus.NewRegistry(),
+	w.opts = Options{Store: db, Hunter: db, Rules: w.book, Access: directory, Gatherer: prometheus.NewRegistry(),
 		Audit: func(_ context.Context, r *access.Record) error {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			w.records = append(w.records, *r)
 			return nil
-		}})
+		}}
+	w.h = Handler(w.opts)
 	return w
 }
 
@@ -554,5 +557,52 @@ func TestBacktestRange(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("backtestRange(%d, %q, %q) = %q, want %q", tt.days, tt.from, tt.to, got, tt.want)
 		}
+	}
+}
+
+// gatedScanner holds each scan until released.
+type gatedScanner struct {
+	detect.Scanner
+	started, release chan struct{}
+}
+
+func (g gatedScanner) Scan(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
+	g.started <- struct{}{}
+	<-g.release
+	return g.Scanner.Scan(ctx, req, fn)
+}
+
+// TestBacktestsBounded: backtests beyond the few a server runs at once
+// are refused with a time to retry, not queued behind them.
+func TestBacktestsBounded(t *testing.T) {
+	w := newRulesWorld(t)
+	gate := gatedScanner{Scanner: w.opts.Hunter, started: make(chan struct{}, 2*maxScans), release: make(chan struct{})}
+	w.opts.Hunter, w.opts.Gatherer = gate, prometheus.NewRegistry()
+	w.h = Handler(w.opts)
+	carol := w.login("carol")
+	csrf := w.csrfOf(carol)
+	codes := make(chan int, maxScans)
+	for range maxScans {
+		go func() {
+			codes <- w.api("POST", "/api/v1/rules/backtest", carol, RuleRequest{Content: loginRule}).Code
+		}()
+		<-gate.started
+	}
+	rec := w.api("POST", "/api/v1/rules/backtest", carol, RuleRequest{Content: loginRule})
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("a backtest beyond the bound: %d %s", rec.Code, rec.Header())
+	}
+	if rec := w.do("POST", "/rules/backtest", carol, url.Values{"csrf": {csrf}, "content": {loginRule}}); rec.Code != http.StatusTooManyRequests ||
+		!strings.Contains(rec.Body.String(), "try again in a moment") {
+		t.Errorf("the console's backtest beyond the bound: %d", rec.Code)
+	}
+	close(gate.release)
+	for range maxScans {
+		if code := <-codes; code != 200 {
+			t.Errorf("a backtest within the bound: %d", code)
+		}
+	}
+	if rec := w.api("POST", "/api/v1/rules/backtest", carol, RuleRequest{Content: loginRule}); rec.Code != 200 {
+		t.Errorf("a backtest once the others ended: %d", rec.Code)
 	}
 }

@@ -130,6 +130,7 @@ func Handler(opts Options) http.Handler {
 		badAuth: &access.Lockout{Max: 10, Window: 10 * time.Minute, Lock: 15 * time.Minute, Now: opts.Now},
 		// Five wrong passwords for a name lock that name out.
 		badLogin: &access.Lockout{Max: 5, Window: 15 * time.Minute, Lock: 15 * time.Minute, Now: opts.Now},
+		scans:    make(chan struct{}, maxScans),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -238,7 +239,28 @@ type api struct {
 	badAuth, badLogin    *access.Lockout
 	// sections are the console's, as its routes are mounted.
 	sections []consoleSection
+	// scans holds a slot for each hunt or backtest running: each reads
+	// every event of its rules' sources in its range, so a few at once
+	// are all a server gives them.
+	scans chan struct{}
 }
+
+// maxScans bounds the hunts and backtests that run at once.
+const maxScans = 2
+
+// startScan takes a slot for a scan of history, and returns the function
+// that gives it back; false when every slot is taken.
+func (a *api) startScan() (func(), bool) {
+	select {
+	case a.scans <- struct{}{}:
+		return func() { <-a.scans }, true
+	default:
+		return nil, false
+	}
+}
+
+// errBusy refuses a scan while others take every slot.
+var errBusy = errors.New("other hunts or backtests are running: try again in a moment")
 
 // A DetectionLister reads detections; the query carries the caller's
 // tenants, which it must apply.
@@ -559,6 +581,12 @@ func (a *api) hunt(w http.ResponseWriter, r *http.Request) {
 	if end.IsZero() {
 		end = now
 	}
+	done, ok := a.startScan()
+	if !ok {
+		tooMany(w, 10*time.Second, errBusy.Error())
+		return
+	}
+	defer done()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
 	err = detect.HuntStore(r.Context(), e, a.opts.Hunter, query.Request{Scope: scope, From: from, To: to}, end,

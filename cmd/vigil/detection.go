@@ -122,7 +122,9 @@ type ruleLoader struct {
 }
 
 // reload loads the rules and runs them. A reload that refuses rules
-// keeps the rest.
+// keeps the rest, and says which in the log. Correlation state that
+// cannot be rebuilt is logged too: the new rules run all the same, their
+// correlations counting from now.
 func (l *ruleLoader) reload(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -131,7 +133,7 @@ func (l *ruleLoader) reload(ctx context.Context) error {
 	l.runner.Swap(e)
 	l.logger.Info("reloaded detection rules")
 	if err := l.warm(e); err != nil {
-		return fmt.Errorf("rebuilding correlation state for the reloaded rules: %w", err)
+		l.logger.Error("rebuilding correlation state for the reloaded rules", "err", err)
 	}
 	return nil
 }
@@ -167,9 +169,7 @@ func (l *ruleLoader) watch(ctx context.Context, every time.Duration, reload <-ch
 		case <-reload:
 			sig = l.signature(ctx)
 		}
-		if err := l.reload(ctx); err != nil {
-			l.logger.Error("reloading rules", "err", err)
-		}
+		l.reload(ctx)
 	}
 }
 
