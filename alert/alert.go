@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
@@ -513,6 +514,43 @@ func (m *Manager) SetStatus(ctx context.Context, tenants []string, id, to, actor
 		m.OnChange(a)
 	}
 	return a, nil
+}
+
+// ErrAssignee is returned for an assignee that is no name: too long, or
+// holding control characters.
+var ErrAssignee = errors.New("alert: not a name to assign to")
+
+// maxAssignee bounds an assignee's name, which the queue shows in a
+// column.
+const maxAssignee = 200
+
+// Assign assigns an alert to assignee, the principal name of the person
+// to work it ("" for no one), for actor, recording the change in the
+// alert's history. Scoping is SetStatus's: tenants (nil: every tenant's)
+// are the alerts actor may change, and an alert across tenants that
+// they see only part of gets meta.ErrPartial. The assignee is not
+// checked against the directory: the alert layer does not know it, and
+// a name that no longer logs in must still be shown for the alerts it
+// held.
+func (m *Manager) Assign(ctx context.Context, tenants []string, id, assignee, actor string) (meta.Alert, error) {
+	assignee = strings.TrimSpace(assignee)
+	if len(assignee) > maxAssignee || strings.ContainsFunc(assignee, unicode.IsControl) {
+		return meta.Alert{}, fmt.Errorf("%w: %d bytes, at most %d, without control characters", ErrAssignee, len(assignee), maxAssignee)
+	}
+	if assignee == meta.Unassigned {
+		return meta.Alert{}, fmt.Errorf("%w: %q is the queue's filter for alerts assigned to no one", ErrAssignee, assignee)
+	}
+	a, err := m.db.SetAlertAssignee(ctx, tenants, id, assignee, actor, m.now().UTC())
+	if err != nil {
+		return a, fmt.Errorf("alert %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// CasesOfAlert returns the cases holding the alert id that tenants (nil:
+// every tenant) see.
+func (m *Manager) CasesOfAlert(ctx context.Context, tenants []string, id string) ([]meta.Case, error) {
+	return m.db.CasesOfAlert(ctx, tenants, tenants == nil, id)
 }
 
 // Suppress records a suppression and puts it in force at once.

@@ -36,7 +36,7 @@ func TestPostgres(t *testing.T) {
 	}{
 		{"Grouping", TestGrouping}, {"Window", TestWindow}, {"Lifecycle", TestLifecycle}, {"Suppression", TestSuppression},
 		{"Restart", TestRestart}, {"ResolvedElsewhere", TestResolvedElsewhere}, {"StratusAlerts", TestStratusAlerts}, {"Cases", TestCases}, {"QuietAndEscalate", TestQuietAndEscalate},
-		{"CrossTenantAlert", TestCrossTenantAlert},
+		{"CrossTenantAlert", TestCrossTenantAlert}, {"Assign", TestAssign},
 	} {
 		t.Run(tc.name, tc.fn)
 	}

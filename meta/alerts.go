@@ -36,6 +36,10 @@ type Alert struct {
 	Updated time.Time `json:"updated"`
 	// Reason is why it was last resolved or closed.
 	Reason string `json:"reason,omitempty"`
+	// Assignee is the principal name of the person working the alert,
+	// "" for none. Only SetAlertAssignee changes it: SaveAlerts, which
+	// package alert calls with each hit, keeps it.
+	Assignee string `json:"assignee,omitempty"`
 
 	// Parts are, for an alert across tenants (Tenant ""), each tenant's
 	// share of its events, by tenant name. SaveAlerts keeps them;
@@ -110,7 +114,11 @@ func (a *Alert) trim(tenants []string, all bool) {
 	a.Context = ctx
 }
 
-// A Transition is a change of an alert's status.
+// A Transition is a change of an alert's status, or of its assignee:
+// the history of an alert is one list, so that who took it and when
+// reads beside what they did with it. A change of assignee keeps From
+// and To the status the alert had, and says in Reason who it went to
+// (see SetAlertAssignee).
 type Transition struct {
 	AlertID string    `json:"alert_id"`
 	At      time.Time `json:"at"`
@@ -136,7 +144,9 @@ var ErrConflict = errors.New("meta: the alert changed meanwhile")
 // SaveAlerts writes alerts, new or updated, with their parts, in one
 // transaction. An update changes what grouping changes (count, last
 // seen, seqs, the parts) and never the status, which only
-// SetAlertStatus changes. A part is never removed: an alert's parts
+// SetAlertStatus changes, nor the assignee, which only SetAlertAssignee
+// changes. A new alert's environment column is its
+// Context["vigil.environment"] (see EnvironmentFact). A part is never removed: an alert's parts
 // only grow. It refuses an alert read as Partial, which would write one
 // tenant's view over the whole.
 func (db *DB) SaveAlerts(ctx context.Context, as []Alert) error {
@@ -146,8 +156,8 @@ func (db *DB) SaveAlerts(ctx context.Context, as []Alert) error {
 		}
 	}
 	err := db.Write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, context, created, updated, reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, context, created, updated, reason, assignee, environment)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 ON CONFLICT (id) DO UPDATE SET count = excluded.count, first_seen = excluded.first_seen, last_seen = excluded.last_seen, seqs = excluded.seqs, updated = excluded.updated`)
 		if err != nil {
 			return err
@@ -166,7 +176,8 @@ ON CONFLICT (alert_id, tenant) DO UPDATE SET seqs = excluded.seqs, count = exclu
 			seqs, _ := json.Marshal(orEmpty(a.Seqs))
 			facts, _ := json.Marshal(orEmptyMap(a.Context))
 			if _, err := stmt.ExecContext(ctx, a.ID, nullString(a.Tenant), a.RuleID, a.Title, a.Severity, a.Key, string(grp), string(tags),
-				a.Status, a.Count, a.FirstSeen.UnixNano(), a.LastSeen.UnixNano(), string(seqs), string(facts), a.Created.UnixNano(), a.Updated.UnixNano(), a.Reason); err != nil {
+				a.Status, a.Count, a.FirstSeen.UnixNano(), a.LastSeen.UnixNano(), string(seqs), string(facts), a.Created.UnixNano(), a.Updated.UnixNano(), a.Reason,
+				nullString(a.Assignee), nullString(a.Context[EnvironmentFact])); err != nil {
 				return err
 			}
 			for _, p := range a.Parts {
@@ -199,12 +210,27 @@ type AlertQuery struct {
 	ID         string
 	Status     []string // any of these; none means any status
 	RuleID     string
+	// Environment selects the alerts of an environment (their
+	// Context[EnvironmentFact]). Alerts saved before the environment was
+	// a column have none, and are not selected by it.
+	Environment string
+	// Assignee selects the alerts assigned to a principal, by name; "-"
+	// selects those assigned to no one.
+	Assignee string
 	// LastSeenSince selects alerts whose last event is at or after it.
 	LastSeenSince time.Time
 	Limit         int // 0 means 100; at most 10,000
 }
 
-const alertColumns = `id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, context, created, updated, reason`
+// Unassigned is the AlertQuery.Assignee that selects the alerts
+// assigned to no one.
+const Unassigned = "-"
+
+// EnvironmentFact is the key of an alert's Context that is its
+// environment, which the queue filters on.
+const EnvironmentFact = "vigil.environment"
+
+const alertColumns = `id, tenant, rule_id, title, severity, dedup_key, grp, tags, status, count, first_seen, last_seen, seqs, context, created, updated, reason, assignee`
 
 // Alerts returns the alerts q selects.
 func (db *DB) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
@@ -220,6 +246,16 @@ func (db *DB) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 	}
 	if q.RuleID != "" {
 		f.is("rule_id", "=", q.RuleID)
+	}
+	if q.Environment != "" {
+		f.is("environment", "=", q.Environment)
+	}
+	switch q.Assignee {
+	case "":
+	case Unassigned:
+		f.where = append(f.where, "assignee IS NULL")
+	default:
+		f.is("assignee", "=", q.Assignee)
 	}
 	if !q.LastSeenSince.IsZero() {
 		f.is("last_seen", ">=", q.LastSeenSince.UnixNano())
@@ -247,6 +283,13 @@ func (db *DB) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 	}
 	for i := range out {
 		out[i].trim(q.Tenants, q.AllTenants)
+	}
+	if q.Environment != "" {
+		// The environment of an alert across tenants is that of its
+		// first event, which may be another tenant's: a reader who sees
+		// part of it, and whose trimmed context does not hold that
+		// environment, would learn it by filtering on it.
+		out = slices.DeleteFunc(out, func(a Alert) bool { return a.Partial && a.Context[EnvironmentFact] != q.Environment })
 	}
 	return out, nil
 }
@@ -302,15 +345,15 @@ func withParts(ctx context.Context, q querier, as []Alert) error {
 func scanAlert(row interface{ Scan(...any) error }) (Alert, error) {
 	var (
 		a                                     Alert
-		tenant                                sql.NullString
+		tenant, assignee                      sql.NullString
 		grp, tags, seqs, facts                string
 		firstSeen, lastSeen, created, updated int64
 	)
 	if err := row.Scan(&a.ID, &tenant, &a.RuleID, &a.Title, &a.Severity, &a.Key, &grp, &tags, &a.Status, &a.Count,
-		&firstSeen, &lastSeen, &seqs, &facts, &created, &updated, &a.Reason); err != nil {
+		&firstSeen, &lastSeen, &seqs, &facts, &created, &updated, &a.Reason, &assignee); err != nil {
 		return a, fmt.Errorf("meta: reading alerts: %w", err)
 	}
-	a.Tenant = tenant.String
+	a.Tenant, a.Assignee = tenant.String, assignee.String
 	a.FirstSeen, a.LastSeen = time.Unix(0, firstSeen).UTC(), time.Unix(0, lastSeen).UTC()
 	a.Created, a.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
 	for _, c := range []struct {
@@ -362,25 +405,9 @@ func (db *DB) SetAlertStatus(ctx context.Context, tenants []string, t Transition
 	var a Alert
 	err := db.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		a, err = scanAlert(tx.QueryRowContext(ctx, "SELECT "+alertColumns+" FROM alerts WHERE id = $1", t.AlertID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
+		if a, err = wholeAlert(ctx, tx, tenants, t.AlertID); err != nil {
 			return err
 		}
-		as := []Alert{a}
-		if err := withParts(ctx, tx, as); err != nil {
-			return err
-		}
-		a = as[0]
-		switch seen, whole := coverage(a.Tenant, a.partTenants(), tenants, tenants == nil); {
-		case !seen:
-			return ErrNotFound
-		case !whole:
-			return ErrPartial
-		}
-		a.trim(tenants, tenants == nil)
 		if a.Status != t.From {
 			return ErrConflict
 		}
@@ -398,6 +425,77 @@ func (db *DB) SetAlertStatus(ctx context.Context, tenants []string, t Transition
 		return Alert{}, err
 	case err != nil:
 		return Alert{}, fmt.Errorf("meta: changing alert %s: %w", t.AlertID, err)
+	}
+	return a, nil
+}
+
+// wholeAlert reads, in a write's transaction, the alert id for a change
+// by a scope (tenants, or every tenant with nil): ErrNotFound for one
+// the scope does not see, ErrPartial for one across tenants it sees
+// only part of.
+func wholeAlert(ctx context.Context, tx *sql.Tx, tenants []string, id string) (Alert, error) {
+	a, err := scanAlert(tx.QueryRowContext(ctx, "SELECT "+alertColumns+" FROM alerts WHERE id = $1", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Alert{}, ErrNotFound
+	}
+	if err != nil {
+		return Alert{}, err
+	}
+	as := []Alert{a}
+	if err := withParts(ctx, tx, as); err != nil {
+		return Alert{}, err
+	}
+	a = as[0]
+	switch seen, whole := coverage(a.Tenant, a.partTenants(), tenants, tenants == nil); {
+	case !seen:
+		return Alert{}, ErrNotFound
+	case !whole:
+		return Alert{}, ErrPartial
+	}
+	a.trim(tenants, tenants == nil)
+	return a, nil
+}
+
+// SetAlertAssignee assigns an alert to assignee (a principal's name; ""
+// for no one), for actor, and returns the alert, whole. It is scoped as
+// SetAlertStatus is: ErrNotFound for an alert the scope (tenants, or
+// every tenant with nil) does not see, ErrPartial for one across tenants
+// it sees only part of. The change is recorded in the alert's history as
+// a transition from its status to the same status, whose reason says who
+// it went to, so that the history shows it where it shows the changes of
+// status (and readers of the history need no second list). Assigning an
+// alert to whom it is assigned already changes and records nothing.
+func (db *DB) SetAlertAssignee(ctx context.Context, tenants []string, id, assignee, actor string, at time.Time) (Alert, error) {
+	var a Alert
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		if a, err = wholeAlert(ctx, tx, tenants, id); err != nil {
+			return err
+		}
+		if a.Assignee == assignee {
+			return nil
+		}
+		note := "assigned to " + assignee
+		switch {
+		case assignee == "":
+			note = "unassigned from " + a.Assignee
+		case a.Assignee != "":
+			note += " (from " + a.Assignee + ")"
+		}
+		a.Assignee, a.Updated = assignee, at
+		if _, err := tx.ExecContext(ctx, "UPDATE alerts SET assignee = $1, updated = $2 WHERE id = $3",
+			nullString(assignee), at.UnixNano(), id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO alert_transitions (alert_id, at, actor, from_status, to_status, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+			id, at.UnixNano(), actor, a.Status, a.Status, note)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrPartial):
+		return Alert{}, err
+	case err != nil:
+		return Alert{}, fmt.Errorf("meta: assigning alert %s: %w", id, err)
 	}
 	return a, nil
 }

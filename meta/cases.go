@@ -163,3 +163,31 @@ func (db *DB) CaseEntries(ctx context.Context, id string) ([]CaseEntry, error) {
 	}
 	return out, rows.Err()
 }
+
+// CasesOfAlert returns the cases that hold the alert alertID (those
+// whose timeline has an entry of kind "alert" referring to it), most
+// recently updated first, among those the scope sees: tenants' own
+// cases, or with all every case, those across tenants among them. An
+// alert may be in a case its reader does not see (one across tenants,
+// the CSIRT's): that case is not listed, nor counted.
+func (db *DB) CasesOfAlert(ctx context.Context, tenants []string, all bool, alertID string) ([]Case, error) {
+	var f filter
+	if !f.scope(tenants, all) {
+		return nil, nil
+	}
+	f.where = append(f.where, "id IN (SELECT case_id FROM case_entries WHERE kind = 'alert' AND ref = "+f.arg(alertID)+")")
+	rows, err := db.Query(ctx, f.list(caseColumns+" FROM cases", "updated", 100), f.args...)
+	if err != nil {
+		return nil, fmt.Errorf("meta: reading the cases of alert %s: %w", alertID, err)
+	}
+	defer rows.Close()
+	var out []Case
+	for rows.Next() {
+		c, err := scanCase(rows)
+		if err != nil {
+			return nil, fmt.Errorf("meta: reading the cases of alert %s: %w", alertID, err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/vigilsec/vigil/alert"
 	"github.com/vigilsec/vigil/meta"
@@ -23,6 +24,7 @@ type Alerts interface {
 	Alerts(ctx context.Context, q meta.AlertQuery) ([]meta.Alert, error)
 	AlertDetail(ctx context.Context, tenants []string, id string) (meta.Alert, []meta.Transition, []meta.Delivery, error)
 	SetStatus(ctx context.Context, tenants []string, id, to, actor, reason string) (meta.Alert, error)
+	Assign(ctx context.Context, tenants []string, id, assignee, actor string) (meta.Alert, error)
 	Suppressions(ctx context.Context, tenants []string) ([]meta.Suppression, error)
 	Suppress(ctx context.Context, s meta.Suppression) (meta.Suppression, error)
 	Unsuppress(ctx context.Context, tenants []string, id, by string) error
@@ -32,6 +34,7 @@ type Alerts interface {
 	OpenCase(ctx context.Context, tenants []string, title, owner, actor string, alertIDs []string) (meta.Case, error)
 	AddToCase(ctx context.Context, tenants []string, id, kind, ref, text, actor string) (meta.Case, error)
 	SetCase(ctx context.Context, tenants []string, id, status, owner, actor string) (meta.Case, error)
+	CasesOfAlert(ctx context.Context, tenants []string, id string) ([]meta.Case, error)
 }
 
 // tenantsOf is the caller's tenants as the alert layer takes them: nil
@@ -48,13 +51,15 @@ func tenantsOf(id Identity) []string {
 	return id.Scope.Tenants
 }
 
-// alerts answers GET /api/v1/alerts?status=open,acknowledged&rule=ID&since=-24h&limit=N
+// alerts answers GET /api/v1/alerts?status=open,acknowledged&rule=ID&since=-24h&limit=N&environment=E&assignee=NAME
 // with the alerts the caller's tenants may see, most recently updated
-// first.
+// first. assignee=me is the caller's own, and assignee=- those assigned
+// to no one.
 func (a *api) alerts(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	v := r.URL.Query()
-	q := meta.AlertQuery{AllTenants: id.Scope.All, Tenants: id.Scope.Tenants, RuleID: v.Get("rule"), Limit: 100}
+	q := meta.AlertQuery{AllTenants: id.Scope.All, Tenants: id.Scope.Tenants, RuleID: v.Get("rule"), Limit: 100,
+		Environment: v.Get("environment"), Assignee: assigneeFilter(v.Get("assignee"), id)}
 	if s := v.Get("status"); s != "" {
 		for _, st := range strings.Split(s, ",") {
 			switch st {
@@ -112,6 +117,19 @@ func (a *api) alert(w http.ResponseWriter, r *http.Request) {
 	}{al, ts, ds})
 }
 
+// me is the assignee filter, and the assignee, that stands for the
+// caller.
+const me = "me"
+
+// assigneeFilter is the AlertQuery.Assignee of an assignee filter: the
+// caller's name for "me", else the filter as it is.
+func assigneeFilter(s string, id Identity) string {
+	if s == me {
+		return id.Name
+	}
+	return s
+}
+
 // statusActions are the actions of POST /api/v1/alerts/{id}/{action}.
 var statusActions = map[string]string{
 	"ack": alert.Acknowledged, "resolve": alert.Resolved, "close": alert.Closed, "reopen": alert.Open,
@@ -138,6 +156,41 @@ func (a *api) setStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, al)
+}
+
+// assign answers POST /api/v1/alerts/{id}/assign with a body
+// {"assignee": "name"}, or "" to assign the alert to no one.
+func (a *api) assign(w http.ResponseWriter, r *http.Request) {
+	id, _ := IdentityFrom(r.Context())
+	var body struct {
+		Assignee string `json:"assignee"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	aid := r.PathValue("id")
+	rec := auditRecord(r.Context())
+	rec.Target, rec.Detail = "alert:"+aid, assignDetail(body.Assignee)
+	al, err := a.opts.Alerts.Assign(r.Context(), tenantsOf(id), aid, body.Assignee, id.Name)
+	if a.alertError(w, err) {
+		return
+	}
+	writeJSON(w, http.StatusOK, al)
+}
+
+// assignDetail is what the audit trail says of an assignment: a name
+// that is refused for its control characters is quoted, so that it
+// cannot forge lines of the trail.
+func assignDetail(assignee string) string {
+	assignee = strings.TrimSpace(assignee)
+	switch {
+	case assignee == "":
+		return "unassign"
+	case strings.ContainsFunc(assignee, unicode.IsControl):
+		return "assign to " + strconv.Quote(assignee)
+	}
+	return "assign to " + assignee
 }
 
 // suppressions answers GET /api/v1/suppressions.
@@ -221,6 +274,8 @@ func (a *api) alertError(w http.ResponseWriter, err error) bool {
 		writeError(w, http.StatusConflict, err)
 	case errors.Is(err, alert.ErrTransition), errors.Is(err, alert.ErrCase):
 		writeError(w, http.StatusConflict, err)
+	case errors.Is(err, alert.ErrAssignee):
+		writeError(w, http.StatusBadRequest, err)
 	default:
 		a.opts.Logger.Error("alerts", "err", err)
 		writeError(w, http.StatusInternalServerError, errors.New("the alert layer failed"))

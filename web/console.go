@@ -169,6 +169,7 @@ func (a *api) consoleRoutes(mux *http.ServeMux) {
 		mux.Handle("POST /alerts", a.auth(http.HandlerFunc(a.consoleAlertsBulk), page("alert.status", access.Work)))
 		mux.Handle("GET /alerts/{id}", a.auth(http.HandlerFunc(a.consoleAlert), page("console.alert.read", access.Read)))
 		mux.Handle("POST /alerts/{id}/{action}", a.auth(http.HandlerFunc(a.consoleAlertStatus), page("alert.status", access.Work)))
+		mux.Handle("POST /alerts/{id}/assign", a.auth(http.HandlerFunc(a.consoleAlertAssign), page("alert.assign", access.Work)))
 	}
 	a.consoleCaseRoutes(mux)
 	a.consoleRuleRoutes(mux)

@@ -206,6 +206,7 @@ func Handler(opts Options) http.Handler {
 		}
 		mux.Handle("GET /api/v1/alerts/{id}", a.auth(http.HandlerFunc(a.alert), read("alert.read")))
 		mux.Handle("POST /api/v1/alerts/{id}/{action}", a.auth(http.HandlerFunc(a.setStatus), work("alert.status")))
+		mux.Handle("POST /api/v1/alerts/{id}/assign", a.auth(http.HandlerFunc(a.assign), work("alert.assign")))
 		mux.Handle("GET /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppressions), read("suppression.list")))
 		mux.Handle("POST /api/v1/suppressions", a.auth(http.HandlerFunc(a.suppress), work("suppression.create")))
 		mux.Handle("DELETE /api/v1/suppressions/{id}", a.auth(http.HandlerFunc(a.unsuppress), work("suppression.delete")))
