@@ -48,7 +48,7 @@ func newRulesWorld(t *testing.T) *rulesWorld {
 	mdb, directory, _ := newTestDirectory(t, dir, "", append(consoleTeams, consolePerson{"carol", access.AllTenants, access.Analyst})...)
 	_, _, db := openLedgerStore(t, dir)
 
-	f, err := os.Open("../../shared/testdata/aws-docs-examples/cloudtrail/cloudtrail_user_guide_examples.jsonl")
+	f, err := os.Open("testdata/aws-docs-examples/cloudtrail_user_guide_examples.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
