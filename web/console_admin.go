@@ -47,6 +47,7 @@ func (a *api) consoleAdminRoutes(mux *http.ServeMux) {
 	handle("POST /admin/groups/{name}/members/{id}/remove", a.consoleRemoveMember, manage("group.remove"))
 	handle("POST /admin/bindings", a.consoleBind, manage("role.bind"))
 	handle("POST /admin/bindings/remove", a.consoleUnbind, manage("role.unbind"))
+	handle("GET /admin/tenants", a.consoleTenants, manage("console.admin.tenants"))
 	if _, ok := a.opts.Tokens.(Tokenizer); ok {
 		handle("GET /admin/tokens", a.consoleTokens, manage("console.admin.tokens"))
 		handle("POST /admin/tokens", a.consoleCreateToken, manage("token.create"))
@@ -78,6 +79,7 @@ func (a *api) adminTabs(id Identity, current string) []adminTab {
 	}
 	if id.Can(access.Manage) {
 		add("Principals and roles", "/admin")
+		add("Tenants", "/admin/tenants")
 		if _, ok := a.opts.Tokens.(Tokenizer); ok {
 			add("API tokens", "/admin/tokens")
 		}

@@ -498,3 +498,39 @@ func TestConsoleAuditPages(t *testing.T) {
 		t.Errorf("the pages hold %d records, want %d", len(seen), want)
 	}
 }
+
+// TestConsoleTenants: an administrator sees the tenants they manage, each
+// with what it sent and the roles held in it, and no other.
+func TestConsoleTenants(t *testing.T) {
+	w := newAdminWorld(t)
+	root, ada := w.login("root"), w.login("ada")
+	rowOf := func(body, tenant string) string {
+		m := regexp.MustCompile(`(?s)<tr>\s*<td><a href="[^"]*" data-row-link>` + regexp.QuoteMeta(tenant) + `</a>.*?</tr>`).FindString(body)
+		return m
+	}
+	cells := func(row string) []string {
+		var out []string
+		for _, m := range regexp.MustCompile(`<td class="num">(\d+)</td>`).FindAllStringSubmatch(row, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	body := w.do("GET", "/admin/tenants", root, nil).Body.String()
+	// team-a: ada, alice and dave hold roles; team-b: bob. The audit
+	// trail is no tenant's here: it is read under Audit trail.
+	for tenant, want := range map[string]string{"team-a": "0 3 0", "team-b": "0 1 0"} {
+		if got := strings.Join(cells(rowOf(body, tenant)), " "); got != want {
+			t.Errorf("root's row of %s: events, roles, grants = %q, want %q", tenant, got, want)
+		}
+	}
+	if rowOf(body, access.SystemTenant) != "" {
+		t.Errorf("root's tenants list the audit trail's")
+	}
+	body = w.do("GET", "/admin/tenants", ada, nil).Body.String()
+	if rowOf(body, "team-a") == "" || rowOf(body, "team-b") != "" || rowOf(body, access.SystemTenant) != "" {
+		t.Errorf("ada's tenants:\n%s", body)
+	}
+	if rec := w.do("GET", "/admin/tenants", w.login("alice"), nil); rec.Code != http.StatusForbidden {
+		t.Errorf("an analyst's tenants page: %d", rec.Code)
+	}
+}
