@@ -173,6 +173,7 @@ func (a *api) consoleRoutes(mux *http.ServeMux) {
 	}
 	a.consoleCaseRoutes(mux)
 	a.consoleRuleRoutes(mux)
+	a.consoleSearchesRoutes(mux)
 	a.consoleMonitorRoutes(mux)
 	a.consoleAdminRoutes(mux)
 }

@@ -74,6 +74,9 @@ type searchBody struct {
 	CSV, NDJSON string
 	MaxExport   int
 	Bundle      bool
+	// Searches are the caller's saved searches and the shared ones; nil
+	// when the server keeps none.
+	Searches *savedSearchesBody
 }
 
 // An earlierMatch is the last match before the range searched, and the
@@ -164,9 +167,16 @@ func (a *api) consoleSearch(w http.ResponseWriter, r *http.Request) {
 		b.Presets = append(b.Presets, presetLink{Label: pr.Label, URL: l.url(), Active: p.from == pr.From && p.to == ""})
 	}
 	b.CSV, b.NDJSON, b.MaxExport, b.Bundle = p.exportURL("csv"), p.exportURL("ndjson"), maxExportRows, a.opts.Exports != nil
+	a.savedSearches(r.Context(), id, b, p, v)
 	page := &consolePage{Title: "Search", Nav: "search", Body: b}
 	status := http.StatusOK
-	defer func() { a.render(w, r, status, "search", page) }()
+	defer func() {
+		if b.Searches != nil {
+			// A search that does not run is not one to save.
+			b.Searches.CanSave = b.QueryError == nil && b.Error == ""
+		}
+		a.render(w, r, status, "search", page)
+	}()
 
 	now := a.opts.Now()
 	from, to, err := timeRange(url.Values{"from": {p.from}, "to": {p.to}}, now)

@@ -78,6 +78,9 @@ type Options struct {
 	Hunter detect.Scanner
 	// Rules are the rules the server runs (/api/v1/rules, /rules).
 	Rules *RuleBook
+	// Searches keeps the searches users save from the search page
+	// (/api/v1/searches, and the search page's list); nil: none.
+	Searches *meta.DB
 	// Ledger proves events are in the ledger (/api/v1/events/{seq}/proof);
 	// LedgerKey is the public key of its checkpoints.
 	Ledger    Prover
@@ -223,6 +226,7 @@ func Handler(opts Options) http.Handler {
 		mux.Handle("POST /api/v1/hunt", a.auth(http.HandlerFunc(a.hunt), route{action: "hunt", perm: access.Hunt}))
 	}
 	a.ruleRoutes(mux)
+	a.searchRoutes(mux)
 	if opts.Access != nil {
 		a.accessRoutes(mux)
 		// The console logs in with the directory's sessions.

@@ -343,6 +343,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		},
 		Hunter:       db,
 		Rules:        &web.RuleBook{DB: mdb, Running: runner.Engine, Reload: loader.reload},
+		Searches:     mdb,
 		RemoteWrite:  monitor.RemoteWriteHandler(db, metricsTenant(po.Tenant), logger),
 		OTLPMetrics:  monitor.OTLPHandler(db, metricsTenant(po.Tenant), logger),
 		Series:       db.Samples,
