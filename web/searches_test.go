@@ -455,18 +455,9 @@ func TestConsoleSavedSearches(t *testing.T) {
 // savedID is the id of a saved search by name.
 func savedID(t *testing.T, w *searchesWorld, name string) string {
 	t.Helper()
-	rows, err := w.mdb.Query(context.Background(), `SELECT id FROM saved_searches WHERE name = $1`, name)
-	if err != nil {
-		t.Fatal(err)
+	var id string
+	if err := w.mdb.QueryRow(context.Background(), `SELECT id FROM saved_searches WHERE name = $1`, name).Scan(&id); err != nil {
+		t.Fatalf("the saved search %q: %v", name, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
-	t.Fatalf("no saved search %q", name)
-	return ""
+	return id
 }
