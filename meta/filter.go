@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,4 +117,41 @@ func (f *filter) list(what, order string, limit int) string {
 // write.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// scanAll runs a reading query on q and scans each row with scan; what
+// names the rows in its errors ("saved searches").
+func scanAll[T any](ctx context.Context, q querier, what string, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("meta: reading %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("meta: reading %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("meta: reading %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// execSome runs a statement in tx that must change a row: one that
+// changes none is ErrNotFound.
+func execSome(ctx context.Context, tx *sql.Tx, stmt string, args ...any) error {
+	res, err := tx.ExecContext(ctx, stmt, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return ErrNotFound
+	}
+	return nil
 }

@@ -104,23 +104,7 @@ func isText(s string) bool {
 
 // SavedRules returns the rules written in the console, by id.
 func (db *DB) SavedRules(ctx context.Context) ([]SavedRule, error) {
-	rows, err := db.Query(ctx, `SELECT `+ruleColumns+` FROM rules ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("meta: reading rules: %w", err)
-	}
-	defer rows.Close()
-	var out []SavedRule
-	for rows.Next() {
-		r, err := scanRule(rows)
-		if err != nil {
-			return nil, fmt.Errorf("meta: reading rules: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("meta: reading rules: %w", err)
-	}
-	return out, nil
+	return scanAll(ctx, db.read, "rules", scanRule, `SELECT `+ruleColumns+` FROM rules ORDER BY id`)
 }
 
 // SavedRule returns the rule written in the console with the id, or
@@ -142,14 +126,8 @@ func (db *DB) SavedRule(ctx context.Context, id string) (SavedRule, error) {
 // given for another body. It bumps RulesVersion.
 func (db *DB) DeleteRule(ctx context.Context, id string) error {
 	err := db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM rules WHERE id = $1`, id)
-		if err != nil {
+		if err := execSome(ctx, tx, `DELETE FROM rules WHERE id = $1`, id); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM rule_switches WHERE rule_id = $1`, id); err != nil {
 			return err
@@ -220,27 +198,15 @@ func (db *DB) TurnRuleOn(ctx context.Context, ruleID string) error {
 
 // RulesOff returns the rules turned off, by rule id.
 func (db *DB) RulesOff(ctx context.Context) ([]RuleSwitch, error) {
-	rows, err := db.Query(ctx, `SELECT rule_id, reason, updated, updated_by FROM rule_switches ORDER BY rule_id`)
-	if err != nil {
-		return nil, fmt.Errorf("meta: reading the rules turned off: %w", err)
-	}
-	defer rows.Close()
-	var out []RuleSwitch
-	for rows.Next() {
+	return scanAll(ctx, db.read, "the rules turned off", func(r interface{ Scan(...any) error }) (RuleSwitch, error) {
 		var (
 			s  RuleSwitch
 			at int64
 		)
-		if err := rows.Scan(&s.RuleID, &s.Reason, &at, &s.By); err != nil {
-			return nil, fmt.Errorf("meta: reading the rules turned off: %w", err)
-		}
+		err := r.Scan(&s.RuleID, &s.Reason, &at, &s.By)
 		s.At = fromNano(at)
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("meta: reading the rules turned off: %w", err)
-	}
-	return out, nil
+		return s, err
+	}, `SELECT rule_id, reason, updated, updated_by FROM rule_switches ORDER BY rule_id`)
 }
 
 // RulesVersion returns the count of writes to the rules and their

@@ -92,7 +92,8 @@ func (db *DB) SaveSearch(ctx context.Context, s SavedSearch) (SavedSearch, error
 	}
 	var out SavedSearch
 	err := db.Write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO saved_searches (`+searchColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		// Another owner's id: the conflict's WHERE leaves the row alone.
+		err := execSome(ctx, tx, `INSERT INTO saved_searches (`+searchColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (id) DO UPDATE SET owner_name = excluded.owner_name, name = excluded.name, query = excluded.query,
 	time_from = excluded.time_from, time_to = excluded.time_to, columns = excluded.columns, tenant = excluded.tenant,
 	shared = excluded.shared, updated = excluded.updated
@@ -101,12 +102,6 @@ WHERE saved_searches.owner = excluded.owner`,
 			s.Created.UnixNano(), s.Updated.UnixNano())
 		if err != nil {
 			return err
-		}
-		// Another owner's id: the conflict's WHERE left the row alone.
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM saved_search_audience WHERE search_id = $1`, s.ID); err != nil {
 			return err
@@ -165,23 +160,11 @@ func (db *DB) savedSearches(ctx context.Context, id, owner string, tenants []str
 	if id != "" {
 		f.is("id", "=", id)
 	}
-	rows, err := db.Query(ctx, `SELECT `+searchColumns+` FROM saved_searches WHERE `+strings.Join(f.where, " AND "), f.args...)
+	out, err := scanAll(ctx, db.read, "saved searches", scanSearch,
+		`SELECT `+searchColumns+` FROM saved_searches WHERE `+strings.Join(f.where, " AND "), f.args...)
 	if err != nil {
-		return nil, fmt.Errorf("meta: reading saved searches: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []SavedSearch
-	for rows.Next() {
-		s, err := scanSearch(rows)
-		if err != nil {
-			return nil, fmt.Errorf("meta: reading saved searches: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("meta: reading saved searches: %w", err)
-	}
-	rows.Close()
 	ptrs := make([]*SavedSearch, len(out))
 	for i := range out {
 		ptrs[i] = &out[i]
@@ -232,16 +215,7 @@ func (db *DB) DeleteSearch(ctx context.Context, id, owner string) error {
 	AND search_id IN (SELECT id FROM saved_searches WHERE owner = $2)`, id, owner); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM saved_searches WHERE id = $1 AND owner = $2`, id, owner)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return execSome(ctx, tx, `DELETE FROM saved_searches WHERE id = $1 AND owner = $2`, id, owner)
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("meta: deleting saved search %s: %w", id, err)

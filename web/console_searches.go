@@ -72,18 +72,28 @@ func (a *api) savedSearches(ctx context.Context, id Identity, b *searchBody, p s
 	}
 }
 
-// consoleSaveSearch answers POST /searches (name, shared, and the search:
-// q, from, to, columns, tenant): the search saved, then the search page
-// running it, which says so.
-func (a *api) consoleSaveSearch(w http.ResponseWriter, r *http.Request) {
+// searchForm reads the form of a change to saved searches, which only a
+// user makes; false when it answered the request already.
+func (a *api) searchForm(w http.ResponseWriter, r *http.Request) (Identity, bool) {
 	id, _ := IdentityFrom(r.Context())
 	if id.Principal == "" {
 		a.consoleError(w, r, http.StatusForbidden, errSearchesNeedUser.Error())
-		return
+		return id, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
 		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+		return id, false
+	}
+	return id, true
+}
+
+// consoleSaveSearch answers POST /searches (name, shared, and the search:
+// q, from, to, columns, tenant): the search saved, then the search page
+// running it, which says so.
+func (a *api) consoleSaveSearch(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.searchForm(w, r)
+	if !ok {
 		return
 	}
 	f := r.PostForm
@@ -106,14 +116,8 @@ func (a *api) consoleSaveSearch(w http.ResponseWriter, r *http.Request) {
 // consoleDeleteSearch answers POST /searches/{id}/delete (return): the
 // caller's own saved search deleted, then the page it was deleted from.
 func (a *api) consoleDeleteSearch(w http.ResponseWriter, r *http.Request) {
-	id, _ := IdentityFrom(r.Context())
-	if id.Principal == "" {
-		a.consoleError(w, r, http.StatusForbidden, errSearchesNeedUser.Error())
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	id, ok := a.searchForm(w, r)
+	if !ok {
 		return
 	}
 	err := a.removeSearch(r, id, r.PathValue("id"))

@@ -2,8 +2,6 @@ package main
 
 import (
 	"html"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,20 +24,7 @@ func TestConsoleEventEnrichment(t *testing.T) {
 		}
 		return seq > 0
 	})
-	page := func(path string) string {
-		req, _ := http.NewRequest("GET", srv.base+path, nil)
-		req.Header.Set("Authorization", "Bearer "+srv.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %s", path, resp.Status)
-		}
-		return html.UnescapeString(string(b))
-	}
+	page := func(path string) string { return html.UnescapeString(srv.page(path)) }
 	body := page("/events/" + strconv.Itoa(seq))
 	for _, want := range []string{
 		`id="enrichment-title"`, "demo-watchlist</strong> names",

@@ -138,6 +138,24 @@ func (s *served) call(method, path string, body []byte) []byte {
 	return out
 }
 
+// page returns a console page, read with the administrator's token,
+// failing the test on an answer other than 200.
+func (s *served) page(path string) string {
+	s.t.Helper()
+	req, _ := http.NewRequest("GET", s.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("GET %s: %s", path, resp.Status)
+	}
+	return string(b)
+}
+
 // wait waits up to 20 seconds for ok.
 func (s *served) wait(what string, ok func() bool) {
 	s.t.Helper()
