@@ -147,4 +147,17 @@ func TestConsoleRulesBrowser(t *testing.T) {
 	if !strings.Contains(string(out), `"reason":"replaced by the built-in pack"`) || !strings.Contains(string(out), `"by":"admin"`) {
 		t.Errorf("the API's view of the rule turned off: %s", out)
 	}
+
+	// A hit of the demo made with a role's key, from an address on the
+	// demo's watch list: its page shows both.
+	_, found, _ := srv.searchAs(srv.token, "actor_type:AssumedRole intel:demo-watchlist session_origin:* | sort seq | head 1 | fields seq")
+	if len(found) != 1 {
+		t.Fatal("no enriched event of an assumed role in the demo")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(site+"/events/"+strconv.Itoa(int(found[0]["seq"].(float64))))); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Until(t, ctx, `document.querySelector("#identity-title") !== null && document.querySelector("ul.intel li") !== null`+
+		` && document.querySelector("ol.chain").innerText.includes("christophe")`, 20*time.Second)
+	browsertest.Screenshot(t, ctx, "event-identity")
 }
