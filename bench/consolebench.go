@@ -116,6 +116,7 @@ func runConsole(ctx context.Context, c *config) error {
 		{"a rule", "/rules/f6dd0262-074b-4b46-95a3-46a50af84de2", "/api/v1/rules/f6dd0262-074b-4b46-95a3-46a50af84de2"},
 		{"rule editor", "/rules/new?from=f6dd0262-074b-4b46-95a3-46a50af84de2", ""},
 		{"admin", "/admin", ""},
+		{"tenants", "/admin/tenants", ""},
 		{"audit trail", "/admin/audit", ""},
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', tabwriter.AlignRight)
