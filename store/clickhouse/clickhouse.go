@@ -1,0 +1,395 @@
+// Package clickhouse keeps events in ClickHouse, for a deployment that
+// outgrows one machine: a table on each shard, ordered by (tenant, time)
+// and partitioned by day, behind a Distributed table over the shards,
+// written and read over ClickHouse's HTTP interface.
+//
+// The oldest server it supports is 18.16, Debian 12's clickhouse-server,
+// and it asks of it only what that release has:
+//   - no DateTime64: times are Int64 nanoseconds, beside a Date for the
+//     partitions;
+//   - no deduplication of inserts outside replicated tables: each event
+//     goes to the shard its identity (tenant, ledger, seq) hashes to, so
+//     a retried batch lands where its first try did, and the tables are
+//     ReplacingMergeTree, whose sorting key holds that identity: a
+//     duplicate is collapsed at the next merge, and reads that must count
+//     each event once read with FINAL.
+package clickhouse
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/vigilsec/vigil/event"
+)
+
+// Options say where the cluster is.
+type Options struct {
+	// Shards are the HTTP interfaces of the cluster's shards, one server
+	// each (http://127.0.0.1:8123), in the order of the cluster's
+	// remote_servers.
+	Shards []string
+	// Cluster is the cluster's name in the servers' remote_servers, which
+	// the Distributed table spans.
+	Cluster string
+	// Database holds the tables; default "vigil".
+	Database string
+	// Client sends the requests; default http.DefaultClient.
+	Client *http.Client
+}
+
+// A Store is a ClickHouse cluster holding events. It is safe for
+// concurrent use.
+type Store struct {
+	opts   Options
+	client *http.Client
+}
+
+// Open makes the database and tables on every shard, where they are
+// missing, and returns the store.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if len(opts.Shards) == 0 {
+		return nil, errors.New("clickhouse: no shard given")
+	}
+	if opts.Cluster == "" {
+		return nil, errors.New("clickhouse: no cluster named")
+	}
+	if opts.Database == "" {
+		opts.Database = "vigil"
+	}
+	if !identifier(opts.Database) || !identifier(opts.Cluster) {
+		return nil, fmt.Errorf("clickhouse: %q and %q: a database and a cluster are named with letters, digits and _", opts.Database, opts.Cluster)
+	}
+	s := &Store{opts: opts, client: opts.Client}
+	if s.client == nil {
+		s.client = http.DefaultClient
+	}
+	for i := range opts.Shards {
+		for _, stmt := range s.schema() {
+			if _, err := s.exec(ctx, i, stmt, nil); err != nil {
+				return nil, fmt.Errorf("clickhouse: making the tables on shard %d: %w", i+1, err)
+			}
+		}
+	}
+	return s, nil
+}
+
+func identifier(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// columns are the events table's, in the order of row's fields: those of
+// the DuckDB store, but for times (nanoseconds), the raw bytes that are
+// not UTF-8 (base64, since JSON carries text), and the ledger the event
+// is in (0 for the single ledger of one node).
+const columns = `day Date,
+	time_ns Int64,
+	received_ns Int64,
+	skewed UInt8,
+	ledger UInt16,
+	seq UInt64,
+	tenant String,
+	source String,
+	class String,
+	event_id Nullable(String),
+	provider Nullable(String),
+	account Nullable(String),
+	region Nullable(String),
+	environment Nullable(String),
+	actor Nullable(String),
+	actor_id Nullable(String),
+	actor_type Nullable(String),
+	session_id Nullable(String),
+	session_origin Nullable(String),
+	src_ip Nullable(String),
+	dst_ip Nullable(String),
+	src_port Nullable(UInt16),
+	dst_port Nullable(UInt16),
+	host Nullable(String),
+	user_agent Nullable(String),
+	service Nullable(String),
+	action Nullable(String),
+	resources Array(String),
+	outcome Nullable(String),
+	error_code Nullable(String),
+	message Nullable(String),
+	origin Nullable(String),
+	raw String,
+	raw_bin_base64 Nullable(String),
+	doc Nullable(String),
+	src_asset Nullable(String),
+	src_owner Nullable(String),
+	src_country Nullable(String),
+	src_city Nullable(String),
+	src_asn Nullable(UInt32),
+	src_as_org Nullable(String),
+	src_cloud Nullable(String),
+	dst_asset Nullable(String),
+	dst_owner Nullable(String),
+	dst_country Nullable(String),
+	dst_city Nullable(String),
+	dst_asn Nullable(UInt32),
+	dst_as_org Nullable(String),
+	dst_cloud Nullable(String),
+	team Nullable(String),
+	intel Array(String),
+	intel_indicator Array(String),
+	intel_type Array(String)`
+
+// schema is the statements that make the tables of one shard.
+func (s *Store) schema() []string {
+	db := s.opts.Database
+	return []string{
+		"CREATE DATABASE IF NOT EXISTS " + db,
+		"CREATE TABLE IF NOT EXISTS " + db + ".events_local (" + columns + ")" +
+			" ENGINE = ReplacingMergeTree() PARTITION BY day ORDER BY (tenant, time_ns, ledger, seq)",
+		// The sharding key is the one Append routes by, for whoever
+		// inserts through the Distributed table.
+		"CREATE TABLE IF NOT EXISTS " + db + ".events AS " + db + ".events_local" +
+			" ENGINE = Distributed(" + s.opts.Cluster + ", " + db + ", events_local, cityHash64(tenant, ledger, seq))",
+	}
+}
+
+// row is one event as the events table's JSONEachRow.
+type row struct {
+	Day          string   `json:"day"`
+	TimeNS       int64    `json:"time_ns"`
+	ReceivedNS   int64    `json:"received_ns"`
+	Skewed       uint8    `json:"skewed"`
+	Ledger       uint16   `json:"ledger"`
+	Seq          uint64   `json:"seq"`
+	Tenant       string   `json:"tenant"`
+	Source       string   `json:"source"`
+	Class        string   `json:"class"`
+	EventID      *string  `json:"event_id"`
+	Provider     *string  `json:"provider"`
+	Account      *string  `json:"account"`
+	Region       *string  `json:"region"`
+	Environment  *string  `json:"environment"`
+	Actor        *string  `json:"actor"`
+	ActorID      *string  `json:"actor_id"`
+	ActorType    *string  `json:"actor_type"`
+	SessionID    *string  `json:"session_id"`
+	Origin       *string  `json:"session_origin"`
+	SrcIP        *string  `json:"src_ip"`
+	DstIP        *string  `json:"dst_ip"`
+	SrcPort      *uint16  `json:"src_port"`
+	DstPort      *uint16  `json:"dst_port"`
+	Host         *string  `json:"host"`
+	UserAgent    *string  `json:"user_agent"`
+	Service      *string  `json:"service"`
+	Action       *string  `json:"action"`
+	Resources    []string `json:"resources"`
+	Outcome      *string  `json:"outcome"`
+	ErrorCode    *string  `json:"error_code"`
+	Message      *string  `json:"message"`
+	From         *string  `json:"origin"`
+	Raw          string   `json:"raw"`
+	RawBinBase64 *string  `json:"raw_bin_base64"`
+	Doc          *string  `json:"doc"`
+	SrcAsset     *string  `json:"src_asset"`
+	SrcOwner     *string  `json:"src_owner"`
+	SrcCountry   *string  `json:"src_country"`
+	SrcCity      *string  `json:"src_city"`
+	SrcASN       *uint32  `json:"src_asn"`
+	SrcASOrg     *string  `json:"src_as_org"`
+	SrcCloud     *string  `json:"src_cloud"`
+	DstAsset     *string  `json:"dst_asset"`
+	DstOwner     *string  `json:"dst_owner"`
+	DstCountry   *string  `json:"dst_country"`
+	DstCity      *string  `json:"dst_city"`
+	DstASN       *uint32  `json:"dst_asn"`
+	DstASOrg     *string  `json:"dst_as_org"`
+	DstCloud     *string  `json:"dst_cloud"`
+	Team         *string  `json:"team"`
+	Intel        []string `json:"intel"`
+	IntelInd     []string `json:"intel_indicator"`
+	IntelType    []string `json:"intel_type"`
+}
+
+func str(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func port(p uint16) *uint16 {
+	if p == 0 {
+		return nil
+	}
+	return &p
+}
+
+func asn(n uint32) *uint32 {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}
+
+func ip(a netip.Addr) *string {
+	if !a.IsValid() {
+		return nil
+	}
+	return str(a.String())
+}
+
+func rowOf(e *event.Event, ledger uint16) row {
+	r := row{
+		Day: e.Time.UTC().Format("2006-01-02"), TimeNS: e.Time.UnixNano(), ReceivedNS: e.Received.UnixNano(),
+		Ledger: ledger, Seq: e.Seq, Tenant: e.Tenant, Source: e.Source, Class: e.Class, EventID: str(e.ID),
+		Provider: str(e.Cloud.Provider), Account: str(e.Cloud.Account), Region: str(e.Cloud.Region), Environment: str(e.Environment),
+		Actor: str(e.Actor.Name), ActorID: str(e.Actor.ID), ActorType: str(e.Actor.Type),
+		SessionID: str(e.Session.ID), Origin: str(e.Session.Origin),
+		SrcIP: ip(e.SrcIP), DstIP: ip(e.DstIP), SrcPort: port(e.SrcPort), DstPort: port(e.DstPort),
+		Host: str(e.Host), UserAgent: str(e.UserAgent), Service: str(e.Service), Action: str(e.Action),
+		Resources: orEmpty(e.Resources), Outcome: str(e.Outcome.Result), ErrorCode: str(e.Outcome.Code),
+		Message: str(e.Message), From: str(e.Origin),
+		Intel: []string{}, IntelInd: []string{}, IntelType: []string{},
+	}
+	if e.Skewed {
+		r.Skewed = 1
+	}
+	r.Raw = string(e.Raw)
+	if !utf8.Valid(e.Raw) {
+		// JSON carries text: the exact bytes go beside it, in base64.
+		r.Raw = strings.ToValidUTF8(r.Raw, "\uFFFD")
+		r.RawBinBase64 = str(base64.StdEncoding.EncodeToString(e.Raw))
+	}
+	if e.Doc != nil {
+		d := strings.ToValidUTF8(string(e.Doc), "\uFFFD")
+		r.Doc = &d
+	}
+	c := &e.Context
+	r.SrcAsset, r.SrcOwner, r.SrcCountry, r.SrcCity, r.SrcASN, r.SrcASOrg, r.SrcCloud =
+		str(c.Src.Asset), str(c.Src.Owner), str(c.Src.Country), str(c.Src.City), asn(c.Src.ASN), str(c.Src.ASOrg), str(c.Src.Cloud)
+	r.DstAsset, r.DstOwner, r.DstCountry, r.DstCity, r.DstASN, r.DstASOrg, r.DstCloud =
+		str(c.Dst.Asset), str(c.Dst.Owner), str(c.Dst.Country), str(c.Dst.City), asn(c.Dst.ASN), str(c.Dst.ASOrg), str(c.Dst.Cloud)
+	r.Team = str(c.Team)
+	for _, h := range c.Intel {
+		r.Intel, r.IntelInd, r.IntelType = append(r.Intel, h.List), append(r.IntelInd, h.Indicator), append(r.IntelType, h.Type)
+	}
+	return r
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// shardOf is the shard an event goes to, by its identity: the same
+// event always goes to the same shard.
+func (s *Store) shardOf(tenant string, ledger uint16, seq uint64) int {
+	h := fnv.New64a()
+	h.Write([]byte(tenant))
+	var b [10]byte
+	b[0], b[1] = byte(ledger>>8), byte(ledger)
+	for i := range 8 {
+		b[2+i] = byte(seq >> (8 * (7 - i)))
+	}
+	h.Write(b[:])
+	return int(h.Sum64() % uint64(len(s.opts.Shards)))
+}
+
+// Append stores events of ledger, each on the shard its identity hashes
+// to, one insert per shard. An insert that fails fails the batch, which
+// the caller sends again: what the first try stored is collapsed with
+// the second by the tables' merges (read with FINAL to count it once).
+func (s *Store) Append(ctx context.Context, ledger uint16, evs []*event.Event) error {
+	bodies := make([]bytes.Buffer, len(s.opts.Shards))
+	for _, e := range evs {
+		if e.Tenant == "" {
+			return fmt.Errorf("clickhouse: event %d has no tenant", e.Seq)
+		}
+		b, err := json.Marshal(rowOf(e, ledger))
+		if err != nil {
+			return fmt.Errorf("clickhouse: encoding event %d: %w", e.Seq, err)
+		}
+		buf := &bodies[s.shardOf(e.Tenant, ledger, e.Seq)]
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	for i := range bodies {
+		if bodies[i].Len() == 0 {
+			continue
+		}
+		if _, err := s.exec(ctx, i, "INSERT INTO "+s.opts.Database+".events_local FORMAT JSONEachRow", &bodies[i]); err != nil {
+			return fmt.Errorf("clickhouse: storing %d events on shard %d: %w", len(evs), i+1, err)
+		}
+	}
+	return nil
+}
+
+// Count returns how many events of the tenant (every tenant's for "")
+// the cluster holds, each counted once.
+func (s *Store) Count(ctx context.Context, tenant string) (int64, error) {
+	q := "SELECT count() FROM " + s.opts.Database + ".events FINAL"
+	if tenant != "" {
+		q += " WHERE tenant = " + quote(tenant)
+	}
+	out, err := s.exec(ctx, 0, q, nil)
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse: counting events: %w", err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse: counting events: %q: %w", out, err)
+	}
+	return n, nil
+}
+
+// quote is a ClickHouse string literal.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// maxAnswer bounds what exec reads of an answer.
+const maxAnswer = 64 << 20
+
+// exec sends a statement to a shard, with body as the data of an
+// INSERT, and returns the answer. ClickHouse answers an error with a
+// status other than 200 and its text.
+func (s *Store) exec(ctx context.Context, shard int, stmt string, body io.Reader) ([]byte, error) {
+	u := s.opts.Shards[shard] + "/?query=" + url.QueryEscape(stmt)
+	method := http.MethodPost
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg := strings.TrimSpace(string(out))
+		if len(msg) > 500 {
+			msg = msg[:500] + "…"
+		}
+		return nil, fmt.Errorf("%s: %s", resp.Status, msg)
+	}
+	return out, nil
+}
