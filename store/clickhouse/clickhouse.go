@@ -5,8 +5,11 @@
 //
 // The oldest server it supports is 18.16, Debian 12's clickhouse-server,
 // and it asks of it only what that release has:
-//   - no DateTime64: times are Int64 nanoseconds, beside a Date for the
-//     partitions;
+//   - no DateTime64: times are Int64 nanoseconds since the epoch (time,
+//     received), beside a Date for the partitions;
+//   - no JSONExtract: the fields of the original document are kept
+//     flattened too, as parallel arrays of paths and values (see
+//     Flatten), which a query reads with indexOf;
 //   - no deduplication of inserts outside replicated tables: each event
 //     goes to the shard its identity (tenant, ledger, seq) hashes to, so
 //     a retried batch lands where its first try did, and the tables are
@@ -24,9 +27,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -99,8 +104,8 @@ func identifier(s string) bool {
 // not UTF-8 (base64, since JSON carries text), and the ledger the event
 // is in (0 for the single ledger of one node).
 const columns = `day Date,
-	time_ns Int64,
-	received_ns Int64,
+	time Int64,
+	received Int64,
 	skewed UInt8,
 	ledger UInt16,
 	seq UInt64,
@@ -150,7 +155,9 @@ const columns = `day Date,
 	team Nullable(String),
 	intel Array(String),
 	intel_indicator Array(String),
-	intel_type Array(String)`
+	intel_type Array(String),
+	doc_keys Array(String),
+	doc_values Array(String)`
 
 // schema is the statements that make the tables of one shard.
 func (s *Store) schema() []string {
@@ -158,7 +165,7 @@ func (s *Store) schema() []string {
 	return []string{
 		"CREATE DATABASE IF NOT EXISTS " + db,
 		"CREATE TABLE IF NOT EXISTS " + db + ".events_local (" + columns + ")" +
-			" ENGINE = ReplacingMergeTree() PARTITION BY day ORDER BY (tenant, time_ns, ledger, seq)",
+			" ENGINE = ReplacingMergeTree() PARTITION BY day ORDER BY (tenant, time, ledger, seq)",
 		// The sharding key is the one Append routes by, for whoever
 		// inserts through the Distributed table.
 		"CREATE TABLE IF NOT EXISTS " + db + ".events AS " + db + ".events_local" +
@@ -169,8 +176,8 @@ func (s *Store) schema() []string {
 // row is one event as the events table's JSONEachRow.
 type row struct {
 	Day          string   `json:"day"`
-	TimeNS       int64    `json:"time_ns"`
-	ReceivedNS   int64    `json:"received_ns"`
+	Time         int64    `json:"time"`
+	Received     int64    `json:"received"`
 	Skewed       uint8    `json:"skewed"`
 	Ledger       uint16   `json:"ledger"`
 	Seq          uint64   `json:"seq"`
@@ -221,6 +228,8 @@ type row struct {
 	Intel        []string `json:"intel"`
 	IntelInd     []string `json:"intel_indicator"`
 	IntelType    []string `json:"intel_type"`
+	DocKeys      []string `json:"doc_keys"`
+	DocValues    []string `json:"doc_values"`
 }
 
 func str(s string) *string {
@@ -253,7 +262,7 @@ func ip(a netip.Addr) *string {
 
 func rowOf(e *event.Event, ledger uint16) row {
 	r := row{
-		Day: e.Time.UTC().Format("2006-01-02"), TimeNS: e.Time.UnixNano(), ReceivedNS: e.Received.UnixNano(),
+		Day: e.Time.UTC().Format("2006-01-02"), Time: e.Time.UnixNano(), Received: e.Received.UnixNano(),
 		Ledger: ledger, Seq: e.Seq, Tenant: e.Tenant, Source: e.Source, Class: e.Class, EventID: str(e.ID),
 		Provider: str(e.Cloud.Provider), Account: str(e.Cloud.Account), Region: str(e.Cloud.Region), Environment: str(e.Environment),
 		Actor: str(e.Actor.Name), ActorID: str(e.Actor.ID), ActorType: str(e.Actor.Type),
@@ -286,7 +295,71 @@ func rowOf(e *event.Event, ledger uint16) row {
 	for _, h := range c.Intel {
 		r.Intel, r.IntelInd, r.IntelType = append(r.Intel, h.List), append(r.IntelInd, h.Indicator), append(r.IntelType, h.Type)
 	}
+	doc := e.Doc
+	if doc == nil {
+		doc = e.Raw
+	}
+	r.DocKeys, r.DocValues = Flatten(doc)
 	return r
+}
+
+// Flatten returns the fields of a JSON document as parallel lists of
+// paths and values, for a server without JSONExtract to read a field of
+// the original document as `doc_values[indexOf(doc_keys, PATH)]`:
+//   - a path is the JSON array of its keys (["userIdentity","type"]),
+//     which no key can make ambiguous, whatever it holds;
+//   - a value is the text of a string, a number's literal as written,
+//     true or false, and an array's JSON, as DuckDB's
+//     json_extract_string gives them; an object's fields are listed
+//     under it, but the object itself has no value (DuckDB's is its
+//     JSON), and null is left out (a missing field, as there);
+//   - keys are walked in order, so that the lists are the same for the
+//     same document.
+//
+// A document that is not JSON (a syslog line) has no fields: both lists
+// are empty.
+func Flatten(doc []byte) (paths, values []string) {
+	paths, values = []string{}, []string{}
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return paths, values
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return paths, values
+	}
+	var walk func(prefix []string, m map[string]any)
+	walk = func(prefix []string, m map[string]any) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			path := append(prefix[:len(prefix):len(prefix)], k)
+			var text string
+			switch x := m[k].(type) {
+			case nil:
+				continue
+			case map[string]any:
+				walk(path, x)
+				continue
+			case string:
+				text = x
+			case json.Number:
+				text = x.String()
+			case bool:
+				text = strconv.FormatBool(x)
+			default: // an array
+				b, err := json.Marshal(x)
+				if err != nil {
+					continue
+				}
+				text = string(b)
+			}
+			p, _ := json.Marshal(path)
+			paths, values = append(paths, string(p)), append(values, text)
+		}
+	}
+	walk(nil, obj)
+	return paths, values
 }
 
 func orEmpty(s []string) []string {

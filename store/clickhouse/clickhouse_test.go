@@ -104,7 +104,7 @@ func TestAppendTwoShards(t *testing.T) {
 		}
 	}
 	// The hostile event reads back byte for byte.
-	out, err := s.exec(ctx, 0, fmt.Sprintf("SELECT tenant, action, message, raw_bin_base64, time_ns FROM vigil.events FINAL WHERE seq = %d FORMAT JSONEachRow", hostile.Seq), nil)
+	out, err := s.exec(ctx, 0, fmt.Sprintf("SELECT tenant, action, message, raw_bin_base64, time FROM vigil.events FINAL WHERE seq = %d FORMAT JSONEachRow", hostile.Seq), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestAppendTwoShards(t *testing.T) {
 	var got struct {
 		Tenant, Action, Message string
 		RawBinBase64            *string `json:"raw_bin_base64"`
-		TimeNS                  int64   `json:"time_ns,string"`
+		TimeNS                  int64   `json:"time,string"`
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("%s: %v", out, err)
