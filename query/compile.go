@@ -57,6 +57,11 @@ type SQL struct {
 	// EventColumns. The SQL itself names its columns _c0, _c1, … so that
 	// no user text reaches it.
 	Columns []string
+	// Types are the types of a Table's columns, in order, for a store
+	// whose engine does not say (ClickHouse keeps times as integers):
+	// TypeTime for a time, TypeInt, TypeString, TypeList, TypeIP; another
+	// value for a number or a document's text.
+	Types []Type
 }
 
 // Compile compiles req for the engine d. Compile never runs anything;
@@ -122,7 +127,7 @@ func (c *compiler) alias() string {
 }
 
 func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
-	st := &stage{from: sqlf("events"), events: true}
+	st := &stage{from: sqlf(c.d.events), events: true}
 	st.order = []orderKey{{sqlf("time"), true}, {sqlf("seq"), true}}
 
 	// Tenant scope first: it is the one condition that must never be lost.
@@ -178,6 +183,7 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 		out.Kind = Table
 		for _, col := range st.cols {
 			out.Columns = append(out.Columns, col.name)
+			out.Types = append(out.Types, col.op.typ)
 		}
 	}
 	return out, nil

@@ -10,13 +10,17 @@ import (
 // spelling of the expressions that differ between engines. The compiler
 // builds everything else (SELECT, WHERE, GROUP BY, ORDER BY, LIMIT, AND,
 // OR, comparisons, '?' parameters), which the engines spell alike. The
-// package has a variable for each engine it supports: DuckDB.
+// package has a variable for each engine it supports: DuckDB and
+// ClickHouse.
 //
 // Each function returns SQL text in which values appear only as '?'
 // parameters carried beside it; its arguments are the compiler's own
 // SQL fragments and the user's values.
 type Dialect struct {
 	name string
+
+	// events is the table of events, as a FROM names it.
+	events string
 
 	// timeValue is a parameter holding t, comparable with time columns.
 	timeValue func(t time.Time) frag
@@ -59,7 +63,8 @@ func (d *Dialect) String() string { return d.name }
 
 // DuckDB is the dialect of the embedded store.
 var DuckDB = &Dialect{
-	name: "duckdb",
+	name:   "duckdb",
+	events: "events",
 	// make_timestamp_ns takes nanoseconds since the epoch: exact, and
 	// unlike a time.Time parameter (bound as TIMESTAMPTZ) independent of
 	// the session's time zone.

@@ -22,6 +22,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,8 +102,9 @@ func identifier(s string) bool {
 
 // columns are the events table's, in the order of row's fields: those of
 // the DuckDB store, but for times (nanoseconds), the raw bytes that are
-// not UTF-8 (base64, since JSON carries text), and the ledger the event
-// is in (0 for the single ledger of one node).
+// not UTF-8 and the 16-byte addresses (raw_bin in base64, *_ip_bin in
+// hex, since JSON carries text), the ledger the event is in (0 for the
+// single ledger of one node), and the document's fields (Flatten).
 const columns = `day Date,
 	time Int64,
 	received Int64,
@@ -123,7 +125,9 @@ const columns = `day Date,
 	session_id Nullable(String),
 	session_origin Nullable(String),
 	src_ip Nullable(String),
+	src_ip_bin Nullable(String),
 	dst_ip Nullable(String),
+	dst_ip_bin Nullable(String),
 	src_port Nullable(UInt16),
 	dst_port Nullable(UInt16),
 	host Nullable(String),
@@ -136,7 +140,7 @@ const columns = `day Date,
 	message Nullable(String),
 	origin Nullable(String),
 	raw String,
-	raw_bin_base64 Nullable(String),
+	raw_bin Nullable(String),
 	doc Nullable(String),
 	src_asset Nullable(String),
 	src_owner Nullable(String),
@@ -175,61 +179,63 @@ func (s *Store) schema() []string {
 
 // row is one event as the events table's JSONEachRow.
 type row struct {
-	Day          string   `json:"day"`
-	Time         int64    `json:"time"`
-	Received     int64    `json:"received"`
-	Skewed       uint8    `json:"skewed"`
-	Ledger       uint16   `json:"ledger"`
-	Seq          uint64   `json:"seq"`
-	Tenant       string   `json:"tenant"`
-	Source       string   `json:"source"`
-	Class        string   `json:"class"`
-	EventID      *string  `json:"event_id"`
-	Provider     *string  `json:"provider"`
-	Account      *string  `json:"account"`
-	Region       *string  `json:"region"`
-	Environment  *string  `json:"environment"`
-	Actor        *string  `json:"actor"`
-	ActorID      *string  `json:"actor_id"`
-	ActorType    *string  `json:"actor_type"`
-	SessionID    *string  `json:"session_id"`
-	Origin       *string  `json:"session_origin"`
-	SrcIP        *string  `json:"src_ip"`
-	DstIP        *string  `json:"dst_ip"`
-	SrcPort      *uint16  `json:"src_port"`
-	DstPort      *uint16  `json:"dst_port"`
-	Host         *string  `json:"host"`
-	UserAgent    *string  `json:"user_agent"`
-	Service      *string  `json:"service"`
-	Action       *string  `json:"action"`
-	Resources    []string `json:"resources"`
-	Outcome      *string  `json:"outcome"`
-	ErrorCode    *string  `json:"error_code"`
-	Message      *string  `json:"message"`
-	From         *string  `json:"origin"`
-	Raw          string   `json:"raw"`
-	RawBinBase64 *string  `json:"raw_bin_base64"`
-	Doc          *string  `json:"doc"`
-	SrcAsset     *string  `json:"src_asset"`
-	SrcOwner     *string  `json:"src_owner"`
-	SrcCountry   *string  `json:"src_country"`
-	SrcCity      *string  `json:"src_city"`
-	SrcASN       *uint32  `json:"src_asn"`
-	SrcASOrg     *string  `json:"src_as_org"`
-	SrcCloud     *string  `json:"src_cloud"`
-	DstAsset     *string  `json:"dst_asset"`
-	DstOwner     *string  `json:"dst_owner"`
-	DstCountry   *string  `json:"dst_country"`
-	DstCity      *string  `json:"dst_city"`
-	DstASN       *uint32  `json:"dst_asn"`
-	DstASOrg     *string  `json:"dst_as_org"`
-	DstCloud     *string  `json:"dst_cloud"`
-	Team         *string  `json:"team"`
-	Intel        []string `json:"intel"`
-	IntelInd     []string `json:"intel_indicator"`
-	IntelType    []string `json:"intel_type"`
-	DocKeys      []string `json:"doc_keys"`
-	DocValues    []string `json:"doc_values"`
+	Day         string   `json:"day"`
+	Time        int64    `json:"time"`
+	Received    int64    `json:"received"`
+	Skewed      uint8    `json:"skewed"`
+	Ledger      uint16   `json:"ledger"`
+	Seq         uint64   `json:"seq"`
+	Tenant      string   `json:"tenant"`
+	Source      string   `json:"source"`
+	Class       string   `json:"class"`
+	EventID     *string  `json:"event_id"`
+	Provider    *string  `json:"provider"`
+	Account     *string  `json:"account"`
+	Region      *string  `json:"region"`
+	Environment *string  `json:"environment"`
+	Actor       *string  `json:"actor"`
+	ActorID     *string  `json:"actor_id"`
+	ActorType   *string  `json:"actor_type"`
+	SessionID   *string  `json:"session_id"`
+	Origin      *string  `json:"session_origin"`
+	SrcIP       *string  `json:"src_ip"`
+	SrcIPBin    *string  `json:"src_ip_bin"`
+	DstIP       *string  `json:"dst_ip"`
+	DstIPBin    *string  `json:"dst_ip_bin"`
+	SrcPort     *uint16  `json:"src_port"`
+	DstPort     *uint16  `json:"dst_port"`
+	Host        *string  `json:"host"`
+	UserAgent   *string  `json:"user_agent"`
+	Service     *string  `json:"service"`
+	Action      *string  `json:"action"`
+	Resources   []string `json:"resources"`
+	Outcome     *string  `json:"outcome"`
+	ErrorCode   *string  `json:"error_code"`
+	Message     *string  `json:"message"`
+	From        *string  `json:"origin"`
+	Raw         string   `json:"raw"`
+	RawBin      *string  `json:"raw_bin"`
+	Doc         *string  `json:"doc"`
+	SrcAsset    *string  `json:"src_asset"`
+	SrcOwner    *string  `json:"src_owner"`
+	SrcCountry  *string  `json:"src_country"`
+	SrcCity     *string  `json:"src_city"`
+	SrcASN      *uint32  `json:"src_asn"`
+	SrcASOrg    *string  `json:"src_as_org"`
+	SrcCloud    *string  `json:"src_cloud"`
+	DstAsset    *string  `json:"dst_asset"`
+	DstOwner    *string  `json:"dst_owner"`
+	DstCountry  *string  `json:"dst_country"`
+	DstCity     *string  `json:"dst_city"`
+	DstASN      *uint32  `json:"dst_asn"`
+	DstASOrg    *string  `json:"dst_as_org"`
+	DstCloud    *string  `json:"dst_cloud"`
+	Team        *string  `json:"team"`
+	Intel       []string `json:"intel"`
+	IntelInd    []string `json:"intel_indicator"`
+	IntelType   []string `json:"intel_type"`
+	DocKeys     []string `json:"doc_keys"`
+	DocValues   []string `json:"doc_values"`
 }
 
 func str(s string) *string {
@@ -260,6 +266,17 @@ func ip(a netip.Addr) *string {
 	return str(a.String())
 }
 
+// ipHex is an address's 16-byte form (IPv4-mapped for IPv4), as the
+// *_ip_bin columns hold it: lowercase hex, which sorts as the bytes do,
+// so that a network is a range of it.
+func ipHex(a netip.Addr) *string {
+	if !a.IsValid() {
+		return nil
+	}
+	b := a.As16()
+	return str(hex.EncodeToString(b[:]))
+}
+
 func rowOf(e *event.Event, ledger uint16) row {
 	r := row{
 		Day: e.Time.UTC().Format("2006-01-02"), Time: e.Time.UnixNano(), Received: e.Received.UnixNano(),
@@ -267,7 +284,8 @@ func rowOf(e *event.Event, ledger uint16) row {
 		Provider: str(e.Cloud.Provider), Account: str(e.Cloud.Account), Region: str(e.Cloud.Region), Environment: str(e.Environment),
 		Actor: str(e.Actor.Name), ActorID: str(e.Actor.ID), ActorType: str(e.Actor.Type),
 		SessionID: str(e.Session.ID), Origin: str(e.Session.Origin),
-		SrcIP: ip(e.SrcIP), DstIP: ip(e.DstIP), SrcPort: port(e.SrcPort), DstPort: port(e.DstPort),
+		SrcIP: ip(e.SrcIP), SrcIPBin: ipHex(e.SrcIP), DstIP: ip(e.DstIP), DstIPBin: ipHex(e.DstIP),
+		SrcPort: port(e.SrcPort), DstPort: port(e.DstPort),
 		Host: str(e.Host), UserAgent: str(e.UserAgent), Service: str(e.Service), Action: str(e.Action),
 		Resources: orEmpty(e.Resources), Outcome: str(e.Outcome.Result), ErrorCode: str(e.Outcome.Code),
 		Message: str(e.Message), From: str(e.Origin),
@@ -280,7 +298,7 @@ func rowOf(e *event.Event, ledger uint16) row {
 	if !utf8.Valid(e.Raw) {
 		// JSON carries text: the exact bytes go beside it, in base64.
 		r.Raw = strings.ToValidUTF8(r.Raw, "\uFFFD")
-		r.RawBinBase64 = str(base64.StdEncoding.EncodeToString(e.Raw))
+		r.RawBin = str(base64.StdEncoding.EncodeToString(e.Raw))
 	}
 	if e.Doc != nil {
 		d := strings.ToValidUTF8(string(e.Doc), "\uFFFD")
@@ -442,9 +460,17 @@ const maxAnswer = 64 << 20
 // INSERT, and returns the answer. ClickHouse answers an error with a
 // status other than 200 and its text.
 func (s *Store) exec(ctx context.Context, shard int, stmt string, body io.Reader) ([]byte, error) {
-	u := s.opts.Shards[shard] + "/?query=" + url.QueryEscape(stmt)
-	method := http.MethodPost
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	return s.send(ctx, shard, url.Values{"query": {stmt}}, body)
+}
+
+// query runs a statement that names the tables without their database
+// (the query compiler's) on a shard.
+func (s *Store) query(ctx context.Context, shard int, stmt string) ([]byte, error) {
+	return s.send(ctx, shard, url.Values{"query": {stmt}, "database": {s.opts.Database}}, nil)
+}
+
+func (s *Store) send(ctx context.Context, shard int, params url.Values, body io.Reader) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.Shards[shard]+"/?"+params.Encode(), body)
 	if err != nil {
 		return nil, err
 	}

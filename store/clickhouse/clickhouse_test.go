@@ -104,14 +104,14 @@ func TestAppendTwoShards(t *testing.T) {
 		}
 	}
 	// The hostile event reads back byte for byte.
-	out, err := s.exec(ctx, 0, fmt.Sprintf("SELECT tenant, action, message, raw_bin_base64, time FROM vigil.events FINAL WHERE seq = %d FORMAT JSONEachRow", hostile.Seq), nil)
+	out, err := s.exec(ctx, 0, fmt.Sprintf("SELECT tenant, action, message, raw_bin, time FROM vigil.events FINAL WHERE seq = %d FORMAT JSONEachRow", hostile.Seq), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// 18.16 writes an Int64 in JSON as a string.
 	var got struct {
 		Tenant, Action, Message string
-		RawBinBase64            *string `json:"raw_bin_base64"`
+		RawBinBase64            *string `json:"raw_bin"`
 		TimeNS                  int64   `json:"time,string"`
 	}
 	if err := json.Unmarshal(out, &got); err != nil {

@@ -1,0 +1,127 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
+	"github.com/vigilsec/vigil/store/clickhouse/chtest"
+	"github.com/vigilsec/vigil/store/duckdb"
+)
+
+// TestSearchAsDuckDB: every query of the table gives on a cluster of two
+// shards the rows the embedded store gives on the same events, in the
+// same order: the embedded store is the oracle of the ClickHouse
+// dialect.
+func TestSearchAsDuckDB(t *testing.T) {
+	ctx := context.Background()
+	evs := demoEvents(t)
+	ch := open(t, chtest.Start(t, 2))
+	if err := ch.Append(ctx, 0, evs); err != nil {
+		t.Fatal(err)
+	}
+	// A retried batch changes nothing.
+	if err := ch.Append(ctx, 0, evs[:50]); err != nil {
+		t.Fatal(err)
+	}
+	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	teamA := query.Scope{Tenants: []string{"team-a"}}
+	all := query.Scope{All: true}
+	from, to := time.Date(2024, 7, 30, 0, 0, 0, 0, time.UTC), time.Date(2024, 8, 2, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		q     string
+		scope query.Scope
+	}{
+		{"*", all},
+		{"*", teamA},
+		{"action:StopLogging", all},
+		{"eventName:StopLogging", all},
+		{"userIdentity.type:AssumedRole", teamA},
+		{"NOT outcome:success", all},
+		{"actor:christ*", all},
+		{"src_ip:86.245.0.0/16", all},
+		{"NOT src_ip:10.0.0.0/8", teamA},
+		{"resources:*stratus*", all},
+		{"password", all},
+		{"requestParameters.instanceType:p2.*", all},
+		{"| stats count() by action | sort -count | head 10", all},
+		{"| stats count(), dc(actor), values(region) by tenant", all},
+		{"| timechart span=1h count() by tenant", all},
+		{"source:aws.cloudtrail | fields time, tenant, actor, action | head 20", teamA},
+		{"| sort time | head 3", all},
+		{"seq>100 seq<=110", all},
+		{"time>=2024-07-31 | stats min(time), max(time)", all},
+	} {
+		t.Run(tt.q, func(t *testing.T) {
+			q, err := query.Parse(tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := query.Request{Query: q, Scope: tt.scope, From: from, To: to, Limit: 1000}
+			want, err := db.Search(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ch.Search(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want.Rows) == 0 {
+				t.Errorf("no rows in DuckDB: not a test")
+			}
+			if d := difference(got, want); d != "" {
+				t.Error(d)
+			}
+		})
+	}
+}
+
+// cell writes a value as the console would show it, so that the values
+// of the two stores compare.
+func cell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case float64:
+		return fmt.Sprintf("%.6g", x)
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = cell(e)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	return fmt.Sprint(v)
+}
+
+// difference says where two results differ first, "" when they do not.
+func difference(got, want *store.Result) string {
+	if strings.Join(got.Columns, ",") != strings.Join(want.Columns, ",") || got.Events != want.Events {
+		return fmt.Sprintf("columns %q (events %v), want %q (events %v)", got.Columns, got.Events, want.Columns, want.Events)
+	}
+	if len(got.Rows) != len(want.Rows) {
+		return fmt.Sprintf("%d rows, want %d", len(got.Rows), len(want.Rows))
+	}
+	for i := range got.Rows {
+		for j := range got.Rows[i] {
+			if g, w := cell(got.Rows[i][j]), cell(want.Rows[i][j]); g != w {
+				return fmt.Sprintf("row %d, %s: %.200q, want %.200q", i, got.Columns[j], g, w)
+			}
+		}
+	}
+	return ""
+}
