@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
 	"github.com/vigilsec/vigil/store/clickhouse/chtest"
@@ -124,4 +125,54 @@ func difference(got, want *store.Result) string {
 		}
 	}
 	return ""
+}
+
+// TestSearchHostile: values that would end a string literal, escape
+// from it or pass for SQL come back as the events holding them, in
+// both stores alike, and run nothing.
+func TestSearchHostile(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2024, 7, 31, 12, 0, 0, 0, time.UTC)
+	values := []string{`o'brien`, `back\slash\`, `x'); DROP TABLE events_local; --`, `\'`, `\x41\n`, `%_*`, "tab\there", `ünïcödé`, `'' OR 1=1`}
+	var evs []*event.Event
+	for i, v := range values {
+		evs = append(evs, &event.Event{Seq: uint64(i + 1), Time: at.Add(time.Duration(i) * time.Second), Received: at,
+			Tenant: "team-" + v, Source: "json", Class: "api_activity", Actor: event.Actor{Name: v}, Action: "Do",
+			Raw: []byte(fmt.Sprintf(`{"who":%q}`, v))})
+	}
+	ch := open(t, chtest.Start(t, 2))
+	if err := ch.Append(ctx, 0, evs); err != nil {
+		t.Fatal(err)
+	}
+	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values {
+		quoted := `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+		for _, text := range []string{"actor:" + quoted, "who:" + quoted} {
+			q, err := query.Parse(text)
+			if err != nil {
+				t.Fatalf("%s: %v", text, err)
+			}
+			for _, scope := range []query.Scope{{All: true}, {Tenants: []string{"team-" + v}}} {
+				req := query.Request{Query: q, Scope: scope}
+				got, err := ch.Search(ctx, req)
+				if err != nil {
+					t.Fatalf("%s: %v", text, err)
+				}
+				want, _ := db.Search(ctx, req)
+				if d := difference(got, want); d != "" || len(got.Rows) != 1 || got.Rows[0][0] != uint64(i+1) {
+					t.Errorf("%s in %v: %d rows; %s", text, scope, len(got.Rows), d)
+				}
+			}
+		}
+	}
+	if n, err := ch.Count(ctx, ""); err != nil || n != int64(len(values)) {
+		t.Errorf("after the searches: %d events, %v", n, err)
+	}
 }
