@@ -17,6 +17,7 @@ var ClickHouse = &Dialect{
 	// FINAL collapses the copies of an event that a retried insert left
 	// before the table's merges do.
 	events:     "events FINAL",
+	carry:      []string{"doc_keys", "doc_values"},
 	timeValue:  func(t time.Time) frag { return sqlf(param{t.UnixNano()}) },
 	uint64Text: func(s string) frag { return sqlf("toUInt64(", param{s}, ")") },
 	docText: func(path []string) frag {

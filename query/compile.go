@@ -109,7 +109,10 @@ type stage struct {
 	allow  map[string]bool // events after fields: the names kept; nil for all
 	// Otherwise the input is a subquery, whose columns are in cols.
 
-	cols    []outCol // nil: EventColumns
+	cols []outCol // nil: EventColumns
+	// inner is a stage of events another selects from: it selects the
+	// columns the dialect's expressions read too (Dialect.carry).
+	inner   bool
 	grouped bool     // cols are by-fields and aggregates
 	groupBy []string // aliases
 	order   []orderKey
@@ -244,7 +247,11 @@ func (c *compiler) scope(s Scope) (frag, error) {
 func (c *compiler) render(st *stage) frag {
 	var sel frag
 	if st.cols == nil {
-		sel = sqlf(strings.Join(eventColumns, ", "))
+		cols := eventColumns
+		if st.inner {
+			cols = append(cols[:len(cols):len(cols)], c.d.carry...)
+		}
+		sel = sqlf(strings.Join(cols, ", "))
 	} else {
 		parts := make([]frag, len(st.cols))
 		for i, col := range st.cols {
@@ -287,7 +294,7 @@ func (c *compiler) nest(st *stage) *stage {
 		// Select every column, so that the new stage can name any field;
 		// its own projection, if any, carries over.
 		cp := *st
-		cp.cols = nil
+		cp.cols, cp.inner = nil, true
 		inner = &cp
 	}
 	t := "_t" + strconv.Itoa(c.nextT)

@@ -21,6 +21,9 @@ type Dialect struct {
 
 	// events is the table of events, as a FROM names it.
 	events string
+	// carry are the columns besides EventColumns that the dialect's
+	// expressions read, which a subquery of events must select too.
+	carry []string
 
 	// timeValue is a parameter holding t, comparable with time columns.
 	timeValue func(t time.Time) frag

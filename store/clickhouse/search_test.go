@@ -64,6 +64,7 @@ func TestSearchAsDuckDB(t *testing.T) {
 		{"| sort time | head 3", all},
 		{"seq>100 seq<=110", all},
 		{"time>=2024-07-31 | stats min(time), max(time)", all},
+		{"| head 50 | stats count() by eventName", all},
 	} {
 		t.Run(tt.q, func(t *testing.T) {
 			q, err := query.Parse(tt.q)

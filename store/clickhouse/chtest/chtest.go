@@ -56,11 +56,22 @@ func Start(t testing.TB, n int) []*Shard {
 	}
 	shards := make([]*Shard, n)
 	ports := make([][3]int, n)
+	// The ports are held until all are chosen, so that no two are the
+	// same.
+	var held []net.Listener
 	for i := range shards {
 		for j := range ports[i] {
-			ports[i][j] = freePort(t)
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, l)
+			ports[i][j] = l.Addr().(*net.TCPAddr).Port
 		}
 		shards[i] = &Shard{URL: fmt.Sprintf("http://127.0.0.1:%d", ports[i][0]), TCP: ports[i][1], exe: exe, dir: t.TempDir()}
+	}
+	for _, l := range held {
+		l.Close()
 	}
 	var remote strings.Builder
 	for _, s := range shards {
@@ -136,17 +147,6 @@ func (s *Shard) wait(timeout time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("no answer after %s: %v", timeout, last)
-}
-
-// freePort returns a loopback port free now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // writeConfig writes a server's config.xml and users.xml into dir: HTTP,
