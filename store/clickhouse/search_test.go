@@ -22,20 +22,9 @@ import (
 func TestSearchAsDuckDB(t *testing.T) {
 	ctx := context.Background()
 	evs := demoEvents(t)
-	ch := open(t, chtest.Start(t, 2))
-	if err := ch.Append(ctx, 0, evs); err != nil {
-		t.Fatal(err)
-	}
+	ch, db := bothStores(t, evs)
 	// A retried batch changes nothing.
 	if err := ch.Append(ctx, 0, evs[:50]); err != nil {
-		t.Fatal(err)
-	}
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
 	teamA := query.Scope{Tenants: []string{"team-a"}}
@@ -110,6 +99,25 @@ func cell(v any) string {
 	return fmt.Sprint(v)
 }
 
+// bothStores stores evs in a cluster of two shards and in an embedded
+// store, the oracle.
+func bothStores(t *testing.T, evs []*event.Event) (*Store, *duckdb.DB) {
+	t.Helper()
+	ch := open(t, chtest.Start(t, 2))
+	if err := ch.Append(context.Background(), 0, evs); err != nil {
+		t.Fatal(err)
+	}
+	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Append(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	return ch, db
+}
+
 // difference says where two results differ first, "" when they do not.
 func difference(got, want *store.Result) string {
 	if strings.Join(got.Columns, ",") != strings.Join(want.Columns, ",") || got.Events != want.Events {
@@ -141,18 +149,7 @@ func TestSearchHostile(t *testing.T) {
 			Tenant: "team-" + v, Source: "json", Class: "api_activity", Actor: event.Actor{Name: v}, Action: "Do",
 			Raw: []byte(fmt.Sprintf(`{"who":%q}`, v))})
 	}
-	ch := open(t, chtest.Start(t, 2))
-	if err := ch.Append(ctx, 0, evs); err != nil {
-		t.Fatal(err)
-	}
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Append(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
+	ch, db := bothStores(t, evs)
 	for i, v := range values {
 		quoted := `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 		for _, text := range []string{"actor:" + quoted, "who:" + quoted} {
