@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
@@ -173,4 +175,69 @@ func TestSearchHostile(t *testing.T) {
 	if n, err := ch.Count(ctx, ""); err != nil || n != int64(len(values)) {
 		t.Errorf("after the searches: %d events, %v", n, err)
 	}
+}
+
+// TestScanAsDuckDB: a scan gives the events the embedded store's gives,
+// in the same order and whole, and a retro-hunt of the built-in rules
+// over the cluster finds what it finds over the embedded store.
+func TestScanAsDuckDB(t *testing.T) {
+	ctx := context.Background()
+	evs := demoEvents(t)
+	ch, db := bothStores(t, evs)
+	if err := ch.Append(ctx, 0, evs[len(evs)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	scan := func(sc detect.Scanner, req query.Request) []*event.Event {
+		t.Helper()
+		var out []*event.Event
+		if err := sc.Scan(ctx, req, func(e *event.Event) error { out = append(out, e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	q, _ := query.Parse("source:aws.cloudtrail NOT outcome:failure")
+	for _, req := range []query.Request{
+		{Scope: query.Scope{All: true}},
+		{Scope: query.Scope{Tenants: []string{"team-b"}}, Query: q,
+			From: time.Date(2024, 7, 31, 0, 0, 0, 0, time.UTC), To: time.Date(2024, 8, 1, 12, 0, 0, 0, time.UTC)},
+	} {
+		got, want := scan(ch, req), scan(db, req)
+		if len(got) != len(want) || len(want) == 0 {
+			t.Fatalf("%d events, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Fatalf("event %d:\n%+v\nwant\n%+v", i, got[i], want[i])
+			}
+		}
+	}
+
+	e, err := detect.NewEngine(builtinRules(t), detect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hunt := func(sc detect.Scanner) []string {
+		var out []string
+		err := detect.HuntStore(ctx, e, sc, query.Request{Scope: query.Scope{All: true}}, time.Now(), func(h detect.Hit) error {
+			out = append(out, fmt.Sprintf("%s %d %s", h.RuleID, h.Seq, h.Tenant))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got, want := hunt(ch), hunt(db)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || len(want) < 20 {
+		t.Errorf("the hunt over the cluster found %d hits, over the embedded store %d:\n%s\nwant\n%s", len(got), len(want), got, want)
+	}
+}
+
+func builtinRules(t *testing.T) []*detect.Rule {
+	t.Helper()
+	rs, err := detect.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }

@@ -1,0 +1,204 @@
+package clickhouse
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
+)
+
+// scanWindow bounds the events one statement of Scan sorts: a day's,
+// as the table's partitions are.
+const scanWindow = 24 * time.Hour
+
+// maxRow bounds one row of a scan's answer: an event, its raw document
+// and its document's fields.
+const maxRow = 512 << 20
+
+// Scan calls fn with each event the request selects (its query, scope
+// and time range), oldest first, as the embedded store's Scan does: for
+// hunts and backtests. The events stream from the server a day at a
+// time, never held all at once, and only the days that hold events are
+// asked for.
+func (s *Store) Scan(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
+	days, err := s.days(ctx, req.From, req.To)
+	if err != nil {
+		return err
+	}
+	q := query.Query{}
+	if req.Query != nil {
+		q = *req.Query
+	}
+	q.Pipes = append(slices.Clip(q.Pipes), &query.Sort{Keys: []query.SortKey{{FieldRef: query.FieldRef{Name: "time"}}, {FieldRef: query.FieldRef{Name: "seq"}}}})
+	req.Query, req.Limit = &q, 0
+	for _, day := range days {
+		sub := req
+		sub.From, sub.To = day, day.Add(scanWindow)
+		if !req.From.IsZero() && sub.From.Before(req.From) {
+			sub.From = req.From
+		}
+		if !req.To.IsZero() && sub.To.After(req.To) {
+			sub.To = req.To
+		}
+		if err := s.scanWindow(ctx, sub, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// days returns the days (UTC) that hold events in [from, to), either
+// end open when zero, oldest first.
+func (s *Store) days(ctx context.Context, from, to time.Time) ([]time.Time, error) {
+	var where []string
+	if !from.IsZero() {
+		where = append(where, fmt.Sprintf("time >= %d", from.UnixNano()))
+	}
+	if !to.IsZero() {
+		where = append(where, fmt.Sprintf("time < %d", to.UnixNano()))
+	}
+	stmt := "SELECT DISTINCT day FROM events"
+	if len(where) > 0 {
+		stmt += " WHERE " + strings.Join(where, " AND ")
+	}
+	out, err := s.query(ctx, 0, stmt+" ORDER BY day FORMAT TSV")
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: reading the days that hold events: %w", err)
+	}
+	var days []time.Time
+	for _, line := range strings.Fields(string(out)) {
+		d, err := time.Parse(time.DateOnly, line)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: reading the days that hold events: %w", err)
+		}
+		days = append(days, d)
+	}
+	return days, nil
+}
+
+func (s *Store) scanWindow(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
+	compiled, err := query.Compile(req, query.ClickHouse)
+	if err != nil {
+		return err
+	}
+	if compiled.Kind != query.Events {
+		return fmt.Errorf("the query must select events, not make a table")
+	}
+	text, err := inline(compiled.Text, compiled.Args)
+	if err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	params := url.Values{"query": {text + " FORMAT JSONEachRow"}, "database": {s.opts.Database},
+		// Numbers as numbers, which 18.16 quotes when they are 64-bit.
+		"output_format_json_quote_64bit_integers": {"0"}}
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.Shards[0]+"/?"+params.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Do(httpReq)
+	if err != nil {
+		return fmt.Errorf("clickhouse: scanning events: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+		return fmt.Errorf("clickhouse: scanning events: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxRow)
+	redacts := req.Scope.Redacts()
+	for sc.Scan() {
+		var r row
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return fmt.Errorf("clickhouse: scanning events: %w", err)
+		}
+		e, err := eventOf(&r)
+		if err != nil {
+			return fmt.Errorf("clickhouse: scanning events: event %d: %w", r.Seq, err)
+		}
+		if redacts {
+			store.RedactEvent(e, req.Scope.Redaction(e.Tenant))
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("clickhouse: scanning events: %w", err)
+	}
+	return nil
+}
+
+// eventOf is the event a row holds: rowOf's inverse.
+func eventOf(r *row) (*event.Event, error) {
+	v := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	e := &event.Event{
+		Seq: r.Seq, Time: time.Unix(0, r.Time).UTC(), Received: time.Unix(0, r.Received).UTC(), Skewed: r.Skewed != 0,
+		Tenant: r.Tenant, Source: r.Source, Class: r.Class, ID: v(r.EventID),
+		Cloud:       event.Cloud{Provider: v(r.Provider), Account: v(r.Account), Region: v(r.Region)},
+		Environment: v(r.Environment),
+		Actor:       event.Actor{ID: v(r.ActorID), Type: v(r.ActorType), Name: v(r.Actor)},
+		Session:     event.Session{ID: v(r.SessionID), Origin: v(r.Origin)},
+		Host:        v(r.Host), UserAgent: v(r.UserAgent), Service: v(r.Service), Action: v(r.Action),
+		Outcome: event.Outcome{Result: v(r.Outcome), Code: v(r.ErrorCode)},
+		Message: v(r.Message), Origin: v(r.From), Raw: []byte(r.Raw),
+	}
+	if r.SrcIP != nil {
+		e.SrcIP, _ = netip.ParseAddr(*r.SrcIP)
+	}
+	if r.DstIP != nil {
+		e.DstIP, _ = netip.ParseAddr(*r.DstIP)
+	}
+	if r.SrcPort != nil {
+		e.SrcPort = *r.SrcPort
+	}
+	if r.DstPort != nil {
+		e.DstPort = *r.DstPort
+	}
+	if len(r.Resources) > 0 {
+		e.Resources = r.Resources
+	}
+	if r.RawBin != nil {
+		b, err := base64.StdEncoding.DecodeString(*r.RawBin)
+		if err != nil {
+			return nil, fmt.Errorf("raw_bin: %w", err)
+		}
+		e.Raw = b
+	}
+	if r.Doc != nil {
+		e.Doc = []byte(*r.Doc)
+	}
+	place := func(asset, owner, country, city *string, asn *uint32, asOrg, cloud *string) event.Place {
+		p := event.Place{Asset: v(asset), Owner: v(owner), Country: v(country), City: v(city), ASOrg: v(asOrg), Cloud: v(cloud)}
+		if asn != nil {
+			p.ASN = *asn
+		}
+		return p
+	}
+	e.Context.Src = place(r.SrcAsset, r.SrcOwner, r.SrcCountry, r.SrcCity, r.SrcASN, r.SrcASOrg, r.SrcCloud)
+	e.Context.Dst = place(r.DstAsset, r.DstOwner, r.DstCountry, r.DstCity, r.DstASN, r.DstASOrg, r.DstCloud)
+	e.Context.Team = v(r.Team)
+	if len(r.IntelInd) == len(r.Intel) && len(r.IntelType) == len(r.Intel) {
+		for i := range r.Intel {
+			e.Context.Intel = append(e.Context.Intel, event.IntelHit{List: r.Intel[i], Indicator: r.IntelInd[i], Type: r.IntelType[i]})
+		}
+	}
+	return e, nil
+}
