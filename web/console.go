@@ -272,8 +272,7 @@ func (a *api) consoleError(w http.ResponseWriter, r *http.Request, status int, m
 // a GET goes to the login page, which comes back here.
 func (a *api) consoleUnauthenticated(w http.ResponseWriter, r *http.Request) {
 	if safeMethod(r.Method) {
-		pageHeaders(w)
-		http.Redirect(w, r, "/login?return="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		seeOther(w, r, "/login?return="+url.QueryEscape(r.URL.RequestURI()))
 		return
 	}
 	a.render(w, r, http.StatusUnauthorized, "error", &consolePage{Title: "Not logged in", Body: struct {
@@ -369,8 +368,7 @@ func (a *api) consoleLogin(w http.ResponseWriter, r *http.Request) {
 	setSessionCookie(w, secret, s.Expires)
 	rec.Principal, rec.Kind, rec.Credential, rec.Status, rec.Detail = p.ID, "principal", "session "+s.ID, http.StatusSeeOther, "password"
 	a.audit(r.Context(), rec)
-	pageHeaders(w)
-	http.Redirect(w, r, b.Return, http.StatusSeeOther)
+	seeOther(w, r, b.Return)
 }
 
 // consoleLogout ends the session and goes to the login page.
@@ -381,8 +379,25 @@ func (a *api) consoleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	seeOther(w, r, "/login")
+}
+
+// consoleForm reads the form of a change, bounded to maxFormBody, or
+// answers that it could not and returns false.
+func (a *api) consoleForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+		return false
+	}
+	return true
+}
+
+// seeOther sends the browser on to path after a change: a GET of it,
+// which a reload does not post again.
+func seeOther(w http.ResponseWriter, r *http.Request, path string) {
 	pageHeaders(w)
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	http.Redirect(w, r, path, http.StatusSeeOther)
 }
 
 // notFoundPage answers a page for something missing or out of the

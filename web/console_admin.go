@@ -114,18 +114,7 @@ var adminDone = map[string]string{
 // adminRedirect sends the browser back to a page of the section after a
 // change, saying what it did.
 func adminRedirect(w http.ResponseWriter, r *http.Request, path, done string) {
-	pageHeaders(w)
-	http.Redirect(w, r, path+"?done="+url.QueryEscape(done), http.StatusSeeOther)
-}
-
-// adminForm reads a change's form, or answers that it could not.
-func (a *api) adminForm(w http.ResponseWriter, r *http.Request) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
-		return false
-	}
-	return true
+	seeOther(w, r, path+"?done="+url.QueryEscape(done))
 }
 
 // accessFailure is what a page says of an error of the access layer:
@@ -176,8 +165,7 @@ func (a *api) consoleAdmin(w http.ResponseWriter, r *http.Request) {
 			}
 			next = "/admin/exports"
 		}
-		pageHeaders(w)
-		http.Redirect(w, r, next, http.StatusSeeOther)
+		seeOther(w, r, next)
 		return
 	}
 	a.adminPage(w, r, http.StatusOK, adminDone[r.URL.Query().Get("done")], "")
@@ -249,7 +237,7 @@ func (a *api) adminAccessFailure(w http.ResponseWriter, r *http.Request, err err
 // display and, for a user, an optional password.
 func (a *api) consoleCreatePrincipal(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if !a.adminForm(w, r) {
+	if !a.consoleForm(w, r) {
 		return
 	}
 	if err := manageInstallation(id); err != nil {
@@ -281,7 +269,7 @@ func (a *api) consoleSetPassword(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	target := r.PathValue("id")
 	auditRecord(r.Context()).Target = "principal:" + target
-	if !a.adminForm(w, r) {
+	if !a.consoleForm(w, r) {
 		return
 	}
 	if err := maySetPassword(id, target); err != nil {
@@ -304,7 +292,7 @@ func (a *api) consoleSetPassword(w http.ResponseWriter, r *http.Request) {
 func (a *api) consoleDisablePrincipal(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	auditRecord(r.Context()).Target = "principal:" + r.PathValue("id")
-	if !a.adminForm(w, r) {
+	if !a.consoleForm(w, r) {
 		return
 	}
 	if err := manageInstallation(id); err != nil {
@@ -321,7 +309,7 @@ func (a *api) consoleDisablePrincipal(w http.ResponseWriter, r *http.Request) {
 // consoleCreateGroup answers POST /admin/groups: name, description.
 func (a *api) consoleCreateGroup(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if !a.adminForm(w, r) {
+	if !a.consoleForm(w, r) {
 		return
 	}
 	name := r.PostForm.Get("name")
@@ -340,7 +328,7 @@ func (a *api) consoleCreateGroup(w http.ResponseWriter, r *http.Request) {
 // consoleAddMember answers POST /admin/groups/{name}/members with the
 // principal's name or id.
 func (a *api) consoleAddMember(w http.ResponseWriter, r *http.Request) {
-	if !a.adminForm(w, r) {
+	if !a.consoleForm(w, r) {
 		return
 	}
 	a.consoleMember(w, r, r.PostForm.Get("principal"), "member", a.opts.Access.AddMember)
@@ -348,7 +336,7 @@ func (a *api) consoleAddMember(w http.ResponseWriter, r *http.Request) {
 
 // consoleRemoveMember answers POST /admin/groups/{name}/members/{id}/remove.
 func (a *api) consoleRemoveMember(w http.ResponseWriter, r *http.Request) {
-	if !a.adminForm(w, r) {
+	if !a.consoleForm(w, r) {
 		return
 	}
 	a.consoleMember(w, r, r.PathValue("id"), "unmember", a.opts.Access.RemoveMember)
@@ -387,7 +375,7 @@ func (a *api) consoleUnbind(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) consoleBinding(w http.ResponseWriter, r *http.Request, done string, change func(context.Context, access.Subject, access.Binding) error) {
 	id, _ := IdentityFrom(r.Context())
-	if !a.adminForm(w, r) {
+	if !a.consoleForm(w, r) {
 		return
 	}
 	f := r.PostForm
@@ -506,7 +494,7 @@ func (a *api) tokensPage(w http.ResponseWriter, r *http.Request, status int, b *
 // shows the secret, once: it is not stored, and no redirect carries it.
 func (a *api) consoleCreateToken(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if !a.adminForm(w, r) {
+	if !a.consoleForm(w, r) {
 		return
 	}
 	f := r.PostForm
@@ -614,7 +602,7 @@ func (a *api) grantsPage(w http.ResponseWriter, r *http.Request, status int, b *
 // days and reason.
 func (a *api) consoleCreateGrant(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if !a.adminForm(w, r) {
+	if !a.consoleForm(w, r) {
 		return
 	}
 	f := r.PostForm

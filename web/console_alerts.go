@@ -194,8 +194,7 @@ func failureCode(err error) string {
 // and where to return.
 func (a *api) consoleAlertsBulk(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	action := r.PostForm.Get("action")
@@ -245,8 +244,7 @@ func (a *api) consoleAlertsBulk(w http.ResponseWriter, r *http.Request) {
 		v.Set("failed", strconv.Itoa(failed))
 		v.Set("why", why)
 	}
-	pageHeaders(w)
-	http.Redirect(w, r, u.Path+"?"+v.Encode(), http.StatusSeeOther)
+	seeOther(w, r, u.Path+"?"+v.Encode())
 }
 
 // maxSuppressDays bounds the expiry the queue's suppress takes: ten
@@ -403,8 +401,7 @@ func (a *api) consoleAlertStatus(w http.ResponseWriter, r *http.Request) {
 		a.notFoundPage(w, r, "such action")
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	aid := r.PathValue("id")
@@ -425,18 +422,15 @@ func (a *api) consoleAlertStatus(w http.ResponseWriter, r *http.Request) {
 			back += "?why=" + code
 		}
 	}
-	pageHeaders(w)
-	http.Redirect(w, r, back, http.StatusSeeOther)
+	seeOther(w, r, back)
 }
 
 // consoleAlertAssign answers an alert page's assign forms:
 // POST /alerts/{id}/assign with to=me (the caller), or with assignee, a
-// name, or nothing to assign the alert to no one. It shares the route of
-// the changes of status, and so their permission and audit action.
+// name, or nothing to assign the alert to no one.
 func (a *api) consoleAlertAssign(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	assignee := r.PostForm.Get("assignee")
@@ -460,6 +454,5 @@ func (a *api) consoleAlertAssign(w http.ResponseWriter, r *http.Request) {
 	default:
 		back += "?why=" + code
 	}
-	pageHeaders(w)
-	http.Redirect(w, r, back, http.StatusSeeOther)
+	seeOther(w, r, back)
 }

@@ -231,8 +231,7 @@ func redirectCase(w http.ResponseWriter, r *http.Request, id, why string) {
 	if why != "" {
 		back += "?why=" + url.QueryEscape(why)
 	}
-	pageHeaders(w)
-	http.Redirect(w, r, back, http.StatusSeeOther)
+	seeOther(w, r, back)
 }
 
 // consoleOpenCase answers the "Open a case" form: POST /cases with a
@@ -240,8 +239,7 @@ func redirectCase(w http.ResponseWriter, r *http.Request, id, why string) {
 // goes to the new case.
 func (a *api) consoleOpenCase(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	ids := r.PostForm["alert"]
@@ -271,8 +269,7 @@ func (a *api) consoleOpenCase(w http.ResponseWriter, r *http.Request) {
 // status and an owner, either or both changed.
 func (a *api) consoleSetCase(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	cid := r.PathValue("id")
@@ -309,8 +306,7 @@ func (a *api) consoleSetCase(w http.ResponseWriter, r *http.Request) {
 // POST /cases/{id}/timeline with a kind (note or action) and its text.
 func (a *api) consoleAddToCase(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	cid, kind, text := r.PathValue("id"), r.PostForm.Get("kind"), strings.TrimSpace(r.PostForm.Get("text"))
@@ -344,8 +340,7 @@ func (a *api) consoleAddToCase(w http.ResponseWriter, r *http.Request) {
 // POST /alerts/{id}/case with the case, and goes to the case.
 func (a *api) consoleAlertToCase(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	aid, cid := r.PathValue("id"), r.PostForm.Get("case")
@@ -449,8 +444,7 @@ func (a *api) runList(r *http.Request, id Identity, rs []meta.Run, back string) 
 // consoleRunLink answers GET /playbook-runs/{id}, where approval
 // requests link: the run, on the run list.
 func (a *api) consoleRunLink(w http.ResponseWriter, r *http.Request) {
-	pageHeaders(w)
-	http.Redirect(w, r, "/runs?"+url.Values{"run": {r.PathValue("id")}, "status": {""}}.Encode(), http.StatusSeeOther)
+	seeOther(w, r, "/runs?"+url.Values{"run": {r.PathValue("id")}, "status": {""}}.Encode())
 }
 
 // consoleDecide answers the Approve and Deny buttons:
@@ -458,8 +452,7 @@ func (a *api) consoleRunLink(w http.ResponseWriter, r *http.Request) {
 // page to return to, through the runner as the API's decide does.
 func (a *api) consoleDecide(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	rid, action := r.PathValue("id"), r.PathValue("action")
@@ -498,8 +491,7 @@ func (a *api) consoleDecide(w http.ResponseWriter, r *http.Request) {
 	u, _ := url.Parse(back)
 	v := u.Query()
 	v.Set("decision", decision)
-	pageHeaders(w)
-	http.Redirect(w, r, u.Path+"?"+v.Encode()+"#run-"+url.PathEscape(rid), http.StatusSeeOther)
+	seeOther(w, r, u.Path+"?"+v.Encode()+"#run-"+url.PathEscape(rid))
 }
 
 // alertResponseBody is the data of the alert page's part about cases and

@@ -210,8 +210,7 @@ type exportBody struct {
 func (a *api) consoleExport(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	f := r.PostForm

@@ -793,8 +793,7 @@ func identityURL(ref string) string {
 func (a *api) consoleIdentityForm(w http.ResponseWriter, r *http.Request) {
 	ref := strings.TrimSpace(r.URL.Query().Get("ref"))
 	if ref == "" {
-		pageHeaders(w)
-		http.Redirect(w, r, "/inventory", http.StatusSeeOther)
+		seeOther(w, r, "/inventory")
 		return
 	}
 	v := url.Values{}
@@ -807,8 +806,7 @@ func (a *api) consoleIdentityForm(w http.ResponseWriter, r *http.Request) {
 	if len(v) > 0 {
 		u += "?" + v.Encode()
 	}
-	pageHeaders(w)
-	http.Redirect(w, r, u, http.StatusSeeOther)
+	seeOther(w, r, u)
 }
 
 // identityBody is the identity page's data.

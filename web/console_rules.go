@@ -145,8 +145,7 @@ func (a *api) consoleRuleSwitch(w http.ResponseWriter, r *http.Request) {
 		a.consoleError(w, r, http.StatusForbidden, err.Error())
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
+	if !a.consoleForm(w, r) {
 		return
 	}
 	ruleID, reason := r.PathValue("id"), strings.TrimSpace(r.PostForm.Get("reason"))
@@ -167,8 +166,7 @@ func (a *api) consoleRuleSwitch(w http.ResponseWriter, r *http.Request) {
 	default:
 		back += "?done=" + action
 	}
-	pageHeaders(w)
-	http.Redirect(w, r, back, http.StatusSeeOther)
+	seeOther(w, r, back)
 }
 
 // editorBody is the rule editor's data.
@@ -367,8 +365,7 @@ func (a *api) consoleRuleSave(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := auditRecord(r.Context())
 	rec.Target, rec.Detail = "rule-file:"+s.ID, "saved rule file "+s.ID
-	pageHeaders(w)
-	http.Redirect(w, r, "/rules/"+url.PathEscape(lint.Rules[0].ID)+"?done=saved", http.StatusSeeOther)
+	seeOther(w, r, "/rules/"+url.PathEscape(lint.Rules[0].ID)+"?done=saved")
 }
 
 // consoleRuleDelete answers POST /rules/files/{file}/delete.
@@ -391,8 +388,7 @@ func (a *api) consoleRuleDelete(w http.ResponseWriter, r *http.Request) {
 		a.consoleError(w, r, http.StatusInternalServerError, "Deleting the rule file failed.")
 		return
 	}
-	pageHeaders(w)
-	http.Redirect(w, r, "/rules?deleted="+url.QueryEscape(file), http.StatusSeeOther)
+	seeOther(w, r, "/rules?deleted="+url.QueryEscape(file))
 }
 
 // contentHash names a rule file's content, to tie a save to its backtest.

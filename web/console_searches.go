@@ -80,12 +80,7 @@ func (a *api) searchForm(w http.ResponseWriter, r *http.Request) (Identity, bool
 		a.consoleError(w, r, http.StatusForbidden, errSearchesNeedUser.Error())
 		return id, false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		a.consoleError(w, r, http.StatusBadRequest, "The form could not be read.")
-		return id, false
-	}
-	return id, true
+	return id, a.consoleForm(w, r)
 }
 
 // consoleSaveSearch answers POST /searches (name, shared, and the search:
@@ -109,8 +104,7 @@ func (a *api) consoleSaveSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := auditRecord(r.Context())
 	rec.Target, rec.Detail = "saved-search:"+s.ID, savedSearchDetail(s)
-	pageHeaders(w)
-	http.Redirect(w, r, savedSearchURL(s)+"&saved="+url.QueryEscape(s.ID), http.StatusSeeOther)
+	seeOther(w, r, savedSearchURL(s)+"&saved="+url.QueryEscape(s.ID))
 }
 
 // consoleDeleteSearch answers POST /searches/{id}/delete (return): the
@@ -138,6 +132,5 @@ func (a *api) consoleDeleteSearch(w http.ResponseWriter, r *http.Request) {
 	q.Del("saved")
 	q.Set("deleted", "1")
 	back.RawQuery = q.Encode()
-	pageHeaders(w)
-	http.Redirect(w, r, back.String(), http.StatusSeeOther)
+	seeOther(w, r, back.String())
 }
