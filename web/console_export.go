@@ -24,21 +24,7 @@ const maxExportRows = 100_000
 // exportURL is the URL of the download of a search's results in format
 // (csv, ndjson): the same query, range, tenant and columns, no limit.
 func (p searchParams) exportURL(format string) string {
-	v := url.Values{}
-	if p.q != "" {
-		v.Set("q", p.q)
-	}
-	v.Set("from", p.from)
-	if p.to != "" {
-		v.Set("to", p.to)
-	}
-	if p.tenant != "" {
-		v.Set("tenant", p.tenant)
-	}
-	if p.columns != "" {
-		v.Set("columns", p.columns)
-	}
-	return "/search." + format + "?" + v.Encode()
+	return "/search." + format + "?" + p.values().Encode()
 }
 
 // consoleSearchDownload answers GET /search.csv and /search.ndjson

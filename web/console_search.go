@@ -125,7 +125,18 @@ type searchParams struct {
 	limit                        int
 }
 
+// url is the search page of p.
 func (p searchParams) url() string {
+	v := p.values()
+	if p.limit != 0 && p.limit != defaultRows {
+		v.Set("limit", strconv.Itoa(p.limit))
+	}
+	return "/?" + v.Encode()
+}
+
+// values are the parameters of the search itself: its query, range,
+// tenant and columns.
+func (p searchParams) values() url.Values {
 	v := url.Values{}
 	if p.q != "" {
 		v.Set("q", p.q)
@@ -140,10 +151,7 @@ func (p searchParams) url() string {
 	if p.columns != "" {
 		v.Set("columns", p.columns)
 	}
-	if p.limit != 0 && p.limit != defaultRows {
-		v.Set("limit", strconv.Itoa(p.limit))
-	}
-	return "/?" + v.Encode()
+	return v
 }
 
 // consoleSearch answers GET /?q=&from=&to=&tenant=&columns=&limit=: the
