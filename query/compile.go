@@ -27,6 +27,19 @@ type Request struct {
 	SeqRanges [][2]uint64
 }
 
+// OldestFirst returns req with its events in the order a scan reads
+// them, oldest first (by time, then seq), and no bound on their number:
+// the request a store's Scan compiles.
+func (req Request) OldestFirst() Request {
+	q := Query{}
+	if req.Query != nil {
+		q = *req.Query
+	}
+	q.Pipes = append(slices.Clip(q.Pipes), &Sort{Keys: []SortKey{{FieldRef: FieldRef{Name: "time"}}, {FieldRef: FieldRef{Name: "seq"}}}})
+	req.Query, req.Limit = &q, 0
+	return req
+}
+
 // Kind says what the rows of a compiled query are.
 type Kind int
 

@@ -39,6 +39,27 @@ func RedactRow(row []any, r query.Redaction) {
 	}
 }
 
+// RedactResult hides in the rows of a plain search (res.Events) what
+// scope's grants hide of each row's tenant, working out each tenant's
+// redaction once. A result that is a table, or a scope that hides
+// nothing, is left as it is.
+func RedactResult(res *Result, scope query.Scope) {
+	if !res.Events || !scope.Redacts() {
+		return
+	}
+	tenant := eventColumn()["tenant"]
+	byTenant := map[string]query.Redaction{}
+	for _, row := range res.Rows {
+		t, _ := row[tenant].(string)
+		r, ok := byTenant[t]
+		if !ok {
+			r = scope.Redaction(t)
+			byTenant[t] = r
+		}
+		RedactRow(row, r)
+	}
+}
+
 // eventColumn maps each of query.EventColumns to its index in a row.
 var eventColumn = sync.OnceValue(func() map[string]int {
 	m := map[string]int{}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -37,12 +36,7 @@ func (s *Store) Scan(ctx context.Context, req query.Request, fn func(*event.Even
 	if err != nil {
 		return err
 	}
-	q := query.Query{}
-	if req.Query != nil {
-		q = *req.Query
-	}
-	q.Pipes = append(slices.Clip(q.Pipes), &query.Sort{Keys: []query.SortKey{{FieldRef: query.FieldRef{Name: "time"}}, {FieldRef: query.FieldRef{Name: "seq"}}}})
-	req.Query, req.Limit = &q, 0
+	req = req.OldestFirst()
 	for _, day := range days {
 		sub := req
 		sub.From, sub.To = day, day.Add(scanWindow)

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,13 +45,7 @@ func (s *Store) Search(ctx context.Context, req query.Request) (*store.Result, e
 	if res.Rows, err = readRows(out, cols, times, res.Events); err != nil {
 		return nil, fmt.Errorf("clickhouse: reading search results: %w", err)
 	}
-	if res.Events && req.Scope.Redacts() {
-		tenant := slices.Index(cols, "tenant")
-		for _, row := range res.Rows {
-			t, _ := row[tenant].(string)
-			store.RedactRow(row, req.Scope.Redaction(t))
-		}
-	}
+	store.RedactResult(res, req.Scope)
 	return res, nil
 }
 

@@ -349,19 +349,7 @@ func (s *DB) Search(ctx context.Context, req query.Request) (*store.Result, erro
 	if res.Rows, err = scanRows(rows, len(cols)); err != nil {
 		return nil, fmt.Errorf("reading search results: %w", err)
 	}
-	if q.Kind == query.Events && req.Scope.Redacts() {
-		tenant := slices.Index(cols, "tenant")
-		byTenant := map[string]query.Redaction{}
-		for _, row := range res.Rows {
-			t, _ := row[tenant].(string)
-			r, ok := byTenant[t]
-			if !ok {
-				r = req.Scope.Redaction(t)
-				byTenant[t] = r
-			}
-			store.RedactRow(row, r)
-		}
-	}
+	store.RedactResult(res, req.Scope)
 	s.metrics.searchSeconds.Observe(time.Since(start).Seconds())
 	return res, nil
 }

@@ -548,14 +548,7 @@ func minTime(a, b time.Time) time.Time {
 }
 
 func (s *DB) scanWindow(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
-	q := query.Query{}
-	if req.Query != nil {
-		q = *req.Query
-	}
-	q.Pipes = append(slices.Clip(q.Pipes), &query.Sort{Keys: []query.SortKey{{FieldRef: query.FieldRef{Name: "time"}}, {FieldRef: query.FieldRef{Name: "seq"}}}})
-	req.Query = &q
-	req.Limit = 0
-	compiled, err := query.Compile(req, query.DuckDB)
+	compiled, err := query.Compile(req.OldestFirst(), query.DuckDB)
 	if err != nil {
 		return err
 	}
