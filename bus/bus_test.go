@@ -1,0 +1,237 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/bus"
+	"github.com/vigilsec/vigil/bus/bustest"
+)
+
+func TestPublishRead(t *testing.T) {
+	c := bustest.Start(t, 3)
+	nc := c.Connect()
+	ctx := t.Context()
+	topic, err := bus.OpenTopic(ctx, nc, bus.TopicOptions{Name: "events", Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []bus.Msg
+	for i := range 40 {
+		msgs = append(msgs, bus.Msg{Partition: i % 4, ID: fmt.Sprint("m", i), Data: fmt.Appendf(nil, "message %d", i)})
+	}
+	if err := topic.Publish(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	// A publish retried after a lost answer is stored once.
+	if err := topic.Publish(ctx, msgs[:20]); err != nil {
+		t.Fatal(err)
+	}
+	// Killing a node (here the first, whatever it leads) loses nothing
+	// acknowledged, and publishing goes on.
+	c.Nodes[0].Kill()
+	more := []bus.Msg{{Partition: 1, ID: "m40", Data: []byte("message 40")}}
+	if err := publishPatiently(ctx, topic, more); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := topic.Read(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var last uint64
+	for len(got) < 11 {
+		ms, err := r.Next(ctx, 4, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Partition != 1 || m.Seq <= last {
+				t.Fatalf("message %+v after seq %d", m, last)
+			}
+			last = m.Seq
+			got = append(got, string(m.Data))
+		}
+		if len(got) == 4 {
+			if err := r.Ack(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := []string{"message 1", "message 5", "message 9", "message 13", "message 17", "message 21", "message 25", "message 29", "message 33", "message 37", "message 40"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("partition 1 read %q, want %q", got, want)
+	}
+	ms, err := r.Next(ctx, 4, 100*time.Millisecond)
+	if err != nil || len(ms) != 0 {
+		t.Fatalf("read past the end: %v, %v", ms, err)
+	}
+	acked, err := topic.Acked(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reader that starts after what was acknowledged reads the rest.
+	r2, err := topic.Read(ctx, 1, acked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err = r2.Next(ctx, 100, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 7 || string(ms[0].Data) != "message 17" {
+		t.Fatalf("after the acknowledged %d, read %d messages from %q", acked, len(ms), ms[0].Data)
+	}
+	// A replay from a time reads from there, acknowledging nothing.
+	rs, err := topic.ReadSince(ctx, 1, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err = rs.Next(ctx, 100, time.Second)
+	if err != nil || len(ms) != 11 {
+		t.Fatalf("replay read %d messages, %v", len(ms), err)
+	}
+
+	if err := topic.Publish(ctx, []bus.Msg{{Partition: 4, ID: "x"}}); err == nil {
+		t.Fatal("published to a partition the topic does not have")
+	}
+	big := make([]byte, topic.MaxPayload()+1)
+	if err := topic.Publish(ctx, []bus.Msg{{Partition: 0, ID: "big", Data: big}}); err == nil {
+		t.Fatal("published a message larger than the servers take")
+	}
+}
+
+// publishPatiently retries a publish while the cluster elects new
+// leaders, as a source retries a batch.
+func publishPatiently(ctx context.Context, topic *bus.Topic, msgs []bus.Msg) error {
+	var err error
+	for range 100 {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = topic.Publish(pctx, msgs)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
+}
+
+func TestShare(t *testing.T) {
+	members := []string{"a", "b", "c"}
+	got := [][]int{bus.Share(8, members, "a"), bus.Share(8, members, "b"), bus.Share(8, members, "c")}
+	want := [][]int{{0, 3, 6}, {1, 4, 7}, {2, 5}}
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("share of %s = %v, want %v", members[i], got[i], want[i])
+		}
+	}
+	if s := bus.Share(8, members, "d"); s != nil {
+		t.Errorf("a node not among the members has %v", s)
+	}
+}
+
+func TestLeases(t *testing.T) {
+	c := bustest.Start(t, 3)
+	ctx := t.Context()
+	const ttl = 800 * time.Millisecond
+	open := func(node string) *bus.Leases {
+		l, err := bus.OpenLeases(ctx, c.Connect(), bus.LeaseOptions{Name: "vigil", Node: node, TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, b := open("a"), open("b")
+	la, err := a.Acquire(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Acquire(ctx, "k"); !errors.Is(err, bus.ErrHeld) {
+		t.Fatalf("a held lease was acquired again: %v", err)
+	}
+	if err := la.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := la.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.Acquire(ctx, "k")
+	if err != nil {
+		t.Fatalf("a released lease: %v", err)
+	}
+	// Unrenewed, it expires, and the old holder cannot renew it once
+	// another holds it.
+	var la2 *bus.Lease
+	deadline := time.Now().Add(10 * ttl)
+	for la2 == nil && time.Now().Before(deadline) {
+		la2, _ = a.Acquire(ctx, "k")
+		time.Sleep(ttl / 8)
+	}
+	if la2 == nil {
+		t.Fatal("an unrenewed lease never expired")
+	}
+	if err := lb.Renew(ctx); err == nil {
+		t.Fatal("an expired lease was renewed over its new holder")
+	}
+
+	// Run shares the partitions between the nodes alive, and hands the
+	// share of one that stops to the others.
+	var mu sync.Mutex
+	readers := map[int]string{}
+	run := func(l *bus.Leases, node string) context.CancelFunc {
+		rctx, cancel := context.WithCancel(ctx)
+		go l.Run(rctx, 6, func(pctx context.Context, p int) {
+			mu.Lock()
+			if other, ok := readers[p]; ok {
+				t.Errorf("partition %d read by %s and %s at once", p, other, node)
+			}
+			readers[p] = node
+			mu.Unlock()
+			<-pctx.Done()
+			mu.Lock()
+			delete(readers, p)
+			mu.Unlock()
+		})
+		return cancel
+	}
+	waitFor := func(what string, ok func(map[int]string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * ttl)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			done := ok(readers)
+			mu.Unlock()
+			if done {
+				return
+			}
+			time.Sleep(ttl / 8)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%s: readers %v", what, readers)
+	}
+	count := func(rs map[int]string, node string) int {
+		n := 0
+		for _, r := range rs {
+			if r == node {
+				n++
+			}
+		}
+		return n
+	}
+	x, y := open("x"), open("y")
+	stopX := run(x, "x")
+	waitFor("one node reads every partition", func(rs map[int]string) bool { return count(rs, "x") == 6 })
+	stopY := run(y, "y")
+	waitFor("two nodes share them", func(rs map[int]string) bool { return count(rs, "x") == 3 && count(rs, "y") == 3 })
+	stopX()
+	waitFor("the one left reads them all", func(rs map[int]string) bool { return count(rs, "y") == 6 })
+	stopY()
+}

@@ -1,0 +1,258 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LeaseOptions describe a set of Leases.
+type LeaseOptions struct {
+	// Name names the two key-value buckets: NAME-leases and NAME-nodes.
+	Name string
+	// Node names this node; unique among the nodes sharing the leases.
+	Node string
+	// TTL is how long a lease, and a node's membership, last unrenewed:
+	// how long the partitions of a node that died wait for another.
+	// 0 means 10 seconds.
+	TTL      time.Duration
+	Replicas int // 0 means 3
+	Logger   *slog.Logger
+}
+
+// Leases share partitions among the nodes that read them: each node
+// announces itself, works out which partitions are its share of the
+// nodes alive, and holds a lease on each partition it reads. A lease is
+// a key in a replicated key-value bucket whose entries expire when not
+// renewed, so the partitions of a node that dies pass to the others
+// within a TTL, and a node that joins takes its share from the others.
+//
+// A lease is coordination, not a lock: a node that stalls past its TTL
+// may still be finishing a batch when another takes over. What a
+// partition's reader writes must tolerate that (a ledger's file lock
+// does, see ingest.Processor).
+type Leases struct {
+	leases, nodes jetstream.KeyValue
+	opts          LeaseOptions
+	log           *slog.Logger
+}
+
+// ErrHeld is returned by Acquire when another node holds the lease.
+var ErrHeld = errors.New("bus: the lease is held by another node")
+
+// OpenLeases creates the buckets of the leases, if need be, and returns
+// them.
+func OpenLeases(ctx context.Context, nc *nats.Conn, opts LeaseOptions) (*Leases, error) {
+	if opts.Name == "" || opts.Node == "" {
+		return nil, errors.New("bus: leases need a name and a node")
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = 10 * time.Second
+	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = 3
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
+	l := &Leases{opts: opts, log: opts.Logger}
+	for _, b := range []struct {
+		kv   *jetstream.KeyValue
+		name string
+	}{{&l.leases, opts.Name + "-leases"}, {&l.nodes, opts.Name + "-nodes"}} {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b.name, TTL: opts.TTL, Replicas: opts.Replicas, History: 1})
+		if err != nil {
+			return nil, fmt.Errorf("bus: bucket %s: %w", b.name, err)
+		}
+		*b.kv = kv
+	}
+	return l, nil
+}
+
+// A Lease is a partition held by this node.
+type Lease struct {
+	l   *Leases
+	key string
+	rev uint64
+}
+
+// Acquire takes the lease of key, or returns ErrHeld.
+func (l *Leases) Acquire(ctx context.Context, key string) (*Lease, error) {
+	rev, err := l.leases.Create(ctx, key, []byte(l.opts.Node))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, ErrHeld
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bus: lease %s: %w", key, err)
+	}
+	return &Lease{l: l, key: key, rev: rev}, nil
+}
+
+// Renew extends the lease by a TTL. It fails if the lease expired and
+// another node took it.
+func (ls *Lease) Renew(ctx context.Context) error {
+	rev, err := ls.l.leases.Update(ctx, ls.key, []byte(ls.l.opts.Node), ls.rev)
+	if err != nil {
+		return fmt.Errorf("bus: renewing lease %s: %w", ls.key, err)
+	}
+	ls.rev = rev
+	return nil
+}
+
+// Release gives the lease up, unless another node holds it by now.
+func (ls *Lease) Release(ctx context.Context) error {
+	err := ls.l.leases.Delete(ctx, ls.key, jetstream.LastRevision(ls.rev))
+	if err != nil {
+		return fmt.Errorf("bus: releasing lease %s: %w", ls.key, err)
+	}
+	return nil
+}
+
+// Members returns the nodes alive: those that announced themselves
+// within a TTL, sorted.
+func (l *Leases) Members(ctx context.Context) ([]string, error) {
+	keys, err := l.nodes.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bus: members: %w", err)
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+func (l *Leases) announce(ctx context.Context) error {
+	if _, err := l.nodes.Put(ctx, l.opts.Node, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		return fmt.Errorf("bus: announcing node %s: %w", l.opts.Node, err)
+	}
+	return nil
+}
+
+// Share returns the partitions, of n, that node reads when members are
+// alive: every len(members)-th, from the node's place among them. A node
+// not among members has none.
+func Share(n int, members []string, node string) []int {
+	i := slices.Index(members, node)
+	if i < 0 {
+		return nil
+	}
+	var ps []int
+	for p := i; p < n; p += len(members) {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// Run keeps this node's share of n partitions leased until ctx ends,
+// running read for each partition while it holds its lease. read gets a
+// context that ends when the lease is lost or moves to another node;
+// Run waits for read to return before it gives the lease up. A read
+// that returns early (an error it logged) is started again at the next
+// round. When ctx ends, Run stops every read and releases its leases.
+func (l *Leases) Run(ctx context.Context, n int, read func(ctx context.Context, p int)) {
+	type held struct {
+		lease  *Lease
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	running := map[int]*held{}
+	stop := func(p int, release bool) {
+		h := running[p]
+		h.cancel()
+		<-h.done
+		delete(running, p)
+		if release {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.TTL)
+			if err := h.lease.Release(rctx); err != nil {
+				l.log.Warn("releasing a partition; it passes on when its lease expires", "partition", p, "err", err)
+			}
+			cancel()
+		}
+	}
+	defer func() {
+		for p := range running {
+			stop(p, true)
+		}
+	}()
+	tick := time.NewTicker(l.opts.TTL / 4)
+	defer tick.Stop()
+	for {
+		want := l.round(ctx, n)
+		for p, h := range running {
+			select {
+			case <-h.done:
+				stop(p, true) // read gave up; it starts again below
+				continue
+			default:
+			}
+			if want != nil && !slices.Contains(want, p) {
+				l.log.Info("handing a partition to another node", "partition", p)
+				stop(p, true)
+				continue
+			}
+			if err := h.lease.Renew(ctx); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				l.log.Warn("lost a partition's lease", "partition", p, "err", err)
+				stop(p, false)
+			}
+		}
+		for _, p := range want {
+			if running[p] != nil {
+				continue
+			}
+			lease, err := l.Acquire(ctx, partitionKey(p))
+			if err != nil {
+				if !errors.Is(err, ErrHeld) && ctx.Err() == nil {
+					l.log.Warn("leasing a partition", "partition", p, "err", err)
+				}
+				continue
+			}
+			pctx, cancel := context.WithCancel(ctx)
+			h := &held{lease: lease, cancel: cancel, done: make(chan struct{})}
+			running[p] = h
+			l.log.Info("reading a partition", "partition", p)
+			go func() {
+				defer close(h.done)
+				read(pctx, p)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// round announces the node and returns its share of the partitions, or
+// nil when the members cannot be known (the bus is unreachable): the
+// node then keeps what it holds while its leases last.
+func (l *Leases) round(ctx context.Context, n int) []int {
+	if err := l.announce(ctx); err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("the bus is unreachable", "err", err)
+		}
+		return nil
+	}
+	members, err := l.Members(ctx)
+	if err != nil {
+		return nil
+	}
+	return Share(n, members, l.opts.Node)
+}
+
+func partitionKey(p int) string { return "p" + strconv.Itoa(p) }
