@@ -305,56 +305,72 @@ type fieldReader func(field string) ([]byte, bool)
 func (c *Correlator) observe(r *Rule, ev EventRef, evTime time.Time, fieldOf fieldReader) []Detection {
 	var out []Detection
 	for _, cr := range c.e.feeds[r] {
-		c.kb, c.vals = c.kb[:0], c.vals[:0]
-		complete := true
-		for _, f := range cr.groupFields[r] {
-			v, ok := fieldOf(f)
-			if !ok {
-				complete = false
-				break
-			}
-			c.vals = append(c.vals, v)
-			// Length-prefixed, so that no two groups share a key.
-			c.kb = strconv.AppendInt(c.kb, int64(len(v)), 10)
-			c.kb = append(c.kb, ':')
-			c.kb = append(c.kb, v...)
+		vals, value, ok := c.inputOf(cr, r, fieldOf)
+		if !ok {
+			continue
 		}
-		if !complete {
-			continue // an event without the group's fields is in no group
-		}
-		var value []byte
-		if cr.c.Field != "" {
-			v, ok := fieldOf(cr.c.Field)
-			if !ok {
-				continue
-			}
-			value = v
-		}
-		gs := c.groups[cr]
-		if gs == nil {
-			gs = map[string]*group{}
-			c.groups[cr] = gs
-		}
-		g := gs[string(c.kb)]
-		if g == nil {
-			if len(gs) >= maxGroups {
-				c.evict(gs, cr.c.Timespan, evTime)
-			}
-			key := make(map[string]string, len(cr.c.GroupBy))
-			for i, v := range c.vals {
-				key[cr.c.GroupBy[i]] = string(v)
-			}
-			g = &group{key: key, start: evTime}
-			gs[string(c.kb)] = g
-		}
-		if d, ok := c.step(cr, g, r, ev, evTime, value); ok {
-			delete(gs, string(c.kb))
-			out = append(out, d)
-			// A correlation's match feeds the correlations built on it.
-			out = append(out, c.observe(cr.rule, EventRef{Seq: ev.Seq, Time: evTime, ID: ev.ID, Tenant: d.Tenant(), Action: ev.Action, Rule: cr.rule.ID, rule: cr.rule}, evTime, valuesIn(d.Group))...)
-		}
+		out = append(out, c.apply(cr, r, ev, evTime, vals, value)...)
 	}
 	return out
+}
+
+// inputOf reads what correlation cr needs of a match of r: the group's
+// values and the value field's. It reports false for an event in no
+// group (one without the group's fields, or the value field). The
+// slices are reused by the next call.
+func (c *Correlator) inputOf(cr *corrRule, r *Rule, fieldOf fieldReader) (vals [][]byte, value []byte, ok bool) {
+	c.vals = c.vals[:0]
+	for _, f := range cr.groupFields[r] {
+		v, ok := fieldOf(f)
+		if !ok {
+			return nil, nil, false
+		}
+		c.vals = append(c.vals, v)
+	}
+	if cr.c.Field != "" {
+		v, ok := fieldOf(cr.c.Field)
+		if !ok {
+			return nil, nil, false
+		}
+		value = v
+	}
+	return c.vals, value, true
+}
+
+// apply adds a match of r, whose group has the values vals, to the
+// state of correlation cr, and returns the correlations that matched.
+func (c *Correlator) apply(cr *corrRule, r *Rule, ev EventRef, evTime time.Time, vals [][]byte, value []byte) []Detection {
+	c.kb = c.kb[:0]
+	for _, v := range vals {
+		// Length-prefixed, so that no two groups share a key.
+		c.kb = strconv.AppendInt(c.kb, int64(len(v)), 10)
+		c.kb = append(c.kb, ':')
+		c.kb = append(c.kb, v...)
+	}
+	gs := c.groups[cr]
+	if gs == nil {
+		gs = map[string]*group{}
+		c.groups[cr] = gs
+	}
+	g := gs[string(c.kb)]
+	if g == nil {
+		if len(gs) >= maxGroups {
+			c.evict(gs, cr.c.Timespan, evTime)
+		}
+		key := make(map[string]string, len(cr.c.GroupBy))
+		for i, v := range vals {
+			key[cr.c.GroupBy[i]] = string(v)
+		}
+		g = &group{key: key, start: evTime}
+		gs[string(c.kb)] = g
+	}
+	d, ok := c.step(cr, g, r, ev, evTime, value)
+	if !ok {
+		return nil
+	}
+	delete(gs, string(c.kb))
+	// A correlation's match feeds the correlations built on it.
+	return append([]Detection{d}, c.observe(cr.rule, EventRef{Seq: ev.Seq, Time: evTime, ID: ev.ID, Tenant: d.Tenant(), Action: ev.Action, Rule: cr.rule.ID, rule: cr.rule}, evTime, valuesIn(d.Group))...)
 }
 
 // valuesIn reads field values from a correlation's group, for the

@@ -36,7 +36,7 @@ func (d *Detector) Process(ev *event.Event) []Detection {
 			d.out = append(d.out, Detection{Rule: r, Event: ev, Fields: d.m.Fields(r, ev)})
 		}
 		if len(d.e.feeds[r]) > 0 {
-			d.out = append(d.out, d.on(d.c.observe(r, eventRef(ev, r), ev.Time, d.fieldOf))...)
+			d.out = append(d.out, d.e.on(d.c.observe(r, eventRef(ev, r), ev.Time, d.fieldOf))...)
 		}
 	})
 	if err != nil {
@@ -48,16 +48,16 @@ func (d *Detector) Process(ev *event.Event) []Detection {
 // Flush decides the correlation windows that ended before now (see
 // Correlator.Flush) and returns their detections.
 func (d *Detector) Flush(now time.Time) []Detection {
-	return d.on(d.c.Flush(now))
+	return d.c.FlushAt(now)
 }
 
 // on drops the detections of correlations turned off. Their state is
 // still kept: a correlation may count another's matches.
-func (d *Detector) on(ds []Detection) []Detection {
-	if len(d.e.off) == 0 {
+func (e *Engine) on(ds []Detection) []Detection {
+	if len(e.off) == 0 {
 		return ds
 	}
-	return slices.DeleteFunc(ds, func(x Detection) bool { return d.e.off[x.Rule] })
+	return slices.DeleteFunc(ds, func(x Detection) bool { return e.off[x.Rule] })
 }
 
 // fieldOf returns the first value of a field of the event being matched.
