@@ -18,7 +18,7 @@ type Observation struct {
 	Correlation string   `json:"correlation"` // the correlation rule: its id, else its name
 	Rule        string   `json:"rule"`        // the rule matched: its id, else its name
 	Event       EventRef `json:"event"`
-	Group       []string `json:"group"`       // the group's values, in the correlation's group-by order
+	Group       []string `json:"group"` // the group's values, in the correlation's group-by order
 	// Value is the correlation's value field (value_count, avg, …), if
 	// it has one.
 	Value string `json:"value,omitempty"`
