@@ -277,3 +277,29 @@ func (r *Reader) Ack(ctx context.Context) error {
 	r.last = nil
 	return nil
 }
+
+// Lag is how many messages of partition p its durable consumer has not
+// had acknowledged: those not yet delivered and those delivered but not
+// acknowledged. A partition never read lags by every message it holds.
+func (t *Topic) Lag(ctx context.Context, p int) (uint64, error) {
+	c, err := t.js.Consumer(ctx, t.opts.Name, t.consumerName(p))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s, err := t.js.Stream(ctx, t.opts.Name)
+		if err != nil {
+			return 0, fmt.Errorf("bus: stream %s: %w", t.opts.Name, err)
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(t.subject(p)))
+		if err != nil {
+			return 0, fmt.Errorf("bus: stream %s: %w", t.opts.Name, err)
+		}
+		return info.State.Subjects[t.subject(p)], nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bus: consumer of %s: %w", t.subject(p), err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("bus: consumer of %s: %w", t.subject(p), err)
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}

@@ -402,3 +402,22 @@ func (l *Ledger) activeSegment() *segment {
 	defer l.smu.RUnlock()
 	return l.segs[len(l.segs)-1]
 }
+
+// LastBatchKey returns the key of the last batch AppendBatch recorded,
+// and false if there is none.
+func (l *Ledger) LastBatchKey() (string, bool, error) {
+	size := l.Size()
+	// A batch's key is the last record of its append, so it is found
+	// near the end unless other appends followed it.
+	for _, from := range []int64{size - 1024, 0} {
+		key, found := "", false
+		err := l.BatchKeys(from, func(k string, _ int64, _ int) error {
+			key, found = k, true
+			return nil
+		})
+		if err != nil || found || from <= 0 {
+			return key, found, err
+		}
+	}
+	return "", false, nil
+}

@@ -1,0 +1,374 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vigilsec/vigil/bus"
+	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/ledger"
+)
+
+// A PartitionStore is where a Processor stores its partitions' events:
+// the ClickHouse store, which keeps each ledger's events apart.
+type PartitionStore interface {
+	Append(ctx context.Context, ledger uint16, evs []*event.Event) error
+}
+
+// ProcessorOptions configure a Processor.
+type ProcessorOptions struct {
+	// Events is the topic Publishers publish to; Observations carries
+	// the matches that feed correlations to the node keeping their
+	// group. Both have the same number of partitions.
+	Events, Observations *bus.Topic
+	// Leases share the partitions among the process nodes.
+	Leases *bus.Leases
+	// Ledgers is the directory of the partitions' ledgers, one
+	// directory each (p0, p1, …). Every process node must reach it (a
+	// shared volume): a partition's ledger moves with the partition.
+	Ledgers string
+	// Ledger configures the ledgers: the signer and witnesses of their
+	// checkpoints. Each is named Name-pN.
+	Ledger ledger.Options
+	Store  PartitionStore
+	// Engine returns the rules to run, which may change.
+	Engine func() *detect.Engine
+	Sink   detect.Sink
+	// Fetch is how many messages are read at once; 0 means 64.
+	Fetch  int
+	Logger *slog.Logger
+}
+
+// A Processor is a process node: for each partition it holds the lease
+// of, it reads the partition's events from the bus, appends them to the
+// partition's ledger, stores them, runs the rules on them, and sends the
+// matches that feed correlations to the partition that keeps their group
+// (correlate.go).
+//
+// An event read from the bus is acknowledged once the ledger has it,
+// with the bus position of its message as the append's batch key: the
+// ledger is where a partition's position is kept, so a node that takes
+// a partition over after a crash skips what the ledger holds and reads
+// on from there. Storing and matching follow the ledger, and a mark
+// file beside it says how far they got; what lies past the mark is
+// stored and matched again when the partition is next opened. Stores
+// collapse an event stored twice (ClickHouse's ReplacingMergeTree), and
+// observations are published under ids that make the bus drop a second
+// copy, so a correlation counts each match once.
+type Processor struct {
+	opts ProcessorOptions
+	log  *slog.Logger
+}
+
+// NewProcessor returns a Processor.
+func NewProcessor(opts ProcessorOptions) (*Processor, error) {
+	if opts.Events == nil || opts.Observations == nil || opts.Leases == nil || opts.Store == nil || opts.Engine == nil || opts.Sink == nil || opts.Ledgers == "" {
+		return nil, errors.New("ingest: a processor needs its topics, leases, ledgers, store, rules and sink")
+	}
+	if opts.Events.Partitions() != opts.Observations.Partitions() {
+		return nil, fmt.Errorf("ingest: %d partitions of events but %d of observations", opts.Events.Partitions(), opts.Observations.Partitions())
+	}
+	if opts.Fetch <= 0 {
+		opts.Fetch = 64
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Processor{opts: opts, log: opts.Logger}, nil
+}
+
+// Run processes this node's share of the partitions until ctx ends.
+func (p *Processor) Run(ctx context.Context) {
+	p.opts.Leases.Run(ctx, p.opts.Events.Partitions(), p.partition)
+}
+
+// PartitionSeq is the seq of the event at index of partition part's
+// ledger: unique across partitions, so that an event is still named by
+// its seq, and equal to the index for partition 0, the one ledger of a
+// single node.
+func PartitionSeq(part int, index int64) uint64 { return uint64(part)<<48 | uint64(index) }
+
+// SeqPartition splits a seq into its partition and ledger index.
+func SeqPartition(seq uint64) (part int, index int64) {
+	return int(seq >> 48), int64(seq & (1<<48 - 1))
+}
+
+// partition runs a partition's two readers while its lease is held.
+func (p *Processor) partition(ctx context.Context, part int) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, run := range []struct {
+		what string
+		fn   func(context.Context, int) error
+	}{{"events", p.events}, {"observations", p.correlate}} {
+		wg.Go(func() {
+			defer cancel()
+			if err := run.fn(ctx, part); err != nil && ctx.Err() == nil {
+				p.log.Error("processing a partition; it starts again", "partition", part, "of", run.what, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// events reads partition part's events into its ledger, the store and
+// detection, until ctx ends or the rules change.
+func (p *Processor) events(ctx context.Context, part int) error {
+	dir := filepath.Join(p.opts.Ledgers, "p"+strconv.Itoa(part))
+	l, err := p.openLedger(ctx, dir, part)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	after, err := busPosition(l)
+	if err != nil {
+		return err
+	}
+	e := p.opts.Engine()
+	det := e.NewDetector()
+	if err := p.catchUp(ctx, l, part, det); err != nil {
+		return err
+	}
+	r, err := p.opts.Events.Read(ctx, part, after)
+	if err != nil {
+		return err
+	}
+	for p.opts.Engine() == e {
+		msgs, err := r.Next(ctx, p.opts.Fetch, time.Second)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		var evs []*event.Event
+		for _, m := range msgs {
+			if m.Seq <= after {
+				continue // the ledger has it: a node before this one read it
+			}
+			got, err := decodeEvents(m.Data)
+			if err != nil {
+				// Only a Publisher writes here, so this is damage on
+				// the way; the message stays on the bus for a look.
+				p.log.Error("a message on the bus is not a batch of events; skipped", "partition", part, "message", m.Seq, "id", m.ID, "err", err)
+				continue
+			}
+			evs = append(evs, got...)
+		}
+		last := msgs[len(msgs)-1].Seq
+		if last > after {
+			first, err := l.AppendBatch(ctx, evs, busKey(last))
+			if err != nil {
+				return fmt.Errorf("partition %d: appending to the ledger: %w", part, err)
+			}
+			after = last
+			for i, ev := range evs {
+				ev.Seq = PartitionSeq(part, first+int64(i))
+			}
+			if err := p.deliver(ctx, part, first, evs, det); err != nil {
+				return err
+			}
+			if err := writeMark(dir, l.Size()); err != nil {
+				return err
+			}
+		}
+		if err := r.Ack(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openLedger opens a partition's ledger, waiting while the node that had
+// the partition before still holds it.
+func (p *Processor) openLedger(ctx context.Context, dir string, part int) (*ledger.Ledger, error) {
+	opts := p.opts.Ledger
+	opts.Logger = p.log
+	if opts.Name != "" {
+		opts.Name += "-p" + strconv.Itoa(part)
+	}
+	for {
+		l, err := ledger.Open(dir, opts)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("partition %d: opening its ledger: %w", part, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+const busKeyPrefix = "bus "
+
+func busKey(seq uint64) string { return busKeyPrefix + strconv.FormatUint(seq, 10) }
+
+// busPosition is the bus position of the last message the ledger holds.
+func busPosition(l *ledger.Ledger) (uint64, error) {
+	key, ok, err := l.LastBatchKey()
+	if err != nil || !ok {
+		return 0, err
+	}
+	s, found := strings.CutPrefix(key, busKeyPrefix)
+	if !found {
+		return 0, fmt.Errorf("the ledger's last batch key %q is not a bus position", key)
+	}
+	seq, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("the ledger's last batch key %q is not a bus position", key)
+	}
+	return seq, nil
+}
+
+// catchUp stores and matches the events the ledger has past the mark:
+// those a node that died had appended but maybe not stored or matched.
+// They are taken batch by batch as they were appended, so that their
+// observations go out under the ids they had.
+func (p *Processor) catchUp(ctx context.Context, l *ledger.Ledger, part int, det *detect.Detector) error {
+	dir := filepath.Join(p.opts.Ledgers, "p"+strconv.Itoa(part))
+	mark, err := readMark(dir)
+	if err != nil {
+		return err
+	}
+	size := l.Size()
+	if mark >= size {
+		return nil
+	}
+	var evs []*event.Event
+	first := mark
+	n := 0
+	err = l.Scan(mark, size, func(rec ledger.Record) error {
+		switch rec.Kind {
+		case ledger.KindEvent:
+			ev, err := ledger.DecodeEvent(rec.Content)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", rec.Index, err)
+			}
+			ev.Seq = PartitionSeq(part, rec.Index)
+			if len(evs) == 0 {
+				first = rec.Index
+			}
+			evs = append(evs, ev)
+		case ledger.KindMeta:
+			n += len(evs)
+			err := p.deliver(ctx, part, first, evs, det)
+			evs = nil
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("partition %d: catching up from its ledger: %w", part, err)
+	}
+	p.log.Info("caught a partition up with its ledger", "partition", part, "from", mark, "events", n)
+	return writeMark(dir, size)
+}
+
+// deliver stores evs, which the ledger has from index first on, runs
+// the rules on them, and publishes their observations. It retries the
+// store and the bus until they take them or ctx ends: what follows in
+// the partition waits for them.
+func (p *Processor) deliver(ctx context.Context, part int, first int64, evs []*event.Event, det *detect.Detector) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := p.patiently(ctx, "storing events", part, func() error { return p.opts.Store.Append(ctx, uint16(part), evs) }); err != nil {
+		return err
+	}
+	var ds []detect.Detection
+	byPart := map[int][]byte{}
+	var order []int
+	for _, ev := range evs {
+		ds = append(ds, det.Split(ev, func(o detect.Observation) {
+			q := p.opts.Observations.Partition(o.Key())
+			b, err := json.Marshal(o)
+			if err != nil {
+				return // only strings, times and numbers: cannot fail
+			}
+			if byPart[q] == nil {
+				order = append(order, q)
+			}
+			byPart[q] = append(append(byPart[q], b...), '\n')
+		})...)
+	}
+	if len(ds) > 0 {
+		p.opts.Sink.Detected(ds)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	msgs := make([]bus.Msg, 0, len(order))
+	for _, q := range order {
+		msgs = append(msgs, bus.Msg{Partition: q, ID: fmt.Sprintf("p%d %d %d", part, first, q), Data: byPart[q]})
+	}
+	return p.patiently(ctx, "publishing observations", part, func() error { return p.opts.Observations.Publish(ctx, msgs) })
+}
+
+// patiently retries op until it succeeds or ctx ends, logging failures.
+func (p *Processor) patiently(ctx context.Context, what string, part int, op func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.log.Warn(what+"; retrying", "partition", part, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// The mark file says up to which ledger size the events were stored and
+// matched. It may lag behind the truth, never run ahead of it: it is
+// written after what it marks.
+const markFile = "processed"
+
+func readMark(dir string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, markFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the processed mark: %w", err)
+	}
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("the processed mark %s: %w", filepath.Join(dir, markFile), err)
+	}
+	return n, nil
+}
+
+func writeMark(dir string, size int64) error {
+	tmp := filepath.Join(dir, markFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(size, 10)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing the processed mark: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, markFile)); err != nil {
+		return fmt.Errorf("writing the processed mark: %w", err)
+	}
+	return nil
+}
