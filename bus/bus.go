@@ -42,6 +42,9 @@ type TopicOptions struct {
 	Duplicates time.Duration
 }
 
+// publishTimeout bounds the wait for a publish's acknowledgement.
+const publishTimeout = 10 * time.Second
+
 // A Topic is a partitioned, replicated JetStream stream.
 type Topic struct {
 	js   jetstream.JetStream
@@ -68,7 +71,10 @@ func OpenTopic(ctx context.Context, nc *nats.Conn, opts TopicOptions) (*Topic, e
 	if opts.Duplicates <= 0 {
 		opts.Duplicates = 10 * time.Minute
 	}
-	js, err := jetstream.New(nc)
+	// A publish whose acknowledgement was lost (the server answering it
+	// went away) fails after a while rather than never: the caller sends
+	// it again under the same id.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
@@ -175,13 +181,23 @@ func (t *Topic) Acked(ctx context.Context, p int) (uint64, error) {
 
 // A Reader reads one partition in order.
 type Reader struct {
-	t    *Topic
-	p    int
-	c    jetstream.Consumer
-	last jetstream.Msg
+	t *Topic
+	p int
+	c jetstream.Consumer
+	// unacked are the messages read and not yet acknowledged, in order.
+	unacked []unacked
 	// durable says Ack confirms to the durable consumer.
 	durable bool
+	// delivered is the consumer sequence of the last message read: a
+	// durable reader checks that none is skipped.
+	delivered uint64
 }
+
+// ErrGap is returned by Next when a message the servers delivered did
+// not arrive (a pull that expired while it was on its way). The reader
+// must be made anew from the caller's position: acknowledging what came
+// after would acknowledge the lost message too.
+var ErrGap = errors.New("bus: a message was lost on its way; read again from the last position kept")
 
 // Read returns a reader of partition p from the message after stream
 // position after, through the partition's durable consumer, which is set
@@ -231,8 +247,23 @@ func (t *Topic) ReadSince(ctx context.Context, p int, since time.Time) (*Reader,
 	return &Reader{t: t, p: p, c: c}, nil
 }
 
+// ReadAfter returns a reader of partition p from after stream position
+// after, which acknowledges nothing, as ReadSince.
+func (t *Topic) ReadAfter(ctx context.Context, p int, after uint64) (*Reader, error) {
+	c, err := t.js.OrderedConsumer(ctx, t.opts.Name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{t.subject(p)},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    after + 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: replaying %s: %w", t.subject(p), err)
+	}
+	return &Reader{t: t, p: p, c: c}, nil
+}
+
 // Next returns up to max messages, in stream order, waiting at most wait
-// for the first; none when none came.
+// for the first; none when none came. After an error, the messages it
+// returns were read in order but the reader must not be used again.
 func (r *Reader) Next(ctx context.Context, max int, wait time.Duration) ([]Msg, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -247,8 +278,18 @@ func (r *Reader) Next(ctx context.Context, max int, wait time.Duration) ([]Msg, 
 		if err != nil {
 			return nil, fmt.Errorf("bus: reading %s: %w", r.t.subject(r.p), err)
 		}
+		if r.durable {
+			// A consumer made by Read numbers what it delivers from 1,
+			// redeliveries included.
+			if md.Sequence.Consumer != r.delivered+1 {
+				return out, fmt.Errorf("%w (%s: delivery %d after %d)", ErrGap, r.t.subject(r.p), md.Sequence.Consumer, r.delivered)
+			}
+			r.delivered = md.Sequence.Consumer
+		}
 		out = append(out, Msg{Partition: r.p, ID: m.Headers().Get(jetstream.MsgIDHeader), Data: m.Data(), Seq: md.Sequence.Stream, Time: md.Timestamp})
-		r.last = m
+		if r.durable {
+			r.unacked = append(r.unacked, unacked{m, md.Sequence.Stream})
+		}
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 		return out, fmt.Errorf("bus: reading %s: %w", r.t.subject(r.p), err)
@@ -268,13 +309,37 @@ func (r *Reader) Pending(ctx context.Context) (uint64, error) {
 // Ack acknowledges every message Next returned so far, and waits for the
 // servers to confirm it.
 func (r *Reader) Ack(ctx context.Context) error {
-	if !r.durable || r.last == nil {
+	if len(r.unacked) == 0 {
 		return nil
 	}
-	if err := r.last.DoubleAck(ctx); err != nil {
+	return r.AckThrough(ctx, r.unacked[len(r.unacked)-1].seq)
+}
+
+type unacked struct {
+	msg jetstream.Msg
+	seq uint64
+}
+
+// AckThrough acknowledges the messages Next returned up to stream
+// position seq, and waits for the servers to confirm it: for a reader
+// that finishes messages out of order and acknowledges what it finished
+// all of.
+func (r *Reader) AckThrough(ctx context.Context, seq uint64) error {
+	if !r.durable {
+		return nil
+	}
+	n := 0
+	for n < len(r.unacked) && r.unacked[n].seq <= seq {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	// The consumer acknowledges all before a message with it.
+	if err := r.unacked[n-1].msg.DoubleAck(ctx); err != nil {
 		return fmt.Errorf("bus: acknowledging %s: %w", r.t.subject(r.p), err)
 	}
-	r.last = nil
+	r.unacked = r.unacked[n:]
 	return nil
 }
 

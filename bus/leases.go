@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -85,10 +86,14 @@ type Lease struct {
 	l   *Leases
 	key string
 	rev uint64
+	// until is when the lease may pass to another node at the earliest:
+	// a TTL after the last write of it was sent.
+	until time.Time
 }
 
 // Acquire takes the lease of key, or returns ErrHeld.
 func (l *Leases) Acquire(ctx context.Context, key string) (*Lease, error) {
+	sent := time.Now()
 	rev, err := l.leases.Create(ctx, key, []byte(l.opts.Node))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, ErrHeld
@@ -96,18 +101,25 @@ func (l *Leases) Acquire(ctx context.Context, key string) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: lease %s: %w", key, err)
 	}
-	return &Lease{l: l, key: key, rev: rev}, nil
+	return &Lease{l: l, key: key, rev: rev, until: sent.Add(l.opts.TTL)}, nil
 }
 
 // Renew extends the lease by a TTL. It fails if the lease expired and
 // another node took it.
 func (ls *Lease) Renew(ctx context.Context) error {
+	sent := time.Now()
 	rev, err := ls.l.leases.Update(ctx, ls.key, []byte(ls.l.opts.Node), ls.rev)
 	if err != nil {
 		return fmt.Errorf("bus: renewing lease %s: %w", ls.key, err)
 	}
-	ls.rev = rev
+	ls.rev, ls.until = rev, sent.Add(ls.l.opts.TTL)
 	return nil
+}
+
+// Expiring says the lease is within a quarter TTL of passing to another
+// node unless renewed: its holder must stop using it.
+func (ls *Lease) Expiring() bool {
+	return time.Until(ls.until) < ls.l.opts.TTL/4
 }
 
 // Release gives the lease up, unless another node holds it by now.
@@ -158,56 +170,54 @@ func Share(n int, members []string, node string) []int {
 // Run keeps this node's share of n partitions leased until ctx ends,
 // running read for each partition while it holds its lease. read gets a
 // context that ends when the lease is lost or moves to another node;
-// Run waits for read to return before it gives the lease up. A read
-// that returns early (an error it logged) is started again at the next
-// round. When ctx ends, Run stops every read and releases its leases.
+// Run waits for read to return before it gives the lease up, and goes on
+// renewing the other leases meanwhile. A read that returns early (an
+// error it logged) is started again at the next round. When ctx ends,
+// Run stops every read and releases its leases.
 func (l *Leases) Run(ctx context.Context, n int, read func(ctx context.Context, p int)) {
-	type held struct {
-		lease  *Lease
-		cancel context.CancelFunc
-		done   chan struct{}
-	}
 	running := map[int]*held{}
-	stop := func(p int, release bool) {
-		h := running[p]
-		h.cancel()
-		<-h.done
-		delete(running, p)
-		if release {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.TTL)
-			if err := h.lease.Release(rctx); err != nil {
-				l.log.Warn("releasing a partition; it passes on when its lease expires", "partition", p, "err", err)
-			}
-			cancel()
-		}
-	}
 	defer func() {
-		for p := range running {
-			stop(p, true)
+		for p, h := range running {
+			l.stop(ctx, p, h)
+		}
+		for _, h := range running {
+			<-h.released
 		}
 	}()
 	tick := time.NewTicker(l.opts.TTL / 4)
 	defer tick.Stop()
 	for {
 		want := l.round(ctx, n)
+		var renew []*held
 		for p, h := range running {
-			select {
-			case <-h.done:
-				stop(p, true) // read gave up; it starts again below
-				continue
-			default:
-			}
-			if want != nil && !slices.Contains(want, p) {
-				l.log.Info("handing a partition to another node", "partition", p)
-				stop(p, true)
-				continue
-			}
-			if err := h.lease.Renew(ctx); err != nil {
-				if ctx.Err() != nil {
-					break
+			switch {
+			case h.stopping:
+				select {
+				case <-h.released:
+					delete(running, p)
+				default:
 				}
-				l.log.Warn("lost a partition's lease", "partition", p, "err", err)
-				stop(p, false)
+			case h.ended():
+				l.stop(ctx, p, h) // read gave up; it starts again once stopped
+			case want != nil && !slices.Contains(want, p):
+				l.log.Info("handing a partition to another node", "partition", p)
+				l.stop(ctx, p, h)
+			default:
+				renew = append(renew, h)
+			}
+		}
+		l.renew(ctx, renew)
+		if ctx.Err() != nil {
+			return
+		}
+		for p, h := range running {
+			if !h.stopping && h.renewErr != nil {
+				if errors.Is(h.renewErr, jetstream.ErrKeyRevisionMismatch) || h.lease.Expiring() {
+					l.log.Warn("could not renew a partition's lease; stopped reading it", "partition", p, "err", h.renewErr)
+					l.stop(ctx, p, h) // the release fails if another node holds it by now
+					continue
+				}
+				l.log.Warn("could not renew a partition's lease; trying again", "partition", p, "err", h.renewErr)
 			}
 		}
 		for _, p := range want {
@@ -222,7 +232,7 @@ func (l *Leases) Run(ctx context.Context, n int, read func(ctx context.Context, 
 				continue
 			}
 			pctx, cancel := context.WithCancel(ctx)
-			h := &held{lease: lease, cancel: cancel, done: make(chan struct{})}
+			h := &held{lease: lease, cancel: cancel, done: make(chan struct{}), released: make(chan struct{})}
 			running[p] = h
 			l.log.Info("reading a partition", "partition", p)
 			go func() {
@@ -236,6 +246,59 @@ func (l *Leases) Run(ctx context.Context, n int, read func(ctx context.Context, 
 		case <-tick.C:
 		}
 	}
+}
+
+// held is a partition this node reads.
+type held struct {
+	lease    *Lease
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when read returned
+	stopping bool
+	released chan struct{} // closed when stopped and released
+	renewErr error         // of the last renewal
+}
+
+func (h *held) ended() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends a partition's read and, once it returned, releases the
+// lease, without holding up the renewal of the others.
+func (l *Leases) stop(ctx context.Context, p int, h *held) {
+	if h.stopping {
+		return
+	}
+	h.stopping = true
+	h.cancel()
+	go func() {
+		defer close(h.released)
+		<-h.done
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.TTL)
+		defer cancel()
+		if err := h.lease.Release(rctx); err != nil {
+			l.log.Warn("releasing a partition; it passes on when its lease expires", "partition", p, "err", err)
+		}
+	}()
+}
+
+// renew renews the leases at once, each given until it is about to
+// expire: a busy bus answers late, and a renewal that fails is tried
+// again at the next round while the lease lasts.
+func (l *Leases) renew(ctx context.Context, hs []*held) {
+	var wg sync.WaitGroup
+	for _, h := range hs {
+		wg.Go(func() {
+			rctx, cancel := context.WithDeadline(ctx, h.lease.until.Add(-l.opts.TTL/4))
+			defer cancel()
+			h.renewErr = h.lease.Renew(rctx)
+		})
+	}
+	wg.Wait()
 }
 
 // round announces the node and returns its share of the partitions, or

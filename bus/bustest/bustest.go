@@ -9,17 +9,28 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
+// TB is what the cluster need of their caller: a test's testing.TB, or
+// a benchmark command's stand-in for one.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	TempDir() string
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+}
+
 // A Cluster is n nats-servers forming one JetStream cluster.
 type Cluster struct {
 	Nodes []*Node
-	t     testing.TB
+	t     TB
 }
 
 // A Node is one server of a Cluster.
@@ -35,7 +46,7 @@ const MaxPayload = 8 << 20
 
 // Start starts n servers as one JetStream cluster and waits until it has
 // a leader. The servers stop when the test ends.
-func Start(t testing.TB, n int) *Cluster {
+func Start(t TB, n int) *Cluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
 	routes := make([]*url.URL, n)
@@ -154,7 +165,7 @@ func (nd *Node) start() error {
 
 // freePorts returns n distinct free loopback ports, held until all are
 // chosen.
-func freePorts(t testing.TB, n int) []int {
+func freePorts(t TB, n int) []int {
 	t.Helper()
 	ports := make([]int, n)
 	held := make([]net.Listener, n)
