@@ -19,6 +19,7 @@
 package clickhouse
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -35,6 +36,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/vigilsec/vigil/event"
@@ -406,28 +408,61 @@ func (s *Store) shardOf(tenant string, ledger uint16, seq uint64) int {
 // the caller sends again: what the first try stored is collapsed with
 // the second by the tables' merges (read with FINAL to count it once).
 func (s *Store) Append(ctx context.Context, ledger uint16, evs []*event.Event) error {
-	bodies := make([]bytes.Buffer, len(s.opts.Shards))
+	shards := make([][]*event.Event, len(s.opts.Shards))
 	for _, e := range evs {
 		if e.Tenant == "" {
 			return fmt.Errorf("clickhouse: event %d has no tenant", e.Seq)
 		}
-		b, err := json.Marshal(rowOf(e, ledger))
-		if err != nil {
-			return fmt.Errorf("clickhouse: encoding event %d: %w", e.Seq, err)
-		}
-		buf := &bodies[s.shardOf(e.Tenant, ledger, e.Seq)]
-		buf.Write(b)
-		buf.WriteByte('\n')
+		i := s.shardOf(e.Tenant, ledger, e.Seq)
+		shards[i] = append(shards[i], e)
 	}
-	for i := range bodies {
-		if bodies[i].Len() == 0 {
+	// The shards take their inserts at once, each encoded as it is sent:
+	// a batch costs its slowest shard, not the sum, and no more memory
+	// than the events themselves.
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, evs := range shards {
+		if len(evs) == 0 {
 			continue
 		}
-		if _, err := s.exec(ctx, i, "INSERT INTO "+s.opts.Database+".events_local FORMAT JSONEachRow", &bodies[i]); err != nil {
-			return fmt.Errorf("clickhouse: storing %d events on shard %d: %w", len(evs), i+1, err)
-		}
+		wg.Go(func() {
+			if err := s.insert(ctx, i, ledger, evs); err != nil {
+				errs[i] = fmt.Errorf("clickhouse: storing %d events on shard %d: %w", len(evs), i+1, err)
+			}
+		})
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// insert sends evs to a shard as one INSERT, its rows encoded while the
+// request is under way.
+func (s *Store) insert(ctx context.Context, shard int, ledger uint16, evs []*event.Event) error {
+	pr, pw := io.Pipe()
+	encoded := make(chan error, 1)
+	go func() {
+		w := bufio.NewWriterSize(pw, 64<<10)
+		enc := json.NewEncoder(w)
+		var err error
+		for _, e := range evs {
+			if err = enc.Encode(rowOf(e, ledger)); err != nil {
+				err = fmt.Errorf("encoding event %d: %w", e.Seq, err)
+				break
+			}
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		pw.CloseWithError(err)
+		encoded <- err
+	}()
+	_, err := s.exec(ctx, shard, "INSERT INTO "+s.opts.Database+".events_local FORMAT JSONEachRow", pr)
+	// Whatever became of the request, the encoder stops writing.
+	pr.Close()
+	if encErr := <-encoded; encErr != nil && !errors.Is(encErr, io.ErrClosedPipe) && err == nil {
+		err = encErr
+	}
+	return err
 }
 
 // Count returns how many events of the tenant (every tenant's for "")

@@ -13,9 +13,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
 )
+
+// TB is what the servers need of their caller: a test's testing.TB, or
+// a benchmark command's stand-in for one.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	TempDir() string
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+}
 
 // Server is where the servers are looked for.
 var Server = []string{"/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"}
@@ -39,7 +50,7 @@ type Shard struct {
 // Start starts n servers as the shards of one cluster and waits until
 // each answers. Without clickhouse-server the test is skipped, unless
 // VIGIL_REQUIRE_ALL is set, when it fails: CI installs it.
-func Start(t testing.TB, n int) []*Shard {
+func Start(t TB, n int) []*Shard {
 	t.Helper()
 	exe := ""
 	for _, p := range Server {
@@ -91,7 +102,7 @@ func Start(t testing.TB, n int) []*Shard {
 }
 
 // start starts the server on its data directory.
-func (s *Shard) start(t testing.TB) {
+func (s *Shard) start(t TB) {
 	t.Helper()
 	s.cmd = exec.Command(s.exe, "--config-file="+filepath.Join(s.dir, "config.xml"))
 	s.cmd.Dir = s.dir
@@ -100,7 +111,7 @@ func (s *Shard) start(t testing.TB) {
 	}
 }
 
-func (s *Shard) waitUp(t testing.TB) {
+func (s *Shard) waitUp(t TB) {
 	t.Helper()
 	if err := s.wait(60 * time.Second); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "error.log"))
@@ -110,7 +121,7 @@ func (s *Shard) waitUp(t testing.TB) {
 
 // Restart starts a stopped server again, on what it had stored, and
 // waits until it answers.
-func (s *Shard) Restart(t testing.TB) {
+func (s *Shard) Restart(t TB) {
 	t.Helper()
 	s.start(t)
 	s.waitUp(t)
