@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nuid"
+
 	"github.com/vigilsec/vigil/bus"
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
@@ -61,9 +63,10 @@ type ProcessorOptions struct {
 // with the bus position of its message as the append's batch key: the
 // ledger is where a partition's position is kept, so a node that takes
 // a partition over after a crash skips what the ledger holds and reads
-// on from there. Storing and matching follow the ledger, and a mark
-// file beside it says how far they got; what lies past the mark is
-// stored and matched again when the partition is next opened. Stores
+// on from there. Matching follows the ledger, and storing follows in
+// large batches; a mark file beside the ledger says how far both got,
+// and what lies past it is stored and matched again when the partition
+// is next opened. Stores
 // collapse an event stored twice (ClickHouse's ReplacingMergeTree), and
 // observations are published under ids that make the bus drop a second
 // copy, so a correlation counts each match once.
@@ -139,21 +142,38 @@ func (p *Processor) events(ctx context.Context, part int) error {
 	}
 	e := p.opts.Engine()
 	det := e.NewDetector()
-	if err := p.catchUp(ctx, l, part, det); err != nil {
+	var high time.Time // the partition's watermark
+	unstored := &storeBatch{part: part, dir: dir}
+	if err := p.catchUp(ctx, l, part, det, &high, unstored); err != nil {
 		return err
 	}
 	r, err := p.opts.Events.Read(ctx, part, after)
 	if err != nil {
 		return err
 	}
+	idle := 0 // reads in a row that found nothing
 	for p.opts.Engine() == e {
-		msgs, err := r.Next(ctx, p.opts.Fetch, time.Second)
-		if err != nil {
-			return err
+		msgs, readErr := r.Next(ctx, p.opts.Fetch, time.Second)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		if len(msgs) == 0 {
+		if len(msgs) == 0 && readErr == nil {
+			// Nothing more came: what waits to be stored goes now.
+			if err := p.store(ctx, unstored); err != nil {
+				return err
+			}
+			// A read finds nothing as well while the bus elects a new
+			// leader for the partition; only a partition with nothing
+			// pending is idle, or the correlations would go on without
+			// what it has yet to read.
+			if idle++; idle%idleEvery == 0 && caughtUp(ctx, r) {
+				if err := p.idle(ctx, part, high); err != nil {
+					p.log.Warn("telling the correlations a partition is idle", "partition", part, "err", err)
+				}
+			}
 			continue
 		}
+		idle = 0
 		var evs []*event.Event
 		for _, m := range msgs {
 			if m.Seq <= after {
@@ -168,7 +188,10 @@ func (p *Processor) events(ctx context.Context, part int) error {
 			}
 			evs = append(evs, got...)
 		}
-		last := msgs[len(msgs)-1].Seq
+		last := after
+		if len(msgs) > 0 {
+			last = msgs[len(msgs)-1].Seq
+		}
 		if last > after {
 			first, err := l.AppendBatch(ctx, evs, busKey(last))
 			if err != nil {
@@ -178,18 +201,46 @@ func (p *Processor) events(ctx context.Context, part int) error {
 			for i, ev := range evs {
 				ev.Seq = PartitionSeq(part, first+int64(i))
 			}
-			if err := p.deliver(ctx, part, first, evs, det); err != nil {
+			if err := p.deliver(ctx, part, first, evs, det, &high); err != nil {
 				return err
 			}
-			if err := writeMark(dir, l.Size()); err != nil {
-				return err
+			unstored.add(evs, l.Size())
+			if unstored.full() {
+				if err := p.store(ctx, unstored); err != nil {
+					return err
+				}
 			}
 		}
-		if err := r.Ack(ctx); err != nil {
+		if readErr == nil {
+			if readErr = r.Ack(ctx); readErr == nil {
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The reader lost a message or its consumer (a server died, a
+		// leader moved): a new one reads on from the ledger's position.
+		p.log.Warn("reading the bus; reading again from the ledger's position", "partition", part, "of", "events", "err", readErr)
+		if r, err = p.reread(ctx, p.opts.Events, part, after); err != nil {
 			return err
 		}
 	}
-	return nil
+	// The rules changed: what the old ones matched is stored before the
+	// partition starts again with the new ones.
+	return p.store(ctx, unstored)
+}
+
+// reread returns a new reader of partition part of topic t, from after
+// position after, once the bus makes one.
+func (p *Processor) reread(ctx context.Context, t *bus.Topic, part int, after uint64) (*bus.Reader, error) {
+	var r *bus.Reader
+	err := p.patiently(ctx, "reading the bus again", part, func() error {
+		var err error
+		r, err = t.Read(ctx, part, after)
+		return err
+	})
+	return r, err
 }
 
 // openLedger opens a partition's ledger, waiting while the node that had
@@ -216,6 +267,17 @@ func (p *Processor) openLedger(ctx context.Context, dir string, part int) (*ledg
 	}
 }
 
+// caughtUp says the bus confirms the reader has read every message of
+// its partition.
+func caughtUp(ctx context.Context, r *bus.Reader) bool {
+	n, err := r.Pending(ctx)
+	return err == nil && n == 0
+}
+
+// idleEvery is how many empty reads (of a second each) make a partition
+// tell the correlations it is idle, and tell them again.
+const idleEvery = 5
+
 const busKeyPrefix = "bus "
 
 func busKey(seq uint64) string { return busKeyPrefix + strconv.FormatUint(seq, 10) }
@@ -241,7 +303,7 @@ func busPosition(l *ledger.Ledger) (uint64, error) {
 // those a node that died had appended but maybe not stored or matched.
 // They are taken batch by batch as they were appended, so that their
 // observations go out under the ids they had.
-func (p *Processor) catchUp(ctx context.Context, l *ledger.Ledger, part int, det *detect.Detector) error {
+func (p *Processor) catchUp(ctx context.Context, l *ledger.Ledger, part int, det *detect.Detector, high *time.Time, unstored *storeBatch) error {
 	dir := filepath.Join(p.opts.Ledgers, "p"+strconv.Itoa(part))
 	mark, err := readMark(dir)
 	if err != nil {
@@ -268,9 +330,14 @@ func (p *Processor) catchUp(ctx context.Context, l *ledger.Ledger, part int, det
 			evs = append(evs, ev)
 		case ledger.KindMeta:
 			n += len(evs)
-			err := p.deliver(ctx, part, first, evs, det)
+			if err := p.deliver(ctx, part, first, evs, det, high); err != nil {
+				return err
+			}
+			unstored.add(evs, rec.Index+1)
 			evs = nil
-			return err
+			if unstored.full() {
+				return p.store(ctx, unstored)
+			}
 		}
 		return nil
 	})
@@ -278,47 +345,107 @@ func (p *Processor) catchUp(ctx context.Context, l *ledger.Ledger, part int, det
 		return fmt.Errorf("partition %d: catching up from its ledger: %w", part, err)
 	}
 	p.log.Info("caught a partition up with its ledger", "partition", part, "from", mark, "events", n)
-	return writeMark(dir, size)
+	unstored.size = size
+	return p.store(ctx, unstored)
 }
 
-// deliver stores evs, which the ledger has from index first on, runs
-// the rules on them, and publishes their observations. It retries the
-// store and the bus until they take them or ctx ends: what follows in
-// the partition waits for them.
-func (p *Processor) deliver(ctx context.Context, part int, first int64, evs []*event.Event, det *detect.Detector) error {
+// deliver runs the rules on evs, which the ledger has from index first
+// on, and publishes their observations. It retries the bus until it
+// takes them or ctx ends: what follows in the partition waits for them.
+//
+// Every partition of observations gets a message, with or without
+// observations, that carries the partition's watermark: the latest event
+// time it has matched, *high, which deliver advances.
+func (p *Processor) deliver(ctx context.Context, part int, first int64, evs []*event.Event, det *detect.Detector, high *time.Time) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	if err := p.patiently(ctx, "storing events", part, func() error { return p.opts.Store.Append(ctx, uint16(part), evs) }); err != nil {
-		return err
-	}
 	var ds []detect.Detection
-	byPart := map[int][]byte{}
-	var order []int
+	bodies := make([][]byte, p.opts.Observations.Partitions())
 	for _, ev := range evs {
+		if ev.Time.After(*high) {
+			*high = ev.Time
+		}
 		ds = append(ds, det.Split(ev, func(o detect.Observation) {
 			q := p.opts.Observations.Partition(o.Key())
 			b, err := json.Marshal(o)
 			if err != nil {
 				return // only strings, times and numbers: cannot fail
 			}
-			if byPart[q] == nil {
-				order = append(order, q)
-			}
-			byPart[q] = append(append(byPart[q], b...), '\n')
+			bodies[q] = append(append(bodies[q], b...), '\n')
 		})...)
 	}
 	if len(ds) > 0 {
 		p.opts.Sink.Detected(ds)
 	}
-	if len(order) == 0 {
-		return nil
-	}
-	msgs := make([]bus.Msg, 0, len(order))
-	for _, q := range order {
-		msgs = append(msgs, bus.Msg{Partition: q, ID: fmt.Sprintf("p%d %d %d", part, first, q), Data: byPart[q]})
+	msgs := make([]bus.Msg, len(bodies))
+	for q, body := range bodies {
+		msgs[q] = bus.Msg{Partition: q, ID: fmt.Sprintf("p%d %d %d", part, first, q), Data: append(markLine(part, *high, false), body...)}
 	}
 	return p.patiently(ctx, "publishing observations", part, func() error { return p.opts.Observations.Publish(ctx, msgs) })
+}
+
+// A storeBatch gathers a partition's events, matched and not yet
+// stored, into one insert: ClickHouse takes a few large inserts far
+// better than many small ones, each of which becomes a part on disk to
+// merge.
+type storeBatch struct {
+	part  int
+	dir   string
+	evs   []*event.Event
+	since time.Time // when the oldest came
+	// size is the ledger's size through the last of evs: the mark once
+	// they are stored; marked is the mark written last.
+	size, marked int64
+}
+
+const (
+	// storeEvents and storeEvery bound a storeBatch: it is stored when
+	// it holds this many events or its oldest waited this long (or the
+	// partition has nothing more to read).
+	storeEvents = 50_000
+	storeEvery  = 2 * time.Second
+)
+
+func (b *storeBatch) add(evs []*event.Event, size int64) {
+	if len(b.evs) == 0 {
+		b.since = time.Now()
+	}
+	b.evs = append(b.evs, evs...)
+	b.size = size
+}
+
+func (b *storeBatch) full() bool {
+	return len(b.evs) >= storeEvents || (len(b.evs) > 0 && time.Since(b.since) >= storeEvery)
+}
+
+// store stores the batch, retrying until the store takes it or ctx
+// ends, and moves the mark past it.
+func (p *Processor) store(ctx context.Context, b *storeBatch) error {
+	if len(b.evs) > 0 {
+		if err := p.patiently(ctx, "storing events", b.part, func() error { return p.opts.Store.Append(ctx, uint16(b.part), b.evs) }); err != nil {
+			return err
+		}
+		b.evs = nil
+	}
+	if b.size == b.marked {
+		return nil
+	}
+	if err := writeMark(b.dir, b.size); err != nil {
+		return err
+	}
+	b.marked = b.size
+	return nil
+}
+
+// idle tells every partition of observations that partition part has
+// nothing to match, so that they do not wait for it.
+func (p *Processor) idle(ctx context.Context, part int, high time.Time) error {
+	msgs := make([]bus.Msg, p.opts.Observations.Partitions())
+	for q := range msgs {
+		msgs[q] = bus.Msg{Partition: q, ID: nuid.Next(), Data: markLine(part, high, true)}
+	}
+	return p.opts.Observations.Publish(ctx, msgs)
 }
 
 // patiently retries op until it succeeds or ctx ends, logging failures.

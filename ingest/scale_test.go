@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +30,10 @@ import (
 	"github.com/vigilsec/vigil/store/clickhouse/chtest"
 )
 
-var scaleEvents = flag.Int("scale.events", 0, "events in TestScaleOut's corpus; 0 means 1,000,000 when VIGIL_REQUIRE_ALL is set (CI), else 100,000")
+// The issue's 1M events take five and a half minutes on a 2-core machine, too long
+// for CI beside every other package; CI runs 250,000, and docs/scale.md
+// gives the command and the figures of the 1M run.
+var scaleEvents = flag.Int("scale.events", 0, "events in TestScaleOut's corpus; 0 means 250,000 when VIGIL_REQUIRE_ALL is set (CI), else 100,000")
 
 // TestScaleOut runs the scale-out on real engines: a three-node JetStream
 // cluster in the test's process, two ClickHouse shards, two process
@@ -41,14 +43,14 @@ var scaleEvents = flag.Int("scale.events", 0, "events in TestScaleOut's corpus; 
 // abandoned where it stood, its leases left to expire). Then it checks
 // that ClickHouse holds every acknowledged event exactly once, that the
 // detections, correlations included, are those of one detector run on
-// the same batches in the same order, and that each partition's ledger
+// the same events in event time order, and that each partition's ledger
 // verifies and holds each event once.
 func TestScaleOut(t *testing.T) {
 	n := *scaleEvents
 	if n == 0 {
 		n = 100_000
 		if os.Getenv("VIGIL_REQUIRE_ALL") != "" {
-			n = 1_000_000
+			n = 250_000
 		}
 	}
 	shards := chtest.Start(t, 2)
@@ -57,7 +59,7 @@ func TestScaleOut(t *testing.T) {
 	start := time.Now()
 
 	dir := t.TempDir()
-	if _, err := corpus.Build(filepath.Join(dir, "corpus"), corpus.Options{Fixtures: "../demo/data", Events: n, Seed: 13}); err != nil {
+	if _, err := corpus.Build(filepath.Join(dir, "corpus"), corpus.Options{Fixtures: "../demo/data", Events: n, Seed: 13, Span: 12 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	var files []string
@@ -67,7 +69,9 @@ func TestScaleOut(t *testing.T) {
 		}
 		return err
 	})
-	sort.Strings(files)
+	// In the order of their times, as logs arrive live: each file covers
+	// the next slot of the corpus' span.
+	slices.SortFunc(files, func(a, b string) int { return strings.Compare(fileTime(a), fileTime(b)) })
 	t.Logf("corpus: %d events in %d files, built in %v", n, len(files), time.Since(start).Round(time.Millisecond))
 
 	urls := make([]string, len(shards))
@@ -107,14 +111,17 @@ func TestScaleOut(t *testing.T) {
 	got := &detections{}
 	ledgers := filepath.Join(dir, "ledgers")
 	type node struct {
-		nc     *nats.Conn
-		cancel context.CancelFunc
-		done   chan struct{}
+		nc, leases *nats.Conn
+		cancel     context.CancelFunc
+		done       chan struct{}
 	}
 	startNode := func(name string) *node {
 		nc := cluster.Connect()
 		evs, obs := topics(nc)
-		leases, err := bus.OpenLeases(ctx, nc, bus.LeaseOptions{Name: "vigil", Node: name, TTL: 2 * time.Second})
+		// The leases have a connection of their own, so that their
+		// renewals do not queue behind megabytes of events.
+		lc := cluster.Connect()
+		leases, err := bus.OpenLeases(ctx, lc, bus.LeaseOptions{Name: "vigil", Node: name, Logger: testLogger(t, name)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +135,7 @@ func TestScaleOut(t *testing.T) {
 			t.Fatal(err)
 		}
 		nctx, cancel := context.WithCancel(ctx)
-		nd := &node{nc: nc, cancel: cancel, done: make(chan struct{})}
+		nd := &node{nc: nc, leases: lc, cancel: cancel, done: make(chan struct{})}
 		go func() { defer close(nd.done); p.Run(nctx) }()
 		return nd
 	}
@@ -140,6 +147,7 @@ func TestScaleOut(t *testing.T) {
 	evTopic, _ := topics(cluster.Connect())
 	pub := &ingest.Publisher{Events: evTopic}
 	single := engine.NewDetector()
+	var reference inOrder
 	want := map[string]int{}
 	tenants := map[string]int64{}
 	total := 0
@@ -151,20 +159,17 @@ func TestScaleOut(t *testing.T) {
 		acceptPatiently(t, ctx, pub, batch)
 		total += len(evs)
 		tenants[tenant] += int64(len(evs))
-		sorted := slices.Clone(evs)
-		slices.SortStableFunc(sorted, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
-		for _, ev := range sorted {
-			for _, d := range single.Process(ev) {
-				want[describe(d)]++
-			}
-		}
+		reference.feed(single, minTime(evs), want)
+		reference.held = append(reference.held, evs...)
 		if i == len(files)/2 {
 			t.Logf("killing NATS node n1 and process node a after %d events", total)
 			cluster.Nodes[0].Kill()
 			a.nc.Close()
+			a.leases.Close()
 			a.cancel()
 		}
 	}
+	reference.feed(single, time.Unix(1<<62, 0), want)
 	t.Logf("published %d events in %v", total, time.Since(start).Round(time.Millisecond))
 
 	// Wait until every partition's events and observations are read.
@@ -223,8 +228,11 @@ func TestScaleOut(t *testing.T) {
 		t.Errorf("the ledgers hold %d events, want %d", inLedgers, total)
 	}
 
-	// The same detections as the single-node run; a node that took a
-	// partition over may repeat the few of the batch its predecessor
+	// The same detections as the single-node run, correlations
+	// included: those grouped by principal see their matches from one
+	// partition, those grouped by source address from several, put back
+	// in event time order by the partitions' watermarks. A node that took
+	// a partition over may repeat the few of the batch its predecessor
 	// left unacknowledged (at least once), never miss one.
 	gotSet := got.all()
 	var missing, extra []string
@@ -238,21 +246,56 @@ func TestScaleOut(t *testing.T) {
 			extra = append(extra, d)
 		}
 	}
-	correlations := 0
+	kinds := map[string]int{}
 	for d := range want {
-		if strings.HasPrefix(d, "correlation ") {
-			correlations++
-		}
+		kind, _, _ := strings.Cut(d, " ")
+		kinds[kind]++
 	}
-	t.Logf("detections: %d distinct in the single-node run (%d correlations), %d distinct and %d in all in the scale-out", len(want), correlations, len(gotSet), got.n)
+	t.Logf("detections: %d distinct in the single-node run (%d of rules, %d of correlations by principal, %d of correlations spanning partitions), %d distinct and %d in all in the scale-out",
+		len(want), kinds["rule"], kinds["correlation"], kinds["spanning"], len(gotSet), got.n)
 	if len(missing) > 0 || len(extra) > 0 {
 		slices.Sort(missing)
 		slices.Sort(extra)
 		t.Errorf("missing %d detections: %s\nextra %d: %s", len(missing), first(missing, 5), len(extra), first(extra, 5))
 	}
-	if correlations == 0 {
-		t.Error("the corpus completes no correlation: the test checks none")
+	if kinds["correlation"] == 0 || kinds["spanning"] == 0 {
+		t.Error("the corpus completes no correlation of one kind or the other: the test does not check it")
 	}
+}
+
+// inOrder hands a detector the events in the order the scale-out's
+// correlations see them: by time, and those of the same time by tenant
+// and id. Events are held until a file with later events comes: the
+// corpus' files follow one another in time, but two may share a second.
+type inOrder struct{ held []*event.Event }
+
+func (o *inOrder) feed(d *detect.Detector, before time.Time, detected map[string]int) {
+	slices.SortStableFunc(o.held, func(a, b *event.Event) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	n := 0
+	for ; n < len(o.held) && o.held[n].Time.Before(before); n++ {
+		for _, det := range d.Process(o.held[n]) {
+			detected[describe(det)]++
+		}
+	}
+	o.held = slices.Delete(o.held, 0, n)
+}
+
+func minTime(evs []*event.Event) time.Time {
+	var t time.Time
+	for i, e := range evs {
+		if i == 0 || e.Time.Before(t) {
+			t = e.Time
+		}
+	}
+	return t
 }
 
 // detections collects what the process nodes detect.
@@ -281,7 +324,7 @@ func (c *detections) all() map[string]int {
 }
 
 // describe names a detection by what does not depend on where it ran:
-// its rule, its events' tenants and ids, its group and value.
+// its rule, its events' tenants and ids, in order, its group and value.
 func describe(d detect.Detection) string {
 	if d.Event != nil {
 		return fmt.Sprintf("rule %s event %s/%s", d.Rule.ID, d.Event.Tenant, d.Event.ID)
@@ -290,7 +333,21 @@ func describe(d detect.Detection) string {
 	for _, r := range d.Events {
 		evs = append(evs, r.Tenant+"/"+r.ID)
 	}
-	return fmt.Sprintf("correlation %s group %v value %g events %v", d.Rule.ID, d.Group, d.Value, evs)
+	kind := "correlation"
+	if _, ok := d.Group["userIdentity.arn"]; !ok || len(d.Group) != 1 {
+		kind = "spanning correlation"
+	}
+	return fmt.Sprintf("%s %s group %v value %g events %v", kind, d.Rule.ID, d.Group, d.Value, evs)
+}
+
+// fileTime is the start time in a corpus file's name
+// (ACCOUNT_CloudTrail_REGION_20240701T0000Z_….json.gz).
+func fileTime(path string) string {
+	parts := strings.Split(filepath.Base(path), "_")
+	if len(parts) < 4 {
+		return ""
+	}
+	return parts[3]
 }
 
 // tenantOf is the tenant of a corpus file: each account belongs to one
