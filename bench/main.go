@@ -9,6 +9,7 @@
 //	go run ./bench alert [-rate 20000] [-needles 100] [-runs 1] [-playbook]
 //	go run ./bench monitor [-series 100000] [-events 1000000] [-runs 3]
 //	go run ./bench console [-runs 20]
+//	go run ./bench scale [-events 200000] [-runs 3]
 //	go run ./bench corpus [-events N]
 //
 // import times vigil's file importer (parse, normalize, append to a fresh
@@ -67,6 +68,8 @@ Commands:
   monitor  an evaluation pass over 100k series against a static mean ± 6σ; samples stored
            through remote write against appended to the store directly
   console  the console's pages on the demo data, each against the API read it shows
+  scale    the scale-out's process nodes, two against one, on a JetStream cluster and two
+           ClickHouse shards run on this machine (needs clickhouse-server)
   corpus   build (or find) a corpus and print its manifest
 
 Run 'go run ./bench COMMAND -h' for the flags.`
@@ -99,6 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = runMonitor
 	case "console":
 		cmd, defRuns = runConsole, 20
+	case "scale":
+		cmd, defEvents = runScale, 200_000
 	case "corpus":
 		cmd = runCorpus
 	case "help", "-h", "-help", "--help":

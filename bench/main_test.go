@@ -32,6 +32,7 @@ func TestSmoke(t *testing.T) {
 		{[]string{"enrich", "-events", "5000", "-runs", "1", "-facts", "20000", "-indicators", "20000"}, "enrichment costs of ingest throughput"},
 		{[]string{"monitor", "-events", "5000", "-series", "200", "-runs", "1"}, "values judged anomalous in the clean series"},
 		{[]string{"console", "-runs", "2"}, "event and its proof"},
+		{[]string{"scale", "-events", "5000", "-runs", "1"}, "two nodes against one"},
 	} {
 		var out, log bytes.Buffer
 		args := append(tt.args, "-dir", dir, "-fixtures", fixtures)
