@@ -138,7 +138,7 @@ func (p *Processor) rebuild(ctx context.Context, part int, c *detect.Correlator,
 			if err != nil {
 				return fmt.Errorf("partition %d: rebuilding correlation state: %w", part, err)
 			}
-			msgs = nil
+			continue
 		}
 		failed = 0
 		if len(msgs) == 0 {
