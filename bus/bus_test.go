@@ -36,12 +36,13 @@ func TestPublishRead(t *testing.T) {
 	// acknowledged, and publishing goes on.
 	c.Nodes[0].Kill()
 	more := []bus.Msg{{Partition: 1, ID: "m40", Data: []byte("message 40")}}
-	if err := publishPatiently(ctx, topic, more); err != nil {
+	if err := patiently(ctx, func(ctx context.Context) error { return topic.Publish(ctx, more) }); err != nil {
 		t.Fatal(err)
 	}
 
-	r, err := topic.Read(ctx, 1, 0)
-	if err != nil {
+	// So does reading, once the cluster has replaced the node's leaders.
+	var r *bus.Reader
+	if err := patiently(ctx, func(ctx context.Context) (err error) { r, err = topic.Read(ctx, 1, 0); return err }); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -107,13 +108,13 @@ func TestPublishRead(t *testing.T) {
 	}
 }
 
-// publishPatiently retries a publish while the cluster elects new
-// leaders, as a source retries a batch.
-func publishPatiently(ctx context.Context, topic *bus.Topic, msgs []bus.Msg) error {
+// patiently retries op, each try given 2 s, for as long as a cluster
+// takes to replace a node's leaders.
+func patiently(ctx context.Context, op func(context.Context) error) error {
 	var err error
 	for range 100 {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err = topic.Publish(pctx, msgs)
+		err = op(pctx)
 		cancel()
 		if err == nil {
 			return nil

@@ -106,19 +106,29 @@ func (c *Cluster) Connect() *nats.Conn {
 }
 
 // WaitReady waits until the running nodes have elected a JetStream meta
-// leader.
+// leader and the leader counts every running node as a peer: before
+// that, a stream of three replicas finds no place (on a busy machine
+// the last node may take seconds to report).
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
+		running := 0
+		var leader *server.Server
 		for _, nd := range c.Nodes {
-			if nd.srv != nil && nd.srv.Running() && nd.srv.JetStreamIsLeader() {
-				return
+			if nd.srv != nil && nd.srv.Running() {
+				running++
+				if nd.srv.JetStreamIsLeader() {
+					leader = nd.srv
+				}
 			}
+		}
+		if leader != nil && len(leader.JetStreamClusterPeers()) >= running {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.t.Fatal("the JetStream cluster elected no leader in 30s")
+	c.t.Fatal("the JetStream cluster did not elect a leader with every node as a peer in 30s")
 }
 
 // Stop shuts every node down.
