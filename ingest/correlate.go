@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -335,7 +336,7 @@ func eventOrder(a, b detect.EventRef) int {
 	if c := strings.Compare(a.ID, b.ID); c != 0 {
 		return c
 	}
-	return cmpUint(a.Seq, b.Seq)
+	return cmp.Compare(a.Seq, b.Seq)
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -343,14 +344,4 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
