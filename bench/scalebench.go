@@ -162,16 +162,21 @@ func scaleRun(ctx context.Context, c *config, s scaleSetup) (measure, error) {
 	var detected atomic.Int64
 	nctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{}, s.nodes)
+	started := 0
+	defer func() {
+		cancel()
+		for range started {
+			<-done
+		}
+	}()
 	start, cpu0 := time.Now(), cpuTime()
 	for i := range s.nodes {
 		evs, obs, err := open()
 		if err != nil {
-			cancel()
 			return m, err
 		}
 		leases, err := bus.OpenLeases(ctx, s.cluster.Connect(), bus.LeaseOptions{Name: fmt.Sprint("bench", s.run), Node: fmt.Sprint("node", i)})
 		if err != nil {
-			cancel()
 			return m, err
 		}
 		p, err := ingest.NewProcessor(ingest.ProcessorOptions{
@@ -181,31 +186,12 @@ func scaleRun(ctx context.Context, c *config, s scaleSetup) (measure, error) {
 			Sink: sinkFunc(func(ds []detect.Detection) { detected.Add(int64(len(ds))) }),
 		})
 		if err != nil {
-			cancel()
 			return m, err
 		}
 		go func() { p.Run(nctx); done <- struct{}{} }()
+		started++
 	}
-	defer func() {
-		cancel()
-		for range s.nodes {
-			<-done
-		}
-	}()
-	for {
-		lag := uint64(0)
-		for p := range scalePartitions {
-			for _, t := range []*bus.Topic{evTopic, obsTopic} {
-				l, err := t.Lag(ctx, p)
-				if err != nil {
-					l = 1 // a consumer being made anew
-				}
-				lag += l
-			}
-		}
-		if lag == 0 {
-			break
-		}
+	for bustest.Unread(ctx, evTopic, obsTopic) > 0 {
 		select {
 		case <-ctx.Done():
 			return m, ctx.Err()

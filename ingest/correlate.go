@@ -90,10 +90,10 @@ func (p *Processor) correlate(ctx context.Context, part int) error {
 				acked = done
 			}
 		}
-		if readErr != nil && ctx.Err() != nil {
-			return ctx.Err()
-		}
 		if readErr != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			// A new reader starts after what was acknowledged, so that
 			// the consumer still says what went on; what the merge
 			// holds already is skipped.

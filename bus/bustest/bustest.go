@@ -5,6 +5,7 @@
 package bustest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -13,18 +14,18 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/vigilsec/vigil/bus"
 )
 
-// TB is what the cluster need of their caller: a test's testing.TB, or
-// a benchmark command's stand-in for one.
+// TB is what a cluster needs of its caller: a test's testing.TB, or a
+// benchmark command's stand-in for one.
 type TB interface {
 	Helper()
 	Cleanup(func())
 	TempDir() string
 	Errorf(format string, args ...any)
 	Fatal(args ...any)
-	Fatalf(format string, args ...any)
-	Skip(args ...any)
 }
 
 // A Cluster is n nats-servers forming one JetStream cluster.
@@ -129,6 +130,24 @@ func (c *Cluster) WaitReady() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.t.Fatal("the JetStream cluster did not elect a leader with every node as a peer in 30s")
+}
+
+// Unread is how many messages of the topics' partitions their durable
+// consumers have not had acknowledged. A partition whose consumer cannot
+// be asked (it is being made anew) counts one, so that 0 means every
+// partition was read.
+func Unread(ctx context.Context, topics ...*bus.Topic) uint64 {
+	var n uint64
+	for _, t := range topics {
+		for p := range t.Partitions() {
+			lag, err := t.Lag(ctx, p)
+			if err != nil {
+				lag = 1
+			}
+			n += lag
+		}
+	}
+	return n
 }
 
 // Stop shuts every node down.
