@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/vigilsec/vigil/bus"
 	"github.com/vigilsec/vigil/bus/bustest"
 )
@@ -235,4 +236,70 @@ func TestLeases(t *testing.T) {
 	stopX()
 	waitFor("the one left reads them all", func(rs map[int]string) bool { return count(rs, "y") == 6 })
 	stopY()
+}
+
+// TestLead runs a job on one node at a time: on another once its node
+// stops, and once its node is cut off from the bus.
+func TestLead(t *testing.T) {
+	c := bustest.Start(t, 3)
+	ctx := t.Context()
+	const ttl = 800 * time.Millisecond
+	var mu sync.Mutex
+	var leaders []string // running the job now
+	lead := func(node string) (stop context.CancelFunc, conn *nats.Conn) {
+		conn = c.Connect()
+		l, err := bus.OpenLeases(ctx, conn, bus.LeaseOptions{Name: "vigil", Node: node, TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.Lead(lctx, "escalation", func(jctx context.Context) {
+				mu.Lock()
+				if len(leaders) > 0 {
+					t.Errorf("%s runs the job while %v does", node, leaders)
+				}
+				leaders = append(leaders, node)
+				mu.Unlock()
+				<-jctx.Done()
+				mu.Lock()
+				leaders = slices.DeleteFunc(leaders, func(n string) bool { return n == node })
+				mu.Unlock()
+			})
+		}()
+		return func() { cancel(); <-done }, conn
+	}
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * ttl)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			got := slices.Clone(leaders)
+			mu.Unlock()
+			if len(got) == 1 && (want == "" || got[0] == want) {
+				return
+			}
+			time.Sleep(ttl / 8)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("want %q alone running the job; running: %v", want, leaders)
+	}
+	stopA, _ := lead("a")
+	defer stopA()
+	waitFor("a")
+	stopB, connB := lead("b")
+	defer stopB()
+	time.Sleep(2 * ttl)
+	waitFor("a") // b waits while a holds it
+	stopA()
+	waitFor("b")
+	stopC, _ := lead("c")
+	defer stopC()
+	// b is cut off from the bus: it stops the job as its lease runs out,
+	// and c takes it over then, not before (fn checks).
+	connB.Close()
+	waitFor("c")
 }

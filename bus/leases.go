@@ -319,3 +319,73 @@ func (l *Leases) round(ctx context.Context, n int) []int {
 }
 
 func partitionKey(p int) string { return "p" + strconv.Itoa(p) }
+
+// Lead runs fn while this node holds the lease of job: a job of which
+// the deployment runs one at a time (escalation timers, retention),
+// whichever node runs it. fn gets a context that ends when the lease is
+// lost; a node that dies hands the job to another within a TTL. An fn
+// that returns early is started again at the next round, a quarter TTL
+// later. Lead returns when ctx ends, after fn has, having released the
+// lease.
+func (l *Leases) Lead(ctx context.Context, job string, fn func(ctx context.Context)) {
+	key := "job-" + job
+	var h *held
+	// end stops fn and, once it returned, gives the lease up.
+	end := func() {
+		h.cancel()
+		<-h.done
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.TTL)
+		defer cancel()
+		if err := h.lease.Release(rctx); err != nil {
+			l.log.Warn("releasing a job; it passes on when its lease expires", "job", job, "err", err)
+		}
+		h = nil
+	}
+	defer func() {
+		if h != nil {
+			end()
+		}
+	}()
+	tick := time.NewTicker(l.opts.TTL / 4)
+	defer tick.Stop()
+	for {
+		if h != nil {
+			if h.ended() {
+				end()
+			} else {
+				l.renew(ctx, []*held{h})
+				if err := h.renewErr; err != nil && ctx.Err() == nil {
+					if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || h.lease.Expiring() {
+						l.log.Warn("could not renew a job's lease; stopped it", "job", job, "err", err)
+						end()
+					} else {
+						l.log.Warn("could not renew a job's lease; trying again", "job", job, "err", err)
+					}
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if h == nil {
+			lease, err := l.Acquire(ctx, key)
+			switch {
+			case err == nil:
+				jctx, cancel := context.WithCancel(ctx)
+				h = &held{lease: lease, cancel: cancel, done: make(chan struct{})}
+				l.log.Info("running a job", "job", job)
+				go func() {
+					defer close(h.done)
+					fn(jctx)
+				}()
+			case !errors.Is(err, ErrHeld) && ctx.Err() == nil:
+				l.log.Warn("leasing a job", "job", job, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
