@@ -46,6 +46,8 @@ var ClickHouse = &Dialect{
 		return sqlf("(intDiv(", x, ", ", param{ns}, ") * ", param{ns}, ")")
 	},
 	countDistinct: func(x frag) frag { return sqlf("uniqExact(", x, ")") },
+	// Counts are UInt64 here and BIGINT in DuckDB.
+	count: func(x frag) frag { return sqlf("toInt64(", x, ")") },
 	values: func(x frag, list bool) frag {
 		if list {
 			return sqlf("arraySort(groupUniqArrayArray(", x, "))")

@@ -529,19 +529,25 @@ func (c *compiler) stats(st *stage, at int, aggs []Agg, by []FieldRef, span time
 }
 
 func (c *compiler) agg(st *stage, a Agg) (operand, error) {
+	d := c.d
+	count := func(x frag) operand {
+		if d.count != nil {
+			x = d.count(x)
+		}
+		return operand{f: x, typ: TypeInt}
+	}
 	if a.Field == nil {
-		return operand{f: sqlf("count(*)"), typ: TypeInt}, nil
+		return count(sqlf("count(*)")), nil
 	}
 	x, err := c.resolve(st, *a.Field)
 	if err != nil {
 		return operand{}, err
 	}
-	d := c.d
 	switch a.Func {
 	case "count":
-		return operand{f: sqlf("count(", x.f, ")"), typ: TypeInt}, nil
+		return count(sqlf("count(", x.f, ")")), nil
 	case "dc":
-		return operand{f: d.countDistinct(x.f), typ: TypeInt}, nil
+		return count(d.countDistinct(x.f)), nil
 	case "values":
 		return operand{f: d.values(x.f, x.typ == TypeList), typ: TypeList}, nil
 	case "min", "max":

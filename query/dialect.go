@@ -53,6 +53,9 @@ type Dialect struct {
 	bucket func(x frag, span time.Duration) frag
 	// countDistinct counts the distinct values of x.
 	countDistinct func(x frag) frag
+	// count is a count's value as a signed 64-bit integer, as every
+	// engine's counts come back to callers; nil leaves it as is.
+	count func(x frag) frag
 	// values is the sorted list of distinct non-null values of x, or
 	// of the elements of x when list is set.
 	values func(x frag, list bool) frag

@@ -176,6 +176,14 @@ func (s *Store) schema() []string {
 		// inserts through the Distributed table.
 		"CREATE TABLE IF NOT EXISTS " + db + ".events AS " + db + ".events_local" +
 			" ENGINE = Distributed(" + s.opts.Cluster + ", " + db + ", events_local, cityHash64(tenant, ledger, seq))",
+		// Quarantined records have no identity to collapse duplicates by
+		// (see Quarantine), so a plain MergeTree.
+		"CREATE TABLE IF NOT EXISTS " + db + ".quarantine_local (" + quarantineColumns + ")" +
+			" ENGINE = MergeTree() PARTITION BY day ORDER BY (tenant, received)",
+		// Quarantine picks no shard by content, and neither does this
+		// key, for whoever inserts through the Distributed table.
+		"CREATE TABLE IF NOT EXISTS " + db + ".quarantine AS " + db + ".quarantine_local" +
+			" ENGINE = Distributed(" + s.opts.Cluster + ", " + db + ", quarantine_local, rand())",
 	}
 }
 
