@@ -37,8 +37,11 @@ type Searcher interface {
 
 // Options configure the API.
 type Options struct {
-	Store  Searcher
-	Ingest http.Handler // mounted at /api/v1/ingest
+	Store Searcher
+	// IngestOnly makes the API an ingest node's (vigil serve --role
+	// ingest): health, metrics, sources and the ingest endpoints.
+	IngestOnly bool
+	Ingest     http.Handler // mounted at /api/v1/ingest
 	// RemoteWrite and OTLPMetrics receive metrics (/api/v1/write,
 	// /api/v1/otlp/v1/metrics), as Ingest events.
 	RemoteWrite, OTLPMetrics http.Handler
@@ -144,6 +147,21 @@ func Handler(opts Options) http.Handler {
 	admin := func(action string) route { return route{action: action, perm: access.Manage} }
 	ingest := route{perm: access.IngestEvents}
 	mux.Handle("GET /metrics", a.auth(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}), admin("metrics")))
+	if opts.Ingest != nil {
+		mux.Handle("/api/v1/ingest", a.auth(opts.Ingest, ingest))
+	}
+	if opts.RemoteWrite != nil {
+		mux.Handle("/api/v1/write", a.auth(opts.RemoteWrite, ingest))
+	}
+	if opts.OTLPMetrics != nil {
+		mux.Handle("/api/v1/otlp/v1/metrics", a.auth(opts.OTLPMetrics, ingest))
+	}
+	if opts.Sources != nil {
+		mux.Handle("GET /api/v1/sources", a.auth(http.HandlerFunc(a.sources), admin("sources")))
+	}
+	if opts.IngestOnly {
+		return mux
+	}
 	// A search reads the events of the caller's roles and the audit
 	// trail of its auditor roles.
 	mux.Handle("GET /api/v1/search", a.auth(http.HandlerFunc(a.search), route{action: "search", perm: access.Read,
@@ -157,15 +175,6 @@ func Handler(opts Options) http.Handler {
 	if opts.Ledger != nil {
 		mux.Handle("GET /api/v1/events/{seq}/proof", a.auth(http.HandlerFunc(a.proof), route{action: "proof", perm: access.Read,
 			also: []access.Permission{access.ReadAudit}, scope: (*access.Identity).SearchScope}))
-	}
-	if opts.Ingest != nil {
-		mux.Handle("/api/v1/ingest", a.auth(opts.Ingest, ingest))
-	}
-	if opts.RemoteWrite != nil {
-		mux.Handle("/api/v1/write", a.auth(opts.RemoteWrite, ingest))
-	}
-	if opts.OTLPMetrics != nil {
-		mux.Handle("/api/v1/otlp/v1/metrics", a.auth(opts.OTLPMetrics, ingest))
 	}
 	if opts.Series != nil {
 		mux.Handle("GET /api/v1/series", a.auth(http.HandlerFunc(a.series), read("series")))
@@ -189,9 +198,6 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index), admin("profile")))
 	mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile), admin("profile")))
 	mux.Handle("GET /debug/pprof/trace", a.auth(http.HandlerFunc(pprof.Trace), admin("profile")))
-	if opts.Sources != nil {
-		mux.Handle("GET /api/v1/sources", a.auth(http.HandlerFunc(a.sources), admin("sources")))
-	}
 	if opts.Alerts != nil {
 		work := func(action string) route { return route{action: action, perm: access.Work} }
 		mux.Handle("GET /api/v1/alerts", a.auth(http.HandlerFunc(a.alerts), read("alert.list")))

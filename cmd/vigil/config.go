@@ -133,5 +133,5 @@ func (c *config) check() error {
 		}
 		c.metaURL = u
 	}
-	return nil
+	return c.Scale.check(c)
 }

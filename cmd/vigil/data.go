@@ -79,18 +79,10 @@ func openLedger(d *dataFlags, cfg *config, logger *slog.Logger) (*ledger.Ledger,
 	if err != nil {
 		return nil, "", err
 	}
-	var witnesses []ledger.Witness
-	for _, w := range cfg.Ledger.Witnesses {
-		if strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://") {
-			witnesses = append(witnesses, ledger.HTTPWitness{URL: w, Client: &http.Client{Timeout: 10 * time.Second}})
-		} else {
-			witnesses = append(witnesses, ledger.FileWitness{Path: w})
-		}
-	}
 	l, err := ledger.Open(d.path(ledgerDir), ledger.Options{
 		Signer:          signer,
 		Name:            ledgerName,
-		Witnesses:       witnesses,
+		Witnesses:       cfg.Ledger.witnesses(),
 		CheckpointEvery: cfg.Ledger.checkpointEvery,
 		SegmentBytes:    cfg.Ledger.SegmentBytes,
 		Logger:          logger,
@@ -120,4 +112,17 @@ func (d *data) Close() error {
 	}
 	d.closed = true
 	return errors.Join(d.db.Close(), d.ledger.Close())
+}
+
+// witnesses are the ledger's witnesses: files, or http(s) URLs.
+func (c *ledgerConfig) witnesses() []ledger.Witness {
+	var ws []ledger.Witness
+	for _, w := range c.Witnesses {
+		if strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://") {
+			ws = append(ws, ledger.HTTPWitness{URL: w, Client: &http.Client{Timeout: 10 * time.Second}})
+		} else {
+			ws = append(ws, ledger.FileWitness{Path: w})
+		}
+	}
+	return ws
 }

@@ -96,6 +96,9 @@ type config struct {
 	Context contextConfig `yaml:"context"`
 	// Monitor configures what vigil serve watches itself: probes.
 	Monitor monitorConfig `yaml:"monitor"`
+	// Scale names the engines of a scale-out deployment; without it,
+	// vigil serve runs embedded.
+	Scale scaleConfig `yaml:"scale"`
 
 	maxSkew time.Duration
 	alerts  alert.Config

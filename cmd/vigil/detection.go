@@ -110,10 +110,11 @@ func rulesSignature(paths []string) string {
 // runner: when their files change, on a signal, and when the console
 // changes them.
 type ruleLoader struct {
-	runner *detect.Runner
-	cfg    func() detectConfig
-	extra  []string
-	mdb    *meta.DB
+	// swap runs the loaded rules: in the runner, or the process node's.
+	swap  func(*detect.Engine)
+	cfg   func() detectConfig
+	extra []string
+	mdb   *meta.DB
 	// warm rebuilds the new rules' correlation state.
 	warm   func(*detect.Engine) error
 	logger *slog.Logger
@@ -130,7 +131,7 @@ func (l *ruleLoader) reload(ctx context.Context) error {
 	defer l.mu.Unlock()
 	e, errs := loadEngine(ctx, l.cfg(), l.extra, l.mdb)
 	logEngine(l.logger, e, errs)
-	l.runner.Swap(e)
+	l.swap(e)
 	l.logger.Info("reloaded detection rules")
 	if err := l.warm(e); err != nil {
 		l.logger.Error("rebuilding correlation state for the reloaded rules", "err", err)

@@ -99,6 +99,10 @@ func serve(t *testing.T, data string) *served {
 // it answers.
 func serveWith(t *testing.T, data string, flags ...string) *served {
 	t.Helper()
+	if scaleEngines != nil {
+		flags = append(flags, "--role", roleAll)
+		scaleEngines.join(t, data)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	var out syncBuffer

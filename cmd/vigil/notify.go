@@ -229,9 +229,10 @@ func secretValue(v string) (string, error) {
 // changes of status go to the channels their routes name, and every
 // delivery is recorded. It returns the dispatcher (nil without
 // channels), which playbooks send through too, and its channels' names.
+// lead runs its escalation timers: on one node of a scale-out at a time.
 // The returned function stops it, delivering what is queued first for a
 // while.
-func startNotifier(m *alert.Manager, mdb *meta.DB, cfg notifyConfig, logger *slog.Logger) (*notify.Dispatcher, []string, func(), error) {
+func startNotifier(m *alert.Manager, mdb *meta.DB, cfg notifyConfig, lead leader, logger *slog.Logger) (*notify.Dispatcher, []string, func(), error) {
 	chans, routes, err := cfg.build()
 	if err != nil || len(chans) == 0 {
 		return nil, nil, func() {}, err
@@ -260,23 +261,25 @@ func startNotifier(m *alert.Manager, mdb *meta.DB, cfg notifyConfig, logger *slo
 	}
 	m.OnChange = n.Changed
 	// Quiet hours end and escalations fall due whether or not an alert
-	// comes.
+	// comes; one node at a time sees to it.
 	ctx, cancel := context.WithCancel(context.Background())
 	ticked := make(chan struct{})
 	go func() {
 		defer close(ticked)
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				if err := n.Tick(ctx); err != nil && ctx.Err() == nil {
-					logger.Error("escalating alerts", "err", err)
+		lead(ctx, "escalation", func(ctx context.Context) {
+			t := time.NewTicker(30 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					if err := n.Tick(ctx); err != nil && ctx.Err() == nil {
+						logger.Error("escalating alerts", "err", err)
+					}
+				case <-ctx.Done():
+					return
 				}
-			case <-ctx.Done():
-				return
 			}
-		}
+		})
 	}()
 	return d, names, func() {
 		cancel()

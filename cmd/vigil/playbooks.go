@@ -513,11 +513,11 @@ func (b *builtins) audit(ctx context.Context, rec playbook.Record) error {
 // probe's changes) to the intake. The intake pushes back when the
 // pipeline is behind; a record waits its turn, for up to a minute,
 // rather than being lost.
-func acceptPatiently(ctx context.Context, intake *ingest.Intake, b ingest.Batch) error {
+func acceptPatiently(ctx context.Context, a ingest.Acceptor, b ingest.Batch) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		err := intake.Accept(ctx, b)
+		err := a.Accept(ctx, b)
 		if !errors.Is(err, ingest.ErrBusy) {
 			return err
 		}

@@ -35,13 +35,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var d dataFlags
 	d.register(fs)
 	listen := fs.String("listen", "127.0.0.1:8080", "address the HTTP API listens on")
+	role := fs.String("role", roleAll, "the work of this node of a scale-out (the config's scale section): ingest, process, query or all")
+	node := fs.String("node", "", "this node's name among those of a scale-out (default the config's scale.node, else the host name)")
 	loadDemo := fs.Bool("demo", false, "load the bundled demo dataset (Stratus Red Team CloudTrail logs) into an empty data directory")
 	var oidcf oidcFlags
 	oidcf.register(fs)
 	var rules stringList
 	fs.Var(&rules, "rules", "a Sigma rule file or directory to run, besides the built-in pack and the config's detect.rules (repeatable; reloaded when its files change)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil serve [--data DIR] [--listen ADDR] [--demo] [--rules DIR]... [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE]\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil serve [--data DIR] [--listen ADDR] [--demo] [--rules DIR]... [--role ingest|process|query|all] [--node NAME] [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE]\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if rest, err := parseFlags(fs, args); err != nil {
@@ -58,8 +60,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	switch *role {
+	case roleIngest, roleProcess, roleQuery, roleAll:
+	default:
+		return fmt.Errorf("--role %q: one of ingest, process, query and all", *role)
+	}
+	if !cfg.Scale.configured() && *role != roleAll {
+		return fmt.Errorf("--role %s makes this a node of a scale-out: name its engines in the config's scale section (docs/scale.md)", *role)
+	}
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Scale.configured() {
+		if *loadDemo {
+			return errors.New("--demo loads the demo dataset into the embedded store; send it to a scale-out's ingest node instead: vigil import --server URL demo/data")
+		}
+		return serveScaled(ctx, &scaleServer{role: *role, node: *node, listen: *listen, rules: rules, cfg: cfg, data: &d,
+			oidc: oidcLogin, reg: reg, logger: logger, stdout: stdout})
 	}
 	token, err := d.adminToken()
 	if err != nil {
@@ -68,9 +87,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Store.MemoryLimit == "" {
 		cfg.Store.MemoryLimit = "300MB"
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
 	mdb, err := meta.Open(ctx, d.metaLocation(cfg), logger)
 	if err != nil {
 		return err
@@ -90,7 +106,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Deferred before the data is: the detections of the last events
 	// stored at shutdown are still notified.
-	dispatcher, channels, stopNotify, err := startNotifier(alerts, mdb, cfg.Notify, logger)
+	dispatcher, channels, stopNotify, err := startNotifier(alerts, mdb, cfg.Notify, alone, logger)
 	if err != nil {
 		return err
 	}
@@ -171,15 +187,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	// Tell local commands (vigil search) where to find us.
-	// Written beside and renamed, so that a command never reads it half
-	// written.
-	tmp := d.path(addrFile + ".tmp")
-	if err := os.WriteFile(tmp, []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", addrFile, err)
-	}
-	if err := os.Rename(tmp, d.path(addrFile)); err != nil {
-		return fmt.Errorf("writing %s: %w", addrFile, err)
+	if err := writeAddr(&d, ln.Addr()); err != nil {
+		return err
 	}
 	defer os.Remove(d.path(addrFile))
 
@@ -244,7 +253,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var srcMu sync.Mutex // guards srcs and running against a reload
 	running := cfg
 	reloadRules := make(chan struct{}, 1)
-	loader := &ruleLoader{runner: runner, extra: rules, mdb: mdb, warm: warm, logger: logger,
+	loader := &ruleLoader{swap: runner.Swap, extra: rules, mdb: mdb, warm: warm, logger: logger,
 		cfg: func() detectConfig {
 			srcMu.Lock()
 			defer srcMu.Unlock()

@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilsec/vigil/access"
+	"github.com/vigilsec/vigil/bus"
+	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/ledger"
+	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/store/clickhouse"
+	"github.com/vigilsec/vigil/web"
+)
+
+// scaleConfig is the scale section of the config file: the engines of a
+// scale-out deployment (docs/scale.md). Without it, vigil serve runs
+// embedded, in one process, on its data directory.
+type scaleConfig struct {
+	// Node names this node among those that share the bus (default the
+	// host name; --node overrides it). Two live nodes must not share one.
+	Node string `yaml:"node"`
+	// NATS are the URLs of the JetStream cluster's servers.
+	NATS []string `yaml:"nats"`
+	// Name prefixes the deployment's streams and buckets on the bus
+	// (NAME-events, NAME-observations, NAME-leases, NAME-nodes), so that
+	// deployments can share one NATS cluster (default vigil).
+	Name string `yaml:"name"`
+	// Partitions is how many partitions the bus's topics have (default
+	// 16): the most process nodes that can share the work. Every node
+	// must say the same, and it cannot change once events flowed, since
+	// an event's partition is its correlation key's hash modulo it.
+	Partitions int `yaml:"partitions"`
+	// Replicas is how many NATS servers keep each message (default 3):
+	// an event is acknowledged once that many have it.
+	Replicas int `yaml:"replicas"`
+	// ClickHouse is where events are stored and searched.
+	ClickHouse struct {
+		// Shards are the HTTP interfaces of the cluster's shards, in
+		// the order of its remote_servers.
+		Shards []string `yaml:"shards"`
+		// Cluster is the cluster's name in remote_servers.
+		Cluster  string `yaml:"cluster"`
+		Database string `yaml:"database"` // default vigil
+	} `yaml:"clickhouse"`
+	// Ledgers is the directory of the partitions' ledgers and of the key
+	// that signs their checkpoints: a volume every process node mounts,
+	// since a partition's ledger moves with the partition (default
+	// DATA/ledgers, which suits process nodes on one machine only).
+	Ledgers string `yaml:"ledgers"`
+}
+
+// configured says the section is there: vigil serve then runs the
+// scale-out.
+func (s *scaleConfig) configured() bool {
+	return len(s.NATS) > 0 || len(s.ClickHouse.Shards) > 0
+}
+
+// ledgers is the directory of the partitions' ledgers.
+func (s *scaleConfig) ledgers(d *dataFlags) string {
+	if s.Ledgers == "" {
+		return d.path("ledgers")
+	}
+	return s.Ledgers
+}
+
+// The roles of vigil serve --role.
+const (
+	roleIngest  = "ingest"  // takes events in and publishes them to the bus
+	roleProcess = "process" // reads partitions: ledgers, detection, storing
+	roleQuery   = "query"   // search, hunts, alerts and the console
+	roleAll     = "all"
+)
+
+// check validates the section, if any, against the rest of the config.
+func (s *scaleConfig) check(c *config) error {
+	if !s.configured() {
+		return nil
+	}
+	if len(s.NATS) == 0 {
+		return &configError{"scale.nats", errors.New("name the NATS servers of the bus")}
+	}
+	for i, u := range s.NATS {
+		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+			return &configError{fmt.Sprintf("scale.nats[%d]", i), fmt.Errorf("%q is not a nats:// or tls:// URL", u)}
+		}
+	}
+	if s.Name == "" {
+		s.Name = "vigil"
+	}
+	if strings.Trim(s.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+		return &configError{"scale.name", fmt.Errorf("%q: letters, digits, - and _ only", s.Name)}
+	}
+	if len(s.ClickHouse.Shards) == 0 {
+		return &configError{"scale.clickhouse.shards", errors.New("name the ClickHouse shards' HTTP interfaces")}
+	}
+	if s.ClickHouse.Cluster == "" {
+		return &configError{"scale.clickhouse.cluster", errors.New("name the ClickHouse cluster (its remote_servers entry)")}
+	}
+	if s.Partitions == 0 {
+		s.Partitions = 16
+	}
+	// A partition is a ledger, whose number is 16 bits of an event's seq.
+	if s.Partitions < 1 || s.Partitions > 1024 {
+		return &configError{"scale.partitions", fmt.Errorf("%d: between 1 and 1024", s.Partitions)}
+	}
+	if s.Replicas == 0 {
+		s.Replicas = 3
+	}
+	if s.Replicas < 1 || s.Replicas > 5 {
+		return &configError{"scale.replicas", fmt.Errorf("%d: JetStream keeps 1 to 5 replicas", s.Replicas)}
+	}
+	// Every node reads and writes the same alerts, rules and tokens.
+	if c.metaURL == "" {
+		return &configError{"meta.url", errors.New("a scale-out shares its metadata: name a PostgreSQL database")}
+	}
+	// What runs on one node's data directory has no scale-out home yet;
+	// refusing it beats ignoring it.
+	var embedded []string
+	if c.Playbooks.Dir != "" {
+		embedded = append(embedded, "playbooks")
+	}
+	if !c.Context.unset() {
+		embedded = append(embedded, "context")
+	}
+	if m := c.Monitor; len(m.Probes) > 0 || len(m.Scrape) > 0 || len(m.Sources) > 0 {
+		embedded = append(embedded, "monitor")
+	}
+	if c.Retention.configured() {
+		embedded = append(embedded, "retention")
+	}
+	if len(embedded) > 0 {
+		return &configError{"scale", fmt.Errorf("the scale-out does not run %s yet (docs/scale.md): run embedded, or leave them out", strings.Join(embedded, ", "))}
+	}
+	return nil
+}
+
+// A leader runs fn while this node leads job, a job of which one node
+// runs at a time; fn's context ends when it no longer does.
+type leader func(ctx context.Context, job string, fn func(context.Context))
+
+// alone is the leader of a node that runs alone: it always leads.
+func alone(ctx context.Context, _ string, fn func(context.Context)) { fn(ctx) }
+
+// serveScaled runs a node of the scale-out in the given role, until ctx
+// ends.
+func serveScaled(ctx context.Context, s *scaleServer) error {
+	cfg, logger := s.cfg, s.logger
+	sc := &cfg.Scale
+	node := s.node
+	if node == "" {
+		node = sc.Node
+	}
+	if node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("naming the node: %w (set scale.node)", err)
+		}
+		node = h
+	}
+	logger = logger.With("node", node, "role", s.role)
+	does := func(role string) bool { return s.role == roleAll || s.role == role }
+
+	mdb, err := meta.Open(ctx, cfg.metaURL, logger)
+	if err != nil {
+		return err
+	}
+	defer mdb.Close()
+	ch, err := clickhouse.Open(ctx, clickhouse.Options{Shards: sc.ClickHouse.Shards, Cluster: sc.ClickHouse.Cluster,
+		Database: sc.ClickHouse.Database, Client: &http.Client{Timeout: 5 * time.Minute}})
+	if err != nil {
+		return err
+	}
+
+	// Events have a connection of their own, and the leases another, so
+	// that renewals do not queue behind megabytes of events.
+	connect := func(what string) (*nats.Conn, error) {
+		nc, err := nats.Connect(strings.Join(sc.NATS, ","), nats.Name("vigil "+node+" "+what), nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err != nil {
+					logger.Warn("lost a NATS server; reconnecting", "conn", what, "err", err)
+				}
+			}))
+		if err != nil {
+			return nil, fmt.Errorf("connecting to NATS (%s): %w", strings.Join(sc.NATS, ", "), err)
+		}
+		return nc, nil
+	}
+	nc, err := connect("events")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	lc, err := connect("leases")
+	if err != nil {
+		return err
+	}
+	defer lc.Close()
+	topic := func(name string) (*bus.Topic, error) {
+		return bus.OpenTopic(ctx, nc, bus.TopicOptions{Name: sc.Name + "-" + name, Partitions: sc.Partitions, Replicas: sc.Replicas})
+	}
+	events, err := topic("events")
+	if err != nil {
+		return err
+	}
+	leases, err := bus.OpenLeases(ctx, lc, bus.LeaseOptions{Name: sc.Name, Node: node, Replicas: sc.Replicas, Logger: logger})
+	if err != nil {
+		return err
+	}
+	pub := &ingest.Publisher{Events: events, Quarantine: ch.Quarantine, Logger: logger}
+
+	// The rules, which process nodes run and query nodes show and
+	// backtest, follow their files and the console's changes on every
+	// node.
+	rules := append(append([]string(nil), cfg.Detect.Rules...), s.rules...)
+	if err := checkRulePaths(rules); err != nil {
+		return err
+	}
+	first, errs := loadEngine(ctx, cfg.Detect, s.rules, mdb)
+	logEngine(logger, first, errs)
+	var engine atomic.Pointer[detect.Engine]
+	engine.Store(first)
+	loader := &ruleLoader{swap: engine.Store, extra: s.rules, mdb: mdb, logger: logger,
+		cfg: func() detectConfig { return cfg.Detect },
+		// A process node rebuilds correlation state from the bus itself
+		// when the rules change.
+		warm: func(*detect.Engine) error { return nil }}
+	go loader.watch(ctx, 5*time.Second, nil)
+
+	alerts, err := newAlertManager(ctx, mdb, cfg.alerts, logger)
+	if err != nil {
+		return err
+	}
+	lead := func(ctx context.Context, job string, fn func(context.Context)) { leases.Lead(ctx, job, fn) }
+	_, _, stopNotify, err := startNotifier(alerts, mdb, cfg.Notify, lead, logger)
+	if err != nil {
+		return err
+	}
+	defer stopNotify()
+
+	gatherers := prometheus.Gatherers{s.reg}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if does(roleProcess) {
+		obs, err := topic("observations")
+		if err != nil {
+			return err
+		}
+		dir := sc.ledgers(s.data)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("making the ledgers' directory: %w", err)
+		}
+		signer, _, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, keyFile), ledgerName)
+		if err != nil {
+			return err
+		}
+		p, err := ingest.NewProcessor(ingest.ProcessorOptions{
+			Events: events, Observations: obs, Leases: leases, Ledgers: dir,
+			Ledger: ledger.Options{Signer: signer, Name: ledgerName, Witnesses: cfg.Ledger.witnesses(),
+				CheckpointEvery: cfg.Ledger.checkpointEvery, SegmentBytes: cfg.Ledger.SegmentBytes, Logger: logger},
+			Store: ch, Engine: engine.Load,
+			Sink:   detectionSinks{&detectionSink{db: mdb, log: logger}, alerts},
+			Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		wg.Go(func() { p.Run(ctx) })
+	}
+	if does(roleIngest) {
+		srcs, err := startSources(ctx, cfg, pub, mdb, logger)
+		if err != nil {
+			return err
+		}
+		defer srcs.stop()
+		gatherers = append(gatherers, srcs.reg)
+	}
+
+	// Every role answers on HTTP: health and metrics at least.
+	token, err := s.data.adminToken()
+	if err != nil {
+		return err
+	}
+	tokens := access.NewTokens(mdb, access.Options{Logger: logger})
+	dir := access.NewDirectory(mdb, access.Options{Logger: logger})
+	po := cfg.parseOptions("")
+	opts := web.Options{
+		AdminToken: token,
+		Tokens:     tokens,
+		Access:     dir,
+		Gatherer:   gatherers,
+		Logger:     logger,
+		Audit: func(ctx context.Context, r *access.Record) error {
+			return acceptPatiently(ctx, pub, ingest.Batch{Source: "audit", Events: []*event.Event{r.Event()}})
+		},
+	}
+	if does(roleIngest) {
+		opts.Ingest = ingest.HTTPHandler(pub, ingest.HTTPOptions{
+			Parse:     po,
+			Logger:    logger,
+			Identify:  ingestIdentity(po.Tenant),
+			MaxBody:   cfg.Ingest.maxBody,
+			MaxLine:   int(cfg.Ingest.maxLine),
+			MaxEvents: cfg.Ingest.HTTP.MaxEvents,
+		})
+	}
+	var adminPassword string
+	opts.IngestOnly = !does(roleQuery)
+	if does(roleQuery) {
+		if adminPassword, err = firstAdmin(ctx, dir, s.data); err != nil {
+			return err
+		}
+		opts.Store = ch
+		opts.Hunter = ch
+		opts.Detections = mdb
+		opts.Alerts = alerts
+		opts.Searches = mdb
+		opts.OIDC = s.oidc
+		opts.Rules = &web.RuleBook{DB: mdb, Running: engine.Load, Reload: loader.reload}
+		opts.OnElevate = func(ctx context.Context, e access.Elevation, who string) {
+			alerts.Detected([]detect.Detection{breakGlassDetection(e, who)})
+		}
+	}
+	ln, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	if err := writeAddr(s.data, ln.Addr()); err != nil {
+		ln.Close()
+		return err
+	}
+	defer os.Remove(s.data.path(addrFile))
+	srv := &http.Server{Handler: web.Handler(opts), ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("vigil serving", "addr", "http://"+ln.Addr().String(), "partitions", sc.Partitions, "shards", len(sc.ClickHouse.Shards))
+	fmt.Fprintf(s.stdout, "vigil %s (%s node %s) listening on http://%s\n", version, s.role, node, ln.Addr())
+	fmt.Fprintf(s.stdout, "API token: %s (send it as 'Authorization: Bearer …')\n", s.data.path(tokenFile))
+	if adminPassword != "" {
+		fmt.Fprintf(s.stdout, "console: http://%s/ (user admin, password in %s; change it, then delete the file)\n", ln.Addr(), adminPassword)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	logger.Info("shutting down")
+	return srv.Shutdown(shutdown)
+}
+
+// A scaleServer is what vigil serve hands a node of the scale-out.
+type scaleServer struct {
+	role, node, listen string
+	rules              []string
+	cfg                *config
+	data               *dataFlags
+	oidc               *web.OIDC
+	reg                *prometheus.Registry
+	logger             *slog.Logger
+	stdout             io.Writer
+}
+
+// writeAddr tells local commands (vigil search) where the server
+// listens. It writes beside and renames, so that no one reads it half
+// written.
+func writeAddr(d *dataFlags, addr net.Addr) error {
+	tmp := d.path(addrFile + ".tmp")
+	if err := os.WriteFile(tmp, []byte(addr.String()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", addrFile, err)
+	}
+	if err := os.Rename(tmp, d.path(addrFile)); err != nil {
+		return fmt.Errorf("writing %s: %w", addrFile, err)
+	}
+	return nil
+}
