@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -205,7 +209,60 @@ func scaleRun(ctx context.Context, c *config, s scaleSetup) (measure, error) {
 	}
 	m.events = stored
 	c.logf("run %d: %d detections", s.run, detected.Load())
+	chBytes, err := clickhouseBytes(ctx, s.shards, db)
+	if err != nil {
+		return m, err
+	}
+	ledgerBytes, err := dirBytes(filepath.Join(s.dir, "ledgers"))
+	if err != nil {
+		return m, err
+	}
+	c.logf("run %d: per event, %d bytes in ClickHouse (compressed), %d bytes in the ledgers", s.run, chBytes/max(stored, 1), ledgerBytes/max(stored, 1))
 	return m, nil
+}
+
+// clickhouseBytes is what the database's tables take on the shards'
+// disks, compressed, for the capacity model of docs/scale.md.
+func clickhouseBytes(ctx context.Context, shards []string, db string) (int64, error) {
+	var total int64
+	for _, shard := range shards {
+		q := url.Values{"query": {"SELECT sum(data_compressed_bytes) FROM system.parts WHERE active AND database = '" + db + "'"}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, shard+"/?"+q.Encode(), nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, fmt.Errorf("sizing %s: %w", shard, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("sizing %s: %s %s %v", shard, resp.Status, b, err)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("sizing %s: %w", shard, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			total += info.Size()
+		}
+		return err
+	})
+	return total, err
 }
 
 type sinkFunc func([]detect.Detection)
