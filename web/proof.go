@@ -30,7 +30,11 @@ type Prover interface {
 // root_hash in the tree of tree_size records that the signed checkpoint
 // names.
 type Proof struct {
-	Seq         uint64   `json:"seq"`
+	Seq uint64 `json:"seq"`
+	// Index is the record's index in the ledger the checkpoint names,
+	// the one to check the proof at: seq itself on one node; in a
+	// scale-out, seq's low 40 bits, in the ledger of partition seq>>40.
+	Index       int64    `json:"index"`
 	Kind        string   `json:"kind"`                // event, or redacted
 	Content     string   `json:"content,omitempty"`   // base64 of the ledger record (absent when redacted)
 	ContentHash string   `json:"content_hash"`        // hex SHA-256 of the content
@@ -112,6 +116,7 @@ func (a *api) proofOf(ctx context.Context, seq uint64, rec ledger.Record) (Proof
 	}
 	p := Proof{
 		Seq:         seq,
+		Index:       rec.Index,
 		Kind:        "event",
 		ContentHash: hex.EncodeToString(rec.ContentHash[:]),
 		TreeSize:    cp.Size,

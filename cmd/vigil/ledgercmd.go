@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store/duckdb"
@@ -190,7 +191,7 @@ func verifyPartitions(ctx context.Context, dir string, partitions int, key strin
 	var records int64
 	ledgers, checkpoints, bad := 0, 0, 0
 	for p := range partitions {
-		pdir := filepath.Join(dir, fmt.Sprint("p", p))
+		pdir := ingest.PartitionLedger(dir, p)
 		if _, err := os.Stat(pdir); errors.Is(err, os.ErrNotExist) {
 			continue
 		}

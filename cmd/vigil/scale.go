@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/bus"
@@ -116,7 +117,8 @@ func (s *scaleConfig) check(c *config) error {
 	if s.Partitions == 0 {
 		s.Partitions = 16
 	}
-	// A partition is a ledger, whose number is 16 bits of an event's seq.
+	// A partition is a ledger, whose number is the high bits of an
+	// event's seq (ingest.PartitionSeq).
 	if s.Partitions < 1 || s.Partitions > 1024 {
 		return &configError{"scale.partitions", fmt.Errorf("%d: between 1 and 1024", s.Partitions)}
 	}
@@ -335,6 +337,10 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		opts.Searches = mdb
 		opts.OIDC = s.oidc
 		opts.Rules = &web.RuleBook{DB: mdb, Running: engine.Load, Reload: loader.reload}
+		opts.Ledger = partitionLedgers(sc.ledgers(s.data))
+		if _, _, opts.LedgerKey, err = ledger.LoadOrCreateKey(filepath.Join(sc.ledgers(s.data), keyFile), ledgerName); err != nil {
+			return err
+		}
 		opts.OnElevate = func(ctx context.Context, e access.Elevation, who string) {
 			alerts.Detected([]detect.Detection{breakGlassDetection(e, who)})
 		}
@@ -392,4 +398,42 @@ func writeAddr(d *dataFlags, addr net.Addr) error {
 		return fmt.Errorf("writing %s: %w", addrFile, err)
 	}
 	return nil
+}
+
+// partitionLedgers proves the events of a scale-out from their
+// partitions' ledgers, which the process nodes write in this directory
+// (the shared volume): an event's seq names its partition and its index
+// there. The proofs are of the records a partition's latest signed
+// checkpoint covers; the process nodes sign one every
+// ledger.checkpoint_every.
+type partitionLedgers string
+
+func (pl partitionLedgers) view(seq int64) (*ledger.View, int64, error) {
+	part, index := ingest.SeqPartition(uint64(seq))
+	v, err := ledger.OpenView(ingest.PartitionLedger(string(pl), part))
+	return v, index, err
+}
+
+func (pl partitionLedgers) Read(seq int64) (ledger.Record, error) {
+	v, index, err := pl.view(seq)
+	if err != nil {
+		return ledger.Record{}, err
+	}
+	return v.Read(index)
+}
+
+func (pl partitionLedgers) CheckpointCovering(ctx context.Context, seq int64) ([]byte, ledger.Checkpoint, error) {
+	v, index, err := pl.view(seq)
+	if err != nil {
+		return nil, ledger.Checkpoint{}, err
+	}
+	return v.CheckpointCovering(ctx, index)
+}
+
+func (pl partitionLedgers) InclusionProof(seq, treeSize int64) (tlog.RecordProof, error) {
+	v, index, err := pl.view(seq)
+	if err != nil {
+		return nil, err
+	}
+	return v.InclusionProof(index, treeSize)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,8 +11,12 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/bus/bustest"
+	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/meta/metatest"
 	"github.com/vigilsec/vigil/store/clickhouse/chtest"
+	"github.com/vigilsec/vigil/web"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // scaleOut is the engines of a scale-out on loopback: a three-node
@@ -46,7 +51,12 @@ func startScaleOut(t *testing.T) *scaleOut {
 // section is the config's scale section; a name, if given, names the
 // node, its streams on the bus and its ClickHouse database.
 func (so *scaleOut) section(ledgers, name string) string {
-	sec := fmt.Sprintf(`scale:
+	// The ledgers sign a checkpoint every second, so that proofs, which
+	// a query node serves from the checkpoints the process nodes sign,
+	// need not wait a minute.
+	sec := fmt.Sprintf(`ledger:
+  checkpoint_every: 1s
+scale:
   nats: [%s]
   partitions: 4
   ledgers: %q
@@ -131,6 +141,40 @@ func TestServeScaleOut(t *testing.T) {
 	if len(rows) == 0 || rows[0]["tenant"] != "team-a" {
 		t.Fatalf("no StopLogging event of team-a: %s", body)
 	}
+	// The query node proves the event from its partition's ledger, as
+	// the process node that holds it wrote and signed it.
+	f, _ := rows[0]["seq"].(float64) // JSON's number; seqs stay below 2^53
+	seq := uint64(f)
+	var proof web.Proof
+	q.wait("the event's proof", func() bool {
+		code, out := q.apiAs(q.token, "GET", fmt.Sprintf("/api/v1/events/%d/proof", seq), nil)
+		return code == http.StatusOK && json.Unmarshal(out, &proof) == nil
+	})
+	_, verifier, _, err := ledger.LoadOrCreateKey(filepath.Join(so.ledgers, keyFile), ledgerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, index := ingest.SeqPartition(seq)
+	cp, err := ledger.ParseCheckpoint([]byte(proof.Checkpoint), verifier)
+	if err != nil || cp.Name != fmt.Sprintf("%s-p%d", ledgerName, part) {
+		t.Fatalf("the proof's checkpoint %q: %v", cp.Name, err)
+	}
+	var hashes tlog.RecordProof
+	for _, h := range proof.Proof {
+		var x tlog.Hash
+		b, _ := base64.StdEncoding.DecodeString(h)
+		copy(x[:], b)
+		hashes = append(hashes, x)
+	}
+	leaf, _ := tlog.ParseHash(proof.LeafHash)
+	if proof.Index != index || tlog.CheckRecord(hashes, cp.Size, cp.Hash, proof.Index, leaf) != nil {
+		t.Errorf("the proof of seq %d (partition %d, index %d) does not check: %+v", seq, part, index, proof)
+	}
+	content, _ := base64.StdEncoding.DecodeString(proof.Content)
+	if ledger.LeafHash(content) != leaf || !strings.Contains(string(content), "StopLogging") {
+		t.Errorf("the proof's content is not the event's: %q", content)
+	}
+
 	q.wait("the StopLogging detection", func() bool {
 		return strings.Contains(string(q.call("GET", "/api/v1/detections?tenant=team-a", nil)), "StopLogging")
 	})
@@ -189,6 +233,12 @@ func TestEndToEndScaleOut(t *testing.T) {
 		{"ServeNotifies", TestServeNotifies},
 		{"FirstAdmin", TestFirstAdmin},
 		{"ConsoleTenantsServed", TestConsoleTenantsServed},
+		{"ConsoleAdminBrowser", TestConsoleAdminBrowser},
+		{"ConsoleBrowserCase", TestConsoleBrowserCase},
+		{"ConsoleBrowser", TestConsoleBrowser},
+		{"ConsoleBrowserPayloads", TestConsoleBrowserPayloads},
+		{"ConsoleKeyboard", TestConsoleKeyboard},
+		{"OIDCBrowserLogin", TestOIDCBrowserLogin},
 	} {
 		t.Run(tc.name, tc.test)
 	}
