@@ -64,3 +64,19 @@ type Result struct {
 	// table computed by stats, timechart or fields.
 	Events bool `json:"events"`
 }
+
+// A SourceCoverage is what one source sent in a span of receipt time: a
+// tenant's log format from an account (or host), in an environment.
+type SourceCoverage struct {
+	Tenant      string    `json:"tenant"`
+	Environment string    `json:"environment,omitempty"`
+	Source      string    `json:"source"`
+	From        string    `json:"from"` // the account, or for host logs the host
+	Events      int64     `json:"events"`
+	Skewed      int64     `json:"skewed"`    // events whose time was far from their receipt
+	LastSeen    time.Time `json:"last_seen"` // the latest receipt
+	// Delay is the median of how long after their time events arrived,
+	// and DelayP95 its 95th percentile.
+	Delay    time.Duration `json:"delay"`
+	DelayP95 time.Duration `json:"delay_p95"`
+}

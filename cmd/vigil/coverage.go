@@ -15,15 +15,15 @@ import (
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/meta"
 	"github.com/vigilsec/vigil/query"
-	"github.com/vigilsec/vigil/store/duckdb"
+	"github.com/vigilsec/vigil/store"
 )
 
 // A coverageReport says what vigil could see over a span: which sources
 // sent, how late, and which rules had nothing to run on.
 type coverageReport struct {
-	From    time.Time               `json:"from"`
-	To      time.Time               `json:"to"`
-	Sources []duckdb.SourceCoverage `json:"sources"`
+	From    time.Time              `json:"from"`
+	To      time.Time              `json:"to"`
+	Sources []store.SourceCoverage `json:"sources"`
 	// Blind are the enabled rules none of whose sources sent anything in
 	// the span, or that no source of vigil's feeds.
 	Blind []blindRule `json:"rules_without_data"`
@@ -36,9 +36,15 @@ type blindRule struct {
 	Reason  string   `json:"reason"`
 }
 
+// A coverer is a store that reports what its sources sent: the embedded
+// one, or a scale-out's ClickHouse cluster.
+type coverer interface {
+	Coverage(ctx context.Context, scope query.Scope, from, to time.Time) ([]store.SourceCoverage, error)
+}
+
 // coverage reports the coverage of the tenants in scope over the days
 // to now.
-func coverage(ctx context.Context, db *duckdb.DB, e *detect.Engine, scope query.Scope, days int, now time.Time) (*coverageReport, error) {
+func coverage(ctx context.Context, db coverer, e *detect.Engine, scope query.Scope, days int, now time.Time) (*coverageReport, error) {
 	r := &coverageReport{From: now.Add(-time.Duration(days) * 24 * time.Hour), To: now}
 	var err error
 	if r.Sources, err = db.Coverage(ctx, scope, r.From, r.To); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store/clickhouse"
 	"github.com/vigilsec/vigil/web"
 )
@@ -337,6 +338,9 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		opts.Searches = mdb
 		opts.OIDC = s.oidc
 		opts.Rules = &web.RuleBook{DB: mdb, Running: engine.Load, Reload: loader.reload}
+		opts.Coverage = func(ctx context.Context, scope query.Scope, days int) (any, error) {
+			return coverage(ctx, ch, engine.Load(), scope, days, time.Now())
+		}
 		opts.Ledger = partitionLedgers(sc.ledgers(s.data))
 		if _, _, opts.LedgerKey, err = ledger.LoadOrCreateKey(filepath.Join(sc.ledgers(s.data), keyFile), ledgerName); err != nil {
 			return err

@@ -187,6 +187,12 @@ func TestServeScaleOut(t *testing.T) {
 		return strings.Contains(string(q.call("GET", "/api/v1/search?quarantine=1&q=broken", nil)), "broken")
 	})
 
+	var cov coverageReport
+	json.Unmarshal(q.call("GET", "/api/v1/coverage?days=1", nil), &cov)
+	if len(cov.Sources) != 1 || cov.Sources[0].Source != "aws.cloudtrail" || cov.Sources[0].Events != int64(len(records)) {
+		t.Errorf("coverage: %+v, want the %d CloudTrail events", cov.Sources, len(records))
+	}
+
 	// Each node serves its role: the ingest node searches nothing, the
 	// query node takes no events; both answer on health.
 	for _, tc := range []struct {

@@ -8,27 +8,12 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
 )
-
-// A SourceCoverage is what one source sent in a span of receipt time: a
-// tenant's log format from an account (or host), in an environment.
-type SourceCoverage struct {
-	Tenant      string    `json:"tenant"`
-	Environment string    `json:"environment,omitempty"`
-	Source      string    `json:"source"`
-	From        string    `json:"from"` // the account, or for host logs the host
-	Events      int64     `json:"events"`
-	Skewed      int64     `json:"skewed"`    // events whose time was far from their receipt
-	LastSeen    time.Time `json:"last_seen"` // the latest receipt
-	// Delay is the median of how long after their time events arrived,
-	// and DelayP95 its 95th percentile.
-	Delay    time.Duration `json:"delay"`
-	DelayP95 time.Duration `json:"delay_p95"`
-}
 
 // Coverage returns what each source of the tenants in scope sent that
 // arrived in [from, to), vigil's own records left out.
-func (s *DB) Coverage(ctx context.Context, scope query.Scope, from, to time.Time) ([]SourceCoverage, error) {
+func (s *DB) Coverage(ctx context.Context, scope query.Scope, from, to time.Time) ([]store.SourceCoverage, error) {
 	where, args := scopeWhere(scope)
 	where = append(where, "received >= ?", "received < ?", "source NOT LIKE 'vigil.%'")
 	args = append(args, from.UTC(), to.UTC())
@@ -41,10 +26,10 @@ func (s *DB) Coverage(ctx context.Context, scope query.Scope, from, to time.Time
 		return nil, fmt.Errorf("reading the coverage of %s: %w", s.opts.Path, err)
 	}
 	defer rows.Close()
-	var out []SourceCoverage
+	var out []store.SourceCoverage
 	for rows.Next() {
 		var (
-			c          SourceCoverage
+			c          store.SourceCoverage
 			delay, p95 sql.NullFloat64
 		)
 		if err := rows.Scan(&c.Tenant, &c.Environment, &c.Source, &c.From, &c.Events, &c.Skewed, &c.LastSeen, &delay, &p95); err != nil {
