@@ -21,6 +21,9 @@ type RunnerOptions struct {
 	Sink       Sink
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Now is the wall clock, which Advance compares with the arrival of
+	// the last events; nil means time.Now.
+	Now func() time.Time
 }
 
 // A Runner runs an engine's rules on the events the ingest path gives it
@@ -36,6 +39,9 @@ type Runner struct {
 	mu sync.Mutex
 	e  *Engine
 	d  *Detector
+	// high is the latest event time matched, and arrived the wall time
+	// of the last events: what Advance decides windows by.
+	high, arrived time.Time
 }
 
 type runnerMetrics struct {
@@ -70,6 +76,9 @@ func newRunnerMetrics(reg prometheus.Registerer) *runnerMetrics {
 func NewRunner(e *Engine, opts RunnerOptions) *Runner {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	r := &Runner{opts: opts, log: opts.Logger, m: newRunnerMetrics(opts.Registerer), e: e, d: e.NewDetector()}
 	r.m.rules.Set(float64(len(e.Rules())))
@@ -122,6 +131,12 @@ func (r *Runner) Process(evs []*event.Event) {
 	dropped, late := r.d.c.Dropped, r.d.c.Late
 	for _, ev := range evs {
 		out = append(out, r.d.Process(ev)...)
+		if ev.Time.After(r.high) {
+			r.high = ev.Time
+		}
+	}
+	if len(evs) > 0 {
+		r.arrived = r.opts.Now()
 	}
 	r.m.seconds.Add(time.Since(start).Seconds())
 	r.m.events.Add(float64(len(evs)))
@@ -132,13 +147,22 @@ func (r *Runner) Process(evs []*event.Event) {
 	r.emit(out)
 }
 
-// Flush decides the correlation windows that ended before now: those
-// with an upper bound on a count, which no later event of their group
-// may come to decide.
-func (r *Runner) Flush(now time.Time) {
+// Advance decides the correlation windows with an upper bound on a
+// count that are over, which no later event of their group may come to
+// decide: by event time while events arrive and by the wall clock once they have
+// stopped for quiet: while history is replayed (an import, a store
+// catching up), its windows are not over when the wall clock says so,
+// but when the events matched have gone past them; live events that stop
+// coming leave their windows to the clock. Time never runs past now, so
+// that one event dated in the future does not close every window.
+func (r *Runner) Advance(now time.Time, quiet time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.emit(r.d.Flush(now))
+	at := now
+	if now.Sub(r.arrived) < quiet && r.high.Before(now) {
+		at = r.high
+	}
+	r.emit(r.d.Flush(at))
 	r.m.groups.Set(float64(r.d.c.Groups()))
 }
 

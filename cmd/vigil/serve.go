@@ -261,14 +261,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}}
 	go loader.watch(ctx, 5*time.Second, reloadRules)
 	// Correlation windows with an upper bound on a count are decided once
-	// they are over, whether or not another event of their group comes.
+	// they are over, whether or not another event of their group comes:
+	// by the events' time while they come (the demo, or a store catching
+	// up, replays history), by the clock once they stop for a minute.
 	go func() {
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
 		for {
 			select {
 			case now := <-t.C:
-				runner.Flush(now)
+				runner.Advance(now, time.Minute)
 			case <-ctx.Done():
 				return
 			}
