@@ -45,6 +45,11 @@ type ProcessorOptions struct {
 	// checkpoints. Each is named Name-pN.
 	Ledger ledger.Options
 	Store  PartitionStore
+	// Retention, if set, is applied to each partition by the node
+	// holding it, every RetentionEvery (0 means a day); the Store must
+	// be a RetainingStore.
+	Retention      *Retention
+	RetentionEvery time.Duration
 	// Engine returns the rules to run, which may change.
 	Engine func() *detect.Engine
 	Sink   detect.Sink
@@ -85,6 +90,12 @@ func NewProcessor(opts ProcessorOptions) (*Processor, error) {
 	}
 	if opts.Fetch <= 0 {
 		opts.Fetch = 64
+	}
+	if _, ok := opts.Store.(RetainingStore); opts.Retention != nil && !ok {
+		return nil, errors.New("ingest: the processor's store cannot apply retention")
+	}
+	if opts.RetentionEvery <= 0 {
+		opts.RetentionEvery = 24 * time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -149,6 +160,15 @@ func (p *Processor) events(ctx context.Context, part int) error {
 		return err
 	}
 	defer l.Close()
+	if rs, ok := p.opts.Store.(RetainingStore); ok && p.opts.Retention != nil {
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.retain(rctx, rs, l, part)
+		}()
+		defer func() { stop(); <-done }() // before the ledger closes
+	}
 	after, err := busPosition(l)
 	if err != nil {
 		return err

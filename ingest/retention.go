@@ -31,6 +31,22 @@ type Hold struct {
 	Reason   string
 }
 
+// of returns how long tenant's events are kept (0: forever) and the time
+// ranges of its events that legal holds keep longer.
+func (r Retention) of(tenant string) (time.Duration, [][2]time.Time) {
+	keepFor, ok := r.Tenants[tenant]
+	if !ok && tenant != query.SystemTenant {
+		keepFor = r.Default
+	}
+	var holds [][2]time.Time
+	for _, h := range r.Holds {
+		if h.Tenant == "" || h.Tenant == tenant {
+			holds = append(holds, [2]time.Time{h.From, h.To})
+		}
+	}
+	return keepFor, holds
+}
+
 // RetentionResult says what ApplyRetention did.
 type RetentionResult struct {
 	Erased  int64          // events whose content was erased
@@ -55,18 +71,9 @@ func (p *Pipeline) ApplyRetention(ctx context.Context, r Retention, now time.Tim
 		return res, err
 	}
 	for _, t := range tenants {
-		keepFor, ok := r.Tenants[t]
-		if !ok && t != query.SystemTenant {
-			keepFor = r.Default
-		}
+		keepFor, holds := r.of(t)
 		if keepFor <= 0 {
 			continue
-		}
-		var holds [][2]time.Time
-		for _, h := range r.Holds {
-			if h.Tenant == "" || h.Tenant == t {
-				holds = append(holds, [2]time.Time{h.From, h.To})
-			}
 		}
 		seqs, err := p.Store.Expired(ctx, t, now.Add(-keepFor), holds)
 		if err != nil {
@@ -83,18 +90,22 @@ func (p *Pipeline) ApplyRetention(ctx context.Context, r Retention, now time.Tim
 		p.logger().Info("retention erased expired events", "tenant", t, "events", len(seqs), "older_than", now.Add(-keepFor))
 	}
 
-	// The segments before the first event still held can go.
-	first, err := p.firstLiveRecord()
+	res.Removal, err = removeErased(ctx, p.Ledger)
+	return res, err
+}
+
+// removeErased removes the ledger's segments before the first event it
+// still holds.
+func removeErased(ctx context.Context, l *ledger.Ledger) (ledger.Removal, error) {
+	first, err := firstLiveRecord(l)
+	if err != nil || first == 0 {
+		return ledger.Removal{}, err
+	}
+	rm, err := l.RemoveBefore(ctx, first, "retention: every record before was erased")
 	if err != nil {
-		return res, err
+		return rm, fmt.Errorf("removing erased ledger segments: %w", err)
 	}
-	if first > 0 {
-		res.Removal, err = p.Ledger.RemoveBefore(ctx, first, "retention: every record before was erased")
-		if err != nil {
-			return res, fmt.Errorf("removing erased ledger segments: %w", err)
-		}
-	}
-	return res, nil
+	return rm, nil
 }
 
 // Erase erases the content of the events with the given seqs from the
@@ -127,9 +138,9 @@ var errFound = errors.New("found")
 
 // firstLiveRecord returns the index of the first event record whose
 // content the ledger still holds, or its size when there is none.
-func (p *Pipeline) firstLiveRecord() (int64, error) {
-	first := p.Ledger.Size()
-	err := p.Ledger.Scan(0, first, func(rec ledger.Record) error {
+func firstLiveRecord(l *ledger.Ledger) (int64, error) {
+	first := l.Size()
+	err := l.Scan(0, first, func(rec ledger.Record) error {
 		if rec.Kind == ledger.KindEvent {
 			first = rec.Index
 			return errFound

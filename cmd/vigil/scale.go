@@ -145,14 +145,14 @@ func (s *scaleConfig) check(c *config) error {
 	if m := c.Monitor; len(m.Probes) > 0 || len(m.Scrape) > 0 || len(m.Sources) > 0 {
 		embedded = append(embedded, "monitor")
 	}
-	if c.Retention.configured() {
-		embedded = append(embedded, "retention")
-	}
 	if len(embedded) > 0 {
 		return &configError{"scale", fmt.Errorf("the scale-out does not run %s yet (docs/scale.md): run embedded, or leave them out", strings.Join(embedded, ", "))}
 	}
 	return nil
 }
+
+// The process nodes apply the retention through the ClickHouse store.
+var _ ingest.RetainingStore = (*clickhouse.Store)(nil)
 
 // A leader runs fn while this node leads job, a job of which one node
 // runs at a time; fn's context ends when it no longer does.
@@ -275,11 +275,17 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		if err != nil {
 			return err
 		}
+		// Each process node applies the retention to the partitions it
+		// holds, whose ledgers only it may write.
+		var retention *ingest.Retention
+		if cfg.Retention.configured() {
+			retention = &cfg.Retention.policy
+		}
 		p, err := ingest.NewProcessor(ingest.ProcessorOptions{
 			Events: events, Observations: obs, Leases: leases, Ledgers: dir,
 			Ledger: ledger.Options{Signer: signer, Name: ledgerName, Witnesses: cfg.Ledger.witnesses(),
 				CheckpointEvery: cfg.Ledger.checkpointEvery, SegmentBytes: cfg.Ledger.SegmentBytes, Logger: logger},
-			Store: ch, Engine: engine.Load,
+			Store: ch, Retention: retention, Engine: engine.Load,
 			Sink:   detectionSinks{&detectionSink{db: mdb, log: logger}, alerts},
 			Logger: logger,
 		})
