@@ -37,6 +37,20 @@ func TestConfigRetention(t *testing.T) {
 		{"retention: {legal_holds: [{from: yesterday, reason: r}]}", `"yesterday" is not an RFC 3339 time or a date`, nil},
 		{"ledger: {checkpoint_every: 0s}", `ledger.checkpoint_every: "0s" is not a positive duration`, nil},
 		{"retention: {days: 3}", `field days not found`, nil},
+		// The scale-out's engines, checked before anything connects.
+		{scaleYAML, "", func(c *config) bool {
+			sc := c.Scale
+			return sc.configured() && sc.Partitions == 16 && sc.Replicas == 3 && sc.Name == "vigil" && len(sc.NATS) == 2 && sc.ClickHouse.Cluster == "vigil"
+		}},
+		{"scale: {nats: [nats://n:4222], clickhouse: {shards: [http://c:8123], cluster: vigil}}", "meta.url: a scale-out shares its metadata", nil},
+		{scaleYAML + "  partitions: 5000\n", "scale.partitions: 5000: between 1 and 1024", nil},
+		{scaleYAML + "  replicas: 7\n", "scale.replicas: 7", nil},
+		{scaleYAML + "  name: \"vigil prod\"\n", `scale.name: "vigil prod"`, nil},
+		{"meta: {url: postgres://db/vigil}\nscale: {nats: [http://n:4222], clickhouse: {shards: [http://c:8123], cluster: vigil}}", "scale.nats[0]", nil},
+		{"meta: {url: postgres://db/vigil}\nscale: {nats: [nats://n:4222], clickhouse: {shards: [http://c:8123]}}", "scale.clickhouse.cluster", nil},
+		{"meta: {url: postgres://db/vigil}\nscale: {clickhouse: {shards: [http://c:8123], cluster: vigil}}", "scale.nats: name the NATS servers", nil},
+		{scaleYAML + "playbooks: {dir: /etc/vigil/playbooks}\n", "the scale-out does not run playbooks yet", nil},
+		{scaleYAML + "retention: {default: 90d}\n", "", func(c *config) bool { return c.Retention.configured() }},
 	}
 	for _, tt := range tests {
 		dir := t.TempDir()
@@ -107,6 +121,10 @@ func TestReadmeConfig(t *testing.T) {
 		}
 	}
 }
+
+// scaleYAML is a scale-out's config: its section is last, open to more
+// settings.
+const scaleYAML = "meta: {url: postgres://db/vigil}\nscale:\n  nats: [nats://n1:4222, nats://n2:4222]\n  clickhouse: {shards: [http://c:8123], cluster: vigil}\n"
 
 // TestConfigErrorLines checks that a bad setting is named with its line.
 func TestConfigErrorLines(t *testing.T) {

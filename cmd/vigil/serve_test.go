@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/vigilsec/vigil/access"
@@ -41,5 +43,20 @@ func TestIngestIdentity(t *testing.T) {
 				t.Fatalf("got %q %q %v; want %q %q, error %v", tenant, sender, err, tc.tenant, tc.wantSender, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestServeRoleNeedsScale: a role is a node of a scale-out, which an
+// embedded server is not; a role that does not exist is refused too.
+func TestServeRoleNeedsScale(t *testing.T) {
+	for _, tc := range []struct{ role, want string }{
+		{"ingest", "--role ingest makes this a node of a scale-out"},
+		{"router", `--role "router": one of ingest, process, query and all`},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(t.Context(), []string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--role", tc.role}, &out, &errOut)
+		if code == 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("--role %s: exit %d, %q; want an error saying %q", tc.role, code, errOut.String(), tc.want)
+		}
 	}
 }
