@@ -371,17 +371,7 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 	if adminPassword != "" {
 		fmt.Fprintf(s.stdout, "console: http://%s/ (user admin, password in %s; change it, then delete the file)\n", ln.Addr(), adminPassword)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	shutdown, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
-	logger.Info("shutting down")
-	return srv.Shutdown(shutdown)
+	return serveHTTP(ctx, srv, ln, logger)
 }
 
 // A scaleServer is what vigil serve hands a node of the scale-out.

@@ -383,6 +383,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "try: vigil search --data %s 'eventName:StopLogging'\n", d.dir)
 
+	return serveHTTP(ctx, srv, ln, logger)
+}
+
+// serveHTTP serves on ln until ctx ends, then lets the requests in
+// flight finish for up to ten seconds.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener, logger *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
