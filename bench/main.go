@@ -3,6 +3,7 @@
 //
 //	go run ./bench import [-events 1000000] [-dir /tmp/vigil-bench]
 //	go run ./bench search [-events 10000000] [-dir /tmp/vigil-bench]
+//	go run ./bench chsearch [-events 10000000] [-runs 5]
 //	go run ./bench ingest [-events 1000000] [-runs 1]
 //	go run ./bench detect [-events 1000000] [-runs 3] [-rules DIR]
 //	go run ./bench detect-import [-events 1000000] [-runs 3] [-rules DIR]
@@ -57,6 +58,8 @@ const usage = `Usage: go run ./bench COMMAND [flags]
 Commands:
   import   vigil's importer against DuckDB's read_json on the same files
   search   vigil's search against hand-written SQL on the same store
+  chsearch the same searches on the embedded store and on two ClickHouse shards run on
+           this machine, holding the same events (needs clickhouse-server)
   ledger   the import with the ledger against without it; vigil verify against sha256
   ingest   HTTP ingest into vigil serve under load against vigil import of the same files
   detect   the detection engine, every rule loaded, against sigma-go on the same events
@@ -86,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = runImport
 	case "search":
 		cmd, defEvents, defRuns = runSearch, 10_000_000, 5
+	case "chsearch":
+		cmd, defEvents, defRuns = runCHSearch, 10_000_000, 5
 	case "ledger":
 		cmd = runLedger
 	case "ingest":
@@ -124,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of vigil's side to this file")
 	fs.IntVar(&c.workers, "workers", 0, "vigil's import workers (0: the importer's default, GOMAXPROCS)")
 	fs.BoolVar(&c.quiet, "q", false, "print only the results")
-	if args[0] == "search" {
+	if args[0] == "search" || args[0] == "chsearch" {
 		fs.BoolVar(&c.keepCorpus, "keep-corpus", false, "keep the corpus files after the store is built")
 		fs.StringVar(&c.only, "only", "", "run only the search cases whose query contains this text")
 	}

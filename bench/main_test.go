@@ -33,6 +33,7 @@ func TestSmoke(t *testing.T) {
 		{[]string{"monitor", "-events", "5000", "-series", "200", "-runs", "1"}, "values judged anomalous in the clean series"},
 		{[]string{"console", "-runs", "2"}, "event and its proof"},
 		{[]string{"scale", "-events", "5000", "-runs", "1"}, "two nodes against one"},
+		{[]string{"chsearch", "-events", "5000", "-runs", "1"}, "| ClickHouse / DuckDB (median) |"},
 	} {
 		var out, log bytes.Buffer
 		args := append(tt.args, "-dir", dir, "-fixtures", fixtures)
