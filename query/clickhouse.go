@@ -59,6 +59,14 @@ var ClickHouse = &Dialect{
 	falseLit: "0",
 }
 
+// ClickHouseCopies is the ClickHouse dialect reading events without
+// FINAL, so that the copies a retried insert left are read as they lie:
+// for a store that removes them itself. 18.16 reads FINAL as one merge
+// of every part of the table, with buffers per part and column, which
+// took over 10 GB for an events search of 2M events in 73 parts per
+// shard (BENCHMARKS.md); statistics read few columns and keep FINAL.
+var ClickHouseCopies = ClickHouse.readingFrom("events")
+
 func ascii(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {

@@ -178,3 +178,10 @@ func caseless(s string) bool {
 	}
 	return true
 }
+
+// readingFrom returns the dialect reading events from another table.
+func (d *Dialect) readingFrom(events string) *Dialect {
+	c := *d
+	c.events = events
+	return &c
+}

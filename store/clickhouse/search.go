@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,67 @@ func (s *Store) Search(ctx context.Context, req query.Request) (*store.Result, e
 	if err != nil {
 		return nil, err
 	}
+	if q.Kind == query.Events && (req.Query == nil || len(req.Query.Pipes) == 0) {
+		return s.searchEvents(ctx, req)
+	}
+	out, err := s.run(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return result(req, q, out)
+}
+
+// searchEvents runs a plain events search (a filter, no pipes) without
+// FINAL (see query.ClickHouseCopies) and removes the copies of an event
+// a retried insert left itself: it asks for twice the rows wanted, and
+// for more while copies leave fewer than wanted, then keeps each seq
+// once. Copies are rare (a process node that died between storing a
+// batch and marking it) and, being the same event, come side by side in
+// the order of time and seq.
+func (s *Store) searchEvents(ctx context.Context, req query.Request) (*store.Result, error) {
+	want := req.Limit
+	for fetch := 2 * want; ; fetch *= 2 {
+		r := req
+		r.Limit = fetch
+		q, err := query.Compile(r, query.ClickHouseCopies)
+		if err != nil {
+			return nil, err
+		}
+		out, err := s.run(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		res, err := result(req, q, out)
+		if err != nil {
+			return nil, err
+		}
+		got := len(res.Rows)
+		res.Rows = onePerSeq(res.Columns, res.Rows)
+		if want <= 0 || len(res.Rows) >= want || got < fetch {
+			if want > 0 && len(res.Rows) > want {
+				res.Rows = res.Rows[:want]
+			}
+			return res, nil
+		}
+	}
+}
+
+// onePerSeq keeps the first row of each seq.
+func onePerSeq(cols []string, rows [][]any) [][]any {
+	i := slices.Index(cols, "seq")
+	if i < 0 {
+		return rows
+	}
+	seen := make(map[any]bool, len(rows))
+	return slices.DeleteFunc(rows, func(row []any) bool {
+		dup := seen[row[i]]
+		seen[row[i]] = true
+		return dup
+	})
+}
+
+// run runs a compiled query.
+func (s *Store) run(ctx context.Context, q *query.SQL) ([]byte, error) {
 	text, err := inline(q.Text, q.Args)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
@@ -33,6 +95,11 @@ func (s *Store) Search(ctx context.Context, req query.Request) (*store.Result, e
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: running search: %w", err)
 	}
+	return out, nil
+}
+
+// result reads the rows of a compiled query's answer.
+func result(req query.Request, q *query.SQL, out []byte) (*store.Result, error) {
 	cols := q.Columns
 	if q.Kind == query.Events {
 		cols = query.EventColumns()
@@ -42,6 +109,7 @@ func (s *Store) Search(ctx context.Context, req query.Request) (*store.Result, e
 	for i, c := range cols {
 		times[i] = res.Events && (c == "time" || c == "received") || !res.Events && q.Types[i] == query.TypeTime
 	}
+	var err error
 	if res.Rows, err = readRows(out, cols, times, res.Events); err != nil {
 		return nil, fmt.Errorf("clickhouse: reading search results: %w", err)
 	}

@@ -1,10 +1,12 @@
 package clickhouse
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,4 +242,39 @@ func builtinRules(t *testing.T) []*detect.Rule {
 		t.Fatal(err)
 	}
 	return rs
+}
+
+// TestSearchLimitWithCopies: the newest events stored twice (a retried
+// batch) take no place in a bounded events search: each comes once, and
+// the rows are those of the embedded store, however few are asked for.
+func TestSearchLimitWithCopies(t *testing.T) {
+	ctx := context.Background()
+	evs := demoEvents(t)
+	ch, db := bothStores(t, evs)
+	newest := slices.Clone(evs)
+	slices.SortFunc(newest, func(a, b *event.Event) int { return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(b.Seq, a.Seq)) })
+	if err := ch.Append(ctx, 0, newest[:40]); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q     string
+		limit int
+	}{{"*", 1}, {"*", 3}, {"*", 7}, {"*", 30}, {"*", 100}, {"action:StopLogging", 2}, {"*", 0}} {
+		q, err := query.Parse(tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := query.Request{Query: q, Scope: query.Scope{All: true}, Limit: tc.limit}
+		got, err := ch.Search(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := db.Search(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := difference(got, want); d != "" {
+			t.Errorf("%q, limit %d: %s", tc.q, tc.limit, d)
+		}
+	}
 }
