@@ -14,8 +14,9 @@
 //     goes to the shard its identity (tenant, ledger, seq) hashes to, so
 //     a retried batch lands where its first try did, and the tables are
 //     ReplacingMergeTree, whose sorting key holds that identity: a
-//     duplicate is collapsed at the next merge, and reads that must count
-//     each event once read with FINAL.
+//     duplicate is collapsed at the next merge; statistics read with
+//     FINAL, and plain events searches keep each seq once themselves
+//     (search.go).
 package clickhouse
 
 import (
