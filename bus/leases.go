@@ -321,7 +321,7 @@ func (l *Leases) round(ctx context.Context, n int) []int {
 func partitionKey(p int) string { return "p" + strconv.Itoa(p) }
 
 // Lead runs fn while this node holds the lease of job: a job of which
-// the deployment runs one at a time (escalation timers, retention),
+// the deployment runs one at a time (the notifier's escalation timers),
 // whichever node runs it. fn gets a context that ends when the lease is
 // lost; a node that dies hands the job to another within a TTL. An fn
 // that returns early is started again at the next round, a quarter TTL

@@ -38,8 +38,9 @@ type Searcher interface {
 // Options configure the API.
 type Options struct {
 	Store Searcher
-	// IngestOnly makes the API an ingest node's (vigil serve --role
-	// ingest): health, metrics, sources and the ingest endpoints.
+	// IngestOnly makes the API that of a scale-out node that serves no
+	// queries (vigil serve --role ingest or process): health, metrics,
+	// sources and the ingest endpoints it has.
 	IngestOnly bool
 	Ingest     http.Handler // mounted at /api/v1/ingest
 	// RemoteWrite and OTLPMetrics receive metrics (/api/v1/write,
