@@ -185,20 +185,8 @@ func runCHSearch(ctx context.Context, c *config) error {
 		} else if err := sameRows(duckAns, chAns); err != nil {
 			return fmt.Errorf("%q: ClickHouse answers otherwise than the embedded store: %w", sc.query, err)
 		}
-		for run := range c.runs {
-			// The sides take turns going first, so that neither always
-			// finds the caches as the other left them.
-			for k := range sides {
-				i := (k + run) % len(sides)
-				if run > 0 && r.times[i][0] > slowSearch {
-					continue // a side this slow tells its story in one run
-				}
-				start := time.Now()
-				if err := sides[i](); err != nil {
-					return fmt.Errorf("%s %q: %w", []string{"DuckDB", "ClickHouse"}[i], sc.query, err)
-				}
-				r.times[i] = append(r.times[i], time.Since(start))
-			}
+		if i, err := c.takeTurns(sides, r.times); err != nil {
+			return fmt.Errorf("%s %q: %w", []string{"DuckDB", "ClickHouse"}[i], sc.query, err)
 		}
 		if r.failed {
 			c.logf("%-55s DuckDB %8s  ClickHouse fails", sc.name, fmtDur(median(r.times[0], cmpDur)))

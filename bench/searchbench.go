@@ -132,21 +132,12 @@ func runSearch(ctx context.Context, c *config) error {
 			return fmt.Errorf("%q: the hand-written SQL answers otherwise than vigil: %w", sc.query, err)
 		}
 		r.rows = len(answers[0].Rows)
-		for run := range c.runs {
-			// The sides take turns going first, so that none always
-			// finds the caches as another left them.
-			for k := range sides {
-				i := (k + run) % len(sides)
-				s := sides[i]
-				if run > 0 && r.times[i][0] > slowSearch {
-					continue // a side this slow tells its story in one run
-				}
-				start := time.Now()
-				if _, err := s.run(); err != nil {
-					return fmt.Errorf("%s %q: %w", s.name, sc.query, err)
-				}
-				r.times[i] = append(r.times[i], time.Since(start))
-			}
+		runs := make([]func() error, len(sides))
+		for i, s := range sides {
+			runs[i] = func() error { _, err := s.run(); return err }
+		}
+		if i, err := c.takeTurns(runs, r.times); err != nil {
+			return fmt.Errorf("%s %q: %w", sides[i].name, sc.query, err)
 		}
 		c.logf("%-55s vigil %8s  compiled %8s  hand-written %8s", sc.name,
 			fmtDur(median(r.times[0], cmpDur)), fmtDur(median(r.times[1], cmpDur)), fmtDur(median(r.times[2], cmpDur)))
@@ -154,6 +145,28 @@ func runSearch(ctx context.Context, c *config) error {
 	}
 	reportSearch(c, m, results)
 	return nil
+}
+
+// takeTurns times each side c.runs times into times[i], the sides
+// taking turns going first, so that none always finds the caches as
+// another left them; a side slower than slowSearch in its first run runs
+// once. Each side has run once untimed before. On a failure it returns
+// the side that failed.
+func (c *config) takeTurns(sides []func() error, times [][]time.Duration) (int, error) {
+	for run := range c.runs {
+		for k := range sides {
+			i := (k + run) % len(sides)
+			if run > 0 && times[i][0] > slowSearch {
+				continue // a side this slow tells its story in one run
+			}
+			start := time.Now()
+			if err := sides[i](); err != nil {
+				return i, err
+			}
+			times[i] = append(times[i], time.Since(start))
+		}
+	}
+	return 0, nil
 }
 
 // slowSearch is the time beyond which a side of a search case is timed
