@@ -74,7 +74,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := d.noServer(ctx); err != nil {
 		return err
 	}
-	v, keyNote, err := verifier(&d, *key)
+	v, keyNote, err := verifier(d.path(keyFile), "the data directory's", *key)
 	if err != nil {
 		return err
 	}
@@ -175,18 +175,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // none), against key or the ledgers' own key. The events in ClickHouse
 // are not compared with them.
 func verifyPartitions(ctx context.Context, dir string, partitions int, key string, stdout io.Writer) error {
-	var v note.Verifier
-	keyNote := "the given key"
-	if key != "" {
-		var err error
-		if v, err = note.NewVerifier(strings.TrimSpace(key)); err != nil {
-			return fmt.Errorf("--key: %w", err)
-		}
-	} else if _, err := os.Stat(filepath.Join(dir, keyFile)); err == nil {
-		if _, v, _, err = ledger.LoadOrCreateKey(filepath.Join(dir, keyFile), ledgerName); err != nil {
-			return err
-		}
-		keyNote = "the ledgers' key (pass --key to check against a copy kept elsewhere)"
+	v, keyNote, err := verifier(filepath.Join(dir, keyFile), "the ledgers'", key)
+	if err != nil {
+		return err
 	}
 	var records int64
 	ledgers, checkpoints, bad := 0, 0, 0
@@ -225,8 +216,8 @@ func verifyPartitions(ctx context.Context, dir string, partitions int, key strin
 }
 
 // verifier returns the verifier of the ledger's checkpoints: for key, or
-// else for the data directory's own key, and says which.
-func verifier(d *dataFlags, key string) (note.Verifier, string, error) {
+// else for the key at keyPath (whose says whose it is), and says which.
+func verifier(keyPath, whose, key string) (note.Verifier, string, error) {
 	if key != "" {
 		v, err := note.NewVerifier(strings.TrimSpace(key))
 		if err != nil {
@@ -234,14 +225,14 @@ func verifier(d *dataFlags, key string) (note.Verifier, string, error) {
 		}
 		return v, "the given key", nil
 	}
-	if _, err := os.Stat(d.path(keyFile)); err != nil {
+	if _, err := os.Stat(keyPath); err != nil {
 		return nil, "", nil
 	}
-	_, v, _, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
+	_, v, _, err := ledger.LoadOrCreateKey(keyPath, ledgerName)
 	if err != nil {
 		return nil, "", err
 	}
-	return v, "the data directory's key (pass --key to check against a copy kept elsewhere)", nil
+	return v, whose + " key (pass --key to check against a copy kept elsewhere)", nil
 }
 
 func seqRange(first, last int64) string {
