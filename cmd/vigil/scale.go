@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/vigilsec/vigil/access"
@@ -262,16 +263,23 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if does(roleProcess) {
-		obs, err := topic("observations")
-		if err != nil {
-			return err
-		}
-		dir := sc.ledgers(s.data)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+	// The partitions' ledgers and their key: process nodes write and
+	// sign them, query nodes prove events from them.
+	ledgers := sc.ledgers(s.data)
+	var (
+		signer note.Signer
+		vkey   string
+	)
+	if does(roleProcess) || does(roleQuery) {
+		if err := os.MkdirAll(ledgers, 0o700); err != nil {
 			return fmt.Errorf("making the ledgers' directory: %w", err)
 		}
-		signer, _, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, keyFile), ledgerName)
+		if signer, _, vkey, err = ledger.LoadOrCreateKey(filepath.Join(ledgers, keyFile), ledgerName); err != nil {
+			return err
+		}
+	}
+	if does(roleProcess) {
+		obs, err := topic("observations")
 		if err != nil {
 			return err
 		}
@@ -282,7 +290,7 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 			retention = &cfg.Retention.policy
 		}
 		p, err := ingest.NewProcessor(ingest.ProcessorOptions{
-			Events: events, Observations: obs, Leases: leases, Ledgers: dir,
+			Events: events, Observations: obs, Leases: leases, Ledgers: ledgers,
 			Ledger: ledger.Options{Signer: signer, Name: ledgerName, Witnesses: cfg.Ledger.witnesses(),
 				CheckpointEvery: cfg.Ledger.checkpointEvery, SegmentBytes: cfg.Ledger.SegmentBytes, Logger: logger},
 			Store: ch, Retention: retention, Engine: engine.Load,
@@ -347,10 +355,7 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		opts.Coverage = func(ctx context.Context, scope query.Scope, days int) (any, error) {
 			return coverage(ctx, ch, engine.Load(), scope, days, time.Now())
 		}
-		opts.Ledger = partitionLedgers(sc.ledgers(s.data))
-		if _, _, opts.LedgerKey, err = ledger.LoadOrCreateKey(filepath.Join(sc.ledgers(s.data), keyFile), ledgerName); err != nil {
-			return err
-		}
+		opts.Ledger, opts.LedgerKey = partitionLedgers(ledgers), vkey
 		opts.OnElevate = func(ctx context.Context, e access.Elevation, who string) {
 			alerts.Detected([]detect.Detection{breakGlassDetection(e, who)})
 		}

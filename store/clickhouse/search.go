@@ -22,12 +22,13 @@ import (
 // do (store.Result): times as time.Time, integers as int64 or uint64,
 // lists as []any, the raw bytes as a string.
 func (s *Store) Search(ctx context.Context, req query.Request) (*store.Result, error) {
+	// A query without pipes is a filter, whose rows are events.
+	if req.Query == nil || len(req.Query.Pipes) == 0 {
+		return s.searchEvents(ctx, req)
+	}
 	q, err := query.Compile(req, query.ClickHouse)
 	if err != nil {
 		return nil, err
-	}
-	if q.Kind == query.Events && (req.Query == nil || len(req.Query.Pipes) == 0) {
-		return s.searchEvents(ctx, req)
 	}
 	out, err := s.run(ctx, q)
 	if err != nil {
