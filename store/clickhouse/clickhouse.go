@@ -169,7 +169,7 @@ const columns = `day Date,
 // schema is the statements that make the tables of one shard.
 func (s *Store) schema() []string {
 	db := s.opts.Database
-	return []string{
+	return append([]string{
 		"CREATE DATABASE IF NOT EXISTS " + db,
 		"CREATE TABLE IF NOT EXISTS " + db + ".events_local (" + columns + ")" +
 			" ENGINE = ReplacingMergeTree() PARTITION BY day ORDER BY (tenant, time, ledger, seq)",
@@ -185,7 +185,7 @@ func (s *Store) schema() []string {
 		// key, for whoever inserts through the Distributed table.
 		"CREATE TABLE IF NOT EXISTS " + db + ".quarantine AS " + db + ".quarantine_local" +
 			" ENGINE = Distributed(" + s.opts.Cluster + ", " + db + ", quarantine_local, rand())",
-	}
+	}, s.samplesSchema()...)
 }
 
 // row is one event as the events table's JSONEachRow.

@@ -28,7 +28,7 @@ var coverageColumns = []string{"tenant", "environment", "source", "from", "event
 // interpolates exactly: quantileExact picks a value, which for an even
 // count would be half a step from DuckDB's median; see quantileCont).
 func (s *Store) Coverage(ctx context.Context, scope query.Scope, from, to time.Time) ([]store.SourceCoverage, error) {
-	where := append(quarantineScope(scope), "source NOT LIKE 'vigil.%'")
+	where := append(tenantScope(scope), "source NOT LIKE 'vigil.%'")
 	// No bound on the day: the partitions are by the events' time, which
 	// a window of receipt does not bound (a late or skewed event is
 	// received any day). A bound beyond what nanos holds bounds nothing,

@@ -139,7 +139,7 @@ var quarantineResultColumns = []string{"received", "tenant", "source", "origin",
 // that are not UTF-8 replaced. Records of tenants outside scope are
 // never returned.
 func (s *Store) SearchQuarantine(ctx context.Context, text string, scope query.Scope, from, to time.Time, limit int) (*store.Result, error) {
-	where := quarantineScope(scope)
+	where := tenantScope(scope)
 	// A bound beyond what nanos holds bounds nothing: the records it
 	// would leave out are clamped to the same end.
 	if !from.IsZero() && nanos(from) != math.MinInt64 {
@@ -186,12 +186,13 @@ func (s *Store) SearchQuarantine(ctx context.Context, text string, scope query.S
 	return res, nil
 }
 
-// quarantineScope is the condition that keeps a quarantine search to
+// tenantScope is the condition that keeps a read of what is kept by
+// tenant beside the events (the quarantine, coverage, metric samples) to
 // the tenants scope includes (query.Scope.Includes). The events' scope
-// is the query compiler's, which grants widen; what is kept by tenant
-// outside the events follows Tenants alone, as the DuckDB store's
-// quarantine does, so no grant shows another tenant's quarantine.
-func quarantineScope(scope query.Scope) []string {
+// is the query compiler's, which grants widen; the rest follows Tenants
+// alone, as the DuckDB store's quarantine does, so no grant shows
+// another tenant's quarantine.
+func tenantScope(scope query.Scope) []string {
 	switch {
 	case scope.All && slices.Contains(scope.Tenants, query.SystemTenant):
 		return nil

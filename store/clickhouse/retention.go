@@ -1,10 +1,8 @@
 package clickhouse
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -99,11 +97,12 @@ func (s *Store) Expired(ctx context.Context, ledger uint16, tenant string, befor
 // failed (latest_fail_reason, after 18.16) fails the wait with the reason;
 // on 18.16 a failed mutation only stays undone, and ctx ends the wait with
 // the shard and the mutation named (the server's log says why). On 18.16
-// a mutation rewrites every part
-// of the table, matching or not, so a shard that holds none of the rows
-// is left alone, and the caller deletes in batches rather than event by
-// event. A failure may leave some shards done: calling again with the
-// same arguments finishes the rest.
+// a mutation reads the columns of its condition in every part of the
+// table, rewriting the parts that hold rows to delete and hard-linking
+// the rest, so a shard that holds none of the rows is left alone, and the
+// caller deletes in batches rather than event by event. A failure may
+// leave some shards done: calling again with the same arguments finishes
+// the rest.
 func (s *Store) DeleteExpired(ctx context.Context, ledger uint16, tenant string, before time.Time, keep [][2]time.Time, through uint64) error {
 	where, err := expiredWhere(ledger, tenant, before, keep)
 	if err != nil {
@@ -114,7 +113,7 @@ func (s *Store) DeleteExpired(ctx context.Context, ledger uint16, tenant string,
 	var wg sync.WaitGroup
 	for i := range s.opts.Shards {
 		wg.Go(func() {
-			if err := s.deleteOn(ctx, i, where); err != nil {
+			if _, err := s.mutateIfAny(ctx, i, "events_local", where, "DELETE WHERE "+where); err != nil {
 				errs[i] = fmt.Errorf("clickhouse: deleting the expired events of %q in ledger %d on shard %d: %w", tenant, ledger, i+1, err)
 			}
 		})
@@ -156,139 +155,4 @@ func expiredWhere(ledger uint16, tenant string, before time.Time, keep [][2]time
 		where = append(where, "NOT ("+strings.Join(in, " AND ")+")")
 	}
 	return strings.Join(where, " AND "), nil
-}
-
-// deleteOn deletes the rows of events_local that match where on a shard
-// and waits until the mutation that does it is done.
-func (s *Store) deleteOn(ctx context.Context, shard int, where string) error {
-	table := s.opts.Database + ".events_local"
-	out, err := s.exec(ctx, shard, "SELECT 1 FROM "+table+" WHERE "+where+" LIMIT 1", nil)
-	if err != nil {
-		return fmt.Errorf("looking for the rows: %w", err)
-	}
-	if len(bytes.TrimSpace(out)) == 0 {
-		return nil
-	}
-	before, err := s.mutations(ctx, shard, false)
-	if err != nil {
-		return err
-	}
-	if _, err := s.exec(ctx, shard, "ALTER TABLE "+table+" DELETE WHERE "+where, nil); err != nil {
-		return fmt.Errorf("starting the delete: %w", err)
-	}
-	// The server names the mutation it made nowhere in its answer, and
-	// rewrites the command's text: the mutation is among those that
-	// appeared since, and waiting for them all costs nothing more, since
-	// a part takes its pending mutations in one pass, in order.
-	after, err := s.mutations(ctx, shard, false)
-	if err != nil {
-		return err
-	}
-	var ours []string
-	for id := range after {
-		if _, ok := before[id]; !ok {
-			ours = append(ours, id)
-		}
-	}
-	slices.Sort(ours)
-	// A mutation that is done may already be gone from system.mutations
-	// (a table keeps the last hundred), and so is no longer waited for.
-	failReason, err := s.hasFailReason(ctx, shard)
-	if err != nil {
-		return err
-	}
-	wait := 50 * time.Millisecond
-	for {
-		now, err := s.mutations(ctx, shard, failReason)
-		if err != nil {
-			return err
-		}
-		pending := ""
-		for _, id := range ours {
-			m, ok := now[id]
-			switch {
-			case !ok || m.done:
-			case m.failReason != "":
-				return fmt.Errorf("mutation %s failed: %s", id, m.failReason)
-			case pending == "":
-				pending = fmt.Sprintf("mutation %s has %d parts to do", id, m.partsToDo)
-			}
-		}
-		if pending == "" {
-			return nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			// 18.16 records no reason for a mutation that fails: it only
-			// stays undone, and the server's log says why.
-			return fmt.Errorf("waiting for the delete: %s: %w", pending, ctx.Err())
-		case <-t.C:
-		}
-		wait = min(2*wait, time.Second)
-	}
-}
-
-// mutation is a row of system.mutations.
-type mutation struct {
-	done       bool
-	partsToDo  int64
-	failReason string
-}
-
-// mutations returns the mutations of a shard's events_local by id, with
-// the reason of the last failure if the server records one (failReason).
-func (s *Store) mutations(ctx context.Context, shard int, failReason bool) (map[string]mutation, error) {
-	cols := "mutation_id, is_done, parts_to_do"
-	if failReason {
-		cols += ", latest_fail_reason"
-	}
-	stmt := "SELECT " + cols + " FROM system.mutations WHERE database = " + quote(s.opts.Database) +
-		" AND table = 'events_local' FORMAT JSONCompact"
-	out, err := s.exec(ctx, shard, stmt, nil)
-	if err != nil {
-		return nil, fmt.Errorf("reading system.mutations: %w", err)
-	}
-	var ans struct{ Data [][]json.RawMessage }
-	if err := json.Unmarshal(out, &ans); err != nil {
-		return nil, fmt.Errorf("reading system.mutations: %w", err)
-	}
-	ms := make(map[string]mutation, len(ans.Data))
-	for _, row := range ans.Data {
-		if len(row) < 3 {
-			return nil, fmt.Errorf("reading system.mutations: a row of %d columns", len(row))
-		}
-		var id string
-		if err := json.Unmarshal(row[0], &id); err != nil {
-			return nil, fmt.Errorf("reading system.mutations: mutation_id: %w", err)
-		}
-		var m mutation
-		done, err := strconv.ParseUint(unquote(row[1]), 10, 8)
-		if err != nil {
-			return nil, fmt.Errorf("reading system.mutations: is_done of %s: %w", id, err)
-		}
-		m.done = done != 0
-		if m.partsToDo, err = strconv.ParseInt(unquote(row[2]), 10, 64); err != nil {
-			return nil, fmt.Errorf("reading system.mutations: parts_to_do of %s: %w", id, err)
-		}
-		if failReason && len(row) > 3 {
-			if err := json.Unmarshal(row[3], &m.failReason); err != nil {
-				return nil, fmt.Errorf("reading system.mutations: latest_fail_reason of %s: %w", id, err)
-			}
-		}
-		ms[id] = m
-	}
-	return ms, nil
-}
-
-// hasFailReason says whether a shard's system.mutations has
-// latest_fail_reason, which came after 18.16: without it, a wait for a
-// mutation that fails ends with ctx alone.
-func (s *Store) hasFailReason(ctx context.Context, shard int) (bool, error) {
-	out, err := s.exec(ctx, shard, "SELECT count() FROM system.columns WHERE database = 'system' AND table = 'mutations' AND name = 'latest_fail_reason'", nil)
-	if err != nil {
-		return false, fmt.Errorf("reading system.columns: %w", err)
-	}
-	return strings.TrimSpace(string(out)) == "1", nil
 }

@@ -1,15 +1,11 @@
 package clickhouse
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
-	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,16 +23,15 @@ const scanWindow = 24 * time.Hour
 const maxRow = 512 << 20
 
 // Scan calls fn with each event the request selects (its query, scope
-// and time range), oldest first, as the embedded store's Scan does: for
-// hunts and backtests. The events stream from the server a day at a
-// time, never held all at once, and only the days that hold events are
-// asked for.
+// and time range), oldest first and each once, as the embedded store's
+// Scan does: for hunts and backtests. The events stream from the server
+// a day at a time, never held all at once, and only the days that hold
+// events are asked for. A head in the query bounds each day's events.
 func (s *Store) Scan(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
 	days, err := s.days(ctx, req.From, req.To)
 	if err != nil {
 		return err
 	}
-	req = req.OldestFirst()
 	for _, day := range days {
 		sub := req
 		sub.From, sub.To = day, day.Add(scanWindow)
@@ -82,57 +77,51 @@ func (s *Store) days(ctx context.Context, from, to time.Time) ([]time.Time, erro
 	return days, nil
 }
 
+// scanWindow calls fn with the events of req, the window of a Scan,
+// oldest first and each once.
+//
+// It reads without FINAL (query.ClickHouseCopies), which would merge
+// every part of the window in memory: the copies of an event that a
+// retried insert left come side by side instead, since the statement
+// orders by time and then seq, which copies share, and streamEvents
+// keeps the first. The copies are alike but for an origin SetOrigins
+// set before the insert was retried (see SetOrigins), and either may be
+// the one kept until a merge collapses them.
 func (s *Store) scanWindow(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
-	compiled, err := query.Compile(req, query.ClickHouse)
+	compiled, err := query.Compile(req.OldestFirst(), query.ClickHouseCopies)
 	if err != nil {
 		return err
 	}
 	if compiled.Kind != query.Events {
 		return fmt.Errorf("the query must select events, not make a table")
 	}
+	if req.Query != nil && slices.ContainsFunc(req.Query.Pipes, isHead) {
+		// A head counts events, and copies would take their places in
+		// SQL: pick applies the heads, and the events they keep are read
+		// by seq, as in Sessions.
+		seqs, err := s.pick(ctx, req)
+		if err != nil || len(seqs) == 0 {
+			return err
+		}
+		q := *req.Query
+		q.Filter = nil // the seqs matched it
+		q.Pipes = slices.DeleteFunc(slices.Clone(q.Pipes), isHead)
+		req.Query, req.SeqRanges = &q, ranges(seqs)
+		if compiled, err = query.Compile(req.OldestFirst(), query.ClickHouseCopies); err != nil {
+			return err
+		}
+	}
 	text, err := inline(compiled.Text, compiled.Args)
 	if err != nil {
 		return fmt.Errorf("clickhouse: %w", err)
 	}
-	params := url.Values{"query": {text + " FORMAT JSONEachRow"}, "database": {s.opts.Database},
-		// Numbers as numbers, which 18.16 quotes when they are 64-bit.
-		"output_format_json_quote_64bit_integers": {"0"}}
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.Shards[0]+"/?"+params.Encode(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := s.client.Do(httpReq)
-	if err != nil {
-		return fmt.Errorf("clickhouse: scanning events: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
-		return fmt.Errorf("clickhouse: scanning events: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), maxRow)
 	redacts := req.Scope.Redacts()
-	for sc.Scan() {
-		var r row
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return fmt.Errorf("clickhouse: scanning events: %w", err)
-		}
-		e, err := eventOf(&r)
-		if err != nil {
-			return fmt.Errorf("clickhouse: scanning events: event %d: %w", r.Seq, err)
-		}
+	return s.streamEvents(ctx, "scanning events", text, func(e *event.Event) error {
 		if redacts {
 			store.RedactEvent(e, req.Scope.Redaction(e.Tenant))
 		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("clickhouse: scanning events: %w", err)
-	}
-	return nil
+		return fn(e)
+	})
 }
 
 // eventOf is the event a row holds: rowOf's inverse.
