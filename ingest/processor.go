@@ -50,6 +50,9 @@ type ProcessorOptions struct {
 	// be a RetainingStore.
 	Retention      *Retention
 	RetentionEvery time.Duration
+	// Enrich, if set, completes a partition's events before its ledger
+	// takes them, in the order they are appended (as Pipeline.Enrich).
+	Enrich func([]*event.Event)
 	// Engine returns the rules to run, which may change.
 	Engine func() *detect.Engine
 	Sink   detect.Sink
@@ -226,6 +229,9 @@ func (p *Processor) events(ctx context.Context, part int) error {
 			last = msgs[len(msgs)-1].Seq
 		}
 		if last > after {
+			if p.opts.Enrich != nil && len(evs) > 0 {
+				p.opts.Enrich(evs)
+			}
 			first, err := l.AppendBatch(ctx, evs, busKey(last))
 			if err != nil {
 				return fmt.Errorf("partition %d: appending to the ledger: %w", part, err)
@@ -520,6 +526,18 @@ func readMark(dir string) (int64, error) {
 		return 0, fmt.Errorf("the processed mark %s: %w", filepath.Join(dir, markFile), err)
 	}
 	return n, nil
+}
+
+// PartitionStored returns the seq below which the store holds every
+// event of partition part, by the mark its process node keeps in the
+// ledgers' directory: where a reader of new events (a search-triggered
+// playbook) may read up to on any node.
+func PartitionStored(ledgers string, part int) (uint64, error) {
+	mark, err := readMark(PartitionLedger(ledgers, part))
+	if err != nil {
+		return 0, fmt.Errorf("partition %d: %w", part, err)
+	}
+	return PartitionSeq(part, mark), nil
 }
 
 func writeMark(dir string, size int64) error {

@@ -129,6 +129,12 @@ func TestScaleOut(t *testing.T) {
 			Events: evs, Observations: obs, Leases: leases, Ledgers: ledgers,
 			Ledger: ledger.Options{Signer: signer, Name: "vigil", CheckpointEvery: time.Second},
 			Store:  ch, Engine: func() *detect.Engine { return engine }, Sink: got,
+			// What enrichment adds reaches the ledger and the store.
+			Enrich: func(evs []*event.Event) {
+				for _, ev := range evs {
+					ev.Context.Team = "enriched"
+				}
+			},
 			Logger: testLogger(t, name),
 		})
 		if err != nil {
@@ -198,6 +204,13 @@ func TestScaleOut(t *testing.T) {
 		}
 		if fmt.Sprint(res.Rows) != fmt.Sprintf("[[%d %d]]", n, n) {
 			t.Errorf("tenant %s: ClickHouse holds %v events and distinct ids, want %d", tenant, res.Rows, n)
+		}
+		res, err = ch.Search(ctx, query.Request{Query: mustParse(t, "team:enriched | stats count() as n"), Scope: query.Scope{Tenants: []string{tenant}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(res.Rows) != fmt.Sprintf("[[%d]]", n) {
+			t.Errorf("tenant %s: ClickHouse holds %v enriched events, want %d", tenant, res.Rows, n)
 		}
 	}
 

@@ -143,6 +143,18 @@ func (e *Enricher) Addrs(tenant string, a Asset, t time.Time) []netip.Addr {
 	return nil
 }
 
+// Observe learns what events say of credentials and assets, without
+// enriching them: on a scale-out, the events other nodes enriched and
+// stored, read back from the store.
+func (e *Enricher) Observe(evs []*event.Event) {
+	e.ids.Observe(evs)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ev := range evs {
+		e.inventory(ev.Tenant).Observe(ev)
+	}
+}
+
 // Enrich enriches a batch of events, in time order as a batch reaches
 // the ledger: the credentials and assets an event makes are known to the
 // events after it.

@@ -198,6 +198,24 @@ func TestEnrichAssets(t *testing.T) {
 	}
 }
 
+// TestEnrichObserved: what an Enricher observes (another node's events,
+// read back from the store) it knows when it enriches its own; the
+// events observed are left as they were.
+func TestEnrichObserved(t *testing.T) {
+	e := NewEnricher(NewIdentities())
+	run := launchEvent(t)
+	e.Observe([]*event.Event{run})
+	if !reflect.DeepEqual(run.Context, event.Context{}) {
+		t.Errorf("observing enriched the launch: %+v", run.Context)
+	}
+	flow := &event.Event{Time: run.Time.Add(time.Minute), Tenant: run.Tenant, Source: "aws.vpcflow",
+		SrcIP: netip.MustParseAddr("192.168.1.95"), DstIP: netip.MustParseAddr("10.0.9.9")}
+	e.Enrich([]*event.Event{flow})
+	if got := flow.Context.Src.Asset; got != "i-07d06021b0da55115" {
+		t.Errorf("flow from 192.168.1.95 after the observed launch: src_asset %q, want i-07d06021b0da55115", got)
+	}
+}
+
 // TestEnrichAddressChanged: what enrichment keeps of an address is
 // worked out again when the address's facts change, even at a time it
 // had already answered for, and not lost when another address's do.

@@ -157,6 +157,40 @@ func (w *Watch) heard(k SourceKey, now time.Time) {
 	h.last, h.silent = now, false
 }
 
+// Summary returns what a Watch needs of evs, as events: for each source,
+// one received at the latest time it was (now, for events that do not
+// say), and each event that disabled logging, with only the fields a
+// Watch reads. A Watch observes a summary as it would the events. On a
+// scale-out, where events arrive at several nodes and one watches, the
+// others send it their summaries.
+func Summary(evs []*event.Event, now time.Time) []*event.Event {
+	latest := map[SourceKey]time.Time{}
+	var out []*event.Event
+	for _, ev := range evs {
+		if strings.HasPrefix(ev.Source, "vigil.") {
+			continue
+		}
+		at := ev.Received
+		if at.IsZero() {
+			at = now
+		}
+		if k := keyOf(ev); at.After(latest[k]) {
+			latest[k] = at
+		}
+		if _, ok := tampering(ev); ok {
+			out = append(out, &event.Event{Time: ev.Time, Received: at, Seq: ev.Seq, ID: ev.ID, Tenant: ev.Tenant, Source: ev.Source,
+				Action: ev.Action, Actor: event.Actor{Name: ev.Actor.Name}, Resources: ev.Resources, Outcome: ev.Outcome,
+				Cloud: event.Cloud{Account: ev.Cloud.Account}, Host: ev.Host})
+		}
+	}
+	for k, at := range latest {
+		// keyOf reads the account, else the host: either gives From back.
+		out = append(out, &event.Event{Tenant: k.Tenant, Source: k.Source, Cloud: event.Cloud{Account: k.From}, Received: at})
+	}
+	slices.SortStableFunc(out, func(a, b *event.Event) int { return a.Received.Compare(b.Received) })
+	return out
+}
+
 // keyOf names the source of an event.
 func keyOf(ev *event.Event) SourceKey {
 	from := ev.Cloud.Account

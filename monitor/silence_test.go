@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -47,6 +48,22 @@ func TestWatch(t *testing.T) {
 	}
 	if got := w.Silent(t0.Add(time.Hour)); len(got) != 0 {
 		t.Errorf("reported twice: %+v", got)
+	}
+	// A Watch fed the events' summary (a scale-out's ingest nodes send
+	// theirs) finds the same silence.
+	ws := NewWatch(WatchOptions{Start: t0, Expected: []ExpectedSource{{SourceKey: trail, MaxGap: Duration(15 * time.Minute)}}})
+	other := &event.Event{Tenant: "acme", Source: "aws.cloudtrail", Cloud: event.Cloud{Account: "143434273843"}, Received: t0.Add(time.Minute)}
+	summary := Summary(append([]*event.Event{other}, stop...), t0.Add(7*time.Minute))
+	if len(summary) != 2 {
+		t.Errorf("summary of two events of one source, one of them tampering: %d events, want 2", len(summary))
+	}
+	ws.Observe(summary, t0.Add(7*time.Minute))
+	if got := ws.Silent(t0.Add(20 * time.Minute)); len(got) != 0 {
+		t.Errorf("from the summary, silent within the bound: %+v", got)
+	}
+	if sum := ws.Silent(t0.Add(23 * time.Minute)); len(sum) != 1 || !sum[0].LastSeen.Equal(t0.Add(7*time.Minute)) ||
+		!reflect.DeepEqual(sum[0].Tampering, got[0].Tampering) {
+		t.Errorf("from the summary, silences %+v; from the events %+v", sum, got)
 	}
 	// Heard from again, then quiet again.
 	resumed := &event.Event{Tenant: "acme", Source: "aws.cloudtrail", Cloud: event.Cloud{Account: "143434273843"}, Received: t0.Add(2 * time.Hour)}

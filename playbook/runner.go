@@ -104,11 +104,13 @@ type Options struct {
 	// Event reads the event of a tenant at a ledger index, for a run a
 	// person starts on an alert.
 	Event func(ctx context.Context, tenant string, seq uint64) (*event.Event, error)
-	// Stored is the ledger index below which the store holds every
-	// event. Events calls fn with the events a search matches among the
-	// seqs from to to, inclusive, in every tenant. Playbooks triggered
-	// by a search need both.
-	Stored func() uint64
+	// Stored is, for each ledger, the seq below which the store holds
+	// every event of that ledger: one mark for one node's ledger, one
+	// per partition on a scale-out, where a partition's seqs are a range
+	// of their own. Events calls fn with the events a search matches
+	// among the seqs from to to, inclusive, in every tenant. Playbooks
+	// triggered by a search need both.
+	Stored func() ([]uint64, error)
 	Events func(ctx context.Context, q *query.Query, from, to uint64, fn func(*event.Event) error) error
 	// Audit appends a record to the ledger; Ask requests an approval.
 	Audit func(context.Context, Record) error
@@ -125,6 +127,12 @@ type Options struct {
 	// Backoff is the pause before a step's next attempt (default 1s,
 	// doubling, up to 30s).
 	Backoff func(attempt int) time.Duration
+	// Idle, if set, is how long a running run goes without a change
+	// before Resume takes it: on a scale-out every node carries runs, and
+	// one left that long by its node is one whose node is gone. Zero
+	// means every running run, which suits one node: at start, it
+	// carries none.
+	Idle time.Duration
 	// Link is the console's address, for links to runs.
 	Link       string
 	Now        func() time.Time
@@ -370,15 +378,20 @@ func (r *Runner) release(id string) {
 	r.mu.Unlock()
 }
 
-// Resume carries on the runs that were running when vigil stopped. Runs
-// waiting for approval go on waiting.
+// Resume carries on the runs that were running when vigil stopped (with
+// Options.Idle, those idle that long). Runs waiting for approval go on
+// waiting.
 func (r *Runner) Resume(ctx context.Context) error {
 	rs, err := r.opts.DB.Runs(ctx, meta.RunQuery{AllTenants: true, Status: []string{Running}, Limit: 10_000, Steps: true})
 	if err != nil {
 		return err
 	}
+	idleSince := r.opts.Now().Add(-r.opts.Idle)
 	for i := range rs {
 		run := &rs[i]
+		if r.opts.Idle > 0 && run.Updated.After(idleSince) {
+			continue
+		}
 		p := r.playbook(run.Playbook)
 		if p == nil {
 			r.end(ctx, run, Failed, fmt.Sprintf("playbook %q is no longer loaded", run.Playbook))

@@ -519,7 +519,7 @@ func TestSearchTrigger(t *testing.T) {
 		}
 		return nil
 	}
-	opts := Options{Stored: func() uint64 { mu.Lock(); defer mu.Unlock(); return head }, Events: events}
+	opts := Options{Stored: func() ([]uint64, error) { mu.Lock(); defer mu.Unlock(); return []uint64{head}, nil }, Events: events}
 	h := newHarness(t, opts, `
 name: on-key
 mode: dry-run
@@ -585,6 +585,113 @@ steps:
 	}
 	if _, err := Parse("p.yml", []byte("name: x\ntrigger: {search: 'action:X | stats count()'}\nsteps: [{action: notify, with: {channel: c}}]\n")); err == nil {
 		t.Error("a search with a pipe loads")
+	}
+}
+
+// TestSearchTriggerLedgers: on a scale-out each partition's ledger is a
+// range of seqs of its own, with its own mark; a search-triggered
+// playbook reads each from where it read it to, and a position of
+// another number of ledgers starts again from now rather than from
+// zero.
+func TestSearchTriggerLedgers(t *testing.T) {
+	const p1 = 1 << 40 // partition 1's first seq
+	var (
+		mu    sync.Mutex
+		marks = []uint64{10, p1 + 3}
+		asked [][2]uint64
+	)
+	events := func(ctx context.Context, q *query.Query, from, to uint64, fn func(*event.Event) error) error {
+		mu.Lock()
+		asked = append(asked, [2]uint64{from, to})
+		mu.Unlock()
+		return nil
+	}
+	stored := func() ([]uint64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(marks), nil
+	}
+	h := newHarness(t, Options{Stored: stored, Events: events}, `
+name: on-key
+mode: dry-run
+trigger: {search: "action:CreateAccessKey"}
+steps:
+  - {name: note, action: notify, with: {channel: soc, text: "{{ .Event.Seq }}"}}
+`)
+	tick := func() {
+		t.Helper()
+		if err := h.runner.SearchTick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick() // from now on
+	mu.Lock()
+	marks = []uint64{15, p1 + 3}
+	mu.Unlock()
+	tick()
+	mu.Lock()
+	marks = []uint64{15, p1 + 9}
+	mu.Unlock()
+	tick()
+	if want := [][2]uint64{{10, 14}, {p1 + 3, p1 + 8}}; !slices.Equal(asked, want) {
+		t.Errorf("searched %v, want %v", asked, want)
+	}
+	// Three partitions now: the position of two says nothing of them.
+	mu.Lock()
+	marks, asked = []uint64{20, p1 + 9, 2*p1 + 4}, nil
+	mu.Unlock()
+	tick()
+	tick()
+	if len(asked) != 0 {
+		t.Errorf("after the partitions changed, searched %v; want nothing before the new marks", asked)
+	}
+}
+
+// TestResumeIdle: at start, one node resumes every run left running; on
+// a scale-out (Options.Idle) only those idle long enough that their node
+// is gone, not those another node is carrying on.
+func TestResumeIdle(t *testing.T) {
+	const book = `
+name: tell
+mode: dry-run
+trigger: {manual: true}
+steps:
+  - {name: note, action: notify, with: {channel: soc, text: "hello"}}
+`
+	h := newHarness(t, Options{}, book)
+	ctx := context.Background()
+	left := func(id string, idle time.Duration) {
+		t.Helper()
+		at := h.now.Add(-idle)
+		run := &meta.Run{ID: id, Playbook: "tell", Status: Running, Actor: "alert", Data: []byte("{}"), Created: at, Updated: at,
+			Steps: []meta.RunStep{{Name: "note", Action: "notify", Status: Pending}}}
+		if err := h.db.SaveRun(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left("run-busy", time.Minute)
+	left("run-orphan", 20*time.Minute)
+
+	scaled := NewRunner(h.runner.opts)
+	scaled.opts.Idle = 10 * time.Minute
+	scaled.SetPlaybooks(mustParse(t, book))
+	if err := scaled.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scaled.Wait()
+	if got := h.run("run-orphan").Status; got != Done {
+		t.Errorf("the run idle 20 minutes is %s, want %s: resumed", got, Done)
+	}
+	if got := h.run("run-busy").Status; got != Running {
+		t.Errorf("the run idle a minute is %s, want it left %s to the node carrying it", got, Running)
+	}
+
+	if err := h.runner.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.runner.Wait()
+	if got := h.run("run-busy").Status; got != Done {
+		t.Errorf("without Idle, the run is %s, want %s", got, Done)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/meta"
@@ -15,7 +16,7 @@ import (
 const MaxSearchRuns = 100
 
 // searchPosition is the setting that keeps where a search-triggered
-// playbook has read the ledger to.
+// playbook has read the ledgers to: a mark per ledger, comma-separated.
 func searchPosition(name string) string { return "playbooks.search." + name }
 
 // SearchTick starts the runs of the playbooks a search triggers: one per
@@ -27,7 +28,10 @@ func (r *Runner) SearchTick(ctx context.Context) error {
 	if r.opts.Stored == nil || r.opts.Events == nil {
 		return nil
 	}
-	mark := r.opts.Stored()
+	marks, err := r.opts.Stored()
+	if err != nil {
+		return fmt.Errorf("playbook: where the store is: %w", err)
+	}
 	var errs []error
 	for _, p := range r.Playbooks() {
 		if p.Trigger.search == nil {
@@ -38,13 +42,16 @@ func (r *Runner) SearchTick(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		from, err := strconv.ParseUint(set.Value, 10, 64)
-		if err != nil || set.Value == "" {
-			from = mark // a new playbook: from now on
+		from, ok := parseMarks(set.Value, len(marks))
+		if !ok {
+			from = marks // a new playbook, or ledgers that changed: from now on
 		}
-		if from < mark {
-			started, dropped := 0, 0
-			err = r.opts.Events(ctx, p.Trigger.search, from, mark-1, func(ev *event.Event) error {
+		started, dropped := 0, 0
+		for i, mark := range marks {
+			if from[i] >= mark {
+				continue
+			}
+			err = r.opts.Events(ctx, p.Trigger.search, from[i], mark-1, func(ev *event.Event) error {
 				if !p.conditionsHold(nil, ev) {
 					return nil
 				}
@@ -62,18 +69,50 @@ func (r *Runner) SearchTick(ctx context.Context) error {
 				return nil
 			})
 			if err != nil {
-				errs = append(errs, fmt.Errorf("playbook %s: search: %w", p.Name, err))
-				continue
-			}
-			if dropped > 0 {
-				r.metrics.dropped.Add(float64(dropped))
-				r.log.Warn("a search-triggered playbook matched more events than it may run on at once; the rest are not run",
-					"playbook", p.Name, "started", started, "not_run", dropped)
+				break
 			}
 		}
-		if err := r.opts.DB.SetSetting(ctx, meta.Setting{Name: searchPosition(p.Name), Value: strconv.FormatUint(mark, 10), Actor: "vigil", Updated: r.opts.Now().UTC()}); err != nil {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("playbook %s: search: %w", p.Name, err))
+			continue
+		}
+		if dropped > 0 {
+			r.metrics.dropped.Add(float64(dropped))
+			r.log.Warn("a search-triggered playbook matched more events than it may run on at once; the rest are not run",
+				"playbook", p.Name, "started", started, "not_run", dropped)
+		}
+		if err := r.opts.DB.SetSetting(ctx, meta.Setting{Name: searchPosition(p.Name), Value: formatMarks(marks), Actor: "vigil", Updated: r.opts.Now().UTC()}); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// parseMarks reads a position of n ledgers; ok is false for none, or for
+// one of another number of ledgers.
+func parseMarks(s string, n int) (marks []uint64, ok bool) {
+	if s == "" {
+		return nil, false
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) != n {
+		return nil, false
+	}
+	marks = make([]uint64, n)
+	for i, p := range parts {
+		m, err := strconv.ParseUint(p, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		marks[i] = m
+	}
+	return marks, true
+}
+
+func formatMarks(marks []uint64) string {
+	parts := make([]string, len(marks))
+	for i, m := range marks {
+		parts[i] = strconv.FormatUint(m, 10)
+	}
+	return strings.Join(parts, ",")
 }

@@ -262,7 +262,9 @@ func (r *Runner) wait(ctx context.Context, run *meta.Run, s *meta.RunStep, why s
 // act does the step, trying again where that is safe.
 func (r *Runner) act(ctx context.Context, run *meta.Run, ps *Step, s *meta.RunStep, act Action) string {
 	s.Status, s.Started, s.Error = Running, r.opts.Now().UTC(), ""
-	run.Status = Running
+	// Updated too: Resume tells a run still carried on from one whose
+	// node is gone by how long it has been idle.
+	run.Status, run.Updated = Running, s.Started
 	if err := r.opts.DB.SaveRun(ctx, run); err != nil {
 		r.log.Error("recording a playbook run", "run", run.ID, "err", err)
 	}

@@ -6,12 +6,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +65,9 @@ func TestAccessReads(t *testing.T) {
 	if len(rows) == 0 {
 		t.Fatal("no team-b event to prove")
 	}
-	bSeq := fmt.Sprint(rows[0]["seq"])
+	// As an integer: a scale-out's seqs (partition << 40 | index) print
+	// in exponent form as floats.
+	bSeq := strconv.FormatFloat(rows[0]["seq"].(float64), 'f', -1, 64)
 	for _, tc := range []struct{ path, marker string }{
 		{"/api/v1/identities/ASIANQQHHS551LWULIWD", teamBAccount},
 		{"/api/v1/inventory?q=malicious-iam-user", "malicious-iam-user"},

@@ -49,7 +49,10 @@ func TestConfigRetention(t *testing.T) {
 		{"meta: {url: postgres://db/vigil}\nscale: {nats: [http://n:4222], clickhouse: {shards: [http://c:8123], cluster: vigil}}", "scale.nats[0]", nil},
 		{"meta: {url: postgres://db/vigil}\nscale: {nats: [nats://n:4222], clickhouse: {shards: [http://c:8123]}}", "scale.clickhouse.cluster", nil},
 		{"meta: {url: postgres://db/vigil}\nscale: {clickhouse: {shards: [http://c:8123], cluster: vigil}}", "scale.nats: name the NATS servers", nil},
-		{scaleYAML + "playbooks: {dir: /etc/vigil/playbooks}\n", "the scale-out does not run playbooks yet", nil},
+		// What one node runs, the scale-out runs too.
+		{scaleYAML + "playbooks: {dir: /etc/vigil/playbooks}\nmonitor: {scrape: [{name: node, url: \"http://127.0.0.1:9100/metrics\", every: 1m}]}\n", "", func(c *config) bool {
+			return c.Scale.configured() && c.Playbooks.Dir == "/etc/vigil/playbooks" && len(c.Monitor.Scrape) == 1
+		}},
 		{scaleYAML + "retention: {default: 90d}\n", "", func(c *config) bool { return c.Retention.configured() }},
 	}
 	for _, tt := range tests {

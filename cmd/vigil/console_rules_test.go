@@ -51,6 +51,7 @@ func TestConsoleRulesBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the rule should find: the demo's trail events.
+	srv.waitDemo()
 	var want int
 	srv.wait("the demo's detections and trail events", func() bool {
 		_, rows, _ := srv.searchAs(srv.token, "source:aws.cloudtrail (action:StopLogging OR action:DeleteTrail OR action:UpdateTrail) | stats count()")

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -230,7 +232,17 @@ type enrichment struct {
 // half) and every asset the stored audit logs tell of, imports the
 // configured snapshots, and loads the configured lookups.
 func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *slog.Logger) (*enrichment, error) {
-	st := finder{dd.db, query.Scope{All: true}}
+	e, err := openEnrichment(ctx, finder{dd.db, query.Scope{All: true}}, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	dd.pipeline.Enrich = e.enrich
+	return e, nil
+}
+
+// openEnrichment returns the enrichment of a node that reads the store
+// st: startEnrichment's, without the pipeline.
+func openEnrichment(ctx context.Context, st finder, cfg *contextConfig, logger *slog.Logger) (*enrichment, error) {
 	ids := inventory.NewIdentities()
 	n, err := ids.Follow(ctx, st, inventory.IssuingQuery, time.Now().Add(-72*time.Hour), time.Time{})
 	if err != nil {
@@ -247,7 +259,6 @@ func startEnrichment(ctx context.Context, dd *data, cfg *contextConfig, logger *
 		e.Close()
 		return nil, err
 	}
-	dd.pipeline.Enrich = e.enrich
 	return e, nil
 }
 
@@ -338,6 +349,105 @@ func (e *enrichment) followOrigins(ctx context.Context, st finder, size, stored 
 		})
 	}()
 	return func() { cancel(); <-done }
+}
+
+// A storedFollower keeps the enrichment of a node of a scale-out current
+// with what every process node stores: it observes the credentials
+// issued and the assets made by the events stored since it last looked,
+// each partition's new seqs by the marks stored returns.
+type storedFollower struct {
+	e      *enrichment
+	st     finder
+	stored func() ([]uint64, error)
+	q      *query.Query
+
+	mu    sync.Mutex
+	marks []uint64
+}
+
+// followStored returns a follower of what is stored from marks on (taken
+// before the enrichment first read the store).
+func (e *enrichment) followStored(st finder, marks []uint64, stored func() ([]uint64, error)) *storedFollower {
+	q, err := query.Parse("(" + inventory.IssuingQuery + ") OR (" + inventory.AssetQuery + ")")
+	if err != nil {
+		panic(err) // the inventory's own queries
+	}
+	return &storedFollower{e: e, st: st, stored: stored, q: q, marks: marks}
+}
+
+// catchUp observes what was stored since the last call: every
+// backfillEvery, and before a query node answers who did what, so that
+// it knows what was stored a moment ago.
+func (f *storedFollower) catchUp(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next, err := f.stored()
+	if err != nil {
+		return err
+	}
+	if len(next) == len(f.marks) {
+		if err := f.observe(ctx, f.marks, next); err != nil {
+			return err // read again from the same marks
+		}
+	}
+	f.marks = next
+	return nil
+}
+
+// run catches up every backfillEvery until ctx ends. On a process node
+// (late), it then gives origins to the events it enriched before their
+// credential's issue arrived, once the store holds them (it stores what
+// it enriched within seconds; storeLag is the margin). It returns a
+// function that stops it and waits.
+func (f *storedFollower) run(ctx context.Context, late bool) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		everyTick(ctx, backfillEvery, func() {
+			if err := f.catchUp(ctx); err != nil && ctx.Err() == nil {
+				f.e.logger.Error("following the credentials and assets stored", "err", err)
+			}
+			if late {
+				n, err := f.e.ids.BackfillLate(ctx, f.st, time.Now().Add(-storeLag))
+				f.e.logBackfill(ctx, n, err)
+			}
+		})
+	}()
+	return func() { cancel(); <-done }
+}
+
+// storeLag is how long a process node of a scale-out may take to store
+// what it enriched: it stores a partition's events when a batch fills or
+// the bus has nothing more for a second.
+const storeLag = time.Minute
+
+// observe observes the events of the inventory's queries among those
+// stored between the marks from and to, in time order.
+func (f *storedFollower) observe(ctx context.Context, from, to []uint64) error {
+	var ranges [][2]uint64
+	for p := range to {
+		if from[p] < to[p] {
+			ranges = append(ranges, [2]uint64{from[p], to[p] - 1})
+		}
+	}
+	if len(ranges) == 0 {
+		return nil
+	}
+	seqs, err := f.st.db.Seqs(ctx, query.Request{Query: f.q, Scope: f.st.scope, SeqRanges: ranges, Limit: math.MaxInt32})
+	if err != nil {
+		return err
+	}
+	var evs []*event.Event
+	if err := f.st.db.EventsAt(ctx, seqs, func(ev *event.Event) error {
+		evs = append(evs, ev)
+		return nil
+	}); err != nil {
+		return err
+	}
+	slices.SortStableFunc(evs, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
+	f.e.Observe(evs)
+	return nil
 }
 
 func (e *enrichment) logBackfill(ctx context.Context, n int, err error) {

@@ -12,11 +12,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vigilsec/vigil/demo"
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/meta/metatest"
+	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/store"
 )
 
 // childEnv, when set, makes the test binary run as vigil itself, with its
@@ -169,3 +175,29 @@ func (s *served) wait(what string, ok func() bool) {
 		}
 	}
 }
+
+// waitDemo waits until the server holds every event of the demo dataset:
+// at once when it serves one data directory, which loads the demo before
+// it serves; as the partitions store it on a scale-out.
+func (s *served) waitDemo() {
+	s.t.Helper()
+	var want countingSink
+	if _, err := ingest.NewImporter(&want, ingest.ImportOptions{Parse: parse.Options{Received: time.Now(), Backfill: true}}).
+		ImportFS(context.Background(), demo.Files(), "demo"); err != nil {
+		s.t.Fatal(err)
+	}
+	s.wait(fmt.Sprintf("the demo's %d events", want.n.Load()), func() bool {
+		_, rows, _ := s.searchAs(s.token, "origin:demo/* | stats count()")
+		return len(rows) == 1 && rows[0]["count"] == float64(want.n.Load())
+	})
+}
+
+// countingSink is an importer's sink that counts the events.
+type countingSink struct{ n atomic.Int64 }
+
+func (c *countingSink) Append(_ context.Context, evs []*event.Event) error {
+	c.n.Add(int64(len(evs)))
+	return nil
+}
+
+func (c *countingSink) Quarantine(context.Context, []store.Quarantined) error { return nil }

@@ -8,14 +8,17 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nuid"
+	"github.com/vigilsec/vigil/bus"
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/metric"
 	"github.com/vigilsec/vigil/monitor"
 	"github.com/vigilsec/vigil/query"
-	"github.com/vigilsec/vigil/store/duckdb"
 )
 
 // monitorConfig is the monitor section of the config file.
@@ -42,9 +45,17 @@ func (c *monitorConfig) rules() []monitor.Rule {
 	return monitor.DefaultRules()
 }
 
+// A sampleStore keeps metric samples: the embedded store, or ClickHouse
+// on a scale-out.
+type sampleStore interface {
+	monitor.SampleAppender
+	Samples(ctx context.Context, scope query.Scope, name string, match map[string]string, from, to time.Time) ([]metric.Series, error)
+	Downsample(ctx context.Context, before time.Time) (int64, error)
+}
+
 // storeFlows stores the network use flow logs gave every minute, and
 // what is left when ctx is done.
-func storeFlows(ctx context.Context, flows *monitor.FlowRollup, dd *data, logger *slog.Logger) {
+func storeFlows(ctx context.Context, flows *monitor.FlowRollup, st monitor.SampleAppender, logger *slog.Logger) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for done := false; !done; {
@@ -54,7 +65,7 @@ func storeFlows(ctx context.Context, flows *monitor.FlowRollup, dd *data, logger
 		case <-t.C:
 		}
 		for tenant, series := range flows.Flush(done) {
-			if err := dd.db.AppendSamples(context.WithoutCancel(ctx), tenant, series); err != nil {
+			if err := st.AppendSamples(context.WithoutCancel(ctx), tenant, series); err != nil {
 				logger.Error("storing the network use of flow logs", "tenant", tenant, "err", err)
 			}
 		}
@@ -67,7 +78,7 @@ const rawSamplesFor = 7 * 24 * time.Hour
 
 // downsample rolls the samples older than rawSamplesFor up into hours,
 // at start and every hour after, until ctx is done.
-func downsample(ctx context.Context, db *duckdb.DB, logger *slog.Logger) {
+func downsample(ctx context.Context, db sampleStore, logger *slog.Logger) {
 	roll := func() {
 		n, err := db.Downsample(ctx, time.Now().Add(-rawSamplesFor))
 		switch {
@@ -90,8 +101,8 @@ var evaluateEvery = 5 * time.Minute
 // was expected and what was seen, and as an alert of its rule.
 type anomalyAlerter struct {
 	rules    []monitor.Rule
-	store    *duckdb.DB
-	intake   *ingest.Intake
+	store    sampleStore
+	intake   ingest.Acceptor
 	alerts   interface{ Detected([]detect.Detection) }
 	logger   *slog.Logger
 	reported map[string]time.Time // anomaly key → when it was reported
@@ -173,7 +184,7 @@ var silenceEvery = time.Minute
 // watchSilence records, until ctx is done, each source that has gone
 // quiet for longer than its bound as an event, which the built-in rule
 // "Log Source Went Silent" alerts on.
-func watchSilence(ctx context.Context, w *monitor.Watch, intake *ingest.Intake, logger *slog.Logger) {
+func watchSilence(ctx context.Context, w *monitor.Watch, intake ingest.Acceptor, logger *slog.Logger) {
 	everyTick(ctx, silenceEvery, func() {
 		for _, s := range w.Silent(time.Now()) {
 			if err := acceptPatiently(ctx, intake, ingest.Batch{Source: "monitor", Events: []*event.Event{silenceEvent(s)}}); err != nil && ctx.Err() == nil {
@@ -211,11 +222,11 @@ func silenceEvent(s monitor.Silence) *event.Event {
 // startProbes runs the configured probes until ctx is done: their
 // samples go to the store, and each change between up and down is an
 // availability event, through the intake like any other.
-func startProbes(ctx context.Context, cfg *config, dd *data, intake *ingest.Intake, logger *slog.Logger) {
+func startProbes(ctx context.Context, cfg *config, st monitor.SampleAppender, intake ingest.Acceptor, logger *slog.Logger) {
 	if len(cfg.Monitor.Probes) == 0 {
 		return
 	}
-	pr := &monitor.Prober{Probes: cfg.Monitor.Probes, Store: dd.db, Tenant: cfg.Tenant, Logger: logger,
+	pr := &monitor.Prober{Probes: cfg.Monitor.Probes, Store: st, Tenant: cfg.Tenant, Logger: logger,
 		Changed: func(p *monitor.Probe, r monitor.Result) {
 			if err := acceptProbeEvent(ctx, intake, cfg.Tenant, p, r); err != nil && ctx.Err() == nil {
 				logger.Error("recording a probe's change", "probe", p.Name, "err", err)
@@ -226,7 +237,7 @@ func startProbes(ctx context.Context, cfg *config, dd *data, intake *ingest.Inta
 }
 
 // acceptProbeEvent records that a probe went down or came back up.
-func acceptProbeEvent(ctx context.Context, intake *ingest.Intake, tenant string, p *monitor.Probe, r monitor.Result) error {
+func acceptProbeEvent(ctx context.Context, intake ingest.Acceptor, tenant string, p *monitor.Probe, r monitor.Result) error {
 	state, result := "up", event.OutcomeSuccess
 	msg := fmt.Sprintf("probe %s: %s is up again", p.Name, p.Target)
 	if !r.Up {
@@ -252,7 +263,7 @@ type probeAvailability struct {
 }
 
 // probeReport gives the availability of every probed target in scope.
-func probeReport(ctx context.Context, db *duckdb.DB, scope query.Scope, now time.Time) ([]probeAvailability, error) {
+func probeReport(ctx context.Context, db sampleStore, scope query.Scope, now time.Time) ([]probeAvailability, error) {
 	series, err := db.Samples(ctx, scope, monitor.ProbeUp, nil, now.Add(-7*24*time.Hour), now)
 	if err != nil {
 		return nil, err
@@ -271,4 +282,86 @@ func probeReport(ctx context.Context, db *duckdb.DB, scope query.Scope, now time
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// hearing is the acceptor of an ingest node of a scale-out, which also
+// keeps the summary (monitor.Summary) of what it accepted since it last
+// sent one to the node that watches for silent sources: events arrive at
+// every ingest node, and silence is of them all.
+type hearing struct {
+	ingest.Acceptor
+	mu      sync.Mutex
+	pending []*event.Event
+}
+
+func (h *hearing) Accept(ctx context.Context, b ingest.Batch) error {
+	if err := h.Acceptor.Accept(ctx, b); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.pending = monitor.Summary(append(h.pending, b.Events...), time.Now())
+	h.mu.Unlock()
+	return nil
+}
+
+// heardEvery is how often an ingest node sends what it heard from: soon
+// enough that a source bound to a gap of seconds is not taken for silent
+// while its events are on their way; a small message a second a node.
+const heardEvery = time.Second
+
+// send sends the summary every heardEvery, and once more when ctx ends.
+func (h *hearing) send(ctx context.Context, heard *bus.Topic, logger *slog.Logger) {
+	flush := func(ctx context.Context) {
+		h.mu.Lock()
+		evs := h.pending
+		h.pending = nil
+		h.mu.Unlock()
+		if len(evs) == 0 {
+			return
+		}
+		data, err := json.Marshal(evs)
+		if err == nil {
+			err = heard.Publish(ctx, []bus.Msg{{ID: nuid.Next(), Data: data}})
+		}
+		if err != nil {
+			logger.Warn("sending what this node heard from to the silence watch; sent with the next", "err", err)
+			h.mu.Lock()
+			h.pending = monitor.Summary(append(evs, h.pending...), time.Now())
+			h.mu.Unlock()
+		}
+	}
+	everyTick(ctx, heardEvery, func() { flush(ctx) })
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	flush(stop)
+}
+
+// watchHeard feeds w what the ingest nodes heard from, from the oldest
+// summary the bus keeps (a new watcher learns the sources' gaps again),
+// until ctx ends.
+func watchHeard(ctx context.Context, heard *bus.Topic, w *monitor.Watch, logger *slog.Logger) {
+	var after uint64
+	for ctx.Err() == nil {
+		r, err := heard.ReadAfter(ctx, 0, after)
+		for err == nil {
+			var msgs []bus.Msg
+			msgs, err = r.Next(ctx, 64, time.Second)
+			for _, m := range msgs {
+				var evs []*event.Event
+				if jerr := json.Unmarshal(m.Data, &evs); jerr != nil {
+					logger.Error("a summary of what an ingest node heard from is not one; skipped", "message", m.Seq, "err", jerr)
+				} else {
+					w.Observe(evs, time.Now())
+				}
+				after = m.Seq
+			}
+		}
+		if ctx.Err() == nil {
+			logger.Warn("reading what the ingest nodes heard from; reading on", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
 }

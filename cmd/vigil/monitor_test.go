@@ -45,10 +45,12 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // a token that may only read cannot write.
 func TestMetricsServed(t *testing.T) {
 	data := t.TempDir()
+	// The tokens made once it serves: in the metadata it serves from,
+	// a scale-out's included.
+	srv := serve(t, data)
 	ingestToken := createToken(t, "--data", data, "--tenant", "acme", "--role", "ingest")
 	acme := createToken(t, "--data", data, "--tenant", "acme", "--role", "analyst")
 	globex := createToken(t, "--data", data, "--tenant", "globex", "--role", "analyst")
-	srv := serve(t, data)
 
 	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond).UTC()
 	req := &writev2.Request{

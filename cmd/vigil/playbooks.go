@@ -27,6 +27,7 @@ import (
 	"github.com/vigilsec/vigil/notify"
 	"github.com/vigilsec/vigil/playbook"
 	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
 )
 
 // playbooksConfig is the playbooks section of the config file.
@@ -205,11 +206,30 @@ type playbookDeps struct {
 	alerts     *alert.Manager
 	dispatcher *notify.Dispatcher // nil without channels
 	channels   []string
-	intake     *ingest.Intake
-	data       *data
-	logger     *slog.Logger
-	reg        prometheus.Registerer
-	demo       bool // vigil serve --demo: the example playbooks, rehearsed
+	// accept takes the records of runs to the ledgers; store reads the
+	// events runs search, act on and are triggered by, whose every
+	// ledger's seqs below stored's marks it holds.
+	accept ingest.Acceptor
+	store  eventReader
+	stored func() ([]uint64, error)
+	// data is the embedded store's, which evidence bundles are written
+	// from; nil on a scale-out, which does not write them yet.
+	data *data
+	// lead runs the jobs of which one node runs at a time: resuming runs
+	// left by their node, expiring approvals, search triggers.
+	lead   leader
+	idle   time.Duration // playbook.Options.Idle
+	logger *slog.Logger
+	reg    prometheus.Registerer
+	demo   bool // vigil serve --demo: the example playbooks, rehearsed
+}
+
+// An eventReader reads the events that playbooks search and act on: the
+// embedded store, or ClickHouse on a scale-out.
+type eventReader interface {
+	Seqs(ctx context.Context, req query.Request) ([]uint64, error)
+	Search(ctx context.Context, req query.Request) (*store.Result, error)
+	Events(ctx context.Context, from, to uint64, fn func(*event.Event) error) error
 }
 
 // startPlaybooks starts the playbook runner: it loads the playbooks
@@ -233,7 +253,7 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 		Builtins:   b,
 		Cases:      deps.alerts,
 		Event:      b.event,
-		Stored:     func() uint64 { return uint64(deps.intake.Stored()) },
+		Stored:     deps.stored,
 		Events:     b.events,
 		Audit:      b.audit,
 		Ask:        b.ask,
@@ -241,6 +261,7 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 		Allow:      cfg.Allow,
 		MaxPerHour: cfg.MaxPerHour,
 		Expires:    cfg.expires,
+		Idle:       deps.idle,
 		Link:       deps.cfg.Notify.Link,
 		Logger:     deps.logger,
 		Registerer: deps.reg,
@@ -273,21 +294,13 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 		deps.logger.Info("playbooks loaded", "dir", cfg.Dir, "playbooks", len(ps), "refused", len(errs))
 	}
 	load()
-	if err := r.Resume(ctx); err != nil {
-		return nil, nil, err
-	}
 	gate.ready(r)
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		sig := playbooksSignature(cfg.Dir)
 		reload := time.NewTicker(2 * time.Second)
 		defer reload.Stop()
-		expire := time.NewTicker(30 * time.Second)
-		defer expire.Stop()
-		search := time.NewTicker(searchEvery)
-		defer search.Stop()
 		for {
 			select {
 			case <-loopCtx.Done():
@@ -297,22 +310,49 @@ func startPlaybooks(ctx context.Context, deps playbookDeps, gate *playbookGate) 
 					sig = next
 					load()
 				}
-			case <-search.C:
-				if err := r.SearchTick(loopCtx); err != nil && loopCtx.Err() == nil {
-					deps.logger.Error("running search-triggered playbooks", "err", err)
-				}
-			case <-expire.C:
-				if err := r.Tick(loopCtx); err != nil && loopCtx.Err() == nil {
-					deps.logger.Error("expiring playbook approvals", "err", err)
-				}
 			}
 		}
-	}()
+	})
+	wg.Go(func() { deps.lead(loopCtx, "playbooks", func(ctx context.Context) { leadPlaybooks(ctx, r, deps) }) })
 	return r, func() {
 		cancel()
-		<-done
+		wg.Wait()
 		r.Wait()
 	}, nil
+}
+
+// leadPlaybooks runs the playbook jobs of which one node runs at a time,
+// until ctx ends: it resumes the runs that their node left (at start, and
+// on a scale-out as they go idle), expires approvals, and runs the
+// search triggers.
+func leadPlaybooks(ctx context.Context, r *playbook.Runner, deps playbookDeps) {
+	resume := func() {
+		if err := r.Resume(ctx); err != nil && ctx.Err() == nil {
+			deps.logger.Error("resuming playbook runs", "err", err)
+		}
+	}
+	resume()
+	expire := time.NewTicker(30 * time.Second)
+	defer expire.Stop()
+	search := time.NewTicker(searchEvery)
+	defer search.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-search.C:
+			if err := r.SearchTick(ctx); err != nil && ctx.Err() == nil {
+				deps.logger.Error("running search-triggered playbooks", "err", err)
+			}
+		case <-expire.C:
+			if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
+				deps.logger.Error("expiring playbook approvals", "err", err)
+			}
+			if deps.idle > 0 {
+				resume()
+			}
+		}
+	}
 }
 
 // searchEvery is how often search-triggered playbooks look at the new
@@ -400,12 +440,12 @@ func (b *builtins) Search(ctx context.Context, tenant, q string, from, to time.T
 		return 0, nil, err
 	}
 	req := query.Request{Query: parsed, Scope: scopeOf(tenant), From: from, To: to}
-	seqs, err := b.deps.data.db.Seqs(ctx, query.Request{Query: parsed, Scope: req.Scope, From: from, To: to, Limit: 100_000})
+	seqs, err := b.deps.store.Seqs(ctx, query.Request{Query: parsed, Scope: req.Scope, From: from, To: to, Limit: 100_000})
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Limit = limit
-	res, err := b.deps.data.db.Search(ctx, req)
+	res, err := b.deps.store.Search(ctx, req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -428,7 +468,7 @@ func (b *builtins) Search(ctx context.Context, tenant, q string, from, to time.T
 // event reads one event of a tenant ("" for any) by its ledger index.
 func (b *builtins) event(ctx context.Context, tenant string, seq uint64) (*event.Event, error) {
 	var found *event.Event
-	err := b.deps.data.db.Events(ctx, seq, seq+1, func(e *event.Event) error {
+	err := b.deps.store.Events(ctx, seq, seq+1, func(e *event.Event) error {
 		if tenant == "" || e.Tenant == tenant {
 			found = e
 		}
@@ -444,7 +484,7 @@ func (b *builtins) event(ctx context.Context, tenant string, seq uint64) (*event
 // that q matches: their seqs found by the query, then each read by seq
 // (a scan would read every day of event time the store holds).
 func (b *builtins) events(ctx context.Context, q *query.Query, from, to uint64, fn func(*event.Event) error) error {
-	db := b.deps.data.db
+	db := b.deps.store
 	seqs, err := db.Seqs(ctx, query.Request{Query: q, Scope: query.Scope{All: true}, SeqRanges: [][2]uint64{{from, to}}, Limit: 100_000})
 	if err != nil {
 		return err
@@ -459,6 +499,9 @@ func (b *builtins) events(ctx context.Context, q *query.Query, from, to uint64, 
 }
 
 func (b *builtins) Export(ctx context.Context, tenant, q string, from, to time.Time) (string, int, error) {
+	if b.deps.data == nil {
+		return "", 0, errors.New("evidence bundles are not written on a scale-out yet (docs/scale.md)")
+	}
 	parsed, err := query.Parse(q)
 	if err != nil {
 		return "", 0, err
@@ -506,7 +549,7 @@ func (b *builtins) audit(ctx context.Context, rec playbook.Record) error {
 			}
 		}
 	}
-	return acceptPatiently(ctx, b.deps.intake, ingest.Batch{Source: "playbook", Events: []*event.Event{ev}})
+	return acceptPatiently(ctx, b.deps.accept, ingest.Batch{Source: "playbook", Events: []*event.Event{ev}})
 }
 
 // acceptPatiently hands vigil's own records (a playbook's steps, a

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -22,12 +23,18 @@ import (
 
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/bus"
+	"github.com/vigilsec/vigil/demo"
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
+	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/meta"
+	"github.com/vigilsec/vigil/monitor"
+	"github.com/vigilsec/vigil/parse"
+	"github.com/vigilsec/vigil/playbook"
 	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
 	"github.com/vigilsec/vigil/store/clickhouse"
 	"github.com/vigilsec/vigil/web"
 )
@@ -134,21 +141,6 @@ func (s *scaleConfig) check(c *config) error {
 	if c.metaURL == "" {
 		return &configError{"meta.url", errors.New("a scale-out shares its metadata: name a PostgreSQL database")}
 	}
-	// What runs on one node's data directory has no scale-out home yet;
-	// refusing it beats ignoring it.
-	var embedded []string
-	if c.Playbooks.Dir != "" {
-		embedded = append(embedded, "playbooks")
-	}
-	if !c.Context.unset() {
-		embedded = append(embedded, "context")
-	}
-	if m := c.Monitor; len(m.Probes) > 0 || len(m.Scrape) > 0 || len(m.Sources) > 0 {
-		embedded = append(embedded, "monitor")
-	}
-	if len(embedded) > 0 {
-		return &configError{"scale", fmt.Errorf("the scale-out does not run %s yet (docs/scale.md): run embedded, or leave them out", strings.Join(embedded, ", "))}
-	}
 	return nil
 }
 
@@ -158,6 +150,11 @@ var _ ingest.RetainingStore = (*clickhouse.Store)(nil)
 // A leader runs fn while this node leads job, a job of which one node
 // runs at a time; fn's context ends when it no longer does.
 type leader func(ctx context.Context, job string, fn func(context.Context))
+
+// playbookIdle is how long a playbook run goes without a change before
+// the leader of a scale-out's playbook jobs takes it as left by a node
+// that is gone: far longer than a step's attempts take.
+const playbookIdle = 10 * time.Minute
 
 // alone is the leader of a node that runs alone: it always leads.
 func alone(ctx context.Context, _ string, fn func(context.Context)) { fn(ctx) }
@@ -180,6 +177,11 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 	}
 	logger = logger.With("node", node, "role", s.role)
 	does := func(role string) bool { return s.role == roleAll || s.role == role }
+	if s.demo && cfg.Context.unset() {
+		if err := cfg.Context.useDemo(s.data.path("demo-context")); err != nil {
+			return err
+		}
+	}
 
 	mdb, err := meta.Open(ctx, cfg.metaURL, logger)
 	if err != nil {
@@ -223,6 +225,13 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 	if err != nil {
 		return err
 	}
+	// What the ingest nodes heard from, for the silence watch: one
+	// partition, read by one node, which learns the sources' gaps again
+	// from the last day's when it takes over.
+	heard, err := bus.OpenTopic(ctx, nc, bus.TopicOptions{Name: sc.Name + "-heard", Partitions: 1, Replicas: sc.Replicas, MaxAge: 24 * time.Hour})
+	if err != nil {
+		return err
+	}
 	leases, err := bus.OpenLeases(ctx, lc, bus.LeaseOptions{Name: sc.Name, Node: node, Replicas: sc.Replicas, Logger: logger})
 	if err != nil {
 		return err
@@ -252,11 +261,67 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		return err
 	}
 	lead := func(ctx context.Context, job string, fn func(context.Context)) { leases.Lead(ctx, job, fn) }
-	_, _, stopNotify, err := startNotifier(alerts, mdb, cfg.Notify, lead, logger)
+	dispatcher, channels, stopNotify, err := startNotifier(alerts, mdb, cfg.Notify, lead, logger)
 	if err != nil {
 		return err
 	}
 	defer stopNotify()
+
+	// The partitions' ledgers: process nodes write them, the others read
+	// them and their marks of what is stored.
+	ledgers := sc.ledgers(s.data)
+	stored := func() ([]uint64, error) {
+		marks := make([]uint64, sc.Partitions)
+		for p := range marks {
+			var err error
+			if marks[p], err = ingest.PartitionStored(ledgers, p); err != nil {
+				return nil, err
+			}
+		}
+		return marks, nil
+	}
+
+	// Process nodes enrich the events of their partitions before their
+	// ledgers take them; query nodes say who did what and what an asset
+	// is. Each follows the credentials and assets the others store.
+	var (
+		enr    *enrichment
+		follow *storedFollower
+	)
+	all := finder{ch, query.Scope{All: true}}
+	if does(roleProcess) || does(roleQuery) {
+		marks, err := stored()
+		if err != nil {
+			return err
+		}
+		if enr, err = openEnrichment(ctx, all, &cfg.Context, logger); err != nil {
+			return err
+		}
+		defer enr.Close()
+		go enr.watch(ctx)
+		follow = enr.followStored(all, marks, stored)
+		defer follow.run(ctx, does(roleProcess))()
+	}
+
+	// Playbooks run where alerts open (process nodes; query nodes open
+	// break-glass alerts) and where people start and approve them; the
+	// jobs of one node at a time run where the lease is.
+	var playbooks *playbook.Runner
+	if does(roleProcess) || does(roleQuery) {
+		gate := &playbookGate{}
+		notified := alerts.OnNew
+		alerts.OnNew = func(as []meta.Alert, evs []*event.Event) {
+			notified(as, evs)
+			gate.opened(as, evs)
+		}
+		var stop func()
+		playbooks, stop, err = startPlaybooks(ctx, playbookDeps{cfg: cfg, dataDir: s.data, mdb: mdb, alerts: alerts, dispatcher: dispatcher,
+			channels: channels, accept: pub, store: ch, stored: stored, lead: lead, idle: playbookIdle, logger: logger, reg: s.reg, demo: s.demo}, gate)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	gatherers := prometheus.Gatherers{s.reg}
 	var wg sync.WaitGroup
@@ -265,7 +330,6 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 	defer cancel()
 	// The partitions' ledgers and their key: process nodes write and
 	// sign them, query nodes prove events from them.
-	ledgers := sc.ledgers(s.data)
 	var (
 		signer note.Signer
 		vkey   string
@@ -293,7 +357,7 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 			Events: events, Observations: obs, Leases: leases, Ledgers: ledgers,
 			Ledger: ledger.Options{Signer: signer, Name: ledgerName, Witnesses: cfg.Ledger.witnesses(),
 				CheckpointEvery: cfg.Ledger.checkpointEvery, SegmentBytes: cfg.Ledger.SegmentBytes, Logger: logger},
-			Store: ch, Retention: retention, Engine: engine.Load,
+			Store: ch, Retention: retention, Engine: engine.Load, Enrich: enr.enrich,
 			Sink:   detectionSinks{&detectionSink{db: mdb, log: logger}, alerts},
 			Logger: logger,
 		})
@@ -301,14 +365,53 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 			return err
 		}
 		wg.Go(func() { p.Run(ctx) })
+		// The events stored before this deployment's nodes followed
+		// their credentials get their origins once, from one node.
+		wg.Go(func() {
+			lead(ctx, "origins", func(ctx context.Context) {
+				now := time.Now()
+				n, err := enr.ids.Backfill(ctx, all, now.Add(-72*time.Hour), now)
+				enr.logBackfill(ctx, n, err)
+				<-ctx.Done()
+			})
+		})
+		// The monitoring jobs run on one process node at a time: the
+		// probes and scrapes (once each, not once a node), the
+		// silence watch over what every ingest node heard, the
+		// anomaly rules, the samples' downsampling.
+		wg.Go(func() {
+			lead(ctx, "monitor", func(ctx context.Context) {
+				var jobs sync.WaitGroup
+				jobs.Go(func() { startProbes(ctx, cfg, ch, pub, logger) })
+				jobs.Go(func() {
+					(&monitor.Scraper{Targets: cfg.Monitor.Scrape, Store: ch, Tenant: cfg.Tenant, Logger: logger}).Run(ctx)
+				})
+				jobs.Go(func() { downsample(ctx, ch, logger) })
+				jobs.Go(func() {
+					(&anomalyAlerter{rules: cfg.Monitor.rules(), store: ch, intake: pub, alerts: alerts, logger: logger}).run(ctx)
+				})
+				w := monitor.NewWatch(monitor.WatchOptions{Expected: cfg.Monitor.Sources, Start: time.Now()})
+				jobs.Go(func() { watchHeard(ctx, heard, w, logger) })
+				jobs.Go(func() { watchSilence(ctx, w, pub, logger) })
+				jobs.Wait()
+			})
+		})
 	}
+	// What ingest nodes accept, they tell the silence watch of.
+	accept := &hearing{Acceptor: pub}
 	if does(roleIngest) {
-		srcs, err := startSources(ctx, cfg, pub, mdb, logger)
+		wg.Go(func() { accept.send(ctx, heard, logger) })
+		srcs, err := startSources(ctx, cfg, accept, mdb, logger)
 		if err != nil {
 			return err
 		}
 		defer srcs.stop()
 		gatherers = append(gatherers, srcs.reg)
+		if s.demo {
+			if err := publishDemo(ctx, ch, pub, cfg, logger); err != nil {
+				return err
+			}
+		}
 	}
 
 	// Every role answers on HTTP: health and metrics at least.
@@ -330,7 +433,9 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		},
 	}
 	if does(roleIngest) {
-		opts.Ingest = ingest.HTTPHandler(pub, ingest.HTTPOptions{
+		opts.RemoteWrite = monitor.RemoteWriteHandler(ch, metricsTenant(po.Tenant), logger)
+		opts.OTLPMetrics = monitor.OTLPHandler(ch, metricsTenant(po.Tenant), logger)
+		opts.Ingest = ingest.HTTPHandler(accept, ingest.HTTPOptions{
 			Parse:     po,
 			Logger:    logger,
 			Identify:  ingestIdentity(po.Tenant),
@@ -349,6 +454,25 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		opts.Hunter = ch
 		opts.Detections = mdb
 		opts.Alerts = alerts
+		opts.Playbooks = playbooks
+		opts.Series = ch.Samples
+		opts.MonitorRules = cfg.Monitor.rules()
+		opts.Probes = func(ctx context.Context, scope query.Scope) (any, error) {
+			return probeReport(ctx, ch, scope, time.Now())
+		}
+		// Who did what and what an asset is, as of what is stored now.
+		opts.Who = func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error) {
+			if err := follow.catchUp(ctx); err != nil {
+				return nil, err
+			}
+			return inventory.Who(ctx, finder{ch, scope}, enr, ref, from, to)
+		}
+		opts.Inventory = func(ctx context.Context, scope query.Scope, ref string, at time.Time) ([]inventory.Found, error) {
+			if err := follow.catchUp(ctx); err != nil {
+				return nil, err
+			}
+			return enr.Lookup(scope, ref, at), nil
+		}
 		opts.Searches = mdb
 		opts.OIDC = s.oidc
 		opts.Rules = &web.RuleBook{DB: mdb, Running: engine.Load, Reload: loader.reload}
@@ -379,10 +503,50 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 	return serveHTTP(ctx, srv, ln, logger)
 }
 
+// publishDemo sends the demo dataset through the bus, unless ClickHouse
+// holds events of the default tenant. Each batch's id is its content's
+// hash, so that the bus keeps one copy when several nodes start with
+// --demo at once.
+func publishDemo(ctx context.Context, ch *clickhouse.Store, pub *ingest.Publisher, cfg *config, logger *slog.Logger) error {
+	opts := cfg.parseOptions("")
+	if n, err := ch.Count(ctx, opts.Tenant); err != nil {
+		return err
+	} else if n > 0 {
+		logger.Info("demo: the store already holds events; not loading the demo dataset", "events", n)
+		return nil
+	}
+	opts.Received = time.Now()
+	opts.Backfill = true
+	sum, err := ingest.NewImporter(publishing{pub}, ingest.ImportOptions{Format: parse.Auto, Parse: opts, Logger: logger}).
+		ImportFS(ctx, demo.Files(), "demo")
+	if err != nil {
+		return fmt.Errorf("loading the demo dataset: %w", err)
+	}
+	logger.Info("demo dataset sent to the bus", "events", sum.Events, "quarantined", sum.Quarantined, "files", sum.Files)
+	return nil
+}
+
+// publishing is an importer's sink that publishes to the bus.
+type publishing struct{ pub *ingest.Publisher }
+
+func (p publishing) Append(ctx context.Context, evs []*event.Event) error {
+	h := sha256.New()
+	for _, ev := range evs {
+		h.Write(ev.Raw)
+	}
+	id := fmt.Sprintf("demo %x", h.Sum(nil)[:16])
+	return acceptPatiently(ctx, p.pub, ingest.Batch{Source: "demo", ID: id, Events: evs})
+}
+
+func (p publishing) Quarantine(ctx context.Context, qs []store.Quarantined) error {
+	return p.pub.Quarantine(ctx, qs)
+}
+
 // A scaleServer is what vigil serve hands a node of the scale-out.
 type scaleServer struct {
 	role, node, listen string
 	rules              []string
+	demo               bool // --demo: the demo dataset, context and playbooks
 	cfg                *config
 	data               *dataFlags
 	oidc               *web.OIDC

@@ -74,11 +74,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Scale.configured() {
-		if *loadDemo {
-			return errors.New("--demo loads the demo dataset into the embedded store; send it to a scale-out's ingest node instead: vigil import --server URL demo/data")
-		}
 		return serveScaled(ctx, &scaleServer{role: *role, node: *node, listen: *listen, rules: rules, cfg: cfg, data: &d,
-			oidc: oidcLogin, reg: reg, logger: logger, stdout: stdout})
+			demo: *loadDemo, oidc: oidcLogin, reg: reg, logger: logger, stdout: stdout})
 	}
 	token, err := d.adminToken()
 	if err != nil {
@@ -218,9 +215,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	probesDone := make(chan struct{})
 	go func() {
 		var wg sync.WaitGroup
-		wg.Go(func() { startProbes(probesCtx, cfg, dd, intake, logger) })
+		wg.Go(func() { startProbes(probesCtx, cfg, dd.db, intake, logger) })
 		wg.Go(func() { watchSilence(probesCtx, watch, intake, logger) })
-		wg.Go(func() { storeFlows(probesCtx, flows, dd, logger) })
+		wg.Go(func() { storeFlows(probesCtx, flows, dd.db, logger) })
 		wg.Go(func() { downsample(probesCtx, dd.db, logger) })
 		wg.Go(func() {
 			(&monitor.Scraper{Targets: cfg.Monitor.Scrape, Store: dd.db, Tenant: cfg.Tenant, Logger: logger}).Run(probesCtx)
@@ -236,7 +233,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Stopped before the intake is: the runs' records go to the ledger
 	// through it.
 	playbooks, stopPlaybooks, err := startPlaybooks(ctx, playbookDeps{cfg: cfg, dataDir: &d, mdb: mdb, alerts: alerts, dispatcher: dispatcher,
-		channels: channels, intake: intake, data: dd, logger: logger, reg: reg, demo: *loadDemo}, gate)
+		channels: channels, accept: intake, store: db, stored: func() ([]uint64, error) { return []uint64{uint64(intake.Stored())}, nil },
+		data: dd, lead: alone, logger: logger, reg: reg, demo: *loadDemo}, gate)
 	if err != nil {
 		return err
 	}

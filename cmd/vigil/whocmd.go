@@ -11,7 +11,6 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/inventory"
 	"github.com/vigilsec/vigil/query"
-	"github.com/vigilsec/vigil/store/duckdb"
 )
 
 func runWho(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -62,8 +61,17 @@ func runWho(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // finder reads the events a search matches from a store, in a scope: the
 // inventory's view of it.
 type finder struct {
-	db    *duckdb.DB
+	db    eventStore
 	scope query.Scope
+}
+
+// An eventStore is what the inventory reads events from and corrects
+// their origins in: the embedded store, or ClickHouse on a scale-out.
+type eventStore interface {
+	Seqs(ctx context.Context, req query.Request) ([]uint64, error)
+	EventsAt(ctx context.Context, seqs []uint64, fn func(*event.Event) error) error
+	Sessions(ctx context.Context, req query.Request, fn func(*event.Event) error) error
+	SetOrigins(ctx context.Context, origins map[uint64]string) error
 }
 
 func (f finder) Find(ctx context.Context, q string, from, to time.Time, limit int, fn func(*event.Event) error) error {
