@@ -41,6 +41,12 @@ type Custody struct {
 	Tool       string    `json:"tool"` // e.g. "vigil v0.3.0"
 	Host       string    `json:"host"`
 	Reason     string    `json:"reason,omitempty"` // case number, ticket
+	// Set, Part and Parts place a bundle in a set of them, one per
+	// ledger: a scale-out's export, whose events are in its partitions'
+	// ledgers (WriteBundleSet, VerifyBundleSet). Zero outside a set.
+	Set   string `json:"set,omitempty"`
+	Part  int    `json:"part,omitempty"`
+	Parts int    `json:"parts,omitempty"`
 }
 
 // A BundleSummary says what WriteBundle wrote.
@@ -145,6 +151,54 @@ const (
 // files, bound by deflate, JSON and SHA-256; VerifyBundle takes about
 // 0.6 s over it.
 func WriteBundle(ctx context.Context, w io.Writer, l *Ledger, indexes []int64, c Custody, signer note.Signer, vkey string) (*BundleSummary, error) {
+	return writeBundle(ctx, w, held{l}, indexes, c, signer, vkey)
+}
+
+// WriteBundle writes an evidence bundle of the records at indexes of the
+// ledger the View reads, as the package's WriteBundle does, but against
+// the ledger's latest signed checkpoint, which must cover every index
+// (its writer signs one every Options.CheckpointEvery): a View signs
+// nothing. signer must be the ledger's key, for the manifest.
+func (v *View) WriteBundle(ctx context.Context, w io.Writer, indexes []int64, c Custody, signer note.Signer, vkey string) (*BundleSummary, error) {
+	return writeBundle(ctx, w, v, indexes, c, signer, vkey)
+}
+
+// A bundleSource is the ledger a bundle is written from: one this
+// process holds, or a View of one another process writes.
+type bundleSource interface {
+	// signedCheckpoint returns the checkpoint to prove against, and why
+	// witnesses did not receive it (the bundle is valid all the same).
+	signedCheckpoint(ctx context.Context) (signed []byte, witnessErr, err error)
+	// hashes reads the tree's stored hashes up to size; done releases
+	// what it holds.
+	hashes(size int64) (r tlog.HashReader, done func(), err error)
+	scan(from, to int64, fn func(Record) error) error
+	directory() string
+	now() time.Time
+}
+
+// held is the bundleSource of a Ledger this process holds.
+type held struct{ l *Ledger }
+
+func (h held) signedCheckpoint(ctx context.Context) ([]byte, error, error) {
+	// The checkpoint is signed for the bundle, so it covers every record.
+	signed, err := h.l.Checkpoint(ctx)
+	if signed == nil {
+		return nil, nil, err
+	}
+	return signed, err, nil
+}
+
+func (h held) hashes(size int64) (tlog.HashReader, func(), error) {
+	r, err := h.l.reader(size)
+	return r, func() {}, err
+}
+
+func (h held) scan(from, to int64, fn func(Record) error) error { return h.l.Scan(from, to, fn) }
+func (h held) directory() string                                { return h.l.dir }
+func (h held) now() time.Time                                   { return h.l.opts.Now() }
+
+func writeBundle(ctx context.Context, w io.Writer, l bundleSource, indexes []int64, c Custody, signer note.Signer, vkey string) (*BundleSummary, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -156,11 +210,11 @@ func WriteBundle(ctx context.Context, w io.Writer, l *Ledger, indexes []int64, c
 	slices.Sort(indexes)
 	indexes = slices.Compact(indexes)
 
-	signed, err := l.Checkpoint(ctx)
-	if signed == nil {
+	signed, witnessErr, err := l.signedCheckpoint(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("ledger: bundle: %w", err)
 	}
-	sum := &BundleSummary{WitnessErr: err}
+	sum := &BundleSummary{WitnessErr: witnessErr}
 	cp, err := ParseCheckpoint(signed, v)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: bundle: the ledger's checkpoint does not verify with the given key: %w", err)
@@ -170,7 +224,7 @@ func WriteBundle(ctx context.Context, w io.Writer, l *Ledger, indexes []int64, c
 		return nil, fmt.Errorf("ledger: bundle: indexes must be in 0..%d", cp.Size-1)
 	}
 	if c.ExportedAt.IsZero() {
-		c.ExportedAt = l.opts.Now()
+		c.ExportedAt = l.now()
 	}
 	for _, t := range []*time.Time{&c.ExportedAt, &c.From, &c.To} {
 		if !t.IsZero() {
@@ -178,10 +232,11 @@ func WriteBundle(ctx context.Context, w io.Writer, l *Ledger, indexes []int64, c
 		}
 	}
 
-	hr, err := l.reader(cp.Size)
+	hr, done, err := l.hashes(cp.Size)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: bundle: %w", err)
 	}
+	defer done()
 	hashes := &cachedHashes{r: hr, cache: map[int64]tlog.Hash{}}
 
 	hw := sha256.New()
@@ -248,7 +303,7 @@ func WriteBundle(ctx context.Context, w io.Writer, l *Ledger, indexes []int64, c
 		})
 	})
 	bw.file(bundleConsistency, func(w io.Writer) error {
-		sizes, err := checkpointSizes(l.dir, cp.Size)
+		sizes, err := checkpointSizes(l.directory(), cp.Size)
 		if err != nil {
 			return err
 		}
@@ -450,7 +505,7 @@ const scanGap = markEvery
 // eachRecord calls fn with the records at indexes (sorted, distinct),
 // which must be event or redacted records, with content that matches
 // their hash. Content is valid only during the call.
-func eachRecord(ctx context.Context, l *Ledger, indexes []int64, fn func(Record) error) error {
+func eachRecord(ctx context.Context, l bundleSource, indexes []int64, fn func(Record) error) error {
 	for len(indexes) > 0 {
 		n := 1
 		for n < len(indexes) && indexes[n]-indexes[n-1] <= scanGap {
@@ -459,7 +514,7 @@ func eachRecord(ctx context.Context, l *Ledger, indexes []int64, fn func(Record)
 		run := indexes[:n]
 		indexes = indexes[n:]
 		next := 0
-		err := l.Scan(run[0], run[n-1]+1, func(rec Record) error {
+		err := l.scan(run[0], run[n-1]+1, func(rec Record) error {
 			// Scan skips records removed by retention.
 			if rec.Index > run[next] {
 				return fmt.Errorf("record %d: %w", run[next], ErrRemoved)

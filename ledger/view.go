@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -86,6 +88,78 @@ func (v *View) Read(index int64) (Record, error) {
 		off = end
 	}
 	return Record{}, corrupt(path, index, fmt.Errorf("the segment ends before it"))
+}
+
+// signedCheckpoint implements bundleSource: the latest signed checkpoint.
+func (v *View) signedCheckpoint(context.Context) ([]byte, error, error) {
+	signed, _, err := readLatest(v.dir)
+	if err == nil && signed == nil {
+		err = fmt.Errorf("ledger: %s has no signed checkpoint yet", v.dir)
+	}
+	return signed, nil, err
+}
+
+func (v *View) hashes(size int64) (tlog.HashReader, func(), error) {
+	f, err := os.Open(filepath.Join(v.dir, hashesName))
+	if err != nil {
+		return nil, nil, fmt.Errorf("ledger: %w", err)
+	}
+	return fileHashes{r: f, max: tlog.StoredHashCount(size)}, func() { f.Close() }, nil
+}
+
+func (v *View) directory() string { return v.dir }
+func (v *View) now() time.Time    { return time.Now() }
+
+// scan calls fn with the records from index from to index to, front to
+// back through each segment (a View keeps no offsets), skipping those
+// retention removed, as a Ledger's Scan does. The caller keeps to what a
+// signed checkpoint covers: those records are whole on disk.
+func (v *View) scan(from, to int64, fn func(Record) error) error {
+	firsts, err := listSegments(v.dir)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	i := sort.Search(len(firsts), func(i int) bool { return firsts[i] > from }) - 1
+	for i = max(i, 0); i < len(firsts) && firsts[i] < to; i++ {
+		if err := v.scanSegment(firsts[i], from, to, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *View) scanSegment(first, from, to int64, fn func(Record) error) error {
+	path := filepath.Join(v.dir, segName(first))
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // removed by retention meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	r := newSegReader(f, st.Size())
+	defer r.release()
+	for off, at := int64(0), first; off < st.Size() && at < to; at++ {
+		rec, end, err := r.frame(off, false)
+		if err != nil {
+			return corrupt(path, at, err)
+		}
+		if rec.Index != at {
+			return corrupt(path, at, fmt.Errorf("frame at offset %d claims index %d", off, rec.Index))
+		}
+		if at >= from && rec.Kind != 0 {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		off = end
+	}
+	return nil
 }
 
 // CheckpointCovering returns the latest signed checkpoint if it covers

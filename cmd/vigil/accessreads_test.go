@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/access"
-	"github.com/vigilsec/vigil/meta"
 )
 
 // teamBAccount is the AWS account of team-b's events: no answer to a
@@ -203,7 +202,8 @@ func TestAccessReads(t *testing.T) {
 
 	// An expired token, made with a clock two days back, is refused and
 	// the refusal audited; so is a revoked one.
-	mdb, err := meta.Open(context.Background(), filepath.Join(w.data, metaFile), nil)
+	// As the server does: its data directory's, or a scale-out's PostgreSQL.
+	mdb, err := openMeta(context.Background(), &dataFlags{dir: w.data}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

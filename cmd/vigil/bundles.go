@@ -7,16 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/web"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // exportsDir holds the evidence bundles exported through the API, until
@@ -24,11 +29,28 @@ import (
 const exportsDir = "exports"
 
 // bundles writes and opens the evidence bundles of a running server's
-// exports, in the data directory.
+// exports, in dir: the data directory's, or a scale-out's shared volume,
+// where every query node finds what another wrote.
 type bundles struct {
-	dd      *data
-	keyPath string
-	dir     string
+	write evidenceWriter
+	dir   string
+}
+
+// An evidenceWriter writes to out the evidence of the events req
+// selects, with the custody record given, and says how many records it
+// holds and the SHA-256 of the file; errNoEvents when none matches.
+type evidenceWriter func(ctx context.Context, req query.Request, custody ledger.Custody, out string) (records int, sum [32]byte, err error)
+
+// ledgerEvidence is the evidenceWriter of one node's data: a bundle of
+// its ledger.
+func ledgerEvidence(dd *data, keyPath string) evidenceWriter {
+	return func(ctx context.Context, req query.Request, custody ledger.Custody, out string) (int, [32]byte, error) {
+		sum, _, err := writeEvidence(ctx, dd, keyPath, req, custody, out)
+		if err != nil {
+			return 0, [32]byte{}, err
+		}
+		return sum.Events + sum.Redacted, sum.SHA256, nil
+	}
 }
 
 // exportName is what an export id looks like (access.NewExportID): it
@@ -52,14 +74,11 @@ func (b *bundles) WriteBundle(ctx context.Context, id string, req query.Request,
 	}
 	host, _ := os.Hostname()
 	custody.Tool, custody.Host = "vigil "+version, host
-	sum, _, err := writeEvidence(ctx, b.dd, b.keyPath, req, custody, out)
+	n, sum, err := b.write(ctx, req, custody, out)
 	if errors.Is(err, errNoEvents) {
 		return 0, [32]byte{}, web.ErrNoEvents
 	}
-	if err != nil {
-		return 0, [32]byte{}, err
-	}
-	return sum.Events + sum.Redacted, sum.SHA256, nil
+	return n, sum, err
 }
 
 func (b *bundles) OpenBundle(id string) (io.ReadSeekCloser, error) {
@@ -149,4 +168,93 @@ func serverExport(ctx context.Context, c *client, req exportRequest, out string,
 	fmt.Fprintf(stdout, "wrote %s: %d events, sha256 %s (export %s)\nlink, until %s: %s\nverify it with: vigil verify-bundle --key KEY %s (KEY: 'vigil key' on the server)\n",
 		out, x.Events, x.SHA256, x.ID, x.Expires.UTC().Format(time.RFC3339), link, out)
 	return nil
+}
+
+// partitionEvidence is the evidenceWriter of a scale-out: its events are
+// in one ledger per partition, so an export is a set of bundles, one per
+// partition holding some of them (ledger.WriteBundleSet), each against
+// its ledger's latest signed checkpoint, which a query node reads on the
+// shared volume without a lock. An event the checkpoint does not cover
+// yet is waited for, up to wait (the process nodes sign one every
+// ledger.checkpoint_every).
+func partitionEvidence(st interface {
+	Seqs(context.Context, query.Request) ([]uint64, error)
+}, ledgers string, signer note.Signer, vkey string, wait time.Duration) evidenceWriter {
+	return func(ctx context.Context, req query.Request, custody ledger.Custody, out string) (int, [32]byte, error) {
+		req.Limit = math.MaxInt32
+		seqs, err := st.Seqs(ctx, req)
+		if err != nil {
+			return 0, [32]byte{}, err
+		}
+		if len(seqs) == 0 {
+			return 0, [32]byte{}, errNoEvents
+		}
+		byPart := map[int][]int64{}
+		for _, seq := range seqs {
+			p, index := ingest.SeqPartition(seq)
+			byPart[p] = append(byPart[p], index)
+		}
+		parts := slices.Sorted(maps.Keys(byPart))
+		custody.Set = strings.TrimSuffix(filepath.Base(out), ".zip")
+		custody.Parts = len(parts)
+		h := sha256.New()
+		var records int
+		err = writeBeside(out, func(w io.Writer) error {
+			var err error
+			records, err = writeSet(ctx, ledger.NewBundleSetWriter(io.MultiWriter(w, h)), byPart, parts, custody, ledgers, signer, vkey, wait)
+			return err
+		})
+		if err != nil {
+			return 0, [32]byte{}, err
+		}
+		var sum [32]byte
+		h.Sum(sum[:0])
+		return records, sum, nil
+	}
+}
+
+// writeSet writes the bundle of each partition's indexes into the set,
+// and says how many records they hold.
+func writeSet(ctx context.Context, sw *ledger.BundleSetWriter, byPart map[int][]int64, parts []int, custody ledger.Custody,
+	ledgers string, signer note.Signer, vkey string, wait time.Duration) (int, error) {
+	records := 0
+	for i, p := range parts {
+		v, err := ledger.OpenView(ingest.PartitionLedger(ledgers, p))
+		if err != nil {
+			return 0, err
+		}
+		indexes := byPart[p]
+		if err := awaitCheckpoint(ctx, v, slices.Max(indexes), wait); err != nil {
+			return 0, fmt.Errorf("partition %d: %w", p, err)
+		}
+		w, err := sw.Part(fmt.Sprintf("%s-p%d.zip", ledgerName, p))
+		if err != nil {
+			return 0, err
+		}
+		c := custody
+		c.Part = i + 1
+		sum, err := v.WriteBundle(ctx, w, indexes, c, signer, vkey)
+		if err != nil {
+			return 0, fmt.Errorf("partition %d: %w", p, err)
+		}
+		records += sum.Events + sum.Redacted
+	}
+	return records, sw.Close()
+}
+
+// awaitCheckpoint waits, up to wait, for a signed checkpoint of the
+// View's ledger that covers index.
+func awaitCheckpoint(ctx context.Context, v *ledger.View, index int64, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		_, _, err := v.CheckpointCovering(ctx, index)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

@@ -26,16 +26,25 @@ func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var d dataFlags
 	d.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil key [--data DIR]\n\nPrints the public key that verifies the ledger's checkpoints, creating the\nsigning key on first use. Keep a copy outside the server: vigil verify --key\nand vigil verify-bundle --key check against it.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil key [--data DIR]\n\nPrints the public key that verifies the ledger's checkpoints (a scale-out's\npartitions' ledgers, with its config), creating the signing key on first use.\nKeep a copy outside the server: vigil verify --key and vigil verify-bundle\n--key check against it.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(d.dir, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
 	}
-	_, _, vkey, err := ledger.LoadOrCreateKey(d.path(keyFile), ledgerName)
+	// A scale-out's partitions' ledgers share one key, on their volume.
+	dir := d.dir
+	if cfg.Scale.configured() {
+		dir = cfg.Scale.ledgers(&d)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	_, _, vkey, err := ledger.LoadOrCreateKey(filepath.Join(dir, keyFile), ledgerName)
 	if err != nil {
 		return err
 	}
@@ -529,14 +538,27 @@ func writeEvidence(ctx context.Context, dd *data, keyPath string, req query.Requ
 	if err != nil {
 		return nil, "", err
 	}
-	// The bundle is written beside its name and renamed when complete,
-	// so that a failed export leaves no half bundle to be mistaken for one.
-	tmp := out + ".part"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	var sum *ledger.BundleSummary
+	err = writeBeside(out, func(w io.Writer) error {
+		sum, err = ledger.WriteBundle(ctx, w, dd.ledger, indexes, custody, signer, vkey)
+		return err
+	})
 	if err != nil {
 		return nil, "", err
 	}
-	sum, err := ledger.WriteBundle(ctx, f, dd.ledger, indexes, custody, signer, vkey)
+	return sum, vkey, nil
+}
+
+// writeBeside writes a file whole or not at all: fill writes it beside
+// its name, and it is renamed once synced, so that a failed export
+// leaves no half bundle to be mistaken for one.
+func writeBeside(out string, fill func(io.Writer) error) error {
+	tmp := out + ".part"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = fill(f)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -548,9 +570,8 @@ func writeEvidence(ctx context.Context, dd *data, keyPath string, req query.Requ
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return nil, "", err
 	}
-	return sum, vkey, nil
+	return err
 }
 
 // exporter names who runs an export, for the chain of custody: the local
@@ -590,18 +611,50 @@ func runVerifyBundle(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	rep, err := ledger.VerifyBundle(f, fi.Size(), ledger.BundleVerifyOptions{Key: strings.TrimSpace(*key), Trusted: checkpoints})
+	opts := ledger.BundleVerifyOptions{Key: strings.TrimSpace(*key), Trusted: checkpoints}
+	// A scale-out's export is a set: a bundle per partition's ledger.
+	set, err := ledger.VerifyBundleSet(f, fi.Size(), opts)
+	if errors.Is(err, ledger.ErrNotBundleSet) {
+		rep, err := ledger.VerifyBundle(f, fi.Size(), opts)
+		if err != nil {
+			return &exitError{1, fmt.Errorf("%s: %w", arg, err)}
+		}
+		return reportBundle(stdout, "", rep)
+	}
 	if err != nil {
 		return &exitError{1, fmt.Errorf("%s: %w", arg, err)}
 	}
-	for _, p := range rep.Problems {
+	for _, p := range set.Problems {
 		fmt.Fprintln(stdout, p)
 	}
+	failed := len(set.Problems)
+	for _, p := range set.Parts {
+		if err := reportBundle(stdout, p.Name+": ", p.BundleReport); err != nil {
+			failed++
+		}
+	}
+	if !set.OK() {
+		fmt.Fprintf(stdout, "NOT VERIFIED: set %s of %d bundles, %d with problems or missing\n", set.Set, len(set.Parts), failed)
+		return &exitError{1, fmt.Errorf("the set does not verify")}
+	}
+	fmt.Fprintf(stdout, "verified: set %s, %d bundles, %d events\n", set.Set, len(set.Parts), set.Events())
+	return nil
+}
+
+// reportBundle prints what VerifyBundle found of a bundle (of a set's
+// part, prefixed), and fails if it did not verify.
+func reportBundle(stdout io.Writer, prefix string, rep *ledger.BundleReport) error {
+	for _, p := range rep.Problems {
+		fmt.Fprintln(stdout, prefix+p.String())
+	}
 	c := rep.Custody
-	fmt.Fprintf(stdout, "exported by %s on %s from %s (%s); query %q, %s to %s",
+	fmt.Fprintf(stdout, "%sexported by %s on %s from %s (%s); query %q, %s to %s", prefix,
 		c.ExportedBy, c.ExportedAt.Format(time.RFC3339), c.Host, c.Tool, c.Query, c.From.Format(time.RFC3339), c.To.Format(time.RFC3339))
 	if c.Reason != "" {
 		fmt.Fprintf(stdout, "; reason %q", c.Reason)
+	}
+	if c.Set != "" {
+		fmt.Fprintf(stdout, "; part %d of %d of set %s", c.Part, c.Parts, c.Set)
 	}
 	fmt.Fprintln(stdout)
 	keyNote := "the given key"
@@ -611,10 +664,10 @@ func runVerifyBundle(ctx context.Context, args []string, stdout, stderr io.Write
 	summary := fmt.Sprintf("%d events, %d redacted, against a checkpoint of %d records signed %s with %s",
 		rep.Events, rep.Redacted, rep.Checkpoint.Size, rep.Checkpoint.Time.Format(time.RFC3339), keyNote)
 	if !rep.OK() {
-		fmt.Fprintf(stdout, "NOT VERIFIED: %d problems; %s\n", len(rep.Problems), summary)
+		fmt.Fprintf(stdout, "%sNOT VERIFIED: %d problems; %s\n", prefix, len(rep.Problems), summary)
 		return &exitError{1, fmt.Errorf("%d problems found", len(rep.Problems))}
 	}
-	fmt.Fprintf(stdout, "verified: %s\n", summary)
+	fmt.Fprintf(stdout, "%sverified: %s\n", prefix, summary)
 	return nil
 }
 

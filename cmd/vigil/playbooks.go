@@ -212,9 +212,8 @@ type playbookDeps struct {
 	accept ingest.Acceptor
 	store  eventReader
 	stored func() ([]uint64, error)
-	// data is the embedded store's, which evidence bundles are written
-	// from; nil on a scale-out, which does not write them yet.
-	data *data
+	// evidence writes the bundles of export steps.
+	evidence evidenceWriter
 	// lead runs the jobs of which one node runs at a time: resuming runs
 	// left by their node, expiring approvals, search triggers.
 	lead   leader
@@ -499,9 +498,6 @@ func (b *builtins) events(ctx context.Context, q *query.Query, from, to uint64, 
 }
 
 func (b *builtins) Export(ctx context.Context, tenant, q string, from, to time.Time) (string, int, error) {
-	if b.deps.data == nil {
-		return "", 0, errors.New("evidence bundles are not written on a scale-out yet (docs/scale.md)")
-	}
 	parsed, err := query.Parse(q)
 	if err != nil {
 		return "", 0, err
@@ -515,11 +511,11 @@ func (b *builtins) Export(ctx context.Context, tenant, q string, from, to time.T
 	host, _ := os.Hostname()
 	custody := ledger.Custody{ExportedBy: "vigil playbook", ExportedAt: now, Query: q, From: from, To: to, Tool: "vigil " + version, Host: host,
 		Reason: "playbook run"}
-	sum, _, err := writeEvidence(ctx, b.deps.data, b.deps.dataDir.path(keyFile), query.Request{Query: parsed, Scope: scopeOf(tenant), From: from, To: to}, custody, out)
+	n, _, err := b.deps.evidence(ctx, query.Request{Query: parsed, Scope: scopeOf(tenant), From: from, To: to}, custody, out)
 	if err != nil {
 		return "", 0, err
 	}
-	return out, sum.Events, nil
+	return out, n, nil
 }
 
 // audit appends a run's record to the ledger, as an event of the run's

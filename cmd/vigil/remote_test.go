@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -277,7 +278,8 @@ func TestRemoteCLI(t *testing.T) {
 	c.fails("set VIGIL_TOKEN to a valid token", "alerts", "list")
 
 	// So is an expired one, from the saved login.
-	db, err := meta.Open(context.Background(), filepath.Join(data, metaFile), nil)
+	// As the server does: its data directory's, or a scale-out's PostgreSQL.
+	db, err := openMeta(context.Background(), &dataFlags{dir: data}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,6 +270,23 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 	// The partitions' ledgers: process nodes write them, the others read
 	// them and their marks of what is stored.
 	ledgers := sc.ledgers(s.data)
+	// Their key: process nodes sign checkpoints with it, query nodes
+	// bundles of exports.
+	var (
+		signer note.Signer
+		vkey   string
+	)
+	if does(roleProcess) || does(roleQuery) {
+		if err := os.MkdirAll(ledgers, 0o700); err != nil {
+			return fmt.Errorf("making the ledgers' directory: %w", err)
+		}
+		if signer, _, vkey, err = ledger.LoadOrCreateKey(filepath.Join(ledgers, keyFile), ledgerName); err != nil {
+			return err
+		}
+	}
+	// Exports are sets of the partitions' bundles, kept on the shared
+	// volume for whichever query node a link reaches.
+	evidence := partitionEvidence(ch, ledgers, signer, vkey, cfg.Ledger.checkpointEvery+30*time.Second)
 	stored := func() ([]uint64, error) {
 		marks := make([]uint64, sc.Partitions)
 		for p := range marks {
@@ -316,7 +333,8 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		}
 		var stop func()
 		playbooks, stop, err = startPlaybooks(ctx, playbookDeps{cfg: cfg, dataDir: s.data, mdb: mdb, alerts: alerts, dispatcher: dispatcher,
-			channels: channels, accept: pub, store: ch, stored: stored, lead: lead, idle: playbookIdle, logger: logger, reg: s.reg, demo: s.demo}, gate)
+			channels: channels, accept: pub, store: ch, stored: stored, evidence: evidence, lead: lead, idle: playbookIdle,
+			logger: logger, reg: s.reg, demo: s.demo}, gate)
 		if err != nil {
 			return err
 		}
@@ -328,20 +346,6 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The partitions' ledgers and their key: process nodes write and
-	// sign them, query nodes prove events from them.
-	var (
-		signer note.Signer
-		vkey   string
-	)
-	if does(roleProcess) || does(roleQuery) {
-		if err := os.MkdirAll(ledgers, 0o700); err != nil {
-			return fmt.Errorf("making the ledgers' directory: %w", err)
-		}
-		if signer, _, vkey, err = ledger.LoadOrCreateKey(filepath.Join(ledgers, keyFile), ledgerName); err != nil {
-			return err
-		}
-	}
 	if does(roleProcess) {
 		obs, err := topic("observations")
 		if err != nil {
@@ -455,6 +459,7 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		opts.Detections = mdb
 		opts.Alerts = alerts
 		opts.Playbooks = playbooks
+		opts.Exports = &bundles{write: evidence, dir: filepath.Join(ledgers, exportsDir)}
 		opts.Series = ch.Samples
 		opts.MonitorRules = cfg.Monitor.rules()
 		opts.Probes = func(ctx context.Context, scope query.Scope) (any, error) {

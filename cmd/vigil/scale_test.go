@@ -227,9 +227,7 @@ func TestServeScaleOut(t *testing.T) {
 // PostgreSQL rather than embedded. Left out: the tests that import into
 // a data directory and then serve it (a scale-out's store is ClickHouse,
 // which vigil import --data does not write: TestWho, TestCoverage,
-// TestCostAnomalyServed, TestBackfillOrigins…), and those that export an
-// evidence bundle, which the scale-out does not write yet
-// (TestAccessReads, TestRemoteCLI; docs/scale.md).
+// TestCostAnomalyServed, TestBackfillOrigins…).
 func TestEndToEndScaleOut(t *testing.T) {
 	scaleEngines = startScaleOut(t)
 	defer func() { scaleEngines = nil }()
@@ -238,6 +236,8 @@ func TestEndToEndScaleOut(t *testing.T) {
 		test func(*testing.T)
 	}{
 		{"AccessMatrix", TestAccessMatrix},
+		{"AccessReads", TestAccessReads},
+		{"RemoteCLI", TestRemoteCLI},
 		{"CrossTenantCorrelation", TestCrossTenantCorrelation},
 		{"ServeNotifies", TestServeNotifies},
 		{"FirstAdmin", TestFirstAdmin},
