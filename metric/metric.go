@@ -5,6 +5,7 @@
 package metric
 
 import (
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -86,4 +87,21 @@ func Between(samples []Sample, from, to time.Time) []Sample {
 	lo, _ := slices.BinarySearchFunc(samples, from, func(x Sample, t time.Time) int { return x.Time.Compare(t) })
 	hi, _ := slices.BinarySearchFunc(samples, to, func(x Sample, t time.Time) int { return x.Time.Compare(t) })
 	return samples[lo:hi]
+}
+
+// ID returns the id of a tenant's series: a hash of the tenant, its
+// metric and its labels (sorted), the same in every process and store
+// that writes it.
+func (s *Series) ID(tenant string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(s.Metric))
+	for _, l := range s.Labels {
+		h.Write([]byte{0})
+		h.Write([]byte(l.Name))
+		h.Write([]byte{1})
+		h.Write([]byte(l.Value))
+	}
+	return h.Sum64()
 }

@@ -113,22 +113,6 @@ func (s *Store) samplesSchema() []string {
 	}
 }
 
-// seriesID returns the id of a tenant's series: a hash of its metric
-// and labels, the same in every process that writes the store.
-func seriesID(tenant string, s *metric.Series) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(tenant))
-	h.Write([]byte{0})
-	h.Write([]byte(s.Metric))
-	for _, l := range s.Labels {
-		h.Write([]byte{0})
-		h.Write([]byte(l.Name))
-		h.Write([]byte{1})
-		h.Write([]byte(l.Value))
-	}
-	return h.Sum64()
-}
-
 // sampleShard is the shard a series' samples go to: ClickHouse's
 // intHash64 of the series id, which hashes the tenant with the metric
 // and labels, modulo the shards. It is what the Distributed tables'
@@ -180,7 +164,7 @@ func (s *Store) AppendSamples(ctx context.Context, tenant string, series []metri
 	ids := make([]uint64, len(series))
 	for i := range series {
 		series[i].Labels.Sort()
-		ids[i] = seriesID(tenant, &series[i])
+		ids[i] = series[i].ID(tenant)
 	}
 	batch := batchID(tenant, ids, series)
 	bodies := make([]rowBinary, len(s.opts.Shards))
@@ -627,7 +611,7 @@ func replacedWhere(tenant string, series []metric.Series) []string {
 		if _, ok := byTimes[k]; !ok {
 			keys = append(keys, k)
 		}
-		byTimes[k] = append(byTimes[k], seriesID(tenant, sr))
+		byTimes[k] = append(byTimes[k], sr.ID(tenant))
 	}
 	var (
 		conds []string

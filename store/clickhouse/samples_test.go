@@ -746,7 +746,7 @@ func TestSamplesReplacedWhere(t *testing.T) {
 	conds := replacedWhere(hostileTenant, series)
 	want := map[string]bool{}
 	for i := range series {
-		id := seriesID(hostileTenant, &series[i])
+		id := series[i].ID(hostileTenant)
 		for _, x := range series[i].Samples {
 			want[fmt.Sprintf("%d@%d", id, x.Time.UnixNano())] = true
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 	"strconv"
@@ -16,22 +15,6 @@ import (
 	"github.com/vigilsec/vigil/metric"
 	"github.com/vigilsec/vigil/query"
 )
-
-// seriesID returns the id of a tenant's series: a hash of its metric
-// and labels, the same in every process that writes the store.
-func seriesID(tenant string, s *metric.Series) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(tenant))
-	h.Write([]byte{0})
-	h.Write([]byte(s.Metric))
-	for _, l := range s.Labels {
-		h.Write([]byte{0})
-		h.Write([]byte(l.Name))
-		h.Write([]byte{1})
-		h.Write([]byte(l.Value))
-	}
-	return h.Sum64()
-}
 
 // AppendSamples stores the samples of a tenant's series. A sample that
 // is not a number (NaN, ±Inf: a target's staleness marker) is not
@@ -47,7 +30,7 @@ func (s *DB) AppendSamples(ctx context.Context, tenant string, series []metric.S
 			if err != nil {
 				return err
 			}
-			id := seriesID(tenant, sr)
+			id := sr.ID(tenant)
 			for _, x := range sr.Samples {
 				if math.IsNaN(x.Value) || math.IsInf(x.Value, 0) {
 					continue
@@ -217,7 +200,7 @@ func (s *DB) ReplaceSamples(ctx context.Context, tenant string, series []metric.
 	for i := range series {
 		sr := &series[i]
 		sr.Labels.Sort()
-		id := seriesID(tenant, sr)
+		id := sr.ID(tenant)
 		for rest := sr.Samples; len(rest) > 0; {
 			n := min(len(rest), 500)
 			// As text: database/sql takes no uint64 with its high bit set.
