@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,8 +23,10 @@ import (
 // do (store.Result): times as time.Time, integers as int64 or uint64,
 // lists as []any, the raw bytes as a string.
 func (s *Store) Search(ctx context.Context, req query.Request) (*store.Result, error) {
-	// A query without pipes is a filter, whose rows are events.
-	if req.Query == nil || len(req.Query.Pipes) == 0 {
+	// A query without pipes is a filter, whose rows are events; so is
+	// one that only sorts and keeps the first events, when it keeps a
+	// number of them.
+	if req.Query == nil || len(req.Query.Pipes) == 0 || eventsWanted(req) > 0 {
 		return s.searchEvents(ctx, req)
 	}
 	q, err := query.Compile(req, query.ClickHouse)
@@ -37,39 +40,231 @@ func (s *Store) Search(ctx context.Context, req query.Request) (*store.Result, e
 	return result(req, q, out)
 }
 
-// searchEvents runs a plain events search (a filter, no pipes) without
-// FINAL (see query.ClickHouseCopies) and removes the copies of an event
-// a retried insert left itself: it asks for twice the rows wanted, and
-// for more while copies leave fewer than wanted, then keeps each seq
-// once. Copies are rare (a process node that died between storing a
-// batch and marking it) and, being the same event, come side by side in
-// the order of time and seq.
-func (s *Store) searchEvents(ctx context.Context, req query.Request) (*store.Result, error) {
+// eventsWanted is the number of events a bounded events search keeps: the
+// smallest of the query's heads, or the request's limit when it has none,
+// for a query whose commands are sorts and heads, no sort after a head
+// (one SELECT of events); 0 for any other query, or one without a bound.
+func eventsWanted(req query.Request) int {
 	want := req.Limit
-	for fetch := 2 * want; ; fetch *= 2 {
-		r := req
-		r.Limit = fetch
-		q, err := query.Compile(r, query.ClickHouseCopies)
-		if err != nil {
-			return nil, err
-		}
-		out, err := s.run(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		res, err := result(req, q, out)
-		if err != nil {
-			return nil, err
-		}
-		got := len(res.Rows)
-		res.Rows = onePerSeq(res.Columns, res.Rows)
-		if want <= 0 || len(res.Rows) >= want || got < fetch {
-			if want > 0 && len(res.Rows) > want {
-				res.Rows = res.Rows[:want]
+	if req.Query == nil {
+		return max(want, 0)
+	}
+	headed := false
+	for _, p := range req.Query.Pipes {
+		switch p := p.(type) {
+		case *query.Sort:
+			if headed {
+				return 0 // the sort orders only the events the head kept
 			}
-			return res, nil
+		case *query.Head:
+			if p.N <= 0 {
+				return 0
+			}
+			if !headed || p.N < want {
+				want = p.N
+			}
+			headed = true
+		default:
+			return 0
 		}
 	}
+	return max(want, 0)
+}
+
+// searchEvents runs an events search (a filter, sorts and heads) without
+// FINAL (see query.ClickHouseCopies) and removes the copies of an event
+// a retried insert left itself, keeping each seq where it first comes.
+// Copies are rare (a process node that died between storing a batch and
+// marking it) and, being the same event, come side by side in the
+// query's order, which ends in time and seq; but for a copy stored again
+// after SetOrigins, whose session_origin differs, which a sort on that
+// may put apart.
+//
+// A bounded search reads in two steps (pickEvents, then readPicked):
+// 18.16 reads every column it selects from every granule that holds a
+// match before it sorts and keeps the first rows, which for the event
+// columns (raw and doc among them) is most of the table. An unbounded
+// one, a filter alone, reads its rows at once.
+func (s *Store) searchEvents(ctx context.Context, req query.Request) (*store.Result, error) {
+	if want := eventsWanted(req); want > 0 {
+		picked, err := s.pickEvents(ctx, req, want)
+		if err != nil {
+			return nil, err
+		}
+		return s.readPicked(ctx, req, picked, pickedChunk)
+	}
+	q, err := query.Compile(req, query.ClickHouseCopies)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.run(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	res, err := result(req, q, out)
+	if err != nil {
+		return nil, err
+	}
+	res.Rows = onePerSeq(res.Columns, res.Rows)
+	return res, nil
+}
+
+// pickedChunk bounds the seqs one statement of readPicked names, and so
+// the events of its answer, which the client holds whole (maxAnswer).
+const pickedChunk = 1000
+
+// A pickedEvent is an event the first step of a search chose: its seq,
+// and its tenant and time, which say where the second step finds it.
+type pickedEvent struct {
+	seq    uint64
+	time   int64 // nanoseconds, as the table keeps it
+	tenant string
+}
+
+// pickColumns are what the first step of a search selects of each event
+// matching its query: the statement orders the events (by time and seq,
+// or by the query's sorts first) and filters them with the columns it
+// names, which ClickHouse reads however few the SELECT names.
+const pickColumns = "seq, time, tenant"
+
+// pickEvents returns the first want events of req, a bounded events
+// search (see eventsWanted), each once, in the query's order. It runs the
+// query's statement with pickColumns as its SELECT, the same WHERE and
+// ORDER BY, and a LIMIT of twice the events wanted, so that copies do not
+// take their places, and of twice that while copies leave fewer than
+// wanted.
+func (s *Store) pickEvents(ctx context.Context, req query.Request, want int) ([]pickedEvent, error) {
+	// The heads are the limit, which the statement doubles.
+	q := query.Query{}
+	if req.Query != nil {
+		q = *req.Query
+	}
+	q.Pipes = slices.DeleteFunc(slices.Clone(q.Pipes), isHead)
+	req.Query = &q
+	for fetch := twice(want); ; fetch = twice(fetch) {
+		req.Limit = fetch
+		compiled, err := query.Compile(req, query.ClickHouseCopies)
+		if err != nil {
+			return nil, err
+		}
+		narrow, err := picking(compiled)
+		if err != nil {
+			return nil, err
+		}
+		seen := map[uint64]bool{}
+		var picked []pickedEvent
+		rows := 0
+		err = s.streamQuery(ctx, "picking the events of a search", narrow, func(vals []json.RawMessage) error {
+			rows++
+			var e pickedEvent
+			for i, to := range []any{&e.seq, &e.time, &e.tenant} {
+				if err := json.Unmarshal(vals[i], to); err != nil {
+					return fmt.Errorf("clickhouse: picking the events of a search: %s %.100s: %w", narrow.Columns[i], vals[i], err)
+				}
+			}
+			if !seen[e.seq] {
+				seen[e.seq] = true
+				picked = append(picked, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if fetch == 0 || rows < fetch || len(picked) >= want {
+			if len(picked) > want {
+				picked = picked[:want]
+			}
+			return picked, nil
+		}
+	}
+}
+
+// picking returns the statement of an events search with pickColumns as
+// its SELECT: its WHERE, ORDER BY and LIMIT are the compiler's, as are
+// its parameters.
+func picking(q *query.SQL) (*query.SQL, error) {
+	prefix := "SELECT " + strings.Join(query.EventColumns(), ", ") + " FROM events "
+	rest, ok := strings.CutPrefix(q.Text, prefix)
+	if q.Kind != query.Events || !ok {
+		return nil, fmt.Errorf("clickhouse: picking the events of a search: not one SELECT of the events table: %.200q", q.Text)
+	}
+	return &query.SQL{
+		Text:    "SELECT " + pickColumns + " FROM events " + rest,
+		Args:    q.Args,
+		Kind:    query.Table,
+		Columns: strings.Split(pickColumns, ", "),
+	}, nil
+}
+
+// readPicked reads the events picked, whole, and returns them in the
+// order given, as the rows of an events search: a chunk of seqs a
+// statement. The statement names the seqs in PREWHERE, which 18.16
+// applies before it reads the other columns (seq being last in the
+// sorting key, it would not move the condition there itself), and bounds
+// the events to the tenants, days and times of the chunk's, which skip
+// the partitions and the granules that cannot hold them. An event gone
+// since it was picked (a partition dropped) is passed over.
+func (s *Store) readPicked(ctx context.Context, req query.Request, picked []pickedEvent, chunk int) (*store.Result, error) {
+	cols := query.EventColumns()
+	times := make([]bool, len(cols))
+	for i, c := range cols {
+		times[i] = c == "time" || c == "received"
+	}
+	seqCol, tenantCol, timeCol := slices.Index(cols, "seq"), slices.Index(cols, "tenant"), slices.Index(cols, "time")
+	res := &store.Result{Columns: cols, Events: true, Rows: make([][]any, 0, len(picked))}
+	params := url.Values{"database": {s.opts.Database}, "max_query_size": {strconv.Itoa(maxStatement)}}
+	for part := range slices.Chunk(picked, chunk) {
+		out, err := s.send(ctx, 0, params, strings.NewReader(pickedStatement(cols, part)+" FORMAT JSONCompact"))
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: reading the events of a search: %w", err)
+		}
+		rows, err := readRows(out, cols, times, true)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: reading the events of a search: %w", err)
+		}
+		// A seq names one event, but the row must be the event picked,
+		// its tenant and time too, for no other to stand in for it.
+		found := make(map[pickedEvent][]any, len(rows))
+		for _, row := range rows {
+			e := pickedEvent{}
+			e.seq, _ = row[seqCol].(uint64)
+			e.tenant, _ = row[tenantCol].(string)
+			if t, ok := row[timeCol].(time.Time); ok {
+				e.time = t.UnixNano()
+			}
+			if _, ok := found[e]; !ok {
+				found[e] = row // the first of its copies
+			}
+		}
+		for _, e := range part {
+			if row, ok := found[e]; ok {
+				res.Rows = append(res.Rows, row)
+			}
+		}
+	}
+	store.RedactResult(res, req.Scope)
+	return res, nil
+}
+
+// pickedStatement is the SELECT of the event columns of the events
+// picked.
+func pickedStatement(cols []string, picked []pickedEvent) string {
+	seqs := make([]uint64, len(picked))
+	var tenants, days []string
+	lo, hi := picked[0].time, picked[0].time
+	for i, e := range picked {
+		seqs[i] = e.seq
+		if t := quote(e.tenant); !slices.Contains(tenants, t) {
+			tenants = append(tenants, t)
+		}
+		if d := quote(time.Unix(0, e.time).UTC().Format(time.DateOnly)); !slices.Contains(days, d) {
+			days = append(days, d)
+		}
+		lo, hi = min(lo, e.time), max(hi, e.time)
+	}
+	return fmt.Sprintf("SELECT %s FROM events PREWHERE seq IN (%s) WHERE tenant IN (%s) AND day IN (%s) AND time >= %d AND time <= %d",
+		strings.Join(cols, ", "), seqList(seqs), strings.Join(tenants, ", "), strings.Join(days, ", "), lo, hi)
 }
 
 // onePerSeq keeps the first row of each seq.

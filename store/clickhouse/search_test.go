@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -55,6 +56,12 @@ func TestSearchAsDuckDB(t *testing.T) {
 		{"| timechart span=1h count() by tenant", all},
 		{"source:aws.cloudtrail | fields time, tenant, actor, action | head 20", teamA},
 		{"| sort time | head 3", all},
+		{"| sort actor | head 5", all},
+		{"action:StopLogging | sort -actor, region | head 30", all},
+		{"| sort eventName | head 8", all},
+		{"| head 40 | head 12", all},
+		{"| head 5 | sort actor", all},
+		{"| sort region", teamA},
 		{"seq>100 seq<=110", all},
 		{"time>=2024-07-31 | stats min(time), max(time)", all},
 		{"| head 50 | stats count() by eventName", all},
@@ -162,14 +169,18 @@ func TestSearchHostile(t *testing.T) {
 				t.Fatalf("%s: %v", text, err)
 			}
 			for _, scope := range []query.Scope{{All: true}, {Tenants: []string{"team-" + v}}} {
-				req := query.Request{Query: q, Scope: scope}
-				got, err := ch.Search(ctx, req)
-				if err != nil {
-					t.Fatalf("%s: %v", text, err)
-				}
-				want, _ := db.Search(ctx, req)
-				if d := difference(got, want); d != "" || len(got.Rows) != 1 || got.Rows[0][0] != uint64(i+1) {
-					t.Errorf("%s in %v: %d rows; %s", text, scope, len(got.Rows), d)
+				// Unbounded, one statement; bounded, two, the second
+				// naming the tenant picked.
+				for _, limit := range []int{0, 10} {
+					req := query.Request{Query: q, Scope: scope, Limit: limit}
+					got, err := ch.Search(ctx, req)
+					if err != nil {
+						t.Fatalf("%s: %v", text, err)
+					}
+					want, _ := db.Search(ctx, req)
+					if d := difference(got, want); d != "" || len(got.Rows) != 1 || got.Rows[0][0] != uint64(i+1) {
+						t.Errorf("%s in %v, limit %d: %d rows; %s", text, scope, limit, len(got.Rows), d)
+					}
 				}
 			}
 		}
@@ -276,5 +287,132 @@ func TestSearchLimitWithCopies(t *testing.T) {
 		if d := difference(got, want); d != "" {
 			t.Errorf("%q, limit %d: %s", tc.q, tc.limit, d)
 		}
+	}
+}
+
+// TestSearchTwoSteps: a bounded events search picks its events by seq,
+// time and tenant, then reads them whole; the rows are the embedded
+// store's, in its order, on the edges of that: events at the same time
+// (the seq breaks the tie), a sort on another field before a head, a
+// limit beyond the matches, events stored twice by a retried Append,
+// scopes that leave a tenant out or read it through a share, and a read
+// of the picked events in several statements.
+func TestSearchTwoSteps(t *testing.T) {
+	ctx := context.Background()
+	day := time.Date(2024, 7, 30, 22, 0, 0, 0, time.UTC)
+	tenants := []string{"team-a", "team-b", "team-c", query.SystemTenant}
+	actors := []string{"carol", "alice", "bob"}
+	var evs []*event.Event
+	for i := range 90 {
+		// Five events a time, a time every 40 minutes: over three days.
+		at := day.Add(time.Duration(i/5) * 40 * time.Minute)
+		actor := actors[i%len(actors)]
+		action := []string{"Read", "Write"}[i%7/5]
+		ip := netip.AddrFrom4([4]byte{203, 0, 113, byte(i % 4)})
+		evs = append(evs, &event.Event{Seq: uint64(1000 - 3*i), Time: at, Received: at.Add(time.Second),
+			Tenant: tenants[i%len(tenants)], Source: "json", Class: "api_activity",
+			Actor: event.Actor{Name: actor}, Action: action, SrcIP: ip,
+			Raw: []byte(fmt.Sprintf(`{"who":%q,"n":%d,"secret":"s%d"}`, actor, i%4, i))})
+	}
+	ch, db := bothStores(t, evs)
+	// A retried batch: the newest events, ties among them, and a few of
+	// the oldest, stored twice.
+	newest := slices.Clone(evs)
+	slices.SortFunc(newest, func(a, b *event.Event) int { return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(b.Seq, a.Seq)) })
+	if err := ch.Append(ctx, 0, slices.Concat(newest[:23], newest[len(newest)-4:])); err != nil {
+		t.Fatal(err)
+	}
+
+	scopes := map[string]query.Scope{
+		"all":              {All: true},
+		"all and _system":  {All: true, Tenants: []string{query.SystemTenant}},
+		"team-a and c":     {Tenants: []string{"team-a", "team-c"}},
+		"team-b and share": {Tenants: []string{"team-b"}, Shares: []query.Share{{Grant: "g1", Tenant: "team-a", Filter: parsed(t, "action:Read"), Redact: []string{"secret"}}}},
+		"none":             {},
+	}
+	queries := []string{"*", "action:Read", "action:Nothing", "src_ip:203.0.113.2",
+		"| sort actor | head 7", "action:Write | sort -actor, time | head 12", "| sort time | head 9",
+		"| sort who | head 6", "| sort -n", "| head 4 | head 11", "| sort actor | head 2 | head 50"}
+	for _, text := range queries {
+		for name, scope := range scopes {
+			for _, limit := range []int{1, 13, 100, 0} {
+				req := query.Request{Query: parsed(t, text), Scope: scope, Limit: limit}
+				want, err := db.Search(ctx, req)
+				if err != nil {
+					t.Fatalf("%q in %s: %v", text, name, err)
+				}
+				got, err := ch.Search(ctx, req)
+				if err != nil {
+					t.Fatalf("%q in %s, limit %d: %v", text, name, limit, err)
+				}
+				if d := difference(got, want); d != "" {
+					t.Errorf("%q in %s, limit %d: %s", text, name, limit, d)
+				}
+				if want := eventsWanted(req); want > 0 && limit == 13 {
+					// The picked events read two a statement.
+					picked, err := ch.pickEvents(ctx, req, want)
+					if err != nil {
+						t.Fatal(err)
+					}
+					chunked, err := ch.readPicked(ctx, req, picked, 2)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d := difference(chunked, got); d != "" {
+						t.Errorf("%q in %s, limit %d, read two events a statement: %s", text, name, limit, d)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPickingStatements: the first step of a search is the compiler's
+// statement with a narrow SELECT, and the second names the seqs picked
+// in PREWHERE and their tenants, days and times; a query of more than
+// one SELECT is no search of two steps.
+func TestPickingStatements(t *testing.T) {
+	req := query.Request{Query: parsed(t, "action:Read | sort actor | head 3"), Scope: query.Scope{Tenants: []string{"team-a"}}, Limit: 100}
+	if n := eventsWanted(req); n != 3 {
+		t.Errorf("%d events wanted, want 3", n)
+	}
+	req.Limit = 6
+	q, err := query.Compile(req, query.ClickHouseCopies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrow, err := picking(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := inline(narrow.Text, narrow.Args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "SELECT seq, time, tenant FROM events WHERE tenant IN ('team-a') AND action = 'Read' ORDER BY actor ASC, time DESC, seq DESC LIMIT 3"; text != want {
+		t.Errorf("the first step:\n%s\nwant\n%s", text, want)
+	}
+
+	for text, n := range map[string]int{"*": 100, "| head 5 | sort actor": 0, "| stats count()": 0, "| fields actor | head 2": 0, "| sort actor": 100} {
+		if got := eventsWanted(query.Request{Query: parsed(t, text), Limit: 100}); got != n {
+			t.Errorf("%q: %d events wanted, want %d", text, got, n)
+		}
+	}
+	nested, err := query.Compile(query.Request{Query: parsed(t, "| head 5 | sort actor"), Scope: query.Scope{All: true}}, query.ClickHouseCopies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := picking(nested); err == nil {
+		t.Error("a statement of two SELECTs picked")
+	}
+
+	at := time.Date(2024, 7, 31, 23, 59, 59, 0, time.UTC)
+	stmt := pickedStatement([]string{"seq", "raw"}, []pickedEvent{
+		{seq: 7, time: at.UnixNano(), tenant: "o'brien"}, {seq: 3, time: at.Add(2 * time.Second).UnixNano(), tenant: "team-a"}, {seq: 9, time: at.UnixNano(), tenant: "team-a"},
+	})
+	want := fmt.Sprintf("SELECT seq, raw FROM events PREWHERE seq IN (7, 3, 9) WHERE tenant IN ('o\\'brien', 'team-a') AND day IN ('2024-07-31', '2024-08-01') AND time >= %d AND time <= %d",
+		at.UnixNano(), at.Add(2*time.Second).UnixNano())
+	if stmt != want {
+		t.Errorf("the second step:\n%s\nwant\n%s", stmt, want)
 	}
 }
