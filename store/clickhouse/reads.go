@@ -207,18 +207,12 @@ func (s *Store) Sessions(ctx context.Context, req query.Request, fn func(*event.
 	if _, err := query.Compile(read, query.ClickHouseCopies); err != nil {
 		return err
 	}
-	if req.Query != nil && slices.ContainsFunc(req.Query.Pipes, isHead) {
-		// The heads count events, not copies: pick applies them, and the
-		// events they keep are read in the query's order, which a head
-		// does not change.
-		seqs, err := s.pick(ctx, req)
-		if err != nil || len(seqs) == 0 {
-			return err
-		}
-		q := *req.Query
-		q.Filter = nil // the seqs matched it
-		q.Pipes = slices.DeleteFunc(slices.Clone(q.Pipes), isHead)
-		req.Query, req.SeqRanges = &q, ranges(seqs)
+	if headed, none, err := s.pickHeads(ctx, req); err != nil || none {
+		return err
+	} else if headed != nil {
+		// The events the heads keep are read in the query's order, which
+		// a head does not change.
+		req = *headed
 		read = withPipes(req, fieldsOf(sessionFields...))
 	}
 	compiled, err := query.Compile(read, query.ClickHouseCopies)
@@ -259,6 +253,26 @@ func (s *Store) Sessions(ctx context.Context, req query.Request, fn func(*event.
 		e.Session.ID, e.Session.Origin = deref(id), deref(origin)
 		return fn(&e)
 	})
+}
+
+// pickHeads applies the heads of req, which count events where SQL would
+// count the copies a retried insert left: pick keeps their events' seqs,
+// and the request returned reads those seqs, its filter and heads gone.
+// It returns nil for a request without heads, and none when the heads
+// keep no event.
+func (s *Store) pickHeads(ctx context.Context, req query.Request) (headed *query.Request, none bool, err error) {
+	if req.Query == nil || !slices.ContainsFunc(req.Query.Pipes, isHead) {
+		return nil, false, nil
+	}
+	seqs, err := s.pick(ctx, req)
+	if err != nil || len(seqs) == 0 {
+		return nil, true, err
+	}
+	q := *req.Query
+	q.Filter = nil // the seqs matched it
+	q.Pipes = slices.DeleteFunc(slices.Clone(q.Pipes), isHead)
+	req.Query, req.SeqRanges = &q, ranges(seqs)
+	return &req, false, nil
 }
 
 // EventsAt calls fn with the event of each seq given that the cluster

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -95,18 +94,10 @@ func (s *Store) scanWindow(ctx context.Context, req query.Request, fn func(*even
 	if compiled.Kind != query.Events {
 		return fmt.Errorf("the query must select events, not make a table")
 	}
-	if req.Query != nil && slices.ContainsFunc(req.Query.Pipes, isHead) {
-		// A head counts events, and copies would take their places in
-		// SQL: pick applies the heads, and the events they keep are read
-		// by seq, as in Sessions.
-		seqs, err := s.pick(ctx, req)
-		if err != nil || len(seqs) == 0 {
-			return err
-		}
-		q := *req.Query
-		q.Filter = nil // the seqs matched it
-		q.Pipes = slices.DeleteFunc(slices.Clone(q.Pipes), isHead)
-		req.Query, req.SeqRanges = &q, ranges(seqs)
+	if headed, none, err := s.pickHeads(ctx, req); err != nil || none {
+		return err
+	} else if headed != nil {
+		req = *headed
 		if compiled, err = query.Compile(req.OldestFirst(), query.ClickHouseCopies); err != nil {
 			return err
 		}
