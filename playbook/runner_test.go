@@ -599,11 +599,16 @@ func TestSearchTriggerLedgers(t *testing.T) {
 		mu    sync.Mutex
 		marks = []uint64{10, p1 + 3}
 		asked [][2]uint64
+		fail  error // of the next search in partition 1
 	)
 	events := func(ctx context.Context, q *query.Query, from, to uint64, fn func(*event.Event) error) error {
 		mu.Lock()
+		defer mu.Unlock()
 		asked = append(asked, [2]uint64{from, to})
-		mu.Unlock()
+		if err := fail; err != nil && from >= p1 {
+			fail = nil
+			return err
+		}
 		return nil
 	}
 	stored := func() ([]uint64, error) {
@@ -635,6 +640,18 @@ steps:
 	tick()
 	if want := [][2]uint64{{10, 14}, {p1 + 3, p1 + 8}}; !slices.Equal(asked, want) {
 		t.Errorf("searched %v, want %v", asked, want)
+	}
+	// A search that fails in one partition is run again there, and
+	// only there.
+	mu.Lock()
+	marks, asked, fail = []uint64{18, p1 + 12}, nil, errors.New("the store went away")
+	mu.Unlock()
+	if err := h.runner.SearchTick(context.Background()); err == nil {
+		t.Error("a failed search is not reported")
+	}
+	tick()
+	if want := [][2]uint64{{15, 17}, {p1 + 9, p1 + 11}, {p1 + 9, p1 + 11}}; !slices.Equal(asked, want) {
+		t.Errorf("after a failure in partition 1, searched %v, want %v", asked, want)
 	}
 	// Three partitions now: the position of two says nothing of them.
 	mu.Lock()

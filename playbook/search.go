@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -46,6 +47,9 @@ func (r *Runner) SearchTick(ctx context.Context) error {
 		if !ok {
 			from = marks // a new playbook, or ledgers that changed: from now on
 		}
+		// Where it has read to, ledger by ledger: a search that fails in
+		// one ledger is not run again in those it finished.
+		read := slices.Clone(from)
 		started, dropped := 0, 0
 		for i, mark := range marks {
 			if from[i] >= mark {
@@ -69,19 +73,17 @@ func (r *Runner) SearchTick(ctx context.Context) error {
 				return nil
 			})
 			if err != nil {
+				errs = append(errs, fmt.Errorf("playbook %s: search: %w", p.Name, err))
 				break
 			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("playbook %s: search: %w", p.Name, err))
-			continue
+			read[i] = mark
 		}
 		if dropped > 0 {
 			r.metrics.dropped.Add(float64(dropped))
 			r.log.Warn("a search-triggered playbook matched more events than it may run on at once; the rest are not run",
 				"playbook", p.Name, "started", started, "not_run", dropped)
 		}
-		if err := r.opts.DB.SetSetting(ctx, meta.Setting{Name: searchPosition(p.Name), Value: formatMarks(marks), Actor: "vigil", Updated: r.opts.Now().UTC()}); err != nil {
+		if err := r.opts.DB.SetSetting(ctx, meta.Setting{Name: searchPosition(p.Name), Value: formatMarks(read), Actor: "vigil", Updated: r.opts.Now().UTC()}); err != nil {
 			errs = append(errs, err)
 		}
 	}
