@@ -169,7 +169,10 @@ func (inv *Inventory) add(f Fact) (int32, bool) {
 	a := inv.asset(f.Asset)
 	attr, value, from := inv.strs.id(f.Attr), inv.strs.id(f.Value), nanos(f.From)
 	for j := inv.assets[a].first; j != none; j = inv.facts[j].nextOfAsset {
-		if g := &inv.facts[j]; g.attr == attr && g.value == value && g.open() && from >= g.from {
+		// Known already: held since before, or this very fact, ended
+		// since (the same event observed again: a scale-out's node
+		// reads back from the store what it saw on its way in).
+		if g := &inv.facts[j]; g.attr == attr && g.value == value && (g.open() && from >= g.from || from == g.from) {
 			return 0, false
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,18 @@ func TestObserveCloudTrail(t *testing.T) {
 	}
 	if _, ok := inv.AssetAt(netip.MustParseAddr("192.168.1.95"), term.Time.Add(-time.Second)); !ok {
 		t.Error("the address was not the instance's before it ended")
+	}
+
+	// Observed again, as a scale-out's node reads back what it saw on
+	// its way in: the instance's history is what it was.
+	before := inv.Facts(got, time.Time{})
+	inv.Observe(launched)
+	inv.Observe(term)
+	if again := inv.Facts(got, time.Time{}); !reflect.DeepEqual(again, before) {
+		t.Errorf("observed twice, the instance's facts %+v, want %+v", again, before)
+	}
+	if _, ok := inv.AssetAt(netip.MustParseAddr("192.168.1.95"), term.Time); ok {
+		t.Error("observed twice, the address is the terminated instance's again")
 	}
 
 	t1 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
