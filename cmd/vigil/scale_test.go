@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -112,8 +113,9 @@ func (so *scaleOut) node(t *testing.T, role, name string) *served {
 // in its role: an ingest node takes CloudTrail logs over HTTP and a bad
 // record; two process nodes share the partitions; a query node finds
 // the events in ClickHouse, the detections and alerts in PostgreSQL,
-// and the bad record in the quarantine. Each node answers for its role
-// only.
+// the bad record in the quarantine, and exports them as a set of the
+// partitions' bundles that verifies offline. Each node answers for its
+// role only.
 func TestServeScaleOut(t *testing.T) {
 	needFixtures(t)
 	so := startScaleOut(t)
@@ -150,7 +152,7 @@ func TestServeScaleOut(t *testing.T) {
 		code, out := q.apiAs(q.token, "GET", fmt.Sprintf("/api/v1/events/%d/proof", seq), nil)
 		return code == http.StatusOK && json.Unmarshal(out, &proof) == nil
 	})
-	_, verifier, _, err := ledger.LoadOrCreateKey(filepath.Join(so.ledgers, keyFile), ledgerName)
+	_, verifier, vkey, err := ledger.LoadOrCreateKey(filepath.Join(so.ledgers, keyFile), ledgerName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +193,30 @@ func TestServeScaleOut(t *testing.T) {
 	json.Unmarshal(q.call("GET", "/api/v1/coverage?days=1", nil), &cov)
 	if len(cov.Sources) != 1 || cov.Sources[0].Source != "aws.cloudtrail" || cov.Sources[0].Events != int64(len(records)) {
 		t.Errorf("coverage: %+v, want the %d CloudTrail events", cov.Sources, len(records))
+	}
+
+	// An export through the query node is a set of the partitions'
+	// bundles, which verifies offline with the partitions' key.
+	var x struct {
+		Link   string
+		Events int
+	}
+	code, out := q.apiAs(q.token, "POST", "/api/v1/exports", map[string]any{"query": "source:aws.cloudtrail", "from": "2000-01-01", "reason": "case 1"})
+	if err := json.Unmarshal(out, &x); err != nil || code != http.StatusCreated || x.Events != len(records) {
+		t.Fatalf("export: %d %s, want the %d CloudTrail events", code, out, len(records))
+	}
+	resp, err := http.Get(q.base + x.Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipped, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	set := filepath.Join(t.TempDir(), "case-1.zip")
+	if err := os.WriteFile(set, zipped, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustVigil(t, "verify-bundle", "--key", vkey, set); !strings.Contains(out, fmt.Sprintf("bundles, %d events", len(records))) {
+		t.Errorf("verify-bundle of the export:\n%s", out)
 	}
 
 	// Each node serves its role: the ingest node searches nothing, the
