@@ -43,7 +43,7 @@ type Custody struct {
 	Reason     string    `json:"reason,omitempty"` // case number, ticket
 	// Set, Part and Parts place a bundle in a set of them, one per
 	// ledger: a scale-out's export, whose events are in its partitions'
-	// ledgers (WriteBundleSet, VerifyBundleSet). Zero outside a set.
+	// ledgers (BundleSetWriter, VerifyBundleSet). Zero outside a set.
 	Set   string `json:"set,omitempty"`
 	Part  int    `json:"part,omitempty"`
 	Parts int    `json:"parts,omitempty"`
@@ -173,6 +173,9 @@ type bundleSource interface {
 	// what it holds.
 	hashes(size int64) (r tlog.HashReader, done func(), err error)
 	scan(from, to int64, fn func(Record) error) error
+	// gap is the largest gap between two wanted indexes that one scan
+	// reads through rather than starting another.
+	gap() int64
 	directory() string
 	now() time.Time
 }
@@ -196,7 +199,11 @@ func (h held) hashes(size int64) (tlog.HashReader, func(), error) {
 
 func (h held) scan(from, to int64, fn func(Record) error) error { return h.l.Scan(from, to, fn) }
 func (h held) directory() string                                { return h.l.dir }
-func (h held) now() time.Time                                   { return h.l.opts.Now() }
+
+// A held ledger seeks to a record through its marks: a seek costs
+// about a scan of markEvery frames.
+func (h held) gap() int64     { return markEvery }
+func (h held) now() time.Time { return h.l.opts.Now() }
 
 func writeBundle(ctx context.Context, w io.Writer, l bundleSource, indexes []int64, c Custody, signer note.Signer, vkey string) (*BundleSummary, error) {
 	if err := ctx.Err(); err != nil {
@@ -497,18 +504,13 @@ func (c *cachedHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// scanGap is the largest gap between two wanted indexes that eachRecord
-// reads through with one Scan rather than seeking anew: a seek costs
-// about a scan of markEvery frames.
-const scanGap = markEvery
-
 // eachRecord calls fn with the records at indexes (sorted, distinct),
 // which must be event or redacted records, with content that matches
 // their hash. Content is valid only during the call.
 func eachRecord(ctx context.Context, l bundleSource, indexes []int64, fn func(Record) error) error {
 	for len(indexes) > 0 {
 		n := 1
-		for n < len(indexes) && indexes[n]-indexes[n-1] <= scanGap {
+		for n < len(indexes) && indexes[n]-indexes[n-1] <= l.gap() {
 			n++
 		}
 		run := indexes[:n]

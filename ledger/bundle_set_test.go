@@ -18,7 +18,8 @@ func TestBundleSet(t *testing.T) {
 	evs := stratusEvents(t)
 	a := newBundleFixture(t, evs[:len(evs)/2])
 	// The other ledger under the same key, as a scale-out's partitions.
-	bl := openTest(t, t.TempDir(), Options{Signer: a.signer})
+	// Small segments: the View reads its records across several.
+	bl := openTest(t, t.TempDir(), Options{Signer: a.signer, SegmentBytes: 16 << 10})
 	if _, err := bl.Append(ctx, evs[len(evs)/2:]); err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +29,10 @@ func TestBundleSet(t *testing.T) {
 	// Past the checkpoint: a View proves what a signed checkpoint covers.
 	if _, err := bl.Append(ctx, evs[:1]); err != nil {
 		t.Fatal(err)
+	}
+	last := int64(len(evs)-len(evs)/2) - 1 // the last record the checkpoint covers
+	if segs, _ := listSegments(bl.dir); len(segs) < 2 {
+		t.Fatalf("%d segments: the View's reads cross none", len(segs))
 	}
 	view, err := OpenView(bl.dir)
 	if err != nil {
@@ -50,7 +55,7 @@ func TestBundleSet(t *testing.T) {
 	viewed := func(c Custody) []byte {
 		t.Helper()
 		var buf bytes.Buffer
-		sum, err := view.WriteBundle(ctx, &buf, []int64{0, 3, 4}, c, a.signer, a.vkey)
+		sum, err := view.WriteBundle(ctx, &buf, []int64{0, 3, 4, last}, c, a.signer, a.vkey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,8 +91,8 @@ func TestBundleSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK() || rep.Set != "x-1" || len(rep.Parts) != 2 || rep.Events() != 7 {
-		t.Fatalf("the set: ok %v, set %q, %d parts, %d events (want 7), problems %v", rep.OK(), rep.Set, len(rep.Parts), rep.Events(), rep.Problems)
+	if !rep.OK() || rep.Set != "x-1" || len(rep.Parts) != 2 || rep.Events() != 8 {
+		t.Fatalf("the set: ok %v, set %q, %d parts, %d events (want 8), problems %v", rep.OK(), rep.Set, len(rep.Parts), rep.Events(), rep.Problems)
 	}
 	for _, p := range rep.Parts {
 		if !p.TrustedKey || !p.OK() {
@@ -131,13 +136,13 @@ func TestBundleSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := view.WriteBundle(ctx, w, []int64{0, 3, 4}, custody("x-3", 1, 1), a.signer, a.vkey); err != nil {
+	if _, err := view.WriteBundle(ctx, w, []int64{0, 3, 4, last}, custody("x-3", 1, 1), a.signer, a.vkey); err != nil {
 		t.Fatal(err)
 	}
 	if err := sw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := verify(direct.Bytes()); err != nil || !rep.OK() || rep.Events() != 3 {
+	if rep, err := verify(direct.Bytes()); err != nil || !rep.OK() || rep.Events() != 4 {
 		t.Errorf("a set written part by part: %v %+v", err, rep)
 	}
 	if _, err := sw.Part("../p2.zip"); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -108,7 +109,11 @@ func (v *View) hashes(size int64) (tlog.HashReader, func(), error) {
 }
 
 func (v *View) directory() string { return v.dir }
-func (v *View) now() time.Time    { return time.Now() }
+
+// A View keeps no marks and reads a segment from its start: one scan
+// from the first record wanted to the last reads each segment once.
+func (v *View) gap() int64     { return math.MaxInt64 }
+func (v *View) now() time.Time { return time.Now() }
 
 // scan calls fn with the records from index from to index to, front to
 // back through each segment (a View keeps no offsets), skipping those
