@@ -232,9 +232,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// Stopped before the intake is: the runs' records go to the ledger
 	// through it.
+	// Evidence bundles, of exports and of playbooks' export steps.
+	evidence := ledgerEvidence(dd, d.path(keyFile))
 	playbooks, stopPlaybooks, err := startPlaybooks(ctx, playbookDeps{cfg: cfg, dataDir: &d, mdb: mdb, alerts: alerts, dispatcher: dispatcher,
 		channels: channels, accept: intake, store: db, stored: func() ([]uint64, error) { return []uint64{uint64(intake.Stored())}, nil },
-		evidence: ledgerEvidence(dd, d.path(keyFile)), lead: alone, logger: logger, reg: reg, demo: *loadDemo}, gate)
+		evidence: evidence, lead: alone, logger: logger, reg: reg, demo: *loadDemo}, gate)
 	if err != nil {
 		return err
 	}
@@ -343,7 +345,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Detections: mdb,
 		Alerts:     alerts,
 		Playbooks:  playbooks,
-		Exports:    &bundles{write: ledgerEvidence(dd, d.path(keyFile)), dir: d.path(exportsDir)},
+		Exports:    &bundles{write: evidence, dir: d.path(exportsDir)},
 		Who: func(ctx context.Context, scope query.Scope, ref string, from, to time.Time) (*inventory.Report, error) {
 			return inventory.Who(ctx, finder{db, scope}, enr, ref, from, to)
 		},
