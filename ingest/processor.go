@@ -55,7 +55,12 @@ type ProcessorOptions struct {
 	Enrich func([]*event.Event)
 	// Engine returns the rules to run, which may change.
 	Engine func() *detect.Engine
-	Sink   detect.Sink
+	// Findings, if set, returns the detections that a partition's
+	// events record, once they have their seqs: vigil's own records of
+	// what it found outside the rules (a metric's anomaly). They go to
+	// the Sink with the rules' detections.
+	Findings func([]*event.Event) []detect.Detection
+	Sink     detect.Sink
 	// Fetch is how many messages are read at once; 0 means 64.
 	Fetch  int
 	Logger *slog.Logger
@@ -413,6 +418,9 @@ func (p *Processor) deliver(ctx context.Context, part int, first int64, evs []*e
 			}
 			bodies[q] = append(append(bodies[q], b...), '\n')
 		})...)
+	}
+	if p.opts.Findings != nil {
+		ds = append(ds, p.opts.Findings(evs)...)
 	}
 	if len(ds) > 0 {
 		p.opts.Sink.Detected(ds)

@@ -32,9 +32,17 @@ const flowBucket = 5 * time.Minute
 // A FlowRollup sums flow records as they pass. Its methods are safe for
 // concurrent use.
 type FlowRollup struct {
+	// Quiet is how long a bucket goes without a record before Flush
+	// returns it although no newer record says it is done (0 means a
+	// minute): the end of an imported file, or of a flow log that
+	// stopped. A record that comes after is a part of its own
+	// (SumBuckets).
+	Quiet time.Duration
+
 	mu     sync.Mutex
 	sums   map[flowKey]*flowSum
 	newest time.Time
+	now    func() time.Time // time.Now; tests set it
 }
 
 type flowKey struct {
@@ -43,7 +51,10 @@ type flowKey struct {
 	at                               int64 // the bucket's start, Unix seconds
 }
 
-type flowSum struct{ bytes, packets float64 }
+type flowSum struct {
+	bytes, packets float64
+	touched        time.Time // when a record last came, by the clock
+}
 
 // Observe adds the accepted flow records of a batch: those between an
 // address of the network (private) and one of the internet, in or out.
@@ -51,6 +62,7 @@ type flowSum struct{ bytes, packets float64 }
 func (f *FlowRollup) Observe(evs []*event.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := f.clock()
 	for _, ev := range evs {
 		if ev.Source != "aws.vpcflow" || ev.Action != "ACCEPT" {
 			continue
@@ -77,6 +89,7 @@ func (f *FlowRollup) Observe(evs []*event.Event) {
 			s = &flowSum{}
 			f.sums[k] = s
 		}
+		s.touched = now
 		s.bytes += docNumber(doc, `"bytes":`)
 		s.packets += docNumber(doc, `"packets":`)
 		if ev.Time.After(f.newest) {
@@ -87,15 +100,21 @@ func (f *FlowRollup) Observe(evs []*event.Event) {
 
 // Flush returns the sums of the buckets that are done, by tenant: those
 // ten minutes older than the newest record seen (records come late, a
-// flow log's delivery takes minutes), or all of them; and forgets them.
+// flow log's delivery takes minutes), those quiet for Quiet, or all of
+// them; and forgets them.
 func (f *FlowRollup) Flush(all bool) map[string][]metric.Series {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cutoff := f.newest.Add(-2 * flowBucket).Unix()
-	index := map[string]int{} // tenant, metric and labels → its series in out[tenant]
+	quiet := f.Quiet
+	if quiet <= 0 {
+		quiet = time.Minute
+	}
+	heard := f.clock().Add(-quiet) // a bucket no record came to since is quiet
+	index := map[string]int{}      // tenant, metric and labels → its series in out[tenant]
 	out := map[string][]metric.Series{}
 	for k, s := range f.sums {
-		if !all && k.at >= cutoff {
+		if !all && k.at >= cutoff && s.touched.After(heard) {
 			continue
 		}
 		delete(f.sums, k)
@@ -127,6 +146,43 @@ func (f *FlowRollup) Flush(all bool) map[string][]metric.Series {
 		for i := range series {
 			slices.SortFunc(series[i].Samples, func(a, b metric.Sample) int { return a.Time.Compare(b.Time) })
 		}
+	}
+	return out
+}
+
+func (f *FlowRollup) clock() time.Time {
+	if f.now == nil {
+		return time.Now()
+	}
+	return f.now()
+}
+
+// SumBuckets adds up the samples a flow rollup's series has at one time.
+// A bucket is stored as several samples, each a part of its sums, when
+// records come after its sums were stored (a late delivery), or when
+// several process nodes of a scale-out each saw some of its records.
+// Other metrics' series are returned as they are: a second sample of a
+// gauge at the same time is the same measure again, not more of it.
+func SumBuckets(series []metric.Series) []metric.Series {
+	for i := range series {
+		switch s := &series[i]; s.Metric {
+		case NetworkOutBytes, NetworkInBytes, NetworkOutPackets, NetworkInPackets:
+			s.Samples = sumAtTimes(s.Samples)
+		}
+	}
+	return series
+}
+
+// sumAtTimes adds up the samples at the same time of samples sorted by
+// time, in place.
+func sumAtTimes(samples []metric.Sample) []metric.Sample {
+	out := samples[:0]
+	for _, x := range samples {
+		if n := len(out); n > 0 && out[n-1].Time.Equal(x.Time) {
+			out[n-1].Value += x.Value
+			continue
+		}
+		out = append(out, x)
 	}
 	return out
 }

@@ -2,12 +2,14 @@ package monitor
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/metric"
 	"github.com/vigilsec/vigil/parse"
 )
 
@@ -30,14 +32,17 @@ func TestFlowRollup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r FlowRollup
+	clock := time.Now()
+	r := FlowRollup{now: func() time.Time { return clock }}
 	r.Observe(evs)
 	// The newest bucket is still open: records come late.
 	if got := r.Flush(false); len(got) != 0 {
 		t.Fatalf("flushed %v before it was done", got)
 	}
+	// Until no record came to it for a minute: the end of the log.
+	clock = clock.Add(time.Minute)
 	got := map[string]string{}
-	for _, s := range r.Flush(true)["acme"] {
+	for _, s := range r.Flush(false)["acme"] {
 		var text []string
 		for _, x := range s.Samples {
 			text = append(text, x.Time.Format("2006-01-02T15:04")+"="+strconv.FormatFloat(x.Value, 'g', -1, 64))
@@ -61,5 +66,29 @@ func TestFlowRollup(t *testing.T) {
 	}
 	if len(r.Flush(true)) != 0 {
 		t.Error("a second flush returned sums again")
+	}
+}
+
+// TestSumBuckets: the parts of a flow rollup's bucket stored apart (a
+// late delivery, or two process nodes' shares) read as one sum; a
+// gauge's samples at one time are left as they are.
+func TestSumBuckets(t *testing.T) {
+	at := time.Date(2015, 5, 29, 16, 30, 0, 0, time.UTC)
+	next := at.Add(flowBucket)
+	series := []metric.Series{
+		{Metric: NetworkOutBytes, Samples: []metric.Sample{{Time: at, Value: 100}, {Time: at, Value: 236}, {Time: next, Value: 5}}},
+		{Metric: NetworkInPackets, Samples: []metric.Sample{{Time: at, Value: 1}, {Time: next, Value: 2}, {Time: next, Value: 3}}},
+		{Metric: "system.cpu.utilization", Samples: []metric.Sample{{Time: at, Value: 0.5}, {Time: at, Value: 0.5}}},
+	}
+	got := SumBuckets(series)
+	want := [][]metric.Sample{
+		{{Time: at, Value: 336}, {Time: next, Value: 5}},
+		{{Time: at, Value: 1}, {Time: next, Value: 5}},
+		{{Time: at, Value: 0.5}, {Time: at, Value: 0.5}},
+	}
+	for i := range want {
+		if !slices.Equal(got[i].Samples, want[i]) {
+			t.Errorf("%s: %v, want %v", got[i].Metric, got[i].Samples, want[i])
+		}
 	}
 }

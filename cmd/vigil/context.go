@@ -419,8 +419,8 @@ func (f *storedFollower) run(ctx context.Context, late bool) (stop func()) {
 
 // storeLag is how long a process node of a scale-out may take to store
 // what it enriched: it stores a partition's events when a batch fills or
-// the bus has nothing more for a second.
-const storeLag = time.Minute
+// the bus has nothing more for a second. Tests shorten it.
+var storeLag = time.Minute
 
 // observe observes the events of the inventory's queries among those
 // stored between the marks from and to, in time order.

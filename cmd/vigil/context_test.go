@@ -299,20 +299,15 @@ func TestContextConfig(t *testing.T) {
 	}
 }
 
-// TestBackfillOrigins: the uses of the stolen instance credential of the
-// OTRF story arrive before the instance profile's AssumeRole that issued
-// it, in one import and then another, and through a running server.
-// Either way the uses get the instance as their origin once the issue
-// is stored; the store, which differs from the ledger in those origins,
-// still verifies against it, and a rebuild keeps them.
-func TestBackfillOrigins(t *testing.T) {
-	needFixtures(t)
-	dir := t.TempDir()
+// stolenHalves splits the OTRF story's trail into the uses of the stolen
+// instance credential and the instance profile's AssumeRole that issued
+// it, each a file in dir.
+func stolenHalves(t *testing.T, dir string) (usesFile, issuesFile string, uses, issues []byte) {
+	t.Helper()
 	raw, err := os.ReadFile("../../../shared/testdata/otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var uses, issues []byte
 	for line := range strings.Lines(string(raw)) {
 		if strings.Contains(line, `"eventName":"AssumeRole"`) {
 			issues = append(issues, line...)
@@ -323,15 +318,32 @@ func TestBackfillOrigins(t *testing.T) {
 	if len(issues) == 0 {
 		t.Fatal("no AssumeRole in the fixture")
 	}
-	usesFile, issuesFile := filepath.Join(dir, "uses.json"), filepath.Join(dir, "issues.json")
+	usesFile, issuesFile = filepath.Join(dir, "uses.json"), filepath.Join(dir, "issues.json")
 	if os.WriteFile(usesFile, uses, 0o644) != nil || os.WriteFile(issuesFile, issues, 0o644) != nil {
 		t.Fatal("writing the halves")
 	}
+	return usesFile, issuesFile, uses, issues
+}
+
+// instanceOrigin counts the events of data whose origin is the OTRF
+// story's instance.
+func instanceOrigin(t *testing.T, data string) string {
+	t.Helper()
 	const instance = `session_origin:"instance/i-0317f6c6b66ae9c40" | stats count()`
-	count := func(data string) string {
-		t.Helper()
-		return fmt.Sprint(ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", instance))[0]["count"])
-	}
+	return fmt.Sprint(ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", instance))[0]["count"])
+}
+
+// TestBackfillOrigins: the uses of the stolen instance credential of the
+// OTRF story are imported before the instance profile's AssumeRole that
+// issued it, and the other way round. Either way the uses get the
+// instance as their origin once the issue is stored; the store, which
+// differs from the ledger in those origins, still verifies against it,
+// and a rebuild keeps them.
+func TestBackfillOrigins(t *testing.T) {
+	needFixtures(t)
+	dir := t.TempDir()
+	usesFile, issuesFile, _, _ := stolenHalves(t, dir)
+	count := func(data string) string { t.Helper(); return instanceOrigin(t, data) }
 
 	data := filepath.Join(dir, "imported")
 	mustVigil(t, "import", "--data", data, usesFile)
@@ -369,18 +381,30 @@ func TestBackfillOrigins(t *testing.T) {
 		t.Errorf("imported after their issue, %s uses have the instance as origin, want 11", n)
 	}
 
-	every := backfillEvery
-	backfillEvery = 50 * time.Millisecond
-	t.Cleanup(func() { backfillEvery = every })
-	data = filepath.Join(dir, "served")
+}
+
+// TestBackfillOriginsServed: the uses of the stolen instance credential
+// of the OTRF story reach a running server before the AssumeRole that
+// issued it; the uses get the instance as their origin once the issue
+// is stored.
+func TestBackfillOriginsServed(t *testing.T) {
+	needFixtures(t)
+	every, lag := backfillEvery, storeLag
+	backfillEvery, storeLag = 50*time.Millisecond, 2*time.Second // a scale-out's margin for storing
+	t.Cleanup(func() { backfillEvery, storeLag = every, lag })
+	dir := t.TempDir()
+	_, _, uses, issues := stolenHalves(t, dir)
+	data := filepath.Join(dir, "served")
 	srv := serve(t, data)
 	srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail", uses)
-	if n := count(data); n != "0" {
+	srv.waitStored(strings.Count(string(uses), "\n")) // on a scale-out, as the partitions store them
+	if n := instanceOrigin(t, data); n != "0" {
 		t.Fatalf("%s uses have an origin before their issue arrived", n)
 	}
 	srv.call("POST", "/api/v1/ingest?format=aws.cloudtrail", issues)
-	srv.wait("the uses' origin", func() bool { return count(data) == "11" })
-	if !strings.Contains(srv.log.String(), "gave events the origin of their credential") {
-		t.Errorf("the server did not say it gave events their origin:\n%s", srv.log.String())
-	}
+	srv.wait("the uses' origin", func() bool { return instanceOrigin(t, data) == "11" })
+	// It says so once the store has them.
+	srv.wait("the server saying it gave events their origin", func() bool {
+		return strings.Contains(srv.log.String(), "gave events the origin of their credential")
+	})
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/metric"
 	"github.com/vigilsec/vigil/monitor"
+	"github.com/vigilsec/vigil/store/clickhouse"
+	"github.com/vigilsec/vigil/store/duckdb"
 )
 
 // runCost imports cost exports: `vigil cost import FILE...`.
@@ -52,11 +55,11 @@ func runCost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	dd, logger, err := d.offline(ctx, cfg, stderr)
+	st, logger, closeStore, err := costStoreOf(ctx, &d, cfg, stderr)
 	if err != nil {
 		return err
 	}
-	defer dd.Close()
+	defer closeStore()
 	// The files' daily costs are summed before they are stored: a
 	// month's report comes in several files, and each day's cost of an
 	// account's service may be spread over them. What is stored replaces
@@ -65,30 +68,69 @@ func runCost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	failed := 0
 	var all []metric.Series
 	for _, name := range files {
-		series, st, err := readCostFile(ctx, dd, name)
+		series, cs, err := readCostFile(ctx, st, name)
 		if err != nil {
 			fmt.Fprintf(stderr, "skipped %s: %v\n", name, err)
 			failed++
 			continue
 		}
 		all = append(all, series...)
-		for _, sk := range st.Skips {
+		for _, sk := range cs.Skips {
 			logger.Warn("cost row skipped", "file", name, "line", sk.Line, "reason", sk.Reason)
 		}
 		span := "no usage"
-		if !st.From.IsZero() {
-			span = st.From.Format("2006-01-02") + " to " + st.To.Format("2006-01-02")
+		if !cs.From.IsZero() {
+			span = cs.From.Format("2006-01-02") + " to " + cs.To.Format("2006-01-02")
 		}
-		fmt.Fprintf(stdout, "%s: %d rows, %d skipped: daily cost of %d account and service pairs, %s\n", name, st.Rows, st.Skipped, st.Series, span)
+		fmt.Fprintf(stdout, "%s: %d rows, %d skipped: daily cost of %d account and service pairs, %s\n", name, cs.Rows, cs.Skipped, cs.Series, span)
 	}
 	if failed == len(files) {
 		return &exitError{1, errors.New("no file could be read")}
 	}
-	return dd.db.ReplaceSamples(ctx, t, monitor.Aggregate(all, monitor.CostMetric, []string{"provider", "account", "service", "currency"}))
+	return st.ReplaceSamples(ctx, t, monitor.Aggregate(all, monitor.CostMetric, []string{"provider", "account", "service", "currency"}))
+}
+
+// A costStore keeps the daily costs: the embedded store, or a
+// scale-out's ClickHouse. DuckDB reads the exports that are Parquet.
+type costStore interface {
+	ReplaceSamples(ctx context.Context, tenant string, series []metric.Series) error
+	ParquetToCSV(ctx context.Context, src, dst string) error
+}
+
+// costStoreOf opens where the costs go, and what closes it.
+func costStoreOf(ctx context.Context, d *dataFlags, cfg *config, stderr io.Writer) (costStore, *slog.Logger, func(), error) {
+	if !cfg.Scale.configured() {
+		dd, logger, err := d.offline(ctx, cfg, stderr)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return dd.db, logger, func() { dd.Close() }, nil
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ch, err := cfg.Scale.openClickHouse(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, err := duckdb.Open(duckdb.Options{Logger: logger}) // in memory, for Parquet
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return scaledCosts{ch, db}, logger, func() { db.Close() }, nil
+}
+
+// scaledCosts keeps costs in ClickHouse, and reads Parquet with an
+// in-memory DuckDB.
+type scaledCosts struct {
+	*clickhouse.Store
+	parquet *duckdb.DB
+}
+
+func (s scaledCosts) ParquetToCSV(ctx context.Context, src, dst string) error {
+	return s.parquet.ParquetToCSV(ctx, src, dst)
 }
 
 // readCostFile reads one cost export.
-func readCostFile(ctx context.Context, dd *data, name string) ([]metric.Series, monitor.CostStats, error) {
+func readCostFile(ctx context.Context, st costStore, name string) ([]metric.Series, monitor.CostStats, error) {
 	if strings.HasSuffix(name, ".parquet") {
 		// DuckDB reads Parquet; the export's CSV reader reads its rows.
 		tmp, err := os.CreateTemp("", "vigil-cost-*.csv")
@@ -97,7 +139,7 @@ func readCostFile(ctx context.Context, dd *data, name string) ([]metric.Series, 
 		}
 		tmp.Close()
 		defer os.Remove(tmp.Name())
-		if err := dd.db.ParquetToCSV(ctx, name, tmp.Name()); err != nil {
+		if err := st.ParquetToCSV(ctx, name, tmp.Name()); err != nil {
 			return nil, monitor.CostStats{}, err
 		}
 		name = tmp.Name()

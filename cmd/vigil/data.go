@@ -37,6 +37,9 @@ type data struct {
 // detect, if not nil, is given the events the store gets, from the
 // catching up at open on.
 func openData(ctx context.Context, d *dataFlags, cfg *config, logger *slog.Logger, reg prometheus.Registerer, detect func([]*event.Event)) (*data, error) {
+	if err := d.embedded(cfg); err != nil {
+		return nil, err
+	}
 	l, vkey, err := openLedger(d, cfg, logger)
 	if err != nil {
 		return nil, err

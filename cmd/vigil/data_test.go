@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,5 +31,45 @@ func TestStoreWithoutLedger(t *testing.T) {
 	code, _, errOut := vigil(t, "import", "--data", data, stratus)
 	if code != 1 || !strings.Contains(errOut, "holds 1 events but no ledger") {
 		t.Errorf("import into a store without a ledger: exit %d: %s", code, errOut)
+	}
+}
+
+// TestScaleOutDataDirectory: the commands that read or write the embedded
+// store refuse the data directory of a scale-out's node, whose events
+// are in ClickHouse, saying where to ask, rather than answer from an
+// empty store there; imports go to the bus, and fail on a bus that does
+// not answer. Nothing listens on the engines' addresses here.
+func TestScaleOutDataDirectory(t *testing.T) {
+	data := t.TempDir()
+	conf := "scale:\n  nats: [\"nats://127.0.0.1:1\"]\n  clickhouse:\n    shards: [\"http://127.0.0.1:1\"]\n    cluster: c\n" +
+		"meta:\n  url: \"postgres://127.0.0.1:1/vigil\"\n"
+	if err := os.WriteFile(filepath.Join(data, configFile), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trail := filepath.Join(t.TempDir(), "trail.json")
+	if err := os.WriteFile(trail, []byte(`{"Records":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"search", "--data", data, "*"}, "scale-out node's data directory"},
+		{[]string{"hunt", "--data", data, "--from", "-1d"}, "scale-out node's data directory"},
+		{[]string{"timeline", "--data", data, "--at", "2024-01-01", "AKIAEXAMPLE"}, "scale-out node's data directory"},
+		{[]string{"who", "--data", data, "AKIAEXAMPLE"}, "scale-out node's data directory"},
+		{[]string{"coverage", "--data", data}, "scale-out node's data directory"},
+		{[]string{"rebuild", "--data", data}, "scale-out node's data directory"},
+		{[]string{"redact", "--data", data, "--query", "actor:alice", "--reason", "gdpr"}, "scale-out node's data directory"},
+		{[]string{"import", "--data", data, "--detect=false", trail}, "do not apply to a scale-out"},
+		{[]string{"import", "--data", data, trail}, "127.0.0.1:1"},
+	} {
+		code, out, errOut := vigil(t, tc.args...)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("vigil %s: exit %d, %q %q; want an error saying %q", strings.Join(tc.args, " "), code, out, errOut, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, storeFile)); !os.IsNotExist(err) {
+		t.Errorf("an embedded store was made in the scale-out's data directory: %v", err)
 	}
 }

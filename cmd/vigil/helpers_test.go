@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilsec/vigil/access"
 	"github.com/vigilsec/vigil/demo"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ingest"
@@ -98,6 +99,9 @@ type served struct {
 // until it answers.
 func serve(t *testing.T, data string) *served {
 	t.Helper()
+	if s := scaleEngines.served(data); s != nil {
+		return s
+	}
 	return serveWith(t, data, "--listen", "127.0.0.1:0")
 }
 
@@ -174,6 +178,16 @@ func (s *served) wait(what string, ok func() bool) {
 			s.t.Fatalf("%s: never; server log:\n%s", what, s.log.String())
 		}
 	}
+}
+
+// waitStored waits until the server holds n events, besides the audit
+// records of the test's own requests.
+func (s *served) waitStored(n int) {
+	s.t.Helper()
+	s.wait(fmt.Sprintf("%d events stored", n), func() bool {
+		_, rows, _ := s.searchAs(s.token, "NOT source:"+access.AuditSource+" | stats count()")
+		return len(rows) == 1 && rows[0]["count"] == float64(n)
+	})
 }
 
 // waitDemo waits until the server holds every event of the demo dataset:

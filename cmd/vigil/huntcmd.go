@@ -95,11 +95,7 @@ func runHunt(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return sc.Err()
 	}
-	path := d.path(storeFile)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no events in %s yet: run 'vigil import PATH' or 'vigil serve --demo' first", d.dir)
-	}
-	db, err := openReadOnly(ctx, path)
+	db, err := d.openStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	detectOn := fs.Bool("detect", true, "run the detection rules (the built-in pack and the config's detect.rules) on the events, and record what they find")
 	enrichOn := fs.Bool("enrich", true, "enrich the events (credential origins, assets, the config's context section) before storing them")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil import [--data DIR | --server URL] [--format F] [--tenant T] PATH...\n\nImports log files and directories (recursively), plain or gzip-compressed.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil import [--data DIR | --server URL] [--format F] [--tenant T] PATH...\n\nImports log files and directories (recursively), plain or gzip-compressed. With a\nscale section in the data directory's config, the events go to the scale-out's bus.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	paths, err := parseFlags(fs, args)
@@ -48,6 +48,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var (
 		sum        ingest.Summary
 		detections int64
+		scaled     bool // sent to a scale-out's bus
 	)
 	c, err := d.remote()
 	if err != nil {
@@ -61,8 +62,18 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := os.MkdirAll(d.dir, 0o700); err != nil {
 			return fmt.Errorf("creating data directory: %w", err)
 		}
-		if c = d.localClient(ctx); c == nil {
-			sum, err = localImport(ctx, &d, cfg, paths, *format, *tenant, *detectOn, *enrichOn, &detections, stderr, !*quiet && isTerminal(stderr))
+		bar := !*quiet && isTerminal(stderr)
+		switch c = d.localClient(ctx); {
+		case c != nil:
+		case cfg.Scale.configured():
+			if !*detectOn || !*enrichOn {
+				return errors.New("--detect=false and --enrich=false do not apply to a scale-out: its process nodes enrich and run the rules on every event")
+			}
+			if sum, err = scaleImport(ctx, cfg, paths, *format, *tenant, stderr, bar); err == nil {
+				scaled = true
+			}
+		default:
+			sum, err = localImport(ctx, &d, cfg, paths, *format, *tenant, *detectOn, *enrichOn, &detections, stderr, bar)
 		}
 	}
 	if c != nil {
@@ -77,6 +88,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "imported %d events, %d quarantined, %d files (%d skipped) in %.1fs\n",
 		sum.Events, sum.Quarantined, sum.Files, len(sum.Skipped), sum.Elapsed.Seconds())
+	if scaled {
+		fmt.Fprintln(stdout, "sent to the scale-out's bus: its process nodes store them and run the rules on them")
+	}
 	if detections > 0 {
 		noun := "detections"
 		if detections == 1 {

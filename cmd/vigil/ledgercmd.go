@@ -291,6 +291,9 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if err := d.embedded(cfg); err != nil {
+		return err
+	}
 	if err := d.noServer(ctx); err != nil {
 		return err
 	}

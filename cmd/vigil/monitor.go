@@ -53,10 +53,27 @@ type sampleStore interface {
 	Downsample(ctx context.Context, before time.Time) (int64, error)
 }
 
-// storeFlows stores the network use flow logs gave every minute, and
+// flowSums reads a store's samples with the parts of each flow-rollup
+// bucket summed (monitor.SumBuckets).
+func flowSums(st sampleStore) func(ctx context.Context, scope query.Scope, name string, match map[string]string, from, to time.Time) ([]metric.Series, error) {
+	return func(ctx context.Context, scope query.Scope, name string, match map[string]string, from, to time.Time) ([]metric.Series, error) {
+		series, err := st.Samples(ctx, scope, name, match, from, to)
+		return monitor.SumBuckets(series), err
+	}
+}
+
+// flowsEvery is how often the network use of flow logs is stored, and
+// how long a bucket goes without a record before it is (tests shorten
+// it).
+var flowsEvery = time.Minute
+
+// newFlowRollup returns the rollup storeFlows stores.
+func newFlowRollup() *monitor.FlowRollup { return &monitor.FlowRollup{Quiet: flowsEvery} }
+
+// storeFlows stores the network use flow logs gave every flowsEvery, and
 // what is left when ctx is done.
 func storeFlows(ctx context.Context, flows *monitor.FlowRollup, st monitor.SampleAppender, logger *slog.Logger) {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(flowsEvery)
 	defer t.Stop()
 	for done := false; !done; {
 		select {
@@ -96,14 +113,18 @@ func downsample(ctx context.Context, db sampleStore, logger *slog.Logger) {
 // Tests shorten it.
 var evaluateEvery = 5 * time.Minute
 
+// monitorSource is the source of the events of vigil's monitoring: the
+// anomalies, the silent sources, the probes' changes.
+const monitorSource = "vigil.monitor"
+
 // anomalyAlerter raises the anomalies the monitoring rules find in the
 // stored series, each once: as an event in the ledger, which says what
-// was expected and what was seen, and as an alert of its rule.
+// was expected and what was seen, and which is an alert of its rule
+// (anomalyFindings).
 type anomalyAlerter struct {
 	rules    []monitor.Rule
 	store    sampleStore
 	intake   ingest.Acceptor
-	alerts   interface{ Detected([]detect.Detection) }
 	logger   *slog.Logger
 	reported map[string]time.Time // anomaly key → when it was reported
 }
@@ -131,7 +152,7 @@ func (a *anomalyAlerter) run(ctx context.Context) {
 // raised before.
 func (a *anomalyAlerter) evaluate(ctx context.Context, r *monitor.Rule, now time.Time) error {
 	from := now.Add(-24 * time.Hour)
-	series, err := a.store.Samples(ctx, query.Scope{All: true}, r.Metric, r.Match, from.Add(-r.HistorySpan()-24*time.Hour), now)
+	series, err := flowSums(a.store)(ctx, query.Scope{All: true}, r.Metric, r.Match, from.Add(-r.HistorySpan()-24*time.Hour), now)
 	if err != nil {
 		return err
 	}
@@ -145,18 +166,44 @@ func (a *anomalyAlerter) evaluate(ctx context.Context, r *monitor.Rule, now time
 		if _, done := a.reported[key]; done {
 			continue
 		}
-		ev := anomalyEvent(an)
-		if err := acceptPatiently(ctx, a.intake, ingest.Batch{Source: "monitor", Events: []*event.Event{ev}}); err != nil {
+		if err := acceptPatiently(ctx, a.intake, ingest.Batch{Source: "monitor", Events: []*event.Event{anomalyEvent(an)}}); err != nil {
 			return fmt.Errorf("recording an anomaly: %w", err)
 		}
 		a.reported[key] = now
-		a.alerts.Detected([]detect.Detection{{
-			Rule:   &detect.Rule{ID: "vigil-monitor-" + r.Name, Title: "KPI anomaly: " + r.Name, Level: r.Severity, Description: r.Description, Tags: []string{"vigil.monitor"}},
-			Group:  an.Labels.Map(),
-			Events: []detect.EventRef{{Seq: ev.Seq, Time: ev.Time, ID: ev.ID, Tenant: ev.Tenant, Action: ev.Action}},
-		}})
 	}
 	return nil
+}
+
+// anomalyFindings returns the alerts of the anomalies' events among evs,
+// which have their seqs: the event is the alert's evidence, so the alert
+// is raised where the event is numbered (the intake's detection, a
+// process node's partition), not where the anomaly was found.
+func anomalyFindings(rules []monitor.Rule) func(evs []*event.Event) []detect.Detection {
+	described := map[string]string{}
+	for _, r := range rules {
+		described[r.Name] = r.Description
+	}
+	return func(evs []*event.Event) []detect.Detection {
+		var ds []detect.Detection
+		for _, ev := range evs {
+			// Parsers name their formats as sources: vigil.monitor is
+			// vigil's own.
+			if ev.Source != monitorSource || ev.Action != "anomaly" {
+				continue
+			}
+			var an monitor.Anomaly
+			if err := json.Unmarshal(ev.Raw, &an); err != nil || an.Rule == "" {
+				continue
+			}
+			ds = append(ds, detect.Detection{
+				Rule: &detect.Rule{ID: "vigil-monitor-" + an.Rule, Title: "KPI anomaly: " + an.Rule, Level: an.Severity,
+					Description: described[an.Rule], Tags: []string{monitorSource}},
+				Group:  an.Labels.Map(),
+				Events: []detect.EventRef{{Seq: ev.Seq, Time: ev.Time, ID: ev.ID, Tenant: ev.Tenant, Action: ev.Action}},
+			})
+		}
+		return ds
+	}
 }
 
 // anomalyEvent is the event of an anomaly: the series, what was seen
@@ -169,7 +216,7 @@ func anomalyEvent(an monitor.Anomaly) *event.Event {
 		an.Start.UTC().Format(time.RFC3339), an.End.UTC().Format(time.RFC3339))
 	doc, _ := json.Marshal(an)
 	now := time.Now()
-	ev := &event.Event{Time: an.End, Received: now, Tenant: labels["tenant"], Source: "vigil.monitor", Class: "kpi",
+	ev := &event.Event{Time: an.End, Received: now, Tenant: labels["tenant"], Source: monitorSource, Class: "kpi",
 		Action: "anomaly", Service: an.Metric, Message: msg, Raw: doc, Outcome: event.Outcome{Result: event.OutcomeUnknown}}
 	if acct := labels["account"]; acct != "" {
 		ev.Cloud = event.Cloud{Provider: labels["provider"], Account: acct}
@@ -205,7 +252,7 @@ func silenceEvent(s monitor.Silence) *event.Event {
 		msg += fmt.Sprintf("; before it went quiet: %s by %s at %s (event %s)", t.Action, cmp.Or(t.Actor, "someone"), t.Time.UTC().Format(time.RFC3339), t.EventID)
 	}
 	doc, _ := json.Marshal(s)
-	ev := &event.Event{Time: now, Received: now, Tenant: s.Tenant, Source: "vigil.monitor", Class: "availability",
+	ev := &event.Event{Time: now, Received: now, Tenant: s.Tenant, Source: monitorSource, Class: "availability",
 		Action: "source_silent", Service: s.Source, Outcome: event.Outcome{Result: event.OutcomeFailure}, Message: msg, Raw: doc}
 	switch provider, _, _ := strings.Cut(s.Source, "."); provider {
 	case "aws", "gcp", "azure":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,34 @@ func (s *scaleConfig) ledgers(d *dataFlags) string {
 		return d.path("ledgers")
 	}
 	return s.Ledgers
+}
+
+// openClickHouse opens the store of the scale-out's events, making its
+// tables if they are not there yet.
+func (s *scaleConfig) openClickHouse(ctx context.Context) (*clickhouse.Store, error) {
+	return clickhouse.Open(ctx, clickhouse.Options{Shards: s.ClickHouse.Shards, Cluster: s.ClickHouse.Cluster,
+		Database: s.ClickHouse.Database, Client: &http.Client{Timeout: 5 * time.Minute}})
+}
+
+// dial connects to the bus's NATS servers as the client name, and
+// reconnects for as long as the connection is open.
+func (s *scaleConfig) dial(name string, logger *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(strings.Join(s.NATS, ","), nats.Name("vigil "+name), nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("lost a NATS server; reconnecting", "conn", name, "err", err)
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS (%s): %w", strings.Join(s.NATS, ", "), err)
+	}
+	return nc, nil
+}
+
+// topic opens one of the deployment's partitioned topics on the bus
+// (events, observations), making it if it is not there yet.
+func (s *scaleConfig) topic(ctx context.Context, nc *nats.Conn, name string) (*bus.Topic, error) {
+	return bus.OpenTopic(ctx, nc, bus.TopicOptions{Name: s.Name + "-" + name, Partitions: s.Partitions, Replicas: s.Replicas})
 }
 
 // The roles of vigil serve --role.
@@ -188,39 +217,24 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		return err
 	}
 	defer mdb.Close()
-	ch, err := clickhouse.Open(ctx, clickhouse.Options{Shards: sc.ClickHouse.Shards, Cluster: sc.ClickHouse.Cluster,
-		Database: sc.ClickHouse.Database, Client: &http.Client{Timeout: 5 * time.Minute}})
+	ch, err := sc.openClickHouse(ctx)
 	if err != nil {
 		return err
 	}
 
 	// Events have a connection of their own, and the leases another, so
 	// that renewals do not queue behind megabytes of events.
-	connect := func(what string) (*nats.Conn, error) {
-		nc, err := nats.Connect(strings.Join(sc.NATS, ","), nats.Name("vigil "+node+" "+what), nats.MaxReconnects(-1),
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				if err != nil {
-					logger.Warn("lost a NATS server; reconnecting", "conn", what, "err", err)
-				}
-			}))
-		if err != nil {
-			return nil, fmt.Errorf("connecting to NATS (%s): %w", strings.Join(sc.NATS, ", "), err)
-		}
-		return nc, nil
-	}
-	nc, err := connect("events")
+	nc, err := sc.dial(node+" events", logger)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	lc, err := connect("leases")
+	lc, err := sc.dial(node+" leases", logger)
 	if err != nil {
 		return err
 	}
 	defer lc.Close()
-	topic := func(name string) (*bus.Topic, error) {
-		return bus.OpenTopic(ctx, nc, bus.TopicOptions{Name: sc.Name + "-" + name, Partitions: sc.Partitions, Replicas: sc.Replicas})
-	}
+	topic := func(name string) (*bus.Topic, error) { return sc.topic(ctx, nc, name) }
 	events, err := topic("events")
 	if err != nil {
 		return err
@@ -357,11 +371,20 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		if cfg.Retention.configured() {
 			retention = &cfg.Retention.policy
 		}
+		// Flow logs are summed into network use as the partitions'
+		// ledgers take them, each event once; a bucket's share from
+		// each node is summed again when read (flowSums).
+		flows := newFlowRollup()
+		enrich := func(evs []*event.Event) {
+			enr.enrich(evs)
+			flows.Observe(evs)
+		}
+		wg.Go(func() { storeFlows(ctx, flows, ch, logger) })
 		p, err := ingest.NewProcessor(ingest.ProcessorOptions{
 			Events: events, Observations: obs, Leases: leases, Ledgers: ledgers,
 			Ledger: ledger.Options{Signer: signer, Name: ledgerName, Witnesses: cfg.Ledger.witnesses(),
 				CheckpointEvery: cfg.Ledger.checkpointEvery, SegmentBytes: cfg.Ledger.SegmentBytes, Logger: logger},
-			Store: ch, Retention: retention, Engine: engine.Load, Enrich: enr.enrich,
+			Store: ch, Retention: retention, Engine: engine.Load, Enrich: enrich, Findings: anomalyFindings(cfg.Monitor.rules()),
 			Sink:   detectionSinks{&detectionSink{db: mdb, log: logger}, alerts},
 			Logger: logger,
 		})
@@ -392,7 +415,7 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 				})
 				jobs.Go(func() { downsample(ctx, ch, logger) })
 				jobs.Go(func() {
-					(&anomalyAlerter{rules: cfg.Monitor.rules(), store: ch, intake: pub, alerts: alerts, logger: logger}).run(ctx)
+					(&anomalyAlerter{rules: cfg.Monitor.rules(), store: ch, intake: pub, logger: logger}).run(ctx)
 				})
 				w := monitor.NewWatch(monitor.WatchOptions{Expected: cfg.Monitor.Sources, Start: time.Now()})
 				jobs.Go(func() { watchHeard(ctx, heard, w, logger) })
@@ -460,7 +483,7 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		opts.Alerts = alerts
 		opts.Playbooks = playbooks
 		opts.Exports = &bundles{write: evidence, dir: filepath.Join(ledgers, exportsDir)}
-		opts.Series = ch.Samples
+		opts.Series = flowSums(ch)
 		opts.MonitorRules = cfg.Monitor.rules()
 		opts.Probes = func(ctx context.Context, scope query.Scope) (any, error) {
 			return probeReport(ctx, ch, scope, time.Now())
@@ -522,7 +545,7 @@ func publishDemo(ctx context.Context, ch *clickhouse.Store, pub *ingest.Publishe
 	}
 	opts.Received = time.Now()
 	opts.Backfill = true
-	sum, err := ingest.NewImporter(publishing{pub}, ingest.ImportOptions{Format: parse.Auto, Parse: opts, Logger: logger}).
+	sum, err := ingest.NewImporter(publishing{pub, "demo"}, ingest.ImportOptions{Format: parse.Auto, Parse: opts, Logger: logger}).
 		ImportFS(ctx, demo.Files(), "demo")
 	if err != nil {
 		return fmt.Errorf("loading the demo dataset: %w", err)
@@ -531,16 +554,56 @@ func publishDemo(ctx context.Context, ch *clickhouse.Store, pub *ingest.Publishe
 	return nil
 }
 
-// publishing is an importer's sink that publishes to the bus.
-type publishing struct{ pub *ingest.Publisher }
+// scaleImport sends the events of files to a scale-out's bus, as an
+// ingest node sends what it takes: the process nodes enrich, store and
+// run the rules on them. An event it counts is on the bus, as many times
+// over as scale.replicas says, and so not lost.
+func scaleImport(ctx context.Context, cfg *config, paths []string, format, tenant string, stderr io.Writer, bar bool) (ingest.Summary, error) {
+	sc := &cfg.Scale
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ch, err := sc.openClickHouse(ctx) // the quarantine
+	if err != nil {
+		return ingest.Summary{}, err
+	}
+	nc, err := sc.dial("import", logger)
+	if err != nil {
+		return ingest.Summary{}, err
+	}
+	defer nc.Close()
+	events, err := sc.topic(ctx, nc, "events")
+	if err != nil {
+		return ingest.Summary{}, err
+	}
+	opts := cfg.parseOptions(tenant)
+	opts.Received = time.Now()
+	opts.Backfill = true
+	pub := &ingest.Publisher{Events: events, Quarantine: ch.Quarantine, Logger: logger}
+	return importPaths(ctx, publishing{pub, "import"}, paths, format, opts, stderr, bar)
+}
+
+// publishing is an importer's sink that publishes to the bus, each
+// batch under an id that is its content's hash: a batch sent again
+// within the bus's window of duplicates (a retry, or the same demo from
+// several nodes at once) is kept once.
+type publishing struct {
+	pub    *ingest.Publisher
+	source string // what sends: demo, import
+}
 
 func (p publishing) Append(ctx context.Context, evs []*event.Event) error {
 	h := sha256.New()
+	var n []byte
 	for _, ev := range evs {
-		h.Write(ev.Raw)
+		// The tenant and the format too: the same file imported for
+		// two tenants, or read as two formats, is two batches.
+		for _, b := range [][]byte{[]byte(ev.Tenant), []byte(ev.Source), ev.Raw} {
+			n = binary.AppendUvarint(n[:0], uint64(len(b)))
+			h.Write(n)
+			h.Write(b)
+		}
 	}
-	id := fmt.Sprintf("demo %x", h.Sum(nil)[:16])
-	return acceptPatiently(ctx, p.pub, ingest.Batch{Source: "demo", ID: id, Events: evs})
+	id := fmt.Sprintf("%x", h.Sum(nil)[:16])
+	return acceptPatiently(ctx, p.pub, ingest.Batch{Source: p.source, ID: id, Events: evs})
 }
 
 func (p publishing) Quarantine(ctx context.Context, qs []store.Quarantined) error {

@@ -28,6 +28,11 @@ type scaleOut struct {
 	config       string // a node's vigil.yaml
 	ledgers      string
 	joined       int // data directories joined to the engines
+
+	// The nodes importData started, and the events it sent, by data
+	// directory.
+	running  map[string]*served
+	imported map[string]int
 }
 
 func startScaleOut(t *testing.T) *scaleOut {
@@ -90,12 +95,54 @@ func (so *scaleOut) join(t *testing.T, data string) {
 	if strings.Contains(string(conf), "\nscale:") {
 		return
 	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	so.joined++
 	name := fmt.Sprint("e2e", so.joined)
 	conf = fmt.Appendf(conf, "\nmeta:\n  url: %q\n%s", metatest.Postgres(t), so.section(filepath.Join(data, "ledgers"), name))
 	if err := os.WriteFile(path, conf, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// importData runs vigil import on data with args, and returns what it
+// printed. On a scale-out the import sends to the bus, and a node stores
+// what it sent: the data directory joins the engines first, a node is
+// started on it (which serve then returns rather than start another),
+// and importData waits until the node has stored every event sent.
+func importData(t *testing.T, data string, args ...string) string {
+	t.Helper()
+	so := scaleEngines
+	if so == nil {
+		return mustVigil(t, append([]string{"import", "--data", data}, args...)...)
+	}
+	so.join(t, data)
+	out := mustVigil(t, append([]string{"import", "--data", data}, args...)...)
+	var n int
+	if _, err := fmt.Sscanf(out, "imported %d events", &n); err != nil {
+		t.Fatalf("vigil import printed %q", out)
+	}
+	if so.imported == nil {
+		so.imported, so.running = map[string]int{}, map[string]*served{}
+	}
+	so.imported[data] += n
+	srv := so.running[data]
+	if srv == nil {
+		srv = serveWith(t, data, "--listen", "127.0.0.1:0")
+		so.running[data] = srv
+		t.Cleanup(func() { delete(so.running, data) })
+	}
+	srv.waitStored(so.imported[data])
+	return out
+}
+
+// served returns the node importData started on data, if any.
+func (so *scaleOut) served(data string) *served {
+	if so == nil {
+		return nil
+	}
+	return so.running[data]
 }
 
 // node starts vigil serve --role role as a node of the scale-out, on a
@@ -250,10 +297,10 @@ func TestServeScaleOut(t *testing.T) {
 
 // TestEndToEndScaleOut runs the server's end-to-end tests again, each
 // server a node of a scale-out (--role all) on JetStream, ClickHouse and
-// PostgreSQL rather than embedded. Left out: the tests that import into
-// a data directory and then serve it (a scale-out's store is ClickHouse,
-// which vigil import --data does not write: TestWho, TestCoverage,
-// TestCostAnomalyServed, TestBackfillOrigins…).
+// PostgreSQL rather than embedded; the imports of those that import go
+// through the bus (importData). Left out: TestBackfillOrigins, whose
+// imports give origins themselves and whose store is rebuilt from its
+// ledger (the embedded store's; TestBackfillOriginsServed runs here).
 func TestEndToEndScaleOut(t *testing.T) {
 	scaleEngines = startScaleOut(t)
 	defer func() { scaleEngines = nil }()
@@ -285,6 +332,12 @@ func TestEndToEndScaleOut(t *testing.T) {
 		{"ProbesServed", TestProbesServed},
 		{"ScrapeServed", TestScrapeServed},
 		{"SilentSource", TestSilentSource},
+		{"Who", TestWho},
+		{"WhoSnapshot", TestWhoSnapshot},
+		{"Coverage", TestCoverage},
+		{"CostAnomalyServed", TestCostAnomalyServed},
+		{"FlowRollupImported", TestFlowRollupImported},
+		{"BackfillOriginsServed", TestBackfillOriginsServed},
 	} {
 		t.Run(tc.name, tc.test)
 	}

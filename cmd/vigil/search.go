@@ -84,11 +84,7 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func localSearch(ctx context.Context, d *dataFlags, q *query.Query, text string, scope query.Scope, from, to time.Time, limit int, quarantine bool) (*store.Result, error) {
-	path := d.path(storeFile)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no events in %s yet: run 'vigil import PATH' or 'vigil serve --demo' first", d.dir)
-	}
-	db, err := openReadOnly(ctx, path)
+	db, err := d.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +93,34 @@ func localSearch(ctx context.Context, d *dataFlags, q *query.Query, text string,
 		return db.SearchQuarantine(ctx, text, scope, from, to, limit)
 	}
 	return db.Search(ctx, query.Request{Query: q, Scope: scope, From: from, To: to, Limit: limit})
+}
+
+// openStore opens the data directory's store for reading, for a command
+// that runs without a server.
+func (d *dataFlags) openStore(ctx context.Context) (*duckdb.DB, error) {
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.embedded(cfg); err != nil {
+		return nil, err
+	}
+	path := d.path(storeFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no events in %s yet: run 'vigil import PATH' or 'vigil serve --demo' first", d.dir)
+	}
+	return openReadOnly(ctx, path)
+}
+
+// embedded fails for the data directory of a scale-out's node, whose
+// events are not in it, for a command that reads or writes the embedded
+// store.
+func (d *dataFlags) embedded(cfg *config) error {
+	if !cfg.Scale.configured() {
+		return nil
+	}
+	return fmt.Errorf("%s is a scale-out node's data directory (its config has a scale section): its events are in ClickHouse, not here; "+
+		"run the command while 'vigil serve' runs on the directory, or against a query node with --server URL", d.dir)
 }
 
 // openReadOnly opens the store for reading. While an import writes to

@@ -116,13 +116,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		notified(as, evs)
 		gate.opened(as, evs)
 	}
-	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: detectionSinks{&detectionSink{db: mdb, log: logger}, alerts}, Logger: logger, Registerer: reg})
+	sink := detectionSinks{&detectionSink{db: mdb, log: logger}, alerts}
+	runner := detect.NewRunner(engine, detect.RunnerOptions{Sink: sink, Logger: logger, Registerer: reg})
 
 	// Flow logs are summed into network use as detection sees them.
-	flows := &monitor.FlowRollup{}
+	flows := newFlowRollup()
+	findings := anomalyFindings(cfg.Monitor.rules())
 	dd, err := openData(ctx, &d, cfg, logger, reg, func(evs []*event.Event) {
 		flows.Observe(evs)
 		runner.Process(evs)
+		if ds := findings(evs); len(ds) > 0 {
+			sink.Detected(ds)
+		}
 	})
 	if err != nil {
 		return err
@@ -223,7 +228,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			(&monitor.Scraper{Targets: cfg.Monitor.Scrape, Store: dd.db, Tenant: cfg.Tenant, Logger: logger}).Run(probesCtx)
 		})
 		wg.Go(func() {
-			(&anomalyAlerter{rules: cfg.Monitor.rules(), store: dd.db, intake: intake, alerts: alerts, logger: logger}).run(probesCtx)
+			(&anomalyAlerter{rules: cfg.Monitor.rules(), store: dd.db, intake: intake, logger: logger}).run(probesCtx)
 		})
 		wg.Wait()
 		close(probesDone)
@@ -357,7 +362,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Searches:     mdb,
 		RemoteWrite:  monitor.RemoteWriteHandler(db, metricsTenant(po.Tenant), logger),
 		OTLPMetrics:  monitor.OTLPHandler(db, metricsTenant(po.Tenant), logger),
-		Series:       db.Samples,
+		Series:       flowSums(db),
 		MonitorRules: cfg.Monitor.rules(),
 		Probes: func(ctx context.Context, scope query.Scope) (any, error) {
 			return probeReport(ctx, db, scope, time.Now())

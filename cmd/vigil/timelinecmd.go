@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -159,15 +158,11 @@ func contextSourceOf(ctx context.Context, d *dataFlags, tenant string) (*context
 			},
 		}, func() {}, nil
 	}
-	path := d.path(storeFile)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("no events in %s yet: run 'vigil import PATH' or 'vigil serve --demo' first", d.dir)
-	}
 	cfg, err := d.loadConfig()
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := openReadOnly(ctx, path)
+	db, err := d.openStore(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,7 +21,7 @@ func TestWho(t *testing.T) {
 	needFixtures(t)
 	data := t.TempDir()
 	otrf := "../../../shared/testdata/otrf-security-datasets-aws/ec2_proxy_s3_exfiltration_2020-09-14011940.json"
-	mustVigil(t, "import", "--data", data, otrf, filepath.Join(stratus, "aws.execution.ec2-launch-unusual-instances.json"),
+	importData(t, data, otrf, filepath.Join(stratus, "aws.execution.ec2-launch-unusual-instances.json"),
 		filepath.Join(stratus, "aws.persistence.iam-create-admin-user.json"))
 
 	// The user the attacker created is in the inventory, from when it was.
@@ -143,7 +143,7 @@ func TestWhoSnapshot(t *testing.T) {
 		if os.WriteFile(snapshot, []byte(csv), 0o600) != nil || os.WriteFile(filepath.Join(data, configFile), []byte(conf), 0o600) != nil {
 			t.Fatal("writing the snapshot and config")
 		}
-		mustVigil(t, "import", "--data", data, otrf)
+		importData(t, data, otrf)
 		check := func(how, out string) {
 			t.Helper()
 			flagged := strings.Count(out, "! the credential of instance")
