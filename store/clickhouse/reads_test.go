@@ -583,15 +583,7 @@ func TestSetOriginsAsDuckDB(t *testing.T) {
 		// Searches see what the embedded store's see, an origin taken
 		// back included (empty, not NULL, in both).
 		for _, text := range []string{`NOT session_origin:*`, `session_origin:""`, `session_origin:` + query.Quote(hostile), `session_origin:arn*`} {
-			req := query.Request{Query: parsed(t, text), Scope: query.Scope{All: true}}
-			got, err := ch.Search(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := db.Search(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got, want := searchBoth(t, ch, db, query.Request{Query: parsed(t, text), Scope: query.Scope{All: true}})
 			if d := difference(got, want); d != "" {
 				t.Errorf("%s: %s", text, d)
 			}

@@ -71,15 +71,7 @@ func TestSearchAsDuckDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req := query.Request{Query: q, Scope: tt.scope, From: from, To: to, Limit: 1000}
-			want, err := db.Search(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := ch.Search(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got, want := searchBoth(t, ch, db, query.Request{Query: q, Scope: tt.scope, From: from, To: to, Limit: 1000})
 			if len(want.Rows) == 0 {
 				t.Errorf("no rows in DuckDB: not a test")
 			}
@@ -88,6 +80,20 @@ func TestSearchAsDuckDB(t *testing.T) {
 			}
 		})
 	}
+}
+
+// searchBoth runs req on the cluster and on the embedded store, the
+// oracle, and returns both answers; an error of either fails the test.
+func searchBoth(t *testing.T, ch *Store, db *duckdb.DB, req query.Request) (got, want *store.Result) {
+	t.Helper()
+	var err error
+	if got, err = ch.Search(context.Background(), req); err != nil {
+		t.Fatalf("%s on ClickHouse: %v", req.Query, err)
+	}
+	if want, err = db.Search(context.Background(), req); err != nil {
+		t.Fatalf("%s on DuckDB: %v", req.Query, err)
+	}
+	return got, want
 }
 
 // cell writes a value as the console would show it, so that the values
@@ -172,12 +178,7 @@ func TestSearchHostile(t *testing.T) {
 				// Unbounded, one statement; bounded, two, the second
 				// naming the tenant picked.
 				for _, limit := range []int{0, 10} {
-					req := query.Request{Query: q, Scope: scope, Limit: limit}
-					got, err := ch.Search(ctx, req)
-					if err != nil {
-						t.Fatalf("%s: %v", text, err)
-					}
-					want, _ := db.Search(ctx, req)
+					got, want := searchBoth(t, ch, db, query.Request{Query: q, Scope: scope, Limit: limit})
 					if d := difference(got, want); d != "" || len(got.Rows) != 1 || got.Rows[0][0] != uint64(i+1) {
 						t.Errorf("%s in %v, limit %d: %d rows; %s", text, scope, limit, len(got.Rows), d)
 					}
@@ -275,15 +276,7 @@ func TestSearchLimitWithCopies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := query.Request{Query: q, Scope: query.Scope{All: true}, Limit: tc.limit}
-		got, err := ch.Search(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := db.Search(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, want := searchBoth(t, ch, db, query.Request{Query: q, Scope: query.Scope{All: true}, Limit: tc.limit})
 		if d := difference(got, want); d != "" {
 			t.Errorf("%q, limit %d: %s", tc.q, tc.limit, d)
 		}
@@ -337,14 +330,7 @@ func TestSearchTwoSteps(t *testing.T) {
 		for name, scope := range scopes {
 			for _, limit := range []int{1, 13, 100, 0} {
 				req := query.Request{Query: parsed(t, text), Scope: scope, Limit: limit}
-				want, err := db.Search(ctx, req)
-				if err != nil {
-					t.Fatalf("%q in %s: %v", text, name, err)
-				}
-				got, err := ch.Search(ctx, req)
-				if err != nil {
-					t.Fatalf("%q in %s, limit %d: %v", text, name, limit, err)
-				}
+				got, want := searchBoth(t, ch, db, req)
 				if d := difference(got, want); d != "" {
 					t.Errorf("%q in %s, limit %d: %s", text, name, limit, d)
 				}
