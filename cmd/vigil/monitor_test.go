@@ -144,6 +144,7 @@ func TestMetricsServed(t *testing.T) {
 // a file that is not a cost export is named with why.
 func TestCostImport(t *testing.T) {
 	data := t.TempDir()
+	scaleEngines.join(t, data) // on a scale-out, the costs go to ClickHouse
 	cur := "../../monitor/testdata/cost/cur.csv"
 	gz := filepath.Join(t.TempDir(), "cur2.csv.gz")
 	var b bytes.Buffer
@@ -342,9 +343,7 @@ func TestCostAnomalyServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")
-	if scaleEngines != nil {
-		scaleEngines.join(t, data) // the costs go to ClickHouse
-	}
+	scaleEngines.join(t, data) // on a scale-out, the costs go to ClickHouse
 	mustVigil(t, "cost", "import", "--data", data, "--tenant", "acme", file)
 	srv := serve(t, data)
 	found, ev := srv.waitAlert(data, "KPI anomaly: cost-jump")

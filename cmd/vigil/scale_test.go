@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,7 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vigilsec/vigil/bus/bustest"
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/ledger"
@@ -25,6 +29,7 @@ import (
 // PostgreSQL database, and the config that names them.
 type scaleOut struct {
 	nats, shards string // the servers' URLs, as a YAML list's items
+	natsURL      string // one of the NATS servers
 	config       string // a node's vigil.yaml
 	ledgers      string
 	joined       int // data directories joined to the engines
@@ -48,7 +53,7 @@ func startScaleOut(t *testing.T) *scaleOut {
 	for _, n := range cluster.Nodes {
 		nats = append(nats, fmt.Sprintf("%q", n.URL()))
 	}
-	so := &scaleOut{nats: strings.Join(nats, ", "), shards: strings.Join(urls, ", ")}
+	so := &scaleOut{nats: strings.Join(nats, ", "), shards: strings.Join(urls, ", "), natsURL: cluster.Nodes[0].URL()}
 	so.ledgers = filepath.Join(t.TempDir(), "ledgers")
 	so.config = fmt.Sprintf("meta:\n  url: %q\n%s", pg, so.section(so.ledgers, ""))
 	return so
@@ -84,9 +89,13 @@ var scaleEngines *scaleOut
 // join makes the data directory's config a scale-out node's, unless it
 // is one already (a server started again on it): its own PostgreSQL
 // database, ClickHouse database and names on the bus, so that the tests
-// sharing the engines see nothing of one another.
+// sharing the engines see nothing of one another. Without engines (so
+// is nil), it does nothing.
 func (so *scaleOut) join(t *testing.T, data string) {
 	t.Helper()
+	if so == nil {
+		return
+	}
 	path := filepath.Join(data, configFile)
 	conf, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
@@ -129,6 +138,11 @@ func importData(t *testing.T, data string, args ...string) string {
 	so.imported[data] += n
 	srv := so.running[data]
 	if srv == nil {
+		// Origins whose issue another partition held come late
+		// (eventually): soon after the events are stored, here.
+		every, lag := backfillEvery, storeLag
+		backfillEvery, storeLag = 100*time.Millisecond, 2*time.Second
+		t.Cleanup(func() { backfillEvery, storeLag = every, lag })
 		srv = serveWith(t, data, "--listen", "127.0.0.1:0")
 		so.running[data] = srv
 		t.Cleanup(func() { delete(so.running, data) })
@@ -137,12 +151,46 @@ func importData(t *testing.T, data string, args ...string) string {
 	return out
 }
 
+// eventually polls ok until it holds, for up to 20 s. On one node what
+// an import gives is there once it returns; on a scale-out, an event's
+// origin whose issue another partition held comes a moment after the
+// event is stored (importData shortens that moment).
+func eventually(t *testing.T, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !ok() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // served returns the node importData started on data, if any.
 func (so *scaleOut) served(data string) *served {
 	if so == nil {
 		return nil
 	}
 	return so.running[data]
+}
+
+// busMessages is how many messages a stream of the bus holds.
+func (so *scaleOut) busMessages(t *testing.T, stream string) uint64 {
+	t.Helper()
+	nc, err := nats.Connect(so.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
 }
 
 // node starts vigil serve --role role as a node of the scale-out, on a
@@ -293,6 +341,34 @@ func TestServeScaleOut(t *testing.T) {
 			t.Errorf("partition %d has no ledger: %v", p, err)
 		}
 	}
+
+	// An operator imports with the deployment's config, no server of
+	// their own: to the bus. The same file for two tenants is two
+	// imports; for one tenant again (a retry) within the bus's window,
+	// it is stored once.
+	operator := t.TempDir()
+	if err := os.WriteFile(filepath.Join(operator, configFile), []byte(so.config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(stratus, "aws.defense-evasion.cloudtrail-stop.json")
+	var onBus []uint64 // the events stream's messages after each import
+	for _, tenant := range []string{"team-b", "team-c", "team-b"} {
+		out := mustVigil(t, "import", "--data", operator, "--tenant", tenant, file)
+		if !strings.Contains(out, fmt.Sprintf("imported %d events", len(records))) || !strings.Contains(out, "sent to the scale-out's bus") {
+			t.Errorf("vigil import for %s:\n%s", tenant, out)
+		}
+		onBus = append(onBus, so.busMessages(t, "vigil-events"))
+	}
+	if onBus[0] == 0 || onBus[1] == onBus[0] || onBus[2] != onBus[1] {
+		t.Errorf("the events stream held %v messages after each import: want more after each tenant's, none more after the second of one", onBus)
+	}
+	q.wait("the imports in ClickHouse", func() bool {
+		_, rows, _ := q.searchAs(q.token, "tenant:team-b OR tenant:team-c | stats count() by tenant")
+		return len(rows) == 2 && rows[0]["count"] == float64(len(records)) && rows[1]["count"] == float64(len(records))
+	})
+	if _, err := os.Stat(filepath.Join(operator, storeFile)); !os.IsNotExist(err) {
+		t.Errorf("the import made an embedded store: %v", err)
+	}
 }
 
 // TestEndToEndScaleOut runs the server's end-to-end tests again, each
@@ -335,6 +411,7 @@ func TestEndToEndScaleOut(t *testing.T) {
 		{"Who", TestWho},
 		{"WhoSnapshot", TestWhoSnapshot},
 		{"Coverage", TestCoverage},
+		{"CostImport", TestCostImport},
 		{"CostAnomalyServed", TestCostAnomalyServed},
 		{"FlowRollupImported", TestFlowRollupImported},
 		{"BackfillOriginsServed", TestBackfillOriginsServed},

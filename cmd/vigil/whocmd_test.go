@@ -34,11 +34,18 @@ func TestWho(t *testing.T) {
 	}
 
 	// The import named each event's origin: searchable.
-	rows := ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", `session_origin:"instance/i-0317f6c6b66ae9c40" | stats count()`))
+	var rows []map[string]any
+	eventually(t, func() bool {
+		rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", `session_origin:"instance/i-0317f6c6b66ae9c40" | stats count()`))
+		return fmt.Sprint(rows[0]["count"]) == "11"
+	})
 	if fmt.Sprint(rows[0]["count"]) != "11" {
 		t.Errorf("events whose origin is the instance: %v, want 11", rows[0]["count"])
 	}
-	rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", `session_origin:"arn:aws:iam::900138736586:user/christophe"`))
+	eventually(t, func() bool {
+		rows = ndjson(t, mustVigil(t, "search", "--data", data, "--format", "ndjson", `session_origin:"arn:aws:iam::900138736586:user/christophe"`))
+		return len(rows) == 1
+	})
 	if len(rows) != 1 || rows[0]["action"] != "RunInstances" {
 		t.Errorf("events whose origin is christophe: %v", rows)
 	}
