@@ -518,16 +518,21 @@ func (s *Store) rollUp(ctx context.Context, shard int, claim uint64) (int64, err
 // claimed is a SELECT of the samples of a claim, each once whatever
 // copies retried appends left, with the start of its hour (h).
 func (s *Store) claimed(claim uint64) string {
-	return fmt.Sprintf("SELECT any(day) AS d, tenant, metric, series, any(label_names) AS ln, any(label_values) AS lv, %s AS h, any(value) AS v"+
+	return fmt.Sprintf("SELECT any(day) AS d, tenant, metric, series, any(label_names) AS ln, any(label_values) AS lv, time AS t, %s AS h, any(value) AS v"+
 		" FROM %s.samples_local WHERE rollup = %d GROUP BY tenant, metric, series, time, batch, n", hourOf("time"), s.opts.Database, claim)
 }
 
 // addHours adds the hours of a claim's samples on a shard to its
-// samples_hourly_local. An hour lies in one day, its samples'.
+// samples_hourly_local. An hour lies in one day, its samples'. A series'
+// samples at one time are parts of one measure (a flow rollup's bucket
+// stored in parts: a series is on one shard), summed before the hour's
+// mean, as the readers sum them.
 func (s *Store) addHours(ctx context.Context, shard int, claim uint64) error {
+	summed := fmt.Sprintf("SELECT any(d) AS d, tenant, metric, series, any(ln) AS ln, any(lv) AS lv, any(h) AS h, sum(v) AS v FROM (%s) GROUP BY tenant, metric, series, t",
+		s.claimed(claim))
 	insert := fmt.Sprintf("INSERT INTO %s.samples_hourly_local (day, tenant, metric, series, label_names, label_values, time, value, min, max, count, rollup)"+
 		" SELECT any(d), tenant, metric, series, any(ln), any(lv), h, avg(v), min(v), max(v), count(), toUInt64(%d) FROM (%s) GROUP BY tenant, metric, series, h",
-		s.opts.Database, claim, s.claimed(claim))
+		s.opts.Database, claim, summed)
 	if _, err := s.exec(ctx, shard, insert, nil); err != nil {
 		return fmt.Errorf("rolling up claim %d: %w", claim, err)
 	}

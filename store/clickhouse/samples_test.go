@@ -451,6 +451,11 @@ func TestSamplesDownsample(t *testing.T) {
 	appendBoth(t, ch, db, "globex", series[0])
 	// Before 1970, where rounding down is not truncating.
 	appendBoth(t, ch, db, "globex", minutely("cpu", map[string]string{"host": "old"}, time.Date(1969, 12, 31, 22, 30, 0, 0, time.UTC), 1, 2, 3))
+	// A flow rollup's bucket stored in two parts (two process nodes),
+	// and the next bucket whole: the hour's mean is of the sums.
+	flows := map[string]string{"interface": "eni-1"}
+	appendBoth(t, ch, db, "acme", minutely("network_in_bytes", flows, t0.Add(5*time.Minute), 100))
+	appendBoth(t, ch, db, "acme", minutely("network_in_bytes", flows, t0.Add(5*time.Minute), 236, 10))
 
 	wide := samplesRead{scope: query.Scope{All: true}, metric: "cpu", from: t0.Add(-time.Hour), to: t0.Add(3 * time.Hour), series: 7}
 	downsample := func(before time.Time, want int64) {
@@ -467,7 +472,7 @@ func TestSamplesDownsample(t *testing.T) {
 			t.Errorf("downsampled %d samples before %s, DuckDB %d, want %d", n, before.Format(time.TimeOnly), m, want)
 		}
 	}
-	downsample(t0.Add(2*time.Hour+15*time.Minute), 7*120+3) // 10:00 and 11:00, and the old
+	downsample(t0.Add(2*time.Hour+15*time.Minute), 7*120+3+3) // 10:00 and 11:00, the old, the flows
 	downsample(t0.Add(2*time.Hour+15*time.Minute), 0)
 	for _, r := range []samplesRead{
 		wide,
@@ -488,6 +493,10 @@ func TestSamplesDownsample(t *testing.T) {
 		if !x.Time.Equal(t0.Add(time.Duration(i)*time.Hour)) || x.Value != 29.5 {
 			t.Errorf("hour %d: %+v, want the mean 29.5", i, x)
 		}
+	}
+	net := samplesRead{name: "the flows' hour", scope: query.Scope{All: true}, metric: "network_in_bytes", from: t0, to: t0.Add(time.Hour), series: 1}
+	if l := seriesLines(sameSamples(t, ch, db, net)); !strings.Contains(l, "2026-01-05T10:00:00Z=173") {
+		t.Errorf("the flows' hour is not the mean of the buckets' sums, (100+236+10)/2: %s", l)
 	}
 	out, err := ch.exec(ctx, 0, "SELECT tenant, time, value, min, max, count FROM vigil.samples_hourly WHERE has(label_values, 'web-2') ORDER BY tenant, time FORMAT TabSeparated", nil)
 	if err != nil {

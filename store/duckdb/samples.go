@@ -176,9 +176,14 @@ func (s *DB) Downsample(ctx context.Context, before time.Time) (int64, error) {
 	}
 	defer tx.Rollback()
 	b := before.UTC().Truncate(time.Hour)
+	// A series' samples at one time are parts of one measure (a flow
+	// rollup's bucket stored in parts), summed before the hour's mean,
+	// as the readers sum them.
 	_, err = tx.ExecContext(ctx, `INSERT INTO samples_hourly
 		SELECT tenant, metric, series, any_value(labels), date_trunc('hour', time), avg(value), min(value), max(value), count(*)
-		FROM samples WHERE time < CAST(? AS TIMESTAMP_NS) GROUP BY tenant, metric, series, date_trunc('hour', time)`, b)
+		FROM (SELECT tenant, metric, series, any_value(labels) AS labels, time, sum(value) AS value
+			FROM samples WHERE time < CAST(? AS TIMESTAMP_NS) GROUP BY tenant, metric, series, time)
+		GROUP BY tenant, metric, series, date_trunc('hour', time)`, b)
 	if err != nil {
 		return 0, fmt.Errorf("downsampling samples: %w", err)
 	}
