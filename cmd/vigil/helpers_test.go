@@ -180,6 +180,17 @@ func (s *served) wait(what string, ok func() bool) {
 	}
 }
 
+// eventually polls ok until it holds, for up to 20 s. On one node what
+// an import gives is there once it returns; on a scale-out, an event's
+// origin whose issue another partition held comes a moment after the
+// event is stored (importData shortens that moment).
+func eventually(t *testing.T, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !ok() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitStored waits until the server holds n events, besides the audit
 // records of the test's own requests.
 func (s *served) waitStored(n int) {

@@ -151,17 +151,6 @@ func importData(t *testing.T, data string, args ...string) string {
 	return out
 }
 
-// eventually polls ok until it holds, for up to 20 s. On one node what
-// an import gives is there once it returns; on a scale-out, an event's
-// origin whose issue another partition held comes a moment after the
-// event is stored (importData shortens that moment).
-func eventually(t *testing.T, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !ok() && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // served returns the node importData started on data, if any.
 func (so *scaleOut) served(data string) *served {
 	if so == nil {
