@@ -161,8 +161,8 @@ func (f *FlowRollup) clock() time.Time {
 // A bucket is stored as several samples, each a part of its sums, when
 // records come after its sums were stored (a late delivery), or when
 // several process nodes of a scale-out each saw some of its records.
-// Other metrics' series are returned as they are: a second sample of a
-// gauge at the same time is the same measure again, not more of it.
+// Other metrics' series are returned as they are: a gauge has one
+// sample a time, unless a sender sent it twice.
 func SumBuckets(series []metric.Series) []metric.Series {
 	for i := range series {
 		switch s := &series[i]; s.Metric {

@@ -524,9 +524,10 @@ func (s *Store) claimed(claim uint64) string {
 
 // addHours adds the hours of a claim's samples on a shard to its
 // samples_hourly_local. An hour lies in one day, its samples'. A series'
-// samples at one time are parts of one measure (a flow rollup's bucket
-// stored in parts: a series is on one shard), summed before the hour's
-// mean, as the readers sum them.
+// samples at one time are summed before the hour's mean, as the rules'
+// aggregation sums them: a flow rollup's bucket stored in parts (a
+// series is on one shard) is one sum. Copies of a retried append are
+// one sample (claimed).
 func (s *Store) addHours(ctx context.Context, shard int, claim uint64) error {
 	summed := fmt.Sprintf("SELECT any(d) AS d, tenant, metric, series, any(ln) AS ln, any(lv) AS lv, any(h) AS h, sum(v) AS v FROM (%s) GROUP BY tenant, metric, series, t",
 		s.claimed(claim))

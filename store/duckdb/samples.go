@@ -176,9 +176,10 @@ func (s *DB) Downsample(ctx context.Context, before time.Time) (int64, error) {
 	}
 	defer tx.Rollback()
 	b := before.UTC().Truncate(time.Hour)
-	// A series' samples at one time are parts of one measure (a flow
-	// rollup's bucket stored in parts), summed before the hour's mean,
-	// as the readers sum them.
+	// A series' samples at one time are summed before the hour's mean,
+	// as the rules' aggregation sums them: a flow rollup's bucket stored
+	// in parts is one sum. (A gauge's sample sent twice counts twice,
+	// here as in the rules.)
 	_, err = tx.ExecContext(ctx, `INSERT INTO samples_hourly
 		SELECT tenant, metric, series, any_value(labels), date_trunc('hour', time), avg(value), min(value), max(value), count(*)
 		FROM (SELECT tenant, metric, series, any_value(labels) AS labels, time, sum(value) AS value
