@@ -505,10 +505,16 @@ func rowValues(line []byte) ([]json.RawMessage, error) {
 // neither end holds all the rows. fn's error is returned as it is; what
 // names the read in the others.
 func (s *Store) stream(ctx context.Context, what, stmt string, fn func(line []byte) error) error {
+	return s.streamOn(ctx, 0, what, stmt, fn)
+}
+
+// streamOn is stream on one shard: a statement of its local tables reads
+// only its rows.
+func (s *Store) streamOn(ctx context.Context, shard int, what, stmt string, fn func(line []byte) error) error {
 	params := url.Values{"database": {s.opts.Database}, "max_query_size": {strconv.Itoa(maxStatement)},
 		// Numbers as numbers, which 18.16 quotes when they are 64-bit.
 		"output_format_json_quote_64bit_integers": {"0"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.Shards[0]+"/?"+params.Encode(), strings.NewReader(stmt))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.Shards[shard]+"/?"+params.Encode(), strings.NewReader(stmt))
 	if err != nil {
 		return fmt.Errorf("clickhouse: %s: %w", what, err)
 	}

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -53,7 +54,8 @@ import (
 //   - no transactions: Downsample claims the rows it rolls up with a
 //     mutation before it adds their hours and deletes them, and readers
 //     leave out a claimed row whose hour is already added (see
-//     Downsample).
+//     Downsample), reading each shard's two tables in one statement,
+//     which takes both tables' parts as it starts (Samples).
 
 // sampleColumns are samples_local's. batch and n are a sample's
 // identity for collapsing the copies a retried batch leaves; rollup is 0
@@ -295,54 +297,79 @@ func (s *Store) Samples(ctx context.Context, scope query.Scope, name string, mat
 		where = append(where, fmt.Sprintf("time < %d", hi), "day <= "+quote(dayOf(to)))
 		hours = append(hours, fmt.Sprintf("time < %d", hi), "day <= "+quote(dayOf(to)))
 	}
-	matched := slices.Clone(where)
+	var labels []string
 	for _, n := range slices.Sorted(maps.Keys(match)) {
 		v := quote(match[n])
 		if n == "tenant" {
-			matched = append(matched, "tenant = "+v)
+			labels = append(labels, "tenant = "+v)
 			continue
 		}
 		// has: a series without the label has no value for it, not "".
-		matched = append(matched, fmt.Sprintf("has(label_names, %[1]s) AND label_values[indexOf(label_names, %[1]s)] = %[2]s", quote(n), v))
+		labels = append(labels, fmt.Sprintf("has(label_names, %[1]s) AND label_values[indexOf(label_names, %[1]s)] = %[2]s", quote(n), v))
 	}
-	cond := strings.Join(matched, " AND ")
 	db := s.opts.Database
-	// A sample a Downsample has claimed and rolled up into its hour, but
-	// not yet deleted, is read as its hour alone, as if the delete were
-	// done. The subquery names the local table: each shard answers it of
-	// the hours it holds, which are those of its own samples.
-	rolled := "SELECT series, time, rollup FROM " + db + ".samples_hourly_local WHERE " +
-		strings.Join(append(append(tenantScope(scope), "metric = "+quote(name)), hours...), " AND ")
-	stmt := "SELECT series, tenant, label_names, label_values, time, value, src, id1, id2 FROM (" +
-		"SELECT series, tenant, label_names, label_values, time, value, toUInt8(0) AS src, batch AS id1, n AS id2 FROM " + db + ".samples" +
-		" WHERE " + cond + " AND (rollup = 0 OR (series, " + hourOf("time") + ", rollup) NOT IN (" + rolled + "))" +
+	// Each shard answers of its local tables in one statement, which
+	// takes its parts of both tables at once as it starts: a Downsample
+	// between the two reads of a UNION ALL over the Distributed tables,
+	// each its own query on a shard, had a sample read raw and in its
+	// hour both, or in neither. The hours are read from the start of
+	// from's, as a claimed sample in range may be rolled up there.
+	stmt := "SELECT series, tenant, label_names, label_values, time, value, src, id1, id2, rollup FROM (" +
+		"SELECT series, tenant, label_names, label_values, time, value, toUInt8(0) AS src, batch AS id1, n AS id2, rollup FROM " + db + ".samples_local" +
+		" WHERE " + strings.Join(slices.Concat(where, labels), " AND ") +
 		" UNION ALL " +
-		"SELECT series, tenant, label_names, label_values, time, value, toUInt8(1) AS src, rollup AS id1, count AS id2 FROM " + db + ".samples_hourly" +
-		" WHERE " + cond +
+		"SELECT series, tenant, label_names, label_values, time, value, toUInt8(1) AS src, rollup AS id1, count AS id2, rollup FROM " + db + ".samples_hourly_local" +
+		" WHERE " + strings.Join(slices.Concat(tenantScope(scope), []string{"metric = " + quote(name)}, hours, labels), " AND ") +
 		// The copies of a row come side by side, an hour's of the greatest
 		// count first.
-		") ORDER BY series, time, src, id1, id2 DESC"
+		") ORDER BY series, time, src, id1, id2 DESC FORMAT JSONEachRow"
+
+	answers := make([][]sampleRow, len(s.opts.Shards))
+	errs := make([]error, len(s.opts.Shards))
+	var wg sync.WaitGroup
+	for i := range s.opts.Shards {
+		wg.Go(func() {
+			errs[i] = s.streamOn(ctx, i, "reading samples of "+name, stmt, func(line []byte) error {
+				var r sampleRow
+				if err := json.Unmarshal(line, &r); err != nil {
+					return fmt.Errorf("clickhouse: reading samples of %s on shard %d: %.200q: %w", name, i+1, line, err)
+				}
+				answers[i] = append(answers[i], r)
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var rows []sampleRow
+	for _, answer := range answers {
+		rows = append(rows, shardSamples(answer, nanos(from), !from.IsZero())...)
+	}
+	// A series lives on one shard, unless the number of shards changed
+	// since it was stored.
+	slices.SortStableFunc(rows, func(a, b sampleRow) int {
+		return cmp.Or(cmp.Compare(a.Series, b.Series), cmp.Compare(a.Time, b.Time), cmp.Compare(a.Src, b.Src),
+			cmp.Compare(a.ID1, b.ID1), cmp.Compare(b.ID2, a.ID2))
+	})
 
 	var (
 		out  []metric.Series
 		prev sampleKey
 	)
-	err := s.stream(ctx, "reading samples of "+name, stmt+" FORMAT JSONEachRow", func(line []byte) error {
-		var r sampleRow
-		if err := json.Unmarshal(line, &r); err != nil {
-			return fmt.Errorf("clickhouse: reading samples of %s: %.200q: %w", name, line, err)
-		}
+	for _, r := range rows {
 		k := sampleKey{series: r.Series, time: r.Time, src: r.Src, id1: r.ID1, id2: r.ID2}
 		if k.src == 1 {
 			// An hour's copies are one by their claim, whatever their count.
 			k.id2 = 0
 		}
 		if len(out) > 0 && k == prev {
-			return nil
+			continue
 		}
 		if len(out) == 0 || k.series != prev.series {
 			if len(r.Names) != len(r.Values) {
-				return fmt.Errorf("clickhouse: reading samples of %s: series %d has %d label names and %d values", name, r.Series, len(r.Names), len(r.Values))
+				return nil, fmt.Errorf("clickhouse: reading samples of %s: series %d has %d label names and %d values", name, r.Series, len(r.Names), len(r.Values))
 			}
 			// As the DuckDB store reads its JSON object: a name given twice
 			// has its last value, and the tenant is the tenant's.
@@ -356,12 +383,44 @@ func (s *Store) Samples(ctx context.Context, scope query.Scope, name string, mat
 		prev = k
 		sr := &out[len(out)-1]
 		sr.Samples = append(sr.Samples, metric.Sample{Time: time.Unix(0, r.Time).UTC(), Value: r.Value})
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	return out, nil
+}
+
+// shardSamples returns the rows of a shard's answer to Samples that are
+// samples to give: a sample a Downsample has claimed and rolled up into
+// its hour, but not yet deleted, is read as its hour alone, as if the
+// delete were done; and an hour that starts before from (nanoseconds,
+// if bounded), read for that, is not one.
+func shardSamples(rows []sampleRow, from int64, bounded bool) []sampleRow {
+	type hour struct {
+		series uint64
+		time   int64
+		claim  uint64
+	}
+	rolled := map[hour]bool{}
+	for _, r := range rows {
+		if r.Src == 1 {
+			rolled[hour{r.Series, r.Time, r.Rollup}] = true
+		}
+	}
+	kept := rows[:0]
+	for _, r := range rows {
+		switch {
+		case r.Src == 0 && r.Rollup != 0 && rolled[hour{r.Series, hourStart(r.Time), r.Rollup}]:
+		case r.Src == 1 && bounded && r.Time < from:
+		default:
+			kept = append(kept, r)
+		}
+	}
+	return kept
+}
+
+// hourStart is hourOf in Go: the start of the hour of t (nanoseconds),
+// rounded down before 1970 too.
+func hourStart(t int64) int64 {
+	const h = int64(time.Hour)
+	return t - ((t%h)+h)%h
 }
 
 // sampleRow is a row of Samples' answer. stream has the server write
@@ -376,6 +435,7 @@ type sampleRow struct {
 	Src    uint8    `json:"src"`
 	ID1    uint64   `json:"id1"`
 	ID2    uint64   `json:"id2"`
+	Rollup uint64   `json:"rollup"`
 }
 
 // sampleKey is what tells the copies of a row in Samples' answer apart

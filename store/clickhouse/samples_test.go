@@ -650,6 +650,63 @@ func TestSamplesDownsampleInterrupted(t *testing.T) {
 	}
 }
 
+// TestSamplesReadDuringDownsample: reads made while Downsample runs
+// give each series as it was before the rollup or as after it, never a
+// sample both as it came and in its hour, nor in neither. (The two
+// halves of one read, raw and rolled up, were once two queries on a
+// shard, a rollup's step apart now and then.)
+func TestSamplesReadDuringDownsample(t *testing.T) {
+	ctx := context.Background()
+	ch, _, _ := sampleStores(t)
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	const hosts = 8
+	var reads, before, after int
+	for round := range 6 {
+		hour := t0.Add(time.Duration(round) * time.Hour)
+		var series []metric.Series
+		for i := range hosts {
+			series = append(series, minutely("mem", map[string]string{"host": fmt.Sprint("db-", i)}, hour, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10))
+		}
+		if err := ch.AppendSamples(ctx, "acme", series); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error)
+		go func() {
+			_, err := ch.Downsample(ctx, hour.Add(time.Hour))
+			done <- err
+		}()
+		for running := true; running; {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				running = false // and a read after it
+			default:
+			}
+			got, err := ch.Samples(ctx, query.Scope{All: true}, "mem", nil, hour, hour.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			reads++
+			if len(got) != hosts {
+				t.Fatalf("round %d: %d series, want %d", round, len(got), hosts)
+			}
+			for _, s := range got {
+				switch xs := s.Samples; {
+				case len(xs) == 10 && xs[0].Value == 1 && xs[9].Value == 10:
+					before++
+				case len(xs) == 1 && xs[0].Value == 5.5 && xs[0].Time.Equal(hour):
+					after++
+				default:
+					t.Errorf("round %d: neither as before the rollup nor as after: %s", round, seriesLines([]metric.Series{s}))
+				}
+			}
+		}
+	}
+	t.Logf("%d reads: %d series as before the rollup, %d as after", reads, before, after)
+}
+
 // TestSamplesReplace: replacing samples deletes what the stores had of
 // the series at the replacement's times, raw or rolled up, and nothing
 // else (another tenant's, another series', another time's), as in the
