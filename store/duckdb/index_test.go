@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -17,102 +16,8 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store/wordindex"
 )
-
-func TestCandidates(t *testing.T) {
-	bl := func(lo, hi uint64, words string, trusted bool) *block {
-		hs := items(words)
-		b := newBloom(len(hs))
-		for _, h := range hs {
-			b.add(h)
-		}
-		return &block{lo: lo, hi: hi, rows: int(hi - lo + 1), trusted: trusted, bloom: b}
-	}
-	top := uint64(math.MaxUint64)
-	blocks := []*block{
-		bl(1, 10, "x y", true),
-		bl(11, 20, "y", true),
-		bl(31, 40, "z", false), // untrusted: always searched
-		bl(41, 50, "y", true),
-	}
-	tests := []struct {
-		needle string
-		want   [][2]uint64
-	}{
-		// The gap below the first block, the one between 20 and 31, and
-		// the seqs above the last are always searched.
-		{"x", [][2]uint64{{0, 10}, {21, 40}, {51, top}}},
-		{"absent", [][2]uint64{{0, 0}, {21, 40}, {51, top}}},
-		{"y", nil}, // every block: no restriction
-		{"x y", [][2]uint64{{0, 10}, {21, 40}, {51, top}}},
-	}
-	for _, tt := range tests {
-		if got := candidates(blocks, items(tt.needle)); !slices.Equal(got, tt.want) {
-			t.Errorf("candidates(%q) = %v, want %v", tt.needle, got, tt.want)
-		}
-	}
-	if got := candidates(nil, items("x")); got != nil {
-		t.Errorf("no blocks: %v, want nil", got)
-	}
-	// Blocks that overlap, as two appends of one seq make.
-	overlap := []*block{bl(1, 10, "x", true), bl(5, 8, "y", true), bl(11, 11, "y", true)}
-	if got, want := candidates(overlap, items("y")), [][2]uint64{{0, 0}, {5, 8}, {11, top}}; !slices.Equal(got, want) {
-		t.Errorf("overlapping blocks: %v, want %v", got, want)
-	}
-	// The last block reaches the top of the seqs.
-	if got, want := candidates([]*block{bl(1, top, "x", true)}, items("y")), [][2]uint64{{0, 0}}; !slices.Equal(got, want) {
-		t.Errorf("block up to the top: %v, want %v", got, want)
-	}
-}
-
-func TestCoarsen(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
-	for range 500 {
-		var rs [][2]uint64
-		next := uint64(r.IntN(5))
-		for range 1 + r.IntN(60) {
-			lo := next + uint64(r.IntN(4)) // gaps of 0 to 3, many equal
-			hi := lo + uint64(r.IntN(3))
-			rs = append(rs, [2]uint64{lo, hi})
-			next = hi + 2
-		}
-		n := 1 + r.IntN(40)
-		got := coarsen(slices.Clone(rs), n)
-		if len(got) > n || (len(rs) >= n && len(got) != n) {
-			t.Fatalf("coarsen(%v, %d) = %d ranges", rs, n, len(got))
-		}
-		// Every number in rs is in got, and the gaps kept are the
-		// largest.
-		for _, x := range rs {
-			if !slices.ContainsFunc(got, func(g [2]uint64) bool { return g[0] <= x[0] && x[1] <= g[1] }) {
-				t.Fatalf("coarsen(%v, %d) = %v lost %v", rs, n, got, x)
-			}
-		}
-		var gaps, kept []uint64
-		for i := 1; i < len(rs); i++ {
-			gaps = append(gaps, rs[i][0]-rs[i-1][1])
-		}
-		for i := 1; i < len(got); i++ {
-			kept = append(kept, got[i][0]-got[i-1][1])
-		}
-		slices.Sort(gaps)
-		slices.Sort(kept)
-		if !slices.Equal(kept, gaps[len(gaps)-len(kept):]) {
-			t.Fatalf("coarsen(%v, %d) keeps gaps %v of %v", rs, n, kept, gaps)
-		}
-	}
-}
-
-func TestIntersect(t *testing.T) {
-	got := intersect([][2]uint64{{1, 5}, {20, 30}, {8, 8}}, [][2]uint64{{0, 2}, {4, 9}, {25, 100}})
-	want := [][2]uint64{{1, 2}, {4, 5}, {25, 30}, {8, 8}}
-	if !slices.Equal(got, want) {
-		t.Errorf("intersect = %v, want %v", got, want)
-	}
-	if got := intersect([][2]uint64{{1, 5}}, [][2]uint64{{6, 9}}); got == nil || len(got) != 0 {
-		t.Errorf("disjoint: %v, want an empty, non-nil list", got)
-	}
-}
 
 // textGen makes events whose raw text mixes common words, addresses and,
 // in chosen batches, rare ones.
@@ -568,15 +473,14 @@ func BenchmarkIndexBatch(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 	})
 	b.Run("build-1cpu", func(b *testing.B) {
-		bb := new(blockBuilder)
-		rows := make([]indexRow, n)
+		rows := make([]wordindex.Row, n)
 		for i, e := range evs {
-			rows[i] = indexRow{e.Seq, e.Raw}
+			rows[i] = wordindex.Row{Seq: e.Seq, Raw: e.Raw}
 		}
 		b.SetBytes(int64(size))
 		for b.Loop() {
-			for i := 0; i < n; i += blockRows {
-				bb.build(rows[i:min(n, i+blockRows)])
+			for i := 0; i < n; i += wordindex.BlockRows {
+				wordindex.Build(rows[i:min(n, i+wordindex.BlockRows)])
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")

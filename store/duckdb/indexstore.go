@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/vigilsec/vigil/store/wordindex"
 )
 
 // The filters of the word index (index.go) are stored in segment tables,
@@ -35,12 +37,12 @@ var segmentsQuery = `SELECT CAST(substr(table_name, ` + strconv.Itoa(len(segment
 	ORDER BY n`
 
 // appendBlocks appends the rows of blocks to a segment.
-func appendBlocks(a *duckdb.Appender, blocks []*block) (int, error) {
+func appendBlocks(a *duckdb.Appender, blocks []*wordindex.Block) (int, error) {
 	size := 0
 	for _, b := range blocks {
-		bits := b.bloom.marshal()
-		if err := a.AppendRow(b.lo, b.hi, uint32(b.rows), uint16(indexAlgo), uint8(b.bloom.k), bits); err != nil {
-			return size, fmt.Errorf("appending the word filter of events %d to %d: %w", b.lo, b.hi, err)
+		bits := b.Bloom.Marshal()
+		if err := a.AppendRow(b.Lo, b.Hi, uint32(b.Rows), uint16(wordindex.Algo), uint8(b.Bloom.K()), bits); err != nil {
+			return size, fmt.Errorf("appending the word filter of events %d to %d: %w", b.Lo, b.Hi, err)
 		}
 		size += len(bits)
 	}
@@ -130,7 +132,7 @@ func (ix *wordIndex) finish(ctx context.Context, p *pendingBlocks) {
 	ctx = context.WithoutCancel(ctx)
 	size := 0
 	for _, b := range blocks {
-		size += 8 * len(b.bloom.words)
+		size += b.Bloom.Size()
 	}
 	table, err := ix.segment(ctx, size)
 	if err == nil {
@@ -145,15 +147,15 @@ func (ix *wordIndex) finish(ctx context.Context, p *pendingBlocks) {
 	ix.added(blocks)
 }
 
-func (ix *wordIndex) warnUnstored(blocks []*block, err error) {
+func (ix *wordIndex) warnUnstored(blocks []*wordindex.Block, err error) {
 	ix.logger.Warn("storing the word index of appended events failed; after a restart, searches read them in full",
-		"first", blocks[0].lo, "last", blocks[len(blocks)-1].hi, "err", err)
+		"first", blocks[0].Lo, "last", blocks[len(blocks)-1].Hi, "err", err)
 }
 
 // added adds the filters of committed events to the index in memory.
 // Until the index is loaded, the stored filters are all there is, and
 // loading may already have read these.
-func (ix *wordIndex) added(blocks []*block) {
+func (ix *wordIndex) added(blocks []*wordindex.Block) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if !ix.loaded {
@@ -161,24 +163,24 @@ func (ix *wordIndex) added(blocks []*block) {
 	}
 	for _, b := range blocks {
 		i, found := slices.BinarySearchFunc(ix.blocks, b, byLo)
-		if found && ix.blocks[i].hi == b.hi && ix.blocks[i].rows == b.rows {
+		if found && ix.blocks[i].Hi == b.Hi && ix.blocks[i].Rows == b.Rows {
 			continue // loaded from the table after the commit
 		}
 		ix.blocks = slices.Insert(ix.blocks, i, b)
 	}
 }
 
-func byLo(a, b *block) int { return cmp.Compare(a.lo, b.lo) }
+func byLo(a, b *wordindex.Block) int { return cmp.Compare(a.Lo, b.Lo) }
 
 // A wordTx stores the filters of the events of a loader's transaction
 // in that transaction, so that they commit, or roll back, with the
 // events, and hands them to the index once committed.
 type wordTx struct {
 	ix     *wordIndex
-	app    *duckdb.Appender // on the transaction's connection, opened on first use
-	table  string           // the segment app appends to
-	size   int              // bytes of filters appended
-	blocks []*block         // appended, not yet committed
+	app    *duckdb.Appender   // on the transaction's connection, opened on first use
+	table  string             // the segment app appends to
+	size   int                // bytes of filters appended
+	blocks []*wordindex.Block // appended, not yet committed
 }
 
 // add appends the filters of p through conn, once they are built. A
@@ -308,33 +310,33 @@ func (ix *wordIndex) load(ctx context.Context) bool {
 	return true
 }
 
-func (ix *wordIndex) read(ctx context.Context) ([]*block, error) {
+func (ix *wordIndex) read(ctx context.Context) ([]*wordindex.Block, error) {
 	// A store opened read-only may have no segment.
 	segs, err := ix.segments(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var blocks []*block
+	var blocks []*wordindex.Block
 	indexed := int64(0)
 	for _, n := range segs {
-		rows, err := ix.db.QueryContext(ctx, "SELECT seq_lo, seq_hi, row_count, hashes, bits FROM "+segmentName(n)+" WHERE algo = ?", indexAlgo)
+		rows, err := ix.db.QueryContext(ctx, "SELECT seq_lo, seq_hi, row_count, hashes, bits FROM "+segmentName(n)+" WHERE algo = ?", wordindex.Algo)
 		if err != nil {
 			return nil, fmt.Errorf("reading word index segment %d: %w", n, err)
 		}
 		for rows.Next() {
-			b := &block{trusted: true}
+			b := &wordindex.Block{Trusted: true}
 			var k uint8
 			var data []byte
-			if err := rows.Scan(&b.lo, &b.hi, &b.rows, &k, &data); err != nil {
+			if err := rows.Scan(&b.Lo, &b.Hi, &b.Rows, &k, &data); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("reading word index segment %d: %w", n, err)
 			}
-			if b.bloom, err = unmarshalBloom(int(k), data); err != nil {
+			if b.Bloom, err = wordindex.Unmarshal(int(k), data); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("reading the word filter of events %d to %d: %w", b.lo, b.hi, err)
+				return nil, fmt.Errorf("reading the word filter of events %d to %d: %w", b.Lo, b.Hi, err)
 			}
 			blocks = append(blocks, b)
-			indexed += int64(b.rows)
+			indexed += int64(b.Rows)
 		}
 		err = rows.Err()
 		rows.Close()
@@ -361,10 +363,10 @@ func (ix *wordIndex) read(ctx context.Context) ([]*block, error) {
 
 // verify marks untrusted the blocks whose range holds another number of
 // rows than they indexed.
-func (ix *wordIndex) verify(ctx context.Context, segs []int, blocks []*block) error {
+func (ix *wordIndex) verify(ctx context.Context, segs []int, blocks []*wordindex.Block) error {
 	parts := make([]string, len(segs))
 	for i, n := range segs {
-		parts[i] = "SELECT seq_lo, seq_hi FROM " + segmentName(n) + " WHERE algo = " + strconv.Itoa(indexAlgo)
+		parts[i] = "SELECT seq_lo, seq_hi FROM " + segmentName(n) + " WHERE algo = " + strconv.Itoa(wordindex.Algo)
 	}
 	rows, err := ix.db.QueryContext(ctx, `SELECT b.seq_lo, b.seq_hi, count(e.seq)
 		FROM (`+strings.Join(parts, " UNION ALL ")+`) b LEFT JOIN events e ON e.seq BETWEEN b.seq_lo AND b.seq_hi
@@ -390,8 +392,8 @@ func (ix *wordIndex) verify(ctx context.Context, segs []int, blocks []*block) er
 	for _, b := range blocks {
 		// Two filters of one range (a range appended twice) are counted
 		// together: neither saw all its rows.
-		if counts[span{b.lo, b.hi}] != b.rows {
-			b.trusted = false
+		if counts[span{b.Lo, b.Hi}] != b.Rows {
+			b.Trusted = false
 			untrusted++
 		}
 	}
@@ -451,7 +453,7 @@ func (ix *wordIndex) forget(ctx context.Context, seqs []uint64) error {
 	defer ix.mu.Unlock()
 	kept := ix.blocks[:0]
 	for _, b := range ix.blocks {
-		if !holds(b.lo, b.hi) {
+		if !holds(b.Lo, b.Hi) {
 			kept = append(kept, b)
 		}
 	}

@@ -1,4 +1,4 @@
-package duckdb
+package wordindex
 
 import (
 	"encoding/binary"
@@ -8,7 +8,7 @@ import (
 	"slices"
 )
 
-// A bloom is a blocked bloom filter of 64-bit item hashes: each item sets
+// A Bloom is a blocked bloom filter of 64-bit item hashes: each item sets
 // bloomHashes bits within one 512-bit line, a cache line, so adding or
 // testing an item touches one line of memory. At bitsPerItem bits per
 // item it answers "maybe" for about 1% of the items it was not given
@@ -16,8 +16,8 @@ import (
 //
 // The line comes from the low 32 bits of the hash, the bits within it
 // from the high 32 (the layout of RocksDB's FastLocalBloom). The layout
-// is part of the index format (indexAlgo).
-type bloom struct {
+// is part of the index format (Algo).
+type Bloom struct {
 	k     int      // bits set per item
 	words []uint64 // lineWords per line
 }
@@ -29,20 +29,20 @@ const (
 )
 
 // newBloom returns an empty bloom filter sized for items distinct items.
-func newBloom(items int) *bloom {
+func newBloom(items int) *Bloom {
 	lines := (max(items, 1)*bitsPerItem + 511) / 512
-	return &bloom{k: bloomHashes, words: make([]uint64, lines*lineWords)}
+	return &Bloom{k: bloomHashes, words: make([]uint64, lines*lineWords)}
 }
 
 // line returns the words of the line for h.
-func (b *bloom) line(h uint64) []uint64 {
+func (b *Bloom) line(h uint64) []uint64 {
 	// Lemire's multiply-shift maps the 32 bits onto the lines without a
 	// division.
 	l := int(uint64(uint32(h)) * uint64(len(b.words)/lineWords) >> 32)
 	return b.words[l*lineWords : (l+1)*lineWords : (l+1)*lineWords]
 }
 
-func (b *bloom) add(h uint64) {
+func (b *Bloom) add(h uint64) {
 	line := b.line(h)
 	h2 := uint32(h >> 32)
 	for range b.k {
@@ -52,8 +52,8 @@ func (b *bloom) add(h uint64) {
 	}
 }
 
-// has reports whether h may have been added.
-func (b *bloom) has(h uint64) bool {
+// Has reports whether h may have been added.
+func (b *Bloom) Has(h uint64) bool {
 	line := b.line(h)
 	h2 := uint32(h >> 32)
 	for range b.k {
@@ -66,18 +66,26 @@ func (b *bloom) has(h uint64) bool {
 	return true
 }
 
-// hasAll reports whether every one of hs may have been added.
-func (b *bloom) hasAll(hs []uint64) bool {
+// HasAll reports whether every one of hs may have been added.
+func (b *Bloom) HasAll(hs []uint64) bool {
 	for _, h := range hs {
-		if !b.has(h) {
+		if !b.Has(h) {
 			return false
 		}
 	}
 	return true
 }
 
-// marshal returns the filter's bits, each word little-endian.
-func (b *bloom) marshal() []byte {
+// K returns the number of bits the filter sets per item. It is not in
+// what Marshal returns: a store keeps it beside the bits, for Unmarshal.
+func (b *Bloom) K() int { return b.k }
+
+// Size returns the length of what Marshal returns, so that a store can
+// account for a filter's size without marshalling it.
+func (b *Bloom) Size() int { return 8 * len(b.words) }
+
+// Marshal returns the filter's bits, each word little-endian.
+func (b *Bloom) Marshal() []byte {
 	out := make([]byte, 8*len(b.words))
 	for i, w := range b.words {
 		binary.LittleEndian.PutUint64(out[8*i:], w)
@@ -85,16 +93,16 @@ func (b *bloom) marshal() []byte {
 	return out
 }
 
-// unmarshalBloom reads what marshal wrote, for a filter setting k bits
-// per item.
-func unmarshalBloom(k int, data []byte) (*bloom, error) {
+// Unmarshal reads what Marshal wrote, for a filter setting k bits per
+// item.
+func Unmarshal(k int, data []byte) (*Bloom, error) {
 	if len(data) == 0 || len(data)%(8*lineWords) != 0 {
 		return nil, fmt.Errorf("bloom filter of %d bytes, not a whole number of %d-byte lines", len(data), 8*lineWords)
 	}
 	if k < 1 || k > 32 {
 		return nil, fmt.Errorf("bloom filter setting %d bits per item", k)
 	}
-	b := &bloom{k: k, words: make([]uint64, len(data)/8)}
+	b := &Bloom{k: k, words: make([]uint64, len(data)/8)}
 	for i := range b.words {
 		b.words[i] = binary.LittleEndian.Uint64(data[8*i:])
 	}

@@ -1,4 +1,4 @@
-package duckdb
+package wordindex
 
 import (
 	"math/rand/v2"
@@ -17,14 +17,17 @@ func TestBloom(t *testing.T) {
 			b.add(added[i])
 		}
 		for _, h := range added {
-			if !b.has(h) {
+			if !b.Has(h) {
 				t.Fatalf("n=%d: %x added but not found", n, h)
 			}
 		}
-		if !b.hasAll(added) || b.hasAll(nil) != true {
+		if !b.HasAll(added) || b.HasAll(nil) != true {
 			t.Errorf("n=%d: hasAll", n)
 		}
-		c, err := unmarshalBloom(b.k, b.marshal())
+		if b.Size() != len(b.Marshal()) {
+			t.Errorf("n=%d: Size %d, Marshal %d bytes", n, b.Size(), len(b.Marshal()))
+		}
+		c, err := Unmarshal(b.K(), b.Marshal())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,8 +39,8 @@ func TestBloom(t *testing.T) {
 		k    int
 		data []byte
 	}{{6, nil}, {6, make([]byte, 63)}, {6, make([]byte, 65)}, {0, make([]byte, 64)}, {33, make([]byte, 64)}} {
-		if _, err := unmarshalBloom(bad.k, bad.data); err == nil {
-			t.Errorf("unmarshalBloom(%d, %d bytes) succeeded", bad.k, len(bad.data))
+		if _, err := Unmarshal(bad.k, bad.data); err == nil {
+			t.Errorf("Unmarshal(%d, %d bytes) succeeded", bad.k, len(bad.data))
 		}
 	}
 }
@@ -52,7 +55,7 @@ func TestBloomFalsePositives(t *testing.T) {
 	}
 	fp := 0
 	for range tries {
-		if b.has(r.Uint64()) {
+		if b.Has(r.Uint64()) {
 			fp++
 		}
 	}
@@ -62,11 +65,11 @@ func TestBloomFalsePositives(t *testing.T) {
 	// And on the items of real words, whose hashes are not random.
 	words := newBloom(10000)
 	for i := range 10000 {
-		words.add(items("word" + strconv.Itoa(i))[0])
+		words.add(itemsOf("word" + strconv.Itoa(i))[0])
 	}
 	fp = 0
 	for i := range 100000 {
-		if words.has(items("other" + strconv.Itoa(i))[0]) {
+		if words.Has(itemsOf("other" + strconv.Itoa(i))[0]) {
 			fp++
 		}
 	}

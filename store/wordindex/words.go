@@ -1,19 +1,19 @@
-package duckdb
+package wordindex
 
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/vigilsec/vigil/query"
 )
 
-// Words are what the word index (index.go) records of each event: the
-// words of its raw text as the query language defines them
-// (query.IsWordRune), case-folded, each reduced to a 64-bit hash. An
-// item of the index is the hash of a word, or of a pair of adjacent
-// short words.
+// Words are what the index records of each event: the words of its raw
+// text as the query language defines them (query.IsWordRune),
+// case-folded, each reduced to a 64-bit hash. An item of the index is the
+// hash of a word, or of a pair of adjacent short words.
 //
 // Pairs are there for the values analysts search most, IP addresses:
 // 203.0.113.66 is four words, 203, 0, 113 and 66, each of which some
@@ -25,9 +25,9 @@ import (
 // 4096 events hold about 8.6 distinct words per event and 2.6 distinct
 // short pairs; all adjacent pairs would add 15.7.
 //
-// A search looks up the items of its needle, split the same way: the
-// words of a needle that matches an event are words of that event, and
-// its adjacent words are adjacent there too, so a block whose filter
+// A search looks up the items of its needle, split the same way (Items):
+// the words of a needle that matches an event are words of that event,
+// and its adjacent words are adjacent there too, so a block whose filter
 // lacks one of the needle's items holds no match.
 
 // maxPairLen is the longest word, in bytes of its folded form, that goes
@@ -61,11 +61,11 @@ func foldRune(r rune) rune {
 	return least
 }
 
-// appendItems appends the items of text to dst: the hash of each word, in
+// AppendItems appends the items of text to dst: the hash of each word, in
 // order, each followed by the hash of its pair with the word before it
 // when both are short. Invalid UTF-8 separates words, as the U+FFFD the
 // store keeps in its place does.
-func appendItems(dst []uint64, text []byte) []uint64 {
+func AppendItems(dst []uint64, text []byte) []uint64 {
 	// The state lives in locals, not in a struct or a closure, so that it
 	// stays in registers: this loop is most of the index's cost.
 	var (
@@ -133,8 +133,23 @@ func appendItems(dst []uint64, text []byte) []uint64 {
 	return dst
 }
 
+// Items returns the items of needles, sorted and without repeats: what a
+// search for them looks up in the filters. It returns nil when they have
+// none, being only separators: such a search can rule nothing out.
+func Items(needles []string) []uint64 {
+	var items []uint64
+	for _, s := range needles {
+		items = AppendItems(items, []byte(s))
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	slices.Sort(items)
+	return slices.Compact(items)
+}
+
 // hashASCII returns the hash state of the word text[i:j], made of ASCII
-// word bytes: the state appendItems reaches adding its folded bytes one by
+// word bytes: the state AppendItems reaches adding its folded bytes one by
 // one, with the last nw bytes in w. It loads and folds eight bytes at a
 // time.
 func hashASCII(text []byte, i, j int) (h, w uint64, nw uint) {
@@ -187,7 +202,7 @@ func endWord(dst []uint64, h, w uint64, nw uint, n int, prev uint64, prevShort b
 
 // The hash of a word is MurmurHash3's x64 block mixing over its folded
 // bytes read as little-endian 64-bit words, then its finalizer over the
-// state and the length. It is part of the index format (indexAlgo): the
+// state and the length. It is part of the index format (Algo): the
 // same word must hash the same in every process, on every machine.
 const hashSeed = 0x9747b28c
 
@@ -200,7 +215,7 @@ func mixWord(h, w uint64) uint64 {
 }
 
 // fmix is MurmurHash3's fmix64, except that it never returns 0, which
-// the builder's cache (index.go) uses for an empty slot.
+// the builder's cache (blockBuilder) uses for an empty slot.
 func fmix(h uint64) uint64 {
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
