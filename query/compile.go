@@ -114,8 +114,9 @@ type outCol struct {
 // they fit in one SELECT; one that does not (head before stats, stats
 // after stats) makes the current stage a subquery of a new one.
 type stage struct {
-	from  frag
-	where []frag
+	from     frag
+	prewhere []frag // of a stage reading the events table
+	where    []frag
 
 	// The names the stage's input has.
 	events bool            // the events table, or a SELECT * of it
@@ -159,7 +160,11 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 		st.where = append(st.where, sqlf("time < ", c.d.timeValue(req.To)))
 	}
 	if req.SeqRanges != nil {
-		st.where = append(st.where, c.seqRanges(req.SeqRanges))
+		if c.d.seqPrewhere {
+			st.prewhere = append(st.prewhere, c.seqRanges(req.SeqRanges))
+		} else {
+			st.where = append(st.where, c.seqRanges(req.SeqRanges))
+		}
 	}
 	if q.Filter != nil {
 		f, err := c.expr(q.Filter)
@@ -277,6 +282,9 @@ func (c *compiler) render(st *stage) frag {
 		sel = join(parts, ", ")
 	}
 	f := sqlf("SELECT ", sel, " FROM ", st.from)
+	if len(st.prewhere) > 0 {
+		f = sqlf(f, " PREWHERE ", join(st.prewhere, " AND "))
+	}
 	if len(st.where) > 0 {
 		f = sqlf(f, " WHERE ", join(st.where, " AND "))
 	}

@@ -159,6 +159,19 @@ func TestCompileSeqRanges(t *testing.T) {
 		}
 	}
 
+	// ClickHouse reads the ranges first (PREWHERE), in the statement that
+	// reads the events table, not in the one over it.
+	for _, q := range []string{"christophe", "christophe | head 5 | stats count()"} {
+		out, err := Compile(Request{Query: mustParse(t, q), Scope: t1, SeqRanges: [][2]uint64{{1, 10}}}, ClickHouse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(out.Text, " PREWHERE "); n != 1 || !strings.Contains(out.Text, "FROM events FINAL PREWHERE (seq BETWEEN toUInt64(?) AND toUInt64(?)) WHERE tenant IN (?) AND ") ||
+			strings.Contains(out.Text, "WHERE tenant IN (?) AND (seq") {
+			t.Errorf("%s, ClickHouse: %s", q, compact(out.Text))
+		}
+	}
+
 	// The ranges restrict the events a query reads, before its filter
 	// and its commands.
 	db := openTestDB(t)

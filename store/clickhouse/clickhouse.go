@@ -63,6 +63,7 @@ type Options struct {
 type Store struct {
 	opts   Options
 	client *http.Client
+	words  *wordIndex // words.go
 }
 
 // Open makes the database and tables on every shard, where they are
@@ -80,7 +81,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if !identifier(opts.Database) || !identifier(opts.Cluster) {
 		return nil, fmt.Errorf("clickhouse: %q and %q: a database and a cluster are named with letters, digits and _", opts.Database, opts.Cluster)
 	}
-	s := &Store{opts: opts, client: opts.Client}
+	s := &Store{opts: opts, client: opts.Client, words: &wordIndex{shards: make([]shardBlocks, len(opts.Shards))}}
 	if s.client == nil {
 		s.client = http.DefaultClient
 	}
@@ -185,7 +186,7 @@ func (s *Store) schema() []string {
 		// key, for whoever inserts through the Distributed table.
 		"CREATE TABLE IF NOT EXISTS " + db + ".quarantine AS " + db + ".quarantine_local" +
 			" ENGINE = Distributed(" + s.opts.Cluster + ", " + db + ", quarantine_local, rand())",
-	}, s.samplesSchema()...)
+	}, slices.Concat(s.bloomsSchema(), s.samplesSchema())...)
 }
 
 // row is one event as the events table's JSONEachRow.
@@ -413,7 +414,8 @@ func (s *Store) shardOf(tenant string, ledger uint16, seq uint64) int {
 }
 
 // Append stores events of ledger, each on the shard its identity hashes
-// to, one insert per shard. An insert that fails fails the batch, which
+// to, one insert per shard, after the word index's filters of the
+// shard's events (words.go). An insert that fails fails the batch, which
 // the caller sends again: what the first try stored is collapsed with
 // the second by the tables' merges (read with FINAL to count it once).
 func (s *Store) Append(ctx context.Context, ledger uint16, evs []*event.Event) error {
@@ -435,6 +437,10 @@ func (s *Store) Append(ctx context.Context, ledger uint16, evs []*event.Event) e
 			continue
 		}
 		wg.Go(func() {
+			if err := s.storeBlooms(ctx, i, evs); err != nil {
+				errs[i] = fmt.Errorf("clickhouse: storing %d events on shard %d: %w", len(evs), i+1, err)
+				return
+			}
 			if err := s.insert(ctx, i, ledger, evs); err != nil {
 				errs[i] = fmt.Errorf("clickhouse: storing %d events on shard %d: %w", len(evs), i+1, err)
 			}

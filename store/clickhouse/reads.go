@@ -72,6 +72,10 @@ func (s *Store) Seqs(ctx context.Context, req query.Request) ([]uint64, error) {
 	if _, err := query.Compile(withPipes(req, fieldsOf("seq")), query.ClickHouseCopies); err != nil {
 		return nil, err
 	}
+	req, err = s.restrict(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	seqs, err := s.pick(ctx, req)
 	if err != nil {
 		return nil, err

@@ -258,10 +258,13 @@ func dayNumber(t time.Time) uint16 {
 type rowBinary struct{ b []byte }
 
 func (w *rowBinary) reset()           { w.b = w.b[:0] }
+func (w *rowBinary) u8(v uint8)       { w.b = append(w.b, v) }
 func (w *rowBinary) u16(v uint16)     { w.b = binary.LittleEndian.AppendUint16(w.b, v) }
+func (w *rowBinary) u32(v uint32)     { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
 func (w *rowBinary) u64(v uint64)     { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
 func (w *rowBinary) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
 func (w *rowBinary) str(s string)     { w.uvarint(uint64(len(s))); w.b = append(w.b, s...) }
+func (w *rowBinary) bytes(b []byte)   { w.uvarint(uint64(len(b))); w.b = append(w.b, b...) }
 
 // hourNanos is an hour in nanoseconds, as an Int64 literal: as a bare
 // literal it is a UInt64, and an Int64 time modulo a UInt64 is not the

@@ -27,6 +27,10 @@ const maxRow = 512 << 20
 // a day at a time, never held all at once, and only the days that hold
 // events are asked for. A head in the query bounds each day's events.
 func (s *Store) Scan(ctx context.Context, req query.Request, fn func(*event.Event) error) error {
+	req, err := s.restrict(ctx, req)
+	if err != nil {
+		return err
+	}
 	days, err := s.days(ctx, req.From, req.To)
 	if err != nil {
 		return err

@@ -23,6 +23,10 @@ import (
 // do (store.Result): times as time.Time, integers as int64 or uint64,
 // lists as []any, the raw bytes as a string.
 func (s *Store) Search(ctx context.Context, req query.Request) (*store.Result, error) {
+	req, err := s.restrict(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	// A query without pipes is a filter, whose rows are events; so is
 	// one that only sorts and keeps the first events, when it keeps a
 	// number of them.
