@@ -83,10 +83,17 @@ func runCHSearch(ctx context.Context, c *config) error {
 		if err != nil {
 			return err
 		}
-		if n != m.Events {
+		blooms, err := chStatement(ctx, urls[0], "SELECT count() FROM "+chDatabase+".word_blooms_local")
+		switch {
+		case err != nil:
+			return err
+		case n != m.Events:
 			c.logf("ClickHouse holds %d events, not %d: loading again", n, m.Events)
 			ld = nil
-		} else {
+		case strings.TrimSpace(blooms) == "0":
+			c.logf("ClickHouse holds the events without their word index, loaded before it: loading again")
+			ld = nil
+		default:
 			c.logf("using the %d events loaded into ClickHouse on %s", n, ld.Loaded.Format(time.DateTime))
 		}
 	}

@@ -81,7 +81,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if !identifier(opts.Database) || !identifier(opts.Cluster) {
 		return nil, fmt.Errorf("clickhouse: %q and %q: a database and a cluster are named with letters, digits and _", opts.Database, opts.Cluster)
 	}
-	s := &Store{opts: opts, client: opts.Client, words: &wordIndex{shards: make([]shardBlocks, len(opts.Shards))}}
+	s := &Store{opts: opts, client: opts.Client, words: &wordIndex{shards: make([]shardLoad, len(opts.Shards))}}
 	if s.client == nil {
 		s.client = http.DefaultClient
 	}

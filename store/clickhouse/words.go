@@ -31,10 +31,12 @@ import (
 // that fails is retried whole, and the events are the ledger's, the same
 // at each try. Blocks of two tries cut differently may overlap; each
 // says "maybe" for what it saw, and a range is searched when any block
-// says so (wordindex.Candidates). Seqs no filter covers (events stored
-// before the index existed) are always searched, and so are the blocks
-// of another format (wordindex.Algo), rather than ignored: an ignored
-// block's range may lie within another's, which did not see its events.
+// says so (wordindex.Candidates). Seqs no filter covers are always
+// searched: events stored before the index existed, below the seqs of
+// their partition's filters, since a partition's seqs only grow. So are
+// the blocks of another format (wordindex.Algo), rather than ignored: an
+// ignored block's range may lie within another's, which did not see its
+// events.
 //
 // Each process loads the filters of every shard at its first search for
 // words, and before each later one the filters stored since: the
@@ -87,13 +89,19 @@ func (s *Store) storeBlooms(ctx context.Context, shard int, evs []*event.Event) 
 
 // wordIndex is what a process has loaded of the shards' filters.
 type wordIndex struct {
-	mu     sync.Mutex
-	shards []shardBlocks
+	mu sync.Mutex
+	// blocks are every shard's, by Lo, looked up as one: a shard's
+	// filters span only its own events, and the seqs between two of them
+	// are another shard's, which that shard's filters cover. Taken shard
+	// by shard, each such gap would be a range no filter covers, read in
+	// full, and with a few hundred filters a shard those gaps, merged
+	// into wordindex.MaxRanges ranges, covered most of the events.
+	blocks []*wordindex.Block
+	shards []shardLoad
 }
 
-// shardBlocks are the filters loaded of a shard.
-type shardBlocks struct {
-	blocks []*wordindex.Block // by Lo
+// shardLoad is what has been loaded of a shard's filters.
+type shardLoad struct {
 	loaded map[[2]uint64]bool // by (Lo, Hi)
 	since  uint32             // the newest added loaded, the shard's seconds
 	any    bool               // since is set
@@ -120,18 +128,17 @@ func (s *Store) restrict(ctx context.Context, req query.Request) (query.Request,
 	ix := s.words
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	var ranges [][2]uint64
 	for i := range ix.shards {
-		if err := s.loadBlooms(ctx, i, &ix.shards[i]); err != nil {
+		fresh, err := s.loadBlooms(ctx, i, &ix.shards[i])
+		if err != nil {
 			return req, fmt.Errorf("clickhouse: loading the word index of shard %d: %w", i+1, err)
 		}
-		rs := wordindex.Candidates(ix.shards[i].blocks, items)
-		if rs == nil {
-			return req, nil // every seq, on this shard
-		}
-		ranges = append(ranges, rs...)
+		ix.blocks = mergeBlocks(ix.blocks, fresh)
 	}
-	ranges = union(ranges)
+	ranges := wordindex.Candidates(ix.blocks, items)
+	if ranges == nil {
+		return req, nil
+	}
 	if req.SeqRanges != nil {
 		ranges = wordindex.Intersect(req.SeqRanges, ranges)
 	}
@@ -139,53 +146,61 @@ func (s *Store) restrict(ctx context.Context, req query.Request) (query.Request,
 	return req, nil
 }
 
-// union returns the seqs of rs as sorted, disjoint ranges.
-func union(rs [][2]uint64) [][2]uint64 {
-	slices.SortFunc(rs, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
-	out := [][2]uint64{}
-	for _, r := range rs {
-		if n := len(out); n > 0 && (r[0] <= out[n-1][1] || r[0]-out[n-1][1] == 1) {
-			out[n-1][1] = max(out[n-1][1], r[1])
-			continue
-		}
-		out = append(out, r)
+// mergeBlocks returns the blocks of loaded, which are in order, and
+// fresh, in order.
+func mergeBlocks(loaded, fresh []*wordindex.Block) []*wordindex.Block {
+	if len(fresh) == 0 {
+		return loaded
 	}
-	return out
+	byLo := func(a, b *wordindex.Block) int { return cmp.Compare(a.Lo, b.Lo) }
+	slices.SortFunc(fresh, byLo)
+	merged := make([]*wordindex.Block, 0, len(loaded)+len(fresh))
+	i, j := 0, 0
+	for i < len(loaded) || j < len(fresh) {
+		if j == len(fresh) || i < len(loaded) && loaded[i].Lo <= fresh[j].Lo {
+			merged = append(merged, loaded[i])
+			i++
+		} else {
+			merged = append(merged, fresh[j])
+			j++
+		}
+	}
+	return merged
 }
 
-// loadBlooms adds to sb the filters of a shard it has not loaded: all of
+// loadBlooms returns the filters of a shard sl has not loaded: all of
 // them the first time, then those added since a little before the
 // newest it has.
-func (s *Store) loadBlooms(ctx context.Context, shard int, sb *shardBlocks) error {
+func (s *Store) loadBlooms(ctx context.Context, shard int, sl *shardLoad) ([]*wordindex.Block, error) {
 	where := "1"
-	if sb.any {
-		where = fmt.Sprintf("added >= toDateTime(%d)", max(int64(sb.since)-bloomsMargin, 0))
+	if sl.any {
+		where = fmt.Sprintf("added >= toDateTime(%d)", max(int64(sl.since)-bloomsMargin, 0))
 	}
 	out, err := s.exec(ctx, shard, "SELECT toUInt32(added), seq_lo, seq_hi FROM "+s.opts.Database+".word_blooms_local WHERE "+where+" FORMAT TabSeparated", nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var missing [][2]uint64
 	listed := map[[2]uint64]bool{} // a block's copies are listed once each
-	newest, any := sb.since, sb.any
+	newest, any := sl.since, sl.any
 	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
 		if line == "" {
 			continue
 		}
 		f := strings.Split(line, "\t")
 		if len(f) != 3 {
-			return fmt.Errorf("listing the filters: %q", line)
+			return nil, fmt.Errorf("listing the filters: %q", line)
 		}
 		added, err1 := strconv.ParseUint(f[0], 10, 32)
 		lo, err2 := strconv.ParseUint(f[1], 10, 64)
 		hi, err3 := strconv.ParseUint(f[2], 10, 64)
 		if err1 != nil || err2 != nil || err3 != nil {
-			return fmt.Errorf("listing the filters: %q", line)
+			return nil, fmt.Errorf("listing the filters: %q", line)
 		}
 		if !any || uint32(added) > newest {
 			newest, any = uint32(added), true
 		}
-		if k := [2]uint64{lo, hi}; !sb.loaded[k] && !listed[k] {
+		if k := [2]uint64{lo, hi}; !sl.loaded[k] && !listed[k] {
 			listed[k] = true
 			missing = append(missing, k)
 		}
@@ -195,32 +210,18 @@ func (s *Store) loadBlooms(ctx context.Context, shard int, sb *shardBlocks) erro
 	for part := range slices.Chunk(missing, bloomsChunk) {
 		bs, err := s.readBlooms(ctx, shard, part)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fresh = append(fresh, bs...)
 	}
-	if sb.loaded == nil {
-		sb.loaded = map[[2]uint64]bool{}
+	if sl.loaded == nil {
+		sl.loaded = map[[2]uint64]bool{}
 	}
 	for _, b := range fresh {
-		sb.loaded[[2]uint64{b.Lo, b.Hi}] = true
+		sl.loaded[[2]uint64{b.Lo, b.Hi}] = true
 	}
-	// The filters loaded are in order, and so are the new ones: merged.
-	byLo := func(a, b *wordindex.Block) int { return cmp.Compare(a.Lo, b.Lo) }
-	slices.SortFunc(fresh, byLo)
-	merged := make([]*wordindex.Block, 0, len(sb.blocks)+len(fresh))
-	i, j := 0, 0
-	for i < len(sb.blocks) || j < len(fresh) {
-		if j == len(fresh) || i < len(sb.blocks) && sb.blocks[i].Lo <= fresh[j].Lo {
-			merged = append(merged, sb.blocks[i])
-			i++
-		} else {
-			merged = append(merged, fresh[j])
-			j++
-		}
-	}
-	sb.blocks, sb.since, sb.any = merged, newest, any
-	return nil
+	sl.since, sl.any = newest, any
+	return fresh, nil
 }
 
 // readBlooms reads the filters of keys (seq_lo, seq_hi) from a shard,
