@@ -43,6 +43,11 @@ func TestSearchAsDuckDB(t *testing.T) {
 		{"*", teamA},
 		{"action:StopLogging", all},
 		{"eventName:StopLogging", all},
+		// What they ask of the columns is read first (PREWHERE).
+		{"eventName:StopLogging OR eventName:DeleteTrail OR userIdentity.type:Root", all},
+		{"(eventName:StopLogging OR action:ConsoleLogin) AND eventSource:cloudtrail.amazonaws.com", all},
+		{"eventName!=StopLogging AND source:aws.cloudtrail", all},
+		{"eventName:Get* AND NOT region:us-east-1", teamA},
 		{"userIdentity.type:AssumedRole", teamA},
 		{"NOT outcome:success", all},
 		{"actor:christ*", all},
