@@ -160,7 +160,7 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 		st.where = append(st.where, sqlf("time < ", c.d.timeValue(req.To)))
 	}
 	if req.SeqRanges != nil {
-		if c.d.prewhere {
+		if c.d.seqPrewhere {
 			st.prewhere = append(st.prewhere, c.seqRanges(req.SeqRanges))
 		} else {
 			st.where = append(st.where, c.seqRanges(req.SeqRanges))
@@ -172,15 +172,6 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 			return nil, err
 		}
 		st.where = append(st.where, f)
-		if c.d.prewhere {
-			lf, ok, err := c.light(q.Filter)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				st.prewhere = append(st.prewhere, lf)
-			}
-		}
 	}
 
 	hasHead := false
@@ -707,96 +698,28 @@ func (c *compiler) compare(e *Compare) (frag, error) {
 	if err != nil || x.typ != typeDoc {
 		return doc, err
 	}
-	f, in, ok, err := c.docColumns(e, p)
-	if err != nil || !ok {
-		return doc, err
-	}
-	return sqlf("(", f, "(source NOT IN (", in, ") AND ", doc, "))"), nil
-}
-
-// docColumns returns, for a comparison of a document field that a parser
-// copies verbatim into a column, the comparison of the columns for their
-// sources' events, each "(source = ? AND …) OR ", and the list of those
-// sources; ok is false for other comparisons. A filter on the column is
-// many times cheaper than extracting the field from each document.
-func (c *compiler) docColumns(e *Compare, p *predicate) (f, sources frag, ok bool, err error) {
+	// A document field that a parser copies verbatim into a column is
+	// read from the column for that source's events: a filter on the
+	// column is many times cheaper than extracting the field from each
+	// document. Other sources' events still read the document.
 	cols := docColumns[e.Field]
 	if len(cols) == 0 || !matchesText(p) {
-		return frag{}, frag{}, false, nil
+		return doc, nil
 	}
+	var f, in frag
 	for i, dc := range cols {
 		col, err := c.match(operand{f: sqlf(dc.column), typ: TypeString}, p, e.At)
 		if err != nil {
-			return frag{}, frag{}, false, err
+			return frag{}, err
 		}
 		sep := ""
 		if i > 0 {
 			sep = ", "
 		}
-		sources = sqlf(sources, sep, param{dc.source})
+		in = sqlf(in, sep, param{dc.source})
 		f = sqlf(f, "(source = ", param{dc.source}, " AND ", col, ") OR ")
 	}
-	return f, sources, true, nil
-}
-
-// light returns a condition that every event matching e meets, which
-// reads only the normalized columns, not raw or the document; ok is
-// false when there is none. ClickHouse evaluates it first (PREWHERE),
-// and reads the heavy columns only of the granules with rows that meet
-// it: without it, an OR of a document field's column and the document,
-// as compare makes, read the document of every event, ClickHouse
-// evaluating both sides of an OR for every row. A column a copy of an
-// event may hold another value in (session_origin, which SetOrigins
-// sets) is left out: filtering copies before FINAL picks one may drop
-// the one it would pick.
-func (c *compiler) light(e Expr) (f frag, ok bool, err error) {
-	switch e := e.(type) {
-	case *And, *Or:
-		args, sep := []Expr(nil), " AND "
-		if a, isAnd := e.(*And); isAnd {
-			args = a.Args
-		} else {
-			args, sep = e.(*Or).Args, " OR "
-		}
-		var parts []frag
-		for _, a := range args {
-			f, ok, err := c.light(a)
-			if err != nil {
-				return frag{}, false, err
-			}
-			if ok {
-				parts = append(parts, f)
-			} else if sep == " OR " {
-				return frag{}, false, nil // an event may match this one alone
-			}
-		}
-		if len(parts) == 0 {
-			return frag{}, false, nil
-		}
-		return sqlf("(", join(parts, sep), ")"), true, nil
-	case *Compare:
-		x, err := c.field(e.Field, e.At)
-		if err != nil {
-			return frag{}, false, err
-		}
-		if x.f.sql == "session_origin" {
-			return frag{}, false, nil
-		}
-		if x.typ != typeDoc {
-			f, err := c.compare(e)
-			return f, err == nil, err
-		}
-		p, perr := resolveCompare(c.src, e)
-		if perr != nil {
-			return frag{}, false, perr
-		}
-		f, in, ok, err := c.docColumns(e, p)
-		if err != nil || !ok {
-			return frag{}, false, err
-		}
-		return sqlf("(", f, "source NOT IN (", in, "))"), true, nil
-	}
-	return frag{}, false, nil
+	return sqlf("(", f, "(source NOT IN (", in, ") AND ", doc, "))"), nil
 }
 
 // match compares the operand x, of the type p resolved, with p's value;

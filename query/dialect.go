@@ -24,15 +24,12 @@ type Dialect struct {
 	// carry are the columns besides EventColumns that the dialect's
 	// expressions read, which a subquery of events must select too.
 	carry []string
-	// prewhere puts the condition on Request.SeqRanges, and what the
-	// filter asks of the normalized columns (compiler.light), in a
-	// PREWHERE clause: ClickHouse then reads the other columns, the raw
-	// text and the document among them, only of the granules with rows
-	// that meet it. (seq is not in its sorting key's prefix, so it would
-	// not skip them by its primary index, nor move the condition there
-	// itself; and it moves conditions there only when no PREWHERE is
-	// given.)
-	prewhere bool
+	// seqPrewhere puts the condition on Request.SeqRanges in a PREWHERE
+	// clause: ClickHouse then reads the other columns, the raw text
+	// among them, only of the granules with rows in the ranges. (seq is
+	// not in its sorting key's prefix, so it would not skip them by its
+	// primary index, nor move the condition there itself.)
+	seqPrewhere bool
 
 	// timeValue is a parameter holding t, comparable with time columns.
 	timeValue func(t time.Time) frag

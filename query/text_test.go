@@ -172,24 +172,6 @@ func TestCompileSeqRanges(t *testing.T) {
 		}
 	}
 
-	// What a filter asks of the normalized columns is read first too; an
-	// OR with free text, a NOT or a session's origin ask nothing of them.
-	for q, want := range map[string]string{
-		"eventName:StopLogging AND actor:bob":   "PREWHERE (((source = ? AND action = ?) OR source NOT IN (?)) AND actor = ?) WHERE",
-		"eventName:StopLogging OR christophe":   "",
-		"action:StopLogging AND christophe":     "PREWHERE (action = ?) WHERE",
-		"origin_actor:bob AND NOT action:x":     "",
-		"action:a OR (eventName:b AND userx:1)": "PREWHERE (action = ? OR (((source = ? AND action = ?) OR source NOT IN (?)))) WHERE",
-	} {
-		out, err := Compile(Request{Query: mustParse(t, q), Scope: t1}, ClickHouse)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := strings.Contains(out.Text, " PREWHERE "); want == "" && got || want != "" && !strings.Contains(out.Text, want) {
-			t.Errorf("%s, ClickHouse: %s\nwant %q", q, compact(out.Text), want)
-		}
-	}
-
 	// The ranges restrict the events a query reads, before its filter
 	// and its commands.
 	db := openTestDB(t)
