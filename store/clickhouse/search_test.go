@@ -43,7 +43,7 @@ func TestSearchAsDuckDB(t *testing.T) {
 		{"*", teamA},
 		{"action:StopLogging", all},
 		{"eventName:StopLogging", all},
-		// What they ask of the columns is read first (PREWHERE).
+		// Document fields that CloudTrail's parser copies into columns.
 		{"eventName:StopLogging OR eventName:DeleteTrail OR userIdentity.type:Root", all},
 		{"(eventName:StopLogging OR action:ConsoleLogin) AND eventSource:cloudtrail.amazonaws.com", all},
 		{"eventName!=StopLogging AND source:aws.cloudtrail", all},
