@@ -477,6 +477,11 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		if adminPassword, err = firstAdmin(ctx, dir, s.data); err != nil {
 			return err
 		}
+		go func() {
+			if err := ch.LoadWordIndex(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("loading the word index; the first search for words loads it", "err", err)
+			}
+		}()
 		opts.Store = ch
 		opts.Hunter = ch
 		opts.Detections = mdb

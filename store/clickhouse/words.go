@@ -115,6 +115,30 @@ const bloomsMargin = 60
 // bloomsChunk bounds the filters one statement reads, about 64 KB each.
 const bloomsChunk = 256
 
+// LoadWordIndex loads the shards' word filters, which the first search
+// for words does otherwise (seconds, for tens of millions of events): a
+// node that serves searches calls it in the background at start, so
+// that no analyst's search waits for it.
+func (s *Store) LoadWordIndex(ctx context.Context) error {
+	s.words.mu.Lock()
+	defer s.words.mu.Unlock()
+	return s.loadWords(ctx)
+}
+
+// loadWords adds to the index the filters stored since it last loaded;
+// s.words.mu must be held.
+func (s *Store) loadWords(ctx context.Context) error {
+	ix := s.words
+	for i := range ix.shards {
+		fresh, err := s.loadBlooms(ctx, i, &ix.shards[i])
+		if err != nil {
+			return fmt.Errorf("clickhouse: loading the word index of shard %d: %w", i+1, err)
+		}
+		ix.blocks = mergeBlocks(ix.blocks, fresh)
+	}
+	return nil
+}
+
 // restrict sets req.SeqRanges to the ranges that may hold the words and
 // phrases req's query requires, when the index rules some out.
 func (s *Store) restrict(ctx context.Context, req query.Request) (query.Request, error) {
@@ -128,12 +152,8 @@ func (s *Store) restrict(ctx context.Context, req query.Request) (query.Request,
 	ix := s.words
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	for i := range ix.shards {
-		fresh, err := s.loadBlooms(ctx, i, &ix.shards[i])
-		if err != nil {
-			return req, fmt.Errorf("clickhouse: loading the word index of shard %d: %w", i+1, err)
-		}
-		ix.blocks = mergeBlocks(ix.blocks, fresh)
+	if err := s.loadWords(ctx); err != nil {
+		return req, err
 	}
 	ranges := wordindex.Candidates(ix.blocks, items)
 	if ranges == nil {

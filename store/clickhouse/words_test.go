@@ -175,8 +175,11 @@ func TestWordIndex(t *testing.T) {
 		t.Errorf("needle-four: %d events, want 1", n)
 	}
 
-	// Another process loads every filter.
+	// Another process loads every filter, before its first search.
 	fresh := open(t, shards)
+	if err := fresh.LoadWordIndex(ctx); err != nil || len(fresh.words.blocks) != len(ch.words.blocks) {
+		t.Errorf("LoadWordIndex: %d filters (%v), want %d", len(fresh.words.blocks), err, len(ch.words.blocks))
+	}
 	for _, q := range append(needles, `"needle-one"`, `"needle-two"`, `"needle-three"`, `"needle-four"`) {
 		got, want := searchBoth(t, fresh, db, all(q))
 		if d := difference(got, want); d != "" {
