@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store/wordindex"
+	"github.com/vigilsec/vigil/store/wordindex/wordtest"
 )
 
 // textGen makes events whose raw text mixes common words, addresses and,
@@ -160,7 +160,7 @@ func (ws *wordStore) rows(q string) string {
 // scan finds the events holding needle as words by reading every raw
 // text in Go, as the SQL does: a substring test, then the pattern.
 func (ws *wordStore) scan(needle string) []uint64 {
-	re := wordRegexp(needle)
+	re := wordtest.Regexp(needle)
 	var out []uint64
 	for seq, raw := range ws.raws {
 		if strings.Contains(strings.ToLower(raw), strings.ToLower(needle)) && re.MatchString(raw) {
@@ -383,36 +383,11 @@ func TestWordIndexSegments(t *testing.T) {
 	ws.check("segments reopened")
 }
 
-// fixtureRecords returns the CloudTrail records of the Stratus Red Team
-// detonation logs.
-func fixtureRecords(tb testing.TB) [][]byte {
-	tb.Helper()
-	files, err := filepath.Glob("../../../shared/testdata/stratus-red-team-detonation-logs/detonation-logs/*.json")
-	if err != nil || len(files) == 0 {
-		tb.Skipf("no CloudTrail fixtures: %v", err)
-	}
-	var out [][]byte
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		var recs []json.RawMessage
-		if err := json.Unmarshal(data, &recs); err != nil {
-			tb.Fatalf("%s: %v", f, err)
-		}
-		for _, r := range recs {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // cloudTrailEvents returns n events made from the fixture records, each
 // with its own event and request ids, source address and time, as in a
 // real log, and with the normalized fields the store keeps set.
 func cloudTrailEvents(tb testing.TB, n int) []*event.Event {
-	recs := fixtureRecords(tb)
+	recs := wordtest.Records(tb)
 	r := rand.New(rand.NewPCG(13, 14))
 	t0 := time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)
 	uuid := func() string {

@@ -1,11 +1,9 @@
 package duckdb
 
 import (
-	"regexp"
 	"strings"
 	"testing"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/vigilsec/vigil/query"
 )
@@ -46,21 +44,4 @@ func TestFoldRE2(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// wordRegexp is the check the SQL makes, in Go: the needle as whole
-// words, ignoring case.
-func wordRegexp(needle string) *regexp.Regexp {
-	var b strings.Builder
-	b.WriteString("(?i)")
-	first, _ := utf8.DecodeRuneInString(needle)
-	last, _ := utf8.DecodeLastRuneInString(needle)
-	if query.IsWordRune(first) {
-		b.WriteString(`(?:^|[^\pL\pN\pM_])`)
-	}
-	b.WriteString(regexp.QuoteMeta(strings.ToValidUTF8(needle, "\ufffd")))
-	if query.IsWordRune(last) {
-		b.WriteString(`(?:[^\pL\pN\pM_]|$)`)
-	}
-	return regexp.MustCompile(b.String())
 }

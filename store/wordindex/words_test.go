@@ -1,11 +1,7 @@
 package wordindex
 
 import (
-	"encoding/json"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store/wordindex/wordtest"
 )
 
 func itemsOf(s string) []uint64 { return AppendItems(nil, []byte(s)) }
@@ -168,23 +165,6 @@ func TestFoldOrbits(t *testing.T) {
 	}
 }
 
-// wordRegexp is the check the SQL makes, in Go: the needle as whole
-// words, ignoring case.
-func wordRegexp(needle string) *regexp.Regexp {
-	var b strings.Builder
-	b.WriteString("(?i)")
-	first, _ := utf8.DecodeRuneInString(needle)
-	last, _ := utf8.DecodeLastRuneInString(needle)
-	if query.IsWordRune(first) {
-		b.WriteString(`(?:^|[^\pL\pN\pM_])`)
-	}
-	b.WriteString(regexp.QuoteMeta(strings.ToValidUTF8(needle, "\ufffd")))
-	if query.IsWordRune(last) {
-		b.WriteString(`(?:[^\pL\pN\pM_]|$)`)
-	}
-	return regexp.MustCompile(b.String())
-}
-
 // Every text that holds a needle as words holds the needle's items: the
 // property that makes the index exact.
 func TestItemsOfMatches(t *testing.T) {
@@ -208,7 +188,7 @@ func TestItemsOfMatches(t *testing.T) {
 		} else {
 			needle = gen(1 + r.IntN(4))
 		}
-		if !utf8.ValidString(needle) || !wordRegexp(needle).MatchString(strings.ToValidUTF8(text, "\ufffd")) {
+		if !utf8.ValidString(needle) || !wordtest.Regexp(needle).MatchString(strings.ToValidUTF8(text, "\ufffd")) {
 			continue
 		}
 		matched++
@@ -224,33 +204,8 @@ func TestItemsOfMatches(t *testing.T) {
 	}
 }
 
-// fixtureRecords returns the CloudTrail records of the Stratus Red Team
-// detonation logs.
-func fixtureRecords(tb testing.TB) [][]byte {
-	tb.Helper()
-	files, err := filepath.Glob("../../../shared/testdata/stratus-red-team-detonation-logs/detonation-logs/*.json")
-	if err != nil || len(files) == 0 {
-		tb.Skipf("no CloudTrail fixtures: %v", err)
-	}
-	var out [][]byte
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		var recs []json.RawMessage
-		if err := json.Unmarshal(data, &recs); err != nil {
-			tb.Fatalf("%s: %v", f, err)
-		}
-		for _, r := range recs {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 func BenchmarkAppendItems(b *testing.B) {
-	raws := fixtureRecords(b)
+	raws := wordtest.Records(b)
 	var size int64
 	for _, r := range raws {
 		size += int64(len(r))
