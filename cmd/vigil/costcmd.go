@@ -107,7 +107,7 @@ func costStoreOf(ctx context.Context, d *dataFlags, cfg *config, stderr io.Write
 		return dd.db, logger, func() { dd.Close() }, nil
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ch, err := cfg.Scale.openClickHouse(ctx)
+	ch, err := cfg.Scale.openClickHouse(ctx, "")
 	if err != nil {
 		return nil, nil, nil, err
 	}

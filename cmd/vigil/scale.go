@@ -92,10 +92,11 @@ func (s *scaleConfig) ledgers(d *dataFlags) string {
 }
 
 // openClickHouse opens the store of the scale-out's events, making its
-// tables if they are not there yet.
-func (s *scaleConfig) openClickHouse(ctx context.Context) (*clickhouse.Store, error) {
+// tables if they are not there yet, for writer (a node's name; see
+// clickhouse.Options.Writer).
+func (s *scaleConfig) openClickHouse(ctx context.Context, writer string) (*clickhouse.Store, error) {
 	return clickhouse.Open(ctx, clickhouse.Options{Shards: s.ClickHouse.Shards, Cluster: s.ClickHouse.Cluster,
-		Database: s.ClickHouse.Database, Client: &http.Client{Timeout: 5 * time.Minute}})
+		Database: s.ClickHouse.Database, Client: &http.Client{Timeout: 5 * time.Minute}, Writer: writer})
 }
 
 // dial connects to the bus's NATS servers as the client name, and
@@ -217,7 +218,7 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 		return err
 	}
 	defer mdb.Close()
-	ch, err := sc.openClickHouse(ctx)
+	ch, err := sc.openClickHouse(ctx, node)
 	if err != nil {
 		return err
 	}
@@ -566,7 +567,7 @@ func publishDemo(ctx context.Context, ch *clickhouse.Store, pub *ingest.Publishe
 func scaleImport(ctx context.Context, cfg *config, paths []string, format, tenant string, stderr io.Writer, bar bool) (ingest.Summary, error) {
 	sc := &cfg.Scale
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ch, err := sc.openClickHouse(ctx) // the quarantine
+	ch, err := sc.openClickHouse(ctx, "") // the quarantine
 	if err != nil {
 		return ingest.Summary{}, err
 	}

@@ -56,6 +56,12 @@ type Options struct {
 	Database string
 	// Client sends the requests; default http.DefaultClient.
 	Client *http.Client
+	// Writer names the process that writes, when several do (a
+	// scale-out's node): the identity of a batch of samples is its
+	// writer's and its content's, so that a call one process makes again
+	// is stored once, and two processes storing the same samples (two
+	// nodes' equal parts of a flow-log bucket) store both.
+	Writer string
 }
 
 // A Store is a ClickHouse cluster holding events. It is safe for

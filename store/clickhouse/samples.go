@@ -138,12 +138,17 @@ func intHash64(x uint64) uint64 {
 	return x
 }
 
-// batchID is the identity of an AppendSamples call: a hash of all it
-// stores, so that the same call sent again makes rows the merges
-// collapse with the first try's. Two calls that store the same samples
-// of the same series are one, which no reader can tell from a retry.
-func batchID(tenant string, ids []uint64, series []metric.Series) uint64 {
+// batchID is the identity of an AppendSamples call: a hash of its
+// writer (Options.Writer) and all it stores, so that the same call sent
+// again makes rows the merges collapse with the first try's. Two calls
+// of one writer that store the same samples of the same series are one,
+// which no reader can tell from a retry.
+func batchID(writer, tenant string, ids []uint64, series []metric.Series) uint64 {
 	h := fnv.New64a()
+	// Each string after its length, for no two pairs to hash alike.
+	var n [binary.MaxVarintLen64]byte
+	h.Write(binary.AppendUvarint(n[:0], uint64(len(writer))))
+	h.Write([]byte(writer))
 	h.Write([]byte(tenant))
 	var b [8]byte
 	for i := range series {
@@ -168,7 +173,7 @@ func (s *Store) AppendSamples(ctx context.Context, tenant string, series []metri
 		series[i].Labels.Sort()
 		ids[i] = series[i].ID(tenant)
 	}
-	batch := batchID(tenant, ids, series)
+	batch := batchID(s.opts.Writer, tenant, ids, series)
 	bodies := make([]rowBinary, len(s.opts.Shards))
 	counts := make([]int, len(s.opts.Shards))
 	var n uint64 // the sample's place in the call, NaNs included, as a retry counts it

@@ -372,11 +372,24 @@ func TestSamplesRetriedAppend(t *testing.T) {
 	// Another batch, with a sample at a time the first has: two samples.
 	again := []metric.Series{minutely("cpu", map[string]string{"host": "web-0"}, t0, 7)}
 	appendBoth(t, ch, db, "acme", again...)
+	// The same batch again from another writer (another node's equal part
+	// of a flow-log bucket) is another batch; from this one, a retry.
+	same := []metric.Series{minutely("cpu", map[string]string{"host": "web-1"}, t0, 7)}
+	appendBoth(t, ch, db, "acme", same...)
+	other := *ch
+	other.opts.Writer = "node-2"
+	appendBoth(t, &other, db, "acme", same...)
+	if err := ch.AppendSamples(ctx, "acme", copySeries(same)); err != nil {
+		t.Fatal(err)
+	}
 	all := samplesRead{name: "cpu", scope: query.Scope{All: true}, metric: "cpu", from: t0, to: t0.Add(time.Hour), series: 10}
 	for _, s := range sameSamples(t, ch, db, all) {
 		want := 3
-		if s.Labels.Get("host") == "web-0" {
+		switch s.Labels.Get("host") {
+		case "web-0":
 			want = 4
+		case "web-1":
+			want = 5
 		}
 		if len(s.Samples) != want {
 			t.Errorf("%s has %d samples, want %d", s.Labels, len(s.Samples), want)
@@ -389,8 +402,8 @@ func TestSamplesRetriedAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := ch.Downsample(ctx, t0.Add(time.Hour))
-	if err != nil || n != want || n != 10*3+1 {
-		t.Errorf("downsampled %d samples (%v), DuckDB %d, want %d", n, err, want, 10*3+1)
+	if err != nil || n != want || n != 10*3+3 {
+		t.Errorf("downsampled %d samples (%v), DuckDB %d, want %d", n, err, want, 10*3+3)
 	}
 	all.name = "cpu downsampled"
 	sameSamples(t, ch, db, all)
