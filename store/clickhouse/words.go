@@ -112,8 +112,14 @@ type shardLoad struct {
 // insert takes its time from its start, and is read at its end.
 const bloomsMargin = 60
 
-// bloomsChunk bounds the filters one statement reads, about 64 KB each.
-const bloomsChunk = 256
+// bloomsChunk bounds the bytes of the filters one statement reads (a
+// filter of 4,096 events is about 64 KB), well within what a statement's
+// answer may be (maxAnswer).
+const bloomsChunk = 16 << 20
+
+// bloomsChunkKeys bounds the filters one statement names, in its URL. A
+// variable, for tests to read in several chunks.
+var bloomsChunkKeys = 1000
 
 // LoadWordIndex loads the shards' word filters, which the first search
 // for words does otherwise (seconds, for tens of millions of events): a
@@ -196,39 +202,48 @@ func (s *Store) loadBlooms(ctx context.Context, shard int, sl *shardLoad) ([]*wo
 	if sl.any {
 		where = fmt.Sprintf("added >= toDateTime(%d)", max(int64(sl.since)-bloomsMargin, 0))
 	}
-	out, err := s.exec(ctx, shard, "SELECT toUInt32(added), seq_lo, seq_hi FROM "+s.opts.Database+".word_blooms_local WHERE "+where+" FORMAT TabSeparated", nil)
+	// The list streams: it grows with the filters, a line each.
+	type listedBlock struct {
+		lo, hi, size uint64
+	}
+	var missing []listedBlock
+	listed := map[[2]uint64]bool{} // a block's copies are listed once each
+	newest, any := sl.since, sl.any
+	stmt := "SELECT toUInt32(added), seq_lo, seq_hi, length(bits) FROM " + s.opts.Database + ".word_blooms_local WHERE " + where + " FORMAT TabSeparated"
+	err := s.streamOn(ctx, shard, "listing the word filters", stmt, func(line []byte) error {
+		var added uint32
+		var b listedBlock
+		if n, err := fmt.Sscanf(string(line), "%d\t%d\t%d\t%d", &added, &b.lo, &b.hi, &b.size); n != 4 || err != nil {
+			return fmt.Errorf("clickhouse: listing the word filters: %.200q", line)
+		}
+		if !any || added > newest {
+			newest, any = added, true
+		}
+		if k := [2]uint64{b.lo, b.hi}; !sl.loaded[k] && !listed[k] {
+			listed[k] = true
+			missing = append(missing, b)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	var missing [][2]uint64
-	listed := map[[2]uint64]bool{} // a block's copies are listed once each
-	newest, any := sl.since, sl.any
-	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
-		if line == "" {
-			continue
-		}
-		f := strings.Split(line, "\t")
-		if len(f) != 3 {
-			return nil, fmt.Errorf("listing the filters: %q", line)
-		}
-		added, err1 := strconv.ParseUint(f[0], 10, 32)
-		lo, err2 := strconv.ParseUint(f[1], 10, 64)
-		hi, err3 := strconv.ParseUint(f[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("listing the filters: %q", line)
-		}
-		if !any || uint32(added) > newest {
-			newest, any = uint32(added), true
-		}
-		if k := [2]uint64{lo, hi}; !sl.loaded[k] && !listed[k] {
-			listed[k] = true
-			missing = append(missing, k)
-		}
-	}
-	slices.SortFunc(missing, func(a, b [2]uint64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+	slices.SortFunc(missing, func(a, b listedBlock) int { return cmp.Or(cmp.Compare(a.lo, b.lo), cmp.Compare(a.hi, b.hi)) })
 	var fresh []*wordindex.Block
-	for part := range slices.Chunk(missing, bloomsChunk) {
-		bs, err := s.readBlooms(ctx, shard, part)
+	for len(missing) > 0 {
+		// A chunk of the filters, at least one, within bloomsChunk bytes
+		// and bloomsChunkKeys filters.
+		n, size := 1, missing[0].size
+		for n < len(missing) && n < bloomsChunkKeys && size+missing[n].size <= bloomsChunk {
+			size += missing[n].size
+			n++
+		}
+		keys := make([][2]uint64, n)
+		for i, b := range missing[:n] {
+			keys[i] = [2]uint64{b.lo, b.hi}
+		}
+		missing = missing[n:]
+		bs, err := s.readBlooms(ctx, shard, keys)
 		if err != nil {
 			return nil, err
 		}

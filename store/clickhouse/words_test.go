@@ -175,7 +175,10 @@ func TestWordIndex(t *testing.T) {
 		t.Errorf("needle-four: %d events, want 1", n)
 	}
 
-	// Another process loads every filter, before its first search.
+	// Another process loads every filter, before its first search, here
+	// a few a statement.
+	defer func(n int) { bloomsChunkKeys = n }(bloomsChunkKeys)
+	bloomsChunkKeys = 3
 	fresh := open(t, shards)
 	if err := fresh.LoadWordIndex(ctx); err != nil || len(fresh.words.blocks) != len(ch.words.blocks) {
 		t.Errorf("LoadWordIndex: %d filters (%v), want %d", len(fresh.words.blocks), err, len(ch.words.blocks))
