@@ -39,10 +39,10 @@ import (
 // events.
 //
 // Each process loads the filters of every shard at its first search for
-// words, and before each later one the filters stored since: the
-// shard's own clock (added) says which, with a margin for inserts still
-// under way when the last load read. The filters of events that
-// retention deleted stay, answering "maybe" for nothing.
+// words (or LoadWordIndex), and before each later one the filters stored
+// since: the shard's own clock (added) says which, with a margin for
+// inserts still under way when the last load read. The filters of events
+// that retention deleted stay, answering "maybe" for nothing.
 
 // bloomsColumns are word_blooms_local's: a filter of the events of a
 // shard with seq in [seq_lo, seq_hi] (row_count of them), of format algo,
