@@ -104,7 +104,7 @@ type wordIndex struct {
 type shardLoad struct {
 	loaded map[[2]uint64]bool // by (Lo, Hi)
 	since  uint32             // the newest added loaded, the shard's seconds
-	any    bool               // since is set
+	dated  bool               // since is set
 }
 
 // bloomsMargin is how far before the newest filter loaded, in seconds of
@@ -199,7 +199,7 @@ func mergeBlocks(loaded, fresh []*wordindex.Block) []*wordindex.Block {
 // newest it has.
 func (s *Store) loadBlooms(ctx context.Context, shard int, sl *shardLoad) ([]*wordindex.Block, error) {
 	where := "1"
-	if sl.any {
+	if sl.dated {
 		where = fmt.Sprintf("added >= toDateTime(%d)", max(int64(sl.since)-bloomsMargin, 0))
 	}
 	// The list streams: it grows with the filters, a line each.
@@ -208,7 +208,7 @@ func (s *Store) loadBlooms(ctx context.Context, shard int, sl *shardLoad) ([]*wo
 	}
 	var missing []listedBlock
 	listed := map[[2]uint64]bool{} // a block's copies are listed once each
-	newest, any := sl.since, sl.any
+	newest, dated := sl.since, sl.dated
 	stmt := "SELECT toUInt32(added), seq_lo, seq_hi, length(bits) FROM " + s.opts.Database + ".word_blooms_local WHERE " + where + " FORMAT TabSeparated"
 	err := s.streamOn(ctx, shard, "listing the word filters", stmt, func(line []byte) error {
 		var added uint32
@@ -216,8 +216,8 @@ func (s *Store) loadBlooms(ctx context.Context, shard int, sl *shardLoad) ([]*wo
 		if n, err := fmt.Sscanf(string(line), "%d\t%d\t%d\t%d", &added, &b.lo, &b.hi, &b.size); n != 4 || err != nil {
 			return fmt.Errorf("clickhouse: listing the word filters: %.200q", line)
 		}
-		if !any || added > newest {
-			newest, any = added, true
+		if !dated || added > newest {
+			newest, dated = added, true
 		}
 		if k := [2]uint64{b.lo, b.hi}; !sl.loaded[k] && !listed[k] {
 			listed[k] = true
@@ -255,7 +255,7 @@ func (s *Store) loadBlooms(ctx context.Context, shard int, sl *shardLoad) ([]*wo
 	for _, b := range fresh {
 		sl.loaded[[2]uint64{b.Lo, b.Hi}] = true
 	}
-	sl.since, sl.any = newest, any
+	sl.since, sl.dated = newest, dated
 	return fresh, nil
 }
 
