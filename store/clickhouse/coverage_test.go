@@ -3,7 +3,6 @@ package clickhouse
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
 	"github.com/vigilsec/vigil/store/clickhouse/chtest"
-	"github.com/vigilsec/vigil/store/duckdb"
 )
 
 // coverageEvent is an event of TestCoverage: received at a time, its
@@ -59,11 +57,7 @@ func TestCoverage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := oracle(t)
 
 	t0 := time.Date(2024, 7, 31, 12, 0, 0, 0, time.UTC)
 	h, s, ms := time.Hour, time.Second, time.Millisecond

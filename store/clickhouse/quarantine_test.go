@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
 	"github.com/vigilsec/vigil/store/clickhouse/chtest"
-	"github.com/vigilsec/vigil/store/duckdb"
 )
 
 // quarantined is the records of TestQuarantine, by name: two tenants
@@ -65,11 +63,7 @@ func TestQuarantine(t *testing.T) {
 	ctx := context.Background()
 	shards := chtest.Start(t, 2)
 	ch := open(t, shards)
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := oracle(t)
 
 	recs, t0 := quarantined()
 	names := map[string]string{}

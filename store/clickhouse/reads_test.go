@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -90,11 +89,7 @@ func readStores(t *testing.T) (*Store, *duckdb.DB, []*chtest.Shard, []*event.Eve
 		t.Fatalf("%d rows for %d events, want %d: the copies are not there to be read", n, len(evs), want)
 	}
 
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := oracle(t)
 	if err := db.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -40,11 +39,7 @@ func sampleStores(t *testing.T) (*Store, *duckdb.DB, []*chtest.Shard) {
 	shards := chtest.Start(t, 2)
 	ch := open(t, shards)
 	makeSampleTables(t, ch)
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := oracle(t)
 	return ch, db, shards
 }
 

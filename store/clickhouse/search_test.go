@@ -121,6 +121,18 @@ func cell(v any) string {
 	return fmt.Sprint(v)
 }
 
+// oracle opens an embedded store, whose answers the cluster's are held
+// to.
+func oracle(t *testing.T) *duckdb.DB {
+	t.Helper()
+	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // bothStores stores evs in a cluster of two shards and in an embedded
 // store, the oracle.
 func bothStores(t *testing.T, evs []*event.Event) (*Store, *duckdb.DB) {
@@ -129,11 +141,7 @@ func bothStores(t *testing.T, evs []*event.Event) (*Store, *duckdb.DB) {
 	if err := ch.Append(context.Background(), 0, evs); err != nil {
 		t.Fatal(err)
 	}
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := oracle(t)
 	if err := db.Append(context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package clickhouse
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store/clickhouse/chtest"
-	"github.com/vigilsec/vigil/store/duckdb"
 )
 
 // wordEvent is an event of tenant acme with raw text text.
@@ -44,11 +42,7 @@ func TestWordIndex(t *testing.T) {
 	ctx := context.Background()
 	shards := chtest.Start(t, 2)
 	ch := open(t, shards)
-	db, err := duckdb.Open(duckdb.Options{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := oracle(t)
 	var stored []uint64 // the seqs of the events stored
 	appendBoth := func(evs []*event.Event) {
 		t.Helper()
