@@ -122,6 +122,42 @@ func (s *Store) DeleteExpired(ctx context.Context, ledger uint16, tenant string,
 	return errors.Join(errs...)
 }
 
+// Delete deletes the events of seqs from every shard (all their copies),
+// and returns once every shard has done so. It serves a redaction on a
+// scale-out: the process node holding a partition erases the events
+// from the partition's ledger first, then deletes them here. The seqs go
+// in mutations of deleteBatch each; a shard that holds none of a batch is
+// spared its mutation. A failure may leave some batches or shards done:
+// calling again with the same seqs finishes the rest.
+func (s *Store) Delete(ctx context.Context, seqs []uint64) error {
+	seqs = slices.Compact(slices.Sorted(slices.Values(seqs)))
+	for len(seqs) > 0 {
+		n := min(len(seqs), deleteBatch)
+		in := "seq IN (" + seqList(seqs[:n]) + ")"
+		errs := make([]error, len(s.opts.Shards))
+		var wg sync.WaitGroup
+		for i := range s.opts.Shards {
+			wg.Go(func() {
+				if _, err := s.mutateIfAny(ctx, i, "events_local", in, "DELETE WHERE "+in); err != nil {
+					errs[i] = fmt.Errorf("clickhouse: deleting %d events (seqs %d to %d) on shard %d: %w", n, seqs[0], seqs[n-1], i+1, err)
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		seqs = seqs[n:]
+	}
+	return nil
+}
+
+// deleteBatch bounds the seqs of one mutation of Delete: some 1.6 MB of
+// text, which the server keeps with the mutation in system.mutations
+// (the last hundred of a table), and one pass over the seq column of
+// every part of a shard.
+var deleteBatch = 100_000
+
 // expiredWhere is the condition of the events Expired selects, which
 // DeleteExpired deletes: one builder, so that the two cannot drift apart.
 func expiredWhere(ledger uint16, tenant string, before time.Time, keep [][2]time.Time) (string, error) {

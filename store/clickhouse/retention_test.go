@@ -370,3 +370,81 @@ func TestRetention(t *testing.T) {
 		}
 	})
 }
+
+// TestDelete: Delete takes exactly the events of its seqs, with any
+// copy a retried insert left, from both shards and batch by batch, and
+// leaves a shard that holds none of a batch without a mutation; seqs of
+// no event are no error, and a second call changes nothing.
+func TestDelete(t *testing.T) {
+	ctx := context.Background()
+	shards := chtest.Start(t, 2)
+	s := open(t, shards)
+	evs := demoEvents(t)
+	if err := s.Append(ctx, 0, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, 0, evs[:5]); err != nil { // a retried insert
+		t.Fatal(err)
+	}
+	// Which shard holds which seqs (by a hash of tenant, ledger, seq).
+	var held [2][]uint64
+	for i := range held {
+		out, err := s.exec(ctx, i, "SELECT DISTINCT seq FROM vigil.events_local ORDER BY seq FORMAT TabSeparated", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.FieldsSeq(string(out)) {
+			seq, _ := strconv.ParseUint(line, 10, 64)
+			held[i] = append(held[i], seq)
+		}
+		if len(held[i]) < 6 {
+			t.Fatalf("shard %d holds %d events: the test needs more", i+1, len(held[i]))
+		}
+	}
+	// Sorted, the seqs make two batches of six: the first three of each
+	// shard, then shard 1's last two and two seqs of no event.
+	h0, h1 := held[0], held[1]
+	gone := slices.Concat(h0[:3], h1[:3], h0[len(h0)-2:])
+	if slices.Max(slices.Concat(h0[:3], h1[:3])) > slices.Min(h0[len(h0)-2:]) {
+		t.Fatalf("shard 1's last seqs %v are not past the first three of each shard's: the batches would not be as the test says", h0[len(h0)-2:])
+	}
+	defer func(n int) { deleteBatch = n }(deleteBatch)
+	deleteBatch = 6
+	// Seqs of no event, and the order and repeats a caller may give.
+	seqs := slices.Concat([]uint64{1 << 50, uint64(len(evs) + 100)}, gone, gone[:1])
+	slices.Reverse(seqs)
+
+	mutations := mutationCount(t, s)
+	if err := s.Delete(ctx, seqs); err != nil {
+		t.Fatal(err)
+	}
+	if n := mutationCount(t, s) - mutations; n != 3 {
+		t.Errorf("%d mutations, want 3: one a shard for the first batch, one for the second on the shard holding it", n)
+	}
+	left := copies(t, s)
+	for _, ev := range evs {
+		k := retained{ledger: 0, tenant: ev.Tenant, seq: ev.Seq}.key()
+		if slices.Contains(gone, ev.Seq) {
+			if left[k] != 0 {
+				t.Errorf("event %d: %d copies left after Delete", ev.Seq, left[k])
+			}
+		} else if left[k] == 0 {
+			t.Errorf("event %d was deleted, but not asked", ev.Seq)
+		}
+	}
+	if len(left) != len(evs)-len(gone) {
+		t.Errorf("%d events left, want %d", len(left), len(evs)-len(gone))
+	}
+	if err := s.Delete(ctx, seqs); err != nil {
+		t.Fatal(err)
+	}
+	if again := copies(t, s); len(again) != len(left) {
+		t.Errorf("a second Delete left %d events, want %d", len(again), len(left))
+	}
+	if n := mutationCount(t, s) - mutations; n != 3 {
+		t.Errorf("a second Delete of what is gone made %d mutations", n-3)
+	}
+	if err := s.Delete(ctx, nil); err != nil {
+		t.Errorf("Delete of no seqs: %v", err)
+	}
+}
