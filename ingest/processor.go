@@ -50,6 +50,11 @@ type ProcessorOptions struct {
 	// be a RetainingStore.
 	Retention      *Retention
 	RetentionEvery time.Duration
+	// Redactions, if set, are the redactions to apply to the partitions
+	// this node holds, asked for every RedactEvery (0 means 10 seconds);
+	// the Store must be a RedactingStore.
+	Redactions  Redactions
+	RedactEvery time.Duration
 	// Enrich, if set, completes a partition's events before its ledger
 	// takes them, in the order they are appended (as Pipeline.Enrich).
 	Enrich func([]*event.Event)
@@ -104,6 +109,12 @@ func NewProcessor(opts ProcessorOptions) (*Processor, error) {
 	}
 	if opts.RetentionEvery <= 0 {
 		opts.RetentionEvery = 24 * time.Hour
+	}
+	if _, ok := opts.Store.(RedactingStore); opts.Redactions != nil && !ok {
+		return nil, errors.New("ingest: the processor's store cannot redact")
+	}
+	if opts.RedactEvery <= 0 {
+		opts.RedactEvery = 10 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -192,8 +203,15 @@ func (p *Processor) events(ctx context.Context, part int) error {
 	if err != nil {
 		return err
 	}
+	var rd *redactor
+	if p.opts.Redactions != nil {
+		rd = &redactor{src: p.opts.Redactions, every: p.opts.RedactEvery, part: part}
+	}
 	idle := 0 // reads in a row that found nothing
 	for p.opts.Engine() == e {
+		if err := p.redact(ctx, rd, l, unstored); err != nil {
+			return err
+		}
 		msgs, readErr := r.Next(ctx, p.opts.Fetch, time.Second)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -202,6 +220,14 @@ func (p *Processor) events(ctx context.Context, part int) error {
 			// Nothing more came: what waits to be stored goes now.
 			if err := p.store(ctx, unstored); err != nil {
 				return err
+			}
+			if rd != nil && rd.waiting() {
+				// Asked before the bus answers: what it took by then is
+				// read.
+				asked := time.Now()
+				if caughtUp(ctx, r) {
+					rd.read(asked)
+				}
 			}
 			// A read finds nothing as well while the bus elects a new
 			// leader for the partition; only a partition with nothing
@@ -253,6 +279,11 @@ func (p *Processor) events(ctx context.Context, part int) error {
 				if err := p.store(ctx, unstored); err != nil {
 					return err
 				}
+			}
+		}
+		if rd != nil {
+			for _, m := range msgs {
+				rd.read(m.Time) // the ledger has it
 			}
 		}
 		if readErr == nil {
