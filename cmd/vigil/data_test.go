@@ -60,7 +60,9 @@ func TestScaleOutDataDirectory(t *testing.T) {
 		{[]string{"who", "--data", data, "AKIAEXAMPLE"}, "scale-out node's data directory"},
 		{[]string{"coverage", "--data", data}, "scale-out node's data directory"},
 		{[]string{"rebuild", "--data", data}, "scale-out node's data directory"},
-		{[]string{"redact", "--data", data, "--query", "actor:alice", "--reason", "gdpr"}, "scale-out node's data directory"},
+		// Redactions go to the process nodes, through ClickHouse and
+		// PostgreSQL.
+		{[]string{"redact", "--data", data, "--query", "actor:alice", "--reason", "gdpr"}, "127.0.0.1:1"},
 		{[]string{"import", "--data", data, "--detect=false", trail}, "do not apply to a scale-out"},
 		{[]string{"import", "--data", data, trail}, "127.0.0.1:1"},
 	} {

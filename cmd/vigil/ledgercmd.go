@@ -202,6 +202,10 @@ func verifyPartitions(ctx context.Context, dir string, partitions int, key strin
 		for _, pr := range rep.Problems {
 			fmt.Fprintf(stdout, "partition %d: ledger: %s\n", p, pr)
 		}
+		for _, r := range rep.Redacted {
+			fmt.Fprintf(stdout, "partition %d: redacted %s: %q on %s (not tampering: the hashes are kept)\n", p,
+				seqRange(int64(ingest.PartitionSeq(p, r.First)), int64(ingest.PartitionSeq(p, r.Last))), r.Reason, r.Time.Format("2006-01-02T15:04:05Z"))
+		}
 		fmt.Fprintf(stdout, "partition %d: %d records in %d segments, root %s, %d checkpoints\n", p, rep.Size, rep.Segments, rep.Root, len(rep.Checkpoints))
 		ledgers++
 		records += rep.Size
@@ -356,7 +360,7 @@ func runRedact(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reason := fs.String("reason", "", "why, recorded in the ledger with each erased event (required)")
 	dryRun := fs.Bool("n", false, "show how many events match, erase nothing")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil redact [--data DIR] --query Q --reason R [-n]\n\nErases the content of the matching events from the ledger and the store,\nkeeping each one's hash, so that the ledger's tree, its checkpoints and every\nother event's proof still verify. For a data-protection request, or a secret\nlogged by mistake. It cannot be undone.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: vigil redact [--data DIR] --query Q --reason R [-n]\n\nErases the content of the matching events from the ledger and the store,\nkeeping each one's hash, so that the ledger's tree, its checkpoints and every\nother event's proof still verify. For a data-protection request, or a secret\nlogged by mistake. It cannot be undone.\n\nOn one node, stop vigil serve first. On a scale-out (a data directory whose\nconfig has a scale section), the servers run on: the redaction is filed in the\nmetadata database, each process node applies it to its partitions, erasing\nwhat they were sent before it (still on the bus included), and the command\nwaits until all have. The query is then a filter, without commands.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseNoArgs(fs, args); err != nil {
@@ -373,6 +377,9 @@ func runRedact(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg, err := d.loadConfig()
 	if err != nil {
 		return err
+	}
+	if cfg.Scale.configured() {
+		return scaleRedact(ctx, cfg, *q, *reason, *dryRun, stdout, stderr)
 	}
 	dd, logger, err := d.offline(ctx, cfg, stderr)
 	if err != nil {

@@ -385,7 +385,7 @@ func serveScaled(ctx context.Context, s *scaleServer) error {
 			Events: events, Observations: obs, Leases: leases, Ledgers: ledgers,
 			Ledger: ledger.Options{Signer: signer, Name: ledgerName, Witnesses: cfg.Ledger.witnesses(),
 				CheckpointEvery: cfg.Ledger.checkpointEvery, SegmentBytes: cfg.Ledger.SegmentBytes, Logger: logger},
-			Store: ch, Retention: retention, Engine: engine.Load, Enrich: enrich, Findings: anomalyFindings(cfg.Monitor.rules()),
+			Store: ch, Retention: retention, Redactions: redactions{mdb}, Engine: engine.Load, Enrich: enrich, Findings: anomalyFindings(cfg.Monitor.rules()),
 			Sink:   detectionSinks{&detectionSink{db: mdb, log: logger}, alerts},
 			Logger: logger,
 		})

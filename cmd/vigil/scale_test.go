@@ -358,6 +358,47 @@ func TestServeScaleOut(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(operator, storeFile)); !os.IsNotExist(err) {
 		t.Errorf("the import made an embedded store: %v", err)
 	}
+
+	// The operator redacts team-c's events while the nodes serve: the
+	// process nodes erase them from the partitions' ledgers, then from
+	// ClickHouse, and vigil redact returns once every partition has.
+	// team-b's copies of the same records stay, and the ledgers verify,
+	// listing the redaction.
+	_, rows, _ = q.searchAs(q.token, "tenant:team-c")
+	if len(rows) != len(records) {
+		t.Fatalf("team-c has %d events before the redaction, want %d", len(rows), len(records))
+	}
+	f, _ = rows[0]["seq"].(float64)
+	redacted := uint64(f)
+	for _, tc := range []struct{ query, want string }{
+		{"tenant:team-c", fmt.Sprintf("%d events match; nothing erased", len(records))},
+		// The audit trail is no one's to erase.
+		{"source:vigil.audit OR tenant:_system", "0 events match"},
+	} {
+		if out := mustVigil(t, "redact", "--data", operator, "--query", tc.query, "--reason", "gdpr request 7", "-n"); !strings.HasPrefix(out, tc.want) {
+			t.Errorf("vigil redact -n %s: %q, want %q", tc.query, out, tc.want)
+		}
+	}
+	if code, _, errOut := vigil(t, "redact", "--data", operator, "--query", "tenant:team-c | head 1", "--reason", "x"); code == 0 || !strings.Contains(errOut, "leave out the commands") {
+		t.Errorf("vigil redact of a query with commands: exit %d, %s", code, errOut)
+	}
+	said := mustVigil(t, "redact", "--data", operator, "--query", "tenant:team-c", "--reason", "gdpr request 7")
+	if want := fmt.Sprintf("erased %d events in 4 partitions", len(records)); !strings.HasPrefix(said, want) {
+		t.Errorf("vigil redact: %q, want %q", said, want)
+	}
+	_, rows, _ = q.searchAs(q.token, "tenant:team-b OR tenant:team-c | stats count() by tenant")
+	if len(rows) != 1 || rows[0]["tenant"] != "team-b" || rows[0]["count"] != float64(len(records)) {
+		t.Errorf("after the redaction: %v, want team-b's %d events only", rows, len(records))
+	}
+	code, answer := q.apiAs(q.token, "GET", fmt.Sprintf("/api/v1/events/%d/proof", redacted), nil)
+	var gone web.Proof
+	if err := json.Unmarshal(answer, &gone); err != nil || code != http.StatusOK || gone.Kind != "redacted" || gone.Redaction != "gdpr request 7" || gone.Content != "" {
+		t.Errorf("the proof of a redacted event: %d %s", code, answer)
+	}
+	said = mustVigil(t, "verify", "--data", operator)
+	if !strings.Contains(said, "intact: ") || !strings.Contains(said, `redacted seq `) || !strings.Contains(said, `"gdpr request 7"`) {
+		t.Errorf("vigil verify after the redaction:\n%s", said)
+	}
 }
 
 // TestEndToEndScaleOut runs the server's end-to-end tests again, each
