@@ -194,8 +194,9 @@ func (s *Store) hasFailReason(ctx context.Context, shard int) (bool, error) {
 }
 
 // sendLong sends a statement to a shard in the request's body, which
-// takes what a URL may not, and with room for long lists of values (see
-// maxStatement).
+// takes what a URL may not, and with room for long lists of values: a
+// text of maxStatement, and maxElements values (the server's default,
+// 50,000, refuses a list of Delete's batch).
 func (s *Store) sendLong(ctx context.Context, shard int, stmt string) ([]byte, error) {
-	return s.send(ctx, shard, url.Values{"max_query_size": {strconv.Itoa(maxStatement)}}, strings.NewReader(stmt))
+	return s.send(ctx, shard, url.Values{"max_query_size": {strconv.Itoa(maxStatement)}, "max_ast_elements": {strconv.Itoa(maxElements)}}, strings.NewReader(stmt))
 }

@@ -52,6 +52,9 @@ const (
 	// They go in the request's body, since the server's HTTP interface
 	// refuses a URL of that size.
 	maxStatement = 16 << 20
+	// maxElements is the max_ast_elements they are sent with: room for
+	// a list of a million seqs.
+	maxElements = 1_000_000
 )
 
 // Seqs returns the seqs, ascending, of the events req selects (its query,

@@ -447,4 +447,29 @@ func TestDelete(t *testing.T) {
 	if err := s.Delete(ctx, nil); err != nil {
 		t.Errorf("Delete of no seqs: %v", err)
 	}
+
+	// A batch of more seqs than the server's default max_ast_elements
+	// (50,000) lets in a list: one event among 60,000 seqs.
+	deleteBatch = 100_000
+	last := h1[len(h1)-1]
+	many := []uint64{last}
+	for i := range 60_000 {
+		many = append(many, 1<<40+uint64(i))
+	}
+	if err := s.Delete(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	if n := copies(t, s)[retained{ledger: 0, tenant: tenantOf(evs, last), seq: last}.key()]; n != 0 {
+		t.Errorf("event %d: %d copies left after a Delete of 60,000 seqs", last, n)
+	}
+}
+
+// tenantOf is the tenant of the event of seq.
+func tenantOf(evs []*event.Event, seq uint64) string {
+	for _, ev := range evs {
+		if ev.Seq == seq {
+			return ev.Tenant
+		}
+	}
+	return ""
 }
