@@ -206,6 +206,7 @@ func (p *Processor) events(ctx context.Context, part int) error {
 	var rd *redactor
 	if p.opts.Redactions != nil {
 		rd = &redactor{src: p.opts.Redactions, every: p.opts.RedactEvery, part: part}
+		defer rd.wait()
 	}
 	idle := 0 // reads in a row that found nothing
 	for p.opts.Engine() == e {

@@ -73,41 +73,56 @@ func ParseRedaction(text string) (*query.Query, error) {
 // a redacted record as it is); never events in the store that the
 // ledger no longer proves.
 func redactPartition(ctx context.Context, rs RedactingStore, l *ledger.Ledger, part int, r Redaction) (int64, error) {
+	seqs, err := eraseRedacted(ctx, rs, l, part, r)
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(seqs)), deleteRedacted(ctx, rs, part, r, seqs)
+}
+
+// eraseRedacted erases from the ledger the events of redactPartition and
+// returns their seqs, for deleteRedacted.
+func eraseRedacted(ctx context.Context, rs RedactingStore, l *ledger.Ledger, part int, r Redaction) ([]uint64, error) {
 	q, err := ParseRedaction(r.Query)
 	if err != nil {
-		return 0, fmt.Errorf("redaction %s: %w", r.ID, err)
+		return nil, fmt.Errorf("redaction %s: %w", r.ID, err)
 	}
 	size := l.Size()
 	if size == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	// The system tenant's records, the audit trail, are no scope's
 	// events, so no redaction's (query.Scope).
 	seqs, err := rs.Seqs(ctx, query.Request{Query: q, Scope: query.Scope{All: true},
 		SeqRanges: [][2]uint64{{PartitionSeq(part, 0), PartitionSeq(part, size-1)}}})
 	if err != nil {
-		return 0, fmt.Errorf("partition %d: finding the events of redaction %s: %w", part, r.ID, err)
+		return nil, fmt.Errorf("partition %d: finding the events of redaction %s: %w", part, r.ID, err)
 	}
 	indexes := make([]int64, 0, len(seqs))
 	for _, seq := range seqs {
 		p, index := SeqPartition(seq)
 		if p != part || index >= size {
-			return 0, fmt.Errorf("partition %d: the store has seq %d outside the partition's ledger", part, seq)
+			return nil, fmt.Errorf("partition %d: the store has seq %d outside the partition's ledger", part, seq)
 		}
 		// A record the ledger erased already (a redaction applied twice,
 		// retention) is left as it is, and its copy in the store goes.
 		indexes = append(indexes, index)
 	}
-	if len(indexes) == 0 {
-		return 0, nil
-	}
 	if err := l.Redact(ctx, indexes, r.Reason); err != nil {
-		return 0, fmt.Errorf("partition %d: erasing the events of redaction %s from the ledger: %w", part, r.ID, err)
+		return nil, fmt.Errorf("partition %d: erasing the events of redaction %s from the ledger: %w", part, r.ID, err)
+	}
+	return seqs, nil
+}
+
+// deleteRedacted deletes from the store the events eraseRedacted erased.
+func deleteRedacted(ctx context.Context, rs RedactingStore, part int, r Redaction, seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
 	}
 	if err := rs.Delete(ctx, seqs); err != nil {
-		return 0, fmt.Errorf("partition %d: deleting the events of redaction %s from the store: %w", part, r.ID, err)
+		return fmt.Errorf("partition %d: deleting the events of redaction %s from the store: %w", part, r.ID, err)
 	}
-	return int64(len(seqs)), nil
+	return nil
 }
 
 // clockSkew is how far the clocks of the machine that files a
@@ -117,7 +132,8 @@ func redactPartition(ctx context.Context, rs RedactingStore, l *ledger.Ledger, p
 const clockSkew = 5 * time.Second
 
 // redactor holds the redactions a partition's node has yet to apply,
-// and how far the partition has read the bus.
+// and how far the partition has read the bus. Only the partition's loop
+// uses it.
 type redactor struct {
 	src   Redactions
 	every time.Duration
@@ -129,6 +145,32 @@ type redactor struct {
 	// partition is in its ledger: the latest read's, or when the bus
 	// said none was left to read.
 	readTo time.Time
+	// deleting, while the store deletes a redaction's events in the
+	// background, is closed when it is done.
+	deleting chan struct{}
+}
+
+// busy says a redaction's events are being deleted from the store. When
+// the deletion is over, the pending are asked for again at once: the
+// list held may still have the redaction just applied.
+func (rd *redactor) busy() bool {
+	if rd.deleting == nil {
+		return false
+	}
+	select {
+	case <-rd.deleting:
+		rd.deleting, rd.next = nil, time.Time{}
+		return false
+	default:
+		return true
+	}
+}
+
+// wait waits for a deletion under way, if any.
+func (rd *redactor) wait() {
+	if rd.deleting != nil {
+		<-rd.deleting
+	}
 }
 
 // read notes that the partition's ledger has every message up to one
@@ -181,15 +223,20 @@ func (rd *redactor) done(id string) {
 	}
 }
 
-// redact applies the redactions partition part is due to apply, if any
-// (rd nil: none are asked for): what waits to be stored is stored first,
-// so that the store has every event the ledger has. It runs between
-// reads of the bus, so the partition takes no event while it does; one
-// that fails is recorded and tried again when the node next asks for
+// redact applies a redaction partition part is due to apply, if any
+// (rd nil: none are asked for). What waits to be stored is stored first,
+// so that the store has every event the ledger has; the partition's
+// matching events are found and erased from its ledger here, between
+// reads of the bus, so that no event comes in meanwhile, and then
+// deleted from the store in the background, since a ClickHouse mutation
+// may take minutes and the partition reads on meanwhile (the events
+// deleted are all stored already, and later ones have other seqs). A
+// redaction is recorded applied once its events are deleted; one that
+// fails is recorded failed, and tried again when the node next asks for
 // the pending. It returns only the error of storing, which ends the
 // partition's run as it would in the loop.
 func (p *Processor) redact(ctx context.Context, rd *redactor, l *ledger.Ledger, unstored *storeBatch) error {
-	if rd == nil {
+	if rd == nil || rd.busy() {
 		return nil
 	}
 	due := rd.due(ctx, time.Now(), p.log.Warn)
@@ -200,26 +247,37 @@ func (p *Processor) redact(ctx context.Context, rd *redactor, l *ledger.Ledger, 
 		return err
 	}
 	rs := p.opts.Store.(RedactingStore)
-	for _, r := range due {
-		// Dropped either way: a failure comes back with the pending.
-		rd.done(r.ID)
-		n, err := redactPartition(ctx, rs, l, rd.part, r)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			p.log.Error("applying a redaction to a partition; it is tried again", "partition", rd.part, "redaction", r.ID, "err", err)
-			if err := rd.src.Failed(ctx, r.ID, rd.part, err.Error()); err != nil {
-				p.log.Warn("recording a redaction's failure", "partition", rd.part, "redaction", r.ID, "err", err)
-			}
-			continue
+	r := due[0]
+	// Dropped either way: a failure comes back with the pending.
+	rd.done(r.ID)
+	failed := func(err error) {
+		if ctx.Err() != nil {
+			return
 		}
-		p.log.Info("redaction applied", "partition", rd.part, "redaction", r.ID, "erased", n)
-		if err := rd.src.Applied(ctx, r.ID, rd.part, n); err != nil {
+		p.log.Error("applying a redaction to a partition; it is tried again", "partition", rd.part, "redaction", r.ID, "err", err)
+		if err := rd.src.Failed(ctx, r.ID, rd.part, err.Error()); err != nil {
+			p.log.Warn("recording a redaction's failure", "partition", rd.part, "redaction", r.ID, "err", err)
+		}
+	}
+	seqs, err := eraseRedacted(ctx, rs, l, rd.part, r)
+	if err != nil {
+		failed(err)
+		return nil
+	}
+	done := make(chan struct{})
+	rd.deleting = done
+	go func() {
+		defer close(done)
+		if err := deleteRedacted(ctx, rs, rd.part, r, seqs); err != nil {
+			failed(err)
+			return
+		}
+		p.log.Info("redaction applied", "partition", rd.part, "redaction", r.ID, "erased", len(seqs))
+		if err := rd.src.Applied(ctx, r.ID, rd.part, int64(len(seqs))); err != nil {
 			// Applied again when it comes back with the pending: the
 			// partition then finds nothing more to erase.
 			p.log.Warn("recording a redaction applied", "partition", rd.part, "redaction", r.ID, "err", err)
 		}
-	}
+	}()
 	return nil
 }

@@ -184,4 +184,20 @@ func TestRedactorDue(t *testing.T) {
 	if due := rd.due(ctx, t0.Add(10*time.Second), nolog); !slices.Equal(ids(due), []string{"r1", "r2"}) || src.asked != 2 || rd.waiting() {
 		t.Fatalf("asked again: due %v, asked %d, waiting %v", ids(due), src.asked, rd.waiting())
 	}
+
+	// While a deletion runs the partition is busy; once it is over, the
+	// pending are asked for at once, the one just applied gone from them.
+	deleting := make(chan struct{})
+	rd.deleting = deleting
+	if !rd.busy() {
+		t.Fatal("not busy while deleting")
+	}
+	close(deleting)
+	src.pending = src.pending[1:]
+	if rd.busy() {
+		t.Fatal("busy after the deletion")
+	}
+	if due := rd.due(ctx, t0.Add(11*time.Second), nolog); !slices.Equal(ids(due), []string{"r2"}) || src.asked != 3 {
+		t.Fatalf("after the deletion: due %v, asked %d; want r2, asked again", ids(due), src.asked)
+	}
 }
