@@ -10,6 +10,7 @@ import (
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/parse"
 	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
 	"github.com/vigilsec/vigil/store/duckdb"
 )
 
@@ -135,9 +136,9 @@ func TestImportThroughPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []duckdb.Mismatch{
-		{First: 7, Last: 7, Kind: duckdb.MismatchChanged, Detail: "differs from the ledger in action"},
-		{First: 10, Last: 12, Kind: duckdb.MismatchMissing, Detail: "the ledger has this event, the store does not"},
+	want := []store.Mismatch{
+		{First: 7, Last: 7, Kind: store.MismatchChanged, Detail: "differs from the ledger in action"},
+		{First: 10, Last: 12, Kind: store.MismatchMissing, Detail: "the ledger has this event, the store does not"},
 	}
 	if len(ms) != len(want) || ms[0] != want[0] || ms[1] != want[1] {
 		t.Errorf("mismatches %v, want %v", ms, want)

@@ -18,6 +18,8 @@ import (
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
+	"github.com/vigilsec/vigil/store/clickhouse"
 	"github.com/vigilsec/vigil/store/duckdb"
 )
 
@@ -75,7 +77,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(trusted) > 0 {
 			return errors.New("--from-checkpoint: a scale-out has a ledger per partition; check a witness's checkpoint against its partition's ledger with vigil verify --data on a copy of it")
 		}
-		return verifyPartitions(ctx, cfg.Scale.ledgers(&d), cfg.Scale.Partitions, *key, stdout)
+		ch, err := cfg.Scale.openClickHouse(ctx, "")
+		if err != nil {
+			return fmt.Errorf("the partitions' events are compared with ClickHouse: %w", err)
+		}
+		return verifyPartitions(ctx, cfg.Scale.ledgers(&d), cfg.Scale.Partitions, ch, *key, stdout)
 	}
 	if _, err := os.Stat(d.path(ledgerDir)); err != nil {
 		return fmt.Errorf("no ledger in %s: %w", d.dir, err)
@@ -122,7 +128,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	var mismatches []duckdb.Mismatch
+	var mismatches []store.Mismatch
 	if cmp != nil {
 		if mismatches, err = cmp.Finish(uint64(rep.Size)); err != nil {
 			return err
@@ -181,9 +187,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // verifyPartitions verifies the ledger of each partition of a scale-out
 // (those of dir that exist: a partition that has had no event has
-// none), against key or the ledgers' own key. The events in ClickHouse
-// are not compared with them.
-func verifyPartitions(ctx context.Context, dir string, partitions int, key string, stdout io.Writer) error {
+// none), against key or the ledgers' own key, and compares each with
+// the partition's events in ClickHouse: every event below the
+// partition's stored mark there, as it is in the ledger, and nothing
+// else.
+func verifyPartitions(ctx context.Context, dir string, partitions int, ch *clickhouse.Store, key string, stdout io.Writer) error {
 	v, keyNote, err := verifier(filepath.Join(dir, keyFile), "the ledgers'", key)
 	if err != nil {
 		return err
@@ -192,34 +200,58 @@ func verifyPartitions(ctx context.Context, dir string, partitions int, key strin
 	ledgers, checkpoints, bad := 0, 0, 0
 	for p := range partitions {
 		pdir := ingest.PartitionLedger(dir, p)
-		if _, err := os.Stat(pdir); errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		rep, err := ledger.Verify(ctx, pdir, ledger.VerifyOptions{Verifier: v})
+		stored, err := ingest.PartitionStored(dir, p)
 		if err != nil {
+			return err
+		}
+		cmp := ch.Compare(ctx, uint16(p), ingest.PartitionSeq(p, 0), stored)
+		// Without a ledger, ClickHouse should hold none of the
+		// partition's events.
+		rep := &ledger.Report{}
+		if _, err := os.Stat(pdir); err == nil {
+			rep, err = ledger.Verify(ctx, pdir, ledger.VerifyOptions{Verifier: v, Record: cmp.Record})
+			if err != nil {
+				cmp.Close()
+				return fmt.Errorf("partition %d: %w", p, err)
+			}
+			ledgers++
+		} else if !errors.Is(err, os.ErrNotExist) {
+			cmp.Close()
 			return fmt.Errorf("partition %d: %w", p, err)
+		}
+		mismatches, unstored, err := cmp.Finish(rep.Size)
+		if err != nil {
+			return fmt.Errorf("partition %d: comparing with ClickHouse: %w", p, err)
 		}
 		for _, pr := range rep.Problems {
 			fmt.Fprintf(stdout, "partition %d: ledger: %s\n", p, pr)
+		}
+		for _, m := range mismatches {
+			fmt.Fprintf(stdout, "partition %d: %s\n", p, m)
+		}
+		if rep.Size == 0 && len(mismatches) == 0 {
+			continue
 		}
 		for _, r := range rep.Redacted {
 			fmt.Fprintf(stdout, "partition %d: redacted %s: %q on %s (not tampering: the hashes are kept)\n", p,
 				seqRange(int64(ingest.PartitionSeq(p, r.First)), int64(ingest.PartitionSeq(p, r.Last))), r.Reason, r.Time.Format("2006-01-02T15:04:05Z"))
 		}
+		if unstored > 0 {
+			fmt.Fprintf(stdout, "partition %d: %d events past the stored mark not in ClickHouse yet (their process node stores them in batches)\n", p, unstored)
+		}
 		fmt.Fprintf(stdout, "partition %d: %d records in %d segments, root %s, %d checkpoints\n", p, rep.Size, rep.Segments, rep.Root, len(rep.Checkpoints))
-		ledgers++
 		records += rep.Size
 		checkpoints += len(rep.Checkpoints)
-		bad += len(rep.Problems)
+		bad += len(rep.Problems) + len(mismatches)
 	}
-	if ledgers == 0 {
+	if ledgers == 0 && bad == 0 {
 		return fmt.Errorf("no partition's ledger in %s", dir)
 	}
 	sigs := "signatures checked against " + keyNote
 	if v == nil {
 		sigs = "signatures NOT checked (no key)"
 	}
-	summary := fmt.Sprintf("%d records in the ledgers of %d partitions, %d checkpoints (%s); store not compared", records, ledgers, checkpoints, sigs)
+	summary := fmt.Sprintf("%d records in the ledgers of %d partitions, %d checkpoints (%s); ClickHouse's events compared with them", records, ledgers, checkpoints, sigs)
 	if bad > 0 {
 		fmt.Fprintf(stdout, "NOT INTACT: %d problems; %s\n", bad, summary)
 		return &exitError{1, fmt.Errorf("%d problems found", bad)}

@@ -19,6 +19,7 @@ import (
 	"github.com/vigilsec/vigil/ingest"
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/meta/metatest"
+	"github.com/vigilsec/vigil/store/clickhouse"
 	"github.com/vigilsec/vigil/store/clickhouse/chtest"
 	"github.com/vigilsec/vigil/web"
 	"golang.org/x/mod/sumdb/tlog"
@@ -28,7 +29,8 @@ import (
 // JetStream cluster in the test's process, two ClickHouse shards and a
 // PostgreSQL database, and the config that names them.
 type scaleOut struct {
-	nats, shards string // the servers' URLs, as a YAML list's items
+	nats, shards string   // the servers' URLs, as a YAML list's items
+	shardURLs    []string // ClickHouse's
 	natsURL      string // one of the NATS servers
 	config       string // a node's vigil.yaml
 	ledgers      string
@@ -54,6 +56,9 @@ func startScaleOut(t *testing.T) *scaleOut {
 		nats = append(nats, fmt.Sprintf("%q", n.URL()))
 	}
 	so := &scaleOut{nats: strings.Join(nats, ", "), shards: strings.Join(urls, ", "), natsURL: cluster.Nodes[0].URL()}
+	for _, sh := range shards {
+		so.shardURLs = append(so.shardURLs, sh.URL)
+	}
 	so.ledgers = filepath.Join(t.TempDir(), "ledgers")
 	so.config = fmt.Sprintf("meta:\n  url: %q\n%s", pg, so.section(so.ledgers, ""))
 	return so
@@ -398,6 +403,22 @@ func TestServeScaleOut(t *testing.T) {
 	said = mustVigil(t, "verify", "--data", operator)
 	if !strings.Contains(said, "intact: ") || !strings.Contains(said, `redacted seq `) || !strings.Contains(said, `"gdpr request 7"`) {
 		t.Errorf("vigil verify after the redaction:\n%s", said)
+	}
+
+	// verify compares ClickHouse with the ledgers: an event deleted
+	// there behind the nodes' back is found.
+	_, rows, _ = q.searchAs(q.token, "tenant:team-b")
+	f, _ = rows[0]["seq"].(float64)
+	ch, err := clickhouse.Open(t.Context(), clickhouse.Options{Shards: so.shardURLs, Cluster: chtest.Cluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Delete(t.Context(), []uint64{uint64(f)}); err != nil {
+		t.Fatal(err)
+	}
+	code, said, _ = vigil(t, "verify", "--data", operator)
+	if want := fmt.Sprintf("store seq %d: missing", uint64(f)); code != 1 || !strings.Contains(said, want) || !strings.Contains(said, "NOT INTACT") {
+		t.Errorf("vigil verify after an event was deleted from ClickHouse: exit %d, want 1 and %q:\n%s", code, want, said)
 	}
 }
 

@@ -11,31 +11,8 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ledger"
+	"github.com/vigilsec/vigil/store"
 )
-
-// A Mismatch is a range of seqs where the store disagrees with the
-// ledger.
-type Mismatch struct {
-	First, Last uint64
-	Kind        string // MismatchMissing, MismatchChanged, …
-	Detail      string
-}
-
-// Kinds of Mismatch.
-const (
-	MismatchMissing  = "missing"  // the ledger has the event, the store does not
-	MismatchChanged  = "changed"  // the store's event differs from the ledger's
-	MismatchAdded    = "added"    // the store has an event the ledger does not
-	MismatchRedacted = "redacted" // the ledger erased the event, the store still has it
-)
-
-func (m Mismatch) String() string {
-	r := fmt.Sprintf("seq %d", m.First)
-	if m.Last != m.First {
-		r = fmt.Sprintf("seq %d-%d", m.First, m.Last)
-	}
-	return fmt.Sprintf("store %s: %s: %s", r, m.Kind, m.Detail)
-}
 
 // A Comparison checks the store against the ledger, one record at a
 // time, so that it can ride along the ledger's own verification (the
@@ -57,7 +34,7 @@ type Comparison struct {
 	// a core.
 	ahead *window
 
-	out []Mismatch
+	out store.Mismatches
 }
 
 // comparisonWindow is how many seqs a Comparison reads from the store at
@@ -85,7 +62,7 @@ func (c *Comparison) Record(rec ledger.Record) error {
 	switch rec.Kind {
 	case ledger.KindEvent:
 		if row == nil {
-			c.add(seq, MismatchMissing, "the ledger has this event, the store does not")
+			c.add(seq, store.MismatchMissing, "the ledger has this event, the store does not")
 			return nil
 		}
 		want, err := ledger.DecodeEvent(rec.Content)
@@ -97,15 +74,15 @@ func (c *Comparison) Record(rec ledger.Record) error {
 			want.Session.Origin = b[0]
 		}
 		if diff := diffEvents(StoredForm(want), row); len(diff) > 0 {
-			c.add(seq, MismatchChanged, "differs from the ledger in "+strings.Join(diff, ", "))
+			c.add(seq, store.MismatchChanged, "differs from the ledger in "+strings.Join(diff, ", "))
 		}
 	case ledger.KindRedacted:
 		if row != nil {
-			c.add(seq, MismatchRedacted, "the ledger erased this event, the store still has it")
+			c.add(seq, store.MismatchRedacted, "the ledger erased this event, the store still has it")
 		}
 	default:
 		if row != nil {
-			c.add(seq, MismatchAdded, "the ledger has a "+rec.Kind.String()+" record here, not an event")
+			c.add(seq, store.MismatchAdded, "the ledger has a "+rec.Kind.String()+" record here, not an event")
 		}
 	}
 	return nil
@@ -114,7 +91,7 @@ func (c *Comparison) Record(rec ledger.Record) error {
 // Finish reports what the comparison found, including the store's events
 // that no record matched: those beyond the ledger's size (the ledger
 // has size records), and those a record was never given for.
-func (c *Comparison) Finish(size uint64) ([]Mismatch, error) {
+func (c *Comparison) Finish(size uint64) ([]store.Mismatch, error) {
 	c.flush(size)
 	c.rows = nil
 	c.Close()
@@ -129,12 +106,12 @@ func (c *Comparison) Finish(size uint64) ([]Mismatch, error) {
 		if err := rows.Scan(&seq); err != nil {
 			return nil, err
 		}
-		c.add(seq, MismatchAdded, "the store has an event past the end of the ledger")
+		c.add(seq, store.MismatchAdded, "the store has an event past the end of the ledger")
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading the store past the ledger: %w", err)
 	}
-	slices.SortStableFunc(c.out, func(a, b Mismatch) int { return cmp.Compare(a.First, b.First) })
+	slices.SortStableFunc(c.out, func(a, b store.Mismatch) int { return cmp.Compare(a.First, b.First) })
 	return c.out, nil
 }
 
@@ -197,7 +174,7 @@ func (c *Comparison) load(seq uint64) error {
 	c.origins = w.origins
 	for _, e := range w.evs {
 		if c.rows[e.Seq] != nil {
-			c.add(e.Seq, MismatchAdded, "the store has this seq twice")
+			c.add(e.Seq, store.MismatchAdded, "the store has this seq twice")
 		}
 		c.rows[e.Seq] = e
 	}
@@ -215,21 +192,12 @@ func (c *Comparison) flush(limit uint64) {
 	}
 	slices.Sort(unmatched)
 	for _, seq := range unmatched {
-		c.add(seq, MismatchAdded, "the store has an event for which the ledger has no intact record")
+		c.add(seq, store.MismatchAdded, "the store has an event for which the ledger has no intact record")
 	}
 }
 
 // add records a finding, merged with the last one when it continues it.
-func (c *Comparison) add(seq uint64, kind, detail string) {
-	if n := len(c.out); n > 0 {
-		last := &c.out[n-1]
-		if last.Kind == kind && last.Detail == detail && last.Last+1 == seq {
-			last.Last = seq
-			return
-		}
-	}
-	c.out = append(c.out, Mismatch{First: seq, Last: seq, Kind: kind, Detail: detail})
-}
+func (c *Comparison) add(seq uint64, kind, detail string) { c.out.Add(seq, kind, detail) }
 
 // diffEvents names the fields in which a and b differ.
 func diffEvents(a, b *event.Event) []string {

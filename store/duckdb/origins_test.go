@@ -10,6 +10,7 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/query"
+	"github.com/vigilsec/vigil/store"
 )
 
 // TestSetOrigins: a backfilled origin is what searches see; the
@@ -40,7 +41,7 @@ func TestSetOrigins(t *testing.T) {
 	for i, e := range evs {
 		records[i] = ledger.Record{Index: int64(e.Seq), Kind: ledger.KindEvent, Content: ledger.EncodeEvent(e)}
 	}
-	compare := func(db *DB) []Mismatch {
+	compare := func(db *DB) []store.Mismatch {
 		t.Helper()
 		c := db.Compare(ctx)
 		for _, r := range records {
