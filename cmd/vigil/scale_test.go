@@ -31,8 +31,8 @@ import (
 type scaleOut struct {
 	nats, shards string   // the servers' URLs, as a YAML list's items
 	shardURLs    []string // ClickHouse's
-	natsURL      string // one of the NATS servers
-	config       string // a node's vigil.yaml
+	natsURL      string   // one of the NATS servers
+	config       string   // a node's vigil.yaml
 	ledgers      string
 	joined       int // data directories joined to the engines
 
