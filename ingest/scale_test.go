@@ -214,13 +214,26 @@ func TestScaleOut(t *testing.T) {
 		}
 	}
 
-	// Each partition's ledger verifies and holds each event once.
+	// Each partition's ledger verifies, holds each event once, and has
+	// in ClickHouse exactly its events, as they are in the ledger.
 	inLedgers := 0
 	for p := range partitions {
 		pdir := filepath.Join(ledgers, fmt.Sprint("p", p))
-		rep, err := ledger.Verify(ctx, pdir, ledger.VerifyOptions{Verifier: verifier})
+		stored, err := ingest.PartitionStored(ledgers, p)
 		if err != nil {
 			t.Fatal(err)
+		}
+		cmp := ch.Compare(ctx, uint16(p), ingest.PartitionSeq(p, 0), stored)
+		rep, err := ledger.Verify(ctx, pdir, ledger.VerifyOptions{Verifier: verifier, Record: cmp.Record})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mismatches, unstored, err := cmp.Finish(rep.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mismatches) > 0 || unstored > 0 {
+			t.Errorf("partition %d: ClickHouse and the ledger differ (%d events not stored yet): %v", p, unstored, mismatches[:min(5, len(mismatches))])
 		}
 		if !rep.OK() || len(rep.Checkpoints) == 0 {
 			t.Errorf("partition %d's ledger: %d problems (%v), %d checkpoints", p, len(rep.Problems), rep.Problems, len(rep.Checkpoints))
