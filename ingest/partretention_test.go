@@ -13,6 +13,7 @@ import (
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store/clickhouse"
 	"github.com/vigilsec/vigil/store/clickhouse/chtest"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // TestRetainPartition applies retention to a scale-out partition, its
@@ -23,26 +24,8 @@ import (
 // the ledger still verifies.
 func TestRetainPartition(t *testing.T) {
 	ctx := context.Background()
-	shards := chtest.Start(t, 2)
-	urls := make([]string, len(shards))
-	for i, s := range shards {
-		urls[i] = s.URL
-	}
-	ch, err := clickhouse.Open(ctx, clickhouse.Options{Shards: urls, Cluster: chtest.Cluster})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	signer, verifier, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, "ledger.key"), "vigil")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const part = 3
-	l, err := ledger.Open(filepath.Join(dir, "p3"), ledger.Options{Signer: signer, Name: "vigil-p3", SegmentBytes: 4 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	ch, l, verifier, dir := partitionFixture(t, part)
 
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	old := now.Add(-100 * 24 * time.Hour)
@@ -122,7 +105,7 @@ func TestRetainPartition(t *testing.T) {
 	if _, err := l.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := ledger.Verify(ctx, filepath.Join(dir, "p3"), ledger.VerifyOptions{Verifier: verifier})
+	rep, err := ledger.Verify(ctx, dir, ledger.VerifyOptions{Verifier: verifier})
 	if err != nil || !rep.OK() || len(rep.Removed) == 0 {
 		t.Fatalf("the ledger after retention: %v, problems %v, removals %d", err, rep.Problems, len(rep.Removed))
 	}
@@ -131,4 +114,34 @@ func TestRetainPartition(t *testing.T) {
 	if res, err := retainPartition(ctx, ch, l, part, r, now); err != nil || res.Erased != 0 {
 		t.Fatalf("second pass: erased %d, %v", res.Erased, err)
 	}
+}
+
+// partitionFixture starts two ClickHouse shards and opens the ledger of
+// partition part in a directory of its own, with small segments, signed
+// by a key made for it, for a test of what a process node does to its
+// partitions. It returns the store, the ledger, the key's verifier and
+// the ledger's directory.
+func partitionFixture(t *testing.T, part int) (*clickhouse.Store, *ledger.Ledger, note.Verifier, string) {
+	t.Helper()
+	shards := chtest.Start(t, 2)
+	urls := make([]string, len(shards))
+	for i, s := range shards {
+		urls[i] = s.URL
+	}
+	ch, err := clickhouse.Open(context.Background(), clickhouse.Options{Shards: urls, Cluster: chtest.Cluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	signer, verifier, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, "ledger.key"), "vigil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdir := PartitionLedger(dir, part)
+	l, err := ledger.Open(pdir, ledger.Options{Signer: signer, Name: fmt.Sprintf("vigil-p%d", part), SegmentBytes: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return ch, l, verifier, pdir
 }

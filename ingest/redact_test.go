@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,8 +11,6 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/ledger"
 	"github.com/vigilsec/vigil/query"
-	"github.com/vigilsec/vigil/store/clickhouse"
-	"github.com/vigilsec/vigil/store/clickhouse/chtest"
 )
 
 // TestRedactPartition applies a redaction to a scale-out partition, its
@@ -24,26 +21,8 @@ import (
 // refused.
 func TestRedactPartition(t *testing.T) {
 	ctx := context.Background()
-	shards := chtest.Start(t, 2)
-	urls := make([]string, len(shards))
-	for i, s := range shards {
-		urls[i] = s.URL
-	}
-	ch, err := clickhouse.Open(ctx, clickhouse.Options{Shards: urls, Cluster: chtest.Cluster})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	signer, verifier, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, "ledger.key"), "vigil")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const part = 3
-	l, err := ledger.Open(filepath.Join(dir, "p3"), ledger.Options{Signer: signer, Name: "vigil-p3", SegmentBytes: 4 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	ch, l, verifier, dir := partitionFixture(t, part)
 
 	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	n := 0
@@ -118,7 +97,7 @@ func TestRedactPartition(t *testing.T) {
 	if _, err := l.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := ledger.Verify(ctx, filepath.Join(dir, "p3"), ledger.VerifyOptions{Verifier: verifier})
+	rep, err := ledger.Verify(ctx, dir, ledger.VerifyOptions{Verifier: verifier})
 	if err != nil || !rep.OK() || len(rep.Redacted) == 0 {
 		t.Fatalf("the ledger after the redaction: %v, problems %v, redactions %d", err, rep.Problems, len(rep.Redacted))
 	}
