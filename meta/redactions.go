@@ -96,6 +96,18 @@ func scanRedaction(r interface{ Scan(...any) error }) (Redaction, error) {
 	return red, nil
 }
 
+func scanRedactionPart(r interface{ Scan(...any) error }) (RedactionPart, error) {
+	var (
+		p              RedactionPart
+		applied, tried int64
+	)
+	if err := r.Scan(&p.Part, &p.Erased, &applied, &p.Error, &tried); err != nil {
+		return RedactionPart{}, err
+	}
+	p.Applied, p.Tried = fromNano(applied), fromNano(tried)
+	return p, nil
+}
+
 // Redaction returns the redaction id with what each partition did with
 // it so far, by partition; ErrNotFound if there is none.
 func (db *DB) Redaction(ctx context.Context, id string) (Redaction, error) {
@@ -106,24 +118,10 @@ func (db *DB) Redaction(ctx context.Context, id string) (Redaction, error) {
 	if err != nil {
 		return Redaction{}, fmt.Errorf("meta: reading redaction %s: %w", id, err)
 	}
-	rows, err := db.Query(ctx, `SELECT part, erased, applied, error, tried FROM redaction_parts WHERE redaction_id = $1 ORDER BY part`, id)
+	r.Parts, err = scanAll(ctx, db.read, "redaction "+id, scanRedactionPart,
+		`SELECT part, erased, applied, error, tried FROM redaction_parts WHERE redaction_id = $1 ORDER BY part`, id)
 	if err != nil {
-		return Redaction{}, fmt.Errorf("meta: reading redaction %s: %w", id, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			p              RedactionPart
-			applied, tried int64
-		)
-		if err := rows.Scan(&p.Part, &p.Erased, &applied, &p.Error, &tried); err != nil {
-			return Redaction{}, fmt.Errorf("meta: reading redaction %s: %w", id, err)
-		}
-		p.Applied, p.Tried = fromNano(applied), fromNano(tried)
-		r.Parts = append(r.Parts, p)
-	}
-	if err := rows.Err(); err != nil {
-		return Redaction{}, fmt.Errorf("meta: reading redaction %s: %w", id, err)
+		return Redaction{}, err
 	}
 	return r, nil
 }
@@ -131,25 +129,10 @@ func (db *DB) Redaction(ctx context.Context, id string) (Redaction, error) {
 // PendingRedactions returns the redactions partition part has yet to
 // apply, oldest first.
 func (db *DB) PendingRedactions(ctx context.Context, part int) ([]Redaction, error) {
-	rows, err := db.Query(ctx, `SELECT `+redactionColumns+` FROM redactions r WHERE partitions > $1
+	return scanAll(ctx, db.read, fmt.Sprintf("the pending redactions of partition %d", part), scanRedaction,
+		`SELECT `+redactionColumns+` FROM redactions r WHERE partitions > $1
 AND NOT EXISTS (SELECT 1 FROM redaction_parts p WHERE p.redaction_id = r.id AND p.part = $1 AND p.applied <> 0)
 ORDER BY requested, id`, part)
-	if err != nil {
-		return nil, fmt.Errorf("meta: reading the pending redactions of partition %d: %w", part, err)
-	}
-	defer rows.Close()
-	var out []Redaction
-	for rows.Next() {
-		r, err := scanRedaction(rows)
-		if err != nil {
-			return nil, fmt.Errorf("meta: reading the pending redactions of partition %d: %w", part, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("meta: reading the pending redactions of partition %d: %w", part, err)
-	}
-	return out, nil
 }
 
 // RedactionApplied records that partition part applied redaction id at
