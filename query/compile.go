@@ -25,6 +25,61 @@ type Request struct {
 	// ranges that may hold the query's RequiredText. The ranges need not
 	// be sorted or disjoint.
 	SeqRanges [][2]uint64
+	// Sources, when not AllSources, restricts the query to the events of
+	// the sources whose parsers copy document fields into columns
+	// (CopyingSources) or to the others (OtherSources), and compiles each
+	// such field for those alone: a store runs a query whose filter has
+	// one (SplitsSources) as two statements, one for each, so that
+	// neither reads the column and the documents of every event (a
+	// dialect without short-circuit evaluation would).
+	Sources SourceSplit
+}
+
+// A SourceSplit is a part of the events by source: see Request.Sources.
+type SourceSplit int
+
+const (
+	AllSources SourceSplit = iota
+	// CopyingSources are the sources some document field is copied
+	// into a column for (docColumns).
+	CopyingSources
+	// OtherSources are every other source.
+	OtherSources
+)
+
+// copyingSources are the sources of docColumns, sorted.
+var copyingSources = func() []string {
+	var ss []string
+	for _, dcs := range docColumns {
+		for _, dc := range dcs {
+			ss = append(ss, dc.source)
+		}
+	}
+	slices.Sort(ss)
+	return slices.Compact(ss)
+}()
+
+// SplitsSources says q's filter compares a document field that a parser
+// copies into a column for some sources: see Request.Sources.
+func SplitsSources(q *Query) bool {
+	if q == nil || q.Filter == nil {
+		return false
+	}
+	var walk func(Expr) bool
+	walk = func(e Expr) bool {
+		switch e := e.(type) {
+		case *And:
+			return slices.ContainsFunc(e.Args, walk)
+		case *Or:
+			return slices.ContainsFunc(e.Args, walk)
+		case *Not:
+			return walk(e.X)
+		case *Compare:
+			return len(docColumns[e.Field]) > 0
+		}
+		return false
+	}
+	return walk(q.Filter)
 }
 
 // OldestFirst returns req with its events in the order a scan reads
@@ -84,14 +139,15 @@ func Compile(req Request, d *Dialect) (*SQL, error) {
 	if q == nil {
 		q = &Query{}
 	}
-	c := &compiler{d: d, src: q.text, hide: req.Scope.hidden()}
+	c := &compiler{d: d, src: q.text, hide: req.Scope.hidden(), sources: req.Sources}
 	return c.compile(req, q)
 }
 
 type compiler struct {
-	d     *Dialect
-	src   string
-	hide  Redaction // what the scope's shares hide, which the query may not name
+	d       *Dialect
+	src     string
+	hide    Redaction   // what the scope's shares hide, which the query may not name
+	sources SourceSplit // the events' part, by source (Request.Sources)
 	nextC int       // numbers the column aliases _cN, unique in the whole statement
 	nextT int       // numbers the subquery aliases _tN
 }
@@ -164,6 +220,19 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 			st.prewhere = append(st.prewhere, c.seqRanges(req.SeqRanges))
 		} else {
 			st.where = append(st.where, c.seqRanges(req.SeqRanges))
+		}
+	}
+	if c.sources != AllSources {
+		// Light and cheap to read: in PREWHERE, where the dialect has it,
+		// so that the other part's rows are not read further.
+		f := sqlf("source IN (", c.sourceList(), ")")
+		if c.sources == OtherSources {
+			f = sqlf("source NOT IN (", c.sourceList(), ")")
+		}
+		if c.d.seqPrewhere {
+			st.prewhere = append(st.prewhere, f)
+		} else {
+			st.where = append(st.where, f)
 		}
 	}
 	if q.Filter != nil {
@@ -703,7 +772,8 @@ func (c *compiler) compare(e *Compare) (frag, error) {
 	// column is many times cheaper than extracting the field from each
 	// document. Other sources' events still read the document.
 	cols := docColumns[e.Field]
-	if len(cols) == 0 || !matchesText(p) {
+	if len(cols) == 0 || !matchesText(p) || c.sources == OtherSources {
+		// OtherSources: no event here has the column.
 		return doc, nil
 	}
 	var f, in frag
@@ -719,7 +789,24 @@ func (c *compiler) compare(e *Compare) (frag, error) {
 		in = sqlf(in, sep, param{dc.source})
 		f = sqlf(f, "(source = ", param{dc.source}, " AND ", col, ") OR ")
 	}
+	if c.sources == CopyingSources && len(cols) == len(copyingSources) {
+		// Every copying source has the column: the document is no
+		// event's here. (cols names each source once.)
+		return sqlf("(", f, c.d.falseLit, ")"), nil
+	}
 	return sqlf("(", f, "(source NOT IN (", in, ") AND ", doc, "))"), nil
+}
+
+// sourceList is copyingSources as the items of an SQL list.
+func (c *compiler) sourceList() frag {
+	var f frag
+	for i, s := range copyingSources {
+		if i > 0 {
+			f = sqlf(f, ", ")
+		}
+		f = sqlf(f, param{s})
+	}
+	return f
 }
 
 // match compares the operand x, of the type p resolved, with p's value;

@@ -137,6 +137,13 @@ const pickColumns = "seq, time, tenant"
 // ORDER BY, and a LIMIT of twice the events wanted, so that copies do not
 // take their places, and of twice that while copies leave fewer than
 // wanted.
+//
+// A filter on a document field that CloudTrail's parser copies into a
+// column (query.SplitsSources), in the events' own order, is two
+// statements, whose rows are merged: one for the sources with the column,
+// which reads it and not the documents, and one for the others, which
+// reads the documents of theirs only. In one statement 18.16 would read
+// both for every event (it evaluates both sides of an OR).
 func (s *Store) pickEvents(ctx context.Context, req query.Request, want int) ([]pickedEvent, error) {
 	// The heads are the limit, which the statement doubles.
 	q := query.Query{}
@@ -145,43 +152,88 @@ func (s *Store) pickEvents(ctx context.Context, req query.Request, want int) ([]
 	}
 	q.Pipes = slices.DeleteFunc(slices.Clone(q.Pipes), isHead)
 	req.Query = &q
+	parts := []query.SourceSplit{query.AllSources}
+	if len(q.Pipes) == 0 && query.SplitsSources(&q) {
+		parts = []query.SourceSplit{query.CopyingSources, query.OtherSources}
+	}
 	for fetch := twice(want); ; fetch = twice(fetch) {
 		req.Limit = fetch
-		compiled, err := query.Compile(req, query.ClickHouseCopies)
-		if err != nil {
-			return nil, err
+		var rows []pickedEvent // in the query's order, copies included
+		exhausted := true
+		for _, part := range parts {
+			req.Sources = part
+			got, err := s.pickRows(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			exhausted = exhausted && (fetch == 0 || len(got) < fetch)
+			rows = mergeNewest(rows, got)
 		}
-		narrow, err := picking(compiled)
-		if err != nil {
-			return nil, err
+		if fetch > 0 && len(rows) > fetch {
+			// Past the first fetch, a part's rows beyond its own limit
+			// could come before those merged.
+			rows = rows[:fetch]
 		}
 		seen := map[uint64]bool{}
 		var picked []pickedEvent
-		rows := 0
-		err = s.streamQuery(ctx, "picking the events of a search", narrow, func(vals []json.RawMessage) error {
-			rows++
-			var e pickedEvent
-			for i, to := range []any{&e.seq, &e.time, &e.tenant} {
-				if err := json.Unmarshal(vals[i], to); err != nil {
-					return fmt.Errorf("clickhouse: picking the events of a search: %s %.100s: %w", narrow.Columns[i], vals[i], err)
-				}
-			}
+		for _, e := range rows {
 			if !seen[e.seq] {
 				seen[e.seq] = true
 				picked = append(picked, e)
 			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
 		}
-		if fetch == 0 || rows < fetch || len(picked) >= want {
+		if exhausted || len(picked) >= want {
 			if len(picked) > want {
 				picked = picked[:want]
 			}
 			return picked, nil
 		}
 	}
+}
+
+// pickRows runs the first step of a search for req, whose Limit is the
+// rows to fetch, and returns its rows, copies included.
+func (s *Store) pickRows(ctx context.Context, req query.Request) ([]pickedEvent, error) {
+	compiled, err := query.Compile(req, query.ClickHouseCopies)
+	if err != nil {
+		return nil, err
+	}
+	narrow, err := picking(compiled)
+	if err != nil {
+		return nil, err
+	}
+	var rows []pickedEvent
+	err = s.streamQuery(ctx, "picking the events of a search", narrow, func(vals []json.RawMessage) error {
+		var e pickedEvent
+		for i, to := range []any{&e.seq, &e.time, &e.tenant} {
+			if err := json.Unmarshal(vals[i], to); err != nil {
+				return fmt.Errorf("clickhouse: picking the events of a search: %s %.100s: %w", narrow.Columns[i], vals[i], err)
+			}
+		}
+		rows = append(rows, e)
+		return nil
+	})
+	return rows, err
+}
+
+// mergeNewest merges two lists of rows in the events' own order, newest
+// first (by time, then seq, descending), keeping that order.
+func mergeNewest(a, b []pickedEvent) []pickedEvent {
+	if len(a) == 0 {
+		return b
+	}
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]pickedEvent, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].time > b[0].time || a[0].time == b[0].time && a[0].seq >= b[0].seq {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // picking returns the statement of an events search with pickColumns as

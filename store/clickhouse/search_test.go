@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/parse"
 	"github.com/vigilsec/vigil/query"
 	"github.com/vigilsec/vigil/store"
 	"github.com/vigilsec/vigil/store/clickhouse/chtest"
@@ -26,7 +27,7 @@ import (
 // dialect.
 func TestSearchAsDuckDB(t *testing.T) {
 	ctx := context.Background()
-	evs := demoEvents(t)
+	evs := append(demoEvents(t), otherSources(t, len(demoEvents(t)))...)
 	ch, db := bothStores(t, evs)
 	// A retried batch changes nothing.
 	if err := ch.Append(ctx, 0, evs[:50]); err != nil {
@@ -48,6 +49,14 @@ func TestSearchAsDuckDB(t *testing.T) {
 		{"(eventName:StopLogging OR action:ConsoleLogin) AND eventSource:cloudtrail.amazonaws.com", all},
 		{"eventName!=StopLogging AND source:aws.cloudtrail", all},
 		{"eventName:Get* AND NOT region:us-east-1", teamA},
+		// Searched as two statements (query.SplitsSources), CloudTrail's
+		// events and the others, whose documents have the fields too.
+		{"eventName:StopLogging OR eventSource:cloudtrail.amazonaws.com", teamA},
+		{"NOT eventName:StopLogging", all},
+		{"eventName:Stop* AND NOT awsRegion:us-east-1", all},
+		{"eventName!=StopLogging AND NOT source:aws.cloudtrail", all},
+		{"eventName:StopLogging | head 3", all},
+		{`eventName:""`, all},
 		{"userIdentity.type:AssumedRole", teamA},
 		{"NOT outcome:success", all},
 		{"actor:christ*", all},
@@ -131,6 +140,33 @@ func oracle(t *testing.T) *duckdb.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// otherSources are JSON events whose documents have CloudTrail's field
+// names, some of the values of the demo's events, and the demo's times,
+// with seqs from after on: a document field that CloudTrail's parser
+// copies into a column is searched in theirs.
+func otherSources(t *testing.T, after int) []*event.Event {
+	t.Helper()
+	lines := `{"eventTime":"2024-07-31T10:00:00Z","eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","awsRegion":"eu-west-1"}
+{"eventTime":"2024-07-31T11:00:00Z","eventName":"StopLoggingSoon","awsRegion":"us-east-1"}
+{"eventTime":"2024-07-31T12:00:00Z","eventName":"","note":"an empty name"}
+{"eventTime":"2024-08-01T09:30:00Z","eventName":"GetSecretValue","userAgent":"curl"}
+{"eventTime":"2024-08-01T09:31:00Z","other":"no eventName at all"}
+`
+	var evs []*event.Event
+	_, err := parse.Parse(strings.NewReader(lines), "json", parse.Options{Tenant: "team-a", Backfill: true, Received: time.Now()}, func(r parse.Result) error {
+		if r.Err != nil {
+			return r.Err
+		}
+		r.Event.Seq = uint64(after + len(evs) + 1)
+		evs = append(evs, r.Event)
+		return nil
+	})
+	if err != nil || len(evs) != 5 {
+		t.Fatalf("parsing the other sources' events: %d, %v", len(evs), err)
+	}
+	return evs
 }
 
 // bothStores stores evs in a cluster of two shards and in an embedded
