@@ -40,7 +40,9 @@ func part(p, index uint64) uint64 { return p<<40 | index }
 func readStores(t *testing.T) (*Store, *duckdb.DB, []*chtest.Shard, []*event.Event) {
 	t.Helper()
 	ctx := context.Background()
-	evs := demoEvents(t)
+	// With events of other sources whose documents have the fields
+	// CloudTrail's parser copies into columns.
+	evs := append(demoEvents(t), otherSources(t, 0)...)
 	for i, e := range evs {
 		if half := len(evs) / 2; i < half {
 			e.Seq = part(1, uint64(i))
@@ -223,6 +225,12 @@ func TestReadsAsDuckDB(t *testing.T) {
 			{q: "*", scope: query.Scope{}, want: 0},
 			{q: "NOT outcome:success", scope: all, from: from, to: to, want: -1},
 			{q: "password", scope: all, limit: 3, want: -1},
+			// CloudTrail's events and the others apart (pickSplit): all
+			// of both, or, past the limit, the query whole.
+			{q: "eventName:StopLogging", scope: all, want: -1},
+			{q: "eventName:Stop* OR eventName:Get*", scope: all, limit: 1000, want: -1},
+			{q: "eventName:Stop* OR eventName:Get*", scope: all, limit: 3, want: 3},
+			{q: "NOT eventName:StopLogging", scope: teamA, want: -1},
 			{q: "*", scope: all, ranges: [][2]uint64{{part(1, 10), part(1, 40)}, {part(2, 0), part(2, 5)}, {part(2, 150), math.MaxUint64}}, want: -1},
 			{q: "| head 5", scope: all, limit: 100, want: 5},
 			{q: "| sort actor | head 10", scope: teamA, want: 10},
