@@ -148,8 +148,8 @@ type compiler struct {
 	src     string
 	hide    Redaction   // what the scope's shares hide, which the query may not name
 	sources SourceSplit // the events' part, by source (Request.Sources)
-	nextC int       // numbers the column aliases _cN, unique in the whole statement
-	nextT int       // numbers the subquery aliases _tN
+	nextC   int         // numbers the column aliases _cN, unique in the whole statement
+	nextT   int         // numbers the subquery aliases _tN
 }
 
 // An operand is a typed SQL expression.
