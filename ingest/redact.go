@@ -64,24 +64,14 @@ func ParseRedaction(text string) (*query.Query, error) {
 	return q, nil
 }
 
-// redactPartition applies r to partition part, whose ledger l is and
-// whose events up to the ledger's end are all in rs: the events of the
-// partition that r's query selects are erased from the ledger, then
-// deleted from the store. It returns how many it erased. In that order,
-// a crash between the two leaves events erased from the ledger but
-// still in the store, which applying r again deletes (the ledger leaves
-// a redacted record as it is); never events in the store that the
-// ledger no longer proves.
-func redactPartition(ctx context.Context, rs RedactingStore, l *ledger.Ledger, part int, r Redaction) (int64, error) {
-	seqs, err := eraseRedacted(ctx, rs, l, part, r)
-	if err != nil {
-		return 0, err
-	}
-	return int64(len(seqs)), deleteRedacted(ctx, rs, part, r, seqs)
-}
-
-// eraseRedacted erases from the ledger the events of redactPartition and
-// returns their seqs, for deleteRedacted.
+// eraseRedacted erases from partition part's ledger l the events of the
+// partition that r's query selects, all of which rs must hold (the
+// events up to the ledger's end stored), and returns their seqs, for
+// deleteRedacted to delete from the store next. In that order, a crash
+// between the two leaves events erased from the ledger but still in the
+// store, which applying r again deletes (the ledger leaves a redacted
+// record as it is); never events in the store that the ledger no longer
+// proves.
 func eraseRedacted(ctx context.Context, rs RedactingStore, l *ledger.Ledger, part int, r Redaction) ([]uint64, error) {
 	q, err := ParseRedaction(r.Query)
 	if err != nil {

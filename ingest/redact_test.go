@@ -110,6 +110,16 @@ func TestRedactPartition(t *testing.T) {
 	}
 }
 
+// redactPartition applies r to partition part as a process node does,
+// the deletion included, and returns how many events it erased.
+func redactPartition(ctx context.Context, rs RedactingStore, l *ledger.Ledger, part int, r Redaction) (int64, error) {
+	seqs, err := eraseRedacted(ctx, rs, l, part, r)
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(seqs)), deleteRedacted(ctx, rs, part, r, seqs)
+}
+
 // fakeRedactions are Redactions in memory, counting the asks.
 type fakeRedactions struct {
 	pending []Redaction
