@@ -45,8 +45,13 @@ func (r redactions) Failed(ctx context.Context, id string, part int, reason stri
 	return r.db.RedactionFailed(ctx, id, part, reason, time.Now())
 }
 
-// redactPoll is how often vigil redact looks at a scale-out's progress.
-const redactPoll = 500 * time.Millisecond
+// redactPoll is how often vigil redact looks at a scale-out's progress,
+// and redactQuiet how long it waits without news before it says what it
+// waits for.
+const (
+	redactPoll  = 500 * time.Millisecond
+	redactQuiet = 30 * time.Second
+)
 
 // scaleRedact is vigil redact on a scale-out: it files the redaction of
 // the events text selects and waits until every partition has applied
@@ -82,6 +87,7 @@ func scaleRedact(ctx context.Context, cfg *config, text, reason string, dryRun b
 	}
 	fmt.Fprintf(stderr, "filed redaction %s: %d events match now; the process nodes erase them, and any sent before now still on the bus, partition by partition\n", r.ID, len(seqs))
 	told := map[int]meta.RedactionPart{}
+	quiet := time.Now() // since the last news
 	for {
 		r, err = db.Redaction(ctx, r.ID)
 		if err != nil {
@@ -91,7 +97,7 @@ func scaleRedact(ctx context.Context, cfg *config, text, reason string, dryRun b
 			if told[p.Part] == p {
 				continue
 			}
-			told[p.Part] = p
+			told[p.Part], quiet = p, time.Now()
 			if !p.Applied.IsZero() {
 				fmt.Fprintf(stderr, "partition %d: erased %d events\n", p.Part, p.Erased)
 			} else {
@@ -101,6 +107,10 @@ func scaleRedact(ctx context.Context, cfg *config, text, reason string, dryRun b
 		if erased, done := r.Done(); done {
 			fmt.Fprintf(stdout, "erased %d events in %d partitions (redaction %s); their hashes stay in the partitions' ledgers\n", erased, r.Partitions, r.ID)
 			return nil
+		}
+		if time.Since(quiet) >= redactQuiet {
+			quiet = time.Now()
+			fmt.Fprintf(stderr, "waiting for partitions %s: a process node applies the redaction to each it holds once it has read what was on the bus before it (is one running?)\n", partitionsLeft(r))
 		}
 		select {
 		case <-ctx.Done():
