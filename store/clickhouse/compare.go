@@ -120,8 +120,11 @@ func parseDigest(line []byte) (digest, error) {
 		d.raw = sha256.Sum256(raw)
 		return d, nil
 	}
-	if n, err := hex.Decode(d.raw[:], f[2]); err != nil || n != sha256.Size {
-		return digest{}, fmt.Errorf("the digest %q", f[2])
+	if len(f[2]) != hex.EncodedLen(sha256.Size) {
+		return digest{}, fmt.Errorf("the digest %.100q", f[2])
+	}
+	if _, err := hex.Decode(d.raw[:], f[2]); err != nil {
+		return digest{}, fmt.Errorf("the digest %.100q: %w", f[2], err)
 	}
 	return d, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,4 +146,20 @@ func TestCompare(t *testing.T) {
 	// Closed early, a comparison stops its stream.
 	c = s.Compare(ctx, part, base, 0)
 	c.Close()
+}
+
+// FuzzParseDigest: whatever line the server's answer holds (an error's
+// text comes in the rows' stead), reading it fails or gives a digest,
+// never a panic.
+func FuzzParseDigest(f *testing.F) {
+	f.Add([]byte("1099511627776\t7465616D2D61\tBA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\t"))
+	f.Add([]byte("5\t\t" + strings.Repeat("AB", 40) + "\t"))
+	f.Add([]byte("7\t61\t00\tewp9"))
+	f.Add([]byte("Code: 241, e.displayText() = DB::Exception: Memory limit exceeded"))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		d, err := parseDigest(line)
+		if err == nil && strings.Count(string(line), "\t") != 3 {
+			t.Errorf("%q read as %+v", line, d)
+		}
+	})
 }
