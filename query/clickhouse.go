@@ -16,11 +16,12 @@ var ClickHouse = &Dialect{
 	name: "clickhouse",
 	// FINAL collapses the copies of an event that a retried insert left
 	// before the table's merges do.
-	events:      "events FINAL",
-	carry:       []string{"doc_keys", "doc_values"},
-	seqPrewhere: true,
-	timeValue:   func(t time.Time) frag { return sqlf(param{t.UnixNano()}) },
-	uint64Text:  func(s string) frag { return sqlf("toUInt64(", param{s}, ")") },
+	events:       "events FINAL",
+	carry:        []string{"doc_keys", "doc_values"},
+	seqPrewhere:  true,
+	unionSources: true,
+	timeValue:    func(t time.Time) frag { return sqlf(param{t.UnixNano()}) },
+	uint64Text:   func(s string) frag { return sqlf("toUInt64(", param{s}, ")") },
 	docText: func(path []string) frag {
 		key := jsonKey(path)
 		return sqlf("if(indexOf(doc_keys, ", param{key}, ") = 0, NULL, doc_values[indexOf(doc_keys, ", param{key}, ")])")

@@ -222,25 +222,19 @@ func (c *compiler) compile(req Request, q *Query) (*SQL, error) {
 			st.where = append(st.where, c.seqRanges(req.SeqRanges))
 		}
 	}
-	if c.sources != AllSources {
-		// Light and cheap to read: in PREWHERE, where the dialect has it,
-		// so that the other part's rows are not read further.
-		f := sqlf("source IN (", c.sourceList(), ")")
-		if c.sources == OtherSources {
-			f = sqlf("source NOT IN (", c.sourceList(), ")")
-		}
-		if c.d.seqPrewhere {
-			st.prewhere = append(st.prewhere, f)
-		} else {
-			st.where = append(st.where, f)
-		}
-	}
-	if q.Filter != nil {
-		f, err := c.expr(q.Filter)
-		if err != nil {
+	if c.sources == AllSources && c.d.unionSources && makesTable(q) && SplitsSources(q) {
+		if st, err = c.unionSources(st, q.Filter); err != nil {
 			return nil, err
 		}
-		st.where = append(st.where, f)
+	} else {
+		c.restrictSources(st)
+		if q.Filter != nil {
+			f, err := c.expr(q.Filter)
+			if err != nil {
+				return nil, err
+			}
+			st.where = append(st.where, f)
+		}
 	}
 
 	hasHead := false
@@ -795,6 +789,63 @@ func (c *compiler) compare(e *Compare) (frag, error) {
 		return sqlf("(", f, c.d.falseLit, ")"), nil
 	}
 	return sqlf("(", f, "(source NOT IN (", in, ") AND ", doc, "))"), nil
+}
+
+// restrictSources keeps st, a stage of the events table, to the part of
+// the events by source that c compiles for (Request.Sources), if any.
+func (c *compiler) restrictSources(st *stage) {
+	if c.sources == AllSources {
+		return
+	}
+	f := sqlf("source IN (", c.sourceList(), ")")
+	if c.sources == OtherSources {
+		f = sqlf("source NOT IN (", c.sourceList(), ")")
+	}
+	if c.d.seqPrewhere {
+		// Light and cheap to read: in PREWHERE, so that the other
+		// part's rows are not read further.
+		st.prewhere = append(st.prewhere, f)
+	} else {
+		st.where = append(st.where, f)
+	}
+}
+
+// unionSources returns a stage of the events that st, a stage of the
+// events table, selects and filter keeps, read as a UNION ALL of the
+// copying sources' and the others' (Dialect.unionSources), filter
+// compiled for each part. The parts select every column, of which the
+// engine reads those the stages above name.
+func (c *compiler) unionSources(st *stage, filter Expr) (*stage, error) {
+	defer func() { c.sources = AllSources }()
+	var parts []frag
+	for _, src := range []SourceSplit{CopyingSources, OtherSources} {
+		c.sources = src
+		part := *st
+		part.prewhere, part.where = slices.Clip(st.prewhere), slices.Clip(st.where)
+		c.restrictSources(&part)
+		f, err := c.expr(filter)
+		if err != nil {
+			return nil, err
+		}
+		part.where = append(part.where, f)
+		part.cols, part.inner, part.order = nil, true, nil
+		parts = append(parts, c.render(&part))
+	}
+	t := "_t" + strconv.Itoa(c.nextT)
+	c.nextT++
+	return &stage{from: sqlf("(", join(parts, " UNION ALL "), ") AS "+t), events: true, order: st.order}, nil
+}
+
+// makesTable says q's commands make a table of the events (stats,
+// timechart, fields), which a store reads in one statement.
+func makesTable(q *Query) bool {
+	return slices.ContainsFunc(q.Pipes, func(p Pipe) bool {
+		switch p.(type) {
+		case *Stats, *Timechart, *Project:
+			return true
+		}
+		return false
+	})
 }
 
 // sourceList is copyingSources as the items of an SQL list.

@@ -30,6 +30,14 @@ type Dialect struct {
 	// not in its sorting key's prefix, so it would not skip them by its
 	// primary index, nor move the condition there itself.)
 	seqPrewhere bool
+	// unionSources makes a table (stats, timechart, fields) of a filter
+	// on a document field that some parsers copy into a column
+	// (SplitsSources) from a UNION ALL of two SELECTs, the events of the
+	// copying sources and the others' (Request.Sources): in one, an
+	// engine that evaluates both sides of an OR reads the column and the
+	// document of every event. The engine must read only the columns the
+	// SELECTs above the union name, as ClickHouse does.
+	unionSources bool
 
 	// timeValue is a parameter holding t, comparable with time columns.
 	timeValue func(t time.Time) frag

@@ -74,3 +74,49 @@ func TestSourceSplitSQL(t *testing.T) {
 		}
 	}
 }
+
+// TestUnionSourcesSQL: on ClickHouse, a table made of a filter on a
+// copied document field reads from a UNION ALL of the two parts, each
+// kept to its sources and within the scope; a filter alone, a filter
+// without such a field and the DuckDB dialect are one SELECT.
+func TestUnionSourcesSQL(t *testing.T) {
+	for _, tt := range []struct {
+		q     string
+		d     *Dialect
+		union bool
+	}{
+		{"eventName:StopLogging | stats count() by actor", ClickHouse, true},
+		{"eventName:Stop* | timechart span=1h count()", ClickHouse, true},
+		{"NOT awsRegion:us-east-1 | fields time, actor", ClickHouseCopies, true},
+		{"eventName:StopLogging | head 5 | stats count() by eventSource", ClickHouse, true},
+		{"eventName:StopLogging", ClickHouse, false},
+		{"eventName:StopLogging | sort actor | head 3", ClickHouseCopies, false},
+		{"action:StopLogging | stats count() by actor", ClickHouse, false},
+		{"eventName:StopLogging | stats count() by actor", DuckDB, false},
+	} {
+		q, err := Parse(tt.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sql, err := Compile(Request{Query: q, Scope: Scope{Tenants: []string{"team-a"}}}, tt.d)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.q, err)
+		}
+		if got := strings.Contains(sql.Text, " UNION ALL "); got != tt.union {
+			t.Errorf("%s (%s): union %v, want %v\n%s", tt.q, tt.d.name, got, tt.union, sql.Text)
+			continue
+		}
+		if !tt.union {
+			continue
+		}
+		for _, s := range []string{"PREWHERE source IN (", "PREWHERE source NOT IN ("} {
+			if strings.Count(sql.Text, s) != 1 {
+				t.Errorf("%s: %q %d times, want once\n%s", tt.q, s, strings.Count(sql.Text, s), sql.Text)
+			}
+		}
+		// Each part keeps the scope: the condition that must never be lost.
+		if n := strings.Count(sql.Text, "tenant IN (?)"); n != 2 {
+			t.Errorf("%s: the scope %d times, want once a part\n%s", tt.q, n, sql.Text)
+		}
+	}
+}

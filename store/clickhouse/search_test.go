@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +58,12 @@ func TestSearchAsDuckDB(t *testing.T) {
 		{"NOT eventName:StopLogging", all},
 		{"eventName:Stop* AND NOT awsRegion:us-east-1", all},
 		{"eventName!=StopLogging AND NOT source:aws.cloudtrail", all},
+		// Tables of such a filter read a UNION ALL of the two parts.
+		{"eventName:StopLogging | stats count() by tenant, eventName", all},
+		{"eventName:Stop* OR eventName:Get* | timechart span=1h count() by eventName", all},
+		{"NOT eventName:StopLogging | stats count() by source", teamA},
+		{"eventName:GetSecretValue OR userAgent:curl | fields time, tenant, eventName, userAgent", all},
+		{"eventName:Stop* | head 2 | stats count() by source", all},
 		{"eventName:StopLogging | head 3", all},
 		{`eventName:""`, all},
 		{"userIdentity.type:AssumedRole", teamA},
@@ -93,6 +102,61 @@ func TestSearchAsDuckDB(t *testing.T) {
 				t.Error(d)
 			}
 		})
+	}
+}
+
+// TestUnionSourcesReadsNoDocuments: a statistic over a filter on a
+// document field that CloudTrail's parser copies into a column reads
+// CloudTrail's column, not its documents (query.Dialect.unionSources):
+// it stays within a bound of bytes read that a statistic over another
+// document field, which reads the documents, exceeds. 18.16 reads the
+// OR of the column and the document in one statement for every event.
+func TestUnionSourcesReadsNoDocuments(t *testing.T) {
+	ctx := context.Background()
+	ch, _ := bothStores(t, append(demoEvents(t), otherSources(t, len(demoEvents(t)))...))
+	// Half the documents' bytes on the smaller shard: ClickHouse checks
+	// the bound on each.
+	bound := int64(math.MaxInt64)
+	for shard := range ch.opts.Shards {
+		out, err := ch.query(ctx, shard, "SELECT sum(data_uncompressed_bytes) FROM system.columns WHERE database = currentDatabase() AND table = 'events_local' AND name IN ('doc_keys', 'doc_values') FORMAT TSV")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+		if err != nil || n == 0 {
+			t.Fatalf("shard %d: the documents' size %q: %v", shard, out, err)
+		}
+		bound = min(bound, n/2)
+	}
+	for _, tt := range []struct {
+		q        string
+		readsDoc bool
+	}{
+		{"eventName:StopLogging | stats count() by action", false},
+		{"eventName:Stop* OR eventSource:s3.amazonaws.com | timechart span=1h count() by tenant", false},
+		{"NOT awsRegion:us-east-1 | fields time, actor", false},
+		{"userIdentity.type:Root | stats count() by action", true},
+	} {
+		q, err := query.Parse(tt.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sql, err := query.Compile(query.Request{Query: q, Scope: query.Scope{All: true}}, query.ClickHouse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := inline(sql.Text, sql.Args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.send(ctx, 0, url.Values{"query": {text + " FORMAT Null"}, "database": {ch.opts.Database}, "max_bytes_to_read": {strconv.FormatInt(bound, 10)}}, nil)
+		exceeded := err != nil && strings.Contains(err.Error(), "Limit for (uncompressed) bytes to read exceeded")
+		if err != nil && !exceeded {
+			t.Fatalf("%s: %v", tt.q, err)
+		}
+		if exceeded != tt.readsDoc {
+			t.Errorf("%s: read over %d bytes: %v, want %v (%v)", tt.q, bound, exceeded, tt.readsDoc, err)
+		}
 	}
 }
 
