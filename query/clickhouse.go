@@ -47,7 +47,9 @@ var ClickHouse = &Dialect{
 		ns := span.Nanoseconds()
 		return sqlf("(intDiv(", x, ", ", param{ns}, ") * ", param{ns}, ")")
 	},
-	countDistinct: func(x frag) frag { return sqlf("uniqExact(", x, ")") },
+	// uniqExact of a Nullable column is NULL for a group without a
+	// value, where DuckDB's count(DISTINCT) is 0.
+	countDistinct: func(x frag) frag { return sqlf("ifNull(uniqExact(", x, "), 0)") },
 	// Counts are UInt64 here and BIGINT in DuckDB.
 	count: func(x frag) frag { return sqlf("toInt64(", x, ")") },
 	values: func(x frag, list bool) frag {

@@ -61,7 +61,8 @@ func TestSearchAsDuckDB(t *testing.T) {
 		// Tables of such a filter read a UNION ALL of the two parts.
 		{"eventName:StopLogging | stats count() by tenant, eventName", all},
 		{"eventName:Stop* OR eventName:Get* | timechart span=1h count() by eventName", all},
-		{"NOT eventName:StopLogging | stats count() by source", teamA},
+		{"NOT eventName:StopLogging | stats count(), dc(actor) by source", teamA},
+		{"NOT source:aws.cloudtrail | stats count(), dc(actor) by source", teamA},
 		{"eventName:GetSecretValue OR userAgent:curl | fields time, tenant, eventName, userAgent", all},
 		{"eventName:Stop* | head 2 | stats count() by source", all},
 		{"eventName:StopLogging | head 3", all},
