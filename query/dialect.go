@@ -125,11 +125,13 @@ var DuckDB = &Dialect{
 		return sqlf("make_timestamp((epoch_us(", x, ") // ", param{us}, ") * ", param{us}, ")")
 	},
 	countDistinct: func(x frag) frag { return sqlf("count(DISTINCT ", x, ")") },
+	// A group without a value has an empty list, as on ClickHouse, not
+	// NULL.
 	values: func(x frag, list bool) frag {
 		if list {
-			return sqlf("list_sort(list_distinct(flatten(list(", x, "))))")
+			return sqlf("coalesce(list_sort(list_distinct(flatten(list(", x, ")))), [])")
 		}
-		return sqlf("list_sort(list(DISTINCT ", x, ") FILTER (WHERE ", x, " IS NOT NULL))")
+		return sqlf("coalesce(list_sort(list(DISTINCT ", x, ") FILTER (WHERE ", x, " IS NOT NULL)), [])")
 	},
 	isTrue:   func(x frag) frag { return sqlf("coalesce(", x, ", FALSE)") },
 	trueLit:  "TRUE",

@@ -63,6 +63,7 @@ func TestSearchAsDuckDB(t *testing.T) {
 		{"eventName:Stop* OR eventName:Get* | timechart span=1h count() by eventName", all},
 		{"NOT eventName:StopLogging | stats count(), dc(actor) by source", teamA},
 		{"NOT source:aws.cloudtrail | stats count(), dc(actor) by source", teamA},
+		{"NOT source:aws.cloudtrail | stats values(actor), min(actor), max(time), sum(src_port), avg(src_port) by source", teamA},
 		{"eventName:GetSecretValue OR userAgent:curl | fields time, tenant, eventName, userAgent", all},
 		{"eventName:Stop* | head 2 | stats count() by source", all},
 		{"eventName:StopLogging | head 3", all},
