@@ -66,6 +66,11 @@ var searchCases = []searchCase{
 		query: "| stats count() by account, action",
 		sql:   "SELECT account, action, count(*) FROM events GROUP BY account, action ORDER BY account, action LIMIT 100",
 	},
+	{
+		name:  "group-by over an original field: eventName:StopLogging | stats count() by actor",
+		query: "eventName:StopLogging | stats count() by actor",
+		sql:   "SELECT actor, count(*) FROM events WHERE action = 'StopLogging' AND source = 'aws.cloudtrail' GROUP BY actor ORDER BY actor LIMIT 100",
+	},
 }
 
 // runSearch times each search case three ways on the same open store:
