@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -26,6 +27,9 @@ type redactions struct {
 	mu      sync.Mutex
 	r       ingest.Redaction
 	applied map[int]int64 // erased, by partition
+	// failOnce fails the first record of a partition that erased
+	// events, as a metadata database out of reach would.
+	failOnce bool
 }
 
 func (rs *redactions) Pending(_ context.Context, part int) ([]ingest.Redaction, error) {
@@ -40,6 +44,10 @@ func (rs *redactions) Pending(_ context.Context, part int) ([]ingest.Redaction, 
 func (rs *redactions) Applied(_ context.Context, id string, part int, erased int64) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if rs.failOnce && erased > 0 {
+		rs.failOnce = false
+		return errors.New("the metadata database is out of reach")
+	}
 	rs.applied[part] = erased
 	return nil
 }
@@ -60,7 +68,8 @@ func (rs *redactions) done(parts int) (map[int]int64, bool) {
 // that were still on the bus when it was filed (the node not started
 // yet), not only to those already stored: the partitions read past the
 // request before they apply it. The events sent after it is applied
-// stay.
+// stay. A record of the redaction applied that fails is made again, with
+// what the partition erased.
 func TestProcessorRedacts(t *testing.T) {
 	shards := chtest.Start(t, 2)
 	cluster := bustest.Start(t, 3)
@@ -111,7 +120,7 @@ func TestProcessorRedacts(t *testing.T) {
 	}
 	acceptPatiently(t, ctx, pub, ingest.Batch{Source: "test", ID: "before", Events: trail})
 	rs := &redactions{r: ingest.Redaction{ID: "r1", Query: "action:StopLogging", Reason: "a secret in the request", Requested: time.Now()},
-		applied: map[int]int64{}}
+		applied: map[int]int64{}, failOnce: true}
 
 	dir := t.TempDir()
 	signer, verifier, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, "ledger.key"), "vigil")

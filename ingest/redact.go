@@ -263,10 +263,20 @@ func (p *Processor) redact(ctx context.Context, rd *redactor, l *ledger.Ledger, 
 			return
 		}
 		p.log.Info("redaction applied", "partition", rd.part, "redaction", r.ID, "erased", len(seqs))
-		if err := rd.src.Applied(ctx, r.ID, rd.part, int64(len(seqs))); err != nil {
-			// Applied again when it comes back with the pending: the
-			// partition then finds nothing more to erase.
-			p.log.Warn("recording a redaction applied", "partition", rd.part, "redaction", r.ID, "err", err)
+		// Recorded until the record takes: applied again, the redaction
+		// would find nothing more to erase, and its record would say 0.
+		// (It does if the node stops first.)
+		for {
+			err := rd.src.Applied(ctx, r.ID, rd.part, int64(len(seqs)))
+			if err == nil {
+				return
+			}
+			p.log.Warn("recording a redaction applied; trying again", "partition", rd.part, "redaction", r.ID, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(rd.every):
+			}
 		}
 	}()
 	return nil
