@@ -31,7 +31,9 @@ type Request struct {
 	// such field for those alone: a store runs a query whose filter has
 	// one (SplitsSources) as two statements, one for each, so that
 	// neither reads the column and the documents of every event (a
-	// dialect without short-circuit evaluation would).
+	// dialect without short-circuit evaluation would). A table of such
+	// a query is compiled with both parts under a UNION ALL where the
+	// dialect has it (Dialect.unionSources).
 	Sources SourceSplit
 }
 
