@@ -297,13 +297,21 @@ func (r *Reader) Next(ctx context.Context, max int, wait time.Duration) ([]Msg, 
 	return out, nil
 }
 
-// Pending is how many messages of the partition are still to be read.
+// Pending is how many messages of the partition are still to be read:
+// those the servers have yet to deliver, and those they delivered that
+// did not come (on their way, or lost with a pull that expired, which
+// the servers deliver again after the consumer's AckWait). A reader
+// with none pending has read everything the partition holds.
 func (r *Reader) Pending(ctx context.Context) (uint64, error) {
 	info, err := r.c.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("bus: consumer of %s: %w", r.t.subject(r.p), err)
 	}
-	return info.NumPending, nil
+	n := info.NumPending
+	if r.durable && info.Delivered.Consumer > r.delivered {
+		n += info.Delivered.Consumer - r.delivered
+	}
+	return n, nil
 }
 
 // Ack acknowledges every message Next returned so far, and waits for the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vigilsec/vigil/bus"
 	"github.com/vigilsec/vigil/bus/bustest"
 )
@@ -302,4 +303,58 @@ func TestLead(t *testing.T) {
 	// and c takes it over then, not before (fn checks).
 	connB.Close()
 	waitFor("c")
+}
+
+// TestPendingCountsLostDeliveries: a message the servers delivered that
+// never came to the reader (here another client took it, as a pull that
+// expired on its way loses it) is still to be read: the reader is not
+// caught up, although the servers have nothing more to deliver. A
+// process node that took it for caught up told the correlations its
+// partition was idle, and they went on without the partition's events.
+func TestPendingCountsLostDeliveries(t *testing.T) {
+	c := bustest.Start(t, 3)
+	nc := c.Connect()
+	ctx := t.Context()
+	topic, err := bus.OpenTopic(ctx, nc, bus.TopicOptions{Name: "events", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topic.Publish(ctx, []bus.Msg{{ID: "a", Data: []byte("a")}, {ID: "b", Data: []byte("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := topic.Read(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := r.Next(ctx, 1, time.Second); err != nil || len(ms) != 1 {
+		t.Fatalf("read %d messages, %v", len(ms), err)
+	}
+	if n, err := r.Pending(ctx); err != nil || n != 1 {
+		t.Fatalf("pending %d, %v; want 1, the message not delivered yet", n, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, "events", "events-p0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := 0
+	for range batch.Messages() {
+		taken++
+	}
+	if taken != 1 {
+		t.Fatalf("the other client took %d messages, want 1", taken)
+	}
+	if ms, err := r.Next(ctx, 1, 200*time.Millisecond); err != nil || len(ms) != 0 {
+		t.Fatalf("read %d messages, %v; want none before the servers deliver it again", len(ms), err)
+	}
+	if n, err := r.Pending(ctx); err != nil || n != 1 {
+		t.Fatalf("pending %d, %v; want 1, the message delivered that did not come", n, err)
+	}
 }
