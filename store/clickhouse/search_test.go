@@ -62,6 +62,7 @@ func TestSearchAsDuckDB(t *testing.T) {
 		{"eventName:StopLogging | stats count() by tenant, eventName", all},
 		{"eventName:Stop* OR eventName:Get* | timechart span=1h count() by eventName", all},
 		{"NOT eventName:StopLogging | stats count(), dc(actor) by source", teamA},
+		// Groups without a value: dc() is 0 and values() empty in both.
 		{"NOT source:aws.cloudtrail | stats count(), dc(actor) by source", teamA},
 		{"NOT source:aws.cloudtrail | stats values(actor), min(actor), max(time), sum(src_port), avg(src_port) by source", teamA},
 		{"eventName:GetSecretValue OR userAgent:curl | fields time, tenant, eventName, userAgent", all},
