@@ -208,6 +208,28 @@ func stamp(paths []string) string {
 	return b.String()
 }
 
+// settle is how long a changed file must stay unchanged before it is
+// read again: a tool that writes a file in place truncates it and then
+// writes it, each step a change, and a file read between the two is
+// empty, which an owners map may validly be.
+const settle = time.Second
+
+// settling says some of the files changed within the last settle, and
+// may still be being written. A modification time in the future (a
+// clock set wrong) does not hold the files back.
+func settling(paths []string, now time.Time) bool {
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if age := now.Sub(fi.ModTime()); age >= 0 && age < settle {
+			return true
+		}
+	}
+	return false
+}
+
 // enrichment is the enricher of a command that ingests, and what keeps
 // its threat intel current.
 type enrichment struct {
@@ -495,14 +517,14 @@ func (e *enrichment) load() error {
 		e.geo = g
 		e.SetGeoIP(g)
 	}
-	if _, err := e.reloadRanges(); err != nil {
+	if _, err := e.reloadRanges(false); err != nil {
 		return fmt.Errorf("context.cloud_ranges: %w", err)
 	}
-	if _, err := e.reloadOwners(); err != nil {
+	if _, err := e.reloadOwners(false); err != nil {
 		return fmt.Errorf("context.owners: %w", err)
 	}
 	if len(c.Intel) > 0 {
-		if _, err := e.reloadIntel(); err != nil {
+		if _, err := e.reloadIntel(false); err != nil {
 			return fmt.Errorf("context.intel: %w", err)
 		}
 	}
@@ -570,8 +592,10 @@ func (e *enrichment) importSnapshots(sc snapshotConfig) error {
 
 // reloadIntel loads the threat-intel lists again if their files changed
 // since they were last loaded, and reports whether it did. On an error
-// the lists loaded before stay in use.
-func (e *enrichment) reloadIntel() (bool, error) {
+// the lists loaded before stay in use. A patient reload (the watch's)
+// leaves files changed within settle for a later one, as do
+// reloadOwners and reloadRanges.
+func (e *enrichment) reloadIntel(patient bool) (bool, error) {
 	srcs, err := e.cfg.intelSources()
 	if err != nil {
 		return false, err
@@ -581,7 +605,7 @@ func (e *enrichment) reloadIntel() (bool, error) {
 		paths[i] = src.Path
 	}
 	s := stamp(paths)
-	if s == e.intelStamp {
+	if s == e.intelStamp || patient && settling(paths, time.Now()) {
 		return false, nil
 	}
 	in, stats, err := inventory.LoadIntel(srcs...)
@@ -602,13 +626,13 @@ func (e *enrichment) reloadIntel() (bool, error) {
 
 // reloadOwners reads the owners map if it changed since it was last
 // read, and reports whether it did.
-func (e *enrichment) reloadOwners() (bool, error) {
+func (e *enrichment) reloadOwners(patient bool) (bool, error) {
 	path := e.cfg.Owners
 	if path == "" {
 		return false, nil
 	}
 	st := stamp([]string{path})
-	if st == e.ownersStamp {
+	if st == e.ownersStamp || patient && settling([]string{path}, time.Now()) {
 		return false, nil
 	}
 	f, err := os.Open(path)
@@ -628,13 +652,13 @@ func (e *enrichment) reloadOwners() (bool, error) {
 
 // reloadRanges reads the cloud ranges if a file of them changed since
 // they were last read, and reports whether one did.
-func (e *enrichment) reloadRanges() (bool, error) {
+func (e *enrichment) reloadRanges(patient bool) (bool, error) {
 	paths := e.cfg.CloudRanges
 	if len(paths) == 0 {
 		return false, nil
 	}
 	st := stamp(paths)
-	if st == e.rangesStamp {
+	if st == e.rangesStamp || patient && settling(paths, time.Now()) {
 		return false, nil
 	}
 	rs, err := loadRanges(paths)
@@ -656,13 +680,13 @@ func (e *enrichment) watch(ctx context.Context) {
 		return
 	}
 	everyTick(ctx, c.intelReload, func() {
-		if _, err := e.reloadIntel(); err != nil {
+		if _, err := e.reloadIntel(true); err != nil {
 			e.logger.Error("reloading threat intel; the lists loaded before stay in use", "err", err)
 		}
-		if _, err := e.reloadOwners(); err != nil {
+		if _, err := e.reloadOwners(true); err != nil {
 			e.logger.Error("reloading the owners map; the map loaded before stays in use", "err", err)
 		}
-		if _, err := e.reloadRanges(); err != nil {
+		if _, err := e.reloadRanges(true); err != nil {
 			e.logger.Error("reloading cloud ranges; the ranges loaded before stay in use", "err", err)
 		}
 	})

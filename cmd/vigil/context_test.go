@@ -176,7 +176,7 @@ func TestIntelReload(t *testing.T) {
 	}
 	reload := func(want bool) {
 		t.Helper()
-		if got, err := e.reloadIntel(); err != nil || got != want {
+		if got, err := e.reloadIntel(false); err != nil || got != want {
 			t.Fatalf("reloadIntel = %v, %v; want %v", got, err, want)
 		}
 	}
@@ -191,14 +191,14 @@ func TestIntelReload(t *testing.T) {
 		t.Error("changed list not in use")
 	}
 	write("not an indicator\n", t0.Add(2*time.Minute))
-	if _, err := e.reloadIntel(); err == nil || !strings.Contains(err.Error(), list) {
+	if _, err := e.reloadIntel(false); err == nil || !strings.Contains(err.Error(), list) {
 		t.Errorf("a list of nothing readable: %v", err)
 	}
 	if hits("198.51.100.8") != 1 {
 		t.Error("a broken reload dropped the lists in use")
 	}
 	os.Remove(list)
-	if _, err := e.reloadIntel(); err == nil {
+	if _, err := e.reloadIntel(false); err == nil {
 		t.Error("a list that is gone: no error")
 	}
 	if hits("198.51.100.8") != 1 {
@@ -407,4 +407,46 @@ func TestBackfillOriginsServed(t *testing.T) {
 	srv.wait("the server saying it gave events their origin", func() bool {
 		return strings.Contains(srv.log.String(), "gave events the origin of their credential")
 	})
+}
+
+// TestReloadWaitsForFilesToSettle: the watch leaves a file changed
+// within the last second alone, as a tool writing it in place may have
+// only truncated it yet: an empty owners map is a valid one, and was
+// once read so (TestWatch failed in CI with the team gone). A reload
+// at start does not wait.
+func TestReloadWaitsForFilesToSettle(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "owners.yaml")
+	old := time.Now().Add(-time.Hour)
+	write := func(text string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("rules:\n  - account: \"111111111111\"\n    team: payments\n", old)
+	e := &enrichment{Enricher: inventory.NewEnricher(nil), cfg: &contextConfig{Owners: path}, logger: slog.New(slog.DiscardHandler)}
+	team := func() string {
+		ev := &event.Event{Cloud: event.Cloud{Account: "111111111111"}, Raw: []byte(`{}`)}
+		e.Enrich([]*event.Event{ev})
+		return ev.Context.Team
+	}
+	if _, err := e.reloadOwners(true); err != nil || team() != "payments" {
+		t.Fatalf("a settled file: team %q, %v", team(), err)
+	}
+	write("", time.Now()) // truncated, the rest not written yet
+	if loaded, err := e.reloadOwners(true); err != nil || loaded || team() != "payments" {
+		t.Errorf("a file changed just now: loaded %v (%v), team %q", loaded, err, team())
+	}
+	write("rules:\n  - account: \"111111111111\"\n    team: identity\n", old.Add(time.Minute))
+	if loaded, err := e.reloadOwners(true); err != nil || !loaded || team() != "identity" {
+		t.Errorf("the file written: loaded %v (%v), team %q", loaded, err, team())
+	}
+	write("", time.Now())
+	if loaded, err := e.reloadOwners(false); err != nil || !loaded || team() != "" {
+		t.Errorf("at start, a file changed just now: loaded %v (%v), team %q", loaded, err, team())
+	}
 }
