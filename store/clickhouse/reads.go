@@ -79,39 +79,13 @@ func (s *Store) Seqs(ctx context.Context, req query.Request) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	seqs, err := s.pickSplit(ctx, req)
+	seqs, err := s.pick(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	slices.Sort(seqs)
 	if seqs == nil {
 		seqs = []uint64{}
-	}
-	return seqs, nil
-}
-
-// pickSplit is pick for Seqs, which sorts what it returns: a filter
-// alone on a field CloudTrail's parser copies into a column
-// (query.SplitsSources) reads CloudTrail's events and the others apart,
-// as pickEvents does, and gives the seqs of both parts when they are all
-// the query keeps (no more than req.Limit); else the query runs whole.
-func (s *Store) pickSplit(ctx context.Context, req query.Request) ([]uint64, error) {
-	if req.Query == nil || len(req.Query.Pipes) > 0 || !query.SplitsSources(req.Query) {
-		return s.pick(ctx, req)
-	}
-	var seqs []uint64
-	for _, part := range []query.SourceSplit{query.CopyingSources, query.OtherSources} {
-		r := req
-		r.Sources = part
-		got, err := s.pick(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		seqs = append(seqs, got...)
-	}
-	if req.Limit > 0 && len(seqs) > req.Limit {
-		// Which come first is the events' order across both parts.
-		return s.pick(ctx, req)
 	}
 	return seqs, nil
 }

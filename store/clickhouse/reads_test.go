@@ -225,8 +225,8 @@ func TestReadsAsDuckDB(t *testing.T) {
 			{q: "*", scope: query.Scope{}, want: 0},
 			{q: "NOT outcome:success", scope: all, from: from, to: to, want: -1},
 			{q: "password", scope: all, limit: 3, want: -1},
-			// CloudTrail's events and the others apart (pickSplit): all
-			// of both, or, past the limit, the query whole.
+			// CloudTrail's events and the others apart, under a UNION ALL
+			// (query.Dialect.unionSources), in the events' order.
 			{q: "eventName:StopLogging", scope: all, want: -1},
 			{q: "eventName:Stop* OR eventName:Get*", scope: all, limit: 1000, want: -1},
 			{q: "eventName:Stop* OR eventName:Get*", scope: all, limit: 3, want: 3},
